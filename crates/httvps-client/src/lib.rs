@@ -1,0 +1,1 @@
+//! HTTVPS client SDK (being written).

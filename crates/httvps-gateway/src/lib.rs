@@ -1,0 +1,1 @@
+//! The HTTVPS gateway (being written).
