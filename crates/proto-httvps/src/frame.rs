@@ -90,6 +90,11 @@ pub enum Frame<'a> {
         message: Cow<'a, str>,
         /// The stream concerned, for stream-scoped errors.
         stream_id: Option<Cow<'a, str>>,
+        /// A machine-readable cause for stream-scoped errors (`refused`,
+        /// `unreachable`, `not_allowed`, `timeout`, …), matching the
+        /// `stream_close` reason that follows. An extension: peers that do not
+        /// know it ignore it, as unknown fields are ignored.
+        reason: Option<Cow<'a, str>>,
     },
 }
 
@@ -148,10 +153,12 @@ impl Frame<'_> {
                 code,
                 message,
                 stream_id,
+                reason,
             } => Frame::Error {
                 code,
                 message: own(message),
                 stream_id: stream_id.map(own),
+                reason: reason.map(own),
             },
         }
     }
@@ -308,6 +315,7 @@ pub fn decode_limited(text: &str, max_len: usize) -> Result<Frame<'_>, DecodeErr
             })?),
             message: message.unwrap_or_default(),
             stream_id,
+            reason,
         },
         other => return Err(DecodeError::UnknownType(other.to_owned())),
     };
@@ -404,6 +412,7 @@ pub fn encode(frame: &Frame<'_>, out: &mut String) {
             code,
             message,
             stream_id,
+            reason,
         } => {
             out.push_str(r#"{"type":"error","code":"#);
             push_json_str(out, code.as_str());
@@ -412,6 +421,10 @@ pub fn encode(frame: &Frame<'_>, out: &mut String) {
             if let Some(id) = stream_id {
                 out.push_str(r#","stream_id":"#);
                 push_json_str(out, id);
+            }
+            if let Some(reason) = reason {
+                out.push_str(r#","reason":"#);
+                push_json_str(out, reason);
             }
             out.push('}');
         }
@@ -527,6 +540,7 @@ mod tests {
             code: ErrorCode::StreamError,
             message: "limit\n".into(),
             stream_id: Some("s9".into()),
+            reason: Some("refused".into()),
         });
     }
 
