@@ -1,1 +1,39 @@
-//! HTTVPS client SDK (being written).
+//! HTTVPS client SDK.
+//!
+//! Two levels, both over one TLS WebSocket session with a gateway:
+//!
+//! - [`Session`] is the seed's SDK, frame by frame: `open_stream` (auto ids
+//!   `s1`, `s2`, …), `send_data`, `close_stream` and `next_event(timeout)`,
+//!   which returns every incoming frame but `ping` (answered automatically).
+//! - [`Tunnel`] multiplexes: a background driver owns the socket, answers
+//!   pings, sends keepalives and hands each [`Stream`] its bytes. A `Stream` is
+//!   `AsyncRead + AsyncWrite`, so any tokio code (a SOCKS proxy, `copy`) can use
+//!   one tunnelled connection like a `TcpStream`.
+//!
+//! [`ControlPlane`] turns device credentials into the short-lived, single-use
+//! session tokens that `hello` needs; [`connect_with_device`] fetches a fresh
+//! one for every (re)connect.
+//!
+//! The wire format and the stream-id rules live in `proto-httvps`; this crate
+//! only drives them with tokio.
+#![warn(missing_docs)]
+
+mod config;
+mod connect;
+mod control;
+mod error;
+mod secret;
+mod session;
+mod stream;
+mod tls;
+mod tunnel;
+
+pub use config::{ClientConfig, KeepaliveConfig, TlsOptions};
+pub use control::{ControlPlane, DeviceCredentials, SessionGrant, connect_with_device};
+pub use error::{ClientError, StreamEnd};
+pub use proto_httvps::{ErrorCode, Frame, TargetAddr};
+pub use secret::Secret;
+pub use session::Session;
+pub use stream::Stream;
+pub use tls::spki_sha256;
+pub use tunnel::{CloseReason, Tunnel, TunnelState};

@@ -1,0 +1,210 @@
+//! One tunnelled connection as `AsyncRead + AsyncWrite`.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
+
+use bytes::{Buf, Bytes};
+use proto_httvps::TargetAddr;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_util::sync::PollSender;
+
+use crate::error::StreamEnd;
+use crate::tunnel::{Guard, LocalClose};
+
+/// How a stream ended; written once by the driver, read by the stream.
+#[derive(Default)]
+pub(crate) struct EndCell(Mutex<Option<StreamEnd>>);
+
+impl EndCell {
+    /// Records the end; the first one wins.
+    pub(crate) fn set(&self, end: StreamEnd) {
+        let mut cell = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if cell.is_none() {
+            *cell = Some(end);
+        }
+    }
+
+    pub(crate) fn get(&self) -> Option<StreamEnd> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// A tunnelled TCP connection.
+///
+/// Reads end with EOF when the gateway closes the stream normally, and with an
+/// `io::Error` whose kind says why otherwise (`ConnectionRefused`,
+/// `HostUnreachable`, `PermissionDenied` for a target the gateway refuses,
+/// `TimedOut`, `ConnectionAborted` when the session is lost).
+///
+/// The protocol has no half-close: `stream_close` ends both directions. So
+/// `shutdown()` only stops writing, and the `stream_close` is sent when the
+/// stream is dropped (or [`Stream::close`] is called) — after the reply has
+/// been read.
+pub struct Stream {
+    id: String,
+    target: TargetAddr,
+    guard: Arc<Guard>,
+    rx: mpsc::Receiver<Bytes>,
+    end: Arc<EndCell>,
+    pending: Bytes,
+    out: PollSender<Message>,
+    chunk: usize,
+    write_shut: bool,
+    permit: Option<OwnedSemaphorePermit>,
+    close_reason: Option<String>,
+}
+
+impl Stream {
+    pub(crate) fn new(
+        id: String,
+        target: TargetAddr,
+        guard: Arc<Guard>,
+        rx: mpsc::Receiver<Bytes>,
+        end: Arc<EndCell>,
+        permit: OwnedSemaphorePermit,
+    ) -> Stream {
+        let shared = &guard.0;
+        let chunk = shared.config.chunk_for(id.len());
+        let out = PollSender::new(shared.out_tx.clone());
+        Stream {
+            id,
+            target,
+            guard,
+            rx,
+            end,
+            pending: Bytes::new(),
+            out,
+            chunk,
+            write_shut: false,
+            permit: Some(permit),
+            close_reason: None,
+        }
+    }
+
+    /// The stream's id within its session (`s1`, `s2`, …).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Where the stream goes.
+    pub fn target(&self) -> &TargetAddr {
+        &self.target
+    }
+
+    /// How the stream ended, once it has.
+    pub fn end(&self) -> Option<StreamEnd> {
+        self.end.get()
+    }
+
+    /// Ends the stream now, telling the gateway `reason`.
+    pub fn close(mut self, reason: impl Into<String>) {
+        self.close_reason = Some(reason.into());
+    }
+
+    fn write_error(&self) -> io::Error {
+        match self.end.get() {
+            Some(end) if end.is_clean() => io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "stream was closed by the gateway",
+            ),
+            Some(end) => end.to_io_error(),
+            None => io::Error::new(io::ErrorKind::ConnectionAborted, "session closed"),
+        }
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        loop {
+            if !this.pending.is_empty() {
+                let n = this.pending.len().min(buf.remaining());
+                buf.put_slice(&this.pending[..n]);
+                this.pending.advance(n);
+                return Poll::Ready(Ok(()));
+            }
+            match ready!(this.rx.poll_recv(cx)) {
+                Some(bytes) => this.pending = bytes,
+                None => {
+                    return Poll::Ready(match this.end.get() {
+                        Some(end) if !end.is_clean() => Err(end.to_io_error()),
+                        _ => Ok(()),
+                    });
+                }
+            }
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        if this.write_shut {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "stream was shut down for writing",
+            )));
+        }
+        if this.end.get().is_some() {
+            return Poll::Ready(Err(this.write_error()));
+        }
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        if ready!(this.out.poll_reserve(cx)).is_err() {
+            return Poll::Ready(Err(this.write_error()));
+        }
+        let n = buf.len().min(this.chunk);
+        let mut text = String::new();
+        proto_httvps::encode_stream_data(&this.id, &buf[..n], &mut text);
+        if this
+            .out
+            .send_item(Message::Text(Utf8Bytes::from(text)))
+            .is_err()
+        {
+            return Poll::Ready(Err(this.write_error()));
+        }
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // The driver's writer flushes after every batch; nothing is held here.
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.write_shut = true;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        let _ = self.guard.0.close_tx.send(LocalClose {
+            id: std::mem::take(&mut self.id),
+            reason: self.close_reason.take(),
+            permit: self.permit.take(),
+        });
+    }
+}
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stream")
+            .field("id", &self.id)
+            .field("target", &self.target)
+            .finish()
+    }
+}

@@ -1,0 +1,158 @@
+//! The rustls client configuration: system roots (plus an optional CA file),
+//! or a certificate pin.
+
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use sha2::{Digest, Sha256};
+
+use crate::config::TlsOptions;
+use crate::error::ClientError;
+
+/// The process-wide provider: aws-lc-rs (the shadowsocks crate forces it).
+/// Installed on first use so that `ClientConfig::builder()` never panics on an
+/// ambiguous choice; an existing default is kept.
+pub(crate) fn provider() -> Arc<CryptoProvider> {
+    if let Some(p) = CryptoProvider::get_default() {
+        return p.clone();
+    }
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    CryptoProvider::get_default()
+        .expect("a provider was just installed")
+        .clone()
+}
+
+/// SHA-256 of a certificate's SubjectPublicKeyInfo: the value to pin.
+pub fn spki_sha256(cert_der: &[u8]) -> Result<[u8; 32], ClientError> {
+    let (_, cert) = x509_parser::parse_x509_certificate(cert_der)
+        .map_err(|e| ClientError::TlsConfig(format!("cannot parse certificate: {e}")))?;
+    Ok(Sha256::digest(cert.tbs_certificate.subject_pki.raw).into())
+}
+
+/// Builds the rustls client configuration for `opts`, with `alpn` protocols.
+pub(crate) fn client_config(
+    opts: &TlsOptions,
+    alpn: &[&[u8]],
+) -> Result<rustls::ClientConfig, ClientError> {
+    let provider = provider();
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ClientError::TlsConfig(e.to_string()))?;
+    let mut config = if let Some(pin) = opts.pin_sha256 {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(PinVerifier { pin, provider }))
+            .with_no_client_auth()
+    } else {
+        builder
+            .with_root_certificates(root_store(opts)?)
+            .with_no_client_auth()
+    };
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(config)
+}
+
+/// System roots plus the optional CA file.
+fn root_store(opts: &TlsOptions) -> Result<RootCertStore, ClientError> {
+    let mut roots = RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for cert in native.certs {
+        // A single malformed system certificate must not make TLS unusable.
+        let _ = roots.add(cert);
+    }
+    if let Some(path) = &opts.ca_file {
+        let certs = CertificateDer::pem_file_iter(path).map_err(|e| {
+            ClientError::TlsConfig(format!("cannot read CA file {}: {e}", path.display()))
+        })?;
+        let mut added = 0;
+        for cert in certs {
+            let cert = cert.map_err(|e| {
+                ClientError::TlsConfig(format!("bad certificate in {}: {e}", path.display()))
+            })?;
+            roots.add(cert).map_err(|e| {
+                ClientError::TlsConfig(format!("unusable CA in {}: {e}", path.display()))
+            })?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(ClientError::TlsConfig(format!(
+                "no PEM certificate found in {}",
+                path.display()
+            )));
+        }
+    }
+    if roots.is_empty() {
+        return Err(ClientError::TlsConfig(
+            "no trusted roots: install ca-certificates, or give a CA file or a pin".into(),
+        ));
+    }
+    Ok(roots)
+}
+
+/// Accepts exactly the certificate whose SPKI hashes to the pin; handshake
+/// signatures are still verified with that key, so only its holder passes.
+#[derive(Debug)]
+struct PinVerifier {
+    pin: [u8; 32],
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for PinVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let got = spki_sha256(end_entity).map_err(|_| {
+            rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding)
+        })?;
+        if got == self.pin {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
