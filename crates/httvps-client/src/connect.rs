@@ -27,6 +27,8 @@ pub(crate) struct Connected {
     pub ws: WsStream,
     pub session_id: String,
     pub max_streams: u32,
+    /// The gateway will send `stream_ready` for each stream.
+    pub stream_ready: bool,
 }
 
 /// Where to connect, read from a `wss://` URL.
@@ -173,6 +175,7 @@ async fn handshake(
                     ws,
                     session_id: session_id.into_owned(),
                     max_streams,
+                    stream_ready: false,
                 });
             }
             Ok(Frame::Error { code, message, .. }) => {

@@ -145,6 +145,9 @@ fn is_failure_reason(reason: &str) -> bool {
             | "limit"
             | "bad_stream"
             | "slow_upstream"
+            | "slow_reader"
+            | "shutdown"
+            | "idle"
     )
 }
 

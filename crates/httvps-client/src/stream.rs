@@ -2,34 +2,64 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, Bytes};
 use proto_httvps::TargetAddr;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio::sync::{Notify, OwnedSemaphorePermit, mpsc};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::PollSender;
 
 use crate::error::StreamEnd;
 use crate::tunnel::{Guard, LocalClose};
 
-/// How a stream ended; written once by the driver, read by the stream.
+/// What the driver tells a stream besides its bytes: that the gateway reached
+/// the target (`stream_ready`), and how the stream ended. Each is written once.
 #[derive(Default)]
-pub(crate) struct EndCell(Mutex<Option<StreamEnd>>);
+pub(crate) struct EndCell {
+    end: Mutex<Option<StreamEnd>>,
+    ready: AtomicBool,
+    changed: Notify,
+}
 
 impl EndCell {
     /// Records the end; the first one wins.
     pub(crate) fn set(&self, end: StreamEnd) {
-        let mut cell = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cell = self.end.lock().unwrap_or_else(|e| e.into_inner());
         if cell.is_none() {
             *cell = Some(end);
         }
+        drop(cell);
+        self.changed.notify_waiters();
     }
 
     pub(crate) fn get(&self) -> Option<StreamEnd> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.end.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Records that the gateway reached the target.
+    pub(crate) fn set_ready(&self) {
+        self.ready.store(true, Ordering::Release);
+        self.changed.notify_waiters();
+    }
+
+    /// Waits for `stream_ready` or the end, whichever comes first.
+    async fn wait_ready(&self) -> Result<(), StreamEnd> {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if let Some(end) = self.get() {
+                return Err(end);
+            }
+            if self.ready.load(Ordering::Acquire) {
+                return Ok(());
+            }
+            changed.await;
+        }
     }
 }
 
@@ -98,6 +128,20 @@ impl Stream {
     /// How the stream ended, once it has.
     pub fn end(&self) -> Option<StreamEnd> {
         self.end.get()
+    }
+
+    /// Waits until the gateway has reached the target, so a proxy can report
+    /// success or the precise failure (refused, unreachable, not allowed) to
+    /// its client before any byte flows. With a gateway that does not offer
+    /// `stream_ready`, returns at once and failures surface on first read.
+    pub async fn ready(&self) -> Result<(), StreamEnd> {
+        if !self.guard.0.stream_ready {
+            return match self.end.get() {
+                Some(end) if !end.is_clean() => Err(end),
+                _ => Ok(()),
+            };
+        }
+        self.end.wait_ready().await
     }
 
     /// Ends the stream now, telling the gateway `reason`.

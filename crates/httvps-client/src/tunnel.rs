@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::config::ClientConfig;
-use crate::connect::{WsStream, connect};
+use crate::connect::{Connected, WsStream, connect};
 use crate::error::{ClientError, StreamEnd};
 use crate::secret::Secret;
 use crate::stream::{EndCell, Stream};
@@ -108,6 +108,8 @@ pub(crate) struct LocalClose {
 /// State shared by the tunnel handles, its streams and the driver tasks.
 pub(crate) struct Shared {
     pub(crate) session_id: String,
+    /// Whether the gateway announces `stream_ready` (negotiated in hello/ready).
+    pub(crate) stream_ready: bool,
     pub(crate) config: ClientConfig,
     registry: Mutex<Registry>,
     pub(crate) out_tx: mpsc::Sender<Message>,
@@ -177,20 +179,22 @@ impl Tunnel {
     /// Connects with a session token and starts the driver.
     pub async fn connect(config: ClientConfig, token: &Secret) -> Result<Tunnel, ClientError> {
         let connected = connect(&config, token).await?;
-        Ok(Tunnel::start(
-            config,
-            connected.ws,
-            connected.session_id,
-            connected.max_streams,
-        ))
+        Ok(Tunnel::start(config, connected))
     }
 
-    fn start(config: ClientConfig, ws: WsStream, session_id: String, max_streams: u32) -> Tunnel {
+    fn start(config: ClientConfig, connected: Connected) -> Tunnel {
+        let Connected {
+            ws,
+            session_id,
+            max_streams,
+            stream_ready,
+        } = connected;
         let (out_tx, out_rx) = mpsc::channel(config.write_queue_frames.max(1));
         let (close_tx, close_rx) = mpsc::unbounded_channel();
         let (state, _) = watch::channel(TunnelState::Active);
         let shared = Arc::new(Shared {
             session_id,
+            stream_ready,
             registry: Mutex::new(Registry {
                 rules: ClientStreams::new(max_streams),
                 slots: HashMap::new(),

@@ -1,1 +1,23 @@
-//! Test peers (being written).
+//! Real peers that the project's integration tests start themselves.
+//!
+//! Every peer binds 127.0.0.1 (port 0, or a free port found first for external
+//! programs), and is stopped when dropped: tests never rely on a running service.
+
+#![warn(missing_docs)]
+
+pub mod backend;
+pub mod certs;
+pub mod process;
+pub mod servers;
+pub mod shadowsocks;
+
+pub use backend::{Grant, OutlineNode, TestBackend, TestBackendBuilder};
+pub use certs::{TestCert, install_crypto_provider};
+pub use process::{GatewayProcess, wait_for_port};
+pub use servers::{
+    EchoServer, HttpServer, ServerFirst, TcpBlackhole, closed_port, pseudo_random_bytes, sha256_hex,
+};
+pub use shadowsocks::{InProcessSsServer, SsServer};
+
+#[cfg(test)]
+mod test_http;

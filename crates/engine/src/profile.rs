@@ -1,0 +1,430 @@
+//! Profiles: how to reach a server and how to run the local proxy, kept in a
+//! TOML file in the platform's config directory. Secrets are never in it: they
+//! live in a [`crate::secrets::SecretStore`] under the profile's name.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::backoff::{ReconnectPolicy, secs_f64};
+
+/// The default local proxy address: loopback only.
+pub const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 1080);
+
+/// A profile could not be loaded, saved or used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProfileError {
+    /// The file could not be read or written.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What we were doing.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML of the expected shape.
+    #[error("{path} is not a valid profiles file: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's explanation (with line and column).
+        message: String,
+    },
+    /// A profile's fields do not make sense together.
+    #[error("profile {name:?}: {message}")]
+    Invalid {
+        /// The profile.
+        name: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+    /// No profile by that name.
+    #[error("no profile named {0:?} (see `httvps profiles`)")]
+    NotFound(String),
+    /// The platform has no config directory (no home directory).
+    #[error("cannot find a configuration directory for this user")]
+    NoConfigDir,
+}
+
+/// Limits of the client side, in seconds in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClientLimits {
+    /// How long a new proxy connection waits for a free stream slot.
+    #[serde(with = "secs_f64")]
+    pub slot_wait: Duration,
+    /// How long a new proxy connection waits while the tunnel reconnects.
+    #[serde(with = "secs_f64")]
+    pub reconnect_wait: Duration,
+    /// Handshake limit (TCP + TLS + WebSocket + ready).
+    #[serde(with = "secs_f64")]
+    pub handshake_timeout: Duration,
+    /// Time between keepalive pings.
+    #[serde(with = "secs_f64")]
+    pub keepalive_interval: Duration,
+    /// Silence after which the session is declared lost.
+    #[serde(with = "secs_f64")]
+    pub dead_after: Duration,
+}
+
+impl Default for ClientLimits {
+    fn default() -> Self {
+        ClientLimits {
+            slot_wait: Duration::from_secs(30),
+            reconnect_wait: Duration::from_secs(15),
+            handshake_timeout: Duration::from_secs(10),
+            keepalive_interval: Duration::from_secs(15),
+            dead_after: Duration::from_secs(45),
+        }
+    }
+}
+
+/// One profile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// Unique name; also the keychain account prefix.
+    pub name: String,
+    /// A gateway URL (`wss://host:port/ws`), used with a session token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+    /// A control-plane URL (`https://api.example`), used with a device login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
+    /// The device id for the control plane.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
+    /// Preferred region for the control plane.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Extra CA certificates (PEM) to trust.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// Gateway certificate pin: hex SHA-256 of its SubjectPublicKeyInfo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin_sha256: Option<String>,
+    /// TLS server name, when it differs from the URL's host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sni: Option<String>,
+    /// Local proxy address (default 127.0.0.1:1080).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// Local proxy user name; the password is in the keychain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_username: Option<String>,
+    /// Reconnect policy.
+    #[serde(default)]
+    pub reconnect: ReconnectPolicy,
+    /// Client-side limits.
+    #[serde(default)]
+    pub limits: ClientLimits,
+}
+
+/// How a profile authenticates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerSpec<'a> {
+    /// Straight to a gateway with a session token.
+    Gateway(&'a str),
+    /// Through the control plane with device credentials.
+    ControlPlane {
+        /// The control-plane URL.
+        backend: &'a str,
+        /// The device id.
+        device_id: &'a str,
+    },
+}
+
+impl Profile {
+    /// A profile for a gateway URL with defaults everywhere else.
+    pub fn for_gateway(name: impl Into<String>, gateway: impl Into<String>) -> Profile {
+        Profile {
+            name: name.into(),
+            gateway: Some(gateway.into()),
+            backend: None,
+            device_id: None,
+            region: None,
+            ca_file: None,
+            pin_sha256: None,
+            sni: None,
+            listen: None,
+            proxy_username: None,
+            reconnect: ReconnectPolicy::default(),
+            limits: ClientLimits::default(),
+        }
+    }
+
+    /// Checks the fields and says how this profile reaches its server.
+    pub fn server(&self) -> Result<ServerSpec<'_>, ProfileError> {
+        let invalid = |message: &str| ProfileError::Invalid {
+            name: self.name.clone(),
+            message: message.to_owned(),
+        };
+        if self.name.trim().is_empty() || self.name.contains('/') {
+            return Err(invalid("the name must be non-empty and contain no '/'"));
+        }
+        if let Some(pin) = &self.pin_sha256 {
+            decode_pin(pin).map_err(|m| invalid(&m))?;
+        }
+        match (&self.gateway, &self.backend, &self.device_id) {
+            (Some(gw), None, None) => {
+                if !gw.starts_with("wss://") {
+                    return Err(invalid(
+                        "gateway must be a wss:// URL, e.g. wss://gw.example/ws",
+                    ));
+                }
+                Ok(ServerSpec::Gateway(gw))
+            }
+            (None, Some(backend), Some(device_id)) => {
+                if !(backend.starts_with("https://") || backend.starts_with("http://")) {
+                    return Err(invalid("backend must be an https:// URL"));
+                }
+                Ok(ServerSpec::ControlPlane { backend, device_id })
+            }
+            (None, Some(_), None) => Err(invalid("a backend needs a device_id")),
+            (None, None, Some(_)) => Err(invalid("a device_id needs a backend URL")),
+            (None, None, None) => Err(invalid(
+                "set either gateway = \"wss://…\" or backend + device_id",
+            )),
+            _ => Err(invalid(
+                "set either gateway or backend + device_id, not both",
+            )),
+        }
+    }
+
+    /// The local proxy address.
+    pub fn listen(&self) -> SocketAddr {
+        self.listen.unwrap_or(DEFAULT_LISTEN)
+    }
+
+    /// The decoded pin, if any.
+    pub fn pin(&self) -> Result<Option<[u8; 32]>, ProfileError> {
+        self.pin_sha256
+            .as_deref()
+            .map(decode_pin)
+            .transpose()
+            .map_err(|message| ProfileError::Invalid {
+                name: self.name.clone(),
+                message,
+            })
+    }
+}
+
+/// Reads a hex SHA-256 pin (colons allowed, as certificate tools print them).
+pub fn decode_pin(text: &str) -> Result<[u8; 32], String> {
+    let hex: String = text.chars().filter(|c| *c != ':').collect();
+    if hex.len() != 64 {
+        return Err(format!(
+            "pin_sha256 must be 64 hex digits (SHA-256), got {}",
+            hex.len()
+        ));
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
+            .map_err(|_| "pin_sha256 must be hexadecimal".to_owned())?;
+    }
+    Ok(out)
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfilesFile {
+    /// The profile used when none is named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+    /// The profiles.
+    #[serde(default, rename = "profile")]
+    pub profiles: Vec<Profile>,
+}
+
+impl ProfilesFile {
+    /// The named profile, or the default one, or the only one.
+    pub fn pick(&self, name: Option<&str>) -> Result<&Profile, ProfileError> {
+        let wanted = name.or(self.default.as_deref());
+        match wanted {
+            Some(name) => self
+                .profiles
+                .iter()
+                .find(|p| p.name == name)
+                .ok_or_else(|| ProfileError::NotFound(name.to_owned())),
+            None if self.profiles.len() == 1 => Ok(&self.profiles[0]),
+            None => Err(ProfileError::NotFound(
+                "(none given; use --profile NAME)".into(),
+            )),
+        }
+    }
+
+    /// Adds or replaces a profile by name.
+    pub fn upsert(&mut self, profile: Profile) {
+        match self.profiles.iter_mut().find(|p| p.name == profile.name) {
+            Some(existing) => *existing = profile,
+            None => self.profiles.push(profile),
+        }
+    }
+
+    /// Removes a profile; returns whether it existed.
+    pub fn remove(&mut self, name: &str) -> bool {
+        let before = self.profiles.len();
+        self.profiles.retain(|p| p.name != name);
+        if self.default.as_deref() == Some(name) {
+            self.default = None;
+        }
+        self.profiles.len() != before
+    }
+}
+
+/// Reads and writes the profiles file.
+#[derive(Debug, Clone)]
+pub struct ProfileStore {
+    path: PathBuf,
+}
+
+impl ProfileStore {
+    /// The file at `path`.
+    pub fn at(path: impl Into<PathBuf>) -> Self {
+        ProfileStore { path: path.into() }
+    }
+
+    /// `profiles.toml` in the platform config dir (e.g. `~/.config/httvps/`).
+    pub fn default_location() -> Result<Self, ProfileError> {
+        let dirs =
+            directories::ProjectDirs::from("", "", "httvps").ok_or(ProfileError::NoConfigDir)?;
+        Ok(ProfileStore::at(dirs.config_dir().join("profiles.toml")))
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Loads the file; a missing file is an empty one.
+    pub fn load(&self) -> Result<ProfilesFile, ProfileError> {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(ProfilesFile::default());
+            }
+            Err(source) => {
+                return Err(ProfileError::Io {
+                    action: "reading",
+                    path: self.path.clone(),
+                    source,
+                });
+            }
+        };
+        let file: ProfilesFile = toml::from_str(&text).map_err(|e| ProfileError::Parse {
+            path: self.path.clone(),
+            message: e.to_string(),
+        })?;
+        for profile in &file.profiles {
+            profile.server()?;
+        }
+        Ok(file)
+    }
+
+    /// Saves atomically (write a temporary file, then rename).
+    pub fn save(&self, file: &ProfilesFile) -> Result<(), ProfileError> {
+        let io = |action, source| ProfileError::Io {
+            action,
+            path: self.path.clone(),
+            source,
+        };
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| io("creating the directory of", e))?;
+        }
+        let text = toml::to_string_pretty(file).map_err(|e| ProfileError::Parse {
+            path: self.path.clone(),
+            message: e.to_string(),
+        })?;
+        let tmp = self.path.with_extension("toml.tmp");
+        std::fs::write(&tmp, text).map_err(|e| io("writing", e))?;
+        std::fs::rename(&tmp, &self.path).map_err(|e| io("replacing", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_through_toml_without_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ProfileStore::at(dir.path().join("profiles.toml"));
+        assert_eq!(store.load().unwrap(), ProfilesFile::default());
+        let mut file = ProfilesFile::default();
+        let mut work = Profile::for_gateway("work", "wss://gw.example/ws");
+        work.pin_sha256 = Some("ab".repeat(32));
+        work.proxy_username = Some("me".into());
+        file.upsert(work.clone());
+        file.upsert(Profile {
+            gateway: None,
+            backend: Some("https://api.example".into()),
+            device_id: Some("dev-1".into()),
+            ..Profile::for_gateway("home", "")
+        });
+        file.default = Some("work".into());
+        store.save(&file).unwrap();
+        let text = std::fs::read_to_string(store.path()).unwrap();
+        assert!(
+            !text.to_lowercase().contains("token") && !text.contains("password"),
+            "{text}"
+        );
+        let back = store.load().unwrap();
+        assert_eq!(back, file);
+        assert_eq!(back.pick(None).unwrap().name, "work");
+        assert_eq!(
+            back.pick(Some("home")).unwrap().server().unwrap(),
+            ServerSpec::ControlPlane {
+                backend: "https://api.example",
+                device_id: "dev-1"
+            }
+        );
+    }
+
+    #[test]
+    fn explains_bad_profiles() {
+        let bad = |p: Profile| p.server().unwrap_err().to_string();
+        assert!(bad(Profile::for_gateway("x", "http://a")).contains("wss://"));
+        let both = Profile {
+            backend: Some("https://a".into()),
+            ..Profile::for_gateway("x", "wss://a/ws")
+        };
+        assert!(bad(both).contains("not both"));
+        let no_device = Profile {
+            gateway: None,
+            backend: Some("https://a".into()),
+            ..Profile::for_gateway("x", "")
+        };
+        assert!(bad(no_device).contains("device_id"));
+        let bad_pin = Profile {
+            pin_sha256: Some("zz".into()),
+            ..Profile::for_gateway("x", "wss://a/ws")
+        };
+        assert!(bad(bad_pin).contains("64 hex"));
+    }
+
+    #[test]
+    fn parse_errors_name_the_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("profiles.toml");
+        std::fs::write(&path, "[[profile]]\nname = \"a\"\ngateway = 5\n").unwrap();
+        let err = ProfileStore::at(&path).load().unwrap_err().to_string();
+        assert!(
+            err.contains("profiles.toml") && err.contains("line"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn pins_accept_colons() {
+        let pin = decode_pin(&["ab"; 32].join(":")).unwrap();
+        assert_eq!(pin, [0xab; 32]);
+    }
+}

@@ -1,0 +1,306 @@
+//! The live stream table: one row per proxied connection, with byte counters
+//! updated on the data path by atomics (no lock per read or write) and rates
+//! computed when a snapshot is taken.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::state::unix_now;
+
+/// Closed streams kept for the UI's history, newest last.
+const CLOSED_HISTORY: usize = 200;
+
+/// A stream's state in the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamState {
+    /// Waiting for a free slot or the gateway's answer.
+    Opening,
+    /// Bytes flow.
+    Open,
+    /// Ended.
+    Closed,
+}
+
+/// One row of the table, as the UI sees it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StreamInfo {
+    /// Engine-wide row id (unique across sessions).
+    pub key: u64,
+    /// The tunnel's stream id (`s1`, …) once open.
+    pub stream_id: Option<String>,
+    /// `host:port`.
+    pub target: String,
+    /// The local client (browser, app) address.
+    pub client: String,
+    /// `socks5`, `http_connect` or `http_forward`.
+    pub protocol: String,
+    /// Seconds since the Unix epoch when the connection arrived.
+    pub started_unix: u64,
+    /// Client → target bytes.
+    pub bytes_up: u64,
+    /// Target → client bytes.
+    pub bytes_down: u64,
+    /// Current upload rate, bytes per second.
+    pub rate_up: f64,
+    /// Current download rate, bytes per second.
+    pub rate_down: f64,
+    /// State.
+    pub state: StreamState,
+    /// Why it closed (`eof`, an error code and text, …).
+    pub close_reason: Option<String>,
+    /// Milliseconds spent waiting for a slot or the tunnel before opening.
+    pub wait_ms: u64,
+}
+
+/// Totals across all streams of the engine's life.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Totals {
+    /// Streams ever opened.
+    pub streams_total: u64,
+    /// Streams open now.
+    pub streams_open: u64,
+    /// Bytes up, all streams.
+    pub bytes_up: u64,
+    /// Bytes down, all streams.
+    pub bytes_down: u64,
+    /// Current total upload rate.
+    pub rate_up: f64,
+    /// Current total download rate.
+    pub rate_down: f64,
+}
+
+/// Counters shared between a row and its stream wrapper.
+#[derive(Debug, Default)]
+pub struct Counters {
+    up: AtomicU64,
+    down: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Row {
+    info: StreamInfo,
+    counters: Arc<Counters>,
+    /// Counter values and time at the previous snapshot, for rates.
+    last: (u64, u64, Instant),
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    next_key: u64,
+    open: BTreeMap<u64, Row>,
+    closed: VecDeque<StreamInfo>,
+    streams_total: u64,
+    /// Bytes of streams no longer in `open`.
+    closed_up: u64,
+    closed_down: u64,
+}
+
+/// The table. Cheap to clone; all clones see the same rows.
+#[derive(Debug, Clone, Default)]
+pub struct StreamTable {
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl StreamTable {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds a row for a connection that is being opened.
+    pub fn insert(&self, target: String, client: String, protocol: &str) -> (u64, Arc<Counters>) {
+        let mut inner = self.lock();
+        inner.next_key += 1;
+        let key = inner.next_key;
+        let counters = Arc::new(Counters::default());
+        let info = StreamInfo {
+            key,
+            stream_id: None,
+            target,
+            client,
+            protocol: protocol.to_owned(),
+            started_unix: unix_now(),
+            bytes_up: 0,
+            bytes_down: 0,
+            rate_up: 0.0,
+            rate_down: 0.0,
+            state: StreamState::Opening,
+            close_reason: None,
+            wait_ms: 0,
+        };
+        inner.open.insert(
+            key,
+            Row {
+                info,
+                counters: counters.clone(),
+                last: (0, 0, Instant::now()),
+            },
+        );
+        (key, counters)
+    }
+
+    /// Marks a row open with its tunnel stream id.
+    pub fn opened(&self, key: u64, stream_id: &str, wait_ms: u64) -> Option<StreamInfo> {
+        let mut inner = self.lock();
+        let row = inner.open.get_mut(&key)?;
+        row.info.stream_id = Some(stream_id.to_owned());
+        row.info.state = StreamState::Open;
+        row.info.wait_ms = wait_ms;
+        inner.streams_total += 1;
+        Some(inner.open.get(&key)?.info.clone())
+    }
+
+    /// Closes a row, moving it to the history.
+    pub fn close(&self, key: u64, reason: String) -> Option<StreamInfo> {
+        let mut inner = self.lock();
+        let mut row = inner.open.remove(&key)?;
+        let (up, down) = (
+            row.counters.up.load(Ordering::Relaxed),
+            row.counters.down.load(Ordering::Relaxed),
+        );
+        row.info.bytes_up = up;
+        row.info.bytes_down = down;
+        row.info.rate_up = 0.0;
+        row.info.rate_down = 0.0;
+        row.info.state = StreamState::Closed;
+        row.info.close_reason = Some(reason);
+        inner.closed_up += up;
+        inner.closed_down += down;
+        if inner.closed.len() == CLOSED_HISTORY {
+            inner.closed.pop_front();
+        }
+        inner.closed.push_back(row.info.clone());
+        Some(row.info)
+    }
+
+    /// Current rows (open first, then recent closed ones) and totals, with
+    /// rates measured since the previous snapshot.
+    pub fn snapshot(&self) -> (Vec<StreamInfo>, Vec<StreamInfo>, Totals) {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        let mut totals = Totals {
+            streams_total: inner.streams_total,
+            bytes_up: inner.closed_up,
+            bytes_down: inner.closed_down,
+            ..Totals::default()
+        };
+        let mut open = Vec::with_capacity(inner.open.len());
+        for row in inner.open.values_mut() {
+            let up = row.counters.up.load(Ordering::Relaxed);
+            let down = row.counters.down.load(Ordering::Relaxed);
+            let (last_up, last_down, at) = row.last;
+            let secs = now.duration_since(at).as_secs_f64();
+            if secs >= 0.2 {
+                row.info.rate_up = (up - last_up) as f64 / secs;
+                row.info.rate_down = (down - last_down) as f64 / secs;
+                row.last = (up, down, now);
+            }
+            row.info.bytes_up = up;
+            row.info.bytes_down = down;
+            totals.bytes_up += up;
+            totals.bytes_down += down;
+            totals.rate_up += row.info.rate_up;
+            totals.rate_down += row.info.rate_down;
+            if row.info.state == StreamState::Open {
+                totals.streams_open += 1;
+            }
+            open.push(row.info.clone());
+        }
+        let closed = inner.closed.iter().cloned().collect();
+        (open, closed, totals)
+    }
+}
+
+/// Wraps a stream and counts the bytes that cross it into a table row.
+pub struct Counted<S> {
+    inner: S,
+    counters: Arc<Counters>,
+}
+
+impl<S> Counted<S> {
+    /// Counts `inner`'s traffic into `counters`: reads are "down", writes "up".
+    pub fn new(inner: S, counters: Arc<Counters>) -> Self {
+        Counted { inner, counters }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let n = buf.filled().len() - before;
+        self.counters.down.fetch_add(n as u64, Ordering::Relaxed);
+        result
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = &result {
+            self.counters.up.fetch_add(*n as u64, Ordering::Relaxed);
+        }
+        result
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn counts_bytes_and_keeps_history() {
+        let table = StreamTable::default();
+        let (key, counters) =
+            table.insert("example.com:80".into(), "127.0.0.1:5000".into(), "socks5");
+        table.opened(key, "s1", 3).unwrap();
+        let (a, mut b) = tokio::io::duplex(1024);
+        let mut counted = Counted::new(a, counters);
+        counted.write_all(b"hello").await.unwrap();
+        b.write_all(b"worlds!").await.unwrap();
+        let mut buf = [0u8; 7];
+        counted.read_exact(&mut buf).await.unwrap();
+        let (open, closed, totals) = table.snapshot();
+        assert_eq!(open.len(), 1);
+        assert!(closed.is_empty());
+        assert_eq!((open[0].bytes_up, open[0].bytes_down), (5, 7));
+        assert_eq!(
+            (totals.bytes_up, totals.bytes_down, totals.streams_open),
+            (5, 7, 1)
+        );
+        let info = table.close(key, "eof".into()).unwrap();
+        assert_eq!(info.state, StreamState::Closed);
+        let (open, closed, totals) = table.snapshot();
+        assert!(open.is_empty());
+        assert_eq!(closed.len(), 1);
+        assert_eq!(
+            (totals.bytes_up, totals.bytes_down, totals.streams_total),
+            (5, 7, 1)
+        );
+    }
+}

@@ -1,0 +1,156 @@
+//! The command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// A tunnel client: a local SOCKS5/HTTP proxy whose connections travel through
+/// an HTTVPS gateway (JSON frames over TLS WebSocket).
+///
+/// Secrets are never taken from the command line: they come from the OS
+/// keychain (`httvps login`), standard input, or an environment variable.
+#[derive(Debug, Parser)]
+#[command(name = "httvps", version, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// The profiles file [default: the platform config dir, e.g. ~/.config/httvps/profiles.toml].
+    #[arg(long, global = true, env = "HTTVPS_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Where a running instance publishes its control endpoint
+    /// [default: $XDG_RUNTIME_DIR/httvps/control.json].
+    #[arg(long, global = true, env = "HTTVPS_CONTROL_FILE", value_name = "FILE")]
+    pub control_file: Option<PathBuf>,
+    /// Keychain service name the secrets are filed under.
+    #[arg(
+        long,
+        global = true,
+        env = "HTTVPS_KEYRING_SERVICE",
+        default_value = "httvps",
+        hide = true
+    )]
+    pub keyring_service: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Connect and run the local proxy until Ctrl-C, printing state changes.
+    Connect(ConnectArgs),
+    /// Start an embedded gateway on loopback plus the client: a working tunnel
+    /// with no server and no configuration.
+    Demo(DemoArgs),
+    /// Save a profile and store its secret (session or device token) in the OS keychain.
+    Login(LoginArgs),
+    /// Delete a profile's secrets from the keychain (and, with --forget, the profile).
+    Logout(LogoutArgs),
+    /// List the saved profiles.
+    Profiles,
+    /// Show the state of the running instance.
+    Status(StatusArgs),
+    /// Show the live stream table of the running instance.
+    Streams(StatusArgs),
+}
+
+/// Where the server is and how to trust it (command-line profile).
+#[derive(Debug, Args, Clone, Default)]
+pub struct ServerArgs {
+    /// Gateway URL (wss://HOST:PORT/ws); the session token comes from the
+    /// keychain, --token-stdin, or HTTVPS_SESSION_TOKEN.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["backend", "device_id"])]
+    pub gateway: Option<String>,
+    /// Control-plane URL (https://…); the device token comes from the keychain,
+    /// --token-stdin, or HTTVPS_DEVICE_TOKEN.
+    #[arg(long, value_name = "URL", requires = "device_id")]
+    pub backend: Option<String>,
+    /// Device id for the control plane.
+    #[arg(long, value_name = "ID", requires = "backend")]
+    pub device_id: Option<String>,
+    /// Preferred region for the control plane.
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Extra CA certificate(s) to trust, PEM.
+    #[arg(long, value_name = "PEM")]
+    pub ca: Option<PathBuf>,
+    /// Pin the gateway certificate: hex SHA-256 of its SubjectPublicKeyInfo.
+    #[arg(long, value_name = "HEX")]
+    pub pin: Option<String>,
+    /// TLS server name, when it differs from the URL's host.
+    #[arg(long, value_name = "NAME")]
+    pub sni: Option<String>,
+    /// Local proxy address (SOCKS5 and HTTP on one port) [default: 127.0.0.1:1080].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Require this user name on the local proxy; the password comes from the
+    /// keychain or HTTVPS_PROXY_PASSWORD.
+    #[arg(long, value_name = "NAME")]
+    pub proxy_user: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// Use a saved profile (see `httvps profiles`).
+    #[arg(long, short = 'p', conflicts_with_all = ["gateway", "backend"])]
+    pub profile: Option<String>,
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Read the token (session or device) from standard input.
+    #[arg(long)]
+    pub token_stdin: bool,
+    /// Keep retrying when the first connect fails (a lost session is always
+    /// retried; refused credentials never are).
+    #[arg(long)]
+    pub reconnect: bool,
+    /// Print events as JSON lines on stdout, for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Local proxy address [default: 127.0.0.1:1080].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Print events as JSON lines on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The profile to create or update.
+    #[arg(long, short = 'p')]
+    pub profile: String,
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Also set the local proxy password (asked after the token).
+    #[arg(long)]
+    pub proxy_password: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// The profile.
+    #[arg(long, short = 'p')]
+    pub profile: String,
+    /// Also delete the profile itself.
+    #[arg(long)]
+    pub forget: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,278 @@
+//! `httvps connect`, and the supervision loop `demo` shares.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use engine::control::{ControlServer, default_control_file};
+use engine::profile::ServerSpec;
+use engine::secrets::{SecretKind, account};
+use engine::{
+    Engine, EngineEvent, HttvpsAuth, HttvpsTransport, KeyringStore, Profile, ProfileStore,
+    SecretStore, SessionState, StartOptions,
+};
+use httvps_client::{ClientConfig, ControlPlane, DeviceCredentials, KeepaliveConfig, Secret};
+use local_proxy::{Credentials, ProxyConfig};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::args::{ConnectArgs, Global, ServerArgs};
+use crate::output::{describe_state, print_event};
+
+pub async fn run(global: &Global, args: ConnectArgs) -> anyhow::Result<ExitCode> {
+    let store = profile_store(global)?;
+    let (profile, saved) = match &args.profile {
+        Some(name) => (store.load()?.pick(Some(name))?.clone(), true),
+        None if args.server.gateway.is_none() && args.server.backend.is_none() => {
+            let file = store.load()?;
+            let profile = file.pick(None).with_context(|| {
+                format!(
+                    "no server given: pass --gateway URL or --backend URL --device-id ID, or save a profile with `httvps login` ({})",
+                    store.path().display()
+                )
+            })?;
+            (profile.clone(), true)
+        }
+        None => (profile_from_args("command-line", &args.server)?, false),
+    };
+    let secrets = KeyringStore::with_service(&global.keyring_service);
+    let transport = transport_for(
+        &profile,
+        saved.then_some(&secrets as &dyn SecretStore),
+        args.token_stdin,
+    )?;
+    let proxy = proxy_config(&profile, saved.then_some(&secrets as &dyn SecretStore))?;
+    let options = StartOptions {
+        transport: Arc::new(transport),
+        proxy,
+        reconnect: profile.reconnect,
+        retry_initial: args.reconnect,
+        slot_wait: profile.limits.slot_wait,
+        reconnect_wait: profile.limits.reconnect_wait,
+    };
+    supervise(global, options, args.json, None).await
+}
+
+pub fn profile_store(global: &Global) -> anyhow::Result<ProfileStore> {
+    Ok(match &global.config {
+        Some(path) => ProfileStore::at(path),
+        None => ProfileStore::default_location()?,
+    })
+}
+
+/// A profile made from command-line flags.
+pub fn profile_from_args(name: &str, server: &ServerArgs) -> anyhow::Result<Profile> {
+    let mut profile = Profile::for_gateway(name, "");
+    profile.gateway = server.gateway.clone();
+    profile.backend = server.backend.clone();
+    profile.device_id = server.device_id.clone();
+    profile.region = server.region.clone();
+    profile.ca_file = server.ca.clone().map(absolute);
+    profile.pin_sha256 = server.pin.clone();
+    profile.sni = server.sni.clone();
+    profile.listen = server.listen;
+    profile.proxy_username = server.proxy_user.clone();
+    profile.server()?;
+    Ok(profile)
+}
+
+fn absolute(path: PathBuf) -> PathBuf {
+    std::fs::canonicalize(&path).unwrap_or(path)
+}
+
+/// SDK settings for a profile and a gateway URL.
+fn client_config(profile: &Profile, url: &str) -> anyhow::Result<ClientConfig> {
+    let mut config = ClientConfig::new(url);
+    config.client_name = concat!("httvps-cli/", env!("CARGO_PKG_VERSION")).to_owned();
+    config.tls.ca_file = profile.ca_file.clone();
+    config.tls.pin_sha256 = profile.pin()?;
+    config.tls.sni = profile.sni.clone();
+    config.handshake_timeout = profile.limits.handshake_timeout;
+    config.keepalive = KeepaliveConfig {
+        interval: profile.limits.keepalive_interval,
+        dead_after: profile.limits.dead_after,
+    };
+    Ok(config)
+}
+
+/// Finds a secret: stdin when asked, else the keychain (saved profiles), else
+/// the environment variable.
+fn resolve_secret(
+    profile: &Profile,
+    kind: SecretKind,
+    keychain: Option<&dyn SecretStore>,
+    from_stdin: bool,
+    env_var: &str,
+) -> anyhow::Result<Secret> {
+    if from_stdin {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("reading the token from standard input")?;
+        let token = text.trim();
+        if token.is_empty() {
+            bail!("standard input held no token");
+        }
+        return Ok(Secret::new(token));
+    }
+    if let Some(store) = keychain {
+        match store.get(&account(&profile.name, kind)) {
+            Ok(Some(secret)) => return Ok(secret),
+            Ok(None) => {}
+            Err(e) => tracing::warn!("{e}; trying {env_var}"),
+        }
+    }
+    match std::env::var(env_var) {
+        Ok(value) if !value.trim().is_empty() => Ok(Secret::new(value.trim())),
+        _ => bail!(
+            "no token for profile {:?}: run `httvps login --profile {}`, set {env_var}, or pass --token-stdin",
+            profile.name,
+            profile.name
+        ),
+    }
+}
+
+/// The HTTVPS transport for a profile, with its secret.
+pub fn transport_for(
+    profile: &Profile,
+    keychain: Option<&dyn SecretStore>,
+    token_stdin: bool,
+) -> anyhow::Result<HttvpsTransport> {
+    Ok(match profile.server()? {
+        ServerSpec::Gateway(url) => {
+            let token = resolve_secret(
+                profile,
+                SecretKind::SessionToken,
+                keychain,
+                token_stdin,
+                "HTTVPS_SESSION_TOKEN",
+            )?;
+            HttvpsTransport::new(
+                client_config(profile, url)?,
+                HttvpsAuth::SessionToken(token),
+            )
+        }
+        ServerSpec::ControlPlane { backend, device_id } => {
+            let token = resolve_secret(
+                profile,
+                SecretKind::DeviceToken,
+                keychain,
+                token_stdin,
+                "HTTVPS_DEVICE_TOKEN",
+            )?;
+            let template = client_config(profile, "wss://set-by-the-control-plane.invalid/ws")?;
+            let control = ControlPlane::new(backend, &template.tls)?;
+            let credentials = DeviceCredentials {
+                device_id: device_id.to_owned(),
+                token,
+                region: profile.region.clone(),
+            };
+            HttvpsTransport::new(
+                template,
+                HttvpsAuth::Device {
+                    control,
+                    credentials,
+                },
+            )
+        }
+    })
+}
+
+/// The local proxy settings for a profile.
+fn proxy_config(
+    profile: &Profile,
+    keychain: Option<&dyn SecretStore>,
+) -> anyhow::Result<ProxyConfig> {
+    let auth = match &profile.proxy_username {
+        None => None,
+        Some(user) => {
+            let password = resolve_secret(
+                profile,
+                SecretKind::ProxyPassword,
+                keychain,
+                false,
+                "HTTVPS_PROXY_PASSWORD",
+            )
+            .context("the local proxy has a user name but no password")?;
+            Some(Credentials::new(user.clone(), password.expose()))
+        }
+    };
+    Ok(ProxyConfig {
+        listen: profile.listen(),
+        auth,
+        ..ProxyConfig::default()
+    })
+}
+
+/// Runs the engine until Ctrl-C/SIGTERM, or until it gives up; prints events.
+/// `banner` is printed once the proxy listens (the demo's instructions).
+pub async fn supervise(
+    global: &Global,
+    options: StartOptions,
+    json: bool,
+    banner: Option<Box<dyn Fn(std::net::SocketAddr) -> String + Send>>,
+) -> anyhow::Result<ExitCode> {
+    let engine = Engine::new();
+    let mut events = engine.subscribe();
+    let proxy_addr = engine.start(options).await?;
+    let control_file = global
+        .control_file
+        .clone()
+        .unwrap_or_else(default_control_file);
+    let _control = match ControlServer::start(engine.clone(), &control_file).await {
+        Ok(server) => Some(server),
+        Err(e) => {
+            tracing::warn!("`httvps status` will not work: {e}");
+            None
+        }
+    };
+    if !json {
+        println!("local proxy on {proxy_addr} (SOCKS5 and HTTP)");
+        if let Some(banner) = banner {
+            println!("{}", banner(proxy_addr));
+        }
+    }
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    let code = loop {
+        let event = tokio::select! {
+            _ = tokio::signal::ctrl_c() => break ExitCode::SUCCESS,
+            _ = terminate.recv() => break ExitCode::SUCCESS,
+            event = events.recv() => event,
+        };
+        match event {
+            Ok(event) => {
+                print_event(&event, json);
+                if let EngineEvent::State(SessionState::Disconnected { reason }) = &event {
+                    break if reason.is_some() {
+                        ExitCode::FAILURE
+                    } else {
+                        ExitCode::SUCCESS
+                    };
+                }
+            }
+            Err(RecvError::Lagged(missed)) => {
+                tracing::debug!(missed, "event printer lagged");
+                if let SessionState::Disconnected { reason } = engine.state() {
+                    if !json {
+                        println!(
+                            "{}",
+                            describe_state(&SessionState::Disconnected {
+                                reason: reason.clone()
+                            })
+                        );
+                    }
+                    break if reason.is_some() {
+                        ExitCode::FAILURE
+                    } else {
+                        ExitCode::SUCCESS
+                    };
+                }
+            }
+            Err(RecvError::Closed) => break ExitCode::SUCCESS,
+        }
+    };
+    engine.stop().await;
+    Ok(code)
+}

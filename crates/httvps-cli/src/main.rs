@@ -1,0 +1,65 @@
+//! `httvps`: the command-line face of the client engine.
+//!
+//! Errors are reported once, at the top, with their whole chain; the exit
+//! code is 1 for failures and 2 for usage errors (clap's own).
+
+mod args;
+mod connect;
+mod demo;
+mod login;
+mod output;
+mod status;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::args::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Connect(args) => connect::run(&cli.global, args).await,
+            Command::Demo(args) => demo::run(&cli.global, args).await,
+            Command::Login(args) => login::login(&cli.global, args),
+            Command::Logout(args) => login::logout(&cli.global, args),
+            Command::Profiles => login::list(&cli.global),
+            Command::Status(args) => status::status(&cli.global, args).await,
+            Command::Streams(args) => status::streams(&cli.global, args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to stderr so that `--json` output on stdout stays clean.
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

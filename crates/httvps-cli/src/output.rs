@@ -1,0 +1,89 @@
+//! Printing engine events: one line per event for people, or JSON lines.
+
+use engine::{EngineEvent, SessionState};
+
+/// Prints `event` on stdout.
+pub fn print_event(event: &EngineEvent, json: bool) {
+    if json {
+        match serde_json::to_string(event) {
+            Ok(line) => println!("{line}"),
+            Err(e) => eprintln!("warning: cannot print an event as JSON: {e}"),
+        }
+        return;
+    }
+    match event {
+        EngineEvent::State(state) => println!("{}", describe_state(state)),
+        EngineEvent::StreamOpened(s) => println!(
+            "  + {} {} ({}, waited {} ms)",
+            s.stream_id.as_deref().unwrap_or("-"),
+            s.target,
+            s.protocol,
+            s.wait_ms
+        ),
+        EngineEvent::StreamClosed(s) => println!(
+            "  - {} {} ↑{} ↓{} ({})",
+            s.stream_id.as_deref().unwrap_or("-"),
+            s.target,
+            human_bytes(s.bytes_up),
+            human_bytes(s.bytes_down),
+            s.close_reason.as_deref().unwrap_or("closed")
+        ),
+        EngineEvent::Streams { .. } => {}
+        EngineEvent::Error { code, message } => println!("! {code}: {message}"),
+    }
+}
+
+/// One line for a state.
+pub fn describe_state(state: &SessionState) -> String {
+    match state {
+        SessionState::Disconnected { reason: None } => "✗ disconnected".to_owned(),
+        SessionState::Disconnected {
+            reason: Some(reason),
+        } => format!("✗ disconnected: {reason}"),
+        SessionState::Authenticating { server } => format!("… connecting to {server}"),
+        SessionState::Active {
+            session_id,
+            gateway,
+            max_streams,
+            ..
+        } => {
+            format!("✓ connected to {gateway} (session {session_id}, up to {max_streams} streams)")
+        }
+        SessionState::Reconnecting {
+            attempt,
+            max_attempts,
+            retry_in_secs,
+            last_error,
+        } => format!(
+            "↻ connection lost ({last_error}); attempt {attempt}/{max_attempts} in {retry_in_secs:.1} s"
+        ),
+    }
+}
+
+/// `1.5 MiB` style sizes.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_well() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(5 * 1024 * 1024), "5.0 MiB");
+    }
+}

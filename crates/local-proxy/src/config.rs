@@ -1,0 +1,143 @@
+//! Listener settings and client credentials.
+
+use std::fmt;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+/// How the local proxy listens and what it allows.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    /// Where to listen. Default `127.0.0.1:1080`: loopback only, so other
+    /// machines cannot use the tunnel.
+    pub listen: SocketAddr,
+    /// Required credentials (SOCKS5 username/password and HTTP Basic), or none.
+    pub auth: Option<Credentials>,
+    /// How long a client may take to finish its handshake (SOCKS5 greeting,
+    /// auth and request, or the first HTTP request head). Default 10 s.
+    pub handshake_timeout: Duration,
+    /// Most simultaneous client connections; past it new ones are closed at
+    /// once. Default 1024.
+    pub max_connections: usize,
+    /// Largest HTTP request head accepted; larger gets 431. Default 16 KiB.
+    pub max_header_bytes: usize,
+    /// Size of each of the two copy buffers of a connection. Default 16 KiB.
+    pub copy_buffer: usize,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 1080)),
+            auth: None,
+            handshake_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+            max_header_bytes: 16 * 1024,
+            copy_buffer: 16 * 1024,
+        }
+    }
+}
+
+impl ProxyConfig {
+    /// Checks the values that would make the proxy useless or unbounded.
+    pub(crate) fn validate(&self) -> io::Result<()> {
+        let bad = |what: &str| Err(io::Error::new(io::ErrorKind::InvalidInput, what.to_owned()));
+        if self.max_connections == 0 {
+            return bad("max_connections must be at least 1");
+        }
+        if self.copy_buffer == 0 {
+            return bad("copy_buffer must be at least 1 byte");
+        }
+        // A request line plus a Host header hardly fits in less.
+        if self.max_header_bytes < 256 {
+            return bad("max_header_bytes must be at least 256");
+        }
+        if self.handshake_timeout.is_zero() {
+            return bad("handshake_timeout must not be zero");
+        }
+        Ok(())
+    }
+}
+
+/// A username and password. `Debug` never shows the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The username (RFC 1929 allows 1 to 255 bytes).
+    pub username: String,
+    /// The password; never logged.
+    pub password: String,
+}
+
+impl Credentials {
+    /// Builds credentials.
+    pub fn new(username: impl Into<String>, password: impl Into<String>) -> Self {
+        Credentials {
+            username: username.into(),
+            password: password.into(),
+        }
+    }
+
+    /// Whether `username`/`password` match, in time that depends only on the
+    /// lengths, so a local attacker cannot guess byte by byte.
+    pub(crate) fn matches(&self, username: &[u8], password: &[u8]) -> bool {
+        let user_ok = constant_time_eq(self.username.as_bytes(), username);
+        let pass_ok = constant_time_eq(self.password.as_bytes(), password);
+        user_ok & pass_ok
+    }
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_redacts_password() {
+        let c = Credentials::new("alice", "hunter2");
+        let text = format!("{c:?}");
+        assert!(text.contains("alice"));
+        assert!(!text.contains("hunter2"));
+        let cfg = ProxyConfig {
+            auth: Some(c),
+            ..ProxyConfig::default()
+        };
+        assert!(!format!("{cfg:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn matches_exactly() {
+        let c = Credentials::new("u", "p");
+        assert!(c.matches(b"u", b"p"));
+        assert!(!c.matches(b"u", b"q"));
+        assert!(!c.matches(b"u", b"pp"));
+        assert!(!c.matches(b"", b"p"));
+    }
+
+    #[test]
+    fn default_is_loopback_and_valid() {
+        let cfg = ProxyConfig::default();
+        assert!(cfg.listen.ip().is_loopback());
+        assert_eq!(cfg.listen.port(), 1080);
+        cfg.validate().unwrap();
+        let bad = ProxyConfig {
+            max_connections: 0,
+            ..ProxyConfig::default()
+        };
+        assert!(bad.validate().is_err());
+    }
+}

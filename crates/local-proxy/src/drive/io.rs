@@ -1,0 +1,242 @@
+//! Bounded buffered reading, body relaying and the two-way copy.
+
+use std::future::Future;
+use std::io;
+use std::task::{Context, Waker};
+
+use bytes::{Buf, BytesMut};
+use proto_httvps::TargetAddr;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+
+use crate::BoxStream;
+use crate::http1::{BodyError, BodyScanner};
+
+/// A read half with its own buffer, which never grows past `cap` bytes.
+pub(crate) struct Reader<R> {
+    io: R,
+    /// Bytes read but not consumed yet.
+    pub(crate) buf: BytesMut,
+    /// Most bytes asked for in one read.
+    chunk: usize,
+    /// Most bytes ever held.
+    cap: usize,
+}
+
+impl<R: AsyncRead + Unpin> Reader<R> {
+    pub(crate) fn new(io: R, chunk: usize, cap: usize) -> Self {
+        Reader {
+            io,
+            buf: BytesMut::new(),
+            chunk: chunk.max(1),
+            cap: cap.max(chunk).max(1),
+        }
+    }
+
+    /// Reads more bytes into the buffer: `Ok(0)` at end of stream. A full
+    /// buffer is an error (the callers' limits are below `cap`).
+    pub(crate) async fn fill(&mut self) -> io::Result<usize> {
+        let room = self.cap.saturating_sub(self.buf.len());
+        if room == 0 {
+            return Err(io::Error::other("read buffer full"));
+        }
+        let want = room.min(self.chunk);
+        self.buf.reserve(want);
+        (&mut self.io)
+            .take(want as u64)
+            .read_buf(&mut self.buf)
+            .await
+    }
+
+    /// Reads until `decode` finds a whole message, then consumes it.
+    pub(crate) async fn read_message<T, E>(
+        &mut self,
+        decode: impl Fn(&[u8]) -> Result<Option<(T, usize)>, E>,
+    ) -> Result<T, ReadError<E>> {
+        loop {
+            match decode(&self.buf) {
+                Ok(Some((message, used))) => {
+                    self.buf.advance(used);
+                    return Ok(message);
+                }
+                Ok(None) => {}
+                Err(e) => return Err(ReadError::Invalid(e)),
+            }
+            match self.fill().await {
+                Ok(0) => return Err(ReadError::Eof),
+                Ok(_) => {}
+                Err(e) => return Err(ReadError::Io(e)),
+            }
+        }
+    }
+}
+
+/// Why [`Reader::read_message`] gave up.
+#[derive(Debug)]
+pub(crate) enum ReadError<E> {
+    /// The peer closed before the message was complete.
+    Eof,
+    /// Reading failed.
+    Io(io::Error),
+    /// The bytes can never be a valid message.
+    Invalid(E),
+}
+
+/// A stream from the connector, split so that both directions can run at once.
+pub(crate) struct Upstream {
+    pub(crate) target: TargetAddr,
+    pub(crate) reader: Reader<ReadHalf<BoxStream>>,
+    pub(crate) writer: WriteHalf<BoxStream>,
+}
+
+impl Upstream {
+    pub(crate) fn new(target: TargetAddr, stream: BoxStream, chunk: usize, cap: usize) -> Self {
+        let (read, writer) = tokio::io::split(stream);
+        Upstream {
+            target,
+            reader: Reader::new(read, chunk, cap),
+            writer,
+        }
+    }
+
+    /// Whether an idle upstream is no longer usable: the server closed it
+    /// (servers drop idle keep-alive connections after a few seconds) or
+    /// sent bytes nobody asked for. Checked without waiting, by polling one
+    /// read once; a pending read is dropped, losing nothing.
+    pub(crate) fn is_stale(&mut self) -> bool {
+        if !self.reader.buf.is_empty() {
+            return true;
+        }
+        let mut cx = Context::from_waker(Waker::noop());
+        let read = std::pin::pin!(self.reader.fill());
+        read.poll(&mut cx).is_ready()
+    }
+}
+
+/// Which side of the relay failed.
+#[derive(Debug)]
+pub(crate) enum RelayError {
+    /// Reading from the source failed.
+    Read(io::Error),
+    /// Writing to the destination failed.
+    Write(io::Error),
+    /// The source ended before the body did.
+    Truncated,
+    /// The chunked body is malformed.
+    Body(BodyError),
+}
+
+/// Copies one message body from `from` to `to`, exactly as framed by
+/// `scanner`; bytes after the body stay in `from.buf`. Returns whether the
+/// body ended with the stream (close-delimited framing).
+pub(crate) async fn relay_body<R, W>(
+    from: &mut Reader<R>,
+    to: &mut W,
+    mut scanner: BodyScanner,
+) -> Result<bool, RelayError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut ended_by_eof = false;
+    while !scanner.is_done() {
+        if from.buf.is_empty() {
+            match from.fill().await.map_err(RelayError::Read)? {
+                0 if scanner.ends_at_eof() => {
+                    ended_by_eof = true;
+                    break;
+                }
+                0 => return Err(RelayError::Truncated),
+                _ => {}
+            }
+        }
+        let n = scanner.advance(&from.buf).map_err(RelayError::Body)?;
+        to.write_all(&from.buf[..n])
+            .await
+            .map_err(RelayError::Write)?;
+        from.buf.advance(n);
+    }
+    to.flush().await.map_err(RelayError::Write)?;
+    Ok(ended_by_eof)
+}
+
+/// Copies `from` to `to` until `from` ends, then shuts `to` down for writing
+/// (half-close). Starts with any bytes already buffered. Returns the count.
+async fn pipe<R, W>(from: &mut Reader<R>, to: &mut W) -> Result<u64, RelayError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut total = 0u64;
+    loop {
+        if from.buf.is_empty() && from.fill().await.map_err(RelayError::Read)? == 0 {
+            to.shutdown().await.map_err(RelayError::Write)?;
+            return Ok(total);
+        }
+        to.write_all(&from.buf).await.map_err(RelayError::Write)?;
+        // Streams from a connector may buffer (framing); push every chunk.
+        to.flush().await.map_err(RelayError::Write)?;
+        total += from.buf.len() as u64;
+        from.buf.clear();
+    }
+}
+
+/// Bytes copied by a finished relay.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Copied {
+    pub(crate) up: u64,
+    pub(crate) down: u64,
+}
+
+/// Copies both ways until both directions have ended. EOF on one side
+/// shuts down writing on the other and the reverse direction goes on; an
+/// error on either side ends both.
+pub(crate) async fn relay<CR, CW>(
+    client_reader: &mut Reader<CR>,
+    client_writer: &mut CW,
+    upstream: &mut Upstream,
+) -> Result<Copied, RelayError>
+where
+    CR: AsyncRead + Unpin,
+    CW: AsyncWrite + Unpin,
+{
+    let (up, down) = tokio::try_join!(
+        pipe(client_reader, &mut upstream.writer),
+        pipe(&mut upstream.reader, client_writer),
+    )?;
+    Ok(Copied { up, down })
+}
+
+/// Errors that are part of normal life (peers resetting or going away):
+/// logged at debug level only.
+pub(crate) fn is_disconnect(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::NotConnected
+    )
+}
+
+impl std::fmt::Display for RelayError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RelayError::Read(e) => write!(f, "read failed: {e}"),
+            RelayError::Write(e) => write!(f, "write failed: {e}"),
+            RelayError::Truncated => f.write_str("stream ended inside a message body"),
+            RelayError::Body(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl RelayError {
+    /// Whether this is an ordinary disconnect rather than something odd.
+    pub(crate) fn is_disconnect(&self) -> bool {
+        match self {
+            RelayError::Read(e) | RelayError::Write(e) => is_disconnect(e),
+            RelayError::Truncated => true,
+            RelayError::Body(_) => false,
+        }
+    }
+}
