@@ -18,6 +18,9 @@ ensure_packages() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# What the test suite's real peers need: a Shadowsocks server (the Outline
-# node), curl and Chromium as proxy clients, CA certificates for TLS roots.
-TEST_PACKAGES=(shadowsocks-libev curl ca-certificates chromium build-essential pkg-config)
+# What the build and the test suite's real peers need: a Shadowsocks server
+# (the Outline node), curl and Chromium as proxy clients, CA certificates for
+# TLS roots, D-Bus headers for the keychain crate, and a real Secret Service
+# (gnome-keyring in a private D-Bus session) for the keychain tests.
+TEST_PACKAGES=(shadowsocks-libev curl ca-certificates chromium build-essential pkg-config
+  libdbus-1-dev dbus dbus-x11 gnome-keyring libsecret-tools)

@@ -205,13 +205,16 @@ fn proxy_config(
     })
 }
 
+/// Extra start-up lines, given the proxy address: (text for people, JSON data).
+pub type Banner = Box<dyn Fn(std::net::SocketAddr) -> (String, serde_json::Value) + Send>;
+
 /// Runs the engine until Ctrl-C/SIGTERM, or until it gives up; prints events.
 /// `banner` is printed once the proxy listens (the demo's instructions).
 pub async fn supervise(
     global: &Global,
     options: StartOptions,
     json: bool,
-    banner: Option<Box<dyn Fn(std::net::SocketAddr) -> String + Send>>,
+    banner: Option<Banner>,
 ) -> anyhow::Result<ExitCode> {
     let engine = Engine::new();
     let mut events = engine.subscribe();
@@ -227,10 +230,18 @@ pub async fn supervise(
             None
         }
     };
-    if !json {
+    let extra = banner.map(|b| b(proxy_addr));
+    if json {
+        // Scripts learn the bound address (with --listen …:0) from this line.
+        let data = serde_json::json!({ "proxy": proxy_addr.to_string(), "control_file": control_file });
+        println!("{}", serde_json::json!({ "type": "listening", "data": data }));
+        if let Some((_, data)) = extra {
+            println!("{}", serde_json::json!({ "type": "demo", "data": data }));
+        }
+    } else {
         println!("local proxy on {proxy_addr} (SOCKS5 and HTTP)");
-        if let Some(banner) = banner {
-            println!("{}", banner(proxy_addr));
+        if let Some((text, _)) = extra {
+            println!("{text}");
         }
     }
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

@@ -62,12 +62,14 @@ pub async fn run(global: &Global, args: DemoArgs) -> anyhow::Result<ExitCode> {
         reconnect_wait: std::time::Duration::from_secs(15),
     };
     let gateway_addr = gateway.addr();
-    let banner = Box::new(move |proxy: SocketAddr| {
-        format!(
+    let banner: crate::connect::Banner = Box::new(move |proxy: SocketAddr| {
+        let text = format!(
             "demo gateway on wss://{gateway_addr}/ws (direct mode, loopback only)\n\
              try it:\n  curl --socks5-hostname {proxy} http://{page}/\n  curl -x http://{proxy} http://{page}/\n\
              or point a browser's SOCKS5 proxy at {proxy}; Ctrl-C stops."
-        )
+        );
+        let data = serde_json::json!({ "gateway": format!("wss://{gateway_addr}/ws"), "page": format!("http://{page}/") });
+        (text, data)
     });
     let code = supervise(global, options, args.json, Some(banner)).await;
     gateway.shutdown().await;

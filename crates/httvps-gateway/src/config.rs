@@ -1,0 +1,333 @@
+//! Typed configuration of a gateway, with the defaults of the brief.
+//!
+//! [`GatewayConfig::new`] takes the three things a gateway cannot guess (where
+//! to listen, which certificate, who may log in) and fills every limit with its
+//! default; callers then adjust the public fields. The binary's flags map onto
+//! these fields one to one (see `main.rs`).
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use proto_httvps::MAX_FRAME_LEN;
+
+use crate::GatewayError;
+
+/// Everything a gateway needs to run.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct GatewayConfig {
+    /// Address of the TLS WebSocket listener (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// Certificate chain and private key.
+    pub tls: TlsSource,
+    /// Who may open sessions.
+    pub auth: AuthSource,
+    /// The one path that upgrades to WebSocket; every other path is the decoy site.
+    pub ws_path: String,
+    /// What the decoy site serves.
+    pub site: SiteSource,
+    /// Address of the Prometheus listener, if any.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Fixed Outline node for token modes; `None` means direct mode.
+    pub outline: Option<OutlineNode>,
+    /// Let direct mode dial loopback, private, link-local and metadata addresses.
+    pub allow_private_targets: bool,
+    /// Size limits.
+    pub limits: Limits,
+    /// Time limits.
+    pub timeouts: Timeouts,
+}
+
+impl GatewayConfig {
+    /// A configuration with every limit at its default.
+    pub fn new(listen: SocketAddr, tls: TlsSource, auth: AuthSource) -> Self {
+        GatewayConfig {
+            listen,
+            tls,
+            auth,
+            ws_path: "/ws".to_owned(),
+            site: SiteSource::BuiltIn,
+            metrics_listen: None,
+            outline: None,
+            allow_private_targets: false,
+            limits: Limits::default(),
+            timeouts: Timeouts::default(),
+        }
+    }
+}
+
+/// Where the certificate chain and key come from.
+#[derive(Clone)]
+pub enum TlsSource {
+    /// PEM files on disk.
+    Files {
+        /// The certificate chain, leaf first.
+        cert: PathBuf,
+        /// The private key (PKCS#8, PKCS#1 or SEC1).
+        key: PathBuf,
+    },
+    /// PEM text in memory, for an embedded gateway.
+    Pem {
+        /// The certificate chain, leaf first.
+        cert_pem: String,
+        /// The private key.
+        key_pem: String,
+    },
+}
+
+impl fmt::Debug for TlsSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TlsSource::Files { cert, key } => f
+                .debug_struct("Files")
+                .field("cert", cert)
+                .field("key", key)
+                .finish(),
+            TlsSource::Pem { .. } => f.write_str("Pem(<in memory>)"),
+        }
+    }
+}
+
+/// Who validates session tokens.
+#[derive(Clone)]
+pub enum AuthSource {
+    /// The control-plane backend (`POST {url}/internal/httvps/validate-session`).
+    Backend {
+        /// Base URL of the backend, without the path.
+        url: String,
+        /// Sent as `X-Internal-Secret` when set.
+        secret: Option<String>,
+        /// How long one validation may take before the session fails.
+        timeout: Duration,
+    },
+    /// A file with one token per line; re-read on change and on [`crate::Reloader::reload`].
+    TokenFile(PathBuf),
+    /// A fixed set of tokens, for an embedded demo gateway.
+    Tokens(HashSet<String>),
+}
+
+impl fmt::Debug for AuthSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuthSource::Backend {
+                url,
+                secret,
+                timeout,
+            } => f
+                .debug_struct("Backend")
+                .field("url", url)
+                .field("secret", &secret.as_ref().map(|_| "<redacted>"))
+                .field("timeout", timeout)
+                .finish(),
+            AuthSource::TokenFile(path) => f.debug_tuple("TokenFile").field(path).finish(),
+            AuthSource::Tokens(set) => write!(f, "Tokens(<{} redacted>)", set.len()),
+        }
+    }
+}
+
+/// What the decoy website serves on paths other than the WebSocket path.
+#[derive(Debug, Clone)]
+pub enum SiteSource {
+    /// A bland built-in page at `/`.
+    BuiltIn,
+    /// Static files from a directory (`/` serves `index.html`).
+    Dir(PathBuf),
+}
+
+/// An Outline (Shadowsocks AEAD) node that carries a session's streams.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OutlineNode {
+    /// Host name or IP address of the node.
+    pub host: String,
+    /// TCP port of the node.
+    pub port: u16,
+    /// AEAD method, such as `chacha20-ietf-poly1305` or `aes-256-gcm`.
+    pub method: String,
+    /// The shared password.
+    pub password: String,
+}
+
+impl OutlineNode {
+    /// Parses an Outline access key (`ss://BASE64(method:password)@host:port`,
+    /// or SIP002 forms that `shadowsocks` understands).
+    pub fn from_url(url: &str) -> Result<Self, GatewayError> {
+        let cfg = shadowsocks::ServerConfig::from_url(url)
+            .map_err(|e| GatewayError::BadOutline(format!("not a usable ss:// URL: {e:?}")))?;
+        let (host, port) = match cfg.addr() {
+            shadowsocks::config::ServerAddr::SocketAddr(sa) => (sa.ip().to_string(), sa.port()),
+            shadowsocks::config::ServerAddr::DomainName(name, port) => (name.clone(), *port),
+        };
+        Ok(OutlineNode {
+            host,
+            port,
+            method: cfg.method().to_string(),
+            password: cfg.password().to_owned(),
+        })
+    }
+}
+
+impl fmt::Debug for OutlineNode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OutlineNode")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("method", &self.method)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Size and count limits.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Concurrent WebSocket sessions; the upgrade past it is answered 503.
+    pub max_sessions: usize,
+    /// Concurrent TCP connections before any upgrade (TLS handshakes, decoy
+    /// visitors); past it the listener stops accepting until one ends.
+    /// Upgraded sessions count against `max_sessions` instead.
+    pub max_connections: usize,
+    /// Streams per session when the backend does not say (default 8).
+    pub max_streams: u32,
+    /// Largest WebSocket message accepted, and sent (contract: 256 KiB).
+    pub max_frame_len: usize,
+    /// Protocol violations tolerated per session before it is closed.
+    pub max_violations: u32,
+    /// Bytes queued toward one stream's upstream before the reader waits.
+    pub stream_buffer_bytes: usize,
+    /// Frames queued toward one stream's upstream before the reader waits.
+    pub stream_buffer_frames: usize,
+    /// Upstream read buffer per stream (the payload of one `stream_data`).
+    pub read_buffer: usize,
+    /// Messages queued toward the client's socket, shared by all streams.
+    pub out_queue: usize,
+    /// How many recently closed stream ids a session remembers.
+    pub recently_closed: usize,
+    /// Longest stream id accepted, in bytes.
+    pub max_stream_id_len: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_sessions: 1024,
+            max_connections: 4096,
+            max_streams: 8,
+            max_frame_len: MAX_FRAME_LEN,
+            max_violations: 16,
+            stream_buffer_bytes: 1024 * 1024,
+            stream_buffer_frames: 32,
+            read_buffer: 64 * 1024,
+            out_queue: 64,
+            recently_closed: 1024,
+            max_stream_id_len: 128,
+        }
+    }
+}
+
+/// Time limits.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Timeouts {
+    /// From upgrade to `hello`.
+    pub hello: Duration,
+    /// A session that receives nothing this long is closed.
+    pub idle: Duration,
+    /// On shutdown, how long open streams may run before they are cut.
+    pub drain: Duration,
+    /// How long the session reader waits for room in one stream's buffer.
+    pub stall: Duration,
+    /// Upstream connect (DNS included).
+    pub dial: Duration,
+    /// A write to the client's socket that makes no progress this long ends the session.
+    pub write: Duration,
+    /// After our Close frame, how long we wait for the peer's.
+    pub close: Duration,
+    /// TLS handshake and HTTP request head.
+    pub handshake: Duration,
+    /// How often the token file's modification time is checked (`None`: never).
+    pub tokens_poll: Option<Duration>,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            hello: Duration::from_secs(10),
+            idle: Duration::from_secs(120),
+            drain: Duration::from_secs(10),
+            stall: Duration::from_secs(2),
+            dial: Duration::from_secs(10),
+            write: Duration::from_secs(60),
+            close: Duration::from_secs(2),
+            handshake: Duration::from_secs(10),
+            tokens_poll: Some(Duration::from_secs(2)),
+        }
+    }
+}
+
+/// Parses a duration: plain seconds (`10`, `0.5`) or with a unit (`500ms`, `2s`, `1m`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (num, scale) = if let Some(n) = text.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (text, 1.0)
+    };
+    let value: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration (try 10, 0.5, 500ms, 2m)"))?;
+    let secs = value * scale;
+    if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
+        return Err(format!("{text:?} is out of range"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("0.5"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert!(parse_duration("-1").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn outline_url_parses_and_debug_redacts() {
+        // SIP002: base64url("chacha20-ietf-poly1305:pw")
+        let node = OutlineNode::from_url("ss://Y2hhY2hhMjAtaWV0Zi1wb2x5MTMwNTpwdw@127.0.0.1:8388")
+            .unwrap();
+        assert_eq!(node.host, "127.0.0.1");
+        assert_eq!(node.port, 8388);
+        assert_eq!(node.method, "chacha20-ietf-poly1305");
+        assert_eq!(node.password, "pw");
+        assert!(!format!("{node:?}").contains("pw\""));
+        assert!(OutlineNode::from_url("http://x").is_err());
+    }
+
+    #[test]
+    fn auth_debug_redacts() {
+        let a = AuthSource::Backend {
+            url: "http://b".into(),
+            secret: Some("s3cret".into()),
+            timeout: Duration::from_secs(1),
+        };
+        assert!(!format!("{a:?}").contains("s3cret"));
+        let t = AuthSource::Tokens(["tok-1".to_owned()].into());
+        assert!(!format!("{t:?}").contains("tok-1"));
+    }
+}

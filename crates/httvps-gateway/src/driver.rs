@@ -1,0 +1,769 @@
+//! The tokio side of a session: handshake, reader loop, writer task, streams.
+//!
+//! Task layout of one session:
+//!
+//! ```text
+//!   client ──ws──► reader loop (this module) ──► Session (sans-IO) ──► actions
+//!                     │  Forward: per-stream bounded queue (frames + bytes)
+//!                     ▼
+//!                 stream task ×N (stream.rs) ──► upstream (direct TCP or Shadowsocks)
+//!                     │  stream_data, built in the task
+//!                     ▼
+//!   client ◄──ws── writer task ◄── ONE bounded queue (out_queue messages)
+//! ```
+//!
+//! Every queue is bounded. The reader waits at most `stall` for room in one
+//! stream's queue, then ends that stream, so a slow upstream delays the other
+//! streams by at most that bound. A slow client fills the shared out queue, the
+//! stream tasks then wait on it and stop reading their upstreams: memory stays
+//! bounded and TCP pushes back on the targets. A writer that makes no progress
+//! for `write` timeout ends the session.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use proto_httvps::{ErrorCode, Frame, MAX_FRAME_LEN, encode, max_payload_len};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tracing::{debug, info, warn};
+
+use crate::Shared;
+use crate::auth::AuthError;
+use crate::metrics as m;
+use crate::session::{Action, Session, SessionParams, StreamId, check_hello, close_code};
+use crate::stream::{Chunk, StreamCtx, StreamEvent, stream_task};
+use crate::upstream::{self, UpstreamMode};
+
+/// Most messages the writer feeds before one flush.
+const WRITE_BATCH: usize = 64;
+
+/// The driver's half of an open stream.
+struct StreamHandle {
+    tx: mpsc::Sender<Chunk>,
+    budget: Arc<Semaphore>,
+    task: JoinHandle<()>,
+}
+
+/// What the reader got from the WebSocket.
+enum Inbound {
+    Text(tungstenite::Utf8Bytes),
+    Binary,
+    Control,
+    Oversized,
+    Closed,
+}
+
+async fn next_inbound<S>(reader: &mut SplitStream<WebSocketStream<S>>) -> Inbound
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match reader.next().await {
+        Some(Ok(Message::Text(t))) => Inbound::Text(t),
+        Some(Ok(Message::Binary(_))) => Inbound::Binary,
+        Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Inbound::Control,
+        Some(Ok(Message::Close(_))) | None => Inbound::Closed,
+        Some(Err(tungstenite::Error::Capacity(_))) => Inbound::Oversized,
+        Some(Err(e)) => {
+            debug!(error = %e, "websocket read failed");
+            Inbound::Closed
+        }
+    }
+}
+
+/// How a session ends.
+enum Ending {
+    /// Send a Close frame with this code, then wait for the peer's.
+    Close {
+        code: u16,
+        reason: &'static str,
+        /// The inbound stream is unusable (oversized message): drain raw bytes.
+        raw_drain: bool,
+    },
+    /// The peer closed or the connection failed: nothing more to say.
+    Gone,
+}
+
+type Sink<S> = SplitSink<WebSocketStream<S>, Message>;
+
+struct Conn<S> {
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    out: mpsc::Sender<Message>,
+    reader: SplitStream<WebSocketStream<S>>,
+    writer: JoinHandle<Option<Sink<S>>>,
+}
+
+/// Runs one WebSocket session from `hello` to close.
+pub async fn run_session<S>(ws: WebSocketStream<S>, shared: Arc<Shared>, peer: SocketAddr)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (sink, reader) = ws.split();
+    let (out, out_rx) = mpsc::channel(shared.config.limits.out_queue.max(1));
+    let writer = tokio::spawn(write_loop(sink, out_rx, shared.config.timeouts.write));
+    let mut conn = Conn {
+        shared,
+        peer,
+        out,
+        reader,
+        writer,
+    };
+    let ending = match handshake(&mut conn).await {
+        Ok((grant, mode, params)) => {
+            let mut streams = Streams::new(&conn, mode, params.max_streams);
+            let ending = streams
+                .run(&mut conn, grant.session_id.clone(), params)
+                .await;
+            streams.stop_all().await;
+            ending
+        }
+        Err(ending) => ending,
+    };
+    close(conn, ending).await;
+}
+
+fn error_frame(code: ErrorCode, message: String) -> Frame<'static> {
+    Frame::Error {
+        code,
+        message: message.into(),
+        stream_id: None,
+        reason: None,
+    }
+}
+
+impl<S> Conn<S> {
+    /// Queues a frame for the client; false when the writer is gone.
+    async fn send_frame(&self, frame: &Frame<'_>) -> bool {
+        if let Frame::Error { code, .. } = frame {
+            m::error_sent(code.as_str());
+        }
+        let mut text = String::new();
+        encode(frame, &mut text);
+        self.out.send(Message::text(text)).await.is_ok()
+    }
+}
+
+/// Reads `hello`, validates the token, sends `ready`.
+async fn handshake<S>(
+    conn: &mut Conn<S>,
+) -> Result<(crate::auth::Grant, UpstreamMode, SessionParams), Ending>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let shared = conn.shared.clone();
+    let cfg = &shared.config;
+    let deadline = Instant::now() + cfg.timeouts.hello;
+    let first = loop {
+        let next = tokio::select! {
+            _ = shared.shutdown.cancelled() => return Err(going_away()),
+            r = tokio::time::timeout_at(deadline, next_inbound(&mut conn.reader)) => r,
+        };
+        match next {
+            Ok(Inbound::Control) => continue,
+            other => break other,
+        }
+    };
+    let text = match first {
+        Err(_) => {
+            let msg = format!("no hello within {:?}", cfg.timeouts.hello);
+            return Err(reject(
+                conn,
+                "timeout",
+                ErrorCode::BadHello,
+                msg,
+                close_code::POLICY,
+            )
+            .await);
+        }
+        Ok(Inbound::Text(t)) => t,
+        Ok(Inbound::Binary) => {
+            let msg = "expected a hello text frame".to_owned();
+            return Err(reject(
+                conn,
+                "bad_hello",
+                ErrorCode::BadHello,
+                msg,
+                close_code::PROTOCOL,
+            )
+            .await);
+        }
+        Ok(Inbound::Oversized) => {
+            m::handshake("bad_hello");
+            let msg = format!("message over the {}-byte limit", cfg.limits.max_frame_len);
+            conn.send_frame(&error_frame(ErrorCode::BadFrame, msg))
+                .await;
+            return Err(Ending::Close {
+                code: close_code::TOO_BIG,
+                reason: "message too big",
+                raw_drain: true,
+            });
+        }
+        Ok(Inbound::Closed | Inbound::Control) => return Err(Ending::Gone),
+    };
+    let hello = match check_hello(&text, cfg.limits.max_frame_len) {
+        Ok(h) => h,
+        Err(rej) => {
+            let label = if rej.code == ErrorCode::BadVersion {
+                "bad_version"
+            } else {
+                "bad_hello"
+            };
+            return Err(reject(conn, label, rej.code, rej.message, rej.close_code).await);
+        }
+    };
+    drop(text);
+    let validated = tokio::select! {
+        _ = shared.shutdown.cancelled() => return Err(going_away()),
+        r = shared.auth.validate(&hello.token) => r,
+    };
+    let grant = match validated {
+        Ok(g) => g,
+        Err(AuthError::Rejected { status }) => {
+            info!(peer = %conn.peer, ?status, client = %hello.client, "session refused: auth_failed");
+            let msg = "session token is not valid".to_owned();
+            return Err(reject(
+                conn,
+                "auth_failed",
+                ErrorCode::AuthFailed,
+                msg,
+                close_code::POLICY,
+            )
+            .await);
+        }
+        Err(AuthError::Unavailable(why)) => {
+            warn!(peer = %conn.peer, reason = %why, "session refused: backend unavailable");
+            let msg = format!("backend unavailable: {why}");
+            return Err(reject(
+                conn,
+                "session_error",
+                ErrorCode::SessionError,
+                msg,
+                close_code::TRY_AGAIN,
+            )
+            .await);
+        }
+    };
+    let mode = match (&grant.outline, &shared.fixed_outline) {
+        (Some(node), _) => match upstream::outline_config(node) {
+            Ok(c) => UpstreamMode::Outline(Arc::new(c)),
+            Err(why) => {
+                warn!(peer = %conn.peer, session_id = %grant.session_id, reason = %why, "session refused: bad Outline node from backend");
+                let msg = "session has an unusable Outline node".to_owned();
+                return Err(reject(
+                    conn,
+                    "session_error",
+                    ErrorCode::SessionError,
+                    msg,
+                    close_code::TRY_AGAIN,
+                )
+                .await);
+            }
+        },
+        (None, Some(fixed)) => UpstreamMode::Outline(fixed.clone()),
+        (None, None) => UpstreamMode::Direct {
+            allow_private: cfg.allow_private_targets,
+        },
+    };
+    // The backend's limit wins when it gives one (0 is read as "not given").
+    let max_streams = grant
+        .max_streams
+        .filter(|&n| n > 0)
+        .unwrap_or(cfg.limits.max_streams);
+    let ready = Frame::Ready {
+        session_id: grant.session_id.clone().into(),
+        max_streams,
+    };
+    if !conn.send_frame(&ready).await {
+        return Err(Ending::Gone);
+    }
+    m::handshake("ok");
+    metrics::counter!(m::SESSIONS_TOTAL).increment(1);
+    info!(
+        peer = %conn.peer,
+        session_id = %grant.session_id,
+        device_id = grant.device_id.as_deref().unwrap_or(""),
+        client = %hello.client,
+        mode = mode.label(),
+        max_streams,
+        "session ready"
+    );
+    let params = SessionParams {
+        max_streams,
+        max_frame_len: cfg.limits.max_frame_len,
+        max_violations: cfg.limits.max_violations,
+        recently_closed: cfg.limits.recently_closed,
+        max_stream_id_len: cfg.limits.max_stream_id_len,
+    };
+    Ok((grant, mode, params))
+}
+
+/// Counts a failed handshake, sends its error frame, and says how to close.
+async fn reject<S>(
+    conn: &Conn<S>,
+    result: &'static str,
+    code: ErrorCode,
+    message: String,
+    close: u16,
+) -> Ending {
+    m::handshake(result);
+    conn.send_frame(&error_frame(code, message)).await;
+    Ending::Close {
+        code: close,
+        reason: result,
+        raw_drain: false,
+    }
+}
+
+fn going_away() -> Ending {
+    Ending::Close {
+        code: close_code::GOING_AWAY,
+        reason: "gateway shutting down",
+        raw_drain: false,
+    }
+}
+
+/// Keeps `sessions_active` right however the session ends.
+struct ActiveSession;
+
+impl ActiveSession {
+    fn new() -> Self {
+        metrics::gauge!(m::SESSIONS_ACTIVE).increment(1.0);
+        ActiveSession
+    }
+}
+
+impl Drop for ActiveSession {
+    fn drop(&mut self) {
+        metrics::gauge!(m::SESSIONS_ACTIVE).decrement(1.0);
+    }
+}
+
+/// The established part of a session: the stream table of the driver.
+struct Streams {
+    shared: Arc<Shared>,
+    mode: UpstreamMode,
+    out: mpsc::Sender<Message>,
+    handles: HashMap<StreamId, StreamHandle>,
+    events_tx: mpsc::Sender<StreamEvent>,
+    events_rx: mpsc::Receiver<StreamEvent>,
+}
+
+impl Streams {
+    fn new<S>(conn: &Conn<S>, mode: UpstreamMode, max_streams: u32) -> Self {
+        // Sized so sends practically never wait: a task sends at most one
+        // event, and an open stream's slot is freed only when its event is
+        // processed. (A stream the client already closed may still report
+        // once; then a task waits for the session loop, which drains this.)
+        let (events_tx, events_rx) = mpsc::channel(max_streams as usize + 1);
+        Streams {
+            shared: conn.shared.clone(),
+            mode,
+            out: conn.out.clone(),
+            handles: HashMap::new(),
+            events_tx,
+            events_rx,
+        }
+    }
+
+    async fn run<S>(
+        &mut self,
+        conn: &mut Conn<S>,
+        session_id: String,
+        params: SessionParams,
+    ) -> Ending
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let _active = ActiveSession::new();
+        let span_peer = conn.peer;
+        let timeouts = self.shared.config.timeouts.clone();
+        let mut session = Session::new(params);
+        let mut last_rx = Instant::now();
+        let mut pinged = false;
+        let mut drain_deadline: Option<Instant> = None;
+        let mut raw_drain = false;
+        let ending = loop {
+            if session.is_draining() && session.open_streams() == 0 {
+                session.shutdown();
+            }
+            if let Some(ending) = self.execute(&mut session, raw_drain).await {
+                break ending;
+            }
+            // Keepalive: ping at half the idle timeout, close at the full one.
+            let idle_at = last_rx + timeouts.idle;
+            let wake_at = if pinged {
+                idle_at
+            } else {
+                last_rx + timeouts.idle / 2
+            };
+            let drain_at = drain_deadline.unwrap_or(idle_at);
+            tokio::select! {
+                biased;
+                _ = self.shared.shutdown.cancelled(), if !session.is_draining() => {
+                    session.begin_drain();
+                    drain_deadline = Some(Instant::now() + timeouts.drain);
+                    debug!(%session_id, open = session.open_streams(), "draining");
+                }
+                _ = tokio::time::sleep_until(drain_at), if drain_deadline.is_some() => {
+                    session.shutdown();
+                }
+                Some(ev) = self.events_rx.recv() => {
+                    debug!(%session_id, stream = %ev.id, reason = ev.end.reason.as_str(), "stream ended by upstream");
+                    session.handle_stream_end(&ev.id, ev.serial, ev.end);
+                }
+                msg = next_inbound(&mut conn.reader) => {
+                    last_rx = Instant::now();
+                    pinged = false;
+                    match msg {
+                        Inbound::Text(t) => session.handle_text(&t),
+                        Inbound::Binary => session.handle_binary(),
+                        Inbound::Control => {}
+                        Inbound::Oversized => {
+                            raw_drain = true;
+                            session.handle_oversized();
+                        }
+                        Inbound::Closed => {
+                            session.abort_all();
+                            let _ = self.execute(&mut session, false).await;
+                            break Ending::Gone;
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(wake_at) => {
+                    if pinged {
+                        info!(%session_id, peer = %span_peer, "session idle; closing");
+                        session.abort_all();
+                        let _ = self.execute(&mut session, false).await;
+                        break Ending::Close { code: close_code::NORMAL, reason: "idle timeout", raw_drain: false };
+                    }
+                    pinged = true;
+                    let mut text = String::new();
+                    encode(&Frame::Ping, &mut text);
+                    if self.out.send(Message::text(text)).await.is_err() {
+                        break Ending::Gone;
+                    }
+                }
+            }
+        };
+        // Whatever ended the loop, every stream ends with it (a no-op when
+        // the machine already ended them).
+        session.abort_all();
+        self.drain_aborts(&mut session).await;
+        info!(%session_id, peer = %span_peer, "session closed");
+        ending
+    }
+
+    /// Carries out the machine's actions; returns how to end when it says so.
+    async fn execute(&mut self, session: &mut Session, raw_drain: bool) -> Option<Ending> {
+        while let Some(action) = session.poll_action() {
+            match action {
+                Action::Send(frame) => {
+                    if let Frame::Error { code, .. } = &frame {
+                        m::error_sent(code.as_str());
+                    }
+                    let mut text = String::new();
+                    encode(&frame, &mut text);
+                    // While shutting down, a client that takes nothing for the
+                    // close timeout must not hold the gateway's exit.
+                    let timeouts = &self.shared.config.timeouts;
+                    let wait = if session.is_draining() {
+                        timeouts.close
+                    } else {
+                        timeouts.write
+                    };
+                    let sent = tokio::time::timeout(wait, self.out.send(Message::text(text))).await;
+                    if !matches!(sent, Ok(Ok(()))) {
+                        session.abort_all();
+                        self.drain_aborts(session).await;
+                        return Some(Ending::Gone);
+                    }
+                }
+                Action::Open { id, target } => {
+                    metrics::counter!(m::STREAMS_TOTAL).increment(1);
+                    metrics::gauge!(m::STREAMS_ACTIVE).increment(1.0);
+                    debug!(stream = %id, %target, "stream open");
+                }
+                Action::Dial {
+                    id,
+                    serial,
+                    target,
+                    initial,
+                } => self.spawn_stream(id, serial, target, initial),
+                Action::Forward { id, serial, data } => {
+                    if let Some(waited) = self.forward(&id, data).await {
+                        debug!(stream = %id, ?waited, "upstream stalled; ending stream");
+                        session.handle_stall(&id, serial, waited.as_millis());
+                    }
+                }
+                Action::Finish { id } => {
+                    metrics::gauge!(m::STREAMS_ACTIVE).decrement(1.0);
+                    if let Some(h) = self.handles.remove(&id) {
+                        // Dropping the sender lets the task write what is
+                        // queued, then shut the upstream down. It gets the
+                        // drain timeout for that, then it is cut.
+                        drop(h.tx);
+                        let task = h.task.abort_handle();
+                        let grace = self.shared.config.timeouts.drain;
+                        tokio::spawn(async move {
+                            tokio::time::sleep(grace).await;
+                            task.abort();
+                        });
+                    }
+                }
+                Action::Abort { id } => {
+                    metrics::gauge!(m::STREAMS_ACTIVE).decrement(1.0);
+                    if let Some(h) = self.handles.remove(&id) {
+                        // Wait for the task to be gone so that none of its
+                        // data frames can follow the stream_close queued next.
+                        h.task.abort();
+                        let _ = h.task.await;
+                    }
+                }
+                Action::Close { code, reason } => {
+                    self.drain_aborts(session).await;
+                    return Some(Ending::Close {
+                        code,
+                        reason,
+                        raw_drain,
+                    });
+                }
+            }
+        }
+        None
+    }
+
+    /// Executes the pending aborts after the session decided to stop.
+    async fn drain_aborts(&mut self, session: &mut Session) {
+        while let Some(action) = session.poll_action() {
+            match action {
+                // Keeps the gauge even: every Open is matched by one end.
+                Action::Open { .. } => {
+                    metrics::counter!(m::STREAMS_TOTAL).increment(1);
+                    metrics::gauge!(m::STREAMS_ACTIVE).increment(1.0);
+                }
+                Action::Abort { id } | Action::Finish { id } => {
+                    metrics::gauge!(m::STREAMS_ACTIVE).decrement(1.0);
+                    if let Some(h) = self.handles.remove(&id) {
+                        h.task.abort();
+                        let _ = h.task.await;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Stops any stream task still running (the session is over). The run
+    /// loop already ended every stream through the machine, so this is only
+    /// a safety net; gauges were settled there.
+    async fn stop_all(&mut self) {
+        debug_assert!(self.handles.is_empty());
+        for (_, h) in self.handles.drain() {
+            h.task.abort();
+            let _ = h.task.await;
+        }
+    }
+
+    /// Queues client bytes for a stream; `Some(waited)` when it stalled.
+    async fn forward(&mut self, id: &str, data: Vec<u8>) -> Option<Duration> {
+        let h = self.handles.get(id)?;
+        let budget_max = self.shared.config.limits.stream_buffer_bytes.max(1);
+        let need = u32::try_from(data.len().clamp(1, budget_max)).unwrap_or(u32::MAX);
+        // Fast path: room in both the byte budget and the frame queue.
+        if let Ok(permit) = h.budget.clone().try_acquire_many_owned(need) {
+            match h.tx.try_reserve() {
+                Ok(slot) => {
+                    slot.send(Chunk {
+                        data,
+                        _budget: Some(permit),
+                    });
+                    return None;
+                }
+                Err(mpsc::error::TrySendError::Closed(())) => return None,
+                Err(mpsc::error::TrySendError::Full(())) => drop(permit),
+            }
+        }
+        let stall = self.shared.config.timeouts.stall;
+        let started = Instant::now();
+        let wait = async {
+            let permit = h.budget.clone().acquire_many_owned(need).await.ok()?;
+            let slot = h.tx.reserve().await.ok()?;
+            slot.send(Chunk {
+                data,
+                _budget: Some(permit),
+            });
+            Some(())
+        };
+        tokio::select! {
+            r = tokio::time::timeout(stall, wait) => match r {
+                Ok(_) => None,
+                Err(_) => Some(started.elapsed()),
+            },
+            // The task ended (its end event is on the way): drop the bytes.
+            _ = h.tx.closed() => None,
+        }
+    }
+
+    fn spawn_stream(
+        &mut self,
+        id: StreamId,
+        serial: u64,
+        target: proto_httvps::TargetAddr,
+        initial: Vec<u8>,
+    ) {
+        let limits = &self.shared.config.limits;
+        let (tx, rx) = mpsc::channel(limits.stream_buffer_frames.max(1));
+        let budget_max = limits.stream_buffer_bytes.max(1);
+        let budget = Arc::new(Semaphore::new(budget_max));
+        if !initial.is_empty() {
+            let need = u32::try_from(initial.len().min(budget_max)).unwrap_or(u32::MAX);
+            // A fresh queue and a full budget: both have room.
+            let permit = budget.clone().try_acquire_many_owned(need).ok();
+            let _ = tx.try_send(Chunk {
+                data: initial,
+                _budget: permit,
+            });
+        }
+        // Never send a frame the client would refuse (contract: 256 KiB).
+        let send_limit = limits.max_frame_len.min(MAX_FRAME_LEN);
+        let read_len = limits
+            .read_buffer
+            .min(max_payload_len(id.len(), send_limit))
+            .max(1);
+        let ctx = StreamCtx {
+            id: id.clone(),
+            serial,
+            target,
+            mode: self.mode.clone(),
+            shared: self.shared.clone(),
+            out: self.out.clone(),
+            events: self.events_tx.clone(),
+            read_len,
+        };
+        let task = tokio::spawn(stream_task(ctx, rx));
+        self.handles.insert(id, StreamHandle { tx, budget, task });
+    }
+}
+
+/// Feeds queued messages to the socket in batches, flushing once per batch.
+async fn write_loop<S>(
+    mut sink: Sink<S>,
+    mut rx: mpsc::Receiver<Message>,
+    write_timeout: Duration,
+) -> Option<Sink<S>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    while let Some(first) = rx.recv().await {
+        let mut closing = matches!(first, Message::Close(_));
+        match tokio::time::timeout(write_timeout, sink.feed(first)).await {
+            Ok(Ok(())) => {}
+            _ => return None,
+        }
+        let mut fed = 1;
+        while !closing && fed < WRITE_BATCH {
+            let Ok(msg) = rx.try_recv() else { break };
+            closing = matches!(msg, Message::Close(_));
+            match tokio::time::timeout(write_timeout, sink.feed(msg)).await {
+                Ok(Ok(())) => {}
+                _ => return None,
+            }
+            fed += 1;
+        }
+        match tokio::time::timeout(write_timeout, sink.flush()).await {
+            Ok(Ok(())) => {}
+            _ => return None,
+        }
+        if closing {
+            return Some(sink);
+        }
+    }
+    Some(sink)
+}
+
+/// Sends the Close frame (if any), waits for the peer's, and shuts the
+/// connection down.
+async fn close<S>(conn: Conn<S>, ending: Ending)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let Conn {
+        shared,
+        out,
+        mut reader,
+        writer,
+        ..
+    } = conn;
+    let wait = shared.config.timeouts.close;
+    let raw = match ending {
+        Ending::Close {
+            code,
+            reason,
+            raw_drain,
+        } => {
+            let frame = CloseFrame {
+                code: CloseCode::from(code),
+                reason: reason.into(),
+            };
+            let _ = tokio::time::timeout(wait, out.send(Message::Close(Some(frame)))).await;
+            Some(raw_drain)
+        }
+        Ending::Gone => None,
+    };
+    drop(out);
+    let sink = match tokio::time::timeout(wait, writer).await {
+        Ok(Ok(sink)) => sink,
+        _ => None,
+    };
+    let Some(sink) = sink else { return };
+    match raw {
+        Some(false) => {
+            // Wait for the peer's Close so that it, not we, sees the end first.
+            let _ = tokio::time::timeout(wait, async {
+                while let Some(Ok(msg)) = reader.next().await {
+                    if matches!(msg, Message::Close(_)) {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
+        Some(true) => {
+            // After an oversized message the frame parser is out of step.
+            // Read and discard raw bytes until the peer goes quiet, so that
+            // closing does not reset the connection before the client has
+            // read our error and Close frames.
+            if let Ok(mut ws) = reader.reunite(sink) {
+                let io = ws.get_mut();
+                let mut scratch = vec![0u8; 16 * 1024];
+                let deadline = Instant::now() + wait;
+                while let Ok(Ok(n)) = tokio::time::timeout_at(
+                    deadline.min(Instant::now() + Duration::from_millis(250)),
+                    io.read(&mut scratch),
+                )
+                .await
+                {
+                    if n == 0 {
+                        break;
+                    }
+                }
+                let _ = tokio::time::timeout(wait, io.shutdown()).await;
+            }
+            return;
+        }
+        None => {}
+    }
+    if let Ok(mut ws) = reader.reunite(sink) {
+        let _ = tokio::time::timeout(wait, ws.get_mut().shutdown()).await;
+    }
+}

@@ -1,0 +1,216 @@
+//! `httvps-gateway`: parse flags, set up logs, run the library's gateway, and
+//! turn SIGTERM/SIGINT into a graceful shutdown and SIGHUP into a token reload.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::Parser;
+use httvps_gateway::config::parse_duration;
+use httvps_gateway::{AuthSource, Gateway, GatewayConfig, OutlineNode, SiteSource, TlsSource};
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::{error, info};
+
+/// HTTVPS gateway: multiplexed TCP streams as JSON frames over a TLS
+/// WebSocket, carried out through Shadowsocks (Outline) or dialed directly.
+///
+/// Exactly one of --backend and --tokens says who may log in. Any other
+/// path than --ws-path serves a small static website. Logs are JSON on
+/// stderr; set RUST_LOG (default "info").
+#[derive(Parser, Debug)]
+#[command(name = "httvps-gateway", version, about, long_about)]
+struct Args {
+    /// Address of the TLS WebSocket listener, e.g. 0.0.0.0:443 (port 0: any free port).
+    #[arg(long, value_name = "ADDR")]
+    listen: SocketAddr,
+    /// Certificate chain, PEM (leaf first).
+    #[arg(long, value_name = "PEM")]
+    cert: PathBuf,
+    /// Private key, PEM.
+    #[arg(long, value_name = "PEM")]
+    key: PathBuf,
+    /// Backend base URL; sessions are validated at {URL}/internal/httvps/validate-session.
+    /// The X-Internal-Secret header comes from the environment variable HTTVPS_INTERNAL_SECRET.
+    #[arg(
+        long,
+        value_name = "URL",
+        conflicts_with = "tokens",
+        required_unless_present = "tokens"
+    )]
+    backend: Option<String>,
+    /// Token file: one session token per line, '#' comments; re-read on SIGHUP and on change.
+    #[arg(long, value_name = "FILE")]
+    tokens: Option<PathBuf>,
+    /// Outline node (ss://… access key) for token-file sessions; default: direct mode.
+    #[arg(long, value_name = "SS_URL")]
+    outline: Option<String>,
+    /// Streams per session when the backend does not say.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    max_streams: u32,
+    /// Let direct mode dial loopback, private, link-local and metadata addresses.
+    #[arg(long)]
+    allow_private_targets: bool,
+    /// Serve Prometheus metrics at http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
+    /// The path that upgrades to WebSocket.
+    #[arg(long, value_name = "PATH", default_value = "/ws")]
+    ws_path: String,
+    /// Serve the decoy website from this directory (default: a built-in page).
+    #[arg(long, value_name = "DIR")]
+    site_dir: Option<PathBuf>,
+    /// Time allowed from upgrade to hello (seconds, or 500ms / 2m).
+    #[arg(long, value_name = "DUR", default_value = "10", value_parser = parse_duration)]
+    hello_timeout: Duration,
+    /// Close a session that sends nothing this long (a ping goes out at half of it).
+    #[arg(long, value_name = "DUR", default_value = "120", value_parser = parse_duration)]
+    idle_timeout: Duration,
+    /// On SIGTERM, how long open streams may finish before they are cut.
+    #[arg(long, value_name = "DUR", default_value = "10", value_parser = parse_duration)]
+    drain_timeout: Duration,
+    /// How long a stream's full buffer may hold the session reader before the stream is ended.
+    #[arg(long, value_name = "DUR", default_value = "2", value_parser = parse_duration)]
+    stall_timeout: Duration,
+    /// Upstream connect timeout, DNS included.
+    #[arg(long, value_name = "DUR", default_value = "10", value_parser = parse_duration)]
+    dial_timeout: Duration,
+    /// Backend validate-session timeout.
+    #[arg(long, value_name = "DUR", default_value = "5", value_parser = parse_duration)]
+    backend_timeout: Duration,
+    /// How often the token file's modification time is checked (0: only on SIGHUP).
+    #[arg(long, value_name = "DUR", default_value = "2", value_parser = parse_duration)]
+    tokens_poll: Duration,
+    /// Concurrent sessions; more upgrades are answered 503.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    max_sessions: usize,
+    /// Largest WebSocket message accepted, in bytes (contract: 262144).
+    #[arg(long, value_name = "BYTES", default_value_t = proto_httvps::MAX_FRAME_LEN)]
+    max_frame_bytes: usize,
+    /// Bytes queued toward one stream's upstream before the reader waits.
+    #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024)]
+    stream_buffer: usize,
+    /// Frames queued toward one stream's upstream before the reader waits.
+    #[arg(long, value_name = "N", default_value_t = 32)]
+    stream_buffer_frames: usize,
+    /// Upstream read size per stream_data frame (capped by the frame limit).
+    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
+    read_buffer: usize,
+    /// Protocol violations tolerated per session.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    max_violations: u32,
+}
+
+impl Args {
+    fn into_config(self) -> anyhow::Result<GatewayConfig> {
+        let tls = TlsSource::Files {
+            cert: self.cert,
+            key: self.key,
+        };
+        let auth = match (self.backend, self.tokens) {
+            (Some(url), None) => AuthSource::Backend {
+                url,
+                secret: std::env::var("HTTVPS_INTERNAL_SECRET")
+                    .ok()
+                    .filter(|s| !s.is_empty()),
+                timeout: self.backend_timeout,
+            },
+            (None, Some(path)) => AuthSource::TokenFile(path),
+            _ => bail!("give exactly one of --backend and --tokens"),
+        };
+        let mut config = GatewayConfig::new(self.listen, tls, auth);
+        if let Some(url) = self.outline {
+            config.outline = Some(OutlineNode::from_url(&url).context("parsing --outline")?);
+        }
+        if let Some(dir) = self.site_dir {
+            if !dir.is_dir() {
+                bail!("--site-dir {} is not a directory", dir.display());
+            }
+            config.site = SiteSource::Dir(dir);
+        }
+        config.ws_path = self.ws_path;
+        config.metrics_listen = self.metrics;
+        config.allow_private_targets = self.allow_private_targets;
+        let l = &mut config.limits;
+        l.max_streams = self.max_streams;
+        l.max_sessions = self.max_sessions;
+        l.max_frame_len = self.max_frame_bytes;
+        l.stream_buffer_bytes = self.stream_buffer;
+        l.stream_buffer_frames = self.stream_buffer_frames;
+        l.read_buffer = self.read_buffer;
+        l.max_violations = self.max_violations;
+        let t = &mut config.timeouts;
+        t.hello = self.hello_timeout;
+        t.idle = self.idle_timeout;
+        t.drain = self.drain_timeout;
+        t.stall = self.stall_timeout;
+        t.dial = self.dial_timeout;
+        t.tokens_poll = (!self.tokens_poll.is_zero()).then_some(self.tokens_poll);
+        Ok(config)
+    }
+}
+
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_current_span(false)
+        .init();
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let config = args.into_config()?;
+    // Handlers go in before serving so that an early signal is not lost.
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let gateway = Gateway::bind(config)
+        .await
+        .context("starting the gateway")?;
+    let reloader = gateway.reloader();
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            info!("SIGHUP: reloading tokens");
+            let r = reloader.clone();
+            let _ = tokio::task::spawn_blocking(move || r.reload()).await;
+        }
+    });
+    let stop = async move {
+        let which = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        info!(signal = which, "shutdown requested");
+    };
+    gateway.run(stop).await.context("serving")?;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logs();
+    // One process-wide rustls provider (aws-lc-rs), for reqwest and the rest.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            error!(error = %e, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!(error = format!("{e:#}"), "gateway failed");
+            eprintln!("httvps-gateway: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! Prometheus metrics: names, the process-wide recorder, and the tiny HTTP
+//! server that renders them at `GET /metrics`.
+//!
+//! Global state: the `metrics` facade has one recorder per process, set once.
+//! [`handle`] installs ours on first use and hands every later caller (a
+//! second gateway in the same process, tests) the same handle, so gateways in
+//! one process share counters. If the host application installed another
+//! recorder first, we keep a private, empty one and say so in the log.
+//! Histogram samples wait in the recorder until drained, so one background
+//! thread per process runs its upkeep every few seconds, scraped or not.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+/// Sessions currently open (gauge).
+pub const SESSIONS_ACTIVE: &str = "httvps_gateway_sessions_active";
+/// Sessions that reached `ready` (counter).
+pub const SESSIONS_TOTAL: &str = "httvps_gateway_sessions_total";
+/// Streams currently open (gauge).
+pub const STREAMS_ACTIVE: &str = "httvps_gateway_streams_active";
+/// Streams accepted (counter).
+pub const STREAMS_TOTAL: &str = "httvps_gateway_streams_total";
+/// Handshakes by `result` (counter).
+pub const HANDSHAKES_TOTAL: &str = "httvps_gateway_handshakes_total";
+/// Payload bytes by `dir` (`up` = client to target) (counter).
+pub const BYTES_TOTAL: &str = "httvps_gateway_bytes_total";
+/// `error` frames sent, by `code` (counter).
+pub const ERRORS_TOTAL: &str = "httvps_gateway_errors_total";
+/// Upstream connect time by `mode` (histogram).
+pub const DIAL_SECONDS: &str = "httvps_gateway_upstream_dial_seconds";
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// How often histogram samples are drained into their buckets.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The process's Prometheus handle, installing the recorder on first call.
+pub fn handle() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let builder = || {
+                PrometheusBuilder::new()
+                    .set_buckets_for_metric(
+                        Matcher::Full(DIAL_SECONDS.to_owned()),
+                        &[0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+                    )
+                    .expect("bucket list is not empty")
+            };
+            match builder().install_recorder() {
+                Ok(handle) => {
+                    describe();
+                    let upkeep = handle.clone();
+                    let spawned = std::thread::Builder::new()
+                        .name("httvps-metrics-upkeep".into())
+                        .spawn(move || {
+                            loop {
+                                std::thread::sleep(UPKEEP_EVERY);
+                                upkeep.run_upkeep();
+                            }
+                        });
+                    if let Err(e) = spawned {
+                        warn!(error = %e, "cannot start the metrics upkeep thread");
+                    }
+                    handle
+                }
+                Err(e) => {
+                    warn!(error = %e, "another metrics recorder is installed; /metrics will be empty");
+                    builder().build_recorder().handle()
+                }
+            }
+        })
+        .clone()
+}
+
+fn describe() {
+    metrics::describe_gauge!(SESSIONS_ACTIVE, "Sessions currently open");
+    metrics::describe_counter!(SESSIONS_TOTAL, "Sessions that reached ready");
+    metrics::describe_gauge!(STREAMS_ACTIVE, "Streams currently open");
+    metrics::describe_counter!(STREAMS_TOTAL, "Streams accepted");
+    metrics::describe_counter!(HANDSHAKES_TOTAL, "Handshakes by result");
+    metrics::describe_counter!(BYTES_TOTAL, "Payload bytes; up = client to target");
+    metrics::describe_counter!(ERRORS_TOTAL, "Error frames sent, by code");
+    metrics::describe_histogram!(DIAL_SECONDS, "Upstream connect time");
+}
+
+/// Counts one handshake outcome.
+pub fn handshake(result: &'static str) {
+    metrics::counter!(HANDSHAKES_TOTAL, "result" => result).increment(1);
+}
+
+/// Counts one `error` frame sent.
+pub fn error_sent(code: &str) {
+    metrics::counter!(ERRORS_TOTAL, "code" => code.to_owned()).increment(1);
+}
+
+/// Serves `GET /metrics` on `listener` until `stop` fires.
+pub async fn serve(listener: TcpListener, handle: PrometheusHandle, stop: CancellationToken) {
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    debug!(error = %e, "metrics accept failed");
+                    continue;
+                }
+            },
+        };
+        let handle = handle.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let handle = handle.clone();
+                async move { Ok::<_, Infallible>(metrics_response(&req, &handle)) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(std::time::Duration::from_secs(10))
+                .serve_connection(TokioIo::new(tcp), svc);
+            tokio::select! {
+                r = conn => if let Err(e) = r { debug!(%peer, error = %e, "metrics connection failed") },
+                _ = stop.cancelled() => {}
+            }
+        });
+    }
+}
+
+fn metrics_response(req: &Request<Incoming>, handle: &PrometheusHandle) -> Response<Full<Bytes>> {
+    let (status, body) = match (req.method(), req.uri().path()) {
+        (&Method::GET, "/metrics") => (StatusCode::OK, handle.render()),
+        _ => (StatusCode::NOT_FOUND, "not found\n".to_owned()),
+    };
+    Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")
+        .body(Full::new(Bytes::from(body)))
+        .expect("static response parts are valid")
+}
+
+/// Binds the metrics listener (so its address can be logged before serving).
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}

@@ -1,0 +1,383 @@
+//! The session rules, driven with plain frames.
+
+use super::*;
+use proto_httvps::frame::encode_to_string;
+
+fn params() -> SessionParams {
+    SessionParams {
+        max_streams: 2,
+        max_frame_len: 4096,
+        max_violations: 3,
+        recently_closed: 4,
+        max_stream_id_len: 16,
+    }
+}
+
+fn drain(s: &mut Session) -> Vec<Action> {
+    std::iter::from_fn(|| s.poll_action()).collect()
+}
+
+fn open(id: &str) -> String {
+    format!(r#"{{"type":"stream_open","stream_id":"{id}","target":"example.com:80"}}"#)
+}
+
+fn data(id: &str, bytes: &[u8]) -> String {
+    encode_to_string(&Frame::StreamData {
+        stream_id: id.into(),
+        data: bytes.to_vec(),
+    })
+}
+
+fn close(id: &str) -> String {
+    format!(r#"{{"type":"stream_close","stream_id":"{id}"}}"#)
+}
+
+fn header(target: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    TargetAddr::parse(target).unwrap().encode(&mut out);
+    out
+}
+
+/// The (code, stream_id, reason) of every error frame, and the (id, reason) of every close.
+type Errors = Vec<(String, Option<String>)>;
+type Closes = Vec<(String, String)>;
+
+fn frames(actions: &[Action]) -> (Errors, Closes) {
+    let mut errors = Vec::new();
+    let mut closes = Vec::new();
+    for a in actions {
+        match a {
+            Action::Send(Frame::Error {
+                code, stream_id, ..
+            }) => errors.push((code.to_string(), stream_id.as_ref().map(|s| s.to_string()))),
+            Action::Send(Frame::StreamClose { stream_id, reason }) => closes.push((
+                stream_id.to_string(),
+                reason.as_deref().unwrap_or("").to_owned(),
+            )),
+            _ => {}
+        }
+    }
+    (errors, closes)
+}
+
+#[test]
+fn ping_gets_pong() {
+    let mut s = Session::new(params());
+    s.handle_text(r#"{"type":"ping"}"#);
+    assert_eq!(drain(&mut s), vec![Action::Send(Frame::Pong)]);
+    s.handle_text(r#"{"type":"pong"}"#);
+    assert!(drain(&mut s).is_empty());
+}
+
+#[test]
+fn header_in_first_frame_dials_with_rest() {
+    let mut s = Session::new(params());
+    s.handle_text(&open("s1"));
+    let a = drain(&mut s);
+    assert!(matches!(&a[..], [Action::Open { id, .. }] if &**id == "s1"));
+    let mut payload = header("1.2.3.4:80");
+    payload.extend_from_slice(b"GET /");
+    s.handle_text(&data("s1", &payload));
+    match &drain(&mut s)[..] {
+        [
+            Action::Dial {
+                id,
+                target,
+                initial,
+                ..
+            },
+        ] => {
+            assert_eq!(&**id, "s1");
+            assert_eq!(target.to_string(), "1.2.3.4:80");
+            assert_eq!(initial, b"GET /");
+        }
+        other => panic!("{other:?}"),
+    }
+    s.handle_text(&data("s1", b"more"));
+    assert!(matches!(&drain(&mut s)[..], [Action::Forward { data, .. }] if data == b"more"));
+}
+
+#[test]
+fn header_split_across_frames() {
+    let mut s = Session::new(params());
+    s.handle_text(&open("s1"));
+    drain(&mut s);
+    let mut payload = header("example.org:443");
+    payload.extend_from_slice(b"hi");
+    for (i, byte) in payload.iter().enumerate() {
+        s.handle_text(&data("s1", &[*byte]));
+        let a = drain(&mut s);
+        if i + 1 < payload.len() - 2 {
+            assert!(a.is_empty(), "byte {i}: {a:?}");
+        } else if i + 1 == payload.len() - 2 {
+            assert!(
+                matches!(&a[..], [Action::Dial { target, initial, .. }]
+                    if target.to_string() == "example.org:443" && initial.is_empty()),
+                "{a:?}"
+            );
+        } else {
+            assert!(matches!(&a[..], [Action::Forward { .. }]), "{a:?}");
+        }
+    }
+}
+
+#[test]
+fn bad_header_ends_stream_as_bad_stream() {
+    let mut s = Session::new(params());
+    s.handle_text(&open("s1"));
+    drain(&mut s);
+    s.handle_text(&data("s1", &[9, 9, 9]));
+    let a = drain(&mut s);
+    let (errors, closes) = frames(&a);
+    assert_eq!(errors, vec![("bad_stream".into(), Some("s1".into()))]);
+    assert_eq!(closes, vec![("s1".into(), "bad_stream".into())]);
+    // Abort comes before the frames.
+    assert!(matches!(a[0], Action::Send(Frame::Error { .. })));
+    assert!(
+        a.iter().position(|x| matches!(x, Action::Abort { .. }))
+            < a.iter()
+                .position(|x| matches!(x, Action::Send(Frame::StreamClose { .. })))
+    );
+    assert_eq!(s.open_streams(), 0);
+}
+
+#[test]
+fn limit_duplicate_and_unknown() {
+    let mut s = Session::new(SessionParams {
+        max_violations: 100,
+        ..params()
+    });
+    s.handle_text(&open("s1"));
+    s.handle_text(&open("s2"));
+    drain(&mut s);
+    s.handle_text(&open("s3"));
+    let (errors, closes) = frames(&drain(&mut s));
+    assert_eq!(errors, vec![("stream_error".into(), Some("s3".into()))]);
+    assert_eq!(closes, vec![("s3".into(), "limit".into())]);
+
+    s.handle_text(&open("s1"));
+    let (errors, closes) = frames(&drain(&mut s));
+    assert_eq!(errors, vec![("stream_error".into(), Some("s1".into()))]);
+    assert!(closes.is_empty(), "the existing stream continues");
+    assert_eq!(s.open_streams(), 2);
+
+    s.handle_text(&data("nope", b"x"));
+    match &drain(&mut s)[..] {
+        [
+            Action::Send(Frame::Error {
+                code,
+                message,
+                stream_id,
+                ..
+            }),
+        ] => {
+            assert_eq!(*code, ErrorCode::StreamError);
+            assert_eq!(message, "unknown stream");
+            assert_eq!(stream_id.as_deref(), Some("nope"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn client_close_finishes_and_late_frames_are_quiet() {
+    let mut s = Session::new(params());
+    s.handle_text(&open("s1"));
+    drain(&mut s);
+    s.handle_text(&close("s1"));
+    assert!(matches!(&drain(&mut s)[..], [Action::Finish { id }] if &**id == "s1"));
+    s.handle_text(&data("s1", b"late"));
+    s.handle_text(&close("s1"));
+    assert!(drain(&mut s).is_empty());
+    // The slot is free again.
+    s.handle_text(&open("s2"));
+    s.handle_text(&open("s3"));
+    assert_eq!(s.open_streams(), 2);
+}
+
+#[test]
+fn recently_closed_is_bounded() {
+    let mut s = Session::new(SessionParams {
+        max_violations: 100,
+        ..params()
+    });
+    for i in 0..10 {
+        s.handle_text(&open(&format!("s{i}")));
+        s.handle_text(&close(&format!("s{i}")));
+    }
+    drain(&mut s);
+    assert!(s.recent.set.len() <= 4 && s.recent.order.len() <= 4);
+    s.handle_text(&data("s9", b"x"));
+    assert!(drain(&mut s).is_empty(), "recent: quiet");
+    s.handle_text(&data("s0", b"x"));
+    assert_eq!(frames(&drain(&mut s)).0.len(), 1, "forgotten: unknown");
+}
+
+#[test]
+fn decode_errors_map_to_codes_and_session_continues() {
+    let mut s = Session::new(SessionParams {
+        max_violations: 100,
+        ..params()
+    });
+    for (text, code) in [
+        ("not json", "bad_frame"),
+        (r#"{"type":"teleport"}"#, "unsupported"),
+        (
+            r#"{"type":"stream_data","stream_id":"s1","data":"@@"}"#,
+            "bad_stream",
+        ),
+        (
+            r#"{"type":"hello","session_token":"t","version":"1"}"#,
+            "bad_hello",
+        ),
+    ] {
+        s.handle_text(text);
+        let (errors, _) = frames(&drain(&mut s));
+        assert_eq!(errors.len(), 1, "{text}");
+        assert_eq!(errors[0].0, code, "{text}");
+    }
+    s.handle_binary();
+    assert_eq!(frames(&drain(&mut s)).0[0].0, "bad_frame");
+    assert!(!s.is_closed());
+}
+
+#[test]
+fn bad_base64_ends_the_open_stream() {
+    let mut s = Session::new(params());
+    s.handle_text(&open("s1"));
+    drain(&mut s);
+    s.handle_text(r#"{"type":"stream_data","stream_id":"s1","data":"@@"}"#);
+    let a = drain(&mut s);
+    let (errors, closes) = frames(&a);
+    assert_eq!(errors, vec![("bad_stream".into(), Some("s1".into()))]);
+    assert_eq!(closes, vec![("s1".into(), "bad_stream".into())]);
+    match &a[0] {
+        Action::Send(Frame::Error { reason, .. }) => {
+            assert_eq!(reason.as_deref(), Some("bad_stream"))
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn too_many_violations_close_with_policy() {
+    let mut s = Session::new(params());
+    s.handle_text(&open("s1"));
+    drain(&mut s);
+    for _ in 0..4 {
+        s.handle_text("garbage");
+    }
+    let a = drain(&mut s);
+    assert!(a.contains(&Action::Abort { id: "s1".into() }));
+    assert_eq!(
+        a.last(),
+        Some(&Action::Close {
+            code: close_code::POLICY,
+            reason: "too many protocol violations"
+        })
+    );
+    assert!(s.is_closed());
+    s.handle_text(r#"{"type":"ping"}"#);
+    assert!(drain(&mut s).is_empty());
+}
+
+#[test]
+fn oversized_closes_with_1009() {
+    let mut s = Session::new(params());
+    s.handle_text(&" ".repeat(5000));
+    let a = drain(&mut s);
+    assert_eq!(frames(&a).0, vec![("bad_frame".into(), None)]);
+    assert!(matches!(a.last(), Some(Action::Close { code: 1009, .. })));
+}
+
+#[test]
+fn stream_end_and_stall_send_error_then_close() {
+    let mut s = Session::new(params());
+    s.handle_text(&open("s1"));
+    s.handle_text(&open("s2"));
+    s.handle_text(&data("s1", &header("1.2.3.4:1")));
+    s.handle_text(&data("s2", &header("1.2.3.4:2")));
+    let serials: Vec<u64> = drain(&mut s)
+        .iter()
+        .filter_map(|a| match a {
+            Action::Dial { serial, .. } => Some(*serial),
+            _ => None,
+        })
+        .collect();
+    // A stale serial is ignored.
+    s.handle_stream_end(
+        "s1",
+        999,
+        StreamEnd {
+            reason: CloseReason::Eof,
+            error: None,
+        },
+    );
+    assert!(drain(&mut s).is_empty());
+    s.handle_stream_end(
+        "s1",
+        serials[0],
+        StreamEnd {
+            reason: CloseReason::Refused,
+            error: Some("connection refused".into()),
+        },
+    );
+    let a = drain(&mut s);
+    assert!(matches!(a[0], Action::Abort { .. }));
+    let (errors, closes) = frames(&a);
+    assert_eq!(errors, vec![("stream_error".into(), Some("s1".into()))]);
+    assert_eq!(closes, vec![("s1".into(), "refused".into())]);
+    s.handle_stall("s2", serials[1], 2000);
+    let (_, closes) = frames(&drain(&mut s));
+    assert_eq!(closes, vec![("s2".into(), "slow_upstream".into())]);
+}
+
+#[test]
+fn drain_refuses_new_streams_then_shuts_down_the_rest() {
+    let mut s = Session::new(params());
+    s.handle_text(&open("s1"));
+    drain(&mut s);
+    s.begin_drain();
+    s.handle_text(&open("s2"));
+    let (_, closes) = frames(&drain(&mut s));
+    assert_eq!(closes, vec![("s2".into(), "shutdown".into())]);
+    s.shutdown();
+    let a = drain(&mut s);
+    let (_, closes) = frames(&a);
+    assert_eq!(closes, vec![("s1".into(), "shutdown".into())]);
+    assert!(matches!(a.last(), Some(Action::Close { code: 1001, .. })));
+}
+
+#[test]
+fn overlong_stream_ids_are_refused_without_echo() {
+    let mut s = Session::new(params());
+    let long = "x".repeat(100);
+    s.handle_text(&open(&long));
+    let (errors, _) = frames(&drain(&mut s));
+    assert_eq!(errors, vec![("bad_stream".into(), None)]);
+    assert_eq!(s.open_streams(), 0);
+}
+
+#[test]
+fn hello_checks() {
+    let ok = check_hello(
+        r#"{"type":"hello","session_token":"t","version":"1","client":"c"}"#,
+        4096,
+    )
+    .unwrap();
+    assert_eq!((ok.token.as_str(), ok.client.as_str()), ("t", "c"));
+    let v2 = check_hello(
+        r#"{"type":"hello","session_token":"t","version":"2"}"#,
+        4096,
+    );
+    assert_eq!(v2.err().map(|r| r.code), Some(ErrorCode::BadVersion));
+    for bad in [
+        r#"{"type":"ping"}"#,
+        "nope",
+        r#"{"type":"hello","version":"1"}"#,
+    ] {
+        let r = check_hello(bad, 4096).err().unwrap();
+        assert_eq!(r.code, ErrorCode::BadHello, "{bad}");
+        assert_eq!(r.close_code, close_code::PROTOCOL);
+    }
+}

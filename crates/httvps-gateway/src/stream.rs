@@ -1,0 +1,129 @@
+//! One stream's task: dial the upstream, then move bytes both ways.
+//!
+//! Client bytes arrive through the stream's bounded queue (filled by the
+//! session reader); upstream bytes leave as `stream_data` frames through the
+//! session's one bounded out queue. The task reports how it ended once, so
+//! the session can send the `error`/`stream_close` frames after every data
+//! frame the task queued.
+
+use std::sync::Arc;
+
+use proto_httvps::encode_stream_data;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio_tungstenite::tungstenite::Message;
+use tracing::debug;
+
+use crate::Shared;
+use crate::metrics as m;
+use crate::session::{CloseReason, StreamEnd, StreamId};
+use crate::upstream::{self, Upstream, UpstreamMode};
+
+/// One piece of client data on its way to an upstream, holding its share of
+/// the stream's byte budget until written.
+pub(crate) struct Chunk {
+    pub(crate) data: Vec<u8>,
+    pub(crate) _budget: Option<OwnedSemaphorePermit>,
+}
+
+/// A stream task's report that it ended on its own.
+pub(crate) struct StreamEvent {
+    pub(crate) id: StreamId,
+    pub(crate) serial: u64,
+    pub(crate) end: StreamEnd,
+}
+
+/// What a stream task needs.
+pub(crate) struct StreamCtx {
+    pub(crate) id: StreamId,
+    pub(crate) serial: u64,
+    pub(crate) target: proto_httvps::TargetAddr,
+    pub(crate) mode: UpstreamMode,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) out: mpsc::Sender<Message>,
+    pub(crate) events: mpsc::Sender<StreamEvent>,
+    pub(crate) read_len: usize,
+}
+
+/// Runs one stream to its end and reports how it ended (unless the client
+/// closed it, or the session is gone).
+pub(crate) async fn stream_task(ctx: StreamCtx, rx: mpsc::Receiver<Chunk>) {
+    let timeout = ctx.shared.config.timeouts.dial;
+    let dialed = upstream::dial(&ctx.mode, &ctx.shared.ss_context, &ctx.target, timeout).await;
+    let end = match dialed {
+        Err(end) => {
+            debug!(stream = %ctx.id, target = %ctx.target, reason = end.reason.as_str(), "dial failed");
+            // Closing the queue first lets a reader waiting for room in it
+            // give up at once instead of at the stall bound.
+            drop(rx);
+            Some(end)
+        }
+        Ok((up, took)) => {
+            debug!(stream = %ctx.id, target = %ctx.target, ?took, "upstream connected");
+            metrics::histogram!(m::DIAL_SECONDS, "mode" => ctx.mode.label())
+                .record(took.as_secs_f64());
+            pump(up, rx, &ctx).await
+        }
+    };
+    if let Some(end) = end {
+        let _ = ctx
+            .events
+            .send(StreamEvent {
+                id: ctx.id.clone(),
+                serial: ctx.serial,
+                end,
+            })
+            .await;
+    }
+}
+
+/// Moves bytes both ways until one side ends. `None`: nothing to report
+/// (the client closed the stream, or the session is gone).
+async fn pump(up: Upstream, mut rx: mpsc::Receiver<Chunk>, ctx: &StreamCtx) -> Option<StreamEnd> {
+    let (mut rd, mut wr) = tokio::io::split(up);
+    let bytes_up = metrics::counter!(m::BYTES_TOTAL, "dir" => "up");
+    let bytes_down = metrics::counter!(m::BYTES_TOTAL, "dir" => "down");
+    // Only `write_all`, never `tokio::io::copy`: copy may retry a pending
+    // write with a longer buffer, and the Shadowsocks AEAD writer then reports
+    // the longer length while it sent the shorter one (bytes vanish).
+    let upload = async {
+        while let Some(chunk) = rx.recv().await {
+            wr.write_all(&chunk.data).await?;
+            bytes_up.increment(chunk.data.len() as u64);
+            drop(chunk);
+            if rx.is_empty() {
+                wr.flush().await?;
+            }
+        }
+        // The client closed the stream and everything it sent is written.
+        wr.shutdown().await
+    };
+    let download = async {
+        // One reused read buffer; the only allocation per frame is its text.
+        let mut buf = vec![0u8; ctx.read_len];
+        loop {
+            let n = rd.read(&mut buf).await?;
+            if n == 0 {
+                return Ok::<bool, std::io::Error>(true);
+            }
+            let mut text = String::new();
+            encode_stream_data(&ctx.id, &buf[..n], &mut text);
+            if ctx.out.send(Message::text(text)).await.is_err() {
+                return Ok(false);
+            }
+            bytes_down.increment(n as u64);
+        }
+    };
+    let upstream_error = |e: std::io::Error| StreamEnd {
+        reason: CloseReason::UpstreamError,
+        error: Some(format!("upstream connection to {} failed: {e}", ctx.target)),
+    };
+    tokio::select! {
+        r = upload => r.err().map(upstream_error),
+        r = download => match r {
+            Ok(true) => Some(StreamEnd { reason: CloseReason::Eof, error: None }),
+            Ok(false) => None,
+            Err(e) => Some(upstream_error(e)),
+        },
+    }
+}

@@ -1,0 +1,336 @@
+//! The `httvps-gateway` binary as a process: flags, signals (SIGHUP reload,
+//! SIGTERM drain), the metrics listener, JSON logs without secrets.
+
+mod util;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::json;
+use testkit::{EchoServer, GatewayProcess, TestBackend, TestCert};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use util::{Client, Event};
+
+const BIN: &str = env!("CARGO_BIN_EXE_httvps-gateway");
+
+struct Setup {
+    dir: tempfile::TempDir,
+    cert: TestCert,
+    cert_path: PathBuf,
+    key_path: PathBuf,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = TestCert::generate(&["localhost"]);
+    let (cert_path, key_path) = cert.write_to(dir.path());
+    Setup {
+        dir,
+        cert,
+        cert_path,
+        key_path,
+    }
+}
+
+impl Setup {
+    fn args(&self, extra: &[&str]) -> Vec<String> {
+        let mut args: Vec<String> = [
+            "--listen",
+            "127.0.0.1:0",
+            "--cert",
+            self.cert_path.to_str().unwrap(),
+            "--key",
+            self.key_path.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    }
+
+    fn tokens_file(&self, content: &str) -> PathBuf {
+        let path = self.dir.path().join("tokens");
+        write_atomically(&path, content);
+        path
+    }
+}
+
+/// Replaces a file the way an operator's tooling would (write, then rename).
+fn write_atomically(path: &Path, content: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, content).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+async fn hello(gw: &GatewayProcess, cert: &TestCert, token: &str) -> (Client, serde_json::Value) {
+    let mut c = Client::connect(gw.addr(), cert).await;
+    let reply = c.hello(token).await;
+    (c, reply)
+}
+
+fn assert_no_secrets(gw: &GatewayProcess, secrets: &[&str]) {
+    let logs = gw.logs();
+    assert!(!logs.is_empty());
+    for line in &logs {
+        for secret in secrets {
+            assert!(
+                !line.contains(secret),
+                "secret {secret:?} in log line: {line}"
+            );
+        }
+    }
+}
+
+const WAIT: Duration = Duration::from_secs(10);
+
+#[tokio::test]
+async fn sighup_reloads_the_token_file_and_a_failed_reload_keeps_the_old_set() {
+    let s = setup();
+    let tokens = s.tokens_file("# test tokens\ntok-alpha-7781\n");
+    let args = s.args(&["--tokens", tokens.to_str().unwrap(), "--tokens-poll", "0"]);
+    let gw = GatewayProcess::spawn(Path::new(BIN), &args, &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        hello(&gw, &s.cert, "tok-alpha-7781").await.1["type"],
+        "ready"
+    );
+    let (mut c, reply) = hello(&gw, &s.cert, "tok-beta-9924").await;
+    assert_eq!(reply["code"], "auth_failed");
+    assert_eq!(c.close_code().await, Some(1008));
+
+    write_atomically(&tokens, "tok-alpha-7781\n\ntok-beta-9924\n");
+    gw.sighup();
+    gw.wait_for_log("tokens reloaded", WAIT).await.unwrap();
+    assert_eq!(
+        hello(&gw, &s.cert, "tok-beta-9924").await.1["type"],
+        "ready"
+    );
+
+    // A reload that fails keeps what was loaded.
+    std::fs::remove_file(&tokens).unwrap();
+    gw.sighup();
+    gw.wait_for_log("reload failed", WAIT).await.unwrap();
+    assert_eq!(
+        hello(&gw, &s.cert, "tok-beta-9924").await.1["type"],
+        "ready"
+    );
+    assert_no_secrets(&gw, &["tok-alpha-7781", "tok-beta-9924"]);
+}
+
+#[tokio::test]
+async fn token_file_change_is_picked_up_without_a_signal() {
+    let s = setup();
+    let tokens = s.tokens_file("tok-one\n");
+    let args = s.args(&[
+        "--tokens",
+        tokens.to_str().unwrap(),
+        "--tokens-poll",
+        "200ms",
+    ]);
+    let gw = GatewayProcess::spawn(Path::new(BIN), &args, &[])
+        .await
+        .unwrap();
+    write_atomically(&tokens, "tok-two\n");
+    gw.wait_for_log("tokens reloaded", WAIT).await.unwrap();
+    assert_eq!(hello(&gw, &s.cert, "tok-two").await.1["type"], "ready");
+    assert_eq!(
+        hello(&gw, &s.cert, "tok-one").await.1["code"],
+        "auth_failed"
+    );
+}
+
+#[tokio::test]
+async fn missing_token_file_is_a_startup_error() {
+    let s = setup();
+    let missing = s.dir.path().join("nope");
+    let out = tokio::process::Command::new(BIN)
+        .args(s.args(&["--tokens", missing.to_str().unwrap()]))
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("token file"), "{stderr}");
+}
+
+#[tokio::test]
+async fn help_lists_the_flags() {
+    let out = tokio::process::Command::new(BIN)
+        .arg("--help")
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--listen",
+        "--cert",
+        "--key",
+        "--backend",
+        "--tokens",
+        "--max-streams",
+        "--allow-private-targets",
+        "--metrics",
+        "--outline",
+        "--ws-path",
+        "--hello-timeout",
+        "--idle-timeout",
+        "--drain-timeout",
+        "--max-sessions",
+        "--stall-timeout",
+        "--max-frame-bytes",
+        "--stream-buffer",
+        "--backend-timeout",
+        "HTTVPS_INTERNAL_SECRET",
+    ] {
+        assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
+    }
+}
+
+#[tokio::test]
+async fn sigterm_drains_streams_closes_1001_and_exits_zero() {
+    let s = setup();
+    let echo = EchoServer::start().await;
+    let tokens = s.tokens_file("tok-term\n");
+    let args = s.args(&[
+        "--tokens",
+        tokens.to_str().unwrap(),
+        "--allow-private-targets",
+        "--drain-timeout",
+        "500ms",
+    ]);
+    let mut gw = GatewayProcess::spawn(Path::new(BIN), &args, &[])
+        .await
+        .unwrap();
+    let (mut c, reply) = hello(&gw, &s.cert, "tok-term").await;
+    assert_eq!(reply["type"], "ready");
+    c.open("s1", echo.addr()).await;
+    c.data("s1", b"ping").await;
+    assert_eq!(c.read_exact("s1", 4).await, b"ping");
+    gw.sigterm();
+    let mut closes = Vec::new();
+    let code = loop {
+        match c.event().await {
+            Event::Frame(f) if f["type"] == "stream_close" => closes.push(f),
+            Event::Frame(f) => panic!("unexpected frame {f}"),
+            Event::Close(code) => break code,
+            Event::Ended(e) => panic!("no Close frame: {e}"),
+        }
+    };
+    assert_eq!(
+        closes,
+        vec![json!({"type":"stream_close","stream_id":"s1","reason":"shutdown"})]
+    );
+    assert_eq!(code, Some(1001));
+    drop(c);
+    let status = gw.wait_exit(WAIT).await.expect("gateway exits");
+    assert!(status.success(), "{status:?}");
+}
+
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: metrics\r\nConnection: close\r\n\r\n");
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(WAIT, tcp.read_to_string(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    out
+}
+
+#[tokio::test]
+async fn backend_mode_metrics_and_logs_without_secrets() {
+    let s = setup();
+    let echo = EchoServer::start().await;
+    let ss = testkit::SsServer::start("chacha20-ietf-poly1305", "node-pass-5512")
+        .await
+        .unwrap();
+    let backend = TestBackend::builder()
+        .secret("internal-secret-3318")
+        .session_token(
+            "tok-session-4471",
+            testkit::Grant {
+                device_id: "dev-9".into(),
+                max_streams: 5,
+                outline: Some(ss.outline_node()),
+            },
+        )
+        .start()
+        .await;
+    let args = s.args(&["--backend", &backend.url(), "--metrics", "127.0.0.1:0"]);
+    let gw = GatewayProcess::spawn(
+        Path::new(BIN),
+        &args,
+        &[
+            ("HTTVPS_INTERNAL_SECRET", "internal-secret-3318"),
+            ("RUST_LOG", "debug"),
+        ],
+    )
+    .await
+    .unwrap();
+    let metrics_addr = gw.wait_metrics_addr(WAIT).await.unwrap();
+
+    let (mut c, reply) = hello(&gw, &s.cert, "tok-session-4471").await;
+    assert_eq!(reply["type"], "ready", "{reply}");
+    assert_eq!(reply["max_streams"], 5);
+    assert_eq!(
+        backend.last_secret_seen().as_deref(),
+        Some("internal-secret-3318")
+    );
+    c.open("s1", echo.addr()).await;
+    c.data("s1", b"metrics!").await;
+    assert_eq!(c.read_exact("s1", 8).await, b"metrics!");
+    let (_, refused) = hello(&gw, &s.cert, "tok-unknown-0001").await;
+    assert_eq!(refused["code"], "auth_failed");
+
+    let text = http_get(metrics_addr, "/metrics").await;
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    for line in [
+        "httvps_gateway_sessions_active 1",
+        "httvps_gateway_sessions_total 1",
+        "httvps_gateway_streams_active 1",
+        "httvps_gateway_streams_total 1",
+        "httvps_gateway_handshakes_total{result=\"ok\"} 1",
+        "httvps_gateway_handshakes_total{result=\"auth_failed\"} 1",
+        "httvps_gateway_bytes_total{dir=\"up\"} 8",
+        "httvps_gateway_bytes_total{dir=\"down\"} 8",
+        "httvps_gateway_errors_total{code=\"auth_failed\"} 1",
+        "httvps_gateway_upstream_dial_seconds_count{mode=\"outline\"} 1",
+    ] {
+        assert!(text.contains(line), "metrics lack {line:?}:\n{text}");
+    }
+    assert!(
+        http_get(metrics_addr, "/other")
+            .await
+            .starts_with("HTTP/1.1 404")
+    );
+
+    // When the client goes away, the gauges come back to zero.
+    drop(c);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let text = http_get(metrics_addr, "/metrics").await;
+        if text.contains("httvps_gateway_sessions_active 0")
+            && text.contains("httvps_gateway_streams_active 0")
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "gauges stuck:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_no_secrets(
+        &gw,
+        &[
+            "tok-session-4471",
+            "tok-unknown-0001",
+            "internal-secret-3318",
+            "node-pass-5512",
+        ],
+    );
+}

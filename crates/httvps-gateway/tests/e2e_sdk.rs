@@ -1,0 +1,607 @@
+//! End to end through real parts: the client SDK → the `httvps-gateway` binary
+//! (real TLS) → Debian's `ss-server` as the Outline node (or direct mode) → a
+//! local TCP/HTTP server. Every test starts its own peers on port 0.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Empty};
+use httvps_client::{
+    ClientConfig, CloseReason, ControlPlane, DeviceCredentials, Frame, KeepaliveConfig, Secret,
+    Session, TargetAddr, Tunnel, connect_with_device,
+};
+use hyper_util::rt::TokioIo;
+use sha2::{Digest, Sha256};
+use testkit::{
+    EchoServer, GatewayProcess, Grant, HttpServer, ServerFirst, SsServer, TcpBlackhole,
+    TestBackend, TestCert,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const GATEWAY: &str = env!("CARGO_BIN_EXE_httvps-gateway");
+const TOKEN: &str = "tok-e2e-0123456789";
+
+/// A gateway process with its certificate, and how a client reaches it.
+struct Gateway {
+    process: GatewayProcess,
+    ca: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Gateway {
+    /// Token-file mode (direct), with loopback targets allowed.
+    async fn direct(extra: &[&str]) -> Gateway {
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = dir.path().join("tokens");
+        std::fs::write(&tokens, format!("# test tokens\n{TOKEN}\n")).unwrap();
+        let mut args = vec![
+            "--tokens".to_owned(),
+            tokens.display().to_string(),
+            "--allow-private-targets".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Gateway::start(dir, args, &[]).await
+    }
+
+    /// Backend mode: sessions validated by `backend`, secret from the environment.
+    async fn with_backend(backend: &TestBackend, secret: &str, extra: &[&str]) -> Gateway {
+        let dir = tempfile::tempdir().unwrap();
+        let mut args = vec![
+            "--backend".to_owned(),
+            backend.url(),
+            "--allow-private-targets".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Gateway::start(dir, args, &[("HTTVPS_INTERNAL_SECRET", secret)]).await
+    }
+
+    async fn start(
+        dir: tempfile::TempDir,
+        mut args: Vec<String>,
+        envs: &[(&str, &str)],
+    ) -> Gateway {
+        testkit::install_crypto_provider();
+        let cert = TestCert::generate(&["localhost", "127.0.0.1"]);
+        let (cert_path, key_path) = cert.write_to(dir.path());
+        let mut all = Vec::new();
+        if !args.iter().any(|a| a == "--listen") {
+            all.extend(["--listen".to_owned(), "127.0.0.1:0".into()]);
+        }
+        all.extend([
+            "--cert".to_owned(),
+            cert_path.display().to_string(),
+            "--key".into(),
+            key_path.display().to_string(),
+        ]);
+        all.append(&mut args);
+        let process = GatewayProcess::spawn(GATEWAY.as_ref(), &all, envs)
+            .await
+            .expect("gateway starts");
+        Gateway {
+            process,
+            ca: cert_path,
+            _dir: dir,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("wss://127.0.0.1:{}/ws", self.process.addr().port())
+    }
+
+    fn config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new(self.url());
+        config.tls.ca_file = Some(self.ca.clone());
+        config
+    }
+
+    async fn tunnel(&self) -> Tunnel {
+        Tunnel::connect(self.config(), &Secret::from(TOKEN))
+            .await
+            .expect("tunnel connects")
+    }
+}
+
+fn outline_grant(ss: &SsServer, max_streams: u32) -> Grant {
+    Grant {
+        device_id: "dev-1".into(),
+        max_streams,
+        outline: Some(ss.outline_node()),
+    }
+}
+
+/// Sends `len` pseudo-random bytes through an echo stream while reading the
+/// echo concurrently; returns (sent hash, received hash).
+async fn echo_round_trip(
+    tunnel: &Tunnel,
+    echo: std::net::SocketAddr,
+    len: usize,
+) -> (String, String) {
+    let stream = tunnel
+        .open(TargetAddr::Ip(echo))
+        .await
+        .expect("stream opens");
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let data = testkit::pseudo_random_bytes(len as u64, len);
+    let sent = testkit::sha256_hex(&data);
+    let write = async move {
+        for piece in data.chunks(100_000) {
+            writer.write_all(piece).await.expect("write");
+        }
+        writer
+    };
+    let read = async move {
+        let mut hasher = Sha256::new();
+        let mut got = 0;
+        let mut buf = vec![0u8; 64 * 1024];
+        while got < len {
+            let n = reader.read(&mut buf).await.expect("read");
+            assert!(n > 0, "echo ended early after {got} of {len} bytes");
+            hasher.update(&buf[..n]);
+            got += n;
+        }
+        hex(&hasher.finalize())
+    };
+    let (_writer, received) = tokio::join!(write, read);
+    (sent, received)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// GET `path` from `http` through the tunnel with a real HTTP client; returns
+/// (status, x-sha256 header, sha256 of the body, body length).
+async fn http_get(tunnel: &Tunnel, http: &HttpServer, path: &str) -> (u16, String, String, usize) {
+    let stream = tunnel
+        .open(TargetAddr::Ip(http.addr()))
+        .await
+        .expect("stream opens");
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("http handshake");
+    tokio::spawn(conn);
+    let request = hyper::Request::get(path)
+        .header("host", http.addr().to_string())
+        .body(Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let response = sender.send_request(request).await.expect("response");
+    let status = response.status().as_u16();
+    let expected = response
+        .headers()
+        .get("x-sha256")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let mut body = response.into_body();
+    let mut hasher = Sha256::new();
+    let mut len = 0;
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame.expect("body frame").into_data() {
+            hasher.update(&data);
+            len += data.len();
+        }
+    }
+    (status, expected, hex(&hasher.finalize()), len)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outline_mode_bytes_are_identical_through_real_ss_server() {
+    let ss = SsServer::start("chacha20-ietf-poly1305", "e2e-password")
+        .await
+        .unwrap();
+    let backend = TestBackend::builder()
+        .secret("internal-secret")
+        .session_token(TOKEN, outline_grant(&ss, 8))
+        .start()
+        .await;
+    let gateway = Gateway::with_backend(&backend, "internal-secret", &[]).await;
+    let tunnel = gateway.tunnel().await;
+    assert_eq!(tunnel.max_streams(), 8);
+    assert_eq!(
+        backend.last_secret_seen().as_deref(),
+        Some("internal-secret")
+    );
+
+    let echo = EchoServer::start().await;
+    for len in [1, 64 * 1024, 3 * 1024 * 1024 + 17] {
+        let (sent, received) = echo_round_trip(&tunnel, echo.addr(), len).await;
+        assert_eq!(sent, received, "echo of {len} bytes");
+    }
+
+    let http = HttpServer::start().await;
+    for len in [1usize, 64 * 1024, 100 * 1024 * 1024] {
+        let (status, expected, got, got_len) =
+            http_get(&tunnel, &http, &format!("/bytes/{len}")).await;
+        assert_eq!(status, 200);
+        assert_eq!(got_len, len);
+        assert_eq!(got, expected, "download of {len} bytes");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outline_mode_works_with_aes_gcm_ciphers() {
+    for method in ["aes-256-gcm", "aes-128-gcm"] {
+        let ss = SsServer::start(method, "another-password").await.unwrap();
+        let backend = TestBackend::builder()
+            .session_token(TOKEN, outline_grant(&ss, 4))
+            .start()
+            .await;
+        let gateway = Gateway::with_backend(&backend, "", &[]).await;
+        let tunnel = gateway.tunnel().await;
+        let echo = EchoServer::start().await;
+        let (sent, received) = echo_round_trip(&tunnel, echo.addr(), 200_000).await;
+        assert_eq!(sent, received, "{method}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_mode_carries_eight_concurrent_streams() {
+    let gateway = Gateway::direct(&[]).await;
+    let tunnel = gateway.tunnel().await;
+    let echo = EchoServer::start().await;
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let (tunnel, echo_addr) = (tunnel.clone(), echo.addr());
+        tasks.push(tokio::spawn(async move {
+            echo_round_trip(&tunnel, echo_addr, 1_000_000 + i).await
+        }));
+    }
+    for task in tasks {
+        let (sent, received) = task.await.unwrap();
+        assert_eq!(sent, received);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_first_protocols_work() {
+    let gateway = Gateway::direct(&[]).await;
+    let tunnel = gateway.tunnel().await;
+    let banner = b"SSH-2.0-OpenSSH_9.2 test\r\n";
+    let server = ServerFirst::start(banner).await;
+    let mut stream = tunnel.open(TargetAddr::Ip(server.addr())).await.unwrap();
+    let mut got = vec![0u8; banner.len()];
+    tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut got))
+        .await
+        .expect("banner in time")
+        .unwrap();
+    assert_eq!(&got, banner);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_limit_and_unknown_stream_are_raised_locally() {
+    let gateway = Gateway::direct(&["--max-streams", "2"]).await;
+    let mut session = Session::connect(gateway.config(), &Secret::from(TOKEN))
+        .await
+        .unwrap();
+    assert_eq!(session.max_streams(), 2);
+    let echo = EchoServer::start().await;
+    let target = TargetAddr::Ip(echo.addr());
+    assert_eq!(session.open_stream(&target, None).await.unwrap(), "s1");
+    assert_eq!(session.open_stream(&target, None).await.unwrap(), "s2");
+    let err = session.open_stream(&target, None).await.unwrap_err();
+    assert_eq!(err.code(), "stream_limit");
+    let err = session.send_data("s9", b"x").await.unwrap_err();
+    assert_eq!(err.code(), "unknown_stream");
+
+    // Nothing was sent for the refused stream: the gateway reports no error,
+    // and the open streams still work.
+    session.send_data("s1", b"ping me").await.unwrap();
+    let mut echoed = Vec::new();
+    while echoed.len() < 7 {
+        match session.next_event(Duration::from_secs(5)).await.unwrap() {
+            Some(Frame::StreamData { stream_id, data }) => {
+                assert_eq!(stream_id, "s1");
+                echoed.extend(data);
+            }
+            other => panic!("unexpected event {other:?}"),
+        }
+    }
+    assert_eq!(echoed, b"ping me");
+
+    // Closing frees a slot; ids are never reused.
+    session.close_stream("s1", None).await.unwrap();
+    assert_eq!(session.open_stream(&target, None).await.unwrap(), "s3");
+    assert_eq!(
+        session.send_data("s1", b"x").await.unwrap_err().code(),
+        "unknown_stream"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tunnel_enforces_the_limit_and_queues_with_open_wait() {
+    let gateway = Gateway::direct(&["--max-streams", "2"]).await;
+    let tunnel = gateway.tunnel().await;
+    let echo = EchoServer::start().await;
+    let target = TargetAddr::Ip(echo.addr());
+    let a = tunnel.open(target.clone()).await.unwrap();
+    let _b = tunnel.open(target.clone()).await.unwrap();
+    assert_eq!(
+        tunnel.open(target.clone()).await.unwrap_err().code(),
+        "stream_limit"
+    );
+    let err = tunnel
+        .open_wait(target.clone(), Duration::from_millis(200))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "stream_limit");
+    let waiter = {
+        let (tunnel, target) = (tunnel.clone(), target.clone());
+        tokio::spawn(async move { tunnel.open_wait(target, Duration::from_secs(10)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(a);
+    let mut c = waiter.await.unwrap().expect("a slot frees up");
+    c.write_all(b"hi").await.unwrap();
+    let mut got = [0u8; 2];
+    c.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"hi");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_token_is_auth_failed() {
+    let ss = SsServer::start("chacha20-ietf-poly1305", "pw")
+        .await
+        .unwrap();
+    let backend = TestBackend::builder()
+        .session_token(TOKEN, outline_grant(&ss, 8))
+        .start()
+        .await;
+    let gateway = Gateway::with_backend(&backend, "", &[]).await;
+    let err = Tunnel::connect(gateway.config(), &Secret::from("not-a-token"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "auth_failed", "{err}");
+
+    let direct = Gateway::direct(&[]).await;
+    let err = Tunnel::connect(direct.config(), &Secret::from("wrong"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "auth_failed", "{err}");
+    for line in direct
+        .process
+        .logs()
+        .iter()
+        .chain(gateway.process.logs().iter())
+    {
+        assert!(
+            !line.contains("not-a-token") && !line.contains(TOKEN),
+            "token in logs: {line}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_reach_the_stream_with_their_reason() {
+    let gateway = Gateway::direct(&[]).await;
+    let tunnel = gateway.tunnel().await;
+    let mut stream = tunnel
+        .open(TargetAddr::Ip(testkit::closed_port()))
+        .await
+        .unwrap();
+    let mut buf = [0u8; 16];
+    let err = stream.read(&mut buf).await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
+
+    // Without --allow-private-targets a loopback target is refused by policy.
+    let strict = {
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = dir.path().join("tokens");
+        std::fs::write(&tokens, format!("{TOKEN}\n")).unwrap();
+        Gateway::start(
+            dir,
+            vec!["--tokens".into(), tokens.display().to_string()],
+            &[],
+        )
+        .await
+    };
+    let tunnel = strict.tunnel().await;
+    let echo = EchoServer::start().await;
+    let mut stream = tunnel.open(TargetAddr::Ip(echo.addr())).await.unwrap();
+    let err = stream.read(&mut buf).await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied, "{err}");
+    // The session survives a failed stream.
+    assert!(tunnel.is_active());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_login_fetches_a_fresh_token_for_every_connect() {
+    let ss = SsServer::start("chacha20-ietf-poly1305", "pw")
+        .await
+        .unwrap();
+    // The backend must advertise the gateway's URL before the gateway (which
+    // needs the backend's URL) starts: pick the gateway's port first.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let gateway_url = format!("wss://127.0.0.1:{port}/ws");
+    let backend = TestBackend::builder()
+        .device(
+            "dev-7",
+            "device-secret",
+            outline_grant(&ss, 8),
+            &gateway_url,
+        )
+        .start()
+        .await;
+    let listen = format!("127.0.0.1:{port}");
+    let gateway = Gateway::with_backend(&backend, "", &["--listen", &listen]).await;
+    assert_eq!(gateway.url(), gateway_url);
+
+    let control = ControlPlane::new(backend.url(), &Default::default()).unwrap();
+    let creds = DeviceCredentials {
+        device_id: "dev-7".into(),
+        token: Secret::from("device-secret"),
+        region: None,
+    };
+    let mut template = ClientConfig::new("wss://set-by-the-grant.invalid/ws");
+    template.tls.ca_file = Some(gateway.ca.clone());
+    let echo = EchoServer::start().await;
+    for _ in 0..2 {
+        let tunnel = connect_with_device(&control, &creds, &template)
+            .await
+            .unwrap();
+        assert_eq!(tunnel.max_streams(), 8);
+        let (sent, received) = echo_round_trip(&tunnel, echo.addr(), 1000).await;
+        assert_eq!(sent, received);
+    }
+    assert_eq!(
+        backend.session_calls(),
+        2,
+        "a fresh token for every connect"
+    );
+
+    // Session tokens are single-use: a replay is refused.
+    let grant = control.create_session(&creds).await.unwrap();
+    let config = ClientConfig {
+        url: grant.gateway_url.clone(),
+        ..template.clone()
+    };
+    Tunnel::connect(config.clone(), &grant.session_token)
+        .await
+        .unwrap();
+    let err = Tunnel::connect(config, &grant.session_token)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "auth_failed", "{err}");
+
+    // A wrong device token is a clear auth error from the control plane.
+    let bad = DeviceCredentials {
+        token: Secret::from("nope"),
+        ..creds
+    };
+    let err = control.create_session(&bad).await.unwrap_err();
+    assert_eq!(err.code(), "auth_failed", "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_is_verified_and_pins_work() {
+    let gateway = Gateway::direct(&[]).await;
+    // System roots only: the self-signed gateway is refused.
+    let err = Tunnel::connect(ClientConfig::new(gateway.url()), &Secret::from(TOKEN))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "handshake_failed");
+    assert!(err.to_string().contains("certificate"), "{err}");
+
+    // The right pin alone is enough; a wrong pin is refused.
+    let pem = std::fs::read(&gateway.ca).unwrap();
+    let der = rustls_pki_der(&pem);
+    let mut pinned = ClientConfig::new(gateway.url());
+    pinned.tls.pin_sha256 = Some(httvps_client::spki_sha256(&der).unwrap());
+    let tunnel = Tunnel::connect(pinned.clone(), &Secret::from(TOKEN))
+        .await
+        .unwrap();
+    assert!(tunnel.is_active());
+    pinned.tls.pin_sha256 = Some([7u8; 32]);
+    let err = Tunnel::connect(pinned, &Secret::from(TOKEN))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "handshake_failed", "{err}");
+}
+
+fn rustls_pki_der(pem: &[u8]) -> Vec<u8> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    CertificateDer::from_pem_slice(pem).unwrap().to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshake_times_out_on_a_silent_server() {
+    let hole = TcpBlackhole::start().await;
+    let mut config = ClientConfig::new(format!("wss://127.0.0.1:{}/ws", hole.addr().port()));
+    config.handshake_timeout = Duration::from_millis(500);
+    let started = std::time::Instant::now();
+    let err = Tunnel::connect(config, &Secret::from(TOKEN))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "handshake_failed");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_gateway_is_detected_by_keepalive() {
+    let gateway = Gateway::direct(&[]).await;
+    let mut config = gateway.config();
+    config.keepalive = KeepaliveConfig {
+        interval: Duration::from_millis(200),
+        dead_after: Duration::from_secs(1),
+    };
+    let tunnel = Tunnel::connect(config, &Secret::from(TOKEN)).await.unwrap();
+    let pid = gateway.process.pid().expect("pid") as i32;
+    // SIGSTOP freezes the gateway with its sockets open: only keepalive notices.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let reason = tokio::time::timeout(Duration::from_secs(10), tunnel.closed()).await;
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    assert_eq!(
+        reason.expect("declared dead in time"),
+        CloseReason::KeepaliveTimeout(Duration::from_secs(1))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_closes_sessions_cleanly() {
+    let mut gateway = Gateway::direct(&["--drain-timeout", "1"]).await;
+    let tunnel = gateway.tunnel().await;
+    let http = HttpServer::start().await;
+    // A long download that cannot finish before the drain deadline.
+    let mut stream = tunnel.open(TargetAddr::Ip(http.addr())).await.unwrap();
+    stream
+        .write_all(format!("GET /bytes/{} HTTP/1.1\r\nHost: x\r\n\r\n", 1u64 << 40).as_bytes())
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    stream.read(&mut buf).await.unwrap();
+    gateway.process.sigterm();
+    // The stream ends with the gateway's shutdown reason, not a reset.
+    let err = loop {
+        match stream.read(&mut buf).await {
+            Ok(0) => panic!("a cut download must not look like a clean end"),
+            Ok(_) => continue,
+            Err(e) => break e,
+        }
+    };
+    assert!(err.to_string().contains("shutdown"), "{err}");
+    let reason = tokio::time::timeout(Duration::from_secs(10), tunnel.closed())
+        .await
+        .unwrap();
+    assert!(
+        matches!(reason, CloseReason::Gateway { code: 1001, .. }),
+        "{reason:?}"
+    );
+    let status = gateway
+        .process
+        .wait_exit(Duration::from_secs(10))
+        .await
+        .expect("gateway exits");
+    assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_reader_is_ended_without_stalling_other_streams() {
+    let gateway = Gateway::direct(&[]).await;
+    let mut config = gateway.config();
+    config.stall_timeout = Duration::from_millis(300);
+    config.stream_buffer_frames = 4;
+    let tunnel = Tunnel::connect(config, &Secret::from(TOKEN)).await.unwrap();
+    let http = HttpServer::start().await;
+    let mut slow = tunnel.open(TargetAddr::Ip(http.addr())).await.unwrap();
+    slow.write_all(b"GET /bytes/52428800 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    // Never read `slow`; another stream must still work within a few stall bounds.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let echo = EchoServer::start().await;
+    let (sent, received) = tokio::time::timeout(
+        Duration::from_secs(10),
+        echo_round_trip(&tunnel, echo.addr(), 100_000),
+    )
+    .await
+    .expect("not stalled");
+    assert_eq!(sent, received);
+    // The slow stream was ended locally and says so once read.
+    let mut sink = Vec::new();
+    let err = slow.read_to_end(&mut sink).await.unwrap_err();
+    assert!(err.to_string().contains("longer than"), "{err}");
+    assert!(tunnel.is_active());
+}
