@@ -61,6 +61,9 @@ impl DemoGateway {
             AuthSource::Tokens(HashSet::from([token.clone()])),
         );
         config.allow_private_targets = true;
+        // Only our own client uses it, and it disconnects first: stopping the
+        // demo must not wait the production drain time.
+        config.timeouts.drain = std::time::Duration::from_secs(1);
         let gateway = Gateway::bind(config)
             .await
             .map_err(|e| DemoError::Gateway(e.to_string()))?;

@@ -233,8 +233,12 @@ pub async fn supervise(
     let extra = banner.map(|b| b(proxy_addr));
     if json {
         // Scripts learn the bound address (with --listen …:0) from this line.
-        let data = serde_json::json!({ "proxy": proxy_addr.to_string(), "control_file": control_file });
-        println!("{}", serde_json::json!({ "type": "listening", "data": data }));
+        let data =
+            serde_json::json!({ "proxy": proxy_addr.to_string(), "control_file": control_file });
+        println!(
+            "{}",
+            serde_json::json!({ "type": "listening", "data": data })
+        );
         if let Some((_, data)) = extra {
             println!("{}", serde_json::json!({ "type": "demo", "data": data }));
         }

@@ -40,6 +40,9 @@ fn main() -> ExitCode {
             Command::Streams(args) => status::streams(&cli.global, args).await,
         }
     });
+    // Background work (a DNS lookup on the blocking pool, a stuck peer) must
+    // not keep a stopped client alive.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
         Ok(code) => code,
         Err(e) => {

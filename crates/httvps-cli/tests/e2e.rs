@@ -49,16 +49,31 @@ impl Gateway {
         Gateway::start(dir, args, &[]).await
     }
 
-    async fn start(dir: tempfile::TempDir, mut args: Vec<String>, envs: &[(&str, &str)]) -> Gateway {
+    async fn start(
+        dir: tempfile::TempDir,
+        mut args: Vec<String>,
+        envs: &[(&str, &str)],
+    ) -> Gateway {
         testkit::install_crypto_provider();
         let cert = TestCert::generate(&["localhost", "127.0.0.1"]);
         let (cert_path, key_path) = cert.write_to(dir.path());
         if !args.iter().any(|a| a == "--listen") {
             args.extend(["--listen".to_owned(), "127.0.0.1:0".into()]);
         }
-        args.extend(["--cert".to_owned(), cert_path.display().to_string(), "--key".into(), key_path.display().to_string()]);
-        let process = GatewayProcess::spawn(&gateway_bin(), &args, envs).await.expect("gateway starts");
-        Gateway { process, ca: cert_path, dir }
+        args.extend([
+            "--cert".to_owned(),
+            cert_path.display().to_string(),
+            "--key".into(),
+            key_path.display().to_string(),
+        ]);
+        let process = GatewayProcess::spawn(&gateway_bin(), &args, envs)
+            .await
+            .expect("gateway starts");
+        Gateway {
+            process,
+            ca: cert_path,
+            dir,
+        }
     }
 
     fn url(&self) -> String {
@@ -98,39 +113,77 @@ impl Client {
         let sink = lines.clone();
         tokio::spawn(async move {
             while let Ok(Some(line)) = reader.next_line().await {
-                let value: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON: {line}: {e}"));
+                let value: Value =
+                    serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON: {line}: {e}"));
                 sink.lock().unwrap().push(value);
             }
         });
-        let mut client = Client { child, lines, proxy: "0.0.0.0:0".parse().unwrap(), _home: home, control_file };
-        let listening = client.wait_for("listening", |v| v["type"] == "listening", Duration::from_secs(20)).await;
-        client.proxy = listening["data"]["proxy"].as_str().unwrap().parse().unwrap();
+        let mut client = Client {
+            child,
+            lines,
+            proxy: "0.0.0.0:0".parse().unwrap(),
+            _home: home,
+            control_file,
+        };
+        let listening = client
+            .wait_for(
+                "listening",
+                |v| v["type"] == "listening",
+                Duration::from_secs(20),
+            )
+            .await;
+        client.proxy = listening["data"]["proxy"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         client
     }
 
     /// Waits for an event line matching `pred` (seen before or after the call).
-    async fn wait_for(&self, what: &str, pred: impl Fn(&Value) -> bool, timeout: Duration) -> Value {
+    async fn wait_for(
+        &self,
+        what: &str,
+        pred: impl Fn(&Value) -> bool,
+        timeout: Duration,
+    ) -> Value {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(v) = self.lines.lock().unwrap().iter().find(|v| pred(v)) {
                 return v.clone();
             }
-            assert!(Instant::now() < deadline, "no {what} event within {timeout:?}; got {:?}", self.lines.lock().unwrap());
+            assert!(
+                Instant::now() < deadline,
+                "no {what} event within {timeout:?}; got {:?}",
+                self.lines.lock().unwrap()
+            );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
 
     async fn wait_state(&self, state: &str, timeout: Duration) -> Value {
-        self.wait_for(state, |v| v["type"] == "state" && v["data"]["state"] == state, timeout).await
+        self.wait_for(
+            state,
+            |v| v["type"] == "state" && v["data"]["state"] == state,
+            timeout,
+        )
+        .await
     }
 
     fn states(&self) -> Vec<String> {
         let lines = self.lines.lock().unwrap();
-        lines.iter().filter(|v| v["type"] == "state").map(|v| v["data"]["state"].as_str().unwrap().to_owned()).collect()
+        lines
+            .iter()
+            .filter(|v| v["type"] == "state")
+            .map(|v| v["data"]["state"].as_str().unwrap().to_owned())
+            .collect()
     }
 
     async fn exit_code(mut self, timeout: Duration) -> i32 {
-        let status = tokio::time::timeout(timeout, self.child.wait()).await.expect("httvps exits").unwrap();
+        let status = tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .expect("httvps exits")
+            .unwrap();
         status.code().unwrap_or(-1)
     }
 }
@@ -159,29 +212,55 @@ async fn curl_sha(proxy_flag: &str, proxy: SocketAddr, url: &str) -> String {
 async fn direct_mode_serves_curl_over_socks5_and_http_with_identical_bytes() {
     let gateway = Gateway::direct(&["--allow-private-targets"]).await;
     let client = Client::start(
-        &["connect", "--gateway", &gateway.url(), "--ca", gateway.ca.to_str().unwrap(), "--listen", "127.0.0.1:0"],
+        &[
+            "connect",
+            "--gateway",
+            &gateway.url(),
+            "--ca",
+            gateway.ca.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
         &[("HTTVPS_SESSION_TOKEN", TOKEN)],
     )
     .await;
     client.wait_state("active", Duration::from_secs(20)).await;
     let http = HttpServer::start().await;
-    let expected = |n: usize| testkit::sha256_hex(&testkit::pseudo_random_bytes(testkit::BYTES_SEED, n));
+    let expected =
+        |n: usize| testkit::sha256_hex(&testkit::pseudo_random_bytes(testkit::BYTES_SEED, n));
     for n in [1usize, 65536] {
         let url = format!("{}/bytes/{n}", http.url());
-        assert_eq!(curl_sha("--socks5-hostname", client.proxy, &url).await, expected(n));
+        assert_eq!(
+            curl_sha("--socks5-hostname", client.proxy, &url).await,
+            expected(n)
+        );
         assert_eq!(curl_sha("-x", client.proxy, &url).await, expected(n));
     }
     let big = 100 * 1024 * 1024;
     let url = format!("{}/bytes/{big}", http.url());
-    assert_eq!(curl_sha("--socks5-hostname", client.proxy, &url).await, expected(big), "100 MiB");
+    assert_eq!(
+        curl_sha("--socks5-hostname", client.proxy, &url).await,
+        expected(big),
+        "100 MiB"
+    );
 
     // The live table saw the streams, with their byte counts.
     let closed = client
-        .wait_for("a closed 100 MiB stream", |v| {
-            v["type"] == "stream_closed" && v["data"]["bytes_down"].as_u64().unwrap_or(0) > big as u64
-        }, Duration::from_secs(10))
+        .wait_for(
+            "a closed 100 MiB stream",
+            |v| {
+                v["type"] == "stream_closed"
+                    && v["data"]["bytes_down"].as_u64().unwrap_or(0) > big as u64
+            },
+            Duration::from_secs(10),
+        )
         .await;
-    assert!(closed["data"]["stream_id"].as_str().unwrap().starts_with('s'));
+    assert!(
+        closed["data"]["stream_id"]
+            .as_str()
+            .unwrap()
+            .starts_with('s')
+    );
 
     // `httvps status` and `streams` read the running instance.
     let out = Command::new(HTTVPS)
@@ -190,25 +269,51 @@ async fn direct_mode_serves_curl_over_socks5_and_http_with_identical_bytes() {
         .output()
         .await
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let status: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(status["state"]["state"], "active");
     assert!(status["totals"]["bytes_down"].as_u64().unwrap() > big as u64);
-    let out = Command::new(HTTVPS).args(["streams"]).env("HTTVPS_CONTROL_FILE", &client.control_file).output().await.unwrap();
+    let out = Command::new(HTTVPS)
+        .args(["streams"])
+        .env("HTTVPS_CONTROL_FILE", &client.control_file)
+        .output()
+        .await
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains(&http.addr().to_string()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outline_mode_through_real_ss_server() {
-    let ss = SsServer::start("chacha20-ietf-poly1305", "cli-e2e").await.unwrap();
+    let ss = SsServer::start("chacha20-ietf-poly1305", "cli-e2e")
+        .await
+        .unwrap();
     let backend = TestBackend::builder()
-        .session_token(TOKEN, Grant { device_id: "d".into(), max_streams: 8, outline: Some(ss.outline_node()) })
+        .session_token(
+            TOKEN,
+            Grant {
+                device_id: "d".into(),
+                max_streams: 8,
+                outline: Some(ss.outline_node()),
+            },
+        )
         .start()
         .await;
     let dir = tempfile::tempdir().unwrap();
     let gateway = Gateway::start(dir, vec!["--backend".into(), backend.url()], &[]).await;
     let client = Client::start(
-        &["connect", "--gateway", &gateway.url(), "--ca", gateway.ca.to_str().unwrap(), "--listen", "127.0.0.1:0"],
+        &[
+            "connect",
+            "--gateway",
+            &gateway.url(),
+            "--ca",
+            gateway.ca.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
         &[("HTTVPS_SESSION_TOKEN", TOKEN)],
     )
     .await;
@@ -217,7 +322,10 @@ async fn outline_mode_through_real_ss_server() {
     let n = 5 * 1024 * 1024 + 3;
     let url = format!("{}/bytes/{n}", http.url());
     let expected = testkit::sha256_hex(&testkit::pseudo_random_bytes(testkit::BYTES_SEED, n));
-    assert_eq!(curl_sha("--socks5-hostname", client.proxy, &url).await, expected);
+    assert_eq!(
+        curl_sha("--socks5-hostname", client.proxy, &url).await,
+        expected
+    );
     assert_eq!(curl_sha("-x", client.proxy, &url).await, expected);
 }
 
@@ -225,7 +333,15 @@ async fn outline_mode_through_real_ss_server() {
 async fn chromium_loads_a_page_with_its_resources_through_the_tunnel() {
     let gateway = Gateway::direct(&["--allow-private-targets"]).await;
     let client = Client::start(
-        &["connect", "--gateway", &gateway.url(), "--ca", gateway.ca.to_str().unwrap(), "--listen", "127.0.0.1:0"],
+        &[
+            "connect",
+            "--gateway",
+            &gateway.url(),
+            "--ca",
+            gateway.ca.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
         &[("HTTVPS_SESSION_TOKEN", TOKEN)],
     )
     .await;
@@ -254,10 +370,17 @@ async fn chromium_loads_a_page_with_its_resources_through_the_tunnel() {
         .await
         .expect("run chromium (apt-get install chromium)");
     let dom = String::from_utf8_lossy(&out.stdout);
-    assert!(dom.contains("testkit page"), "page not loaded: {dom}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        dom.contains("testkit page"),
+        "page not loaded: {dom}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let requests = http.requests();
     for path in ["/page", "/static/a.css", "/static/b.js", "/static/c.png"] {
-        assert!(requests.iter().any(|r| r == path), "{path} not fetched through the tunnel: {requests:?}");
+        assert!(
+            requests.iter().any(|r| r == path),
+            "{path} not fetched through the tunnel: {requests:?}"
+        );
     }
 }
 
@@ -269,7 +392,9 @@ async fn socks_connect(proxy: SocketAddr, target: SocketAddr) -> Result<TcpStrea
     let mut method = [0u8; 2];
     s.read_exact(&mut method).await.unwrap();
     assert_eq!(method, [5, 0]);
-    let SocketAddr::V4(v4) = target else { panic!("ipv4 only") };
+    let SocketAddr::V4(v4) = target else {
+        panic!("ipv4 only")
+    };
     let mut req = vec![5, 1, 0, 1];
     req.extend_from_slice(&v4.ip().octets());
     req.extend_from_slice(&v4.port().to_be_bytes());
@@ -283,7 +408,15 @@ async fn socks_connect(proxy: SocketAddr, target: SocketAddr) -> Result<TcpStrea
 async fn two_hundred_connections_share_eight_streams() {
     let gateway = Gateway::direct(&["--allow-private-targets", "--max-streams", "8"]).await;
     let client = Client::start(
-        &["connect", "--gateway", &gateway.url(), "--ca", gateway.ca.to_str().unwrap(), "--listen", "127.0.0.1:0"],
+        &[
+            "connect",
+            "--gateway",
+            &gateway.url(),
+            "--ca",
+            gateway.ca.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
         &[("HTTVPS_SESSION_TOKEN", TOKEN)],
     )
     .await;
@@ -293,7 +426,9 @@ async fn two_hundred_connections_share_eight_streams() {
     for i in 0..200u32 {
         let (proxy, target) = (client.proxy, echo.addr());
         tasks.push(tokio::spawn(async move {
-            let mut s = socks_connect(proxy, target).await.unwrap_or_else(|code| panic!("connection {i}: reply {code}"));
+            let mut s = socks_connect(proxy, target)
+                .await
+                .unwrap_or_else(|code| panic!("connection {i}: reply {code}"));
             let data = testkit::pseudo_random_bytes(i as u64, 20_000);
             s.write_all(&data).await.unwrap();
             let mut back = vec![0u8; data.len()];
@@ -302,22 +437,41 @@ async fn two_hundred_connections_share_eight_streams() {
         }));
     }
     for task in tasks {
-        tokio::time::timeout(Duration::from_secs(60), task).await.expect("all complete").unwrap();
+        tokio::time::timeout(Duration::from_secs(60), task)
+            .await
+            .expect("all complete")
+            .unwrap();
     }
     // Some had to queue for a slot, and the table says how long.
     let waited = client
-        .wait_for("a queued stream", |v| v["type"] == "stream_opened" && v["data"]["wait_ms"].as_u64().unwrap_or(0) > 0, Duration::from_secs(5))
+        .wait_for(
+            "a queued stream",
+            |v| v["type"] == "stream_opened" && v["data"]["wait_ms"].as_u64().unwrap_or(0) > 0,
+            Duration::from_secs(5),
+        )
         .await;
     assert!(waited["data"]["wait_ms"].as_u64().unwrap() > 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_gateway_mid_transfer_reconnects_when_it_returns() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let listen = format!("127.0.0.1:{port}");
     let gateway = Gateway::direct(&["--allow-private-targets", "--listen", &listen]).await;
     let client = Client::start(
-        &["connect", "--gateway", &gateway.url(), "--ca", gateway.ca.to_str().unwrap(), "--listen", "127.0.0.1:0"],
+        &[
+            "connect",
+            "--gateway",
+            &gateway.url(),
+            "--ca",
+            gateway.ca.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
         &[("HTTVPS_SESSION_TOKEN", TOKEN)],
     )
     .await;
@@ -325,31 +479,58 @@ async fn killing_the_gateway_mid_transfer_reconnects_when_it_returns() {
     let http = HttpServer::start().await;
 
     // A slow, long download; the gateway dies under it.
-    let url = format!("{}/bytes/{}", http.url(), 1u64 << 30);
+    let url = format!("{}/stream/{}", http.url(), 1u64 << 30);
     let proxy = client.proxy.to_string();
     let download = tokio::spawn(async move {
-        curl(&["--limit-rate", "2M", "--socks5-hostname", &proxy, "-o", "/dev/null", &url]).await.0
+        curl(&[
+            "--limit-rate",
+            "2M",
+            "--socks5-hostname",
+            &proxy,
+            "-o",
+            "/dev/null",
+            &url,
+        ])
+        .await
+        .0
     });
     tokio::time::sleep(Duration::from_millis(800)).await;
     let Gateway { process, ca, dir } = gateway;
     drop(process); // SIGKILL: no close frame, no goodbye
-    let code = tokio::time::timeout(Duration::from_secs(30), download).await.expect("curl ends").unwrap();
+    let code = tokio::time::timeout(Duration::from_secs(30), download)
+        .await
+        .expect("curl ends")
+        .unwrap();
     assert_ne!(code, 0, "a cut transfer must fail, not look complete");
-    client.wait_state("reconnecting", Duration::from_secs(10)).await;
+    client
+        .wait_state("reconnecting", Duration::from_secs(10))
+        .await;
 
     // While reconnecting, a new connection waits (bounded) rather than hangs forever.
     // The gateway comes back on the same address with the same certificate.
     let tokens = dir.path().join("tokens");
     let args: Vec<String> = vec![
-        "--tokens".into(), tokens.display().to_string(), "--allow-private-targets".into(),
-        "--listen".into(), listen.clone(),
-        "--cert".into(), ca.display().to_string(), "--key".into(), dir.path().join("key.pem").display().to_string(),
+        "--tokens".into(),
+        tokens.display().to_string(),
+        "--allow-private-targets".into(),
+        "--listen".into(),
+        listen.clone(),
+        "--cert".into(),
+        ca.display().to_string(),
+        "--key".into(),
+        dir.path().join("key.pem").display().to_string(),
     ];
-    let _back = GatewayProcess::spawn(&gateway_bin(), &args, &[]).await.expect("gateway restarts");
+    let _back = GatewayProcess::spawn(&gateway_bin(), &args, &[])
+        .await
+        .expect("gateway restarts");
     let actives = || client.states().iter().filter(|s| *s == "active").count();
     let deadline = Instant::now() + Duration::from_secs(10);
     while actives() < 2 {
-        assert!(Instant::now() < deadline, "not active again: {:?}", client.states());
+        assert!(
+            Instant::now() < deadline,
+            "not active again: {:?}",
+            client.states()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let small = format!("{}/bytes/1000", http.url());
@@ -363,10 +544,20 @@ async fn bad_input_gets_the_right_error_and_the_engine_keeps_serving() {
     let strict = Gateway::direct(&[]).await;
     let client = Client::start(
         &[
-            "connect", "--gateway", &strict.url(), "--ca", strict.ca.to_str().unwrap(), "--listen", "127.0.0.1:0",
-            "--proxy-user", "alice",
+            "connect",
+            "--gateway",
+            &strict.url(),
+            "--ca",
+            strict.ca.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--proxy-user",
+            "alice",
         ],
-        &[("HTTVPS_SESSION_TOKEN", TOKEN), ("HTTVPS_PROXY_PASSWORD", "wonderland")],
+        &[
+            ("HTTVPS_SESSION_TOKEN", TOKEN),
+            ("HTTVPS_PROXY_PASSWORD", "wonderland"),
+        ],
     )
     .await;
     client.wait_state("active", Duration::from_secs(20)).await;
@@ -377,7 +568,13 @@ async fn bad_input_gets_the_right_error_and_the_engine_keeps_serving() {
     let mut garbage = TcpStream::connect(client.proxy).await.unwrap();
     garbage.write_all(b"\x16\x03\x01garbage").await.unwrap();
     let mut buf = [0u8; 16];
-    assert_eq!(tokio::time::timeout(Duration::from_secs(5), garbage.read(&mut buf)).await.unwrap().unwrap_or(0), 0);
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(5), garbage.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap_or(0),
+        0
+    );
     let mut truncated = TcpStream::connect(client.proxy).await.unwrap();
     truncated.write_all(&[5, 2]).await.unwrap();
     drop(truncated);
@@ -385,7 +582,18 @@ async fn bad_input_gets_the_right_error_and_the_engine_keeps_serving() {
     // Wrong proxy password: SOCKS auth failure (curl 97) and HTTP 407.
     let wrong = format!("socks5h://alice:nope@{proxy}");
     assert_ne!(curl(&["-x", &wrong, &http.url()]).await.0, 0);
-    let (_, code) = curl(&["-U", "alice:nope", "-x", &format!("http://{proxy}"), "-o", "/dev/null", "-w", "%{http_code}", &http.url()]).await;
+    let (_, code) = curl(&[
+        "-U",
+        "alice:nope",
+        "-x",
+        &format!("http://{proxy}"),
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &http.url(),
+    ])
+    .await;
     assert_eq!(String::from_utf8_lossy(&code), "407");
 
     let good = format!("socks5h://alice:wonderland@{proxy}");
@@ -393,42 +601,91 @@ async fn bad_input_gets_the_right_error_and_the_engine_keeps_serving() {
     // A host the gateway refuses (loopback, by policy): SOCKS "not allowed", HTTP 403.
     let (socks_code, _) = curl(&["-x", &good, &http.url()]).await;
     assert_eq!(socks_code, 97, "curl reports the SOCKS failure");
-    let (_, status) = curl(&["-x", &http_proxy, "-o", "/dev/null", "-w", "%{http_code}", &http.url()]).await;
+    let (_, status) = curl(&[
+        "-x",
+        &http_proxy,
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &http.url(),
+    ])
+    .await;
     assert_eq!(String::from_utf8_lossy(&status), "403");
     // An unresolvable host: HTTP 502 with the reason, SOCKS failure.
-    let (_, status) = curl(&["-x", &http_proxy, "-o", "/dev/null", "-w", "%{http_code}", "http://no-such-host.invalid/"]).await;
+    let (_, status) = curl(&[
+        "-x",
+        &http_proxy,
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "http://no-such-host.invalid/",
+    ])
+    .await;
     assert_eq!(String::from_utf8_lossy(&status), "502");
-    assert_eq!(curl(&["-x", &good, "http://no-such-host.invalid/"]).await.0, 97);
+    assert_eq!(
+        curl(&["-x", &good, "http://no-such-host.invalid/"]).await.0,
+        97
+    );
     // The refusals were recorded with their reasons, and the session survived.
     client
-        .wait_for("a not_allowed close", |v| {
-            v["type"] == "stream_closed" && v["data"]["close_reason"].as_str().unwrap_or("").contains("not allowed")
-        }, Duration::from_secs(5))
+        .wait_for(
+            "a not_allowed close",
+            |v| {
+                v["type"] == "stream_closed"
+                    && v["data"]["close_reason"]
+                        .as_str()
+                        .unwrap_or("")
+                        .contains("not allowed")
+            },
+            Duration::from_secs(5),
+        )
         .await;
-    assert!(!client.states().iter().any(|s| s == "reconnecting"), "{:?}", client.states());
+    assert!(
+        !client.states().iter().any(|s| s == "reconnecting"),
+        "{:?}",
+        client.states()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_token_prints_auth_failed_and_exits_non_zero() {
     let gateway = Gateway::direct(&[]).await;
     let out = Command::new(HTTVPS)
-        .args(["connect", "--gateway", &gateway.url(), "--ca", gateway.ca.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .args([
+            "connect",
+            "--gateway",
+            &gateway.url(),
+            "--ca",
+            gateway.ca.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
         .env("HTTVPS_SESSION_TOKEN", "wrong-token")
-        .env("HTTVPS_CONTROL_FILE", gateway.dir.path().join("control.json"))
+        .env(
+            "HTTVPS_CONTROL_FILE",
+            gateway.dir.path().join("control.json"),
+        )
         .output()
         .await
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("auth_failed"), "{stdout}");
-    assert!(!stdout.contains("wrong-token") && !String::from_utf8_lossy(&out.stderr).contains("wrong-token"));
+    assert!(
+        !stdout.contains("wrong-token")
+            && !String::from_utf8_lossy(&out.stderr).contains("wrong-token")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_works_with_no_configuration() {
     let client = Client::start(&["demo", "--listen", "127.0.0.1:0"], &[]).await;
     client.wait_state("active", Duration::from_secs(20)).await;
-    let demo = client.wait_for("demo info", |v| v["type"] == "demo", Duration::from_secs(5)).await;
+    let demo = client
+        .wait_for("demo info", |v| v["type"] == "demo", Duration::from_secs(5))
+        .await;
     let page = demo["data"]["page"].as_str().unwrap().to_owned();
     let (code, body) = curl(&["--socks5-hostname", &client.proxy.to_string(), &page]).await;
     assert_eq!(code, 0);

@@ -30,6 +30,10 @@ pub struct ClientConfig {
     pub stall_timeout: Duration,
     /// Frames queued toward the WebSocket writer (bounded backpressure).
     pub write_queue_frames: usize,
+    /// With a gateway that cannot half-close (no `half_close` extension): how
+    /// long a stream whose writer shut down waits for more reply bytes before
+    /// it ends, so a finished client cannot hold a stream slot forever.
+    pub half_close_linger: Duration,
 }
 
 impl ClientConfig {
@@ -46,6 +50,7 @@ impl ClientConfig {
             stream_buffer_frames: 32,
             stall_timeout: Duration::from_secs(5),
             write_queue_frames: 64,
+            half_close_linger: Duration::from_secs(2),
         }
     }
 

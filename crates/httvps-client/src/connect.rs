@@ -4,7 +4,10 @@ use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
 use http::Uri;
-use proto_httvps::{Frame, PROTOCOL_VERSION, decode_limited, frame::SessionToken};
+use proto_httvps::{
+    FEATURE_HALF_CLOSE, FEATURE_STREAM_READY, Frame, PROTOCOL_VERSION, decode_limited,
+    frame::SessionToken,
+};
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -29,6 +32,8 @@ pub(crate) struct Connected {
     pub max_streams: u32,
     /// The gateway will send `stream_ready` for each stream.
     pub stream_ready: bool,
+    /// The gateway understands `stream_shutdown`.
+    pub half_close: bool,
 }
 
 /// Where to connect, read from a `wss://` URL.
@@ -73,16 +78,18 @@ pub(crate) fn ws_config(max_frame_len: usize) -> WebSocketConfig {
         .max_write_buffer_size(max_frame_len * 4)
 }
 
-/// Dials the gateway and completes the handshake within `handshake_timeout`.
+/// Dials the gateway and completes the handshake within `handshake_timeout`,
+/// offering the protocol extensions in `features` (see `proto_httvps::FEATURE_*`).
 pub(crate) async fn connect(
     config: &ClientConfig,
     token: &Secret,
+    features: &[&str],
 ) -> Result<Connected, ClientError> {
     let endpoint = parse_url(&config.url)?;
     let rustls_config = Arc::new(tls::client_config(&config.tls, &[b"http/1.1"])?);
     match tokio::time::timeout(
         config.handshake_timeout,
-        handshake(config, endpoint, rustls_config, token),
+        handshake(config, endpoint, rustls_config, token, features),
     )
     .await
     {
@@ -99,6 +106,7 @@ async fn handshake(
     endpoint: Endpoint,
     rustls_config: Arc<rustls::ClientConfig>,
     token: &Secret,
+    features: &[&str],
 ) -> Result<Connected, ClientError> {
     let Endpoint { uri, host, port } = endpoint;
     let tcp = TcpStream::connect((host.as_str(), port))
@@ -128,6 +136,7 @@ async fn handshake(
         session_token: SessionToken(token.expose().into()),
         version: PROTOCOL_VERSION.into(),
         client: config.client_name.as_str().into(),
+        features: features.iter().map(|f| (*f).into()).collect(),
     };
     let mut text = String::new();
     proto_httvps::encode(&hello, &mut text);
@@ -170,12 +179,20 @@ async fn handshake(
             Ok(Frame::Ready {
                 session_id,
                 max_streams,
+                features: accepted,
             }) => {
+                // Only what we offered counts, whatever the gateway claims.
+                let agreed = |feature: &str| {
+                    features.contains(&feature) && accepted.iter().any(|f| f == feature)
+                };
+                let (stream_ready, half_close) =
+                    (agreed(FEATURE_STREAM_READY), agreed(FEATURE_HALF_CLOSE));
                 return Ok(Connected {
                     ws,
                     session_id: session_id.into_owned(),
                     max_streams,
-                    stream_ready: false,
+                    stream_ready,
+                    half_close,
                 });
             }
             Ok(Frame::Error { code, message, .. }) => {

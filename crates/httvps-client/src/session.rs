@@ -28,7 +28,8 @@ impl Session {
     /// Connects, sends `hello` and waits for `ready` (`handshake_failed` after
     /// `config.handshake_timeout`, or with the gateway's code if it refused).
     pub async fn connect(config: ClientConfig, token: &Secret) -> Result<Session, ClientError> {
-        let connected = connect(&config, token).await?;
+        // The seed API offers no extensions: the gateway behaves exactly per contract.
+        let connected = connect(&config, token, &[]).await?;
         Ok(Session {
             ws: connected.ws,
             session_id: connected.session_id,

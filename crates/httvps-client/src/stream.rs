@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, Bytes};
-use proto_httvps::TargetAddr;
+use proto_httvps::{Frame, TargetAddr};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{Notify, OwnedSemaphorePermit, mpsc};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
@@ -70,10 +70,12 @@ impl EndCell {
 /// `HostUnreachable`, `PermissionDenied` for a target the gateway refuses,
 /// `TimedOut`, `ConnectionAborted` when the session is lost).
 ///
-/// The protocol has no half-close: `stream_close` ends both directions. So
-/// `shutdown()` only stops writing, and the `stream_close` is sent when the
-/// stream is dropped (or [`Stream::close`] is called) — after the reply has
-/// been read.
+/// `shutdown()` is a TCP-style half-close: with a gateway that speaks the
+/// `half_close` extension it sends `stream_shutdown`, the target sees EOF and
+/// the reply keeps coming until the target closes. With other gateways (the
+/// contract has no half-close) the stream keeps reading until no reply byte
+/// came for `half_close_linger`, then ends. The `stream_close` is sent when
+/// the stream is dropped (or [`Stream::close`] is called).
 pub struct Stream {
     id: String,
     target: TargetAddr,
@@ -84,6 +86,9 @@ pub struct Stream {
     out: PollSender<Message>,
     chunk: usize,
     write_shut: bool,
+    /// Set after a shutdown the gateway cannot forward: ends reading when no
+    /// reply byte came for `half_close_linger`.
+    linger: Option<Pin<Box<tokio::time::Sleep>>>,
     permit: Option<OwnedSemaphorePermit>,
     close_reason: Option<String>,
 }
@@ -110,6 +115,7 @@ impl Stream {
             out,
             chunk,
             write_shut: false,
+            linger: None,
             permit: Some(permit),
             close_reason: None,
         }
@@ -175,8 +181,30 @@ impl AsyncRead for Stream {
                 this.pending.advance(n);
                 return Poll::Ready(Ok(()));
             }
-            match ready!(this.rx.poll_recv(cx)) {
-                Some(bytes) => this.pending = bytes,
+            let received = match this.rx.poll_recv(cx) {
+                Poll::Ready(received) => received,
+                Poll::Pending => {
+                    if let Some(linger) = &mut this.linger
+                        && linger.as_mut().poll(cx).is_ready()
+                    {
+                        this.linger = None;
+                        let after = this.guard.0.config.half_close_linger;
+                        this.end.set(StreamEnd::Local(format!(
+                            "no reply for {after:?} after this side finished writing"
+                        )));
+                        return Poll::Ready(Ok(()));
+                    }
+                    return Poll::Pending;
+                }
+            };
+            match received {
+                Some(bytes) => {
+                    if let Some(linger) = &mut this.linger {
+                        let after = this.guard.0.config.half_close_linger;
+                        linger.as_mut().reset(tokio::time::Instant::now() + after);
+                    }
+                    this.pending = bytes;
+                }
                 None => {
                     return Poll::Ready(match this.end.get() {
                         Some(end) if !end.is_clean() => Err(end.to_io_error()),
@@ -228,8 +256,33 @@ impl AsyncWrite for Stream {
         Poll::Ready(Ok(()))
     }
 
-    fn poll_shutdown(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.write_shut = true;
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if this.write_shut || this.end.get().is_some() {
+            this.write_shut = true;
+            return Poll::Ready(Ok(()));
+        }
+        let shared = &this.guard.0;
+        if shared.half_close {
+            if ready!(this.out.poll_reserve(cx)).is_err() {
+                return Poll::Ready(Err(this.write_error()));
+            }
+            let frame = Frame::StreamShutdown {
+                stream_id: this.id.as_str().into(),
+            };
+            let text = proto_httvps::encode_to_string(&frame);
+            if this
+                .out
+                .send_item(Message::Text(Utf8Bytes::from(text)))
+                .is_err()
+            {
+                return Poll::Ready(Err(this.write_error()));
+            }
+        } else {
+            let after = shared.config.half_close_linger;
+            this.linger = Some(Box::pin(tokio::time::sleep(after)));
+        }
+        this.write_shut = true;
         Poll::Ready(Ok(()))
     }
 }

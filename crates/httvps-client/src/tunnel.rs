@@ -23,7 +23,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use proto_httvps::{ClientStreams, ErrorCode, Frame, StreamRuleError, TargetAddr, decode_limited};
+use proto_httvps::{
+    ClientStreams, ErrorCode, FEATURE_HALF_CLOSE, FEATURE_STREAM_READY, Frame, StreamRuleError,
+    TargetAddr, decode_limited,
+};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
@@ -110,6 +113,8 @@ pub(crate) struct Shared {
     pub(crate) session_id: String,
     /// Whether the gateway announces `stream_ready` (negotiated in hello/ready).
     pub(crate) stream_ready: bool,
+    /// Whether the gateway understands `stream_shutdown` (negotiated).
+    pub(crate) half_close: bool,
     pub(crate) config: ClientConfig,
     registry: Mutex<Registry>,
     pub(crate) out_tx: mpsc::Sender<Message>,
@@ -178,7 +183,8 @@ pub struct Tunnel {
 impl Tunnel {
     /// Connects with a session token and starts the driver.
     pub async fn connect(config: ClientConfig, token: &Secret) -> Result<Tunnel, ClientError> {
-        let connected = connect(&config, token).await?;
+        let connected =
+            connect(&config, token, &[FEATURE_STREAM_READY, FEATURE_HALF_CLOSE]).await?;
         Ok(Tunnel::start(config, connected))
     }
 
@@ -188,6 +194,7 @@ impl Tunnel {
             session_id,
             max_streams,
             stream_ready,
+            half_close,
         } = connected;
         let (out_tx, out_rx) = mpsc::channel(config.write_queue_frames.max(1));
         let (close_tx, close_rx) = mpsc::unbounded_channel();
@@ -195,6 +202,7 @@ impl Tunnel {
         let shared = Arc::new(Shared {
             session_id,
             stream_ready,
+            half_close,
             registry: Mutex::new(Registry {
                 rules: ClientStreams::new(max_streams),
                 slots: HashMap::new(),
@@ -534,6 +542,11 @@ async fn handle_text(shared: &Shared, text: &str, session_error: &mut Option<(Er
                 .await;
         }
         Frame::Pong => {}
+        Frame::StreamReady { stream_id } => {
+            if let Some(slot) = shared.registry().slots.get(stream_id.as_ref()) {
+                slot.end.set_ready();
+            }
+        }
         other => {
             debug!(session = %shared.session_id, kind = other.kind(), "unexpected frame from the gateway; ignored")
         }

@@ -26,9 +26,9 @@ use std::time::Duration;
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use proto_httvps::{ErrorCode, Frame, MAX_FRAME_LEN, encode, max_payload_len};
+use proto_httvps::{ErrorCode, FEATURE_HALF_CLOSE, Frame, MAX_FRAME_LEN, encode, max_payload_len};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
@@ -50,6 +50,8 @@ const WRITE_BATCH: usize = 64;
 /// The driver's half of an open stream.
 struct StreamHandle {
     tx: mpsc::Sender<Chunk>,
+    /// Fired on the client's `stream_shutdown`.
+    half_close: Option<oneshot::Sender<()>>,
     budget: Arc<Semaphore>,
     task: JoinHandle<()>,
 }
@@ -120,7 +122,7 @@ where
     };
     let ending = match handshake(&mut conn).await {
         Ok((grant, mode, params)) => {
-            let mut streams = Streams::new(&conn, mode, params.max_streams);
+            let mut streams = Streams::new(&conn, mode, &params);
             let ending = streams
                 .run(&mut conn, grant.session_id.clone(), params)
                 .await;
@@ -279,9 +281,18 @@ where
         .max_streams
         .filter(|&n| n > 0)
         .unwrap_or(cfg.limits.max_streams);
+    let mut accepted = hello.accepted_features();
+    if matches!(mode, UpstreamMode::Outline(_)) {
+        // Shadowsocks servers do not carry a half-close (ss-libev tears the
+        // whole connection down on EOF, cutting the reply), so Outline
+        // sessions decline it and clients fall back to their linger.
+        accepted.retain(|f| *f != FEATURE_HALF_CLOSE);
+    }
+    let features = accepted.into_iter().map(Into::into).collect();
     let ready = Frame::Ready {
         session_id: grant.session_id.clone().into(),
         max_streams,
+        features,
     };
     if !conn.send_frame(&ready).await {
         return Err(Ending::Gone);
@@ -303,6 +314,7 @@ where
         max_violations: cfg.limits.max_violations,
         recently_closed: cfg.limits.recently_closed,
         max_stream_id_len: cfg.limits.max_stream_id_len,
+        stream_ready: hello.stream_ready,
     };
     Ok((grant, mode, params))
 }
@@ -352,6 +364,8 @@ impl Drop for ActiveSession {
 struct Streams {
     shared: Arc<Shared>,
     mode: UpstreamMode,
+    /// Announce each stream's upstream connection (`stream_ready`).
+    stream_ready: bool,
     out: mpsc::Sender<Message>,
     handles: HashMap<StreamId, StreamHandle>,
     events_tx: mpsc::Sender<StreamEvent>,
@@ -359,7 +373,8 @@ struct Streams {
 }
 
 impl Streams {
-    fn new<S>(conn: &Conn<S>, mode: UpstreamMode, max_streams: u32) -> Self {
+    fn new<S>(conn: &Conn<S>, mode: UpstreamMode, params: &SessionParams) -> Self {
+        let max_streams = params.max_streams;
         // Sized so sends practically never wait: a task sends at most one
         // event, and an open stream's slot is freed only when its event is
         // processed. (A stream the client already closed may still report
@@ -368,6 +383,7 @@ impl Streams {
         Streams {
             shared: conn.shared.clone(),
             mode,
+            stream_ready: params.stream_ready,
             out: conn.out.clone(),
             handles: HashMap::new(),
             events_tx,
@@ -520,6 +536,13 @@ impl Streams {
                         });
                     }
                 }
+                Action::ShutdownWrite { id } => {
+                    if let Some(signal) =
+                        self.handles.get_mut(&id).and_then(|h| h.half_close.take())
+                    {
+                        let _ = signal.send(());
+                    }
+                }
                 Action::Abort { id } => {
                     metrics::gauge!(m::STREAMS_ACTIVE).decrement(1.0);
                     if let Some(h) = self.handles.remove(&id) {
@@ -645,13 +668,23 @@ impl Streams {
             serial,
             target,
             mode: self.mode.clone(),
+            announce_ready: self.stream_ready,
             shared: self.shared.clone(),
             out: self.out.clone(),
             events: self.events_tx.clone(),
             read_len,
         };
-        let task = tokio::spawn(stream_task(ctx, rx));
-        self.handles.insert(id, StreamHandle { tx, budget, task });
+        let (half_close, half_close_rx) = oneshot::channel();
+        let task = tokio::spawn(stream_task(ctx, rx, half_close_rx));
+        self.handles.insert(
+            id,
+            StreamHandle {
+                tx,
+                half_close: Some(half_close),
+                budget,
+                task,
+            },
+        );
     }
 }
 

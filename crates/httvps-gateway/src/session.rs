@@ -20,7 +20,10 @@ use std::sync::Arc;
 
 use proto_httvps::address::MAX_HEADER_LEN;
 use proto_httvps::frame::decode_limited;
-use proto_httvps::{DecodeError, ErrorCode, Frame, PROTOCOL_VERSION, TargetAddr};
+use proto_httvps::{
+    DecodeError, ErrorCode, FEATURE_HALF_CLOSE, FEATURE_STREAM_READY, Frame, PROTOCOL_VERSION,
+    TargetAddr,
+};
 
 /// A stream id, shared between the table, actions and the stream's task.
 pub type StreamId = Arc<str>;
@@ -132,6 +135,12 @@ pub enum Action {
         /// The stream.
         id: StreamId,
     },
+    /// The client finished writing (`stream_shutdown`): once what is queued is
+    /// written, shut down the upstream's write side and keep relaying replies.
+    ShutdownWrite {
+        /// The stream.
+        id: StreamId,
+    },
     /// The gateway ends the stream now; frames for the client follow.
     Abort {
         /// The stream.
@@ -159,6 +168,9 @@ pub struct SessionParams {
     pub recently_closed: usize,
     /// Longest stream id accepted.
     pub max_stream_id_len: usize,
+    /// Send `stream_ready` when a stream's upstream is connected (negotiated
+    /// in hello/ready).
+    pub stream_ready: bool,
 }
 
 struct Entry {
@@ -334,13 +346,14 @@ impl Session {
             Frame::StreamOpen { stream_id, target } => self.handle_open(&stream_id, &target),
             Frame::StreamData { stream_id, data } => self.handle_data(&stream_id, data),
             Frame::StreamClose { stream_id, .. } => self.handle_close(&stream_id),
+            Frame::StreamShutdown { stream_id } => self.handle_shutdown(&stream_id),
             Frame::Hello { .. } => {
                 // Choice: a second hello is a violation, not fatal; the session goes on.
                 self.send_error(ErrorCode::BadHello, "session already established", None);
                 self.violation();
             }
-            Frame::Ready { .. } => {
-                self.send_error(ErrorCode::Unsupported, "ready is a gateway frame", None);
+            Frame::Ready { .. } | Frame::StreamReady { .. } => {
+                self.send_error(ErrorCode::Unsupported, "that is a gateway frame", None);
                 self.violation();
             }
             // A client may report an error; there is nothing to answer.
@@ -506,6 +519,16 @@ impl Session {
         }
     }
 
+    fn handle_shutdown(&mut self, id: &str) {
+        match self.streams.get_key_value(id) {
+            Some((id, _)) => {
+                let id = id.clone();
+                self.actions.push_back(Action::ShutdownWrite { id });
+            }
+            None => self.unknown_stream(id),
+        }
+    }
+
     fn unknown_stream(&mut self, id: &str) {
         // Contract: "Frames that arrive for a stream already closed are dropped quietly."
         if self.recent.contains(id) || !self.check_id(id) {
@@ -585,6 +608,24 @@ pub struct Hello {
     pub token: String,
     /// The client's self-reported name, for logs.
     pub client: String,
+    /// The client offered the `stream_ready` extension; the gateway accepts it.
+    pub stream_ready: bool,
+    /// The client offered the `half_close` extension; the gateway accepts it.
+    pub half_close: bool,
+}
+
+impl Hello {
+    /// The extensions to list in `ready`: those offered that this gateway speaks.
+    pub fn accepted_features(&self) -> Vec<&'static str> {
+        let mut accepted = Vec::new();
+        if self.stream_ready {
+            accepted.push(FEATURE_STREAM_READY);
+        }
+        if self.half_close {
+            accepted.push(FEATURE_HALF_CLOSE);
+        }
+        accepted
+    }
 }
 
 /// Why the first frame did not open a session.
@@ -610,6 +651,7 @@ pub fn check_hello(text: &str, max_frame_len: usize) -> Result<Hello, HandshakeR
             session_token,
             version,
             client,
+            features,
         }) => {
             if version != PROTOCOL_VERSION {
                 return Err(HandshakeReject {
@@ -626,6 +668,8 @@ pub fn check_hello(text: &str, max_frame_len: usize) -> Result<Hello, HandshakeR
             Ok(Hello {
                 token: session_token.expose().to_owned(),
                 client: client.chars().take(64).collect(),
+                stream_ready: features.iter().any(|f| f == FEATURE_STREAM_READY),
+                half_close: features.iter().any(|f| f == FEATURE_HALF_CLOSE),
             })
         }
         Ok(other) => Err(bad_hello(format!("expected hello, got {}", other.kind()))),

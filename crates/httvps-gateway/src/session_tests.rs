@@ -10,6 +10,7 @@ fn params() -> SessionParams {
         max_violations: 3,
         recently_closed: 4,
         max_stream_id_len: 16,
+        stream_ready: false,
     }
 }
 

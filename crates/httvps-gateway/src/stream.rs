@@ -8,9 +8,9 @@
 
 use std::sync::Arc;
 
-use proto_httvps::encode_stream_data;
+use proto_httvps::{Frame, encode_stream_data, encode_to_string};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
 use tracing::debug;
 
@@ -39,6 +39,8 @@ pub(crate) struct StreamCtx {
     pub(crate) serial: u64,
     pub(crate) target: proto_httvps::TargetAddr,
     pub(crate) mode: UpstreamMode,
+    /// Send `stream_ready` once the upstream is connected (negotiated).
+    pub(crate) announce_ready: bool,
     pub(crate) shared: Arc<Shared>,
     pub(crate) out: mpsc::Sender<Message>,
     pub(crate) events: mpsc::Sender<StreamEvent>,
@@ -47,7 +49,11 @@ pub(crate) struct StreamCtx {
 
 /// Runs one stream to its end and reports how it ended (unless the client
 /// closed it, or the session is gone).
-pub(crate) async fn stream_task(ctx: StreamCtx, rx: mpsc::Receiver<Chunk>) {
+pub(crate) async fn stream_task(
+    ctx: StreamCtx,
+    rx: mpsc::Receiver<Chunk>,
+    half_close: oneshot::Receiver<()>,
+) {
     let timeout = ctx.shared.config.timeouts.dial;
     let dialed = upstream::dial(&ctx.mode, &ctx.shared.ss_context, &ctx.target, timeout).await;
     let end = match dialed {
@@ -62,7 +68,20 @@ pub(crate) async fn stream_task(ctx: StreamCtx, rx: mpsc::Receiver<Chunk>) {
             debug!(stream = %ctx.id, target = %ctx.target, ?took, "upstream connected");
             metrics::histogram!(m::DIAL_SECONDS, "mode" => ctx.mode.label())
                 .record(took.as_secs_f64());
-            pump(up, rx, &ctx).await
+            // Sent before any data frame of this stream, through the same queue.
+            let ready = Frame::StreamReady {
+                stream_id: (*ctx.id).into(),
+            };
+            if ctx.announce_ready
+                && ctx
+                    .out
+                    .send(Message::text(encode_to_string(&ready)))
+                    .await
+                    .is_err()
+            {
+                return;
+            }
+            pump(up, rx, half_close, &ctx).await
         }
     };
     if let Some(end) = end {
@@ -79,24 +98,61 @@ pub(crate) async fn stream_task(ctx: StreamCtx, rx: mpsc::Receiver<Chunk>) {
 
 /// Moves bytes both ways until one side ends. `None`: nothing to report
 /// (the client closed the stream, or the session is gone).
-async fn pump(up: Upstream, mut rx: mpsc::Receiver<Chunk>, ctx: &StreamCtx) -> Option<StreamEnd> {
+async fn pump(
+    up: Upstream,
+    mut rx: mpsc::Receiver<Chunk>,
+    half_close: oneshot::Receiver<()>,
+    ctx: &StreamCtx,
+) -> Option<StreamEnd> {
     let (mut rd, mut wr) = tokio::io::split(up);
     let bytes_up = metrics::counter!(m::BYTES_TOTAL, "dir" => "up");
     let bytes_down = metrics::counter!(m::BYTES_TOTAL, "dir" => "down");
     // Only `write_all`, never `tokio::io::copy`: copy may retry a pending
     // write with a longer buffer, and the Shadowsocks AEAD writer then reports
     // the longer length while it sent the shorter one (bytes vanish).
+    // Resolves only when the client sent `stream_shutdown` (a dropped sender
+    // means the stream is going away for another reason).
+    let half_closed = async {
+        if half_close.await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
     let upload = async {
-        while let Some(chunk) = rx.recv().await {
+        tokio::pin!(half_closed);
+        let mut half = false;
+        loop {
+            let chunk = tokio::select! {
+                biased;
+                chunk = rx.recv() => chunk,
+                _ = &mut half_closed, if !half => {
+                    half = true;
+                    // Data queued before the shutdown still goes out first.
+                    match rx.try_recv() {
+                        Ok(chunk) => Some(chunk),
+                        Err(_) => {
+                            wr.shutdown().await?;
+                            return Ok(true);
+                        }
+                    }
+                }
+            };
+            let Some(chunk) = chunk else {
+                // The client closed the stream: everything it sent is written.
+                wr.shutdown().await?;
+                return Ok(false);
+            };
             wr.write_all(&chunk.data).await?;
             bytes_up.increment(chunk.data.len() as u64);
             drop(chunk);
+            if half && rx.is_empty() {
+                // Half-close: the target sees EOF; replies keep coming.
+                wr.shutdown().await?;
+                return Ok(true);
+            }
             if rx.is_empty() {
                 wr.flush().await?;
             }
         }
-        // The client closed the stream and everything it sent is written.
-        wr.shutdown().await
     };
     let download = async {
         // One reused read buffer; the only allocation per frame is its text.
@@ -118,12 +174,23 @@ async fn pump(up: Upstream, mut rx: mpsc::Receiver<Chunk>, ctx: &StreamCtx) -> O
         reason: CloseReason::UpstreamError,
         error: Some(format!("upstream connection to {} failed: {e}", ctx.target)),
     };
+    let downloaded = |r: std::io::Result<bool>| match r {
+        Ok(true) => Some(StreamEnd {
+            reason: CloseReason::Eof,
+            error: None,
+        }),
+        Ok(false) => None,
+        Err(e) => Some(upstream_error(e)),
+    };
+    tokio::pin!(download);
     tokio::select! {
-        r = upload => r.err().map(upstream_error),
-        r = download => match r {
-            Ok(true) => Some(StreamEnd { reason: CloseReason::Eof, error: None }),
-            Ok(false) => None,
+        r = upload => match r {
             Err(e) => Some(upstream_error(e)),
+            // Closed by the client: nothing to report.
+            Ok(false) => None,
+            // Half-closed by the client: relay the reply to its end.
+            Ok(true) => downloaded(download.await),
         },
+        r = &mut download => downloaded(r),
     }
 }

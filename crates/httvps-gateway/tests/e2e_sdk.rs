@@ -547,11 +547,12 @@ async fn sigterm_closes_sessions_cleanly() {
     // A long download that cannot finish before the drain deadline.
     let mut stream = tunnel.open(TargetAddr::Ip(http.addr())).await.unwrap();
     stream
-        .write_all(format!("GET /bytes/{} HTTP/1.1\r\nHost: x\r\n\r\n", 1u64 << 40).as_bytes())
+        .write_all(format!("GET /stream/{} HTTP/1.1\r\nHost: x\r\n\r\n", 1u64 << 40).as_bytes())
         .await
         .unwrap();
     let mut buf = vec![0u8; 64 * 1024];
-    stream.read(&mut buf).await.unwrap();
+    let first = stream.read(&mut buf).await.unwrap();
+    assert!(first > 0, "the download started");
     gateway.process.sigterm();
     // The stream ends with the gateway's shutdown reason, not a reset.
     let err = loop {
@@ -586,7 +587,7 @@ async fn a_slow_reader_is_ended_without_stalling_other_streams() {
     let tunnel = Tunnel::connect(config, &Secret::from(TOKEN)).await.unwrap();
     let http = HttpServer::start().await;
     let mut slow = tunnel.open(TargetAddr::Ip(http.addr())).await.unwrap();
-    slow.write_all(b"GET /bytes/52428800 HTTP/1.1\r\nHost: x\r\n\r\n")
+    slow.write_all(b"GET /stream/52428800 HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
     // Never read `slow`; another stream must still work within a few stall bounds.
@@ -604,4 +605,47 @@ async fn a_slow_reader_is_ended_without_stalling_other_streams() {
     let err = slow.read_to_end(&mut sink).await.unwrap_err();
     assert!(err.to_string().contains("longer than"), "{err}");
     assert!(tunnel.is_active());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_half_closes_and_the_reply_still_arrives() {
+    // Direct mode forwards the half-close to the target. Outline sessions
+    // decline it (ss-libev cuts the reply on EOF), so there the client reads
+    // the whole reply and ends after its linger.
+    let ss = SsServer::start("chacha20-ietf-poly1305", "half-close")
+        .await
+        .unwrap();
+    let backend = TestBackend::builder()
+        .session_token(TOKEN, outline_grant(&ss, 8))
+        .start()
+        .await;
+    let outline = Gateway::with_backend(&backend, "", &[]).await;
+    let direct = Gateway::direct(&[]).await;
+    for (name, gateway) in [("direct", &direct), ("outline", &outline)] {
+        eprintln!("half-close through {name}");
+        let tunnel = gateway.tunnel().await;
+        let echo = EchoServer::start().await;
+        let mut stream = tunnel.open(TargetAddr::Ip(echo.addr())).await.unwrap();
+        let data = testkit::pseudo_random_bytes(9, 300_000);
+        stream.write_all(&data).await.unwrap();
+        stream.shutdown().await.unwrap();
+        // The echo server sees EOF only through the half-close; it then
+        // closes, and the stream ends cleanly after the whole reply.
+        let mut back = Vec::new();
+        tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut back))
+            .await
+            .expect("the target saw the half-close")
+            .unwrap();
+        assert_eq!(back.len(), data.len(), "{name}");
+        assert!(back == data, "{name}");
+        match (name, stream.end()) {
+            ("direct", Some(httvps_client::StreamEnd::Closed { reason })) => {
+                assert_eq!(reason.as_deref(), Some("eof"));
+            }
+            ("outline", Some(httvps_client::StreamEnd::Local(why))) => {
+                assert!(why.contains("no reply"), "{why}");
+            }
+            other => panic!("unexpected end {other:?}"),
+        }
+    }
 }

@@ -19,6 +19,22 @@ pub const MAX_FRAME_LEN: usize = 256 * 1024;
 /// The only protocol version, sent in `hello.version`.
 pub const PROTOCOL_VERSION: &str = "1";
 
+/// Extension: the gateway sends `{"type":"stream_ready","stream_id":…}` once a
+/// stream's upstream connection is up, so a client can tell its application
+/// "connected" or the precise failure before any byte flows. Offered by the
+/// client in `hello.features`, accepted by the gateway in `ready.features`;
+/// peers that do not know it ignore the field, so the contract's default
+/// behaviour is unchanged.
+pub const FEATURE_STREAM_READY: &str = "stream_ready";
+
+/// Extension: the client sends `{"type":"stream_shutdown","stream_id":…}`
+/// when its application has finished writing (TCP half-close); the gateway
+/// shuts down the upstream's write side and keeps relaying the reply until
+/// the target closes. Without it a finished client cannot tell a keep-alive
+/// server it left, and the stream lingers. Negotiated like
+/// [`FEATURE_STREAM_READY`].
+pub const FEATURE_HALF_CLOSE: &str = "half_close";
+
 /// A session token as carried in `hello`.
 ///
 /// Its `Debug` output is redacted so that logging a frame never logs a secret.
@@ -49,6 +65,8 @@ pub enum Frame<'a> {
         version: Cow<'a, str>,
         /// A free-form client name for the gateway's logs (empty when absent).
         client: Cow<'a, str>,
+        /// Extensions the client offers (an extra field; empty when absent).
+        features: Vec<Cow<'a, str>>,
     },
     /// Gateway → client: the handshake succeeded.
     Ready {
@@ -56,6 +74,8 @@ pub enum Frame<'a> {
         session_id: Cow<'a, str>,
         /// How many streams may be open at once.
         max_streams: u32,
+        /// Extensions the gateway accepted, from those offered (empty when absent).
+        features: Vec<Cow<'a, str>>,
     },
     /// Opens a stream; the target is informational, the address header rules.
     StreamOpen {
@@ -63,6 +83,18 @@ pub enum Frame<'a> {
         stream_id: Cow<'a, str>,
         /// `host:port` of the target.
         target: Cow<'a, str>,
+    },
+    /// Gateway → client, only when [`FEATURE_STREAM_READY`] was negotiated:
+    /// the stream's upstream connection is established.
+    StreamReady {
+        /// The stream that is ready.
+        stream_id: Cow<'a, str>,
+    },
+    /// Client → gateway, only when [`FEATURE_HALF_CLOSE`] was negotiated:
+    /// the client will send no more data on this stream; replies continue.
+    StreamShutdown {
+        /// The stream whose client side is done.
+        stream_id: Cow<'a, str>,
     },
     /// Stream payload, already base64-decoded.
     StreamData {
@@ -105,6 +137,8 @@ impl Frame<'_> {
             Frame::Hello { .. } => "hello",
             Frame::Ready { .. } => "ready",
             Frame::StreamOpen { .. } => "stream_open",
+            Frame::StreamReady { .. } => "stream_ready",
+            Frame::StreamShutdown { .. } => "stream_shutdown",
             Frame::StreamData { .. } => "stream_data",
             Frame::StreamClose { .. } => "stream_close",
             Frame::Ping => "ping",
@@ -123,17 +157,27 @@ impl Frame<'_> {
                 session_token,
                 version,
                 client,
+                features,
             } => Frame::Hello {
                 session_token: SessionToken(own(session_token.0)),
                 version: own(version),
                 client: own(client),
+                features: features.into_iter().map(own).collect(),
             },
             Frame::Ready {
                 session_id,
                 max_streams,
+                features,
             } => Frame::Ready {
                 session_id: own(session_id),
                 max_streams,
+                features: features.into_iter().map(own).collect(),
+            },
+            Frame::StreamReady { stream_id } => Frame::StreamReady {
+                stream_id: own(stream_id),
+            },
+            Frame::StreamShutdown { stream_id } => Frame::StreamShutdown {
+                stream_id: own(stream_id),
             },
             Frame::StreamOpen { stream_id, target } => Frame::StreamOpen {
                 stream_id: own(stream_id),
@@ -199,6 +243,8 @@ struct RawFrame<'a> {
     code: Option<Text<'a>>,
     #[serde(borrow)]
     message: Option<Text<'a>>,
+    #[serde(borrow)]
+    features: Option<Vec<Text<'a>>>,
 }
 
 fn cow(t: Option<Text<'_>>) -> Option<Cow<'_, str>> {
@@ -236,7 +282,9 @@ pub fn decode_limited(text: &str, max_len: usize) -> Result<Frame<'_>, DecodeErr
         reason,
         code,
         message,
+        features,
     } = raw;
+    let features: Vec<Cow<'_, str>> = features.into_iter().flatten().map(|t| t.0).collect();
     let (session_token, version, client, session_id) = (
         cow(session_token),
         cow(version),
@@ -282,6 +330,7 @@ pub fn decode_limited(text: &str, max_len: usize) -> Result<Frame<'_>, DecodeErr
             ),
             version: version.ok_or(DecodeError::BadHello("missing version"))?,
             client: client.unwrap_or_default(),
+            features,
         },
         "ready" => Frame::Ready {
             session_id: session_id.ok_or(DecodeError::BadControl {
@@ -292,6 +341,15 @@ pub fn decode_limited(text: &str, max_len: usize) -> Result<Frame<'_>, DecodeErr
                 kind: "ready",
                 reason: "missing max_streams",
             })?,
+            features,
+        },
+        "stream_ready" => Frame::StreamReady {
+            stream_id: stream_id
+                .ok_or_else(|| stream_error("stream_ready", &None, "missing stream_id"))?,
+        },
+        "stream_shutdown" => Frame::StreamShutdown {
+            stream_id: stream_id
+                .ok_or_else(|| stream_error("stream_shutdown", &None, "missing stream_id"))?,
         },
         "stream_open" => {
             let stream_id =
@@ -371,6 +429,7 @@ pub fn encode(frame: &Frame<'_>, out: &mut String) {
             session_token,
             version,
             client,
+            features,
         } => {
             out.push_str(r#"{"type":"hello","session_token":"#);
             push_json_str(out, session_token.expose());
@@ -378,16 +437,29 @@ pub fn encode(frame: &Frame<'_>, out: &mut String) {
             push_json_str(out, version);
             out.push_str(r#","client":"#);
             push_json_str(out, client);
+            push_features(out, features);
             out.push('}');
         }
         Frame::Ready {
             session_id,
             max_streams,
+            features,
         } => {
             out.push_str(r#"{"type":"ready","session_id":"#);
             push_json_str(out, session_id);
             out.push_str(r#","max_streams":"#);
             out.push_str(&max_streams.to_string());
+            push_features(out, features);
+            out.push('}');
+        }
+        Frame::StreamReady { stream_id } => {
+            out.push_str(r#"{"type":"stream_ready","stream_id":"#);
+            push_json_str(out, stream_id);
+            out.push('}');
+        }
+        Frame::StreamShutdown { stream_id } => {
+            out.push_str(r#"{"type":"stream_shutdown","stream_id":"#);
+            push_json_str(out, stream_id);
             out.push('}');
         }
         Frame::StreamOpen { stream_id, target } => {
@@ -471,6 +543,22 @@ pub fn max_payload_len(stream_id_len: usize, max_frame_len: usize) -> usize {
     max_frame_len.saturating_sub(overhead) / 4 * 3
 }
 
+/// Appends `,"features":[…]`, only when there are any: a frame without
+/// extensions stays exactly the contract's.
+fn push_features(out: &mut String, features: &[Cow<'_, str>]) {
+    if features.is_empty() {
+        return;
+    }
+    out.push_str(r#","features":["#);
+    for (i, feature) in features.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_json_str(out, feature);
+    }
+    out.push(']');
+}
+
 /// Appends `s` as a JSON string literal (RFC 8259 §7), quotes included.
 fn push_json_str(out: &mut String, s: &str) {
     out.push('"');
@@ -509,10 +597,29 @@ mod tests {
             session_token: SessionToken("tok\"en".into()),
             version: "1".into(),
             client: "httvps-cli".into(),
+            features: vec![],
+        });
+        round_trip(Frame::Hello {
+            session_token: SessionToken("t".into()),
+            version: "1".into(),
+            client: "c".into(),
+            features: vec![FEATURE_STREAM_READY.into(), "future".into()],
         });
         round_trip(Frame::Ready {
             session_id: "uuid".into(),
             max_streams: 8,
+            features: vec![],
+        });
+        round_trip(Frame::Ready {
+            session_id: "uuid".into(),
+            max_streams: 8,
+            features: vec![FEATURE_STREAM_READY.into()],
+        });
+        round_trip(Frame::StreamReady {
+            stream_id: "s1".into(),
+        });
+        round_trip(Frame::StreamShutdown {
+            stream_id: "s1".into(),
         });
         round_trip(Frame::StreamOpen {
             stream_id: "s1".into(),
@@ -558,10 +665,29 @@ mod tests {
         let ready = Frame::Ready {
             session_id: "u".into(),
             max_streams: 8,
+            features: vec![],
         };
         assert_eq!(
             encode_to_string(&ready),
             r#"{"type":"ready","session_id":"u","max_streams":8}"#
+        );
+    }
+
+    #[test]
+    fn features_are_optional_and_typed() {
+        let hello = decode(r#"{"type":"hello","session_token":"t","version":"1"}"#).unwrap();
+        assert!(matches!(hello, Frame::Hello { ref features, .. } if features.is_empty()));
+        let bad = decode(r#"{"type":"hello","session_token":"t","version":"1","features":"x"}"#);
+        assert_eq!(bad.unwrap_err().code(), ErrorCode::BadHello);
+        let ready = decode(
+            r#"{"type":"ready","session_id":"u","max_streams":2,"features":["stream_ready"]}"#,
+        );
+        assert!(
+            matches!(ready, Ok(Frame::Ready { ref features, .. }) if features == &["stream_ready"])
+        );
+        assert_eq!(
+            decode(r#"{"type":"stream_ready"}"#).unwrap_err().code(),
+            ErrorCode::BadStream
         );
     }
 
@@ -670,6 +796,7 @@ mod tests {
             session_token: SessionToken("secret-token".into()),
             version: "1".into(),
             client: String::new().into(),
+            features: vec![],
         };
         assert!(!format!("{f:?}").contains("secret-token"));
     }

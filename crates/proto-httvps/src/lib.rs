@@ -33,7 +33,7 @@ pub mod streams;
 pub use address::{AddressError, TargetAddr};
 pub use error::{DecodeError, ErrorCode};
 pub use frame::{
-    Frame, MAX_FRAME_LEN, PROTOCOL_VERSION, SessionToken, decode, decode_limited, encode,
-    encode_stream_data, encode_to_string, max_payload_len,
+    FEATURE_HALF_CLOSE, FEATURE_STREAM_READY, Frame, MAX_FRAME_LEN, PROTOCOL_VERSION, SessionToken,
+    decode, decode_limited, encode, encode_stream_data, encode_to_string, max_payload_len,
 };
 pub use streams::{ClientStreams, StreamRuleError};

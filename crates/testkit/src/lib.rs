@@ -15,7 +15,8 @@ pub use backend::{Grant, OutlineNode, TestBackend, TestBackendBuilder};
 pub use certs::{TestCert, install_crypto_provider};
 pub use process::{GatewayProcess, wait_for_port};
 pub use servers::{
-    EchoServer, HttpServer, ServerFirst, TcpBlackhole, closed_port, pseudo_random_bytes, sha256_hex,
+    BYTES_SEED, EchoServer, HttpServer, ServerFirst, TcpBlackhole, closed_port,
+    pseudo_random_bytes, sha256_hex,
 };
 pub use shadowsocks::{InProcessSsServer, SsServer};
 

@@ -296,7 +296,8 @@ fn full(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Respo
         .expect("static response parts are valid")
 }
 
-/// An HTTP/1.1 server with verifiable bodies (`/bytes/N` + `x-sha256`, `/upload`)
+/// An HTTP/1.1 server with verifiable bodies (`/bytes/N` + `x-sha256`, `/upload`),
+/// unhashed bodies that start at once whatever their size (`/stream/N`)
 /// and a page with sub-resources for browser tests. Records request paths.
 pub struct HttpServer {
     acceptor: Acceptor,
@@ -357,6 +358,16 @@ async fn serve(state: &HttpState, req: Request<Incoming>) -> Response<Body> {
         (&Method::GET, "/static/b.js") => full(StatusCode::OK, "text/javascript", B_JS),
         (&Method::GET, "/static/c.png") => full(StatusCode::OK, "image/png", C_PNG),
         (&Method::POST, "/upload") => upload(req.into_body()).await,
+        (&Method::GET, p) if p.starts_with("/stream/") => match p["/stream/".len()..].parse() {
+            // The same body as /bytes/N without the hash, so it starts at once
+            // whatever its size: for long or cut-off transfers.
+            Ok(len) => pseudo_random_response(len, None),
+            Err(_) => full(
+                StatusCode::BAD_REQUEST,
+                "text/plain",
+                "length must be a number\n",
+            ),
+        },
         (&Method::GET, p) if p.starts_with("/bytes/") => match p["/bytes/".len()..].parse() {
             Ok(len) => bytes(state, len).await,
             Err(_) => full(
@@ -397,9 +408,16 @@ async fn bytes(state: &HttpState, len: usize) -> Response<Body> {
             hash
         }
     };
-    Response::builder()
-        .header("content-type", "application/octet-stream")
-        .header("x-sha256", hash)
+    pseudo_random_response(len, Some(hash))
+}
+
+/// `len` bytes of `pseudo_random_bytes(BYTES_SEED, len)`, streamed.
+fn pseudo_random_response(len: usize, hash: Option<String>) -> Response<Body> {
+    let mut builder = Response::builder().header("content-type", "application/octet-stream");
+    if let Some(hash) = hash {
+        builder = builder.header("x-sha256", hash);
+    }
+    builder
         .body(
             PseudoRandomBody {
                 rng: Prng::new(BYTES_SEED),

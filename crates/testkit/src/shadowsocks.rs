@@ -14,6 +14,7 @@ use ::shadowsocks::crypto::CipherKind;
 use ::shadowsocks::net::AcceptOpts;
 use ::shadowsocks::relay::socks5::Address;
 use anyhow::{Context as _, bail};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::task::JoinHandle;
 
 use crate::backend::OutlineNode;
@@ -324,11 +325,40 @@ async fn relay(
             tokio::net::TcpStream::connect((host.as_str(), port)).await
         }
     };
-    let Ok(mut upstream) = upstream else {
+    let Ok(upstream) = upstream else {
         return;
     };
     let _ = upstream.set_nodelay(true);
-    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+    // Not `copy_bidirectional`: after a pending write it may retry with a
+    // longer buffer, and the crate's encrypting writer then reports the longer
+    // length while having sent the shorter one, silently losing bytes. Plain
+    // read + `write_all` loops hand every byte over exactly once.
+    let (mut client_read, mut client_write) = tokio::io::split(client);
+    let (mut upstream_read, mut upstream_write) = upstream.into_split();
+    let up = async {
+        pump(&mut client_read, &mut upstream_write).await;
+        let _ = upstream_write.shutdown().await;
+    };
+    let down = async {
+        pump(&mut upstream_read, &mut client_write).await;
+        let _ = client_write.shutdown().await;
+    };
+    tokio::join!(up, down);
+}
+
+/// Copies until EOF or an error, one `write_all` per read.
+async fn pump(from: &mut (impl AsyncRead + Unpin), to: &mut (impl AsyncWrite + Unpin)) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -337,7 +367,6 @@ mod tests {
     use crate::servers::{EchoServer, ServerFirst, pseudo_random_bytes};
     use ::shadowsocks::ProxyClientStream;
     use ::shadowsocks::net::ConnectOpts;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     const TIMEOUT: Duration = Duration::from_secs(20);
 
