@@ -698,3 +698,209 @@ async fn demo_works_with_no_configuration() {
     unsafe { libc::kill(pid, libc::SIGINT) };
     assert_eq!(client.exit_code(Duration::from_secs(10)).await, 0);
 }
+
+/// Whether this run must use the real keychain (scripts/test sets it; it runs
+/// the suite inside a D-Bus session with an unlocked gnome-keyring).
+fn keychain_required() -> bool {
+    std::env::var("HTTVPS_REQUIRE_KEYRING").is_ok_and(|v| v == "1")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_stores_the_token_in_the_keychain_and_connect_uses_it() {
+    if !keychain_required() {
+        eprintln!("no Secret Service required here; scripts/test runs this against gnome-keyring");
+        return;
+    }
+    let gateway = Gateway::direct(&["--allow-private-targets"]).await;
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path().join("profiles.toml");
+    let service = format!("httvps-cli-test-{}", std::process::id());
+    let run = |args: Vec<String>, stdin: Option<&'static str>| {
+        let (config, service) = (config.clone(), service.clone());
+        async move {
+            let mut child = Command::new(HTTVPS)
+                .args(&args)
+                .env("HTTVPS_CONFIG", &config)
+                .env("HTTVPS_KEYRING_SERVICE", &service)
+                .env_remove("HTTVPS_SESSION_TOKEN")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut input = child.stdin.take().unwrap();
+            if let Some(text) = stdin {
+                input.write_all(text.as_bytes()).await.unwrap();
+            }
+            drop(input);
+            child.wait_with_output().await.unwrap()
+        }
+    };
+    let ca = gateway.ca.display().to_string();
+    let login = vec![
+        "login",
+        "--profile",
+        "work",
+        "--gateway",
+        &gateway.url(),
+        "--ca",
+        &ca,
+        "--listen",
+        "127.0.0.1:0",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    let out = run(
+        login,
+        Some(&*Box::leak(format!("{TOKEN}\n").into_boxed_str())),
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The token is in the keychain, not in the settings file.
+    let file = std::fs::read_to_string(&config).unwrap();
+    assert!(file.contains("work") && !file.contains(TOKEN), "{file}");
+    let listed = run(vec!["profiles".into()], None).await;
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("token in keychain"));
+
+    // `connect --profile` takes the token from the keychain.
+    let client = Client::start(
+        &["connect", "--profile", "work"],
+        &[
+            ("HTTVPS_CONFIG", config.to_str().unwrap()),
+            ("HTTVPS_KEYRING_SERVICE", service.as_str()),
+        ],
+    )
+    .await;
+    client.wait_state("active", Duration::from_secs(20)).await;
+    let http = HttpServer::start().await;
+    let (code, body) = curl(&[
+        "--socks5-hostname",
+        &client.proxy.to_string(),
+        &format!("{}/bytes/10", http.url()),
+    ])
+    .await;
+    assert_eq!((code, body.len()), (0, 10));
+    drop(client);
+
+    // Logout deletes it; connect then says how to log in.
+    let out = run(
+        vec!["logout".into(), "--profile".into(), "work".into()],
+        None,
+    )
+    .await;
+    assert!(String::from_utf8_lossy(&out.stdout).contains("removed 1 secret"));
+    let out = run(
+        vec!["connect".into(), "--profile".into(), "work".into()],
+        None,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("httvps login --profile work"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_login_reconnects_with_a_fresh_token() {
+    let ss = SsServer::start("chacha20-ietf-poly1305", "device")
+        .await
+        .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let grant = Grant {
+        device_id: String::new(),
+        max_streams: 8,
+        outline: Some(ss.outline_node()),
+    };
+    let backend = TestBackend::builder()
+        .device(
+            "dev-9",
+            "device-token",
+            grant,
+            &format!("wss://127.0.0.1:{port}/ws"),
+        )
+        .start()
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let args = vec![
+        "--backend".to_owned(),
+        backend.url(),
+        "--listen".into(),
+        listen.clone(),
+        "--drain-timeout".into(),
+        "0".into(),
+    ];
+    let mut gateway = Gateway::start(dir, args, &[]).await;
+    let client = Client::start(
+        &[
+            "connect",
+            "--backend",
+            &backend.url(),
+            "--device-id",
+            "dev-9",
+            "--ca",
+            gateway.ca.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[("HTTVPS_DEVICE_TOKEN", "device-token")],
+    )
+    .await;
+    client.wait_state("active", Duration::from_secs(20)).await;
+    assert_eq!(backend.session_calls(), 1);
+
+    // The gateway goes away (a graceful restart) and comes back.
+    gateway.process.sigterm();
+    gateway
+        .process
+        .wait_exit(Duration::from_secs(10))
+        .await
+        .expect("gateway stops");
+    client
+        .wait_state("reconnecting", Duration::from_secs(10))
+        .await;
+    let Gateway { ca, dir, .. } = gateway;
+    let restart: Vec<String> = vec![
+        "--backend".into(),
+        backend.url(),
+        "--listen".into(),
+        listen,
+        "--cert".into(),
+        ca.display().to_string(),
+        "--key".into(),
+        dir.path().join("key.pem").display().to_string(),
+    ];
+    let _back = GatewayProcess::spawn(&gateway_bin(), &restart, &[])
+        .await
+        .expect("gateway restarts");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while client.states().iter().filter(|s| *s == "active").count() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "not active again: {:?}",
+            client.states()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Session tokens are single-use: every attempt asked the control plane again.
+    assert!(
+        backend.session_calls() >= 2,
+        "{} session calls",
+        backend.session_calls()
+    );
+    let http = HttpServer::start().await;
+    let (code, body) = curl(&[
+        "-x",
+        &format!("http://{}", client.proxy),
+        &format!("{}/bytes/2048", http.url()),
+    ])
+    .await;
+    assert_eq!((code, body.len()), (0, 2048));
+}
