@@ -715,7 +715,7 @@ async fn login_stores_the_token_in_the_keychain_and_connect_uses_it() {
     let home = tempfile::tempdir().unwrap();
     let config = home.path().join("profiles.toml");
     let service = format!("httvps-cli-test-{}", std::process::id());
-    let run = |args: Vec<String>, stdin: Option<&'static str>| {
+    let run = |args: Vec<String>, stdin: Option<String>| {
         let (config, service) = (config.clone(), service.clone());
         async move {
             let mut child = Command::new(HTTVPS)
@@ -751,11 +751,7 @@ async fn login_stores_the_token_in_the_keychain_and_connect_uses_it() {
     .into_iter()
     .map(String::from)
     .collect();
-    let out = run(
-        login,
-        Some(&*Box::leak(format!("{TOKEN}\n").into_boxed_str())),
-    )
-    .await;
+    let out = run(login, Some(format!("{TOKEN}\n"))).await;
     assert!(
         out.status.success(),
         "{}",
