@@ -248,11 +248,16 @@ pub async fn supervise(
             println!("{text}");
         }
     }
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing the SIGTERM handler")?;
+    // Streams created once: a signal that arrives while an event is being
+    // printed is kept for the next turn (a fresh `ctrl_c()` per turn would
+    // miss it).
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut terminate =
+        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let code = loop {
         let event = tokio::select! {
-            _ = tokio::signal::ctrl_c() => break ExitCode::SUCCESS,
+            _ = interrupt.recv() => break ExitCode::SUCCESS,
             _ = terminate.recv() => break ExitCode::SUCCESS,
             event = events.recv() => event,
         };

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use testkit::{EchoServer, GatewayProcess, Grant, HttpServer, SsServer, TestBackend, TestCert};
+use testkit::{EchoServer, Grant, HttpServer, SsServer, TestBackend, TestGateway};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
@@ -32,53 +32,11 @@ fn gateway_bin() -> PathBuf {
     bin
 }
 
-struct Gateway {
-    process: GatewayProcess,
-    ca: PathBuf,
-    dir: tempfile::TempDir,
-}
-
-impl Gateway {
-    /// Token-file mode (direct); `extra` flags appended.
-    async fn direct(extra: &[&str]) -> Gateway {
-        let dir = tempfile::tempdir().unwrap();
-        let tokens = dir.path().join("tokens");
-        std::fs::write(&tokens, format!("{TOKEN}\n")).unwrap();
-        let mut args = vec!["--tokens".to_owned(), tokens.display().to_string()];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        Gateway::start(dir, args, &[]).await
-    }
-
-    async fn start(
-        dir: tempfile::TempDir,
-        mut args: Vec<String>,
-        envs: &[(&str, &str)],
-    ) -> Gateway {
-        testkit::install_crypto_provider();
-        let cert = TestCert::generate(&["localhost", "127.0.0.1"]);
-        let (cert_path, key_path) = cert.write_to(dir.path());
-        if !args.iter().any(|a| a == "--listen") {
-            args.extend(["--listen".to_owned(), "127.0.0.1:0".into()]);
-        }
-        args.extend([
-            "--cert".to_owned(),
-            cert_path.display().to_string(),
-            "--key".into(),
-            key_path.display().to_string(),
-        ]);
-        let process = GatewayProcess::spawn(&gateway_bin(), &args, envs)
-            .await
-            .expect("gateway starts");
-        Gateway {
-            process,
-            ca: cert_path,
-            dir,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("wss://127.0.0.1:{}/ws", self.process.addr().port())
-    }
+/// The token-file gateway (direct mode) most tests use.
+async fn direct_gateway(extra: &[&str]) -> TestGateway {
+    TestGateway::with_tokens(&gateway_bin(), &[TOKEN], extra)
+        .await
+        .expect("gateway starts")
 }
 
 /// A running `httvps` process with its JSON event lines collected.
@@ -138,6 +96,25 @@ impl Client {
             .parse()
             .unwrap();
         client
+    }
+
+    /// `httvps connect` to `gateway` with the test token (plus `extra` flags
+    /// and `envs`), its proxy on a free port.
+    async fn connect(gateway: &TestGateway, extra: &[&str], envs: &[(&str, &str)]) -> Client {
+        let (url, ca) = (gateway.url(), gateway.ca().display().to_string());
+        let mut args = vec![
+            "connect",
+            "--gateway",
+            &url,
+            "--ca",
+            &ca,
+            "--listen",
+            "127.0.0.1:0",
+        ];
+        args.extend_from_slice(extra);
+        let mut all_envs = vec![("HTTVPS_SESSION_TOKEN", TOKEN)];
+        all_envs.extend_from_slice(envs);
+        Client::start(&args, &all_envs).await
     }
 
     /// Waits for an event line matching `pred` (seen before or after the call).
@@ -210,20 +187,8 @@ async fn curl_sha(proxy_flag: &str, proxy: SocketAddr, url: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn direct_mode_serves_curl_over_socks5_and_http_with_identical_bytes() {
-    let gateway = Gateway::direct(&["--allow-private-targets"]).await;
-    let client = Client::start(
-        &[
-            "connect",
-            "--gateway",
-            &gateway.url(),
-            "--ca",
-            gateway.ca.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        &[("HTTVPS_SESSION_TOKEN", TOKEN)],
-    )
-    .await;
+    let gateway = direct_gateway(&["--allow-private-targets"]).await;
+    let client = Client::connect(&gateway, &[], &[]).await;
     client.wait_state("active", Duration::from_secs(20)).await;
     let http = HttpServer::start().await;
     let expected =
@@ -302,21 +267,10 @@ async fn outline_mode_through_real_ss_server() {
         )
         .start()
         .await;
-    let dir = tempfile::tempdir().unwrap();
-    let gateway = Gateway::start(dir, vec!["--backend".into(), backend.url()], &[]).await;
-    let client = Client::start(
-        &[
-            "connect",
-            "--gateway",
-            &gateway.url(),
-            "--ca",
-            gateway.ca.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        &[("HTTVPS_SESSION_TOKEN", TOKEN)],
-    )
-    .await;
+    let gateway = TestGateway::with_backend(&gateway_bin(), &backend.url(), None, &[])
+        .await
+        .expect("gateway starts");
+    let client = Client::connect(&gateway, &[], &[]).await;
     client.wait_state("active", Duration::from_secs(20)).await;
     let http = HttpServer::start().await;
     let n = 5 * 1024 * 1024 + 3;
@@ -331,20 +285,8 @@ async fn outline_mode_through_real_ss_server() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_loads_a_page_with_its_resources_through_the_tunnel() {
-    let gateway = Gateway::direct(&["--allow-private-targets"]).await;
-    let client = Client::start(
-        &[
-            "connect",
-            "--gateway",
-            &gateway.url(),
-            "--ca",
-            gateway.ca.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        &[("HTTVPS_SESSION_TOKEN", TOKEN)],
-    )
-    .await;
+    let gateway = direct_gateway(&["--allow-private-targets"]).await;
+    let client = Client::connect(&gateway, &[], &[]).await;
     client.wait_state("active", Duration::from_secs(20)).await;
     let http = HttpServer::start().await;
     let profile = tempfile::tempdir().unwrap();
@@ -406,20 +348,8 @@ async fn socks_connect(proxy: SocketAddr, target: SocketAddr) -> Result<TcpStrea
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_connections_share_eight_streams() {
-    let gateway = Gateway::direct(&["--allow-private-targets", "--max-streams", "8"]).await;
-    let client = Client::start(
-        &[
-            "connect",
-            "--gateway",
-            &gateway.url(),
-            "--ca",
-            gateway.ca.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        &[("HTTVPS_SESSION_TOKEN", TOKEN)],
-    )
-    .await;
+    let gateway = direct_gateway(&["--allow-private-targets", "--max-streams", "8"]).await;
+    let client = Client::connect(&gateway, &[], &[]).await;
     client.wait_state("active", Duration::from_secs(20)).await;
     let echo = EchoServer::start().await;
     let mut tasks = Vec::new();
@@ -461,20 +391,8 @@ async fn killing_the_gateway_mid_transfer_reconnects_when_it_returns() {
         .unwrap()
         .port();
     let listen = format!("127.0.0.1:{port}");
-    let gateway = Gateway::direct(&["--allow-private-targets", "--listen", &listen]).await;
-    let client = Client::start(
-        &[
-            "connect",
-            "--gateway",
-            &gateway.url(),
-            "--ca",
-            gateway.ca.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        &[("HTTVPS_SESSION_TOKEN", TOKEN)],
-    )
-    .await;
+    let mut gateway = direct_gateway(&["--allow-private-targets", "--listen", &listen]).await;
+    let client = Client::connect(&gateway, &[], &[]).await;
     client.wait_state("active", Duration::from_secs(20)).await;
     let http = HttpServer::start().await;
 
@@ -495,8 +413,7 @@ async fn killing_the_gateway_mid_transfer_reconnects_when_it_returns() {
         .0
     });
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let Gateway { process, ca, dir } = gateway;
-    drop(process); // SIGKILL: no close frame, no goodbye
+    gateway.kill(); // SIGKILL: no close frame, no goodbye
     let code = tokio::time::timeout(Duration::from_secs(30), download)
         .await
         .expect("curl ends")
@@ -508,21 +425,7 @@ async fn killing_the_gateway_mid_transfer_reconnects_when_it_returns() {
 
     // While reconnecting, a new connection waits (bounded) rather than hangs forever.
     // The gateway comes back on the same address with the same certificate.
-    let tokens = dir.path().join("tokens");
-    let args: Vec<String> = vec![
-        "--tokens".into(),
-        tokens.display().to_string(),
-        "--allow-private-targets".into(),
-        "--listen".into(),
-        listen.clone(),
-        "--cert".into(),
-        ca.display().to_string(),
-        "--key".into(),
-        dir.path().join("key.pem").display().to_string(),
-    ];
-    let _back = GatewayProcess::spawn(&gateway_bin(), &args, &[])
-        .await
-        .expect("gateway restarts");
+    gateway.restart().await.expect("gateway restarts");
     let actives = || client.states().iter().filter(|s| *s == "active").count();
     let deadline = Instant::now() + Duration::from_secs(10);
     while actives() < 2 {
@@ -541,23 +444,11 @@ async fn killing_the_gateway_mid_transfer_reconnects_when_it_returns() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_the_right_error_and_the_engine_keeps_serving() {
     // A strict gateway: loopback targets are refused by policy.
-    let strict = Gateway::direct(&[]).await;
-    let client = Client::start(
-        &[
-            "connect",
-            "--gateway",
-            &strict.url(),
-            "--ca",
-            strict.ca.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--proxy-user",
-            "alice",
-        ],
-        &[
-            ("HTTVPS_SESSION_TOKEN", TOKEN),
-            ("HTTVPS_PROXY_PASSWORD", "wonderland"),
-        ],
+    let strict = direct_gateway(&[]).await;
+    let client = Client::connect(
+        &strict,
+        &["--proxy-user", "alice"],
+        &[("HTTVPS_PROXY_PASSWORD", "wonderland")],
     )
     .await;
     client.wait_state("active", Duration::from_secs(20)).await;
@@ -651,22 +542,19 @@ async fn bad_input_gets_the_right_error_and_the_engine_keeps_serving() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_token_prints_auth_failed_and_exits_non_zero() {
-    let gateway = Gateway::direct(&[]).await;
+    let gateway = direct_gateway(&[]).await;
     let out = Command::new(HTTVPS)
         .args([
             "connect",
             "--gateway",
             &gateway.url(),
             "--ca",
-            gateway.ca.to_str().unwrap(),
+            gateway.ca().to_str().unwrap(),
             "--listen",
             "127.0.0.1:0",
         ])
         .env("HTTVPS_SESSION_TOKEN", "wrong-token")
-        .env(
-            "HTTVPS_CONTROL_FILE",
-            gateway.dir.path().join("control.json"),
-        )
+        .env("HTTVPS_CONTROL_FILE", gateway.dir().join("control.json"))
         .output()
         .await
         .unwrap();
@@ -711,7 +599,7 @@ async fn login_stores_the_token_in_the_keychain_and_connect_uses_it() {
         eprintln!("no Secret Service required here; scripts/test runs this against gnome-keyring");
         return;
     }
-    let gateway = Gateway::direct(&["--allow-private-targets"]).await;
+    let gateway = direct_gateway(&["--allow-private-targets"]).await;
     let home = tempfile::tempdir().unwrap();
     let config = home.path().join("profiles.toml");
     let service = format!("httvps-cli-test-{}", std::process::id());
@@ -736,7 +624,7 @@ async fn login_stores_the_token_in_the_keychain_and_connect_uses_it() {
             child.wait_with_output().await.unwrap()
         }
     };
-    let ca = gateway.ca.display().to_string();
+    let ca = gateway.ca().display().to_string();
     let login = vec![
         "login",
         "--profile",
@@ -824,16 +712,18 @@ async fn device_login_reconnects_with_a_fresh_token() {
         )
         .start()
         .await;
-    let dir = tempfile::tempdir().unwrap();
-    let args = vec![
-        "--backend".to_owned(),
-        backend.url(),
-        "--listen".into(),
-        listen.clone(),
-        "--drain-timeout".into(),
-        "0".into(),
+    let backend_url = backend.url();
+    let flags = [
+        "--backend",
+        &backend_url,
+        "--listen",
+        &listen,
+        "--drain-timeout",
+        "0",
     ];
-    let mut gateway = Gateway::start(dir, args, &[]).await;
+    let mut gateway = TestGateway::start(&gateway_bin(), &flags, &[])
+        .await
+        .expect("gateway starts");
     let client = Client::start(
         &[
             "connect",
@@ -842,7 +732,7 @@ async fn device_login_reconnects_with_a_fresh_token() {
             "--device-id",
             "dev-9",
             "--ca",
-            gateway.ca.to_str().unwrap(),
+            gateway.ca().to_str().unwrap(),
             "--listen",
             "127.0.0.1:0",
         ],
@@ -853,29 +743,16 @@ async fn device_login_reconnects_with_a_fresh_token() {
     assert_eq!(backend.session_calls(), 1);
 
     // The gateway goes away (a graceful restart) and comes back.
-    gateway.process.sigterm();
+    gateway.process().sigterm();
     gateway
-        .process
+        .process_mut()
         .wait_exit(Duration::from_secs(10))
         .await
         .expect("gateway stops");
     client
         .wait_state("reconnecting", Duration::from_secs(10))
         .await;
-    let Gateway { ca, dir, .. } = gateway;
-    let restart: Vec<String> = vec![
-        "--backend".into(),
-        backend.url(),
-        "--listen".into(),
-        listen,
-        "--cert".into(),
-        ca.display().to_string(),
-        "--key".into(),
-        dir.path().join("key.pem").display().to_string(),
-    ];
-    let _back = GatewayProcess::spawn(&gateway_bin(), &restart, &[])
-        .await
-        .expect("gateway restarts");
+    gateway.restart().await.expect("gateway restarts");
     let deadline = Instant::now() + Duration::from_secs(15);
     while client.states().iter().filter(|s| *s == "active").count() < 2 {
         assert!(

@@ -2,7 +2,6 @@
 //! (real TLS) → Debian's `ss-server` as the Outline node (or direct mode) → a
 //! local TCP/HTTP server. Every test starts its own peers on port 0.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Empty};
@@ -13,84 +12,66 @@ use httvps_client::{
 use hyper_util::rt::TokioIo;
 use sha2::{Digest, Sha256};
 use testkit::{
-    EchoServer, GatewayProcess, Grant, HttpServer, ServerFirst, SsServer, TcpBlackhole,
-    TestBackend, TestCert,
+    EchoServer, Grant, HttpServer, ServerFirst, SsServer, TcpBlackhole, TestBackend, TestGateway,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const GATEWAY: &str = env!("CARGO_BIN_EXE_httvps-gateway");
 const TOKEN: &str = "tok-e2e-0123456789";
 
-/// A gateway process with its certificate, and how a client reaches it.
-struct Gateway {
-    process: GatewayProcess,
-    ca: PathBuf,
-    _dir: tempfile::TempDir,
+/// The gateway binary with its certificate (testkit's fixture), plus the
+/// client settings to reach it.
+struct Gateway(TestGateway);
+
+impl std::ops::Deref for Gateway {
+    type Target = TestGateway;
+    fn deref(&self) -> &TestGateway {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Gateway {
+    fn deref_mut(&mut self) -> &mut TestGateway {
+        &mut self.0
+    }
 }
 
 impl Gateway {
     /// Token-file mode (direct), with loopback targets allowed.
     async fn direct(extra: &[&str]) -> Gateway {
-        let dir = tempfile::tempdir().unwrap();
-        let tokens = dir.path().join("tokens");
-        std::fs::write(&tokens, format!("# test tokens\n{TOKEN}\n")).unwrap();
-        let mut args = vec![
-            "--tokens".to_owned(),
-            tokens.display().to_string(),
-            "--allow-private-targets".into(),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        Gateway::start(dir, args, &[]).await
+        let mut args = vec!["--allow-private-targets"];
+        args.extend_from_slice(extra);
+        Gateway(
+            TestGateway::with_tokens(GATEWAY.as_ref(), &[TOKEN], &args)
+                .await
+                .expect("gateway starts"),
+        )
+    }
+
+    /// Token-file mode with the default policy (private targets refused).
+    async fn strict() -> Gateway {
+        Gateway(
+            TestGateway::with_tokens(GATEWAY.as_ref(), &[TOKEN], &[])
+                .await
+                .expect("gateway starts"),
+        )
     }
 
     /// Backend mode: sessions validated by `backend`, secret from the environment.
     async fn with_backend(backend: &TestBackend, secret: &str, extra: &[&str]) -> Gateway {
-        let dir = tempfile::tempdir().unwrap();
-        let mut args = vec![
-            "--backend".to_owned(),
-            backend.url(),
-            "--allow-private-targets".into(),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        Gateway::start(dir, args, &[("HTTVPS_INTERNAL_SECRET", secret)]).await
-    }
-
-    async fn start(
-        dir: tempfile::TempDir,
-        mut args: Vec<String>,
-        envs: &[(&str, &str)],
-    ) -> Gateway {
-        testkit::install_crypto_provider();
-        let cert = TestCert::generate(&["localhost", "127.0.0.1"]);
-        let (cert_path, key_path) = cert.write_to(dir.path());
-        let mut all = Vec::new();
-        if !args.iter().any(|a| a == "--listen") {
-            all.extend(["--listen".to_owned(), "127.0.0.1:0".into()]);
-        }
-        all.extend([
-            "--cert".to_owned(),
-            cert_path.display().to_string(),
-            "--key".into(),
-            key_path.display().to_string(),
-        ]);
-        all.append(&mut args);
-        let process = GatewayProcess::spawn(GATEWAY.as_ref(), &all, envs)
-            .await
-            .expect("gateway starts");
-        Gateway {
-            process,
-            ca: cert_path,
-            _dir: dir,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("wss://127.0.0.1:{}/ws", self.process.addr().port())
+        let mut args = vec!["--allow-private-targets"];
+        args.extend_from_slice(extra);
+        let secret = (!secret.is_empty()).then_some(secret);
+        Gateway(
+            TestGateway::with_backend(GATEWAY.as_ref(), &backend.url(), secret, &args)
+                .await
+                .expect("gateway starts"),
+        )
     }
 
     fn config(&self) -> ClientConfig {
         let mut config = ClientConfig::new(self.url());
-        config.tls.ca_file = Some(self.ca.clone());
+        config.tls.ca_file = Some(self.ca().to_path_buf());
         config
     }
 
@@ -357,10 +338,10 @@ async fn wrong_token_is_auth_failed() {
         .unwrap_err();
     assert_eq!(err.code(), "auth_failed", "{err}");
     for line in direct
-        .process
+        .process()
         .logs()
         .iter()
-        .chain(gateway.process.logs().iter())
+        .chain(gateway.process().logs().iter())
     {
         assert!(
             !line.contains("not-a-token") && !line.contains(TOKEN),
@@ -382,17 +363,7 @@ async fn failures_reach_the_stream_with_their_reason() {
     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
 
     // Without --allow-private-targets a loopback target is refused by policy.
-    let strict = {
-        let dir = tempfile::tempdir().unwrap();
-        let tokens = dir.path().join("tokens");
-        std::fs::write(&tokens, format!("{TOKEN}\n")).unwrap();
-        Gateway::start(
-            dir,
-            vec!["--tokens".into(), tokens.display().to_string()],
-            &[],
-        )
-        .await
-    };
+    let strict = Gateway::strict().await;
     let tunnel = strict.tunnel().await;
     let echo = EchoServer::start().await;
     let mut stream = tunnel.open(TargetAddr::Ip(echo.addr())).await.unwrap();
@@ -435,7 +406,7 @@ async fn device_login_fetches_a_fresh_token_for_every_connect() {
         region: None,
     };
     let mut template = ClientConfig::new("wss://set-by-the-grant.invalid/ws");
-    template.tls.ca_file = Some(gateway.ca.clone());
+    template.tls.ca_file = Some(gateway.ca().to_path_buf());
     let echo = EchoServer::start().await;
     for _ in 0..2 {
         let tunnel = connect_with_device(&control, &creds, &template)
@@ -485,7 +456,7 @@ async fn tls_is_verified_and_pins_work() {
     assert!(err.to_string().contains("certificate"), "{err}");
 
     // The right pin alone is enough; a wrong pin is refused.
-    let pem = std::fs::read(&gateway.ca).unwrap();
+    let pem = std::fs::read(gateway.ca()).unwrap();
     let der = rustls_pki_der(&pem);
     let mut pinned = ClientConfig::new(gateway.url());
     pinned.tls.pin_sha256 = Some(httvps_client::spki_sha256(&der).unwrap());
@@ -528,7 +499,7 @@ async fn a_frozen_gateway_is_detected_by_keepalive() {
         dead_after: Duration::from_secs(1),
     };
     let tunnel = Tunnel::connect(config, &Secret::from(TOKEN)).await.unwrap();
-    let pid = gateway.process.pid().expect("pid") as i32;
+    let pid = gateway.process().pid().expect("pid") as i32;
     // SIGSTOP freezes the gateway with its sockets open: only keepalive notices.
     unsafe { libc::kill(pid, libc::SIGSTOP) };
     let reason = tokio::time::timeout(Duration::from_secs(10), tunnel.closed()).await;
@@ -553,7 +524,7 @@ async fn sigterm_closes_sessions_cleanly() {
     let mut buf = vec![0u8; 64 * 1024];
     let first = stream.read(&mut buf).await.unwrap();
     assert!(first > 0, "the download started");
-    gateway.process.sigterm();
+    gateway.process().sigterm();
     // The stream ends with the gateway's shutdown reason, not a reset.
     let err = loop {
         match stream.read(&mut buf).await {
@@ -571,7 +542,7 @@ async fn sigterm_closes_sessions_cleanly() {
         "{reason:?}"
     );
     let status = gateway
-        .process
+        .process_mut()
         .wait_exit(Duration::from_secs(10))
         .await
         .expect("gateway exits");

@@ -7,18 +7,20 @@
 
 pub mod backend;
 pub mod certs;
+pub mod gateway;
 pub mod process;
 pub mod servers;
 pub mod shadowsocks;
 
 pub use backend::{Grant, OutlineNode, TestBackend, TestBackendBuilder};
 pub use certs::{TestCert, install_crypto_provider};
+pub use gateway::TestGateway;
 pub use process::{GatewayProcess, wait_for_port};
 pub use servers::{
     BYTES_SEED, EchoServer, HttpServer, ServerFirst, TcpBlackhole, closed_port,
     pseudo_random_bytes, sha256_hex,
 };
-pub use shadowsocks::{InProcessSsServer, SsServer};
+pub use shadowsocks::{InProcessSsServer, SsEndpoint, SsServer};
 
 #[cfg(test)]
 mod test_http;

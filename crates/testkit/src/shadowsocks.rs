@@ -31,20 +31,57 @@ fn parse_method(method: &str) -> anyhow::Result<CipherKind> {
 }
 
 /// The Outline-style access key (`ss://BASE64URL(method:password)@host:port`).
-fn ss_url(addr: SocketAddr, method: &str, password: &str) -> String {
-    let cfg = ServerConfig::new(
-        addr,
-        password,
-        parse_method(method).expect("method checked at start"),
-    )
-    .expect("server config checked at start");
-    cfg.to_url()
+/// Where a Shadowsocks server listens and how to talk to it; both test
+/// servers expose it (through `Deref`).
+#[derive(Debug, Clone)]
+pub struct SsEndpoint {
+    addr: SocketAddr,
+    method: String,
+    password: String,
 }
 
-fn outline_node(addr: SocketAddr, method: &str, password: &str) -> OutlineNode {
-    let mut node = OutlineNode::new(addr.ip().to_string(), addr.port(), method, password);
-    node.access_url = ss_url(addr, method, password);
-    node
+impl SsEndpoint {
+    /// Where the server listens (127.0.0.1).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The AEAD method, e.g. `chacha20-ietf-poly1305`.
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    /// The password clients must use.
+    pub fn password(&self) -> &str {
+        &self.password
+    }
+
+    /// A client-side config for the `shadowsocks` crate pointing at this server.
+    pub fn client_config(&self) -> ServerConfig {
+        ServerConfig::new(
+            self.addr,
+            self.password.clone(),
+            parse_method(&self.method).expect("method checked at start"),
+        )
+        .expect("server config checked at start")
+    }
+
+    /// The Outline-style access key for this server.
+    pub fn ss_url(&self) -> String {
+        self.client_config().to_url()
+    }
+
+    /// This server as the backend's Outline node, for grants in tests.
+    pub fn outline_node(&self) -> OutlineNode {
+        let mut node = OutlineNode::new(
+            self.addr.ip().to_string(),
+            self.addr.port(),
+            &self.method,
+            &self.password,
+        );
+        node.access_url = self.ss_url();
+        node
+    }
 }
 
 /// Debian's `ss-server` (shadowsocks-libev) as a real Outline-compatible node,
@@ -53,9 +90,7 @@ fn outline_node(addr: SocketAddr, method: &str, password: &str) -> OutlineNode {
 #[derive(Debug)]
 pub struct SsServer {
     child: Child,
-    addr: SocketAddr,
-    method: String,
-    password: String,
+    endpoint: SsEndpoint,
     // Holds the config file (with the password) and the log; removed on drop.
     _dir: tempfile::TempDir,
     // Keeps other programs off the port (see `reserve_port`).
@@ -110,9 +145,11 @@ impl SsServer {
                 Ok(()) => {
                     return Ok(SsServer {
                         child,
-                        addr,
-                        method: method.to_string(),
-                        password: password.to_string(),
+                        endpoint: SsEndpoint {
+                            addr,
+                            method: method.to_string(),
+                            password: password.to_string(),
+                        },
                         _dir: dir,
                         _port_guard: guard,
                     });
@@ -134,40 +171,19 @@ impl SsServer {
             "ss-server failed to bind {SS_SERVER_BIND_ATTEMPTS} times"
         ))
     }
+}
 
-    /// Where the server listens (127.0.0.1).
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
+impl std::ops::Deref for SsServer {
+    type Target = SsEndpoint;
+    fn deref(&self) -> &SsEndpoint {
+        &self.endpoint
     }
+}
 
-    /// The AEAD method, e.g. `chacha20-ietf-poly1305`.
-    pub fn method(&self) -> &str {
-        &self.method
-    }
-
-    /// The password clients must use.
-    pub fn password(&self) -> &str {
-        &self.password
-    }
-
-    /// The Outline-style access key for this server.
-    pub fn ss_url(&self) -> String {
-        ss_url(self.addr, &self.method, &self.password)
-    }
-
-    /// This server as the backend's Outline node, for grants in tests.
-    pub fn outline_node(&self) -> OutlineNode {
-        outline_node(self.addr, &self.method, &self.password)
-    }
-
-    /// A client-side config for the `shadowsocks` crate pointing at this server.
-    pub fn client_config(&self) -> ServerConfig {
-        ServerConfig::new(
-            self.addr,
-            self.password.clone(),
-            parse_method(&self.method).expect("checked"),
-        )
-        .expect("checked at start")
+impl std::ops::Deref for InProcessSsServer {
+    type Target = SsEndpoint;
+    fn deref(&self) -> &SsEndpoint {
+        &self.endpoint
     }
 }
 
@@ -216,9 +232,7 @@ fn reserve_port() -> std::io::Result<(socket2::Socket, u16)> {
 /// that need an Outline node without spawning a program. Stopped on drop.
 #[derive(Debug)]
 pub struct InProcessSsServer {
-    addr: SocketAddr,
-    method: String,
-    password: String,
+    endpoint: SsEndpoint,
     connections: Arc<AtomicUsize>,
     task: JoinHandle<()>,
 }
@@ -255,47 +269,14 @@ impl InProcessSsServer {
             }
         });
         Ok(InProcessSsServer {
-            addr,
-            method: method.to_string(),
-            password: password.to_string(),
+            endpoint: SsEndpoint {
+                addr,
+                method: method.to_string(),
+                password: password.to_string(),
+            },
             connections,
             task,
         })
-    }
-
-    /// Where the server listens (127.0.0.1).
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// The AEAD method, e.g. `aes-256-gcm`.
-    pub fn method(&self) -> &str {
-        &self.method
-    }
-
-    /// The password clients must use.
-    pub fn password(&self) -> &str {
-        &self.password
-    }
-
-    /// The Outline-style access key for this server.
-    pub fn ss_url(&self) -> String {
-        ss_url(self.addr, &self.method, &self.password)
-    }
-
-    /// This server as the backend's Outline node, for grants in tests.
-    pub fn outline_node(&self) -> OutlineNode {
-        outline_node(self.addr, &self.method, &self.password)
-    }
-
-    /// A client-side config for the `shadowsocks` crate pointing at this server.
-    pub fn client_config(&self) -> ServerConfig {
-        ServerConfig::new(
-            self.addr,
-            self.password.clone(),
-            parse_method(&self.method).expect("checked"),
-        )
-        .expect("checked at start")
     }
 
     /// How many client connections were accepted, to check per-stream upstreams.
