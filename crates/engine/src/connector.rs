@@ -3,14 +3,11 @@
 //! opens the stream, counts its bytes into the table and reports its life as
 //! events.
 
-use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use local_proxy::{BoxStream, ConnectError, ConnectErrorKind, ConnectRequest, Connector};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{broadcast, watch};
 
 use crate::events::EngineEvent;
@@ -82,13 +79,12 @@ impl Connector for EngineConnector {
                     if let Some(info) = this.table.opened(key, &opened.stream_id, waited) {
                         let _ = this.events.send(EngineEvent::StreamOpened(info));
                     }
-                    let stream = Tracked {
-                        inner: Counted::new(opened.stream, counters),
-                        key,
-                        table: this.table,
-                        events: this.events,
-                        outcome: None,
-                    };
+                    let (table, events) = (this.table, this.events);
+                    let stream = Counted::new(opened.stream, counters).on_close(move |reason| {
+                        if let Some(info) = table.close(key, reason) {
+                            let _ = events.send(EngineEvent::StreamClosed(info));
+                        }
+                    });
                     Ok(Box::new(stream) as BoxStream)
                 }
                 Err(e) => {
@@ -99,74 +95,5 @@ impl Connector for EngineConnector {
                 }
             }
         })
-    }
-}
-
-/// A counted stream that closes its table row, with the reason, when dropped.
-struct Tracked {
-    inner: Counted<BoxStream>,
-    key: u64,
-    table: StreamTable,
-    events: broadcast::Sender<EngineEvent>,
-    /// `eof` once a read returned 0 bytes, or the first I/O error.
-    outcome: Option<String>,
-}
-
-impl Tracked {
-    fn note<T>(&mut self, result: &Poll<io::Result<T>>) {
-        if let Poll::Ready(Err(e)) = result {
-            self.outcome.get_or_insert_with(|| e.to_string());
-        }
-    }
-}
-
-impl AsyncRead for Tracked {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if matches!(result, Poll::Ready(Ok(())))
-            && buf.filled().len() == before
-            && buf.remaining() > 0
-        {
-            self.outcome.get_or_insert_with(|| "eof".to_owned());
-        }
-        self.note(&result);
-        result
-    }
-}
-
-impl AsyncWrite for Tracked {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
-        self.note(&result);
-        result
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        let reason = self
-            .outcome
-            .take()
-            .unwrap_or_else(|| "closed by the client".to_owned());
-        if let Some(info) = self.table.close(self.key, reason) {
-            let _ = self.events.send(EngineEvent::StreamClosed(info));
-        }
     }
 }

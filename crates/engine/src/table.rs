@@ -219,16 +219,41 @@ impl StreamTable {
     }
 }
 
-/// Wraps a stream and counts the bytes that cross it into a table row.
+/// Called once when a [`Counted`] stream is dropped, with how it ended.
+type OnClose = Box<dyn FnOnce(String) + Send>;
+
+/// Wraps a stream, counts the bytes that cross it into a table row, and
+/// reports how it ended (`eof`, the first I/O error, or closed by the client)
+/// when dropped.
 pub struct Counted<S> {
     inner: S,
     counters: Arc<Counters>,
+    /// `eof` once a read returned no bytes, or the first I/O error.
+    outcome: Option<String>,
+    on_close: Option<OnClose>,
 }
 
 impl<S> Counted<S> {
     /// Counts `inner`'s traffic into `counters`: reads are "down", writes "up".
     pub fn new(inner: S, counters: Arc<Counters>) -> Self {
-        Counted { inner, counters }
+        Counted {
+            inner,
+            counters,
+            outcome: None,
+            on_close: None,
+        }
+    }
+
+    /// Calls `f` with the stream's outcome when it is dropped.
+    pub fn on_close(mut self, f: impl FnOnce(String) + Send + 'static) -> Self {
+        self.on_close = Some(Box::new(f));
+        self
+    }
+
+    fn note<T>(&mut self, result: &Poll<io::Result<T>>) {
+        if let Poll::Ready(Err(e)) = result {
+            self.outcome.get_or_insert_with(|| e.to_string());
+        }
     }
 }
 
@@ -242,6 +267,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
         let result = Pin::new(&mut self.inner).poll_read(cx, buf);
         let n = buf.filled().len() - before;
         self.counters.down.fetch_add(n as u64, Ordering::Relaxed);
+        if matches!(result, Poll::Ready(Ok(()))) && n == 0 && buf.remaining() > 0 {
+            self.outcome.get_or_insert_with(|| "eof".to_owned());
+        }
+        self.note(&result);
         result
     }
 }
@@ -256,6 +285,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
         if let Poll::Ready(Ok(n)) = &result {
             self.counters.up.fetch_add(*n as u64, Ordering::Relaxed);
         }
+        self.note(&result);
         result
     }
 
@@ -265,6 +295,18 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+impl<S> Drop for Counted<S> {
+    fn drop(&mut self) {
+        if let Some(on_close) = self.on_close.take() {
+            on_close(
+                self.outcome
+                    .take()
+                    .unwrap_or_else(|| "closed by the client".to_owned()),
+            );
+        }
     }
 }
 
@@ -302,5 +344,22 @@ mod tests {
             (totals.bytes_up, totals.bytes_down, totals.streams_total),
             (5, 7, 1)
         );
+    }
+
+    #[tokio::test]
+    async fn reports_how_the_stream_ended() {
+        let (a, b) = tokio::io::duplex(64);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut counted = Counted::new(a, Arc::default()).on_close(move |r| tx.send(r).unwrap());
+        drop(b);
+        let mut buf = [0u8; 8];
+        assert_eq!(counted.read(&mut buf).await.unwrap(), 0);
+        drop(counted);
+        assert_eq!(rx.recv().unwrap(), "eof");
+
+        let (a, _b) = tokio::io::duplex(64);
+        let (tx, rx) = std::sync::mpsc::channel();
+        drop(Counted::new(a, Arc::default()).on_close(move |r| tx.send(r).unwrap()));
+        assert_eq!(rx.recv().unwrap(), "closed by the client");
     }
 }
