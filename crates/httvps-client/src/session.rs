@@ -21,7 +21,6 @@ pub struct Session {
     session_id: String,
     streams: ClientStreams,
     config: ClientConfig,
-    buf: String,
 }
 
 impl Session {
@@ -35,7 +34,6 @@ impl Session {
             session_id: connected.session_id,
             streams: ClientStreams::new(connected.max_streams),
             config,
-            buf: String::new(),
         })
     }
 
@@ -84,9 +82,9 @@ impl Session {
             return Ok(());
         }
         for piece in chunks {
-            self.buf.clear();
-            proto_httvps::encode_stream_data(stream_id, piece, &mut self.buf);
-            let text = std::mem::take(&mut self.buf);
+            // Each frame's text moves into its message, so there is no buffer to reuse.
+            let mut text = String::new();
+            proto_httvps::encode_stream_data(stream_id, piece, &mut text);
             self.ws
                 .feed(Message::Text(Utf8Bytes::from(text)))
                 .await
