@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use proto_httvps::{ErrorCode, FEATURE_HALF_CLOSE, Frame, MAX_FRAME_LEN, encode, max_payload_len};
+use proto_httvps::{ErrorCode, Frame, MAX_FRAME_LEN, encode, max_payload_len};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -281,14 +281,16 @@ where
         .max_streams
         .filter(|&n| n > 0)
         .unwrap_or(cfg.limits.max_streams);
-    let mut accepted = hello.accepted_features();
-    if matches!(mode, UpstreamMode::Outline(_)) {
-        // Shadowsocks servers do not carry a half-close (ss-libev tears the
-        // whole connection down on EOF, cutting the reply), so Outline
-        // sessions decline it and clients fall back to their linger.
-        accepted.retain(|f| *f != FEATURE_HALF_CLOSE);
-    }
-    let features = accepted.into_iter().map(Into::into).collect();
+    // Accepted in Outline mode too: outline-ss-server and shadowsocks-rust
+    // carry a half-close to the target. (ss-libev drops a reply still on its
+    // way after one; browsers and curl never half-close before the reply, and
+    // without it every finished stream would hold its slot for the client's
+    // linger.)
+    let features = hello
+        .accepted_features()
+        .into_iter()
+        .map(Into::into)
+        .collect();
     let ready = Frame::Ready {
         session_id: grant.session_id.clone().into(),
         max_streams,
