@@ -179,6 +179,13 @@ async fn curl(args: &[&str]) -> (i32, Vec<u8>) {
     (out.status.code().unwrap_or(-1), out.stdout)
 }
 
+/// The HTTP status curl got for `url` through `proxy` (`-x`), as text.
+async fn curl_status(extra: &[&str], proxy: &str, url: &str) -> String {
+    let mut args = extra.to_vec();
+    args.extend(["-x", proxy, "-o", "/dev/null", "-w", "%{http_code}", url]);
+    String::from_utf8_lossy(&curl(&args).await.1).into_owned()
+}
+
 async fn curl_sha(proxy_flag: &str, proxy: SocketAddr, url: &str) -> String {
     let (code, body) = curl(&[proxy_flag, &proxy.to_string(), url]).await;
     assert_eq!(code, 0, "curl {url}");
@@ -473,48 +480,27 @@ async fn bad_input_gets_the_right_error_and_the_engine_keeps_serving() {
     // Wrong proxy password: SOCKS auth failure (curl 97) and HTTP 407.
     let wrong = format!("socks5h://alice:nope@{proxy}");
     assert_ne!(curl(&["-x", &wrong, &http.url()]).await.0, 0);
-    let (_, code) = curl(&[
-        "-U",
-        "alice:nope",
-        "-x",
-        &format!("http://{proxy}"),
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        &http.url(),
-    ])
-    .await;
-    assert_eq!(String::from_utf8_lossy(&code), "407");
+    assert_eq!(
+        curl_status(
+            &["-U", "alice:nope"],
+            &format!("http://{proxy}"),
+            &http.url()
+        )
+        .await,
+        "407"
+    );
 
     let good = format!("socks5h://alice:wonderland@{proxy}");
     let http_proxy = format!("http://alice:wonderland@{proxy}");
     // A host the gateway refuses (loopback, by policy): SOCKS "not allowed", HTTP 403.
     let (socks_code, _) = curl(&["-x", &good, &http.url()]).await;
     assert_eq!(socks_code, 97, "curl reports the SOCKS failure");
-    let (_, status) = curl(&[
-        "-x",
-        &http_proxy,
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        &http.url(),
-    ])
-    .await;
-    assert_eq!(String::from_utf8_lossy(&status), "403");
+    assert_eq!(curl_status(&[], &http_proxy, &http.url()).await, "403");
     // An unresolvable host: HTTP 502 with the reason, SOCKS failure.
-    let (_, status) = curl(&[
-        "-x",
-        &http_proxy,
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        "http://no-such-host.invalid/",
-    ])
-    .await;
-    assert_eq!(String::from_utf8_lossy(&status), "502");
+    assert_eq!(
+        curl_status(&[], &http_proxy, "http://no-such-host.invalid/").await,
+        "502"
+    );
     assert_eq!(
         curl(&["-x", &good, "http://no-such-host.invalid/"]).await.0,
         97
