@@ -141,11 +141,11 @@ pub enum ServerSpec<'a> {
 }
 
 impl Profile {
-    /// A profile for a gateway URL with defaults everywhere else.
-    pub fn for_gateway(name: impl Into<String>, gateway: impl Into<String>) -> Profile {
+    /// A profile with only a name: no server yet, defaults everywhere else.
+    pub fn new(name: impl Into<String>) -> Profile {
         Profile {
             name: name.into(),
-            gateway: Some(gateway.into()),
+            gateway: None,
             backend: None,
             device_id: None,
             region: None,
@@ -156,6 +156,14 @@ impl Profile {
             proxy_username: None,
             reconnect: ReconnectPolicy::default(),
             limits: ClientLimits::default(),
+        }
+    }
+
+    /// A profile for a gateway URL with defaults everywhere else.
+    pub fn for_gateway(name: impl Into<String>, gateway: impl Into<String>) -> Profile {
+        Profile {
+            gateway: Some(gateway.into()),
+            ..Profile::new(name)
         }
     }
 
@@ -364,10 +372,9 @@ mod tests {
         work.proxy_username = Some("me".into());
         file.upsert(work.clone());
         file.upsert(Profile {
-            gateway: None,
             backend: Some("https://api.example".into()),
             device_id: Some("dev-1".into()),
-            ..Profile::for_gateway("home", "")
+            ..Profile::new("home")
         });
         file.default = Some("work".into());
         store.save(&file).unwrap();
@@ -398,9 +405,8 @@ mod tests {
         };
         assert!(bad(both).contains("not both"));
         let no_device = Profile {
-            gateway: None,
             backend: Some("https://a".into()),
-            ..Profile::for_gateway("x", "")
+            ..Profile::new("x")
         };
         assert!(bad(no_device).contains("device_id"));
         let bad_pin = Profile {

@@ -63,7 +63,7 @@ pub fn profile_store(global: &Global) -> anyhow::Result<ProfileStore> {
 
 /// A profile made from command-line flags.
 pub fn profile_from_args(name: &str, server: &ServerArgs) -> anyhow::Result<Profile> {
-    let mut profile = Profile::for_gateway(name, "");
+    let mut profile = Profile::new(name);
     profile.gateway = server.gateway.clone();
     profile.backend = server.backend.clone();
     profile.device_id = server.device_id.clone();

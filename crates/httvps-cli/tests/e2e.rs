@@ -198,21 +198,22 @@ async fn direct_mode_serves_curl_over_socks5_and_http_with_identical_bytes() {
     let client = Client::connect(&gateway, &[], &[]).await;
     client.wait_state("active", Duration::from_secs(20)).await;
     let http = HttpServer::start().await;
-    let expected =
-        |n: usize| testkit::sha256_hex(&testkit::pseudo_random_bytes(testkit::BYTES_SEED, n));
     for n in [1usize, 65536] {
         let url = format!("{}/bytes/{n}", http.url());
         assert_eq!(
             curl_sha("--socks5-hostname", client.proxy, &url).await,
-            expected(n)
+            testkit::bytes_sha256(n)
         );
-        assert_eq!(curl_sha("-x", client.proxy, &url).await, expected(n));
+        assert_eq!(
+            curl_sha("-x", client.proxy, &url).await,
+            testkit::bytes_sha256(n)
+        );
     }
     let big = 100 * 1024 * 1024;
     let url = format!("{}/bytes/{big}", http.url());
     assert_eq!(
         curl_sha("--socks5-hostname", client.proxy, &url).await,
-        expected(big),
+        testkit::bytes_sha256(big),
         "100 MiB"
     );
 
@@ -282,7 +283,7 @@ async fn outline_mode_through_real_ss_server() {
     let http = HttpServer::start().await;
     let n = 5 * 1024 * 1024 + 3;
     let url = format!("{}/bytes/{n}", http.url());
-    let expected = testkit::sha256_hex(&testkit::pseudo_random_bytes(testkit::BYTES_SEED, n));
+    let expected = testkit::bytes_sha256(n);
     assert_eq!(
         curl_sha("--socks5-hostname", client.proxy, &url).await,
         expected
@@ -392,11 +393,7 @@ async fn two_hundred_connections_share_eight_streams() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_gateway_mid_transfer_reconnects_when_it_returns() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = testkit::free_port();
     let listen = format!("127.0.0.1:{port}");
     let mut gateway = direct_gateway(&["--allow-private-targets", "--listen", &listen]).await;
     let client = Client::connect(&gateway, &[], &[]).await;
@@ -678,11 +675,7 @@ async fn device_login_reconnects_with_a_fresh_token() {
     let ss = SsServer::start("chacha20-ietf-poly1305", "device")
         .await
         .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = testkit::free_port();
     let listen = format!("127.0.0.1:{port}");
     let grant = Grant {
         device_id: String::new(),

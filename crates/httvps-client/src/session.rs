@@ -76,12 +76,10 @@ impl Session {
     /// On a stream that is not open: `unknown_stream`, nothing sent.
     pub async fn send_data(&mut self, stream_id: &str, data: &[u8]) -> Result<(), ClientError> {
         self.streams.check_open(stream_id)?;
-        let chunk = self.config.chunk_for(stream_id.len());
-        let mut chunks = data.chunks(chunk).peekable();
-        if chunks.peek().is_none() {
+        if data.is_empty() {
             return Ok(());
         }
-        for piece in chunks {
+        for piece in data.chunks(self.config.chunk_for(stream_id.len())) {
             // Each frame's text moves into its message, so there is no buffer to reuse.
             let mut text = String::new();
             proto_httvps::encode_stream_data(stream_id, piece, &mut text);

@@ -381,11 +381,7 @@ async fn device_login_fetches_a_fresh_token_for_every_connect() {
         .unwrap();
     // The backend must advertise the gateway's URL before the gateway (which
     // needs the backend's URL) starts: pick the gateway's port first.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = testkit::free_port();
     let gateway_url = format!("wss://127.0.0.1:{port}/ws");
     let backend = TestBackend::builder()
         .device(

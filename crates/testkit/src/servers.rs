@@ -162,6 +162,18 @@ pub fn closed_port() -> SocketAddr {
     listener.local_addr().expect("closed_port: local_addr")
 }
 
+/// A loopback port free right now, for a server that must be told its port
+/// before it starts (a backend advertising the gateway's URL, a restart on
+/// the same address). Another program may take it first; tests accept that.
+pub fn free_port() -> u16 {
+    closed_port().port()
+}
+
+/// The `x-sha256` of `GET /bytes/N`: hex SHA-256 of `pseudo_random_bytes(BYTES_SEED, len)`.
+pub fn bytes_sha256(len: usize) -> String {
+    pseudo_random_sha256(BYTES_SEED, len)
+}
+
 /// A fast seeded generator (splitmix64-seeded xorshift64) producing 8 bytes a step.
 struct Prng(u64);
 
