@@ -18,9 +18,40 @@ ensure_packages() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# What the desktop app (Tauri v2 on WebKitGTK) needs to build and run, and
+# Node.js for its web UI (Debian's nodejs when none is installed).
+APP_PACKAGES=(libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev
+  libssl-dev libsoup-3.0-dev file)
+command -v node >/dev/null 2>&1 || APP_PACKAGES+=(nodejs npm)
+
 # What the build and the test suite's real peers need: a Shadowsocks server
 # (the Outline node), curl and Chromium as proxy clients, CA certificates for
 # TLS roots, D-Bus headers for the keychain crate, and a real Secret Service
 # (gnome-keyring in a private D-Bus session) for the keychain tests.
 TEST_PACKAGES=(shadowsocks-libev curl ca-certificates chromium build-essential pkg-config
-  libdbus-1-dev dbus dbus-x11 gnome-keyring libsecret-tools)
+  libdbus-1-dev dbus dbus-x11 gnome-keyring libsecret-tools openssl
+  "${APP_PACKAGES[@]}"
+  # The system-proxy test uses real GSettings with the dconf backend.
+  libglib2.0-bin gsettings-desktop-schemas dconf-gsettings-backend dconf-service
+  # The desktop app's end-to-end test: a virtual display and WebKit's
+  # WebDriver (driven through tauri-driver).
+  xvfb xauth webkit2gtk-driver)
+
+# Tools installed with cargo (tauri-driver) live here, outside the build cache.
+export TOOLS_DIR="${TOOLS_DIR:-$HOME/.cache/httvps-tools}"
+
+# tauri-driver, from crates.io (about 2 minutes the first time).
+ensure_tauri_driver() {
+  if command -v tauri-driver >/dev/null 2>&1 || [ -x "$TOOLS_DIR/bin/tauri-driver" ]; then
+    return 0
+  fi
+  echo "Installing tauri-driver (crates.io) into $TOOLS_DIR"
+  cargo install tauri-driver --locked --root "$TOOLS_DIR"
+}
+
+# The web UI's packages (npm registry), from package-lock.json.
+ensure_node_modules() {
+  if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    npm ci --no-audit --no-fund
+  fi
+}

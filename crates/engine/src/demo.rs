@@ -97,3 +97,50 @@ impl DemoGateway {
         let _ = self.running.shutdown().await;
     }
 }
+
+const DEMO_PAGE: &str = "<!doctype html><html><head><meta charset=\"utf-8\"><title>httvps demo</title></head>\
+<body><h1>It works.</h1><p>This page came to you through the HTTVPS tunnel: \
+your client, a TLS WebSocket, the demo gateway, then this local server.</p></body></html>\n";
+
+/// A tiny local web page to fetch through the demo tunnel, so the demo works
+/// on a machine with no internet. One request per connection; stops when
+/// dropped.
+pub struct DemoPage {
+    addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl DemoPage {
+    /// Serves the page on a free loopback port.
+    pub async fn start() -> std::io::Result<DemoPage> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
+        let addr = listener.local_addr()?;
+        let task = tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut head = [0u8; 4096];
+                    let _ = socket.read(&mut head).await;
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: text/html; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{DEMO_PAGE}",
+                        DEMO_PAGE.len()
+                    );
+                    let _ = socket.write_all(response.as_bytes()).await;
+                    let _ = socket.shutdown().await;
+                });
+            }
+        });
+        Ok(DemoPage { addr, task })
+    }
+
+    /// The page's URL.
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+}
+
+impl Drop for DemoPage {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

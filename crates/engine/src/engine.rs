@@ -64,10 +64,12 @@ pub enum EngineError {
 
 /// Everything a front-end shows, at one instant.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Snapshot {
     /// The session state.
     pub state: SessionState,
     /// Where the local proxy listens, while running.
+    #[cfg_attr(feature = "ts", ts(type = "string | null"))]
     pub proxy_addr: Option<SocketAddr>,
     /// Open streams.
     pub open: Vec<StreamInfo>,

@@ -16,6 +16,7 @@ pub(crate) const EVENT_BUFFER: usize = 1024;
 /// An engine event.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", content = "data", rename_all = "snake_case")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum EngineEvent {
     /// The session state changed.
     State(SessionState),

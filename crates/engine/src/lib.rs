@@ -19,6 +19,7 @@ pub mod demo;
 mod engine;
 pub mod events;
 pub mod httvps;
+pub mod launch;
 pub mod profile;
 pub mod secrets;
 pub mod state;

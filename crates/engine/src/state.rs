@@ -8,6 +8,7 @@ use serde::Serialize;
 /// Where the session manager is. Serialized with a `state` tag for the UI.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum SessionState {
     /// Not connected, and not trying to be.
     Disconnected {

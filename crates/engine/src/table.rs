@@ -21,6 +21,7 @@ const CLOSED_HISTORY: usize = 200;
 /// A stream's state in the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum StreamState {
     /// Waiting for a free slot or the gateway's answer.
     Opening,
@@ -32,6 +33,7 @@ pub enum StreamState {
 
 /// One row of the table, as the UI sees it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct StreamInfo {
     /// Engine-wide row id (unique across sessions).
     pub key: u64,
@@ -63,6 +65,7 @@ pub struct StreamInfo {
 
 /// Totals across all streams of the engine's life.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Totals {
     /// Streams ever opened.
     pub streams_total: u64,

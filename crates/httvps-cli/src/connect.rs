@@ -3,18 +3,17 @@
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use engine::control::{ControlServer, default_control_file};
-use engine::profile::ServerSpec;
+use engine::launch;
 use engine::secrets::{SecretKind, account};
 use engine::{
-    Engine, EngineEvent, HttvpsAuth, HttvpsTransport, KeyringStore, Profile, ProfileStore,
-    SecretStore, SessionState, StartOptions,
+    Engine, EngineEvent, HttvpsTransport, KeyringStore, Profile, ProfileStore, SecretStore,
+    SessionState, StartOptions,
 };
-use httvps_client::{ClientConfig, ControlPlane, DeviceCredentials, KeepaliveConfig, Secret};
-use local_proxy::{Credentials, ProxyConfig};
+use httvps_client::Secret;
+use local_proxy::ProxyConfig;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::args::{ConnectArgs, Global, ServerArgs};
@@ -43,14 +42,7 @@ pub async fn run(global: &Global, args: ConnectArgs) -> anyhow::Result<ExitCode>
         args.token_stdin,
     )?;
     let proxy = proxy_config(&profile, saved.then_some(&secrets as &dyn SecretStore))?;
-    let options = StartOptions {
-        transport: Arc::new(transport),
-        proxy,
-        reconnect: profile.reconnect,
-        retry_initial: args.reconnect,
-        slot_wait: profile.limits.slot_wait,
-        reconnect_wait: profile.limits.reconnect_wait,
-    };
+    let options = launch::start_options(&profile, transport, proxy, args.reconnect);
     supervise(global, options, args.json, None).await
 }
 
@@ -81,20 +73,8 @@ fn absolute(path: PathBuf) -> PathBuf {
     std::fs::canonicalize(&path).unwrap_or(path)
 }
 
-/// SDK settings for a profile and a gateway URL.
-fn client_config(profile: &Profile, url: &str) -> anyhow::Result<ClientConfig> {
-    let mut config = ClientConfig::new(url);
-    config.client_name = concat!("httvps-cli/", env!("CARGO_PKG_VERSION")).to_owned();
-    config.tls.ca_file = profile.ca_file.clone();
-    config.tls.pin_sha256 = profile.pin()?;
-    config.tls.sni = profile.sni.clone();
-    config.handshake_timeout = profile.limits.handshake_timeout;
-    config.keepalive = KeepaliveConfig {
-        interval: profile.limits.keepalive_interval,
-        dead_after: profile.limits.dead_after,
-    };
-    Ok(config)
-}
+/// The name sent in `hello`.
+const CLIENT_NAME: &str = concat!("httvps-cli/", env!("CARGO_PKG_VERSION"));
 
 /// Finds a secret: stdin when asked, else the keychain (saved profiles), else
 /// the environment variable.
@@ -139,44 +119,13 @@ pub fn transport_for(
     keychain: Option<&dyn SecretStore>,
     token_stdin: bool,
 ) -> anyhow::Result<HttvpsTransport> {
-    Ok(match profile.server()? {
-        ServerSpec::Gateway(url) => {
-            let token = resolve_secret(
-                profile,
-                SecretKind::SessionToken,
-                keychain,
-                token_stdin,
-                "HTTVPS_SESSION_TOKEN",
-            )?;
-            HttvpsTransport::new(
-                client_config(profile, url)?,
-                HttvpsAuth::SessionToken(token),
-            )
-        }
-        ServerSpec::ControlPlane { backend, device_id } => {
-            let token = resolve_secret(
-                profile,
-                SecretKind::DeviceToken,
-                keychain,
-                token_stdin,
-                "HTTVPS_DEVICE_TOKEN",
-            )?;
-            let template = client_config(profile, "wss://set-by-the-control-plane.invalid/ws")?;
-            let control = ControlPlane::new(backend, &template.tls)?;
-            let credentials = DeviceCredentials {
-                device_id: device_id.to_owned(),
-                token,
-                region: profile.region.clone(),
-            };
-            HttvpsTransport::new(
-                template,
-                HttvpsAuth::Device {
-                    control,
-                    credentials,
-                },
-            )
-        }
-    })
+    let kind = launch::token_kind(profile)?;
+    let env_var = match kind {
+        SecretKind::DeviceToken => "HTTVPS_DEVICE_TOKEN",
+        _ => "HTTVPS_SESSION_TOKEN",
+    };
+    let token = resolve_secret(profile, kind, keychain, token_stdin, env_var)?;
+    Ok(launch::transport(profile, token, CLIENT_NAME)?)
 }
 
 /// The local proxy settings for a profile.
@@ -184,25 +133,20 @@ fn proxy_config(
     profile: &Profile,
     keychain: Option<&dyn SecretStore>,
 ) -> anyhow::Result<ProxyConfig> {
-    let auth = match &profile.proxy_username {
+    let password = match &profile.proxy_username {
         None => None,
-        Some(user) => {
-            let password = resolve_secret(
+        Some(_) => Some(
+            resolve_secret(
                 profile,
                 SecretKind::ProxyPassword,
                 keychain,
                 false,
                 "HTTVPS_PROXY_PASSWORD",
             )
-            .context("the local proxy has a user name but no password")?;
-            Some(Credentials::new(user.clone(), password.expose()))
-        }
+            .context("the local proxy has a user name but no password")?,
+        ),
     };
-    Ok(ProxyConfig {
-        listen: profile.listen(),
-        auth,
-        ..ProxyConfig::default()
-    })
+    Ok(launch::proxy_config(profile, password)?)
 }
 
 /// Extra start-up lines, given the proxy address: (text for people, JSON data).

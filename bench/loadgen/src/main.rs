@@ -1,0 +1,143 @@
+//! `loadgen`: the load generator of `bench/run` (see the library docs).
+//!
+//! ```text
+//! loadgen streams --proxy 127.0.0.1:1080 --url http://127.0.0.1:8080/1k.bin -n 1000
+//! loadgen sink --listen 127.0.0.1:0
+//! ```
+//!
+//! `streams` prints one JSON report on stdout; `sink` prints
+//! `{"listening":"ADDR"}` once bound, then serves until killed.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use loadgen::{Sink, SinkOptions, StreamsOptions, Target};
+
+/// Most streams one run may start: each is a socket here and more in the
+/// proxy, so the process's file limit is the real bound.
+const MAX_STREAMS: usize = 100_000;
+
+#[derive(Parser)]
+#[command(version, about = "Load generator for bench/run")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Open N streams at once through a SOCKS5 proxy, each fetching URL; keep
+    /// them all open until every one has finished; print a JSON report.
+    Streams {
+        /// SOCKS5 proxy (no auth; the target goes by name). Omit to connect directly.
+        #[arg(long, value_name = "ADDR")]
+        proxy: Option<SocketAddr>,
+        /// What each stream fetches (http:// only; the answer needs a Content-Length).
+        #[arg(long, value_name = "URL")]
+        url: String,
+        /// Number of concurrent streams.
+        #[arg(short = 'n', long, default_value_t = 1000,
+              value_parser = clap::value_parser!(u32).range(1..=MAX_STREAMS as i64))]
+        streams: u32,
+        /// Deadline of each stream, seconds (connect to last byte).
+        #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+        timeout: f64,
+        /// Keep all finished streams open this long, milliseconds, before closing them.
+        #[arg(long, value_name = "MS", default_value_t = 200)]
+        hold_ms: u64,
+        /// Largest body accepted per stream, bytes.
+        #[arg(long, value_name = "BYTES", default_value_t = 16 << 20)]
+        max_body: u64,
+    },
+    /// Serve HTTP: read each request body to its end, discard it, answer
+    /// `200 {"bytes":N}`.
+    Sink {
+        /// Where to listen (port 0 picks one; the bound address is printed).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+        /// Largest body read, bytes (413 past it).
+        #[arg(long, value_name = "BYTES", default_value_t = 64 << 30)]
+        max_body: u64,
+        /// Most simultaneous connections.
+        #[arg(long, value_name = "N", default_value_t = 256)]
+        max_connections: usize,
+        /// Longest life of one connection, seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 900.0)]
+        connection_timeout: f64,
+    },
+}
+
+fn seconds(what: &str, secs: f64) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .with_context(|| format!("--{what} must be a positive number of seconds"))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Streams {
+            proxy,
+            url,
+            streams,
+            timeout,
+            hold_ms,
+            max_body,
+        } => {
+            let opts = StreamsOptions {
+                proxy,
+                target: Target::parse(&url).map_err(anyhow::Error::msg)?,
+                streams: streams as usize,
+                timeout: seconds("timeout", timeout)?,
+                hold: Duration::from_millis(hold_ms),
+                max_body,
+            };
+            let report = loadgen::streams::run(opts).await;
+            println!("{}", serde_json::to_string(&report)?);
+        }
+        Command::Sink {
+            listen,
+            max_body,
+            max_connections,
+            connection_timeout,
+        } => {
+            anyhow::ensure!(max_connections > 0, "--max-connections must be at least 1");
+            let sink = Sink::start(SinkOptions {
+                listen,
+                max_body,
+                max_connections,
+                connection_timeout: seconds("connection-timeout", connection_timeout)?,
+            })
+            .await
+            .with_context(|| format!("listening on {listen}"))?;
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{}", serde_json::json!({ "listening": sink.addr() }))?;
+            out.flush()?;
+            drop(out);
+            sink.run_forever().await;
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("loadgen: starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("loadgen: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! The UI's TypeScript types, generated from the Rust types (ts-rs), and the
+//! typed list of commands and events the shell exposes.
+//!
+//! `ui/src/bindings.ts` is generated: run
+//! `UPDATE_BINDINGS=1 cargo test -p desktop-core bindings` after changing a
+//! type. The test fails when the file is stale, so the UI cannot drift from
+//! the Rust side.
+
+use ts_rs::{Config, TS};
+
+use crate::controller::{AppEvent, Connection, Overview};
+use crate::error::CommandError;
+use crate::log::{LogEntry, LogLevel};
+use crate::notice::Notice;
+use crate::settings::{Preferences, ProfileInput, ProfileKind, ProfileView};
+use crate::tray::{TrayIcon, TraySummary};
+use engine::table::StreamState;
+use engine::{EngineEvent, SessionState, Snapshot, StreamInfo, Totals};
+
+/// A command the shell registers: its name, its arguments (name and
+/// TypeScript type) and what it returns.
+pub struct CommandSig {
+    /// The Tauri command name.
+    pub name: &'static str,
+    /// Arguments, as the UI passes them.
+    pub args: &'static [(&'static str, &'static str)],
+    /// The TypeScript type of the result.
+    pub returns: &'static str,
+}
+
+/// Every command of the shell (`src-tauri/src/commands.rs`). Each fails with
+/// a [`CommandError`].
+pub const COMMANDS: &[CommandSig] = &[
+    CommandSig {
+        name: "overview",
+        args: &[],
+        returns: "Overview",
+    },
+    CommandSig {
+        name: "save_profile",
+        args: &[("input", "ProfileInput")],
+        returns: "Overview",
+    },
+    CommandSig {
+        name: "remove_profile",
+        args: &[("name", "string")],
+        returns: "Overview",
+    },
+    CommandSig {
+        name: "select_profile",
+        args: &[("name", "string")],
+        returns: "Overview",
+    },
+    CommandSig {
+        name: "sign_in",
+        args: &[("name", "string"), ("token", "string")],
+        returns: "Overview",
+    },
+    CommandSig {
+        name: "sign_out",
+        args: &[("name", "string")],
+        returns: "Overview",
+    },
+    CommandSig {
+        name: "connect",
+        args: &[],
+        returns: "Overview",
+    },
+    CommandSig {
+        name: "start_demo",
+        args: &[],
+        returns: "Overview",
+    },
+    CommandSig {
+        name: "disconnect",
+        args: &[],
+        returns: "Overview",
+    },
+    CommandSig {
+        name: "set_preferences",
+        args: &[("prefs", "Preferences")],
+        returns: "Overview",
+    },
+];
+
+/// Events the shell emits to the window: name and payload type.
+pub const EVENTS: &[(&str, &str)] = &[("engine", "EngineEvent"), ("app", "AppEvent")];
+
+/// The whole `ui/src/bindings.ts`.
+pub fn typescript() -> String {
+    // JSON numbers: our u64 counters stay far below 2^53.
+    let cfg = Config::new().with_large_int("number");
+    let decls = [
+        SessionState::decl(&cfg),
+        StreamState::decl(&cfg),
+        StreamInfo::decl(&cfg),
+        Totals::decl(&cfg),
+        Snapshot::decl(&cfg),
+        EngineEvent::decl(&cfg),
+        ProfileKind::decl(&cfg),
+        ProfileView::decl(&cfg),
+        ProfileInput::decl(&cfg),
+        Preferences::decl(&cfg),
+        Connection::decl(&cfg),
+        LogLevel::decl(&cfg),
+        LogEntry::decl(&cfg),
+        Notice::decl(&cfg),
+        AppEvent::decl(&cfg),
+        Overview::decl(&cfg),
+        CommandError::decl(&cfg),
+        TrayIcon::decl(&cfg),
+        TraySummary::decl(&cfg),
+    ];
+    let mut out = String::from(
+        "// Generated from the Rust types by `UPDATE_BINDINGS=1 cargo test -p desktop-core bindings`.\n\
+         // Do not edit: change the Rust types and regenerate.\n\n",
+    );
+    for decl in decls {
+        out.push_str("export ");
+        out.push_str(&decl);
+        out.push_str("\n\n");
+    }
+    out.push_str(
+        "/** Every command: its arguments and its result (errors are `CommandError`). */\n",
+    );
+    out.push_str("export interface Commands {\n");
+    for c in COMMANDS {
+        let args: Vec<String> = c.args.iter().map(|(n, t)| format!("{n}: {t}")).collect();
+        out.push_str(&format!(
+            "  {}: {{ args: {{ {} }}; returns: {} }};\n",
+            c.name,
+            args.join("; "),
+            c.returns
+        ));
+    }
+    out.push_str(
+        "}\n\n/** Every event the shell emits, with its payload. */\nexport interface Events {\n",
+    );
+    for (name, payload) in EVENTS {
+        out.push_str(&format!("  {name}: {payload};\n"));
+    }
+    out.push_str("}\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn repo_file(path: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(path)
+    }
+
+    #[test]
+    fn bindings_are_up_to_date() {
+        let path = repo_file("ui/src/bindings.ts");
+        let fresh = typescript();
+        if std::env::var_os("UPDATE_BINDINGS").is_some() {
+            std::fs::write(&path, &fresh).unwrap();
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == fresh,
+            "ui/src/bindings.ts is stale: run `UPDATE_BINDINGS=1 cargo test -p desktop-core bindings`"
+        );
+        assert!(!fresh.contains("bigint"), "counters must be plain numbers");
+    }
+
+    /// The shell registers exactly these commands, and its capability allows
+    /// each of them (and the build script declares them).
+    #[test]
+    fn the_shell_registers_and_allows_every_command() {
+        let commands = std::fs::read_to_string(repo_file("src-tauri/src/commands.rs")).unwrap();
+        let build = std::fs::read_to_string(repo_file("src-tauri/build.rs")).unwrap();
+        let capability =
+            std::fs::read_to_string(repo_file("src-tauri/capabilities/main-window.json")).unwrap();
+        for c in COMMANDS {
+            assert!(
+                commands.contains(&format!("pub async fn {}(", c.name)),
+                "commands.rs lacks {}",
+                c.name
+            );
+            assert!(
+                build.contains(&format!("\"{}\"", c.name)),
+                "build.rs lacks {}",
+                c.name
+            );
+            let permission = format!("\"allow-{}\"", c.name.replace('_', "-"));
+            assert!(
+                capability.contains(&permission),
+                "capability lacks {permission}"
+            );
+        }
+        let registered = commands.matches("#[tauri::command]").count();
+        assert_eq!(
+            registered,
+            COMMANDS.len(),
+            "commands.rs has commands not listed here"
+        );
+    }
+}

@@ -1,0 +1,693 @@
+//! The desktop app's controller: every command the UI and the tray can give,
+//! over one [`Engine`]. The Tauri shell only translates commands and events.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use engine::demo::DemoPage;
+use engine::launch;
+use engine::secrets::{SecretKind, account};
+use engine::{
+    DemoGateway, Engine, EngineError, EngineEvent, HttvpsAuth, HttvpsTransport, ReconnectPolicy,
+    SecretStore, SessionState, Snapshot, StartOptions,
+};
+use httvps_client::Secret;
+use local_proxy::ProxyConfig;
+use serde::Serialize;
+use tokio::sync::broadcast;
+use tokio::sync::broadcast::error::RecvError;
+use ts_rs::TS;
+
+use crate::error::CommandError;
+use crate::log::{LogBook, LogEntry, LogLevel};
+use crate::notice::{Notice, for_transition};
+use crate::settings::{Preferences, ProfileInput, ProfileView, Settings, SettingsStorage};
+use crate::sysproxy::{SystemProxy, restore_saved};
+
+/// The name the app sends in `hello`.
+pub const CLIENT_NAME: &str = concat!("httvps-desktop/", env!("CARGO_PKG_VERSION"));
+
+/// The longest token accepted from the sign-in form.
+pub const MAX_TOKEN_LEN: usize = 4096;
+
+/// Events kept for a slow subscriber.
+const APP_EVENT_BUFFER: usize = 256;
+
+/// What is connected (or trying to be).
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Connection {
+    /// A saved profile.
+    Profile {
+        /// Its name.
+        name: String,
+    },
+    /// The embedded demo gateway.
+    Demo {
+        /// The demo gateway's URL.
+        gateway: String,
+        /// A local page to fetch through the tunnel.
+        page: String,
+    },
+}
+
+/// Everything the window shows, at one instant.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct Overview {
+    /// Saved profiles.
+    pub profiles: Vec<ProfileView>,
+    /// The profile Connect uses.
+    pub selected: Option<String>,
+    /// Preferences.
+    pub preferences: Preferences,
+    /// Whether this desktop's proxy settings can be changed.
+    pub system_proxy_available: bool,
+    /// The engine's state and streams.
+    pub snapshot: Snapshot,
+    /// What is connected.
+    pub connection: Option<Connection>,
+    /// The log, oldest first.
+    pub log: Vec<LogEntry>,
+}
+
+/// What the controller tells the shell besides engine events.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[serde(tag = "type", content = "data", rename_all = "snake_case")]
+pub enum AppEvent {
+    /// A new log line.
+    Log(LogEntry),
+    /// A desktop notification to show.
+    Notice(Notice),
+    /// Profiles, preferences or the connection changed: fetch the overview.
+    Changed,
+}
+
+/// Turns "start on login" on or off (tauri-plugin-autostart in the shell).
+pub trait Autostart: Send + Sync {
+    /// Enables or disables.
+    fn set(&self, enabled: bool) -> Result<(), String>;
+}
+
+/// The demo's running parts.
+struct Demo {
+    gateway: DemoGateway,
+    _page: DemoPage,
+}
+
+struct Inner {
+    engine: Engine,
+    storage: Box<dyn SettingsStorage>,
+    settings: Mutex<Settings>,
+    secrets: Arc<dyn SecretStore>,
+    system_proxy: Option<Box<dyn SystemProxy>>,
+    autostart: Option<Box<dyn Autostart>>,
+    log: LogBook,
+    events: broadcast::Sender<AppEvent>,
+    connection: Mutex<Option<Connection>>,
+    demo: tokio::sync::Mutex<Option<Demo>>,
+    /// Serialises connect/disconnect.
+    lifecycle: tokio::sync::Mutex<()>,
+    /// Set while the user disconnects, so that no notice is shown.
+    user_stopping: AtomicBool,
+}
+
+/// The controller. Cheap to clone.
+#[derive(Clone)]
+pub struct Controller {
+    inner: Arc<Inner>,
+}
+
+/// What the controller needs from its surroundings.
+pub struct Parts {
+    /// Where settings are persisted.
+    pub storage: Box<dyn SettingsStorage>,
+    /// Where tokens are kept (the OS keychain).
+    pub secrets: Arc<dyn SecretStore>,
+    /// This desktop's proxy settings, if they can be changed.
+    pub system_proxy: Option<Box<dyn SystemProxy>>,
+    /// Start on login, if the platform supports it.
+    pub autostart: Option<Box<dyn Autostart>>,
+}
+
+impl Controller {
+    /// Loads the settings, restores a system proxy left behind by a crash,
+    /// and starts watching the engine. Must run inside a tokio runtime.
+    pub fn new(parts: Parts) -> Controller {
+        let (events, _) = broadcast::channel(APP_EVENT_BUFFER);
+        let log = LogBook::default();
+        let settings = match parts.storage.load() {
+            Ok(settings) => settings.unwrap_or_default(),
+            Err(e) => {
+                log.push(LogEntry::now(
+                    LogLevel::Error,
+                    Some("settings"),
+                    format!("The settings could not be read ({e}); starting with defaults."),
+                ));
+                Settings::default()
+            }
+        };
+        let controller = Controller {
+            inner: Arc::new(Inner {
+                engine: Engine::new(),
+                storage: parts.storage,
+                settings: Mutex::new(settings),
+                secrets: parts.secrets,
+                system_proxy: parts.system_proxy,
+                autostart: parts.autostart,
+                log,
+                events,
+                connection: Mutex::new(None),
+                demo: tokio::sync::Mutex::new(None),
+                lifecycle: tokio::sync::Mutex::new(()),
+                user_stopping: AtomicBool::new(false),
+            }),
+        };
+        controller.restore_system_proxy();
+        controller.spawn_watcher();
+        controller
+    }
+
+    /// The engine (for the shell's event forwarding and the tray).
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// Controller events (log lines, notices, changes).
+    pub fn subscribe(&self) -> broadcast::Receiver<AppEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// A copy of the settings.
+    pub fn settings(&self) -> Settings {
+        self.inner.settings.lock().unwrap().clone()
+    }
+
+    /// Everything the window shows.
+    pub async fn overview(&self) -> Overview {
+        let settings = self.settings();
+        let secrets = self.inner.secrets.clone();
+        let profiles = settings.profiles.clone();
+        // Keychain look-ups block on D-Bus: off the async threads.
+        let views = tokio::task::spawn_blocking(move || {
+            profiles
+                .iter()
+                .filter_map(|p| {
+                    let signed_in = launch::token_kind(p)
+                        .ok()
+                        .and_then(|kind| secrets.get(&account(&p.name, kind)).ok().flatten())
+                        .is_some();
+                    ProfileView::of(p, signed_in)
+                })
+                .collect()
+        })
+        .await
+        .unwrap_or_default();
+        Overview {
+            profiles: views,
+            selected: settings.current_profile().map(|p| p.name.clone()),
+            preferences: Preferences::of(&settings),
+            system_proxy_available: self.inner.system_proxy.is_some(),
+            snapshot: self.inner.engine.snapshot(),
+            connection: self.inner.connection.lock().unwrap().clone(),
+            log: self.inner.log.entries(),
+        }
+    }
+
+    /// Adds or replaces a profile (matched by name) and selects it.
+    pub async fn save_profile(&self, input: ProfileInput) -> Result<Overview, CommandError> {
+        self.update_settings(|settings| {
+            let name = input.name.trim().to_owned();
+            let previous = settings.profiles.iter().find(|p| p.name == name);
+            let profile = input.clone().into_profile(previous)?;
+            settings.profiles.retain(|p| p.name != profile.name);
+            settings.profiles.push(profile);
+            settings.profiles.sort_by(|a, b| a.name.cmp(&b.name));
+            settings.selected = Some(name);
+            Ok(())
+        })?;
+        self.log(
+            LogLevel::Info,
+            None,
+            format!("Profile {:?} saved.", input.name.trim()),
+        );
+        Ok(self.overview().await)
+    }
+
+    /// Deletes a profile and its secrets from the keychain.
+    pub async fn remove_profile(&self, name: String) -> Result<Overview, CommandError> {
+        if self.connected_profile().as_deref() == Some(name.as_str()) {
+            return Err(CommandError::new(
+                "busy",
+                "disconnect before removing the profile in use",
+            ));
+        }
+        self.find_profile(&name)?;
+        self.delete_secrets(&name).await?;
+        self.update_settings(|settings| {
+            settings.profiles.retain(|p| p.name != name);
+            if settings.selected.as_deref() == Some(name.as_str()) {
+                settings.selected = settings.profiles.first().map(|p| p.name.clone());
+            }
+            Ok(())
+        })?;
+        self.log(LogLevel::Info, None, format!("Profile {name:?} removed."));
+        Ok(self.overview().await)
+    }
+
+    /// Chooses the profile Connect uses.
+    pub async fn select_profile(&self, name: String) -> Result<Overview, CommandError> {
+        self.find_profile(&name)?;
+        self.update_settings(|settings| {
+            settings.selected = Some(name.clone());
+            Ok(())
+        })?;
+        Ok(self.overview().await)
+    }
+
+    /// Stores a profile's token in the keychain. The token is never kept
+    /// anywhere else, logged, or returned.
+    pub async fn sign_in(&self, name: String, token: String) -> Result<Overview, CommandError> {
+        let profile = self.find_profile(&name)?;
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(CommandError::invalid("enter the token"));
+        }
+        if token.len() > MAX_TOKEN_LEN || token.chars().any(char::is_control) {
+            return Err(CommandError::invalid(format!(
+                "a token is at most {MAX_TOKEN_LEN} printable characters"
+            )));
+        }
+        let kind =
+            launch::token_kind(&profile).map_err(|e| CommandError::invalid(e.to_string()))?;
+        let secret = Secret::new(token);
+        let secrets = self.inner.secrets.clone();
+        let account_name = account(&name, kind);
+        tokio::task::spawn_blocking(move || secrets.set(&account_name, &secret))
+            .await
+            .map_err(|e| CommandError::new("keychain", e.to_string()))?
+            .map_err(|e| CommandError::new("keychain", e.to_string()))?;
+        self.log(
+            LogLevel::Info,
+            None,
+            format!("Signed in to {name:?}; the token is in the system keychain."),
+        );
+        let _ = self.inner.events.send(AppEvent::Changed);
+        Ok(self.overview().await)
+    }
+
+    /// Deletes a profile's tokens from the keychain.
+    pub async fn sign_out(&self, name: String) -> Result<Overview, CommandError> {
+        self.find_profile(&name)?;
+        self.delete_secrets(&name).await?;
+        self.log(LogLevel::Info, None, format!("Signed out of {name:?}."));
+        let _ = self.inner.events.send(AppEvent::Changed);
+        Ok(self.overview().await)
+    }
+
+    /// Connects with the selected profile.
+    pub async fn connect(&self) -> Result<Overview, CommandError> {
+        let _guard = self.inner.lifecycle.lock().await;
+        let settings = self.settings();
+        let profile = settings.current_profile().cloned().ok_or_else(|| {
+            CommandError::new("no_profile", "add a profile (or try the demo) first")
+        })?;
+        let kind =
+            launch::token_kind(&profile).map_err(|e| CommandError::invalid(e.to_string()))?;
+        let secrets = self.inner.secrets.clone();
+        let account_name = account(&profile.name, kind);
+        let token = tokio::task::spawn_blocking(move || secrets.get(&account_name))
+            .await
+            .map_err(|e| CommandError::new("keychain", e.to_string()))?
+            .map_err(|e| CommandError::new("keychain", e.to_string()))?
+            .ok_or_else(|| {
+                CommandError::new(
+                    "not_signed_in",
+                    format!("sign in to {:?} first: enter its token", profile.name),
+                )
+            })?;
+        let transport = launch::transport(&profile, token, CLIENT_NAME)
+            .map_err(|e| CommandError::invalid(e.to_string()))?;
+        let mut proxy = launch::proxy_config(&profile, None)
+            .map_err(|e| CommandError::invalid(e.to_string()))?;
+        proxy.listen = settings.listen_for(Some(&profile));
+        let options = launch::start_options(&profile, transport, proxy, false);
+        self.start_engine(
+            options,
+            Connection::Profile {
+                name: profile.name.clone(),
+            },
+        )
+        .await?;
+        Ok(self.overview().await)
+    }
+
+    /// Starts the embedded demo gateway and connects to it.
+    pub async fn start_demo(&self) -> Result<Overview, CommandError> {
+        let _guard = self.inner.lifecycle.lock().await;
+        let demo_error = |e: String| CommandError::new("demo_failed", e);
+        let gateway = DemoGateway::start(([127, 0, 0, 1], 0).into())
+            .await
+            .map_err(|e| demo_error(e.to_string()))?;
+        let page = DemoPage::start()
+            .await
+            .map_err(|e| demo_error(format!("cannot serve the demo page: {e}")))?;
+        let connection = Connection::Demo {
+            gateway: format!("wss://{}/ws", gateway.addr()),
+            page: page.url(),
+        };
+        let options = StartOptions {
+            transport: Arc::new(HttvpsTransport::new(
+                gateway.client_config(),
+                HttvpsAuth::SessionToken(gateway.token()),
+            )),
+            proxy: ProxyConfig {
+                listen: self.settings().listen_for(None),
+                ..ProxyConfig::default()
+            },
+            reconnect: ReconnectPolicy::default(),
+            retry_initial: true,
+            slot_wait: std::time::Duration::from_secs(30),
+            reconnect_wait: std::time::Duration::from_secs(15),
+        };
+        if let Err(e) = self.start_engine(options, connection).await {
+            gateway.shutdown().await;
+            return Err(e);
+        }
+        *self.inner.demo.lock().await = Some(Demo {
+            gateway,
+            _page: page,
+        });
+        Ok(self.overview().await)
+    }
+
+    async fn start_engine(
+        &self,
+        options: StartOptions,
+        connection: Connection,
+    ) -> Result<(), CommandError> {
+        match self.inner.engine.start(options).await {
+            Ok(addr) => {
+                let what = match &connection {
+                    Connection::Profile { name } => format!("profile {name:?}"),
+                    Connection::Demo { .. } => "the demo gateway".to_owned(),
+                };
+                *self.inner.connection.lock().unwrap() = Some(connection);
+                self.log(
+                    LogLevel::Info,
+                    None,
+                    format!("Local proxy on {addr} (SOCKS5 and HTTP); connecting with {what}."),
+                );
+                let _ = self.inner.events.send(AppEvent::Changed);
+                Ok(())
+            }
+            Err(EngineError::AlreadyRunning) => Err(CommandError::new(
+                "already_running",
+                "the tunnel is already running; disconnect first",
+            )),
+            Err(e @ EngineError::Listen { .. }) => Err(CommandError::new(
+                "listen_failed",
+                format!("{e}; choose another proxy port in Settings"),
+            )),
+            Err(e) => Err(CommandError::new("engine", e.to_string())),
+        }
+    }
+
+    /// Disconnects: closes the tunnel and the local proxy, puts the
+    /// desktop's proxy settings back, stops the demo.
+    pub async fn disconnect(&self) -> Overview {
+        let _guard = self.inner.lifecycle.lock().await;
+        self.inner.user_stopping.store(true, Ordering::SeqCst);
+        let was_connected = self.wind_down().await;
+        if was_connected {
+            self.log(LogLevel::Info, None, "Disconnected.");
+        }
+        self.inner.user_stopping.store(false, Ordering::SeqCst);
+        self.overview().await
+    }
+
+    /// Stops the engine and what belongs to the connection; returns whether
+    /// something was connected. Callers hold the lifecycle lock.
+    async fn wind_down(&self) -> bool {
+        self.inner.engine.stop().await;
+        self.restore_system_proxy();
+        if let Some(demo) = self.inner.demo.lock().await.take() {
+            demo.gateway.shutdown().await;
+        }
+        let was = self.inner.connection.lock().unwrap().take();
+        let _ = self.inner.events.send(AppEvent::Changed);
+        was.is_some()
+    }
+
+    /// The engine ended the session on its own (refused, gave up): release
+    /// the proxy port and the demo so that Connect can start afresh, keeping
+    /// the final state (and its reason) on display.
+    fn spawn_wind_down(&self) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let _guard = this.inner.lifecycle.lock().await;
+            if matches!(this.inner.engine.state(), SessionState::Disconnected { .. }) {
+                this.wind_down().await;
+            }
+        });
+    }
+
+    /// Changes the preferences; system proxy and autostart take effect at
+    /// once.
+    pub async fn set_preferences(&self, prefs: Preferences) -> Result<Overview, CommandError> {
+        if prefs.proxy_port == 0 {
+            return Err(CommandError::invalid("the proxy port must be 1–65535"));
+        }
+        if prefs.system_proxy && self.inner.system_proxy.is_none() {
+            return Err(CommandError::new(
+                "unsupported",
+                "this desktop's proxy settings cannot be changed (no GNOME, KDE, macOS or Windows settings found)",
+            ));
+        }
+        let before = Preferences::of(&self.settings());
+        if prefs.autostart != before.autostart {
+            match &self.inner.autostart {
+                Some(a) => a
+                    .set(prefs.autostart)
+                    .map_err(|e| CommandError::new("autostart", e))?,
+                None => {
+                    return Err(CommandError::new(
+                        "unsupported",
+                        "start on login is not available here",
+                    ));
+                }
+            }
+        }
+        self.update_settings(|s| {
+            s.proxy_port = prefs.proxy_port;
+            s.start_minimized = prefs.start_minimized;
+            s.autostart = prefs.autostart;
+            s.system_proxy = prefs.system_proxy;
+            Ok(())
+        })?;
+        if self.inner.engine.state().is_active() {
+            if prefs.system_proxy {
+                self.apply_system_proxy();
+            } else {
+                self.restore_system_proxy();
+            }
+        }
+        if prefs.proxy_port != before.proxy_port && self.inner.engine.proxy_addr().is_some() {
+            self.log(
+                LogLevel::Info,
+                None,
+                "The new proxy port applies at the next Connect.",
+            );
+        }
+        Ok(self.overview().await)
+    }
+
+    /// On quit: disconnect and put the desktop's proxy settings back.
+    pub async fn shutdown(&self) {
+        self.disconnect().await;
+    }
+
+    fn connected_profile(&self) -> Option<String> {
+        match &*self.inner.connection.lock().unwrap() {
+            Some(Connection::Profile { name }) => Some(name.clone()),
+            _ => None,
+        }
+    }
+
+    fn find_profile(&self, name: &str) -> Result<engine::Profile, CommandError> {
+        self.settings()
+            .profiles
+            .into_iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| CommandError::no_profile(name))
+    }
+
+    async fn delete_secrets(&self, name: &str) -> Result<(), CommandError> {
+        let secrets = self.inner.secrets.clone();
+        let name = name.to_owned();
+        tokio::task::spawn_blocking(move || {
+            for kind in [
+                SecretKind::SessionToken,
+                SecretKind::DeviceToken,
+                SecretKind::ProxyPassword,
+            ] {
+                secrets.delete(&account(&name, kind))?;
+            }
+            Ok::<_, engine::secrets::SecretError>(())
+        })
+        .await
+        .map_err(|e| CommandError::new("keychain", e.to_string()))?
+        .map_err(|e| CommandError::new("keychain", e.to_string()))
+    }
+
+    /// Applies a change to the settings and persists it; nothing changes if
+    /// `change` fails or the settings cannot be saved.
+    fn update_settings(
+        &self,
+        change: impl FnOnce(&mut Settings) -> Result<(), CommandError>,
+    ) -> Result<(), CommandError> {
+        let mut settings = self.inner.settings.lock().unwrap();
+        let mut next = settings.clone();
+        change(&mut next)?;
+        self.inner
+            .storage
+            .save(&next)
+            .map_err(|e| CommandError::new("settings", format!("cannot save the settings: {e}")))?;
+        *settings = next;
+        drop(settings);
+        let _ = self.inner.events.send(AppEvent::Changed);
+        Ok(())
+    }
+
+    fn log(&self, level: LogLevel, code: Option<&str>, message: impl Into<String>) {
+        let entry = LogEntry::now(level, code, message);
+        self.inner.log.push(entry.clone());
+        let _ = self.inner.events.send(AppEvent::Log(entry));
+    }
+
+    fn apply_system_proxy(&self) {
+        let (Some(system), Some(addr)) = (&self.inner.system_proxy, self.inner.engine.proxy_addr())
+        else {
+            return;
+        };
+        if self.settings().saved_system_proxy.is_some() {
+            return; // already ours
+        }
+        match system.apply(addr) {
+            Ok(saved) => {
+                let result = self.update_settings(|s| {
+                    s.saved_system_proxy = Some(saved.clone());
+                    Ok(())
+                });
+                if let Err(e) = result {
+                    // Without a record we could not undo it after a crash.
+                    let _ = system.restore(&saved);
+                    self.log(LogLevel::Error, Some(&e.code), e.message);
+                } else {
+                    self.log(
+                        LogLevel::Info,
+                        None,
+                        format!("The system proxy now points at {addr}."),
+                    );
+                }
+            }
+            Err(e) => self.log(LogLevel::Error, Some("system_proxy"), e.to_string()),
+        }
+    }
+
+    fn restore_system_proxy(&self) {
+        let Some(saved) = self.settings().saved_system_proxy else {
+            return;
+        };
+        match restore_saved(&saved) {
+            Ok(()) => {
+                let _ = self.update_settings(|s| {
+                    s.saved_system_proxy = None;
+                    Ok(())
+                });
+                self.log(
+                    LogLevel::Info,
+                    None,
+                    "The system proxy settings are restored.",
+                );
+            }
+            Err(e) => self.log(LogLevel::Error, Some("system_proxy"), e.to_string()),
+        }
+    }
+
+    /// Follows the engine: log lines for state changes and errors, notices
+    /// for drops, the system proxy while active.
+    fn spawn_watcher(&self) {
+        let weak = Arc::downgrade(&self.inner);
+        let mut events = self.inner.engine.subscribe();
+        let mut previous = self.inner.engine.state();
+        tokio::spawn(async move {
+            loop {
+                let event = match events.recv().await {
+                    Ok(event) => event,
+                    Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Closed) => return,
+                };
+                let Some(inner) = weak.upgrade() else { return };
+                let this = Controller { inner };
+                match event {
+                    EngineEvent::State(state) => {
+                        this.on_state(&previous, &state);
+                        previous = state;
+                    }
+                    EngineEvent::Error { code, message } => {
+                        this.log(LogLevel::Error, Some(&code), message);
+                    }
+                    _ => {}
+                }
+            }
+        });
+    }
+
+    fn on_state(&self, previous: &SessionState, state: &SessionState) {
+        let user = self.inner.user_stopping.load(Ordering::SeqCst);
+        match state {
+            SessionState::Authenticating { server } => {
+                self.log(LogLevel::Info, None, format!("Signing in to {server}…"))
+            }
+            SessionState::Active {
+                session_id,
+                gateway,
+                ..
+            } => {
+                self.log(
+                    LogLevel::Info,
+                    None,
+                    format!("Connected to {gateway} (session {session_id})."),
+                );
+                if self.settings().system_proxy {
+                    self.apply_system_proxy();
+                }
+            }
+            SessionState::Reconnecting {
+                attempt,
+                max_attempts,
+                retry_in_secs,
+                last_error,
+            } => self.log(
+                LogLevel::Warn,
+                None,
+                format!(
+                    "{last_error}; reconnecting in {retry_in_secs:.1} s (attempt {attempt} of {max_attempts})."
+                ),
+            ),
+            SessionState::Disconnected { reason } => {
+                if !user {
+                    if let Some(reason) = reason {
+                        self.log(LogLevel::Error, None, format!("Disconnected: {reason}."));
+                    }
+                    // The engine gave up on its own: the desktop must not keep
+                    // pointing at a proxy with no tunnel behind it.
+                    self.spawn_wind_down();
+                }
+            }
+        }
+        if let Some(notice) = for_transition(previous, state, user) {
+            let _ = self.inner.events.send(AppEvent::Notice(notice));
+        }
+    }
+}

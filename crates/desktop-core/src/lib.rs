@@ -1,0 +1,26 @@
+//! The desktop app's logic, without WebKit: settings and profiles, sign-in
+//! to the keychain, connect / demo / disconnect over the [`engine`], the
+//! tray's summary, desktop notices, the log, and "set as system proxy".
+//!
+//! The Tauri shell (`src-tauri/`) is a thin layer over [`Controller`]; this
+//! crate builds and tests without a display. [`bindings`] generates the
+//! UI's TypeScript types from the types here and in the engine.
+#![warn(missing_docs)]
+
+pub mod bindings;
+pub mod controller;
+pub mod error;
+pub mod log;
+pub mod notice;
+pub mod settings;
+pub mod sysproxy;
+pub mod tray;
+
+pub use controller::{AppEvent, Autostart, Connection, Controller, Overview, Parts};
+pub use error::CommandError;
+pub use log::{LogEntry, LogLevel};
+pub use notice::Notice;
+pub use settings::{
+    MemoryStorage, Preferences, ProfileInput, ProfileKind, ProfileView, Settings, SettingsStorage,
+};
+pub use tray::{TrayIcon, TraySummary};

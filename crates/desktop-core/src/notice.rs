@@ -1,0 +1,111 @@
+//! Desktop notifications: which state changes deserve one. Pure, so the
+//! rules are tested without a notification daemon.
+
+use engine::SessionState;
+use serde::Serialize;
+use ts_rs::TS;
+
+/// A notification to show.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct Notice {
+    /// Title line.
+    pub title: String,
+    /// Body text.
+    pub body: String,
+}
+
+/// The notice for a state change, if it deserves one: when the tunnel drops
+/// (and starts reconnecting), and when it gives up or is refused. A
+/// disconnect the user asked for (`user_initiated`) is silent.
+pub fn for_transition(
+    previous: &SessionState,
+    next: &SessionState,
+    user_initiated: bool,
+) -> Option<Notice> {
+    if user_initiated {
+        return None;
+    }
+    match (previous, next) {
+        (
+            SessionState::Active { .. },
+            SessionState::Reconnecting {
+                last_error,
+                max_attempts,
+                ..
+            },
+        ) => Some(Notice {
+            title: "Tunnel dropped".into(),
+            body: format!("{last_error}. Reconnecting (up to {max_attempts} attempts)…"),
+        }),
+        (SessionState::Reconnecting { .. }, SessionState::Disconnected { reason }) => {
+            Some(Notice {
+                title: "Gave up reconnecting".into(),
+                body: format!(
+                    "{}. Press Connect to try again.",
+                    reason
+                        .as_deref()
+                        .unwrap_or("The gateway could not be reached")
+                ),
+            })
+        }
+        (
+            SessionState::Active { .. },
+            SessionState::Disconnected {
+                reason: Some(reason),
+            },
+        ) => Some(Notice {
+            title: "Tunnel closed".into(),
+            body: format!("{reason}."),
+        }),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn active() -> SessionState {
+        SessionState::Active {
+            session_id: "s".into(),
+            gateway: "wss://gw/ws".into(),
+            max_streams: 8,
+            since_unix: 0,
+        }
+    }
+
+    fn reconnecting() -> SessionState {
+        SessionState::Reconnecting {
+            attempt: 1,
+            max_attempts: 10,
+            retry_in_secs: 1.0,
+            last_error: "connection reset".into(),
+        }
+    }
+
+    #[test]
+    fn drops_and_giving_up_are_announced() {
+        let drop = for_transition(&active(), &reconnecting(), false).unwrap();
+        assert_eq!(drop.title, "Tunnel dropped");
+        assert!(drop.body.contains("connection reset"));
+        let gave_up = for_transition(
+            &reconnecting(),
+            &SessionState::Disconnected {
+                reason: Some("10 attempts failed".into()),
+            },
+            false,
+        )
+        .unwrap();
+        assert_eq!(gave_up.title, "Gave up reconnecting");
+    }
+
+    #[test]
+    fn ordinary_progress_and_user_actions_are_silent() {
+        let auth = SessionState::Authenticating { server: "x".into() };
+        assert_eq!(for_transition(&auth, &active(), false), None);
+        assert_eq!(for_transition(&reconnecting(), &active(), false), None);
+        let off = SessionState::Disconnected { reason: None };
+        assert_eq!(for_transition(&active(), &off, true), None);
+        assert_eq!(for_transition(&active(), &reconnecting(), true), None);
+    }
+}

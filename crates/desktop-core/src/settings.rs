@@ -1,0 +1,347 @@
+//! What the desktop app persists, and the views the UI gets of it.
+//!
+//! Settings hold profiles and preferences only: tokens live in the keychain
+//! and never pass through these types. The shell persists [`Settings`] with
+//! tauri-plugin-store through a [`SettingsStorage`]; tests use
+//! [`MemoryStorage`].
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use engine::Profile;
+use engine::profile::ServerSpec;
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+use crate::error::CommandError;
+use crate::sysproxy::SavedProxy;
+
+/// The local proxy port when the user has not chosen one.
+pub const DEFAULT_PROXY_PORT: u16 = 1080;
+
+/// Everything the app keeps between runs (no secrets).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Saved profiles (servers and options; tokens are in the keychain).
+    pub profiles: Vec<Profile>,
+    /// The profile Connect uses.
+    pub selected: Option<String>,
+    /// The local SOCKS5/HTTP proxy port on 127.0.0.1.
+    pub proxy_port: u16,
+    /// Start hidden in the tray.
+    pub start_minimized: bool,
+    /// Start on login.
+    pub autostart: bool,
+    /// Point the desktop's proxy settings at the tunnel while connected.
+    pub system_proxy: bool,
+    /// The desktop's proxy settings from before we changed them; kept here so
+    /// a crash does not leave the desktop pointing at a dead proxy (restored
+    /// at the next start).
+    pub saved_system_proxy: Option<SavedProxy>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            profiles: Vec::new(),
+            selected: None,
+            proxy_port: DEFAULT_PROXY_PORT,
+            start_minimized: false,
+            autostart: false,
+            system_proxy: false,
+            saved_system_proxy: None,
+        }
+    }
+}
+
+impl Settings {
+    /// The profile Connect uses: the selected one, or the only one.
+    pub fn current_profile(&self) -> Option<&Profile> {
+        match &self.selected {
+            Some(name) => self.profiles.iter().find(|p| &p.name == name),
+            None if self.profiles.len() == 1 => self.profiles.first(),
+            None => None,
+        }
+    }
+
+    /// Where the local proxy listens for a profile: its own address if it has
+    /// one, else loopback on the chosen port.
+    pub fn listen_for(&self, profile: Option<&Profile>) -> SocketAddr {
+        profile
+            .and_then(|p| p.listen)
+            .unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, self.proxy_port)))
+    }
+}
+
+/// Where [`Settings`] are kept.
+pub trait SettingsStorage: Send + Sync {
+    /// Loads the settings; `Ok(None)` on first run.
+    fn load(&self) -> Result<Option<Settings>, String>;
+    /// Saves the settings durably.
+    fn save(&self, settings: &Settings) -> Result<(), String>;
+}
+
+/// Settings kept in memory (tests, and a fallback when the store cannot be
+/// opened).
+#[derive(Debug, Default)]
+pub struct MemoryStorage(Mutex<Option<Settings>>);
+
+impl SettingsStorage for MemoryStorage {
+    fn load(&self) -> Result<Option<Settings>, String> {
+        Ok(self.0.lock().unwrap().clone())
+    }
+
+    fn save(&self, settings: &Settings) -> Result<(), String> {
+        *self.0.lock().unwrap() = Some(settings.clone());
+        Ok(())
+    }
+}
+
+/// How a profile signs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum ProfileKind {
+    /// A gateway URL and a session token.
+    Gateway,
+    /// A control-plane URL, a device id and a device token.
+    ControlPlane,
+}
+
+/// A profile as the UI shows it. `signed_in` says whether the keychain holds
+/// its token; the token itself never leaves the keychain.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+pub struct ProfileView {
+    /// Unique name.
+    pub name: String,
+    /// How it signs in.
+    pub kind: ProfileKind,
+    /// The gateway or control-plane URL.
+    pub server: String,
+    /// The device id (control plane only).
+    pub device_id: Option<String>,
+    /// Preferred region (control plane only).
+    pub region: Option<String>,
+    /// Extra CA file.
+    pub ca_file: Option<String>,
+    /// Certificate pin (hex SHA-256 of the SPKI).
+    pub pin_sha256: Option<String>,
+    /// TLS server name override.
+    pub sni: Option<String>,
+    /// Whether the keychain holds its token.
+    pub signed_in: bool,
+}
+
+impl ProfileView {
+    /// The view of a valid profile.
+    pub fn of(profile: &Profile, signed_in: bool) -> Option<ProfileView> {
+        let (kind, server, device_id) = match profile.server().ok()? {
+            ServerSpec::Gateway(url) => (ProfileKind::Gateway, url.to_owned(), None),
+            ServerSpec::ControlPlane { backend, device_id } => (
+                ProfileKind::ControlPlane,
+                backend.to_owned(),
+                Some(device_id.to_owned()),
+            ),
+        };
+        Some(ProfileView {
+            name: profile.name.clone(),
+            kind,
+            server,
+            device_id,
+            region: profile.region.clone(),
+            ca_file: profile
+                .ca_file
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned()),
+            pin_sha256: profile.pin_sha256.clone(),
+            sni: profile.sni.clone(),
+            signed_in,
+        })
+    }
+}
+
+/// A new or edited profile, from the sign-in form (no token: that goes
+/// straight to the keychain through its own command).
+#[derive(Debug, Clone, PartialEq, Deserialize, TS)]
+pub struct ProfileInput {
+    /// Unique name (no `/`).
+    pub name: String,
+    /// How it signs in.
+    pub kind: ProfileKind,
+    /// `wss://…` gateway URL or `https://…` control-plane URL.
+    pub server: String,
+    /// The device id (control plane only).
+    #[ts(optional)]
+    pub device_id: Option<String>,
+    /// Preferred region (control plane only).
+    #[ts(optional)]
+    pub region: Option<String>,
+    /// Extra CA file (PEM).
+    #[ts(optional)]
+    pub ca_file: Option<String>,
+    /// Certificate pin (hex SHA-256 of the SPKI).
+    #[ts(optional)]
+    pub pin_sha256: Option<String>,
+    /// TLS server name override.
+    #[ts(optional)]
+    pub sni: Option<String>,
+}
+
+fn non_empty(value: &Option<String>) -> Option<String> {
+    value
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+}
+
+impl ProfileInput {
+    /// The profile, checked; keeps the reconnect policy and limits of
+    /// `previous` when editing.
+    pub fn into_profile(self, previous: Option<&Profile>) -> Result<Profile, CommandError> {
+        let name = self.name.trim().to_owned();
+        if name.chars().count() > 64 {
+            return Err(CommandError::invalid(
+                "a profile name has at most 64 characters",
+            ));
+        }
+        let mut profile = match previous {
+            Some(p) => Profile {
+                name: name.clone(),
+                ..p.clone()
+            },
+            None => Profile::new(name.clone()),
+        };
+        let server = self.server.trim().to_owned();
+        match self.kind {
+            ProfileKind::Gateway => {
+                profile.gateway = Some(server);
+                profile.backend = None;
+                profile.device_id = None;
+                profile.region = None;
+            }
+            ProfileKind::ControlPlane => {
+                profile.gateway = None;
+                profile.backend = Some(server);
+                profile.device_id = non_empty(&self.device_id);
+                profile.region = non_empty(&self.region);
+            }
+        }
+        profile.ca_file = non_empty(&self.ca_file).map(PathBuf::from);
+        profile.pin_sha256 = non_empty(&self.pin_sha256);
+        profile.sni = non_empty(&self.sni);
+        profile
+            .server()
+            .map_err(|e| CommandError::invalid(e.to_string()))?;
+        if let Some(ca) = &profile.ca_file
+            && !ca.is_file()
+        {
+            return Err(CommandError::invalid(format!(
+                "the CA file {} does not exist",
+                ca.display()
+            )));
+        }
+        Ok(profile)
+    }
+}
+
+/// The preferences as the UI shows and edits them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct Preferences {
+    /// Local proxy port on 127.0.0.1 (1–65535).
+    pub proxy_port: u16,
+    /// Start hidden in the tray.
+    pub start_minimized: bool,
+    /// Start on login.
+    pub autostart: bool,
+    /// Point the desktop's proxy settings at the tunnel while connected.
+    pub system_proxy: bool,
+}
+
+impl Preferences {
+    /// The preferences part of the settings.
+    pub fn of(settings: &Settings) -> Preferences {
+        Preferences {
+            proxy_port: settings.proxy_port,
+            start_minimized: settings.start_minimized,
+            autostart: settings.autostart,
+            system_proxy: settings.system_proxy,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gateway_input(name: &str, server: &str) -> ProfileInput {
+        ProfileInput {
+            name: name.into(),
+            kind: ProfileKind::Gateway,
+            server: server.into(),
+            device_id: None,
+            region: None,
+            ca_file: None,
+            pin_sha256: None,
+            sni: Some("  ".into()),
+        }
+    }
+
+    #[test]
+    fn inputs_become_checked_profiles() {
+        let profile = gateway_input(" work ", "wss://gw.example/ws")
+            .into_profile(None)
+            .unwrap();
+        assert_eq!(profile.name, "work");
+        assert_eq!(profile.gateway.as_deref(), Some("wss://gw.example/ws"));
+        assert_eq!(profile.sni, None, "blank fields are absent");
+
+        let err = gateway_input("w", "http://gw.example/ws")
+            .into_profile(None)
+            .unwrap_err();
+        assert_eq!(err.code, "invalid_input");
+        assert!(err.message.contains("wss://"), "{}", err.message);
+        assert!(
+            gateway_input("a/b", "wss://x/ws")
+                .into_profile(None)
+                .is_err()
+        );
+        assert!(gateway_input("", "wss://x/ws").into_profile(None).is_err());
+
+        let mut device = gateway_input("d", "https://api.example");
+        device.kind = ProfileKind::ControlPlane;
+        assert!(
+            device.clone().into_profile(None).is_err(),
+            "needs a device id"
+        );
+        device.device_id = Some("dev-7".into());
+        let view = ProfileView::of(&device.into_profile(None).unwrap(), false).unwrap();
+        assert_eq!(view.kind, ProfileKind::ControlPlane);
+        assert_eq!(view.device_id.as_deref(), Some("dev-7"));
+    }
+
+    #[test]
+    fn missing_ca_files_are_refused() {
+        let mut input = gateway_input("w", "wss://gw.example/ws");
+        input.ca_file = Some("/nonexistent/ca.pem".into());
+        let err = input.into_profile(None).unwrap_err();
+        assert!(err.message.contains("/nonexistent/ca.pem"));
+    }
+
+    #[test]
+    fn the_listen_address_is_loopback_on_the_chosen_port() {
+        let settings = Settings {
+            proxy_port: 2080,
+            ..Settings::default()
+        };
+        assert_eq!(settings.listen_for(None), "127.0.0.1:2080".parse().unwrap());
+    }
+
+    #[test]
+    fn old_or_partial_settings_load_with_defaults() {
+        let settings: Settings = serde_json::from_str(r#"{"start_minimized":true}"#).unwrap();
+        assert!(settings.start_minimized);
+        assert_eq!(settings.proxy_port, DEFAULT_PROXY_PORT);
+    }
+}

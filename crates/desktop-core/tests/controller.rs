@@ -1,0 +1,350 @@
+//! The controller end to end: a real gateway (in process, real TLS with a
+//! CA file), the real local proxy, curl as the application, and the secret
+//! store the keychain tests prove (here in memory, so these tests do not
+//! depend on a keyring daemon).
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use desktop_core::settings::{MemoryStorage, ProfileInput, ProfileKind, SettingsStorage};
+use desktop_core::{AppEvent, Controller, Parts, Preferences};
+use engine::{MemoryStore, SecretStore, SessionState};
+use httvps_gateway::{AuthSource, Gateway, GatewayConfig, RunningGateway, TlsSource};
+use testkit::{HttpServer, TestCert, free_port};
+
+const TOKEN: &str = "desk-top-secret-token-1";
+
+struct Fixture {
+    _gateway: RunningGateway,
+    url: String,
+    ca: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+async fn gateway() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = TestCert::generate(&["localhost", "127.0.0.1"]).write_to(dir.path());
+    let mut config = GatewayConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        TlsSource::Files {
+            cert: cert.clone(),
+            key,
+        },
+        AuthSource::Tokens(HashSet::from([TOKEN.to_owned()])),
+    );
+    config.allow_private_targets = true;
+    let gateway = Gateway::bind(config).await.unwrap();
+    let url = format!("wss://{}/ws", gateway.local_addr());
+    Fixture {
+        _gateway: gateway.spawn(),
+        url,
+        ca: cert,
+        _dir: dir,
+    }
+}
+
+/// Shares the settings between controllers, as a file would across runs.
+#[derive(Clone, Default)]
+struct SharedStorage(Arc<MemoryStorage>);
+
+impl SettingsStorage for SharedStorage {
+    fn load(&self) -> Result<Option<desktop_core::Settings>, String> {
+        self.0.load()
+    }
+    fn save(&self, settings: &desktop_core::Settings) -> Result<(), String> {
+        self.0.save(settings)
+    }
+}
+
+fn controller(storage: &SharedStorage, secrets: &Arc<MemoryStore>) -> Controller {
+    Controller::new(Parts {
+        storage: Box::new(storage.clone()),
+        secrets: secrets.clone() as Arc<dyn SecretStore>,
+        system_proxy: None,
+        autostart: None,
+    })
+}
+
+fn profile_input(name: &str, fixture: &Fixture) -> ProfileInput {
+    ProfileInput {
+        name: name.into(),
+        kind: ProfileKind::Gateway,
+        server: fixture.url.clone(),
+        device_id: None,
+        region: None,
+        ca_file: Some(fixture.ca.display().to_string()),
+        pin_sha256: None,
+        sni: None,
+    }
+}
+
+async fn set_port(c: &Controller) -> u16 {
+    let port = free_port();
+    c.set_preferences(Preferences {
+        proxy_port: port,
+        start_minimized: false,
+        autostart: false,
+        system_proxy: false,
+    })
+    .await
+    .unwrap();
+    port
+}
+
+/// Waits for the outcome of a connect: `Active`, or `Disconnected` with a
+/// reason (the state before the manager starts is `Disconnected` without one).
+async fn settled(c: &Controller) -> SessionState {
+    let mut state = c.engine().watch_state();
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        state.wait_for(|s| {
+            matches!(
+                s,
+                SessionState::Active { .. } | SessionState::Disconnected { reason: Some(_) }
+            )
+        }),
+    )
+    .await
+    .expect("the session settles")
+    .expect("the engine is alive")
+    .clone()
+}
+
+async fn curl_socks(proxy: SocketAddr, url: &str) -> (bool, Vec<u8>) {
+    let out = tokio::process::Command::new("curl")
+        .args([
+            "--silent",
+            "--show-error",
+            "--max-time",
+            "30",
+            "--socks5-hostname",
+        ])
+        .arg(proxy.to_string())
+        .arg(url)
+        .output()
+        .await
+        .expect("curl (apt-get install curl)");
+    if !out.status.success() {
+        eprintln!("curl {url}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    (out.status.success(), out.stdout)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_connect_fetch_and_disconnect() {
+    let fixture = gateway().await;
+    let storage = SharedStorage::default();
+    let secrets = Arc::new(MemoryStore::default());
+    let c = controller(&storage, &secrets);
+    let port = set_port(&c).await;
+
+    let overview = c
+        .save_profile(profile_input("work", &fixture))
+        .await
+        .unwrap();
+    assert_eq!(overview.selected.as_deref(), Some("work"));
+    assert!(!overview.profiles[0].signed_in);
+    let err = c.connect().await.unwrap_err();
+    assert_eq!(err.code, "not_signed_in");
+
+    let overview = c
+        .sign_in("work".into(), format!("  {TOKEN}\n"))
+        .await
+        .unwrap();
+    assert!(overview.profiles[0].signed_in);
+    // The token is in the secret store, and nowhere in the settings or the
+    // overview the UI gets.
+    let settings_json = serde_json::to_string(&c.settings()).unwrap();
+    assert!(!settings_json.contains(TOKEN));
+    let overview_json = serde_json::to_string(&c.overview().await).unwrap();
+    assert!(!overview_json.contains(TOKEN));
+
+    let mut app_events = c.subscribe();
+    c.connect().await.unwrap();
+    assert!(matches!(settled(&c).await, SessionState::Active { .. }));
+    let proxy: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    assert_eq!(c.engine().proxy_addr(), Some(proxy));
+
+    let http = HttpServer::start().await;
+    let (ok, body) = curl_socks(proxy, &format!("{}/bytes/300000", http.url())).await;
+    assert!(ok);
+    assert_eq!(body.len(), 300_000);
+    // The stream shows up closed, with its bytes, in the snapshot.
+    let snapshot = c.engine().snapshot();
+    let row = snapshot
+        .closed
+        .iter()
+        .chain(snapshot.open.iter())
+        .find(|s| s.target == http.addr().to_string())
+        .expect("the stream is in the table");
+    assert!(row.bytes_down >= 300_000, "{row:?}");
+
+    let overview = c.disconnect().await;
+    assert!(matches!(
+        overview.snapshot.state,
+        SessionState::Disconnected { reason: None }
+    ));
+    assert!(overview.connection.is_none());
+    assert!(
+        std::net::TcpStream::connect(proxy).is_err(),
+        "the proxy port is released"
+    );
+    let mut saw_connected_log = false;
+    while let Ok(event) = app_events.try_recv() {
+        match event {
+            AppEvent::Log(entry) if entry.message.starts_with("Connected to") => {
+                saw_connected_log = true
+            }
+            AppEvent::Notice(n) => panic!("a user disconnect is silent: {n:?}"),
+            _ => {}
+        }
+    }
+    assert!(saw_connected_log);
+
+    // A second run of the app finds the profile, still signed in through the
+    // secret store only.
+    drop(c);
+    let again = controller(&storage, &secrets);
+    let overview = again.overview().await;
+    assert_eq!(overview.profiles.len(), 1);
+    assert!(overview.profiles[0].signed_in);
+
+    // Sign out removes the token.
+    let overview = again.sign_out("work".into()).await.unwrap();
+    assert!(!overview.profiles[0].signed_in);
+    assert!(secrets.get("work/session-token").unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_token_shows_auth_failed_and_connect_works_after_fixing_it() {
+    let fixture = gateway().await;
+    let storage = SharedStorage::default();
+    let secrets = Arc::new(MemoryStore::default());
+    let c = controller(&storage, &secrets);
+    set_port(&c).await;
+    c.save_profile(profile_input("work", &fixture))
+        .await
+        .unwrap();
+    c.sign_in("work".into(), "wrong-token".into())
+        .await
+        .unwrap();
+
+    c.connect().await.unwrap();
+    let state = settled(&c).await;
+    let SessionState::Disconnected {
+        reason: Some(reason),
+    } = state
+    else {
+        panic!("expected a refusal, got {state:?}");
+    };
+    assert!(reason.contains("auth_failed"), "{reason}");
+    // The log carries the contract's code for the UI's error area.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let overview = c.overview().await;
+    assert!(
+        overview
+            .log
+            .iter()
+            .any(|e| e.code.as_deref() == Some("auth_failed")),
+        "{:?}",
+        overview.log
+    );
+    // The refused session released the proxy: connecting again works.
+    c.sign_in("work".into(), TOKEN.into()).await.unwrap();
+    let mut tries = 0;
+    loop {
+        match c.connect().await {
+            Ok(_) => break,
+            Err(e) if e.code == "already_running" && tries < 50 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let mut state = c.engine().watch_state();
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        state.wait_for(SessionState::is_active),
+    )
+    .await
+    .expect("the corrected token connects")
+    .unwrap();
+    c.disconnect().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_serves_its_page_through_the_tunnel() {
+    let storage = SharedStorage::default();
+    let secrets = Arc::new(MemoryStore::default());
+    let c = controller(&storage, &secrets);
+    let port = set_port(&c).await;
+    let overview = c.start_demo().await.unwrap();
+    let Some(desktop_core::Connection::Demo { page, .. }) = overview.connection else {
+        panic!("the demo is connected");
+    };
+    assert!(matches!(settled(&c).await, SessionState::Active { .. }));
+    let proxy: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let (ok, body) = curl_socks(proxy, &page).await;
+    assert!(ok);
+    assert!(String::from_utf8_lossy(&body).contains("It works."));
+    let err = c.start_demo().await.unwrap_err();
+    assert_eq!(err.code, "already_running");
+    c.disconnect().await;
+    assert!(matches!(
+        c.engine().state(),
+        SessionState::Disconnected { reason: None }
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_inputs_are_refused_and_change_nothing() {
+    let storage = SharedStorage::default();
+    let secrets = Arc::new(MemoryStore::default());
+    let c = controller(&storage, &secrets);
+    let bad = ProfileInput {
+        name: "x".into(),
+        kind: ProfileKind::Gateway,
+        server: "ws://plain.example/ws".into(),
+        device_id: None,
+        region: None,
+        ca_file: None,
+        pin_sha256: None,
+        sni: None,
+    };
+    assert_eq!(c.save_profile(bad).await.unwrap_err().code, "invalid_input");
+    assert!(c.settings().profiles.is_empty());
+    assert_eq!(
+        c.sign_in("nobody".into(), "t".into())
+            .await
+            .unwrap_err()
+            .code,
+        "not_found"
+    );
+    let err = c
+        .set_preferences(Preferences {
+            proxy_port: 0,
+            start_minimized: false,
+            autostart: false,
+            system_proxy: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, "invalid_input");
+    let err = c
+        .set_preferences(Preferences {
+            proxy_port: 1080,
+            start_minimized: false,
+            autostart: false,
+            system_proxy: true,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code, "unsupported",
+        "no system proxy implementation was given"
+    );
+    assert_eq!(c.connect().await.unwrap_err().code, "no_profile");
+}

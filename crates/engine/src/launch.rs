@@ -1,0 +1,178 @@
+//! From a saved profile and its secrets to what [`crate::Engine::start`] needs.
+//!
+//! The one place where the CLI and the desktop app turn a [`Profile`] into a
+//! transport and proxy settings, so both connect the same way. Where the
+//! secrets come from (keychain, stdin, environment) is the caller's business.
+
+use std::sync::Arc;
+
+use httvps_client::{ClientConfig, ControlPlane, DeviceCredentials, KeepaliveConfig, Secret};
+use local_proxy::{Credentials, ProxyConfig};
+
+use crate::engine::StartOptions;
+use crate::httvps::{HttvpsAuth, HttvpsTransport};
+use crate::profile::{Profile, ProfileError, ServerSpec};
+use crate::secrets::SecretKind;
+
+/// A profile could not be turned into a tunnel.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LaunchError {
+    /// The profile's fields are invalid.
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    /// The TLS settings (CA file, pin) could not be used.
+    #[error("profile {profile:?}: {message}")]
+    Tls {
+        /// The profile.
+        profile: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The local proxy has a user name but no password.
+    #[error("profile {0:?}: the local proxy has a user name but no password")]
+    MissingProxyPassword(String),
+}
+
+/// Which secret a profile needs to connect: a session token for a gateway, a
+/// device token for a control plane.
+pub fn token_kind(profile: &Profile) -> Result<SecretKind, ProfileError> {
+    Ok(match profile.server()? {
+        ServerSpec::Gateway(_) => SecretKind::SessionToken,
+        ServerSpec::ControlPlane { .. } => SecretKind::DeviceToken,
+    })
+}
+
+/// SDK settings for a profile and a gateway URL; `client_name` is sent in
+/// `hello` (e.g. `httvps-cli/0.1.0`).
+pub fn client_config(
+    profile: &Profile,
+    url: &str,
+    client_name: &str,
+) -> Result<ClientConfig, LaunchError> {
+    let mut config = ClientConfig::new(url);
+    config.client_name = client_name.to_owned();
+    config.tls.ca_file = profile.ca_file.clone();
+    config.tls.pin_sha256 = profile.pin()?;
+    config.tls.sni = profile.sni.clone();
+    config.handshake_timeout = profile.limits.handshake_timeout;
+    config.keepalive = KeepaliveConfig {
+        interval: profile.limits.keepalive_interval,
+        dead_after: profile.limits.dead_after,
+    };
+    Ok(config)
+}
+
+/// The HTTVPS transport for a profile, given the token of
+/// [`token_kind`]'s kind.
+pub fn transport(
+    profile: &Profile,
+    token: Secret,
+    client_name: &str,
+) -> Result<HttvpsTransport, LaunchError> {
+    Ok(match profile.server()? {
+        ServerSpec::Gateway(url) => HttvpsTransport::new(
+            client_config(profile, url, client_name)?,
+            HttvpsAuth::SessionToken(token),
+        ),
+        ServerSpec::ControlPlane { backend, device_id } => {
+            // The control plane hands out the gateway URL at each login.
+            let template = client_config(
+                profile,
+                "wss://set-by-the-control-plane.invalid/ws",
+                client_name,
+            )?;
+            let control =
+                ControlPlane::new(backend, &template.tls).map_err(|e| LaunchError::Tls {
+                    profile: profile.name.clone(),
+                    message: e.to_string(),
+                })?;
+            let credentials = DeviceCredentials {
+                device_id: device_id.to_owned(),
+                token,
+                region: profile.region.clone(),
+            };
+            HttvpsTransport::new(
+                template,
+                HttvpsAuth::Device {
+                    control,
+                    credentials,
+                },
+            )
+        }
+    })
+}
+
+/// The local proxy settings for a profile; `password` is needed when the
+/// profile has a proxy user name.
+pub fn proxy_config(
+    profile: &Profile,
+    password: Option<Secret>,
+) -> Result<ProxyConfig, LaunchError> {
+    let auth = match (&profile.proxy_username, password) {
+        (None, _) => None,
+        (Some(user), Some(password)) => Some(Credentials::new(user.clone(), password.expose())),
+        (Some(_), None) => return Err(LaunchError::MissingProxyPassword(profile.name.clone())),
+    };
+    Ok(ProxyConfig {
+        listen: profile.listen(),
+        auth,
+        ..ProxyConfig::default()
+    })
+}
+
+/// Start options from a profile's policies, a transport and proxy settings.
+/// `retry_initial`: whether a failed first connect is retried like a lost
+/// session.
+pub fn start_options(
+    profile: &Profile,
+    transport: HttvpsTransport,
+    proxy: ProxyConfig,
+    retry_initial: bool,
+) -> StartOptions {
+    StartOptions {
+        transport: Arc::new(transport),
+        proxy,
+        reconnect: profile.reconnect,
+        retry_initial,
+        slot_wait: profile.limits.slot_wait,
+        reconnect_wait: profile.limits.reconnect_wait,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gateway_profiles_need_a_session_token_and_control_planes_a_device_token() {
+        let gateway = Profile::for_gateway("g", "wss://gw.example/ws");
+        assert_eq!(token_kind(&gateway).unwrap(), SecretKind::SessionToken);
+        let mut device = Profile::new("d");
+        device.backend = Some("https://api.example".into());
+        device.device_id = Some("dev-1".into());
+        assert_eq!(token_kind(&device).unwrap(), SecretKind::DeviceToken);
+        assert!(token_kind(&Profile::new("empty")).is_err());
+    }
+
+    #[test]
+    fn a_proxy_user_without_password_is_refused() {
+        let mut profile = Profile::for_gateway("g", "wss://gw.example/ws");
+        profile.proxy_username = Some("me".into());
+        assert!(matches!(
+            proxy_config(&profile, None),
+            Err(LaunchError::MissingProxyPassword(_))
+        ));
+        let config = proxy_config(&profile, Some(Secret::new("pw"))).unwrap();
+        assert!(config.auth.is_some());
+        assert_eq!(config.listen, profile.listen());
+    }
+
+    #[test]
+    fn a_bad_pin_is_reported_with_the_profile() {
+        let mut profile = Profile::for_gateway("g", "wss://gw.example/ws");
+        profile.pin_sha256 = Some("not-hex".into());
+        let err = transport(&profile, Secret::new("t"), "test/1").unwrap_err();
+        assert!(err.to_string().contains("\"g\""), "{err}");
+    }
+}

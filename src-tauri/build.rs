@@ -1,0 +1,26 @@
+//! Builds the app context from the root tauri.conf.json (linked from here as
+//! src-tauri/tauri.conf.json, where the Tauri CLI also looks), and declares
+//! the app's own commands so that each gets an `allow-…` permission: the
+//! window's capability then allows exactly these and nothing else.
+
+/// Kept in step with `desktop_core::bindings::COMMANDS` (a test checks).
+const COMMANDS: &[&str] = &[
+    "overview",
+    "save_profile",
+    "remove_profile",
+    "select_profile",
+    "sign_in",
+    "sign_out",
+    "connect",
+    "start_demo",
+    "disconnect",
+    "set_preferences",
+];
+
+fn main() {
+    tauri_build::try_build(
+        tauri_build::Attributes::new()
+            .app_manifest(tauri_build::AppManifest::new().commands(COMMANDS)),
+    )
+    .expect("tauri-build failed");
+}

@@ -1,0 +1,210 @@
+//! The httvps desktop app: a thin Tauri shell over `desktop_core::Controller`.
+//!
+//! - `commands`: what the window may call, one line each into the controller.
+//! - Events: every engine event is emitted as `engine`, every controller
+//!   event as `app` (types generated into `ui/src/bindings.ts`).
+//! - `tray`: the tray icon and menu. Closing the window hides it; the app
+//!   keeps running in the tray until Quit.
+//! - Plugins: store (settings), single instance (a second launch focuses the
+//!   first), autostart, notifications.
+
+mod commands;
+mod storage;
+mod tray;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use desktop_core::{AppEvent, Autostart, Controller, Parts};
+use engine::{EngineEvent, KeyringStore, SecretStore};
+use tauri::{AppHandle, Emitter, Manager, RunEvent, WindowEvent};
+use tauri_plugin_autostart::{MacosLauncher, ManagerExt};
+use tauri_plugin_notification::NotificationExt;
+use tokio::sync::broadcast::error::RecvError;
+
+/// The argument autostart launches us with.
+const MINIMIZED_ARG: &str = "--minimized";
+
+/// With this argument and no profile configured, the app starts the embedded
+/// demo at launch (scripts/run uses it: a newcomer sees a working tunnel at
+/// once).
+const DEMO_ARG: &str = "--demo";
+
+/// How often the tray's rates may be redrawn.
+const TRAY_REFRESH: Duration = Duration::from_secs(1);
+
+/// Shows, restores and focuses the main window.
+pub fn show_main_window(app: &AppHandle) {
+    if let Some(window) = app.get_webview_window("main") {
+        let _ = window.show();
+        let _ = window.unminimize();
+        let _ = window.set_focus();
+    }
+}
+
+/// Shows a desktop notification (quietly does nothing without a
+/// notification service).
+pub fn notify(app: &AppHandle, title: &str, body: &str) {
+    if let Err(e) = app.notification().builder().title(title).body(body).show() {
+        tracing::debug!("notification not shown: {e}");
+    }
+}
+
+/// Start on login through tauri-plugin-autostart.
+struct PluginAutostart(AppHandle);
+
+impl Autostart for PluginAutostart {
+    fn set(&self, enabled: bool) -> Result<(), String> {
+        let launcher = self.0.autolaunch();
+        let result = if enabled {
+            launcher.enable()
+        } else {
+            launcher.disable()
+        };
+        result.map_err(|e| e.to_string())
+    }
+}
+
+fn keychain() -> Arc<dyn SecretStore> {
+    let service = std::env::var("HTTVPS_KEYRING_SERVICE")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| engine::secrets::KEYRING_SERVICE.to_owned());
+    Arc::new(KeyringStore::with_service(service))
+}
+
+/// Forwards engine and controller events to the window, the tray and the
+/// notification service.
+fn forward_events(app: &AppHandle, controller: &Controller) {
+    let mut engine_events = controller.engine().subscribe();
+    let handle = app.clone();
+    tauri::async_runtime::spawn(async move {
+        let mut last_tray = Instant::now() - TRAY_REFRESH;
+        loop {
+            let event = match engine_events.recv().await {
+                Ok(event) => event,
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => return,
+            };
+            let _ = handle.emit("engine", &event);
+            let urgent = !matches!(event, EngineEvent::Streams { .. });
+            if urgent || last_tray.elapsed() >= TRAY_REFRESH {
+                last_tray = Instant::now();
+                tray::refresh(&handle);
+            }
+        }
+    });
+    let mut app_events = controller.subscribe();
+    let handle = app.clone();
+    tauri::async_runtime::spawn(async move {
+        loop {
+            let event = match app_events.recv().await {
+                Ok(event) => event,
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => return,
+            };
+            let _ = handle.emit("app", &event);
+            match &event {
+                AppEvent::Notice(notice) => notify(&handle, &notice.title, &notice.body),
+                AppEvent::Changed => tray::refresh(&handle),
+                AppEvent::Log(_) => {}
+            }
+        }
+    });
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("HTTVPS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs the app until Quit.
+pub fn run() {
+    init_logging();
+    let minimized_arg = std::env::args().any(|a| a == MINIMIZED_ARG);
+    let demo_arg = std::env::args().any(|a| a == DEMO_ARG);
+    let app = tauri::Builder::default()
+        // First, so that a second launch exits before doing anything else.
+        .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
+            show_main_window(app);
+        }))
+        .plugin(tauri_plugin_store::Builder::default().build())
+        .plugin(tauri_plugin_autostart::init(
+            MacosLauncher::LaunchAgent,
+            Some(vec![MINIMIZED_ARG]),
+        ))
+        .plugin(tauri_plugin_notification::init())
+        .setup(move |app| {
+            let handle = app.handle().clone();
+            let storage: Box<dyn desktop_core::SettingsStorage> =
+                match storage::PluginStorage::open(&handle) {
+                    Ok(storage) => Box::new(storage),
+                    Err(e) => {
+                        tracing::error!("{e}; settings will not be saved this run");
+                        Box::new(desktop_core::MemoryStorage::default())
+                    }
+                };
+            let parts = Parts {
+                storage,
+                secrets: keychain(),
+                system_proxy: desktop_core::sysproxy::detect(),
+                autostart: Some(Box::new(PluginAutostart(handle.clone()))),
+            };
+            // The controller spawns its watcher on Tauri's tokio runtime.
+            let controller = tauri::async_runtime::block_on(async { Controller::new(parts) });
+            let start_minimized = minimized_arg || controller.settings().start_minimized;
+            app.manage(controller.clone());
+            forward_events(&handle, &controller);
+            if demo_arg && controller.settings().profiles.is_empty() {
+                let demo = controller.clone();
+                tauri::async_runtime::spawn(async move {
+                    if let Err(e) = demo.start_demo().await {
+                        tracing::error!("the demo did not start: {e}");
+                    }
+                });
+            }
+            if let Err(e) = tray::create(&handle) {
+                // Without a tray the window is the only way in: never hide it.
+                tracing::warn!("no tray icon: {e}");
+                show_main_window(&handle);
+            } else if !start_minimized {
+                show_main_window(&handle);
+            }
+            Ok(())
+        })
+        .on_window_event(|window, event| {
+            // Closing the window keeps the app (and the tunnel) running in
+            // the tray.
+            if let WindowEvent::CloseRequested { api, .. } = event
+                && window.app_handle().tray_by_id("main").is_some()
+            {
+                api.prevent_close();
+                let _ = window.hide();
+            }
+        })
+        .invoke_handler(tauri::generate_handler![
+            commands::overview,
+            commands::save_profile,
+            commands::remove_profile,
+            commands::select_profile,
+            commands::sign_in,
+            commands::sign_out,
+            commands::connect,
+            commands::start_demo,
+            commands::disconnect,
+            commands::set_preferences,
+        ])
+        .build(tauri::generate_context!())
+        .expect("error while building the httvps app");
+    app.run(|app, event| {
+        if let RunEvent::Exit = event {
+            // Quit: close the tunnel and put the system proxy back.
+            let controller = app.state::<Controller>().inner().clone();
+            tauri::async_runtime::block_on(controller.shutdown());
+        }
+    });
+}

@@ -1,0 +1,206 @@
+//! The tray icon: its look follows the session state; its tooltip and menu
+//! show the live stream count, the rates and the busiest streams (all
+//! computed by `desktop_core::TraySummary`); the menu connects, disconnects,
+//! switches profile, shows the window and quits.
+
+use std::sync::Mutex;
+
+use desktop_core::{Controller, TrayIcon, TraySummary};
+use tauri::image::Image;
+use tauri::menu::{CheckMenuItem, Menu, MenuItem, PredefinedMenuItem, Submenu};
+use tauri::tray::TrayIconBuilder;
+use tauri::{AppHandle, Manager, Wry};
+
+const TRAY_ID: &str = "main";
+
+/// What the menu showed last, so that it is rebuilt only when it changes (a
+/// rebuilt menu closes if it is open).
+#[derive(Default)]
+pub struct TrayState(Mutex<Option<Shown>>);
+
+/// The inputs of one rendering of the tray.
+#[derive(PartialEq)]
+pub struct Shown {
+    summary: TraySummary,
+    profiles: Vec<String>,
+    selected: Option<String>,
+}
+
+fn icon(kind: TrayIcon) -> Image<'static> {
+    let bytes: &'static [u8] = match kind {
+        TrayIcon::Disconnected => include_bytes!("../../icons/tray-disconnected.png"),
+        TrayIcon::Connecting => include_bytes!("../../icons/tray-connecting.png"),
+        TrayIcon::Connected => include_bytes!("../../icons/tray-connected.png"),
+        TrayIcon::Error => include_bytes!("../../icons/tray-error.png"),
+    };
+    Image::from_bytes(bytes).expect("the tray icons are valid PNGs")
+}
+
+fn menu(
+    app: &AppHandle,
+    summary: &TraySummary,
+    profiles: &[String],
+    selected: Option<&str>,
+) -> tauri::Result<Menu<Wry>> {
+    let menu = Menu::new(app)?;
+    menu.append(&MenuItem::with_id(
+        app,
+        "status",
+        &summary.status,
+        false,
+        None::<&str>,
+    )?)?;
+    if summary.icon == TrayIcon::Connected {
+        menu.append(&MenuItem::with_id(
+            app,
+            "traffic",
+            &summary.traffic,
+            false,
+            None::<&str>,
+        )?)?;
+        for (i, line) in summary.busiest.iter().enumerate() {
+            let item = MenuItem::with_id(
+                app,
+                format!("busy:{i}"),
+                format!("  {line}"),
+                false,
+                None::<&str>,
+            )?;
+            menu.append(&item)?;
+        }
+    }
+    menu.append(&PredefinedMenuItem::separator(app)?)?;
+    let toggle = if summary.can_connect {
+        if profiles.is_empty() {
+            "Try the demo"
+        } else {
+            "Connect"
+        }
+    } else {
+        "Disconnect"
+    };
+    menu.append(&MenuItem::with_id(
+        app,
+        "toggle",
+        toggle,
+        true,
+        None::<&str>,
+    )?)?;
+    if !profiles.is_empty() {
+        let switch = Submenu::with_id(app, "profiles", "Switch profile", summary.can_connect)?;
+        for name in profiles {
+            let item = CheckMenuItem::with_id(
+                app,
+                format!("profile:{name}"),
+                name,
+                true,
+                Some(name.as_str()) == selected,
+                None::<&str>,
+            )?;
+            switch.append(&item)?;
+        }
+        menu.append(&switch)?;
+    }
+    menu.append(&MenuItem::with_id(
+        app,
+        "show",
+        "Show window",
+        true,
+        None::<&str>,
+    )?)?;
+    menu.append(&PredefinedMenuItem::separator(app)?)?;
+    menu.append(&MenuItem::with_id(
+        app,
+        "quit",
+        "Quit httvps",
+        true,
+        None::<&str>,
+    )?)?;
+    Ok(menu)
+}
+
+/// Creates the tray icon.
+pub fn create(app: &AppHandle) -> tauri::Result<()> {
+    let summary = TraySummary::of(&app.state::<Controller>().engine().snapshot());
+    TrayIconBuilder::with_id(TRAY_ID)
+        .icon(icon(summary.icon))
+        .tooltip(summary.tooltip())
+        .menu(&menu(app, &summary, &[], None)?)
+        .show_menu_on_left_click(true)
+        .on_menu_event(|app, event| on_menu(app, event.id().as_ref()))
+        .build(app)?;
+    app.manage(TrayState::default());
+    refresh(app);
+    Ok(())
+}
+
+/// Brings the tray up to date with the engine and the settings.
+pub fn refresh(app: &AppHandle) {
+    let controller = app.state::<Controller>();
+    let summary = TraySummary::of(&controller.engine().snapshot());
+    let settings = controller.settings();
+    let profiles: Vec<String> = settings.profiles.iter().map(|p| p.name.clone()).collect();
+    let selected = settings.current_profile().map(|p| p.name.clone());
+    let Some(tray) = app.tray_by_id(TRAY_ID) else {
+        return;
+    };
+    let state = app.state::<TrayState>();
+    let mut last = state.0.lock().unwrap();
+    let next = Shown {
+        summary: summary.clone(),
+        profiles: profiles.clone(),
+        selected: selected.clone(),
+    };
+    if last.as_ref() == Some(&next) {
+        return;
+    }
+    let icon_changed = last.as_ref().is_none_or(|s| s.summary.icon != summary.icon);
+    if icon_changed {
+        let _ = tray.set_icon(Some(icon(summary.icon)));
+    }
+    let _ = tray.set_tooltip(Some(summary.tooltip()));
+    match menu(app, &summary, &profiles, selected.as_deref()) {
+        Ok(menu) => {
+            let _ = tray.set_menu(Some(menu));
+        }
+        Err(e) => tracing::warn!("tray menu: {e}"),
+    }
+    *last = Some(next);
+}
+
+fn on_menu(app: &AppHandle, id: &str) {
+    let app = app.clone();
+    match id {
+        "show" => crate::show_main_window(&app),
+        "quit" => app.exit(0),
+        "toggle" => {
+            tauri::async_runtime::spawn(async move {
+                let controller = app.state::<Controller>().inner().clone();
+                let summary = TraySummary::of(&controller.engine().snapshot());
+                let result = if !summary.can_connect {
+                    controller.disconnect().await;
+                    Ok(())
+                } else if controller.settings().profiles.is_empty() {
+                    controller.start_demo().await.map(drop)
+                } else {
+                    controller.connect().await.map(drop)
+                };
+                if let Err(e) = result {
+                    crate::notify(&app, "Cannot connect", &e.message);
+                }
+            });
+        }
+        other => {
+            if let Some(name) = other.strip_prefix("profile:") {
+                let name = name.to_owned();
+                tauri::async_runtime::spawn(async move {
+                    let controller = app.state::<Controller>().inner().clone();
+                    if let Err(e) = controller.select_profile(name).await {
+                        crate::notify(&app, "Cannot switch profile", &e.message);
+                    }
+                    refresh(&app);
+                });
+            }
+        }
+    }
+}

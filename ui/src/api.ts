@@ -1,0 +1,33 @@
+// The only way the UI talks to the app: typed commands and events, with
+// types generated from the Rust side (bindings.ts).
+import { invoke } from "@tauri-apps/api/core";
+import { listen, type UnlistenFn } from "@tauri-apps/api/event";
+import type { CommandError, Commands, Events } from "./bindings";
+
+/** Calls a command; rejects with a `CommandError`. */
+export async function call<K extends keyof Commands>(
+  command: K,
+  args: Commands[K]["args"],
+): Promise<Commands[K]["returns"]> {
+  try {
+    return (await invoke(command, args as Record<string, unknown>)) as Commands[K]["returns"];
+  } catch (e) {
+    throw asCommandError(e);
+  }
+}
+
+/** Subscribes to an event. */
+export function on<K extends keyof Events>(
+  event: K,
+  handler: (payload: Events[K]) => void,
+): Promise<UnlistenFn> {
+  return listen<Events[K]>(event, (e) => handler(e.payload));
+}
+
+/** Whatever a command threw, as a `CommandError`. */
+export function asCommandError(e: unknown): CommandError {
+  if (e && typeof e === "object" && "code" in e && "message" in e) {
+    return e as CommandError;
+  }
+  return { code: "internal", message: String(e) };
+}

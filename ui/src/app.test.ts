@@ -1,0 +1,237 @@
+// The window with Tauri's IPC mocked: commands answer from a fake app state,
+// events are emitted through the mocked event system.
+import { clearMocks, mockIPC } from "@tauri-apps/api/mocks";
+import { emit } from "@tauri-apps/api/event";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { App } from "./app";
+import type { EngineEvent, Overview, StreamInfo } from "./bindings";
+
+function overview(over: Partial<Overview> = {}): Overview {
+  return {
+    profiles: [],
+    selected: null,
+    preferences: { proxy_port: 1080, start_minimized: false, autostart: false, system_proxy: false },
+    system_proxy_available: true,
+    snapshot: {
+      state: { state: "disconnected", reason: null },
+      proxy_addr: null,
+      open: [],
+      closed: [],
+      totals: { streams_total: 0, streams_open: 0, bytes_up: 0, bytes_down: 0, rate_up: 0, rate_down: 0 },
+    },
+    connection: null,
+    log: [],
+    ...over,
+  };
+}
+
+function stream(key: number, over: Partial<StreamInfo> = {}): StreamInfo {
+  return {
+    key,
+    stream_id: `s${key}`,
+    target: `host${key}.example:443`,
+    client: "127.0.0.1:50000",
+    protocol: "socks5",
+    started_unix: Math.floor(Date.now() / 1000) - 5,
+    bytes_up: 100,
+    bytes_down: 2000,
+    rate_up: 0,
+    rate_down: 0,
+    state: "open",
+    close_reason: null,
+    wait_ms: 0,
+    ...over,
+  };
+}
+
+const tick = () => new Promise((r) => setTimeout(r, 0));
+
+let calls: { cmd: string; args: Record<string, unknown> }[];
+let current: Overview;
+let app: App;
+let root: HTMLElement;
+
+async function engine(event: EngineEvent) {
+  await emit("engine", event);
+  await tick();
+}
+
+const q = (id: string) => root.querySelector(`[data-testid="${id}"]`) as HTMLElement;
+
+beforeEach(async () => {
+  calls = [];
+  current = overview();
+  mockIPC(
+    (cmd, args) => {
+      calls.push({ cmd, args: (args ?? {}) as Record<string, unknown> });
+      switch (cmd) {
+        case "overview":
+          return current;
+        case "save_profile": {
+          const input = (args as { input: { name: string; server: string } }).input;
+          if (!input.server.startsWith("wss://")) {
+            throw { code: "invalid_input", message: "gateway must be a wss:// URL" };
+          }
+          current = overview({
+            profiles: [{ name: input.name, kind: "gateway", server: input.server, device_id: null, region: null, ca_file: null, pin_sha256: null, sni: null, signed_in: false }],
+            selected: input.name,
+          });
+          return current;
+        }
+        case "sign_in":
+          current.profiles[0].signed_in = true;
+          return current;
+        case "connect":
+          throw { code: "not_signed_in", message: "sign in first" };
+        default:
+          return current;
+      }
+    },
+    { shouldMockEvents: true },
+  );
+  root = document.createElement("div");
+  document.body.replaceChildren(root);
+  app = new App(root);
+  await app.start();
+});
+
+afterEach(() => {
+  app.stop();
+  clearMocks();
+});
+
+describe("the main window", () => {
+  it("starts disconnected with the demo offered and Connect disabled without a profile", () => {
+    expect(q("state").textContent).toBe("Disconnected");
+    expect((q("connect") as HTMLButtonElement).disabled).toBe(true);
+    expect((q("demo") as HTMLButtonElement).disabled).toBe(false);
+    expect(calls[0].cmd).toBe("overview");
+  });
+
+  it("shows the session when the state becomes active", async () => {
+    const active = {
+      state: "active" as const,
+      session_id: "abc123",
+      gateway: "wss://gw.example/ws",
+      max_streams: 8,
+      since_unix: Math.floor(Date.now() / 1000) - 65,
+    };
+    // The app's overview agrees with the event (the UI refetches it).
+    current = overview({
+      snapshot: { ...overview().snapshot, state: active, proxy_addr: "127.0.0.1:1080" },
+    });
+    await engine({ type: "state", data: active });
+    await tick();
+    expect(q("state").textContent).toBe("Connected");
+    expect(q("session-id").textContent).toBe("abc123");
+    expect(q("gateway").textContent).toBe("wss://gw.example/ws");
+    expect(q("uptime").textContent).toMatch(/^1 min 0[5-9] s$/);
+    expect(q("proxy-addr").textContent).toBe("127.0.0.1:1080");
+    expect((q("copy-proxy") as HTMLButtonElement).disabled).toBe(false);
+    expect(q("connect").textContent).toBe("Disconnect");
+  });
+
+  it("updates stream rows in place, then shows them closed with the reason", async () => {
+    await engine({ type: "stream_opened", data: stream(1) });
+    const rows = () => [...q("streams").querySelectorAll("tbody tr")] as HTMLElement[];
+    expect(rows()).toHaveLength(1);
+    const row = rows()[0];
+    expect(row.querySelector('[data-col="target"]')!.textContent).toBe("host1.example:443");
+
+    await engine({
+      type: "streams",
+      data: {
+        open: [stream(1, { bytes_down: 5_000_000, rate_down: 1_250_000 })],
+        totals: { streams_total: 1, streams_open: 1, bytes_up: 100, bytes_down: 5_000_000, rate_up: 0, rate_down: 1_250_000 },
+      },
+    });
+    expect(rows()[0]).toBe(row); // the same element: no flicker
+    expect(row.querySelector('[data-col="down"]')!.textContent).toBe("5.0 MB");
+    expect(row.querySelector('[data-col="rate_down"]')!.textContent).toBe("1.3 MB/s");
+    expect(q("streams-open").textContent).toBe("1");
+
+    await engine({ type: "stream_closed", data: stream(1, { state: "closed", close_reason: "eof", bytes_down: 6_000_000 }) });
+    expect(rows()[0]).toBe(row);
+    expect(row.dataset.state).toBe("closed");
+    expect(row.querySelector('[data-col="reason"]')!.textContent).toBe("eof");
+    expect(row.querySelector('[data-col="rate_down"]')!.textContent).toBe("—");
+  });
+
+  it("lists open streams newest first, above closed ones", async () => {
+    await engine({ type: "stream_opened", data: stream(1) });
+    await engine({ type: "stream_opened", data: stream(2) });
+    await engine({ type: "stream_closed", data: stream(1, { state: "closed", close_reason: "eof" }) });
+    await engine({ type: "stream_opened", data: stream(3) });
+    const keys = [...q("streams").querySelectorAll("tbody tr")].map((r) => (r as HTMLElement).dataset.key);
+    expect(keys).toEqual(["3", "2", "1"]);
+  });
+
+  it("shows engine errors with their code", async () => {
+    await engine({ type: "error", data: { code: "auth_failed", message: "the token was refused" } });
+    expect(q("error").hidden).toBe(false);
+    expect(q("error-code").textContent).toBe("auth_failed");
+    expect(q("error-message").textContent).toBe("the token was refused");
+  });
+
+  it("saves a profile, hands the token over once and clears it from the form", async () => {
+    const form = q("profile-form") as HTMLFormElement;
+    (form.elements.namedItem("name") as HTMLInputElement).value = "work";
+    (form.elements.namedItem("server") as HTMLInputElement).value = "wss://gw.example/ws";
+    (form.elements.namedItem("token") as HTMLInputElement).value = "s3cret";
+    form.dispatchEvent(new Event("submit", { cancelable: true }));
+    await tick();
+    await tick();
+    const names = calls.map((c) => c.cmd);
+    expect(names).toContain("save_profile");
+    const save = calls.find((c) => c.cmd === "save_profile")!;
+    expect(JSON.stringify(save.args)).not.toContain("s3cret"); // the profile never carries the token
+    const signIn = calls.find((c) => c.cmd === "sign_in")!;
+    expect(signIn.args).toEqual({ name: "work", token: "s3cret" });
+    expect((form.elements.namedItem("token") as HTMLInputElement).value).toBe("");
+    expect(q("profile-status").textContent).toContain("keychain");
+    expect(q("profiles").textContent).toContain("signed in");
+    expect((q("profile-select") as HTMLSelectElement).value).toBe("work");
+  });
+
+  it("shows a refused profile's error and keeps the form", async () => {
+    const form = q("profile-form") as HTMLFormElement;
+    (form.elements.namedItem("name") as HTMLInputElement).value = "bad";
+    (form.elements.namedItem("server") as HTMLInputElement).value = "http://nope";
+    (form.elements.namedItem("token") as HTMLInputElement).value = "t";
+    form.dispatchEvent(new Event("submit", { cancelable: true }));
+    await tick();
+    await tick();
+    expect(q("error-code").textContent).toBe("invalid_input");
+    expect(calls.some((c) => c.cmd === "sign_in")).toBe(false);
+    expect((form.elements.namedItem("name") as HTMLInputElement).value).toBe("bad");
+  });
+
+  it("reports a failed connect", async () => {
+    current = overview({
+      profiles: [{ name: "w", kind: "gateway", server: "wss://x/ws", device_id: null, region: null, ca_file: null, pin_sha256: null, sni: null, signed_in: false }],
+      selected: "w",
+    });
+    app.apply(current);
+    (q("connect") as HTMLButtonElement).click();
+    await tick();
+    await tick();
+    expect(q("error-code").textContent).toBe("not_signed_in");
+  });
+
+  it("appends log lines from the app", async () => {
+    await emit("app", { type: "log", data: { at_ms: Date.now(), level: "error", code: "auth_failed", message: "Refused." } });
+    await tick();
+    const items = q("log").querySelectorAll("li");
+    expect(items).toHaveLength(1);
+    expect(items[0].textContent).toContain("auth_failed");
+    expect((items[0] as HTMLElement).dataset.level).toBe("error");
+  });
+
+  it("moves between tabs with the arrow keys", () => {
+    const tab = q("tab-streams");
+    tab.dispatchEvent(new KeyboardEvent("keydown", { key: "ArrowRight" }));
+    expect(q("tab-log").getAttribute("aria-selected")).toBe("true");
+    expect((root.querySelector("#panel-log") as HTMLElement).hidden).toBe(false);
+    expect((root.querySelector("#panel-streams") as HTMLElement).hidden).toBe(true);
+  });
+});

@@ -1,0 +1,388 @@
+// Generated from the Rust types by `UPDATE_BINDINGS=1 cargo test -p desktop-core bindings`.
+// Do not edit: change the Rust types and regenerate.
+
+export type SessionState = { "state": "disconnected", 
+/**
+ * Why the last session ended, when it ended on its own.
+ */
+reason: string | null, } | { "state": "authenticating", 
+/**
+ * The gateway or control plane being contacted.
+ */
+server: string, } | { "state": "active", 
+/**
+ * The gateway's session id.
+ */
+session_id: string, 
+/**
+ * The gateway URL.
+ */
+gateway: string, 
+/**
+ * The session's stream limit.
+ */
+max_streams: number, 
+/**
+ * When the session became active (seconds since the Unix epoch).
+ */
+since_unix: number, } | { "state": "reconnecting", 
+/**
+ * The attempt about to be made (1-based).
+ */
+attempt: number, 
+/**
+ * The policy's limit.
+ */
+max_attempts: number, 
+/**
+ * Seconds until the attempt.
+ */
+retry_in_secs: number, 
+/**
+ * Why the previous session or attempt failed.
+ */
+last_error: string, };
+
+export type StreamState = "opening" | "open" | "closed";
+
+export type StreamInfo = { 
+/**
+ * Engine-wide row id (unique across sessions).
+ */
+key: number, 
+/**
+ * The tunnel's stream id (`s1`, …) once open.
+ */
+stream_id: string | null, 
+/**
+ * `host:port`.
+ */
+target: string, 
+/**
+ * The local client (browser, app) address.
+ */
+client: string, 
+/**
+ * `socks5`, `http_connect` or `http_forward`.
+ */
+protocol: string, 
+/**
+ * Seconds since the Unix epoch when the connection arrived.
+ */
+started_unix: number, 
+/**
+ * Client → target bytes.
+ */
+bytes_up: number, 
+/**
+ * Target → client bytes.
+ */
+bytes_down: number, 
+/**
+ * Current upload rate, bytes per second.
+ */
+rate_up: number, 
+/**
+ * Current download rate, bytes per second.
+ */
+rate_down: number, 
+/**
+ * State.
+ */
+state: StreamState, 
+/**
+ * Why it closed (`eof`, an error code and text, …).
+ */
+close_reason: string | null, 
+/**
+ * Milliseconds spent waiting for a slot or the tunnel before opening.
+ */
+wait_ms: number, };
+
+export type Totals = { 
+/**
+ * Streams ever opened.
+ */
+streams_total: number, 
+/**
+ * Streams open now.
+ */
+streams_open: number, 
+/**
+ * Bytes up, all streams.
+ */
+bytes_up: number, 
+/**
+ * Bytes down, all streams.
+ */
+bytes_down: number, 
+/**
+ * Current total upload rate.
+ */
+rate_up: number, 
+/**
+ * Current total download rate.
+ */
+rate_down: number, };
+
+export type Snapshot = { 
+/**
+ * The session state.
+ */
+state: SessionState, 
+/**
+ * Where the local proxy listens, while running.
+ */
+proxy_addr: string | null, 
+/**
+ * Open streams.
+ */
+open: Array<StreamInfo>, 
+/**
+ * Recently closed streams, oldest first.
+ */
+closed: Array<StreamInfo>, 
+/**
+ * Totals.
+ */
+totals: Totals, };
+
+export type EngineEvent = { "type": "state", "data": SessionState } | { "type": "stream_opened", "data": StreamInfo } | { "type": "stream_closed", "data": StreamInfo } | { "type": "streams", "data": { 
+/**
+ * Open streams.
+ */
+open: Array<StreamInfo>, 
+/**
+ * Totals.
+ */
+totals: Totals, } } | { "type": "error", "data": { 
+/**
+ * Stable code (`auth_failed`, `handshake_failed`, `session_lost`, …).
+ */
+code: string, 
+/**
+ * Human sentence.
+ */
+message: string, } };
+
+export type ProfileKind = "gateway" | "control_plane";
+
+export type ProfileView = { 
+/**
+ * Unique name.
+ */
+name: string, 
+/**
+ * How it signs in.
+ */
+kind: ProfileKind, 
+/**
+ * The gateway or control-plane URL.
+ */
+server: string, 
+/**
+ * The device id (control plane only).
+ */
+device_id: string | null, 
+/**
+ * Preferred region (control plane only).
+ */
+region: string | null, 
+/**
+ * Extra CA file.
+ */
+ca_file: string | null, 
+/**
+ * Certificate pin (hex SHA-256 of the SPKI).
+ */
+pin_sha256: string | null, 
+/**
+ * TLS server name override.
+ */
+sni: string | null, 
+/**
+ * Whether the keychain holds its token.
+ */
+signed_in: boolean, };
+
+export type ProfileInput = { 
+/**
+ * Unique name (no `/`).
+ */
+name: string, 
+/**
+ * How it signs in.
+ */
+kind: ProfileKind, 
+/**
+ * `wss://…` gateway URL or `https://…` control-plane URL.
+ */
+server: string, 
+/**
+ * The device id (control plane only).
+ */
+device_id?: string, 
+/**
+ * Preferred region (control plane only).
+ */
+region?: string, 
+/**
+ * Extra CA file (PEM).
+ */
+ca_file?: string, 
+/**
+ * Certificate pin (hex SHA-256 of the SPKI).
+ */
+pin_sha256?: string, 
+/**
+ * TLS server name override.
+ */
+sni?: string, };
+
+export type Preferences = { 
+/**
+ * Local proxy port on 127.0.0.1 (1–65535).
+ */
+proxy_port: number, 
+/**
+ * Start hidden in the tray.
+ */
+start_minimized: boolean, 
+/**
+ * Start on login.
+ */
+autostart: boolean, 
+/**
+ * Point the desktop's proxy settings at the tunnel while connected.
+ */
+system_proxy: boolean, };
+
+export type Connection = { "kind": "profile", 
+/**
+ * Its name.
+ */
+name: string, } | { "kind": "demo", 
+/**
+ * The demo gateway's URL.
+ */
+gateway: string, 
+/**
+ * A local page to fetch through the tunnel.
+ */
+page: string, };
+
+export type LogLevel = "info" | "warn" | "error";
+
+export type LogEntry = { 
+/**
+ * Milliseconds since the Unix epoch.
+ */
+at_ms: number, 
+/**
+ * Level.
+ */
+level: LogLevel, 
+/**
+ * The contract's or the app's code, for errors.
+ */
+code: string | null, 
+/**
+ * Human sentence.
+ */
+message: string, };
+
+export type Notice = { 
+/**
+ * Title line.
+ */
+title: string, 
+/**
+ * Body text.
+ */
+body: string, };
+
+export type AppEvent = { "type": "log", "data": LogEntry } | { "type": "notice", "data": Notice } | { "type": "changed" };
+
+export type Overview = { 
+/**
+ * Saved profiles.
+ */
+profiles: Array<ProfileView>, 
+/**
+ * The profile Connect uses.
+ */
+selected: string | null, 
+/**
+ * Preferences.
+ */
+preferences: Preferences, 
+/**
+ * Whether this desktop's proxy settings can be changed.
+ */
+system_proxy_available: boolean, 
+/**
+ * The engine's state and streams.
+ */
+snapshot: Snapshot, 
+/**
+ * What is connected.
+ */
+connection: Connection | null, 
+/**
+ * The log, oldest first.
+ */
+log: Array<LogEntry>, };
+
+export type CommandError = { 
+/**
+ * Stable machine-readable code.
+ */
+code: string, 
+/**
+ * Human sentence.
+ */
+message: string, };
+
+export type TrayIcon = "disconnected" | "connecting" | "connected" | "error";
+
+export type TraySummary = { 
+/**
+ * Which icon.
+ */
+icon: TrayIcon, 
+/**
+ * One line for the tooltip and the menu's first (disabled) item.
+ */
+status: string, 
+/**
+ * Rates and stream count, e.g. `3 streams · ↓ 1.2 MB/s ↑ 10 kB/s`.
+ */
+traffic: string, 
+/**
+ * The busiest streams, one line each.
+ */
+busiest: Array<string>, 
+/**
+ * Whether Connect (rather than Disconnect) is offered.
+ */
+can_connect: boolean, };
+
+/** Every command: its arguments and its result (errors are `CommandError`). */
+export interface Commands {
+  overview: { args: {  }; returns: Overview };
+  save_profile: { args: { input: ProfileInput }; returns: Overview };
+  remove_profile: { args: { name: string }; returns: Overview };
+  select_profile: { args: { name: string }; returns: Overview };
+  sign_in: { args: { name: string; token: string }; returns: Overview };
+  sign_out: { args: { name: string }; returns: Overview };
+  connect: { args: {  }; returns: Overview };
+  start_demo: { args: {  }; returns: Overview };
+  disconnect: { args: {  }; returns: Overview };
+  set_preferences: { args: { prefs: Preferences }; returns: Overview };
+}
+
+/** Every event the shell emits, with its payload. */
+export interface Events {
+  engine: EngineEvent;
+  app: AppEvent;
+}

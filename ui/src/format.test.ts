@@ -1,0 +1,14 @@
+import { describe, expect, it } from "vitest";
+import { bytes, duration, rate } from "./format";
+
+describe("formatting", () => {
+  it("reads sizes, rates and durations like people do", () => {
+    expect(bytes(0)).toBe("0 B");
+    expect(bytes(1500)).toBe("1.5 kB");
+    expect(bytes(2_500_000_000)).toBe("2.5 GB");
+    expect(rate(-5)).toBe("0 B/s");
+    expect(duration(59)).toBe("59 s");
+    expect(duration(185)).toBe("3 min 05 s");
+    expect(duration(7500)).toBe("2 h 05 min");
+  });
+});
