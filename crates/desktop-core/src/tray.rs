@@ -2,6 +2,7 @@
 //! state, a tooltip and status lines with the live stream count, the rates
 //! and the busiest streams. Pure, so it is tested without a tray.
 
+use engine::units::human_rate;
 use engine::{SessionState, Snapshot, StreamInfo};
 use serde::Serialize;
 use ts_rs::TS;
@@ -36,27 +37,6 @@ pub struct TraySummary {
     pub busiest: Vec<String>,
     /// Whether Connect (rather than Disconnect) is offered.
     pub can_connect: bool,
-}
-
-/// Bytes per second, in the units people read (decimal, like browsers).
-pub fn human_rate(bytes_per_sec: f64) -> String {
-    format!("{}/s", human_bytes(bytes_per_sec.max(0.0) as u64))
-}
-
-/// A byte count in decimal units.
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit < UNITS.len() - 1 {
-        value /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
 }
 
 fn rate(stream: &StreamInfo) -> f64 {
@@ -214,12 +194,5 @@ mod tests {
             summary.traffic
         );
         assert!(summary.tooltip().contains("4 streams"));
-    }
-
-    #[test]
-    fn sizes_read_well() {
-        assert_eq!(human_bytes(999), "999 B");
-        assert_eq!(human_bytes(1_500), "1.5 kB");
-        assert_eq!(human_rate(-1.0), "0 B/s");
     }
 }

@@ -25,6 +25,7 @@ pub mod secrets;
 pub mod state;
 pub mod table;
 pub mod transport;
+pub mod units;
 
 pub use backoff::ReconnectPolicy;
 pub use demo::DemoGateway;

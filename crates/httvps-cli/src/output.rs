@@ -1,5 +1,6 @@
 //! Printing engine events: one line per event for people, or JSON lines.
 
+pub use engine::units::human_bytes;
 use engine::{EngineEvent, SessionState};
 
 /// Prints `event` on stdout.
@@ -57,33 +58,5 @@ pub fn describe_state(state: &SessionState) -> String {
         } => format!(
             "↻ connection lost ({last_error}); attempt {attempt}/{max_attempts} in {retry_in_secs:.1} s"
         ),
-    }
-}
-
-/// `1.5 MiB` style sizes.
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_read_well() {
-        assert_eq!(human_bytes(0), "0 B");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
-        assert_eq!(human_bytes(5 * 1024 * 1024), "5.0 MiB");
     }
 }
