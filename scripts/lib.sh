@@ -49,9 +49,12 @@ ensure_tauri_driver() {
   cargo install tauri-driver --locked --root "$TOOLS_DIR"
 }
 
-# The web UI's packages (npm registry), from package-lock.json.
+# The web UI's packages (npm registry), at package-lock.json's versions.
+# (`npm install --no-save` rather than `npm ci`: the registry mirror here
+# leaves the Tauri CLI's other-platform binaries out of the lock file, which
+# `npm ci` refuses.)
 ensure_node_modules() {
   if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-    npm ci --no-audit --no-fund
+    npm install --no-audit --no-fund --no-save
   fi
 }
