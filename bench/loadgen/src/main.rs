@@ -47,7 +47,8 @@ enum Command {
         #[arg(long, value_name = "SECS", default_value_t = 30.0)]
         timeout: f64,
         /// Keep all finished streams open this long, milliseconds, before closing them.
-        #[arg(long, value_name = "MS", default_value_t = 200)]
+        #[arg(long, value_name = "MS", default_value_t = 200,
+              value_parser = clap::value_parser!(u64).range(0..=600_000))]
         hold_ms: u64,
         /// Largest body accepted per stream, bytes.
         #[arg(long, value_name = "BYTES", default_value_t = 16 << 20)]
@@ -71,11 +72,14 @@ enum Command {
     },
 }
 
+/// Longest deadline accepted for any wait.
+const MAX_WAIT: Duration = Duration::from_secs(24 * 3600);
+
 fn seconds(what: &str, secs: f64) -> anyhow::Result<Duration> {
     Duration::try_from_secs_f64(secs)
         .ok()
-        .filter(|d| !d.is_zero())
-        .with_context(|| format!("--{what} must be a positive number of seconds"))
+        .filter(|d| !d.is_zero() && *d <= MAX_WAIT)
+        .with_context(|| format!("--{what} must be between 0 and 86400 seconds"))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
