@@ -302,6 +302,17 @@ async function main() {
     assert(parseBytes(closed.down) >= 2.9e6, `the closed row counts the bytes (${closed.down})`);
   });
 
+  await step("at 200% zoom the window reflows without a horizontal scroll bar", async () => {
+    const overflow = await browser.execute(() => {
+      document.documentElement.style.zoom = "2";
+      const root = document.documentElement;
+      return root.scrollWidth - root.clientWidth;
+    });
+    if (SCREENSHOT) await browser.saveScreenshot(SCREENSHOT.replace(/\.png$/, "-zoom200.png"));
+    await browser.execute(() => { document.documentElement.style.zoom = ""; });
+    assert(overflow <= 1, `no horizontal overflow at 200% (${overflow} px)`);
+  });
+
   await step("disconnect returns to Disconnected", async () => {
     await (await tid(browser, "connect")).click();
     await waitUntil("Disconnected", async () => (await text(browser, "state")) === "Disconnected");
