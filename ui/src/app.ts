@@ -402,8 +402,8 @@ export class App {
     const hasProfile = !!this.overview?.selected;
     connect.disabled = this.busy || (disconnected && !hasProfile);
     const demo = this.el("#demo") as HTMLButtonElement;
-    demo.disabled = this.busy || !disconnected;
-    demo.hidden = hasProfile && !!this.overview?.profiles.length && !disconnected;
+    demo.disabled = this.busy;
+    demo.hidden = !disconnected;
   }
 
   private renderTraffic(): void {
