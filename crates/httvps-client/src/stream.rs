@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, Bytes};
+use proto_httvps::binary::{MAX_BINARY_STREAM_ID_LEN, encode_binary_stream_data};
 use proto_httvps::{Frame, TargetAddr};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{Notify, OwnedSemaphorePermit, mpsc};
@@ -85,6 +86,8 @@ pub struct Stream {
     pending: Bytes,
     out: PollSender<Message>,
     chunk: usize,
+    /// Send data as binary messages (`binary_data` negotiated, id short enough).
+    binary: bool,
     write_shut: bool,
     /// Set after a shutdown the gateway cannot forward: ends reading when no
     /// reply byte came for `half_close_linger`.
@@ -104,6 +107,7 @@ impl Stream {
     ) -> Stream {
         let shared = &guard.0;
         let chunk = shared.config.chunk_for(id.len());
+        let binary = shared.binary_data && id.len() <= MAX_BINARY_STREAM_ID_LEN;
         let out = PollSender::new(shared.out_tx.clone());
         Stream {
             id,
@@ -114,6 +118,7 @@ impl Stream {
             pending: Bytes::new(),
             out,
             chunk,
+            binary,
             write_shut: false,
             linger: None,
             permit: Some(permit),
@@ -139,9 +144,11 @@ impl Stream {
     /// Waits until the gateway has reached the target, so a proxy can report
     /// success or the precise failure (refused, unreachable, not allowed) to
     /// its client before any byte flows. With a gateway that does not offer
-    /// `stream_ready`, returns at once and failures surface on first read.
+    /// `stream_ready`, or with [`crate::ClientConfig::optimistic_open`],
+    /// returns at once and failures surface on first read.
     pub async fn ready(&self) -> Result<(), StreamEnd> {
-        if !self.guard.0.stream_ready {
+        let shared = &self.guard.0;
+        if !shared.stream_ready || shared.config.optimistic_open {
             return match self.end.get() {
                 Some(end) if !end.is_clean() => Err(end),
                 _ => Ok(()),
@@ -239,13 +246,16 @@ impl AsyncWrite for Stream {
             return Poll::Ready(Err(this.write_error()));
         }
         let n = buf.len().min(this.chunk);
-        let mut text = String::new();
-        proto_httvps::encode_stream_data(&this.id, &buf[..n], &mut text);
-        if this
-            .out
-            .send_item(Message::Text(Utf8Bytes::from(text)))
-            .is_err()
-        {
+        let message = if this.binary {
+            let mut message = Vec::new();
+            encode_binary_stream_data(&this.id, &buf[..n], &mut message);
+            Message::Binary(message.into())
+        } else {
+            let mut text = String::new();
+            proto_httvps::encode_stream_data(&this.id, &buf[..n], &mut text);
+            Message::Text(Utf8Bytes::from(text))
+        };
+        if this.out.send_item(message).is_err() {
             return Poll::Ready(Err(this.write_error()));
         }
         Poll::Ready(Ok(n))

@@ -24,8 +24,8 @@ use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use proto_httvps::{
-    ClientStreams, ErrorCode, FEATURE_HALF_CLOSE, FEATURE_STREAM_READY, Frame, StreamRuleError,
-    TargetAddr, decode_limited,
+    ClientStreams, ErrorCode, FEATURE_BINARY_DATA, FEATURE_HALF_CLOSE, FEATURE_STREAM_READY, Frame,
+    StreamRuleError, TargetAddr, decode_binary_limited, decode_limited,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
@@ -115,6 +115,8 @@ pub(crate) struct Shared {
     pub(crate) stream_ready: bool,
     /// Whether the gateway understands `stream_shutdown` (negotiated).
     pub(crate) half_close: bool,
+    /// Whether stream bytes may travel as binary messages (negotiated).
+    pub(crate) binary_data: bool,
     pub(crate) config: ClientConfig,
     registry: Mutex<Registry>,
     pub(crate) out_tx: mpsc::Sender<Message>,
@@ -183,8 +185,11 @@ pub struct Tunnel {
 impl Tunnel {
     /// Connects with a session token and starts the driver.
     pub async fn connect(config: ClientConfig, token: &Secret) -> Result<Tunnel, ClientError> {
-        let connected =
-            connect(&config, token, &[FEATURE_STREAM_READY, FEATURE_HALF_CLOSE]).await?;
+        let mut features = vec![FEATURE_STREAM_READY, FEATURE_HALF_CLOSE];
+        if config.binary_data {
+            features.push(FEATURE_BINARY_DATA);
+        }
+        let connected = connect(&config, token, &features).await?;
         Ok(Tunnel::start(config, connected))
     }
 
@@ -195,14 +200,17 @@ impl Tunnel {
             max_streams,
             stream_ready,
             half_close,
+            binary_data,
         } = connected;
-        let (out_tx, out_rx) = mpsc::channel(config.write_queue_frames.max(1));
+        // At least 2: a new stream queues its two frames at once.
+        let (out_tx, out_rx) = mpsc::channel(config.write_queue_frames.max(2));
         let (close_tx, close_rx) = mpsc::unbounded_channel();
         let (state, _) = watch::channel(TunnelState::Active);
         let shared = Arc::new(Shared {
             session_id,
             stream_ready,
             half_close,
+            binary_data,
             registry: Mutex::new(Registry {
                 rules: ClientStreams::new(max_streams),
                 slots: HashMap::new(),
@@ -235,6 +243,13 @@ impl Tunnel {
     /// How many streams may be open at once.
     pub fn max_streams(&self) -> u32 {
         self.shared().registry().rules.max_streams()
+    }
+
+    /// Whether stream bytes travel as raw binary messages: the client offered
+    /// the `binary_data` extension ([`ClientConfig::binary_data`]) and the
+    /// gateway accepted it. Otherwise they are base64 in JSON, as the contract says.
+    pub fn binary_data(&self) -> bool {
+        self.shared().binary_data
     }
 
     /// Streams currently open.
@@ -351,14 +366,15 @@ impl Tunnel {
         target.encode(&mut header);
         let mut header_text = String::new();
         proto_httvps::encode_stream_data(&id, &header, &mut header_text);
+        // Both queued at once, so the writer sends them in one TLS write and
+        // the gateway reads them in one go: a new stream costs one wake-up
+        // on each side, not two.
+        let Ok(mut permits) = shared.out_tx.reserve_many(2).await else {
+            return Err(self.closed_error());
+        };
         for text in [proto_httvps::frame::encode_to_string(&open), header_text] {
-            if shared
-                .out_tx
-                .send(Message::Text(Utf8Bytes::from(text)))
-                .await
-                .is_err()
-            {
-                return Err(self.closed_error());
+            if let Some(permit) = permits.next() {
+                permit.send(Message::Text(Utf8Bytes::from(text)));
             }
         }
         Ok(stream)
@@ -441,6 +457,7 @@ async fn drive_reader(
                             (None, None) => CloseReason::Gateway { code: 1005, reason: String::new() },
                         };
                     }
+                    Message::Binary(bytes) if shared.binary_data => handle_binary(&shared, bytes).await,
                     Message::Binary(_) => warn!(session = %shared.session_id, "gateway sent a binary message; ignored"),
                     Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
                 }
@@ -549,6 +566,20 @@ async fn handle_text(shared: &Shared, text: &str, session_error: &mut Option<(Er
         }
         other => {
             debug!(session = %shared.session_id, kind = other.kind(), "unexpected frame from the gateway; ignored")
+        }
+    }
+}
+
+/// A binary `stream_data` (the `binary_data` extension): its payload goes to
+/// the stream as a slice of the message, without a copy.
+async fn handle_binary(shared: &Shared, message: Bytes) {
+    match decode_binary_limited(&message, shared.config.max_frame_len) {
+        Ok(read) => {
+            let payload = message.slice(read.payload_at..);
+            deliver(shared, read.stream_id, payload).await
+        }
+        Err(e) => {
+            warn!(session = %shared.session_id, error = %e, "unreadable binary message from the gateway")
         }
     }
 }

@@ -35,6 +35,10 @@ pub struct GatewayConfig {
     pub outline: Option<OutlineNode>,
     /// Let direct mode dial loopback, private, link-local and metadata addresses.
     pub allow_private_targets: bool,
+    /// Accept the `binary_data` extension when a client offers it: stream
+    /// bytes as raw binary messages instead of base64 in JSON (on by default;
+    /// clients that do not offer it always get the contract's JSON).
+    pub binary_data: bool,
     /// Size limits.
     pub limits: Limits,
     /// Time limits.
@@ -53,6 +57,7 @@ impl GatewayConfig {
             metrics_listen: None,
             outline: None,
             allow_private_targets: false,
+            binary_data: true,
             limits: Limits::default(),
             timeouts: Timeouts::default(),
         }

@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
+use proto_httvps::binary::{MAX_BINARY_STREAM_ID_LEN, max_binary_payload_len};
 use proto_httvps::{ErrorCode, Frame, MAX_FRAME_LEN, encode, max_payload_len};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -59,7 +60,7 @@ struct StreamHandle {
 /// What the reader got from the WebSocket.
 enum Inbound {
     Text(tungstenite::Utf8Bytes),
-    Binary,
+    Binary(tungstenite::Bytes),
     Control,
     Oversized,
     Closed,
@@ -71,7 +72,7 @@ where
 {
     match reader.next().await {
         Some(Ok(Message::Text(t))) => Inbound::Text(t),
-        Some(Ok(Message::Binary(_))) => Inbound::Binary,
+        Some(Ok(Message::Binary(b))) => Inbound::Binary(b),
         Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Inbound::Control,
         Some(Ok(Message::Close(_))) | None => Inbound::Closed,
         Some(Err(tungstenite::Error::Capacity(_))) => Inbound::Oversized,
@@ -188,7 +189,7 @@ where
             .await);
         }
         Ok(Inbound::Text(t)) => t,
-        Ok(Inbound::Binary) => {
+        Ok(Inbound::Binary(_)) => {
             let msg = "expected a hello text frame".to_owned();
             return Err(reject(
                 conn,
@@ -212,7 +213,7 @@ where
         }
         Ok(Inbound::Closed | Inbound::Control) => return Err(Ending::Gone),
     };
-    let hello = match check_hello(&text, cfg.limits.max_frame_len) {
+    let mut hello = match check_hello(&text, cfg.limits.max_frame_len) {
         Ok(h) => h,
         Err(rej) => {
             let label = if rej.code == ErrorCode::BadVersion {
@@ -224,6 +225,7 @@ where
         }
     };
     drop(text);
+    hello.binary_data &= cfg.binary_data;
     let validated = tokio::select! {
         _ = shared.shutdown.cancelled() => return Err(going_away()),
         r = shared.auth.validate(&hello.token) => r,
@@ -317,6 +319,7 @@ where
         recently_closed: cfg.limits.recently_closed,
         max_stream_id_len: cfg.limits.max_stream_id_len,
         stream_ready: hello.stream_ready,
+        binary_data: hello.binary_data,
     };
     Ok((grant, mode, params))
 }
@@ -368,6 +371,8 @@ struct Streams {
     mode: UpstreamMode,
     /// Announce each stream's upstream connection (`stream_ready`).
     stream_ready: bool,
+    /// Send stream bytes as binary messages (`binary_data`).
+    binary_data: bool,
     out: mpsc::Sender<Message>,
     handles: HashMap<StreamId, StreamHandle>,
     events_tx: mpsc::Sender<StreamEvent>,
@@ -386,6 +391,7 @@ impl Streams {
             shared: conn.shared.clone(),
             mode,
             stream_ready: params.stream_ready,
+            binary_data: params.binary_data,
             out: conn.out.clone(),
             handles: HashMap::new(),
             events_tx,
@@ -444,7 +450,7 @@ impl Streams {
                     pinged = false;
                     match msg {
                         Inbound::Text(t) => session.handle_text(&t),
-                        Inbound::Binary => session.handle_binary(),
+                        Inbound::Binary(b) => session.handle_binary_message(&b),
                         Inbound::Control => {}
                         Inbound::Oversized => {
                             raw_drain = true;
@@ -661,10 +667,13 @@ impl Streams {
         }
         // Never send a frame the client would refuse (contract: 256 KiB).
         let send_limit = limits.max_frame_len.min(MAX_FRAME_LEN);
-        let read_len = limits
-            .read_buffer
-            .min(max_payload_len(id.len(), send_limit))
-            .max(1);
+        let binary = self.binary_data && id.len() <= MAX_BINARY_STREAM_ID_LEN;
+        let max_payload = if binary {
+            max_binary_payload_len(id.len(), send_limit)
+        } else {
+            max_payload_len(id.len(), send_limit)
+        };
+        let read_len = limits.read_buffer.min(max_payload).max(1);
         let ctx = StreamCtx {
             id: id.clone(),
             serial,
@@ -675,6 +684,7 @@ impl Streams {
             out: self.out.clone(),
             events: self.events_tx.clone(),
             read_len,
+            binary,
         };
         let (half_close, half_close_rx) = oneshot::channel();
         let task = tokio::spawn(stream_task(ctx, rx, half_close_rx));

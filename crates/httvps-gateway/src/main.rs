@@ -52,6 +52,9 @@ struct Args {
     /// Let direct mode dial loopback, private, link-local and metadata addresses.
     #[arg(long)]
     allow_private_targets: bool,
+    /// Refuse the binary_data extension: stream bytes always travel as base64 in JSON.
+    #[arg(long)]
+    no_binary_data: bool,
     /// Serve Prometheus metrics at http://ADDR/metrics.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
@@ -132,6 +135,7 @@ impl Args {
         config.ws_path = self.ws_path;
         config.metrics_listen = self.metrics;
         config.allow_private_targets = self.allow_private_targets;
+        config.binary_data = !self.no_binary_data;
         let l = &mut config.limits;
         l.max_streams = self.max_streams;
         l.max_sessions = self.max_sessions;

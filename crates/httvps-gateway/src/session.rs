@@ -21,8 +21,8 @@ use std::sync::Arc;
 use proto_httvps::address::MAX_HEADER_LEN;
 use proto_httvps::frame::decode_limited;
 use proto_httvps::{
-    DecodeError, ErrorCode, FEATURE_HALF_CLOSE, FEATURE_STREAM_READY, Frame, PROTOCOL_VERSION,
-    TargetAddr,
+    DecodeError, ErrorCode, FEATURE_BINARY_DATA, FEATURE_HALF_CLOSE, FEATURE_STREAM_READY, Frame,
+    PROTOCOL_VERSION, TargetAddr, decode_binary_frame,
 };
 
 /// A stream id, shared between the table, actions and the stream's task.
@@ -171,6 +171,9 @@ pub struct SessionParams {
     /// Send `stream_ready` when a stream's upstream is connected (negotiated
     /// in hello/ready).
     pub stream_ready: bool,
+    /// Binary `stream_data` messages are frames (the `binary_data` extension
+    /// was negotiated); otherwise a binary message is a violation.
+    pub binary_data: bool,
 }
 
 struct Entry {
@@ -273,7 +276,24 @@ impl Session {
         }
     }
 
-    /// A binary WebSocket message: the contract allows text only.
+    /// A binary WebSocket message: a `stream_data` when the `binary_data`
+    /// extension was negotiated, a violation otherwise.
+    pub fn handle_binary_message(&mut self, message: &[u8]) {
+        if self.closed {
+            return;
+        }
+        if !self.params.binary_data {
+            self.handle_binary();
+            return;
+        }
+        match decode_binary_frame(message, self.params.max_frame_len) {
+            Ok(frame) => self.handle_frame(frame),
+            Err(err) => self.handle_decode_error(err),
+        }
+    }
+
+    /// A binary WebSocket message outside the `binary_data` extension: the
+    /// contract allows text only.
     pub fn handle_binary(&mut self) {
         if self.closed {
             return;
@@ -612,6 +632,9 @@ pub struct Hello {
     pub stream_ready: bool,
     /// The client offered the `half_close` extension; the gateway accepts it.
     pub half_close: bool,
+    /// The client offered the `binary_data` extension (the gateway accepts it
+    /// unless configured not to).
+    pub binary_data: bool,
 }
 
 impl Hello {
@@ -623,6 +646,9 @@ impl Hello {
         }
         if self.half_close {
             accepted.push(FEATURE_HALF_CLOSE);
+        }
+        if self.binary_data {
+            accepted.push(FEATURE_BINARY_DATA);
         }
         accepted
     }
@@ -670,6 +696,7 @@ pub fn check_hello(text: &str, max_frame_len: usize) -> Result<Hello, HandshakeR
                 client: client.chars().take(64).collect(),
                 stream_ready: features.iter().any(|f| f == FEATURE_STREAM_READY),
                 half_close: features.iter().any(|f| f == FEATURE_HALF_CLOSE),
+                binary_data: features.iter().any(|f| f == FEATURE_BINARY_DATA),
             })
         }
         Ok(other) => Err(bad_hello(format!("expected hello, got {}", other.kind()))),

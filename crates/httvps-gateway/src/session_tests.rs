@@ -11,6 +11,7 @@ fn params() -> SessionParams {
         recently_closed: 4,
         max_stream_id_len: 16,
         stream_ready: false,
+        binary_data: false,
     }
 }
 
@@ -381,4 +382,84 @@ fn hello_checks() {
         assert_eq!(r.code, ErrorCode::BadHello, "{bad}");
         assert_eq!(r.close_code, close_code::PROTOCOL);
     }
+}
+
+fn binary(id: &str, bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    assert!(proto_httvps::binary::encode_binary_stream_data(
+        id, bytes, &mut out
+    ));
+    out
+}
+
+#[test]
+fn binary_data_is_stream_data_when_negotiated() {
+    let mut s = Session::new(SessionParams {
+        binary_data: true,
+        ..params()
+    });
+    s.handle_text(&open("s1"));
+    drain(&mut s);
+    let mut payload = header("1.2.3.4:80");
+    payload.extend_from_slice(b"GET /");
+    s.handle_binary_message(&binary("s1", &payload));
+    assert!(matches!(
+        &drain(&mut s)[..],
+        [Action::Dial { initial, .. }] if initial == b"GET /"
+    ));
+    s.handle_binary_message(&binary("s1", b"more"));
+    assert!(matches!(&drain(&mut s)[..], [Action::Forward { data, .. }] if data == b"more"));
+    // JSON stream_data still works alongside.
+    s.handle_text(&data("s1", b"json"));
+    assert!(matches!(&drain(&mut s)[..], [Action::Forward { data, .. }] if data == b"json"));
+    // Unknown kind: bad_frame; a truncated id: bad_stream; the session goes on.
+    s.handle_binary_message(b"\x09rest");
+    assert_eq!(frames(&drain(&mut s)).0, vec![("bad_frame".into(), None)]);
+    s.handle_binary_message(b"\x01\x05s1");
+    assert_eq!(frames(&drain(&mut s)).0, vec![("bad_stream".into(), None)]);
+    assert!(!s.is_closed());
+    // Unknown stream, as with JSON.
+    s.handle_binary_message(&binary("s9", b"x"));
+    assert_eq!(
+        frames(&drain(&mut s)).0,
+        vec![("stream_error".into(), Some("s9".into()))]
+    );
+}
+
+#[test]
+fn binary_data_over_the_limit_ends_the_session() {
+    let mut s = Session::new(SessionParams {
+        binary_data: true,
+        ..params()
+    });
+    s.handle_binary_message(&binary("s1", &[0; 4096]));
+    let a = drain(&mut s);
+    assert!(matches!(a.last(), Some(Action::Close { code, .. }) if *code == close_code::TOO_BIG));
+}
+
+#[test]
+fn binary_messages_are_violations_without_the_extension() {
+    let mut s = Session::new(params());
+    s.handle_text(&open("s1"));
+    drain(&mut s);
+    s.handle_binary_message(&binary("s1", b"x"));
+    assert_eq!(frames(&drain(&mut s)).0, vec![("bad_frame".into(), None)]);
+}
+
+#[test]
+fn hello_negotiates_binary_data() {
+    let offered = check_hello(
+        r#"{"type":"hello","session_token":"t","version":"1","features":["binary_data","x"]}"#,
+        4096,
+    )
+    .unwrap();
+    assert!(offered.binary_data);
+    assert_eq!(offered.accepted_features(), vec!["binary_data"]);
+    let plain = check_hello(
+        r#"{"type":"hello","session_token":"t","version":"1"}"#,
+        4096,
+    )
+    .unwrap();
+    assert!(!plain.binary_data);
+    assert!(plain.accepted_features().is_empty());
 }

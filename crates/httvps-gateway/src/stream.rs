@@ -8,6 +8,8 @@
 
 use std::sync::Arc;
 
+use bytes::{BufMut, BytesMut};
+use proto_httvps::binary::{binary_header_len, encode_binary_header};
 use proto_httvps::{Frame, encode_stream_data, encode_to_string};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
@@ -45,6 +47,8 @@ pub(crate) struct StreamCtx {
     pub(crate) out: mpsc::Sender<Message>,
     pub(crate) events: mpsc::Sender<StreamEvent>,
     pub(crate) read_len: usize,
+    /// Send the upstream's bytes as binary `stream_data` (`binary_data`).
+    pub(crate) binary: bool,
 }
 
 /// Runs one stream to its end and reports how it ended (unless the client
@@ -155,6 +159,26 @@ async fn pump(
         }
     };
     let download = async {
+        if ctx.binary {
+            // The upstream's bytes are read straight behind the message
+            // header, so the frame costs no copy here. Once the writer has
+            // sent the earlier frames, `reserve` takes their memory back.
+            let header_len = binary_header_len(&ctx.id);
+            let mut buf = BytesMut::new();
+            loop {
+                buf.reserve(header_len + ctx.read_len);
+                encode_binary_header(&ctx.id, &mut buf);
+                let n = rd.read_buf(&mut (&mut buf).limit(ctx.read_len)).await?;
+                if n == 0 {
+                    return Ok::<bool, std::io::Error>(true);
+                }
+                let message = Message::Binary(buf.split().freeze());
+                if ctx.out.send(message).await.is_err() {
+                    return Ok(false);
+                }
+                bytes_down.increment(n as u64);
+            }
+        }
         // One reused read buffer; the only allocation per frame is its text.
         let mut buf = vec![0u8; ctx.read_len];
         loop {

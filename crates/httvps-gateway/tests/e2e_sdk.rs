@@ -620,3 +620,88 @@ async fn shutdown_half_closes_and_the_reply_still_arrives() {
         );
     }
 }
+
+/// The contract's JSON `stream_data` and the `binary_data` extension carry
+/// the same bytes both ways; the extension is used only when both sides want
+/// it (a gateway run with `--no-binary-data` stands for one that predates it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_and_binary_data_paths_carry_identical_bytes() {
+    let echo = EchoServer::start().await;
+    let http = HttpServer::start().await;
+    let binary_gateway = Gateway::direct(&[]).await;
+    let json_gateway = Gateway::direct(&["--no-binary-data"]).await;
+    for (gateway, offer, binary) in [
+        (&binary_gateway, true, true),
+        (&binary_gateway, false, false),
+        (&json_gateway, true, false),
+    ] {
+        let mut config = gateway.config();
+        config.binary_data = offer;
+        let tunnel = Tunnel::connect(config, &Secret::from(TOKEN))
+            .await
+            .expect("tunnel connects");
+        assert_eq!(tunnel.binary_data(), binary, "offer {offer}");
+        let (sent, received) = echo_round_trip(&tunnel, echo.addr(), 3_000_017).await;
+        assert_eq!(sent, received, "echo, binary {binary}");
+        let len = 20 * 1024 * 1024 + 3;
+        let (status, expected, got, got_len) =
+            http_get(&tunnel, &http, &format!("/bytes/{len}")).await;
+        assert_eq!((status, got_len), (200, len), "binary {binary}");
+        assert_eq!(got, expected, "download, binary {binary}");
+    }
+}
+
+/// A loopback address whose connects hang: a listener with a full accept
+/// queue that is never drained (the kernel drops further SYNs).
+async fn hanging_target() -> (tokio::net::TcpListener, Vec<tokio::net::TcpStream>) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        let s = tokio::net::TcpSocket::new_v4().unwrap();
+        if let Ok(Ok(c)) = tokio::time::timeout(Duration::from_millis(200), s.connect(addr)).await {
+            fillers.push(c);
+        }
+    }
+    (listener, fillers)
+}
+
+/// `ready()` waits for the gateway's verdict by default, so a proxy can pass
+/// the precise refusal on; with `optimistic_open` it returns without waiting
+/// and the same refusal arrives as the first read's error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn optimistic_open_skips_the_ready_wait_but_keeps_the_error() {
+    let gateway = Gateway::direct(&[]).await;
+    let (hanging, _fillers) = hanging_target().await;
+    let hanging = TargetAddr::Ip(hanging.local_addr().unwrap());
+
+    let tunnel = gateway.tunnel().await;
+    let refused = tunnel
+        .open(TargetAddr::Ip(testkit::closed_port()))
+        .await
+        .unwrap();
+    let end = refused.ready().await.unwrap_err();
+    assert_eq!(end.reason(), Some("refused"), "{end}");
+    let pending = tunnel.open(hanging.clone()).await.unwrap();
+    let wait = tokio::time::timeout(Duration::from_millis(300), pending.ready()).await;
+    assert!(wait.is_err(), "ready() must wait while the gateway dials");
+
+    let mut config = gateway.config();
+    config.optimistic_open = true;
+    let tunnel = Tunnel::connect(config, &Secret::from(TOKEN)).await.unwrap();
+    // The gateway is still dialing (its dial timeout is 10 s), yet ready() is done.
+    let pending = tunnel.open(hanging).await.unwrap();
+    assert!(pending.ready().await.is_ok());
+    let mut refused = tunnel
+        .open(TargetAddr::Ip(testkit::closed_port()))
+        .await
+        .unwrap();
+    let mut buf = [0u8; 16];
+    let err = refused.read(&mut buf).await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
+    let echo = EchoServer::start().await;
+    let (sent, received) = echo_round_trip(&tunnel, echo.addr(), 100_000).await;
+    assert_eq!(sent, received);
+}

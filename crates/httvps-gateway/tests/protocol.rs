@@ -671,3 +671,94 @@ async fn slow_client_reader_makes_the_gateway_stop_reading_upstream() {
     }
     assert_eq!(testkit::sha256_hex(&got), want);
 }
+
+/// The next binary `stream_data`: (stream id, payload); panics on anything else.
+async fn binary_data(c: &mut util::Client) -> (String, Vec<u8>) {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let next = tokio::time::timeout(util::WAIT, c.ws.next()).await;
+    match next.expect("a message in time") {
+        Some(Ok(Message::Binary(bytes))) => {
+            let read = proto_httvps::decode_binary_limited(&bytes, 1 << 20).unwrap();
+            (read.stream_id.to_owned(), bytes[read.payload_at..].to_vec())
+        }
+        other => panic!("expected a binary message, got {other:?}"),
+    }
+}
+
+async fn send_binary(c: &mut util::Client, id: &str, payload: &[u8]) {
+    use futures_util::SinkExt;
+    let mut message = Vec::new();
+    assert!(proto_httvps::binary::encode_binary_stream_data(
+        id,
+        payload,
+        &mut message
+    ));
+    c.ws.send(message.into()).await.unwrap();
+}
+
+#[tokio::test]
+async fn binary_data_is_negotiated_and_carries_both_ways() {
+    let echo = EchoServer::start().await;
+    let gw = gateway().await;
+    let mut c = gw.client().await;
+    c.send(json!({"type":"hello","session_token":TOKEN,"version":"1","features":["binary_data"]}))
+        .await;
+    let ready = c.frame().await;
+    assert_eq!(ready["features"], json!(["binary_data"]), "{ready}");
+    // The address header as binary too; JSON and binary mix freely.
+    c.send(json!({"type":"stream_open","stream_id":"s1","target":echo.addr().to_string()}))
+        .await;
+    let mut header = Vec::new();
+    TargetAddr::Ip(echo.addr()).encode(&mut header);
+    send_binary(&mut c, "s1", &header).await;
+    send_binary(&mut c, "s1", b"binary ").await;
+    c.data("s1", b"and json").await;
+    let mut got = Vec::new();
+    while got.len() < 15 {
+        let (id, payload) = binary_data(&mut c).await;
+        assert_eq!(id, "s1");
+        got.extend(payload);
+    }
+    assert_eq!(got, b"binary and json");
+    // A binary message of an unknown kind is a violation, not fatal.
+    send_binary(&mut c, "s1", b"x").await;
+    assert_eq!(binary_data(&mut c).await.1, b"x");
+    {
+        use futures_util::SinkExt;
+        c.ws.send(b"\x7fwhat".to_vec().into()).await.unwrap();
+    }
+    let err = c.frame().await;
+    assert_eq!(err["code"], "bad_frame", "{err}");
+    c.ping_pong().await;
+}
+
+#[tokio::test]
+async fn binary_data_stays_off_unless_both_sides_want_it() {
+    let echo = EchoServer::start().await;
+    // Not offered: the contract's JSON, and binary messages are violations.
+    let gw = gateway().await;
+    let mut c = gw.ready_client(TOKEN).await;
+    c.open("s1", echo.addr()).await;
+    c.data("s1", b"json").await;
+    assert_eq!(c.read_exact("s1", 4).await, b"json");
+    send_binary(&mut c, "s1", b"x").await;
+    assert_eq!(c.frame().await["code"], "bad_frame");
+    // Offered to a gateway configured without it: not accepted, JSON only.
+    let gw = start_gateway(tokens(&[TOKEN]), |c| {
+        c.allow_private_targets = true;
+        c.binary_data = false;
+    })
+    .await;
+    let mut c = gw.client().await;
+    c.send(json!({"type":"hello","session_token":TOKEN,"version":"1","features":["binary_data"]}))
+        .await;
+    let ready = c.frame().await;
+    assert_eq!(ready["type"], "ready");
+    assert!(ready.get("features").is_none(), "{ready}");
+    c.open("s1", echo.addr()).await;
+    c.data("s1", b"json").await;
+    assert_eq!(c.read_exact("s1", 4).await, b"json");
+    send_binary(&mut c, "s1", b"x").await;
+    assert_eq!(c.frame().await["code"], "bad_frame");
+}

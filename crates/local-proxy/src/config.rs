@@ -21,7 +21,11 @@ pub struct ProxyConfig {
     pub max_connections: usize,
     /// Largest HTTP request head accepted; larger gets 431. Default 16 KiB.
     pub max_header_bytes: usize,
-    /// Size of each of the two copy buffers of a connection. Default 16 KiB.
+    /// Size of each of the two copy buffers of a connection. Default 64 KiB:
+    /// the tunnel hands over up to 64 KiB at a time, and copying it in one
+    /// piece (one read, one `send` to the client) took 15% less client CPU
+    /// per MiB than 16 KiB pieces (issue 5). A busy connection holds at most
+    /// twice this much.
     pub copy_buffer: usize,
 }
 
@@ -33,7 +37,7 @@ impl Default for ProxyConfig {
             handshake_timeout: Duration::from_secs(10),
             max_connections: 1024,
             max_header_bytes: 16 * 1024,
-            copy_buffer: 16 * 1024,
+            copy_buffer: 64 * 1024,
         }
     }
 }

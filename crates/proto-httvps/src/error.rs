@@ -106,6 +106,11 @@ pub enum DecodeError {
         /// What was wrong.
         reason: &'static str,
     },
+    /// A binary message whose first byte is not a known kind (only with the
+    /// `binary_data` extension; see [`crate::binary`]). An empty message
+    /// reads as kind 0.
+    #[error("unknown binary message kind {0:#04x}")]
+    UnknownBinary(u8),
     /// A control frame (`ready`, `error`) lacks a required field.
     #[error("malformed {kind}: {reason}")]
     BadControl {
@@ -123,6 +128,7 @@ impl DecodeError {
             DecodeError::TooLarge { .. }
             | DecodeError::NotJson(_)
             | DecodeError::MissingType
+            | DecodeError::UnknownBinary(_)
             | DecodeError::BadControl { .. } => ErrorCode::BadFrame,
             DecodeError::UnknownType(_) => ErrorCode::Unsupported,
             DecodeError::BadHello(_) => ErrorCode::BadHello,

@@ -265,6 +265,44 @@ pub fn decode_limited(text: &str, max_len: usize) -> Result<Frame<'_>, DecodeErr
             max: max_len,
         });
     }
+    if let Some(frame) = decode_stream_data_exact(text) {
+        return Ok(frame);
+    }
+    decode_json(text)
+}
+
+/// The `stream_data` fast path: a frame laid out exactly as
+/// [`encode_stream_data`] writes it, which is every data frame our peers send.
+///
+/// serde_json scans a string byte by byte for escapes, which for a 64 KiB
+/// payload cost more than the base64 decoding itself (issue 5 profile). Here
+/// the only scan is the base64 decoder's, and it doubles as the proof that
+/// the layout is plain JSON: the base64 alphabet has no `"`, `\` or control
+/// character, so a `data` slice that decodes is an unescaped JSON string, and
+/// the text is exactly the object `{type, stream_id, data}`. Anything else
+/// (other field order, whitespace, escapes, bad base64) returns `None` and
+/// takes the general path, which also produces the precise error.
+fn decode_stream_data_exact(text: &str) -> Option<Frame<'_>> {
+    let rest = text.strip_prefix(DATA_PREFIX)?.strip_prefix('"')?;
+    let id_len = rest
+        .bytes()
+        .position(|b| b == b'"' || b == b'\\' || b < 0x20)?;
+    let (stream_id, rest) = rest.split_at(id_len);
+    let data = rest
+        .strip_prefix('"')?
+        .strip_prefix(DATA_MIDDLE)?
+        .strip_suffix(DATA_SUFFIX)?;
+    // An id with an escape or a control character ends the scan above on
+    // something other than the closing quote; `strip_prefix('"')` refuses it.
+    let data = base64_simd::STANDARD.decode_to_vec(data.as_bytes()).ok()?;
+    Some(Frame::StreamData {
+        stream_id: Cow::Borrowed(stream_id),
+        data,
+    })
+}
+
+/// The general decoder: any field order, escapes, unknown fields.
+fn decode_json(text: &str) -> Result<Frame<'_>, DecodeError> {
     let raw: RawFrame<'_> = match serde_json::from_str(text) {
         Ok(raw) => raw,
         Err(e) => return Err(classify_invalid(text, e)),
@@ -755,6 +793,30 @@ mod tests {
     }
 
     #[test]
+    fn data_frames_off_the_exact_layout_still_decode() {
+        let hi = Ok(Frame::StreamData {
+            stream_id: "s\"1".into(),
+            data: b"hi".to_vec(),
+        });
+        // Escaped id, escaped base64, whitespace, extra field: the general path.
+        for text in [
+            r#"{"type":"stream_data","stream_id":"s\"1","data":"aGk="}"#,
+            r#"{"type":"stream_data","stream_id":"s\u00221","data":"a\u0047k="}"#,
+            r#"{"type":"stream_data","stream_id":"s\"1","data":"aGk=" }"#,
+            r#"{"type":"stream_data","stream_id":"s\"1","data":"aGk=","x":"}"}"#,
+        ] {
+            assert_eq!(decode_stream_data_exact(text), None, "{text}");
+            assert_eq!(decode(text), hi, "{text}");
+        }
+        let exact = r#"{"type":"stream_data","stream_id":"s1","data":"aGk="}"#;
+        assert!(decode_stream_data_exact(exact).is_some());
+        // A quote inside data is not base64: the general path reports it.
+        let quoted = r#"{"type":"stream_data","stream_id":"s1","data":"aGk=","x":"aGk="}"#;
+        assert_eq!(decode_stream_data_exact(quoted), None);
+        assert!(matches!(decode(quoted), Ok(Frame::StreamData { .. })));
+    }
+
+    #[test]
     fn base64_must_be_padded_standard() {
         assert!(decode(r#"{"type":"stream_data","stream_id":"s","data":"aGk"}"#).is_err());
         assert!(decode(r#"{"type":"stream_data","stream_id":"s","data":"a-_="}"#).is_err());
@@ -816,6 +878,31 @@ mod tests {
             let f = Frame::StreamClose { stream_id: s.as_str().into(), reason: Some(reason.as_str().into()) };
             let text = encode_to_string(&f);
             prop_assert_eq!(decode(&text).unwrap(), f);
+        }
+
+        /// The fast path accepts only what the general decoder reads the same way.
+        #[test]
+        fn exact_path_agrees_with_serde(
+            id in "[a-z0-9\"\\\\\\x00-\\x1f\u{e9}]{0,6}",
+            data in "[A-Za-z0-9+/=\"\\\\ ,:}]{0,12}",
+        ) {
+            let text = format!("{DATA_PREFIX}\"{id}{}{DATA_MIDDLE}{data}{DATA_SUFFIX}", '"');
+            if let Some(fast) = decode_stream_data_exact(&text) {
+                prop_assert_eq!(Ok(fast), decode_json(&text), "{}", text);
+            }
+        }
+
+        #[test]
+        fn exact_path_agrees_on_real_payloads(
+            id in "[a-z0-9\"\\\\\\x00-\\x1f\u{e9}]{0,6}",
+            data in proptest::collection::vec(any::<u8>(), 0..64),
+            tail in "[ ,\"x:}]{0,3}",
+        ) {
+            let b64 = base64_simd::STANDARD.encode_to_string(&data);
+            let text = format!("{DATA_PREFIX}\"{id}{}{DATA_MIDDLE}{b64}{tail}{DATA_SUFFIX}", '"');
+            if let Some(fast) = decode_stream_data_exact(&text) {
+                prop_assert_eq!(Ok(fast), decode_json(&text), "{}", text);
+            }
         }
 
         #[test]

@@ -20,17 +20,21 @@
 //! Modules:
 //! - [`frame`]: the typed frames, [`decode`] and [`encode`], and the fast path for
 //!   `stream_data` (the only frame on the hot path).
+//! - [`binary`]: the negotiated `binary_data` extension, `stream_data` as a
+//!   binary WebSocket message with a raw payload.
 //! - [`address`]: the Shadowsocks address header and `host:port` targets.
 //! - [`error`]: the contract's error codes and the decoder's typed errors.
 //! - [`streams`]: the SDK's stream-id rules (auto ids, limit, unknown stream).
 #![warn(missing_docs)]
 
 pub mod address;
+pub mod binary;
 pub mod error;
 pub mod frame;
 pub mod streams;
 
 pub use address::{AddressError, TargetAddr};
+pub use binary::{FEATURE_BINARY_DATA, decode_binary_frame, decode_binary_limited};
 pub use error::{DecodeError, ErrorCode};
 pub use frame::{
     FEATURE_HALF_CLOSE, FEATURE_STREAM_READY, Frame, MAX_FRAME_LEN, PROTOCOL_VERSION, SessionToken,
