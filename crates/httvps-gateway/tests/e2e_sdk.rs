@@ -651,31 +651,14 @@ async fn json_and_binary_data_paths_carry_identical_bytes() {
     }
 }
 
-/// A loopback address whose connects hang: a listener with a full accept
-/// queue that is never drained (the kernel drops further SYNs).
-async fn hanging_target() -> (tokio::net::TcpListener, Vec<tokio::net::TcpStream>) {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let listener = socket.listen(0).unwrap();
-    let addr = listener.local_addr().unwrap();
-    let mut fillers = Vec::new();
-    for _ in 0..4 {
-        let s = tokio::net::TcpSocket::new_v4().unwrap();
-        if let Ok(Ok(c)) = tokio::time::timeout(Duration::from_millis(200), s.connect(addr)).await {
-            fillers.push(c);
-        }
-    }
-    (listener, fillers)
-}
-
 /// `ready()` waits for the gateway's verdict by default, so a proxy can pass
 /// the precise refusal on; with `optimistic_open` it returns without waiting
 /// and the same refusal arrives as the first read's error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn optimistic_open_skips_the_ready_wait_but_keeps_the_error() {
     let gateway = Gateway::direct(&[]).await;
-    let (hanging, _fillers) = hanging_target().await;
-    let hanging = TargetAddr::Ip(hanging.local_addr().unwrap());
+    let hanging_target = testkit::HangingTarget::start().await;
+    let hanging = TargetAddr::Ip(hanging_target.addr());
 
     let tunnel = gateway.tunnel().await;
     let refused = tunnel

@@ -262,19 +262,9 @@ async fn connection_refused_reason() {
 
 #[tokio::test]
 async fn dial_timeout_reason() {
-    // A listener whose accept queue is full and never drained: the kernel
-    // drops further SYNs, so a connect hangs until our dial timeout.
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let listener = socket.listen(0).unwrap();
-    let addr = listener.local_addr().unwrap();
-    let mut fillers = Vec::new();
-    for _ in 0..4 {
-        let s = tokio::net::TcpSocket::new_v4().unwrap();
-        if let Ok(Ok(c)) = tokio::time::timeout(Duration::from_millis(200), s.connect(addr)).await {
-            fillers.push(c);
-        }
-    }
+    // Connects to it hang until our dial timeout.
+    let hanging = testkit::HangingTarget::start().await;
+    let addr = hanging.addr();
     let gw = start_gateway(tokens(&[TOKEN]), |c| {
         c.allow_private_targets = true;
         c.timeouts.dial = Duration::from_millis(300);
@@ -285,7 +275,7 @@ async fn dial_timeout_reason() {
     let err = c.frame().await;
     assert_eq!(err["code"], "stream_error", "{err}");
     assert_eq!(c.frame().await["reason"], "timeout");
-    drop(listener);
+    drop(hanging);
 }
 
 #[tokio::test]

@@ -17,8 +17,8 @@ pub use certs::{TestCert, install_crypto_provider};
 pub use gateway::TestGateway;
 pub use process::{GatewayProcess, wait_for_port};
 pub use servers::{
-    BYTES_SEED, EchoServer, HttpServer, ServerFirst, TcpBlackhole, bytes_sha256, closed_port,
-    free_port, pseudo_random_bytes, sha256_hex,
+    BYTES_SEED, EchoServer, HangingTarget, HttpServer, ServerFirst, TcpBlackhole, bytes_sha256,
+    closed_port, free_port, pseudo_random_bytes, sha256_hex,
 };
 pub use shadowsocks::{InProcessSsServer, SsEndpoint, SsServer};
 

@@ -155,6 +155,46 @@ impl TcpBlackhole {
     }
 }
 
+/// A loopback address where connects hang, for dial-timeout tests: a
+/// listener whose accept queue is full and never drained, so the kernel drops
+/// further SYNs. The address hangs for as long as this value lives.
+pub struct HangingTarget {
+    listener: tokio::net::TcpListener,
+    _fillers: Vec<TcpStream>,
+}
+
+impl HangingTarget {
+    /// Listens on 127.0.0.1:0 with a backlog of zero and fills the queue.
+    pub async fn start() -> HangingTarget {
+        let socket = tokio::net::TcpSocket::new_v4().expect("hanging target: socket");
+        socket
+            .bind((Ipv4Addr::LOCALHOST, 0).into())
+            .expect("hanging target: bind");
+        let listener = socket.listen(0).expect("hanging target: listen");
+        let addr = listener.local_addr().expect("hanging target: local_addr");
+        let mut fillers = Vec::new();
+        for _ in 0..4 {
+            let s = tokio::net::TcpSocket::new_v4().expect("hanging target: filler socket");
+            if let Ok(Ok(c)) =
+                tokio::time::timeout(std::time::Duration::from_millis(200), s.connect(addr)).await
+            {
+                fillers.push(c);
+            }
+        }
+        HangingTarget {
+            listener,
+            _fillers: fillers,
+        }
+    }
+
+    /// The address whose connects hang.
+    pub fn addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("hanging target: local_addr")
+    }
+}
+
 /// A loopback address where nothing listens, for "connection refused" tests.
 pub fn closed_port() -> SocketAddr {
     let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
