@@ -46,6 +46,18 @@ function stream(key: number, over: Partial<StreamInfo> = {}): StreamInfo {
 
 const tick = () => new Promise((r) => setTimeout(r, 0));
 
+/** Fills the sign-in form and submits it. */
+async function submitProfile(name: string, server: string, token: string): Promise<HTMLFormElement> {
+  const form = q("profile-form") as HTMLFormElement;
+  (form.elements.namedItem("name") as HTMLInputElement).value = name;
+  (form.elements.namedItem("server") as HTMLInputElement).value = server;
+  (form.elements.namedItem("token") as HTMLInputElement).value = token;
+  form.dispatchEvent(new Event("submit", { cancelable: true }));
+  await tick();
+  await tick();
+  return form;
+}
+
 let calls: { cmd: string; args: Record<string, unknown> }[];
 let current: Overview;
 let app: App;
@@ -174,13 +186,7 @@ describe("the main window", () => {
   });
 
   it("saves a profile, hands the token over once and clears it from the form", async () => {
-    const form = q("profile-form") as HTMLFormElement;
-    (form.elements.namedItem("name") as HTMLInputElement).value = "work";
-    (form.elements.namedItem("server") as HTMLInputElement).value = "wss://gw.example/ws";
-    (form.elements.namedItem("token") as HTMLInputElement).value = "s3cret";
-    form.dispatchEvent(new Event("submit", { cancelable: true }));
-    await tick();
-    await tick();
+    const form = await submitProfile("work", "wss://gw.example/ws", "s3cret");
     const names = calls.map((c) => c.cmd);
     expect(names).toContain("save_profile");
     const save = calls.find((c) => c.cmd === "save_profile")!;
@@ -194,13 +200,7 @@ describe("the main window", () => {
   });
 
   it("shows a refused profile's error and keeps the form", async () => {
-    const form = q("profile-form") as HTMLFormElement;
-    (form.elements.namedItem("name") as HTMLInputElement).value = "bad";
-    (form.elements.namedItem("server") as HTMLInputElement).value = "http://nope";
-    (form.elements.namedItem("token") as HTMLInputElement).value = "t";
-    form.dispatchEvent(new Event("submit", { cancelable: true }));
-    await tick();
-    await tick();
+    const form = await submitProfile("bad", "http://nope", "t");
     expect(q("error-code").textContent).toBe("invalid_input");
     expect(calls.some((c) => c.cmd === "sign_in")).toBe(false);
     expect((form.elements.namedItem("name") as HTMLInputElement).value).toBe("bad");

@@ -280,12 +280,9 @@ impl Controller {
         let kind =
             launch::token_kind(&profile).map_err(|e| CommandError::invalid(e.to_string()))?;
         let secret = Secret::new(token);
-        let secrets = self.inner.secrets.clone();
         let account_name = account(&name, kind);
-        tokio::task::spawn_blocking(move || secrets.set(&account_name, &secret))
-            .await
-            .map_err(|e| CommandError::new("keychain", e.to_string()))?
-            .map_err(|e| CommandError::new("keychain", e.to_string()))?;
+        self.keychain(move |secrets| secrets.set(&account_name, &secret))
+            .await?;
         self.log(
             LogLevel::Info,
             None,
@@ -313,12 +310,10 @@ impl Controller {
         })?;
         let kind =
             launch::token_kind(&profile).map_err(|e| CommandError::invalid(e.to_string()))?;
-        let secrets = self.inner.secrets.clone();
         let account_name = account(&profile.name, kind);
-        let token = tokio::task::spawn_blocking(move || secrets.get(&account_name))
-            .await
-            .map_err(|e| CommandError::new("keychain", e.to_string()))?
-            .map_err(|e| CommandError::new("keychain", e.to_string()))?
+        let token = self
+            .keychain(move |secrets| secrets.get(&account_name))
+            .await?
             .ok_or_else(|| {
                 CommandError::new(
                     "not_signed_in",
@@ -522,9 +517,8 @@ impl Controller {
     }
 
     async fn delete_secrets(&self, name: &str) -> Result<(), CommandError> {
-        let secrets = self.inner.secrets.clone();
         let name = name.to_owned();
-        tokio::task::spawn_blocking(move || {
+        self.keychain(move |secrets| {
             for kind in [
                 SecretKind::SessionToken,
                 SecretKind::DeviceToken,
@@ -532,11 +526,23 @@ impl Controller {
             ] {
                 secrets.delete(&account(&name, kind))?;
             }
-            Ok::<_, engine::secrets::SecretError>(())
+            Ok(())
         })
         .await
-        .map_err(|e| CommandError::new("keychain", e.to_string()))?
-        .map_err(|e| CommandError::new("keychain", e.to_string()))
+    }
+
+    /// Runs a keychain call on the blocking pool (the Secret Service is a
+    /// blocking D-Bus client); its failure is a `keychain` error.
+    async fn keychain<T: Send + 'static>(
+        &self,
+        call: impl FnOnce(&dyn SecretStore) -> Result<T, engine::secrets::SecretError> + Send + 'static,
+    ) -> Result<T, CommandError> {
+        let secrets = self.inner.secrets.clone();
+        let keychain_error = |e: String| CommandError::new("keychain", e);
+        tokio::task::spawn_blocking(move || call(secrets.as_ref()))
+            .await
+            .map_err(|e| keychain_error(e.to_string()))?
+            .map_err(|e| keychain_error(e.to_string()))
     }
 
     /// Applies a change to the settings and persists it; nothing changes if
