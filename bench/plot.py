@@ -100,12 +100,18 @@ def main():
             ("upload", [series(s.get("upload_mbps")) for _, s in systems]),
         ],
         "MB/s (10^6 bytes/s)",
-        f"Bulk throughput through SOCKS5, {cfg['size_mib']} MiB x {cfg['runs']} (higher is better)",
+        f"Bulk throughput, {cfg['size_mib']} MiB x {cfg['runs']} (higher is better)",
     )
     bars(
         axes[0][1],
         names,
-        [("1 KiB fetch", [series(s.get("latency_ms")) for _, s in systems])],
+        [
+            ("1 KiB fetch", [series(s.get("latency_ms")) for _, s in systems]),
+            (
+                "optimistic open",
+                [series(s.get("latency_fast_ms")) for _, s in systems],
+            ),
+        ],
         "ms (log scale)",
         f"New-stream latency, {cfg['latency_samples']} fetches (lower is better)",
         log=True,

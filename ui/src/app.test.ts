@@ -10,7 +10,7 @@ function overview(over: Partial<Overview> = {}): Overview {
   return {
     profiles: [],
     selected: null,
-    preferences: { proxy_port: 1080, start_minimized: false, autostart: false, system_proxy: false },
+    preferences: { proxy_port: 1080, start_minimized: false, autostart: false, system_proxy: false, fast_connect: false },
     system_proxy_available: true,
     snapshot: {
       state: { state: "disconnected", reason: null },
@@ -95,6 +95,9 @@ beforeEach(async () => {
           return current;
         case "connect":
           throw { code: "not_signed_in", message: "sign in first" };
+        case "set_preferences":
+          current = overview({ preferences: (args as { prefs: Overview["preferences"] }).prefs });
+          return current;
         default:
           return current;
       }
@@ -225,6 +228,37 @@ describe("the main window", () => {
     expect(items).toHaveLength(1);
     expect(items[0].textContent).toContain("auth_failed");
     expect((items[0] as HTMLElement).dataset.level).toBe("error");
+  });
+
+  it("saves fast connect with the other preferences", async () => {
+    (q("tab-settings") as HTMLButtonElement).click();
+    const box = q("settings-fast-connect") as HTMLInputElement;
+    expect(box.checked).toBe(false);
+    expect(root.querySelector("#fast-connect-hint")!.textContent).toContain("closed connection");
+    expect(box.getAttribute("aria-describedby")).toBe("fast-connect-hint");
+    box.click();
+    (q("settings-save") as HTMLButtonElement).click();
+    await tick();
+    await tick();
+    const save = calls.filter((c) => c.cmd === "set_preferences");
+    expect(save).toHaveLength(1);
+    expect(save[0].args).toEqual({
+      prefs: { proxy_port: 1080, start_minimized: false, autostart: false, system_proxy: false, fast_connect: true },
+    });
+    expect(q("settings-status").textContent).toBe("Saved.");
+    expect(box.checked).toBe(true);
+
+    // The window shows the saved value, and can turn it off again.
+    app.apply(overview({ preferences: { ...overview().preferences, fast_connect: false } }));
+    expect(box.checked).toBe(false);
+    app.apply(current);
+    expect(box.checked).toBe(true);
+    box.click();
+    (q("settings-save") as HTMLButtonElement).click();
+    await tick();
+    await tick();
+    const last = calls.filter((c) => c.cmd === "set_preferences").at(-1)!;
+    expect((last.args.prefs as { fast_connect: boolean }).fast_connect).toBe(false);
   });
 
   it("moves between tabs with the arrow keys", () => {

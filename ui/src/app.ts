@@ -111,6 +111,8 @@ const TEMPLATE = `
       <label class="check"><input type="checkbox" name="start_minimized" /> Start minimized in the tray</label>
       <label class="check"><input type="checkbox" name="autostart" data-testid="settings-autostart" /> Start on login</label>
       <label class="check"><input type="checkbox" name="system_proxy" data-testid="settings-system-proxy" /> Set as the system proxy while connected</label>
+      <label class="check"><input type="checkbox" name="fast_connect" aria-describedby="fast-connect-hint" data-testid="settings-fast-connect" /> Fast connect</label>
+      <p id="fast-connect-hint" class="hint check-hint">Answer apps before the gateway confirms each connection: faster page loads; an unreachable site shows as a closed connection instead of a proxy error.</p>
       <button type="submit" class="primary" data-testid="settings-save">Save settings</button>
       <p id="settings-status" class="hint" role="status" data-testid="settings-status"></p>
     </form>
@@ -293,6 +295,7 @@ export class App {
       start_minimized: field("start_minimized").checked,
       autostart: field("autostart").checked,
       system_proxy: field("system_proxy").checked,
+      fast_connect: field("fast_connect").checked,
     };
     const ok = await this.run(() => call("set_preferences", { prefs }));
     this.el("#settings-status").textContent = ok ? "Saved." : "Not saved.";
@@ -466,6 +469,7 @@ export class App {
     field("autostart").checked = o.preferences.autostart;
     field("system_proxy").checked = o.preferences.system_proxy;
     field("system_proxy").disabled = !o.system_proxy_available;
+    field("fast_connect").checked = o.preferences.fast_connect;
   }
 
   private renderLog(): void {

@@ -255,7 +255,14 @@ autostart: boolean,
 /**
  * Point the desktop's proxy settings at the tunnel while connected.
  */
-system_proxy: boolean, };
+system_proxy: boolean, 
+/**
+ * Fast connect: answer apps before the gateway confirms each connection
+ * (one tunnel round trip less per new connection); an unreachable site
+ * then shows as a closed connection instead of a precise proxy error.
+ * Absent (an older UI) means off.
+ */
+fast_connect: boolean, };
 
 export type Connection = { "kind": "profile", 
 /**

@@ -305,9 +305,11 @@ impl Controller {
     pub async fn connect(&self) -> Result<Overview, CommandError> {
         let _guard = self.inner.lifecycle.lock().await;
         let settings = self.settings();
-        let profile = settings.current_profile().cloned().ok_or_else(|| {
+        let mut profile = settings.current_profile().cloned().ok_or_else(|| {
             CommandError::new("no_profile", "add a profile (or try the demo) first")
         })?;
+        // The preference applies to this copy only, never to the saved profile.
+        profile.optimistic_open = settings.fast_connect;
         let kind =
             launch::token_kind(&profile).map_err(|e| CommandError::invalid(e.to_string()))?;
         let account_name = account(&profile.name, kind);
@@ -350,13 +352,16 @@ impl Controller {
             gateway: format!("wss://{}/ws", gateway.addr()),
             page: page.url(),
         };
+        let settings = self.settings();
+        let mut client = gateway.client_config();
+        client.optimistic_open = settings.fast_connect;
         let options = StartOptions {
             transport: Arc::new(HttvpsTransport::new(
-                gateway.client_config(),
+                client,
                 HttvpsAuth::SessionToken(gateway.token()),
             )),
             proxy: ProxyConfig {
-                listen: self.settings().listen_for(None),
+                listen: settings.listen_for(None),
                 ..ProxyConfig::default()
             },
             reconnect: ReconnectPolicy::default(),
@@ -447,7 +452,7 @@ impl Controller {
     }
 
     /// Changes the preferences; system proxy and autostart take effect at
-    /// once.
+    /// once, the proxy port and fast connect at the next Connect.
     pub async fn set_preferences(&self, prefs: Preferences) -> Result<Overview, CommandError> {
         if prefs.proxy_port == 0 {
             return Err(CommandError::invalid("the proxy port must be 1–65535"));
@@ -477,6 +482,7 @@ impl Controller {
             s.start_minimized = prefs.start_minimized;
             s.autostart = prefs.autostart;
             s.system_proxy = prefs.system_proxy;
+            s.fast_connect = prefs.fast_connect;
             Ok(())
         })?;
         if self.inner.engine.state().is_active() {
@@ -491,6 +497,13 @@ impl Controller {
                 LogLevel::Info,
                 None,
                 "The new proxy port applies at the next Connect.",
+            );
+        }
+        if prefs.fast_connect != before.fast_connect && self.inner.engine.proxy_addr().is_some() {
+            self.log(
+                LogLevel::Info,
+                None,
+                "Fast connect applies at the next Connect.",
             );
         }
         Ok(self.overview().await)

@@ -36,6 +36,13 @@ pub struct Settings {
     pub autostart: bool,
     /// Point the desktop's proxy settings at the tunnel while connected.
     pub system_proxy: bool,
+    /// Fast connect: answer apps as soon as a stream is opened instead of
+    /// waiting for the gateway to confirm it reached the target (one tunnel
+    /// round trip less per new connection), at the cost of an unreachable
+    /// site showing as a closed connection instead of a precise SOCKS/HTTP
+    /// refusal. Applies to the profile's copy used to connect (and the demo),
+    /// never to the saved profile.
+    pub fast_connect: bool,
     /// The desktop's proxy settings from before we changed them; kept here so
     /// a crash does not leave the desktop pointing at a dead proxy (restored
     /// at the next start).
@@ -51,6 +58,7 @@ impl Default for Settings {
             start_minimized: false,
             autostart: false,
             system_proxy: false,
+            fast_connect: false,
             saved_system_proxy: None,
         }
     }
@@ -257,6 +265,12 @@ pub struct Preferences {
     pub autostart: bool,
     /// Point the desktop's proxy settings at the tunnel while connected.
     pub system_proxy: bool,
+    /// Fast connect: answer apps before the gateway confirms each connection
+    /// (one tunnel round trip less per new connection); an unreachable site
+    /// then shows as a closed connection instead of a precise proxy error.
+    /// Absent (an older UI) means off.
+    #[serde(default)]
+    pub fast_connect: bool,
 }
 
 impl Preferences {
@@ -267,6 +281,7 @@ impl Preferences {
             start_minimized: settings.start_minimized,
             autostart: settings.autostart,
             system_proxy: settings.system_proxy,
+            fast_connect: settings.fast_connect,
         }
     }
 }
@@ -343,5 +358,34 @@ mod tests {
         let settings: Settings = serde_json::from_str(r#"{"start_minimized":true}"#).unwrap();
         assert!(settings.start_minimized);
         assert_eq!(settings.proxy_port, DEFAULT_PROXY_PORT);
+    }
+
+    #[test]
+    fn settings_from_before_fast_connect_load_with_it_off() {
+        // A settings file written before the field existed.
+        let old = r#"{"profiles":[],"selected":null,"proxy_port":2080,
+            "start_minimized":false,"autostart":true,"system_proxy":false,
+            "saved_system_proxy":null}"#;
+        let settings: Settings = serde_json::from_str(old).unwrap();
+        assert!(!settings.fast_connect);
+        assert_eq!(settings.proxy_port, 2080);
+        assert!(settings.autostart);
+        let prefs = Preferences::of(&settings);
+        assert!(!prefs.fast_connect);
+
+        // It round-trips once set.
+        let on = Settings {
+            fast_connect: true,
+            ..settings
+        };
+        let back: Settings = serde_json::from_str(&serde_json::to_string(&on).unwrap()).unwrap();
+        assert!(back.fast_connect);
+
+        // Preferences from a UI that does not know the field: off.
+        let prefs: Preferences = serde_json::from_str(
+            r#"{"proxy_port":1080,"start_minimized":false,"autostart":false,"system_proxy":false}"#,
+        )
+        .unwrap();
+        assert!(!prefs.fast_connect);
     }
 }

@@ -4,7 +4,7 @@
 //! depend on a keyring daemon).
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -80,16 +80,19 @@ fn profile_input(name: &str, fixture: &Fixture) -> ProfileInput {
     }
 }
 
-async fn set_port(c: &Controller) -> u16 {
-    let port = free_port();
-    c.set_preferences(Preferences {
-        proxy_port: port,
+fn prefs(proxy_port: u16, fast_connect: bool) -> Preferences {
+    Preferences {
+        proxy_port,
         start_minimized: false,
         autostart: false,
         system_proxy: false,
-    })
-    .await
-    .unwrap();
+        fast_connect,
+    }
+}
+
+async fn set_port(c: &Controller) -> u16 {
+    let port = free_port();
+    c.set_preferences(prefs(port, false)).await.unwrap();
     port
 }
 
@@ -110,6 +113,58 @@ async fn settled(c: &Controller) -> SessionState {
     .expect("the session settles")
     .expect("the engine is alive")
     .clone()
+}
+
+/// A port on loopback where nothing listens.
+fn closed_port() -> SocketAddrV4 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let SocketAddr::V4(addr) = listener.local_addr().unwrap() else {
+        unreachable!("bound on IPv4")
+    };
+    drop(listener);
+    addr
+}
+
+/// A SOCKS5 CONNECT to `target` by hand, as an application would: returns
+/// the reply code, and for a success whether the proxy then closed the
+/// connection without sending a byte.
+async fn socks_connect(proxy: SocketAddr, target: SocketAddrV4) -> (u8, bool) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let io = async {
+        let mut tcp = tokio::net::TcpStream::connect(proxy).await.unwrap();
+        tcp.write_all(&[5, 1, 0]).await.unwrap();
+        let mut choice = [0u8; 2];
+        tcp.read_exact(&mut choice).await.unwrap();
+        assert_eq!(choice, [5, 0], "no authentication");
+        let mut request = vec![5, 1, 0, 1];
+        request.extend_from_slice(&target.ip().octets());
+        request.extend_from_slice(&target.port().to_be_bytes());
+        tcp.write_all(&request).await.unwrap();
+        let mut head = [0u8; 4];
+        tcp.read_exact(&mut head).await.unwrap();
+        assert_eq!(head[0], 5, "a SOCKS5 reply: {head:?}");
+        let bound_len = match head[3] {
+            1 => 4 + 2,
+            4 => 16 + 2,
+            atyp => panic!("unexpected address type {atyp} in the reply"),
+        };
+        let mut bound = vec![0u8; bound_len];
+        tcp.read_exact(&mut bound).await.unwrap();
+        if head[1] != 0 {
+            return (head[1], false);
+        }
+        // Success was answered before the target was reached: the failure
+        // can only show as the connection closing, with no data.
+        let mut byte = [0u8; 1];
+        let closed = match tcp.read(&mut byte).await {
+            Ok(0) | Err(_) => true,
+            Ok(_) => false,
+        };
+        (0, closed)
+    };
+    tokio::time::timeout(Duration::from_secs(20), io)
+        .await
+        .expect("the proxy answers, then closes")
 }
 
 async fn curl_socks(proxy: SocketAddr, url: &str) -> (bool, Vec<u8>) {
@@ -323,22 +378,12 @@ async fn bad_inputs_are_refused_and_change_nothing() {
             .code,
         "not_found"
     );
-    let err = c
-        .set_preferences(Preferences {
-            proxy_port: 0,
-            start_minimized: false,
-            autostart: false,
-            system_proxy: false,
-        })
-        .await
-        .unwrap_err();
+    let err = c.set_preferences(prefs(0, false)).await.unwrap_err();
     assert_eq!(err.code, "invalid_input");
     let err = c
         .set_preferences(Preferences {
-            proxy_port: 1080,
-            start_minimized: false,
-            autostart: false,
             system_proxy: true,
+            ..prefs(1080, false)
         })
         .await
         .unwrap_err();
@@ -347,4 +392,60 @@ async fn bad_inputs_are_refused_and_change_nothing() {
         "no system proxy implementation was given"
     );
     assert_eq!(c.connect().await.unwrap_err().code, "no_profile");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fast_connect_answers_apps_before_the_gateway_confirms() {
+    let fixture = gateway().await;
+    let storage = SharedStorage::default();
+    let secrets = Arc::new(MemoryStore::default());
+    let c = controller(&storage, &secrets);
+    let port = set_port(&c).await;
+    c.save_profile(profile_input("work", &fixture))
+        .await
+        .unwrap();
+    c.sign_in("work".into(), TOKEN.into()).await.unwrap();
+    let proxy: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let http = HttpServer::start().await;
+    let nothing = closed_port();
+
+    // Off (the default): the proxy waits for the gateway, so the app gets
+    // the precise refusal.
+    assert!(!c.overview().await.preferences.fast_connect);
+    c.connect().await.unwrap();
+    assert!(matches!(settled(&c).await, SessionState::Active { .. }));
+    assert_eq!(
+        socks_connect(proxy, nothing).await.0,
+        5,
+        "connection refused, from the gateway"
+    );
+    c.disconnect().await;
+
+    // On: success at once, then the connection closes without data.
+    let overview = c.set_preferences(prefs(port, true)).await.unwrap();
+    assert!(overview.preferences.fast_connect);
+    assert!(c.settings().fast_connect, "the preference is saved");
+    c.connect().await.unwrap();
+    assert!(matches!(settled(&c).await, SessionState::Active { .. }));
+    assert_eq!(socks_connect(proxy, nothing).await, (0, true));
+    // Reachable targets work as before.
+    let (ok, body) = curl_socks(proxy, &format!("{}/bytes/70000", http.url())).await;
+    assert!(ok);
+    assert_eq!(body.len(), 70_000);
+    c.disconnect().await;
+    assert!(
+        c.settings().profiles.iter().all(|p| !p.optimistic_open),
+        "the saved profile is left alone"
+    );
+
+    // The demo follows the preference too.
+    c.start_demo().await.unwrap();
+    assert!(matches!(settled(&c).await, SessionState::Active { .. }));
+    assert_eq!(socks_connect(proxy, nothing).await, (0, true));
+    c.disconnect().await;
+    c.set_preferences(prefs(port, false)).await.unwrap();
+    c.start_demo().await.unwrap();
+    assert!(matches!(settled(&c).await, SessionState::Active { .. }));
+    assert_eq!(socks_connect(proxy, nothing).await.0, 5);
+    c.disconnect().await;
 }

@@ -60,6 +60,7 @@ pub fn client_config(
         interval: profile.limits.keepalive_interval,
         dead_after: profile.limits.dead_after,
     };
+    config.optimistic_open = profile.optimistic_open;
     Ok(config)
 }
 
@@ -166,6 +167,15 @@ mod tests {
         let config = proxy_config(&profile, Some(Secret::new("pw"))).unwrap();
         assert!(config.auth.is_some());
         assert_eq!(config.listen, profile.listen());
+    }
+
+    #[test]
+    fn the_profile_chooses_optimistic_open() {
+        let mut profile = Profile::for_gateway("g", "wss://gw.example/ws");
+        let url = "wss://gw.example/ws";
+        assert!(!client_config(&profile, url, "t/1").unwrap().optimistic_open);
+        profile.optimistic_open = true;
+        assert!(client_config(&profile, url, "t/1").unwrap().optimistic_open);
     }
 
     #[test]

@@ -124,6 +124,13 @@ pub struct Profile {
     /// Client-side limits.
     #[serde(default)]
     pub limits: ClientLimits,
+    /// Answer a proxy client as soon as a stream is opened, before the
+    /// gateway confirms it reached the target: one tunnel round trip less per
+    /// new connection (what ss-local and the base protocol do), but an
+    /// unreachable target shows as a closed connection instead of a precise
+    /// SOCKS/HTTP refusal. See `ClientConfig::optimistic_open`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub optimistic_open: bool,
 }
 
 /// How a profile authenticates.
@@ -156,6 +163,7 @@ impl Profile {
             proxy_username: None,
             reconnect: ReconnectPolicy::default(),
             limits: ClientLimits::default(),
+            optimistic_open: false,
         }
     }
 
@@ -426,6 +434,20 @@ mod tests {
             err.contains("profiles.toml") && err.contains("line"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn optimistic_open_is_written_only_when_on() {
+        let mut file = ProfilesFile::default();
+        file.upsert(Profile::for_gateway("careful", "wss://gw.example/ws"));
+        let mut fast = Profile::for_gateway("fast", "wss://gw.example/ws");
+        fast.optimistic_open = true;
+        file.upsert(fast);
+        let text = toml::to_string_pretty(&file).unwrap();
+        assert_eq!(text.matches("optimistic_open = true").count(), 1, "{text}");
+        assert!(!text.contains("optimistic_open = false"), "{text}");
+        let back: ProfilesFile = toml::from_str(&text).unwrap();
+        assert_eq!(back, file);
     }
 
     #[test]

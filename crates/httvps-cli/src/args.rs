@@ -95,6 +95,13 @@ pub struct ServerArgs {
     /// keychain or HTTVPS_PROXY_PASSWORD.
     #[arg(long, value_name = "NAME")]
     pub proxy_user: Option<String>,
+    /// Answer applications before the gateway confirms each new stream: one
+    /// round trip faster per connection, like ss-local, but an unreachable
+    /// target shows as a closed connection instead of a proxy error.
+    /// `--optimistic-open=false` turns a saved profile's setting off.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true")]
+    pub optimistic_open: Option<bool>,
 }
 
 #[derive(Debug, Args)]

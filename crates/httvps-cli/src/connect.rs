@@ -21,7 +21,7 @@ use crate::output::{describe_state, print_event};
 
 pub async fn run(global: &Global, args: ConnectArgs) -> anyhow::Result<ExitCode> {
     let store = profile_store(global)?;
-    let (profile, saved) = match &args.profile {
+    let (mut profile, saved) = match &args.profile {
         Some(name) => (store.load()?.pick(Some(name))?.clone(), true),
         None if args.server.gateway.is_none() && args.server.backend.is_none() => {
             let file = store.load()?;
@@ -35,6 +35,10 @@ pub async fn run(global: &Global, args: ConnectArgs) -> anyhow::Result<ExitCode>
         }
         None => (profile_from_args("command-line", &args.server)?, false),
     };
+    // The one flag that also overrides a saved profile for this run.
+    if let Some(optimistic) = args.server.optimistic_open {
+        profile.optimistic_open = optimistic;
+    }
     let secrets = KeyringStore::with_service(&global.keyring_service);
     let transport = transport_for(
         &profile,
@@ -65,6 +69,7 @@ pub fn profile_from_args(name: &str, server: &ServerArgs) -> anyhow::Result<Prof
     profile.sni = server.sni.clone();
     profile.listen = server.listen;
     profile.proxy_username = server.proxy_user.clone();
+    profile.optimistic_open = server.optimistic_open.unwrap_or(false);
     profile.server()?;
     Ok(profile)
 }

@@ -46,6 +46,7 @@ pub fn login(global: &Global, args: LoginArgs) -> anyhow::Result<ExitCode> {
             .proxy_username
             .clone()
             .or(old.proxy_username.clone());
+        profile.optimistic_open = args.server.optimistic_open.unwrap_or(old.optimistic_open);
     }
     let kind = match profile.server()? {
         ServerSpec::Gateway(_) => SecretKind::SessionToken,

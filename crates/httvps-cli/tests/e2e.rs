@@ -392,6 +392,57 @@ async fn two_hundred_connections_share_eight_streams() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn optimistic_open_answers_before_the_dial_and_reports_failures_by_closing() {
+    let gateway = direct_gateway(&["--allow-private-targets"]).await;
+    let careful = Client::connect(&gateway, &[], &[]).await;
+    let fast = Client::connect(&gateway, &["--optimistic-open"], &[]).await;
+    careful.wait_state("active", Duration::from_secs(20)).await;
+    fast.wait_state("active", Duration::from_secs(20)).await;
+    // A port nobody listens on: the gateway's dial is refused.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+
+    // By default the SOCKS reply waits for the gateway: "connection refused".
+    assert_eq!(socks_connect(careful.proxy, closed).await.err(), Some(5));
+    // Optimistic: success at once, then the connection closes without data.
+    let mut s = socks_connect(fast.proxy, closed)
+        .await
+        .expect("an optimistic proxy answers before the dial");
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+        .await
+        .expect("the failed stream is closed, not left hanging");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    fast.wait_for(
+        "the refused stream's close",
+        |v| {
+            v["type"] == "stream_closed"
+                && v["data"]["close_reason"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("refused")
+        },
+        Duration::from_secs(5),
+    )
+    .await;
+
+    // And it carries real traffic, byte for byte, over SOCKS5 and HTTP.
+    let http = HttpServer::start().await;
+    let n = 1 << 20;
+    let url = format!("{}/bytes/{n}", http.url());
+    assert_eq!(
+        curl_sha("--socks5-hostname", fast.proxy, &url).await,
+        testkit::bytes_sha256(n)
+    );
+    assert_eq!(
+        curl_sha("-x", fast.proxy, &url).await,
+        testkit::bytes_sha256(n)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_gateway_mid_transfer_reconnects_when_it_returns() {
     let port = testkit::free_port();
     let listen = format!("127.0.0.1:{port}");
