@@ -4,7 +4,7 @@
 //! depend on a keyring daemon).
 
 use std::collections::HashSet;
-use std::net::{SocketAddr, SocketAddrV4};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +12,7 @@ use desktop_core::settings::{MemoryStorage, ProfileInput, ProfileKind, SettingsS
 use desktop_core::{AppEvent, Controller, Parts, Preferences};
 use engine::{MemoryStore, SecretStore, SessionState};
 use httvps_gateway::{AuthSource, Gateway, GatewayConfig, RunningGateway, TlsSource};
-use testkit::{HttpServer, TestCert, free_port};
+use testkit::{HttpServer, TestCert, closed_port, closes_without_data, free_port, socks5_connect};
 
 const TOKEN: &str = "desk-top-secret-token-1";
 
@@ -113,58 +113,6 @@ async fn settled(c: &Controller) -> SessionState {
     .expect("the session settles")
     .expect("the engine is alive")
     .clone()
-}
-
-/// A port on loopback where nothing listens.
-fn closed_port() -> SocketAddrV4 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let SocketAddr::V4(addr) = listener.local_addr().unwrap() else {
-        unreachable!("bound on IPv4")
-    };
-    drop(listener);
-    addr
-}
-
-/// A SOCKS5 CONNECT to `target` by hand, as an application would: returns
-/// the reply code, and for a success whether the proxy then closed the
-/// connection without sending a byte.
-async fn socks_connect(proxy: SocketAddr, target: SocketAddrV4) -> (u8, bool) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let io = async {
-        let mut tcp = tokio::net::TcpStream::connect(proxy).await.unwrap();
-        tcp.write_all(&[5, 1, 0]).await.unwrap();
-        let mut choice = [0u8; 2];
-        tcp.read_exact(&mut choice).await.unwrap();
-        assert_eq!(choice, [5, 0], "no authentication");
-        let mut request = vec![5, 1, 0, 1];
-        request.extend_from_slice(&target.ip().octets());
-        request.extend_from_slice(&target.port().to_be_bytes());
-        tcp.write_all(&request).await.unwrap();
-        let mut head = [0u8; 4];
-        tcp.read_exact(&mut head).await.unwrap();
-        assert_eq!(head[0], 5, "a SOCKS5 reply: {head:?}");
-        let bound_len = match head[3] {
-            1 => 4 + 2,
-            4 => 16 + 2,
-            atyp => panic!("unexpected address type {atyp} in the reply"),
-        };
-        let mut bound = vec![0u8; bound_len];
-        tcp.read_exact(&mut bound).await.unwrap();
-        if head[1] != 0 {
-            return (head[1], false);
-        }
-        // Success was answered before the target was reached: the failure
-        // can only show as the connection closing, with no data.
-        let mut byte = [0u8; 1];
-        let closed = match tcp.read(&mut byte).await {
-            Ok(0) | Err(_) => true,
-            Ok(_) => false,
-        };
-        (0, closed)
-    };
-    tokio::time::timeout(Duration::from_secs(20), io)
-        .await
-        .expect("the proxy answers, then closes")
 }
 
 async fn curl_socks(proxy: SocketAddr, url: &str) -> (bool, Vec<u8>) {
@@ -415,8 +363,8 @@ async fn fast_connect_answers_apps_before_the_gateway_confirms() {
     c.connect().await.unwrap();
     assert!(matches!(settled(&c).await, SessionState::Active { .. }));
     assert_eq!(
-        socks_connect(proxy, nothing).await.0,
-        5,
+        socks5_connect(proxy, nothing).await.err(),
+        Some(5),
         "connection refused, from the gateway"
     );
     c.disconnect().await;
@@ -427,7 +375,10 @@ async fn fast_connect_answers_apps_before_the_gateway_confirms() {
     assert!(c.settings().fast_connect, "the preference is saved");
     c.connect().await.unwrap();
     assert!(matches!(settled(&c).await, SessionState::Active { .. }));
-    assert_eq!(socks_connect(proxy, nothing).await, (0, true));
+    let mut stream = socks5_connect(proxy, nothing)
+        .await
+        .expect("fast connect answers success before the dial");
+    assert!(closes_without_data(&mut stream).await);
     // Reachable targets work as before.
     let (ok, body) = curl_socks(proxy, &format!("{}/bytes/70000", http.url())).await;
     assert!(ok);
@@ -441,11 +392,14 @@ async fn fast_connect_answers_apps_before_the_gateway_confirms() {
     // The demo follows the preference too.
     c.start_demo().await.unwrap();
     assert!(matches!(settled(&c).await, SessionState::Active { .. }));
-    assert_eq!(socks_connect(proxy, nothing).await, (0, true));
+    let mut stream = socks5_connect(proxy, nothing)
+        .await
+        .expect("fast connect answers success before the dial");
+    assert!(closes_without_data(&mut stream).await);
     c.disconnect().await;
     c.set_preferences(prefs(port, false)).await.unwrap();
     c.start_demo().await.unwrap();
     assert!(matches!(settled(&c).await, SessionState::Active { .. }));
-    assert_eq!(socks_connect(proxy, nothing).await.0, 5);
+    assert_eq!(socks5_connect(proxy, nothing).await.err(), Some(5));
     c.disconnect().await;
 }

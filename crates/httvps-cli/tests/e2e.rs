@@ -9,7 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use testkit::{EchoServer, Grant, HttpServer, SsServer, TestBackend, TestGateway};
+use testkit::{
+    EchoServer, Grant, HttpServer, SsServer, TestBackend, TestGateway, closed_port,
+    closes_without_data, socks5_connect,
+};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
@@ -334,26 +337,6 @@ async fn chromium_loads_a_page_with_its_resources_through_the_tunnel() {
     }
 }
 
-/// A minimal SOCKS5 CONNECT by hand; returns the stream after a success reply,
-/// or the reply code.
-async fn socks_connect(proxy: SocketAddr, target: SocketAddr) -> Result<TcpStream, u8> {
-    let mut s = TcpStream::connect(proxy).await.unwrap();
-    s.write_all(&[5, 1, 0]).await.unwrap();
-    let mut method = [0u8; 2];
-    s.read_exact(&mut method).await.unwrap();
-    assert_eq!(method, [5, 0]);
-    let SocketAddr::V4(v4) = target else {
-        panic!("ipv4 only")
-    };
-    let mut req = vec![5, 1, 0, 1];
-    req.extend_from_slice(&v4.ip().octets());
-    req.extend_from_slice(&v4.port().to_be_bytes());
-    s.write_all(&req).await.unwrap();
-    let mut reply = [0u8; 10];
-    s.read_exact(&mut reply).await.unwrap();
-    if reply[1] == 0 { Ok(s) } else { Err(reply[1]) }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_connections_share_eight_streams() {
     let gateway = direct_gateway(&["--allow-private-targets", "--max-streams", "8"]).await;
@@ -364,7 +347,7 @@ async fn two_hundred_connections_share_eight_streams() {
     for i in 0..200u32 {
         let (proxy, target) = (client.proxy, echo.addr());
         tasks.push(tokio::spawn(async move {
-            let mut s = socks_connect(proxy, target)
+            let mut s = socks5_connect(proxy, target)
                 .await
                 .unwrap_or_else(|code| panic!("connection {i}: reply {code}"));
             let data = testkit::pseudo_random_bytes(i as u64, 20_000);
@@ -399,22 +382,18 @@ async fn optimistic_open_answers_before_the_dial_and_reports_failures_by_closing
     careful.wait_state("active", Duration::from_secs(20)).await;
     fast.wait_state("active", Duration::from_secs(20)).await;
     // A port nobody listens on: the gateway's dial is refused.
-    let closed = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap()
-    };
+    let closed = closed_port();
 
     // By default the SOCKS reply waits for the gateway: "connection refused".
-    assert_eq!(socks_connect(careful.proxy, closed).await.err(), Some(5));
+    assert_eq!(socks5_connect(careful.proxy, closed).await.err(), Some(5));
     // Optimistic: success at once, then the connection closes without data.
-    let mut s = socks_connect(fast.proxy, closed)
+    let mut s = socks5_connect(fast.proxy, closed)
         .await
         .expect("an optimistic proxy answers before the dial");
-    let mut buf = [0u8; 64];
-    let read = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
-        .await
-        .expect("the failed stream is closed, not left hanging");
-    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    assert!(
+        closes_without_data(&mut s).await,
+        "the failed stream is closed"
+    );
     fast.wait_for(
         "the refused stream's close",
         |v| {

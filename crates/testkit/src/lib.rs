@@ -11,6 +11,7 @@ pub mod gateway;
 pub mod process;
 pub mod servers;
 pub mod shadowsocks;
+pub mod socks;
 
 pub use backend::{Grant, OutlineNode, TestBackend, TestBackendBuilder};
 pub use certs::{TestCert, install_crypto_provider};
@@ -21,6 +22,7 @@ pub use servers::{
     closed_port, free_port, pseudo_random_bytes, sha256_hex,
 };
 pub use shadowsocks::{InProcessSsServer, SsEndpoint, SsServer};
+pub use socks::{closes_without_data, socks5_connect};
 
 #[cfg(test)]
 mod test_http;

@@ -1,0 +1,62 @@
+//! A SOCKS5 client by hand, for tests that need the proxy's exact reply code
+//! (curl only says "SOCKS failure").
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A SOCKS5 CONNECT (no authentication) to `target`'s address through `proxy`:
+/// the open stream after a success reply, or the reply code. Panics on
+/// anything that is not a well-formed SOCKS5 exchange, or after 20 s.
+pub async fn socks5_connect(proxy: SocketAddr, target: SocketAddr) -> Result<TcpStream, u8> {
+    let exchange = async {
+        let mut tcp = TcpStream::connect(proxy)
+            .await
+            .expect("connect to the proxy");
+        tcp.write_all(&[5, 1, 0]).await.unwrap();
+        let mut choice = [0u8; 2];
+        tcp.read_exact(&mut choice).await.unwrap();
+        assert_eq!(choice, [5, 0], "the proxy accepts no authentication");
+        let mut request = vec![5, 1, 0];
+        match target {
+            SocketAddr::V4(v4) => {
+                request.push(1);
+                request.extend_from_slice(&v4.ip().octets());
+            }
+            SocketAddr::V6(v6) => {
+                request.push(4);
+                request.extend_from_slice(&v6.ip().octets());
+            }
+        }
+        request.extend_from_slice(&target.port().to_be_bytes());
+        tcp.write_all(&request).await.unwrap();
+        let mut head = [0u8; 4];
+        tcp.read_exact(&mut head).await.unwrap();
+        assert_eq!(head[0], 5, "a SOCKS5 reply: {head:?}");
+        let bound_len = match head[3] {
+            1 => 4 + 2,
+            4 => 16 + 2,
+            atyp => panic!("unexpected address type {atyp} in the reply"),
+        };
+        let mut bound = vec![0u8; bound_len];
+        tcp.read_exact(&mut bound).await.unwrap();
+        if head[1] == 0 { Ok(tcp) } else { Err(head[1]) }
+    };
+    tokio::time::timeout(Duration::from_secs(20), exchange)
+        .await
+        .expect("the proxy answers within 20 s")
+}
+
+/// Whether the peer closes `stream` (EOF or reset) before sending a byte,
+/// within 20 s: how an optimistic proxy reports a stream that failed after
+/// its success reply.
+pub async fn closes_without_data(stream: &mut TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    match tokio::time::timeout(Duration::from_secs(20), stream.read(&mut byte)).await {
+        Ok(Ok(0) | Err(_)) => true,
+        Ok(Ok(_)) => false,
+        Err(_) => panic!("the connection neither closed nor sent data in 20 s"),
+    }
+}
