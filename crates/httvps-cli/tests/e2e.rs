@@ -120,6 +120,21 @@ impl Client {
         Client::start(&args, &all_envs).await
     }
 
+    /// Waits for a `stream_closed` event whose reason contains `reason`.
+    async fn wait_stream_closed(&self, reason: &str) -> Value {
+        self.wait_for(
+            &format!("a stream_closed ({reason})"),
+            |v| {
+                v["type"] == "stream_closed"
+                    && v["data"]["close_reason"]
+                        .as_str()
+                        .is_some_and(|r| r.contains(reason))
+            },
+            Duration::from_secs(5),
+        )
+        .await
+    }
+
     /// Waits for an event line matching `pred` (seen before or after the call).
     async fn wait_for(
         &self,
@@ -394,18 +409,7 @@ async fn optimistic_open_answers_before_the_dial_and_reports_failures_by_closing
         closes_without_data(&mut s).await,
         "the failed stream is closed"
     );
-    fast.wait_for(
-        "the refused stream's close",
-        |v| {
-            v["type"] == "stream_closed"
-                && v["data"]["close_reason"]
-                    .as_str()
-                    .unwrap_or("")
-                    .contains("refused")
-        },
-        Duration::from_secs(5),
-    )
-    .await;
+    fast.wait_stream_closed("refused").await;
 
     // And it carries real traffic, byte for byte, over SOCKS5 and HTTP.
     let http = HttpServer::start().await;
@@ -533,19 +537,7 @@ async fn bad_input_gets_the_right_error_and_the_engine_keeps_serving() {
         97
     );
     // The refusals were recorded with their reasons, and the session survived.
-    client
-        .wait_for(
-            "a not_allowed close",
-            |v| {
-                v["type"] == "stream_closed"
-                    && v["data"]["close_reason"]
-                        .as_str()
-                        .unwrap_or("")
-                        .contains("not allowed")
-            },
-            Duration::from_secs(5),
-        )
-        .await;
+    client.wait_stream_closed("not allowed").await;
     assert!(
         !client.states().iter().any(|s| s == "reconnecting"),
         "{:?}",
