@@ -29,6 +29,8 @@ command -v node >/dev/null 2>&1 || APP_PACKAGES+=(nodejs npm)
 # TLS roots, D-Bus headers for the keychain crate, and a real Secret Service
 # (gnome-keyring in a private D-Bus session) for the keychain tests.
 TEST_PACKAGES=(shadowsocks-libev curl ca-certificates chromium build-essential pkg-config
+  # PySocks: an independent SOCKS5 UDP ASSOCIATE client for the local proxy tests.
+  python3-socks
   libdbus-1-dev dbus dbus-x11 gnome-keyring libsecret-tools openssl
   "${APP_PACKAGES[@]}"
   # The system-proxy test uses real GSettings with the dconf backend.

@@ -16,7 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use desktop_core::{AppEvent, Autostart, Controller, Parts};
-use engine::{EngineEvent, KeyringStore, SecretStore};
+use engine::EngineEvent;
+use profiles::{KeyringStore, SecretStore};
 use tauri::{AppHandle, Emitter, Manager, RunEvent, WindowEvent};
 use tauri_plugin_autostart::{MacosLauncher, ManagerExt};
 use tauri_plugin_notification::NotificationExt;
@@ -69,7 +70,7 @@ fn keychain() -> Arc<dyn SecretStore> {
     let service = std::env::var("HTTVPS_KEYRING_SERVICE")
         .ok()
         .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| engine::secrets::KEYRING_SERVICE.to_owned());
+        .unwrap_or_else(|| profiles::KEYRING_SERVICE.to_owned());
     Arc::new(KeyringStore::with_service(service))
 }
 

@@ -147,6 +147,8 @@ closed: Array<StreamInfo>,
  */
 totals: Totals, };
 
+export type ErrorCode = "auth_failed" | "bad_version" | "bad_hello" | "config_error" | "handshake_failed" | "control_plane_error" | "session_lost" | "reconnect_failed" | "stream_limit" | "protocol_error" | "server_error" | "unsupported";
+
 export type EngineEvent = { "type": "state", "data": SessionState } | { "type": "stream_opened", "data": StreamInfo } | { "type": "stream_closed", "data": StreamInfo } | { "type": "streams", "data": { 
 /**
  * Open streams.
@@ -159,11 +161,55 @@ totals: Totals, } } | { "type": "error", "data": {
 /**
  * Stable code (`auth_failed`, `handshake_failed`, `session_lost`, …).
  */
-code: string, 
+code: ErrorCode, 
 /**
  * Human sentence.
  */
 message: string, } };
+
+export type Protocol = "httvps" | "httvps_h3" | "ht" | "hlhv" | "relay";
+
+export type Mode = "connect" | "publish" | "remote_access";
+
+export type Carries = { 
+/**
+ * TCP streams (SOCKS5 CONNECT, HTTP proxy).
+ */
+streams: boolean, 
+/**
+ * UDP datagrams (SOCKS5 UDP ASSOCIATE).
+ */
+datagrams: boolean, 
+/**
+ * DNS resolved on the far side.
+ */
+dns: boolean, };
+
+export type ProtocolInfo = { 
+/**
+ * The protocol.
+ */
+id: Protocol, 
+/**
+ * Its name for people.
+ */
+title: string, 
+/**
+ * What it is, in one line.
+ */
+summary: string, 
+/**
+ * The panel it belongs to.
+ */
+mode: Mode, 
+/**
+ * What it carries (connect mode).
+ */
+carries: Carries, 
+/**
+ * Whether this build can create and use its profiles.
+ */
+available: boolean, };
 
 export type ProfileKind = "gateway" | "control_plane";
 
@@ -172,6 +218,10 @@ export type ProfileView = {
  * Unique name.
  */
 name: string, 
+/**
+ * Its protocol.
+ */
+protocol: Protocol, 
 /**
  * How it signs in.
  */
@@ -210,6 +260,10 @@ export type ProfileInput = {
  * Unique name (no `/`).
  */
 name: string, 
+/**
+ * Its protocol (absent: HTTVPS, as from a UI before there were others).
+ */
+protocol?: Protocol, 
 /**
  * How it signs in.
  */
@@ -311,6 +365,10 @@ body: string, };
 export type AppEvent = { "type": "log", "data": LogEntry } | { "type": "notice", "data": Notice } | { "type": "changed" };
 
 export type Overview = { 
+/**
+ * Every protocol the app knows, for the navigation and the forms.
+ */
+protocols: Array<ProtocolInfo>, 
 /**
  * Saved profiles.
  */

@@ -13,9 +13,11 @@ use crate::error::CommandError;
 use crate::log::{LogEntry, LogLevel};
 use crate::notice::Notice;
 use crate::settings::{Preferences, ProfileInput, ProfileKind, ProfileView};
+use crate::registry::{Carries, Mode, Protocol, ProtocolInfo};
 use crate::tray::{TrayIcon, TraySummary};
 use engine::table::StreamState;
 use engine::{EngineEvent, SessionState, Snapshot, StreamInfo, Totals};
+use net::ErrorCode;
 
 /// A command the shell registers: its name, its arguments (name and
 /// TypeScript type) and what it returns.
@@ -96,7 +98,12 @@ pub fn typescript() -> String {
         StreamInfo::decl(&cfg),
         Totals::decl(&cfg),
         Snapshot::decl(&cfg),
+        ErrorCode::decl(&cfg),
         EngineEvent::decl(&cfg),
+        Protocol::decl(&cfg),
+        Mode::decl(&cfg),
+        Carries::decl(&cfg),
+        ProtocolInfo::decl(&cfg),
         ProfileKind::decl(&cfg),
         ProfileView::decl(&cfg),
         ProfileInput::decl(&cfg),

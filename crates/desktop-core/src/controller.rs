@@ -4,15 +4,11 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use engine::demo::DemoPage;
-use engine::launch;
-use engine::secrets::{SecretKind, account};
-use engine::{
-    DemoGateway, Engine, EngineError, EngineEvent, HttvpsAuth, HttvpsTransport, ReconnectPolicy,
-    SecretStore, SessionState, Snapshot, StartOptions,
-};
-use httvps_client::Secret;
-use local_proxy::ProxyConfig;
+use demo::{DemoGateway, DemoPage};
+use engine::{Engine, EngineError, EngineEvent, SessionState, Snapshot, StartOptions};
+use httvps_client::launch;
+use net::Secret;
+use profiles::{SecretStore, account};
 use serde::Serialize;
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
@@ -21,6 +17,8 @@ use ts_rs::TS;
 use crate::error::CommandError;
 use crate::log::{LogBook, LogEntry, LogLevel};
 use crate::notice::{Notice, for_transition};
+use crate::profile::Profile;
+use crate::registry::{ProtocolInfo, registry};
 use crate::settings::{Preferences, ProfileInput, ProfileView, Settings, SettingsStorage};
 use crate::sysproxy::{SystemProxy, restore_saved};
 
@@ -54,6 +52,8 @@ pub enum Connection {
 /// Everything the window shows, at one instant.
 #[derive(Debug, Clone, Serialize, TS)]
 pub struct Overview {
+    /// Every protocol the app knows, for the navigation and the forms.
+    pub protocols: Vec<ProtocolInfo>,
     /// Saved profiles.
     pub profiles: Vec<ProfileView>,
     /// The profile Connect uses.
@@ -86,6 +86,26 @@ pub enum AppEvent {
 pub trait Autostart: Send + Sync {
     /// Enables or disables.
     fn set(&self, enabled: bool) -> Result<(), String>;
+}
+
+/// Start options for a saved profile and its token; the preferences apply
+/// to this copy only, never to the saved profile.
+fn start_options(
+    profile: &Profile,
+    token: Secret,
+    settings: &Settings,
+) -> Result<StartOptions, CommandError> {
+    let invalid = |e: launch::LaunchError| CommandError::invalid(e.to_string());
+    match profile {
+        Profile::Httvps(saved) => {
+            let mut httvps = saved.clone();
+            httvps.optimistic_open = settings.fast_connect;
+            let transport = launch::transport(&httvps, token, CLIENT_NAME).map_err(invalid)?;
+            let mut proxy = launch::proxy_config(&httvps, None).map_err(invalid)?;
+            proxy.listen = settings.listen_for(Some(profile));
+            Ok(launch::start_options(&httvps, transport, proxy, false))
+        }
+    }
 }
 
 /// The demo's running parts.
@@ -192,9 +212,10 @@ impl Controller {
             profiles
                 .iter()
                 .filter_map(|p| {
-                    let signed_in = launch::token_kind(p)
+                    let signed_in = p
+                        .token_kind()
                         .ok()
-                        .and_then(|kind| secrets.get(&account(&p.name, kind)).ok().flatten())
+                        .and_then(|kind| secrets.get(&account(p.name(), kind)).ok().flatten())
                         .is_some();
                     ProfileView::of(p, signed_in)
                 })
@@ -203,8 +224,9 @@ impl Controller {
         .await
         .unwrap_or_default();
         Overview {
+            protocols: registry(),
             profiles: views,
-            selected: settings.current_profile().map(|p| p.name.clone()),
+            selected: settings.current_profile().map(|p| p.name().to_owned()),
             preferences: Preferences::of(&settings),
             system_proxy_available: self.inner.system_proxy.is_some(),
             snapshot: self.inner.engine.snapshot(),
@@ -217,11 +239,11 @@ impl Controller {
     pub async fn save_profile(&self, input: ProfileInput) -> Result<Overview, CommandError> {
         self.update_settings(|settings| {
             let name = input.name.trim().to_owned();
-            let previous = settings.profiles.iter().find(|p| p.name == name);
+            let previous = settings.profiles.iter().find(|p| p.name() == name);
             let profile = input.clone().into_profile(previous)?;
-            settings.profiles.retain(|p| p.name != profile.name);
+            settings.profiles.retain(|p| p.name() != profile.name());
             settings.profiles.push(profile);
-            settings.profiles.sort_by(|a, b| a.name.cmp(&b.name));
+            settings.profiles.sort_by(|a, b| a.name().cmp(b.name()));
             settings.selected = Some(name);
             Ok(())
         })?;
@@ -244,9 +266,9 @@ impl Controller {
         self.find_profile(&name)?;
         self.delete_secrets(&name).await?;
         self.update_settings(|settings| {
-            settings.profiles.retain(|p| p.name != name);
+            settings.profiles.retain(|p| p.name() != name);
             if settings.selected.as_deref() == Some(name.as_str()) {
-                settings.selected = settings.profiles.first().map(|p| p.name.clone());
+                settings.selected = settings.profiles.first().map(|p| p.name().to_owned());
             }
             Ok(())
         })?;
@@ -277,8 +299,9 @@ impl Controller {
                 "a token is at most {MAX_TOKEN_LEN} printable characters"
             )));
         }
-        let kind =
-            launch::token_kind(&profile).map_err(|e| CommandError::invalid(e.to_string()))?;
+        let kind = profile
+            .token_kind()
+            .map_err(|e| CommandError::invalid(e.to_string()))?;
         let secret = Secret::new(token);
         let account_name = account(&name, kind);
         self.keychain(move |secrets| secrets.set(&account_name, &secret))
@@ -305,33 +328,27 @@ impl Controller {
     pub async fn connect(&self) -> Result<Overview, CommandError> {
         let _guard = self.inner.lifecycle.lock().await;
         let settings = self.settings();
-        let mut profile = settings.current_profile().cloned().ok_or_else(|| {
+        let profile = settings.current_profile().cloned().ok_or_else(|| {
             CommandError::new("no_profile", "add a profile (or try the demo) first")
         })?;
-        // The preference applies to this copy only, never to the saved profile.
-        profile.optimistic_open = settings.fast_connect;
-        let kind =
-            launch::token_kind(&profile).map_err(|e| CommandError::invalid(e.to_string()))?;
-        let account_name = account(&profile.name, kind);
+        let kind = profile
+            .token_kind()
+            .map_err(|e| CommandError::invalid(e.to_string()))?;
+        let account_name = account(profile.name(), kind);
         let token = self
             .keychain(move |secrets| secrets.get(&account_name))
             .await?
             .ok_or_else(|| {
                 CommandError::new(
                     "not_signed_in",
-                    format!("sign in to {:?} first: enter its token", profile.name),
+                    format!("sign in to {:?} first: enter its token", profile.name()),
                 )
             })?;
-        let transport = launch::transport(&profile, token, CLIENT_NAME)
-            .map_err(|e| CommandError::invalid(e.to_string()))?;
-        let mut proxy = launch::proxy_config(&profile, None)
-            .map_err(|e| CommandError::invalid(e.to_string()))?;
-        proxy.listen = settings.listen_for(Some(&profile));
-        let options = launch::start_options(&profile, transport, proxy, false);
+        let options = start_options(&profile, token, &settings)?;
         self.start_engine(
             options,
             Connection::Profile {
-                name: profile.name.clone(),
+                name: profile.name().to_owned(),
             },
         )
         .await?;
@@ -353,22 +370,7 @@ impl Controller {
             page: page.url(),
         };
         let settings = self.settings();
-        let mut client = gateway.client_config();
-        client.optimistic_open = settings.fast_connect;
-        let options = StartOptions {
-            transport: Arc::new(HttvpsTransport::new(
-                client,
-                HttvpsAuth::SessionToken(gateway.token()),
-            )),
-            proxy: ProxyConfig {
-                listen: settings.listen_for(None),
-                ..ProxyConfig::default()
-            },
-            reconnect: ReconnectPolicy::default(),
-            retry_initial: true,
-            slot_wait: std::time::Duration::from_secs(30),
-            reconnect_wait: std::time::Duration::from_secs(15),
-        };
+        let options = gateway.start_options(settings.listen_for(None), settings.fast_connect);
         if let Err(e) = self.start_engine(options, connection).await {
             gateway.shutdown().await;
             return Err(e);
@@ -521,23 +523,20 @@ impl Controller {
         }
     }
 
-    fn find_profile(&self, name: &str) -> Result<engine::Profile, CommandError> {
+    fn find_profile(&self, name: &str) -> Result<Profile, CommandError> {
         self.settings()
             .profiles
             .into_iter()
-            .find(|p| p.name == name)
+            .find(|p| p.name() == name)
             .ok_or_else(|| CommandError::no_profile(name))
     }
 
     async fn delete_secrets(&self, name: &str) -> Result<(), CommandError> {
+        let kinds = self.find_profile(name)?.secret_kinds();
         let name = name.to_owned();
         self.keychain(move |secrets| {
-            for kind in [
-                SecretKind::SessionToken,
-                SecretKind::DeviceToken,
-                SecretKind::ProxyPassword,
-            ] {
-                secrets.delete(&account(&name, kind))?;
+            for kind in kinds {
+                secrets.delete(&account(&name, *kind))?;
             }
             Ok(())
         })
@@ -548,7 +547,7 @@ impl Controller {
     /// blocking D-Bus client); its failure is a `keychain` error.
     async fn keychain<T: Send + 'static>(
         &self,
-        call: impl FnOnce(&dyn SecretStore) -> Result<T, engine::secrets::SecretError> + Send + 'static,
+        call: impl FnOnce(&dyn SecretStore) -> Result<T, profiles::SecretError> + Send + 'static,
     ) -> Result<T, CommandError> {
         let secrets = self.inner.secrets.clone();
         let keychain_error = |e: String| CommandError::new("keychain", e);
@@ -654,7 +653,7 @@ impl Controller {
                         previous = state;
                     }
                     EngineEvent::Error { code, message } => {
-                        this.log(LogLevel::Error, Some(&code), message);
+                        this.log(LogLevel::Error, Some(code.as_str()), message);
                     }
                     _ => {}
                 }

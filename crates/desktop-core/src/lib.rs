@@ -1,6 +1,9 @@
-//! The desktop app's logic, without WebKit: settings and profiles, sign-in
-//! to the keychain, connect / demo / disconnect over the [`engine`], the
-//! tray's summary, desktop notices, the log, and "set as system proxy".
+//! The app layer, without WebKit: the only library that names every
+//! protocol. It holds the [`Profile`] enum (one variant per protocol) and the
+//! protocol [`registry`], and on top of them settings, sign-in to the
+//! keychain, connect / demo / disconnect over the [`engine`], the tray's
+//! summary, desktop notices, the log, and "set as system proxy". The CLI and
+//! the Tauri shell only call it.
 //!
 //! The Tauri shell (`src-tauri/`) is a thin layer over [`Controller`]; this
 //! crate builds and tests without a display. [`bindings`] generates the
@@ -12,6 +15,8 @@ pub mod controller;
 pub mod error;
 pub mod log;
 pub mod notice;
+pub mod profile;
+pub mod registry;
 pub mod settings;
 pub mod sysproxy;
 pub mod tray;
@@ -20,6 +25,8 @@ pub use controller::{AppEvent, Autostart, Connection, Controller, Overview, Part
 pub use error::CommandError;
 pub use log::{LogEntry, LogLevel};
 pub use notice::Notice;
+pub use profile::Profile;
+pub use registry::{Mode, Protocol, ProtocolInfo, registry};
 pub use settings::{
     MemoryStorage, Preferences, ProfileInput, ProfileKind, ProfileView, Settings, SettingsStorage,
 };

@@ -9,12 +9,14 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use engine::Profile;
-use engine::profile::ServerSpec;
+use httvps_client::HttvpsProfile;
+use httvps_client::profile::ServerSpec;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use crate::error::CommandError;
+use crate::profile::Profile;
+use crate::registry::Protocol;
 use crate::sysproxy::SavedProxy;
 
 /// The local proxy port when the user has not chosen one.
@@ -68,7 +70,7 @@ impl Settings {
     /// The profile Connect uses: the selected one, or the only one.
     pub fn current_profile(&self) -> Option<&Profile> {
         match &self.selected {
-            Some(name) => self.profiles.iter().find(|p| &p.name == name),
+            Some(name) => self.profiles.iter().find(|p| p.name() == name),
             None if self.profiles.len() == 1 => self.profiles.first(),
             None => None,
         }
@@ -78,7 +80,7 @@ impl Settings {
     /// one, else loopback on the chosen port.
     pub fn listen_for(&self, profile: Option<&Profile>) -> SocketAddr {
         profile
-            .and_then(|p| p.listen)
+            .and_then(|p| p.listen())
             .unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, self.proxy_port)))
     }
 }
@@ -123,6 +125,8 @@ pub enum ProfileKind {
 pub struct ProfileView {
     /// Unique name.
     pub name: String,
+    /// Its protocol.
+    pub protocol: Protocol,
     /// How it signs in.
     pub kind: ProfileKind,
     /// The gateway or control-plane URL.
@@ -144,6 +148,7 @@ pub struct ProfileView {
 impl ProfileView {
     /// The view of a valid profile.
     pub fn of(profile: &Profile, signed_in: bool) -> Option<ProfileView> {
+        let Profile::Httvps(profile) = profile;
         let (kind, server, device_id) = match profile.server().ok()? {
             ServerSpec::Gateway(url) => (ProfileKind::Gateway, url.to_owned(), None),
             ServerSpec::ControlPlane { backend, device_id } => (
@@ -154,6 +159,7 @@ impl ProfileView {
         };
         Some(ProfileView {
             name: profile.name.clone(),
+            protocol: Protocol::Httvps,
             kind,
             server,
             device_id,
@@ -175,6 +181,10 @@ impl ProfileView {
 pub struct ProfileInput {
     /// Unique name (no `/`).
     pub name: String,
+    /// Its protocol (absent: HTTVPS, as from a UI before there were others).
+    #[serde(default = "default_protocol")]
+    #[ts(optional)]
+    pub protocol: Option<Protocol>,
     /// How it signs in.
     pub kind: ProfileKind,
     /// `wss://…` gateway URL or `https://…` control-plane URL.
@@ -196,6 +206,10 @@ pub struct ProfileInput {
     pub sni: Option<String>,
 }
 
+fn default_protocol() -> Option<Protocol> {
+    Some(Protocol::Httvps)
+}
+
 fn non_empty(value: &Option<String>) -> Option<String> {
     value
         .as_deref()
@@ -214,12 +228,19 @@ impl ProfileInput {
                 "a profile name has at most 64 characters",
             ));
         }
+        let protocol = self.protocol.unwrap_or(Protocol::Httvps);
+        if !protocol.info().available {
+            return Err(CommandError::new(
+                "unsupported",
+                format!("{} profiles are not available yet", protocol.title()),
+            ));
+        }
         let mut profile = match previous {
-            Some(p) => Profile {
+            Some(Profile::Httvps(p)) => HttvpsProfile {
                 name: name.clone(),
                 ..p.clone()
             },
-            None => Profile::new(name.clone()),
+            None => HttvpsProfile::new(name.clone()),
         };
         let server = self.server.trim().to_owned();
         match self.kind {
@@ -250,7 +271,7 @@ impl ProfileInput {
                 ca.display()
             )));
         }
-        Ok(profile)
+        Ok(Profile::Httvps(profile))
     }
 }
 
@@ -293,6 +314,7 @@ mod tests {
     fn gateway_input(name: &str, server: &str) -> ProfileInput {
         ProfileInput {
             name: name.into(),
+            protocol: None,
             kind: ProfileKind::Gateway,
             server: server.into(),
             device_id: None,
@@ -305,7 +327,7 @@ mod tests {
 
     #[test]
     fn inputs_become_checked_profiles() {
-        let profile = gateway_input(" work ", "wss://gw.example/ws")
+        let Profile::Httvps(profile) = gateway_input(" work ", "wss://gw.example/ws")
             .into_profile(None)
             .unwrap();
         assert_eq!(profile.name, "work");
@@ -334,6 +356,15 @@ mod tests {
         let view = ProfileView::of(&device.into_profile(None).unwrap(), false).unwrap();
         assert_eq!(view.kind, ProfileKind::ControlPlane);
         assert_eq!(view.device_id.as_deref(), Some("dev-7"));
+    }
+
+    #[test]
+    fn protocols_not_built_yet_are_refused_clearly() {
+        let mut input = gateway_input("r", "wss://relay.example");
+        input.protocol = Some(Protocol::Relay);
+        let err = input.into_profile(None).unwrap_err();
+        assert_eq!(err.code, "unsupported");
+        assert!(err.message.contains("Relay"), "{}", err.message);
     }
 
     #[test]

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use desktop_core::settings::{MemoryStorage, ProfileInput, ProfileKind, SettingsStorage};
 use desktop_core::{AppEvent, Controller, Parts, Preferences};
-use engine::{MemoryStore, SecretStore, SessionState};
+use engine::SessionState;
+use profiles::{MemoryStore, SecretStore};
 use httvps_gateway::{AuthSource, Gateway, GatewayConfig, RunningGateway, TlsSource};
 use testkit::{HttpServer, TestCert, closed_port, closes_without_data, free_port, socks5_connect};
 
@@ -70,6 +71,7 @@ fn controller(storage: &SharedStorage, secrets: &Arc<MemoryStore>) -> Controller
 fn profile_input(name: &str, fixture: &Fixture) -> ProfileInput {
     ProfileInput {
         name: name.into(),
+        protocol: None,
         kind: ProfileKind::Gateway,
         server: fixture.url.clone(),
         device_id: None,
@@ -293,6 +295,9 @@ async fn the_demo_serves_its_page_through_the_tunnel() {
     let (ok, body) = curl_socks(proxy, &page).await;
     assert!(ok);
     assert!(String::from_utf8_lossy(&body).contains("It works."));
+    // HTTVPS carries no datagrams: UDP ASSOCIATE gets a clear refusal
+    // (0x07 "command not supported") instead of a relay that drops everything.
+    assert_eq!(socks_udp_associate_reply(proxy).await, 0x07);
     let err = c.start_demo().await.unwrap_err();
     assert_eq!(err.code, "already_running");
     c.disconnect().await;
@@ -309,6 +314,7 @@ async fn bad_inputs_are_refused_and_change_nothing() {
     let c = controller(&storage, &secrets);
     let bad = ProfileInput {
         name: "x".into(),
+        protocol: None,
         kind: ProfileKind::Gateway,
         server: "ws://plain.example/ws".into(),
         device_id: None,
@@ -385,7 +391,10 @@ async fn fast_connect_answers_apps_before_the_gateway_confirms() {
     assert_eq!(body.len(), 70_000);
     c.disconnect().await;
     assert!(
-        c.settings().profiles.iter().all(|p| !p.optimistic_open),
+        c.settings()
+            .profiles
+            .iter()
+            .all(|p| matches!(p, desktop_core::Profile::Httvps(p) if !p.optimistic_open)),
         "the saved profile is left alone"
     );
 
@@ -402,4 +411,21 @@ async fn fast_connect_answers_apps_before_the_gateway_confirms() {
     assert!(matches!(settled(&c).await, SessionState::Active { .. }));
     assert_eq!(socks5_connect(proxy, nothing).await.err(), Some(5));
     c.disconnect().await;
+}
+
+/// Sends a SOCKS5 greeting and a UDP ASSOCIATE request; returns the reply code.
+async fn socks_udp_associate_reply(proxy: SocketAddr) -> u8 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(proxy).await.unwrap();
+    socket.write_all(&[5, 1, 0]).await.unwrap();
+    let mut method = [0u8; 2];
+    socket.read_exact(&mut method).await.unwrap();
+    assert_eq!(method, [5, 0]);
+    socket
+        .write_all(&[5, 3, 0, 1, 0, 0, 0, 0, 0, 0])
+        .await
+        .unwrap();
+    let mut reply = [0u8; 2];
+    socket.read_exact(&mut reply).await.unwrap();
+    reply[1]
 }

@@ -54,15 +54,18 @@ impl ReconnectPolicy {
     }
 }
 
-/// Durations as seconds (fractions allowed) in TOML and JSON.
-pub(crate) mod secs_f64 {
+/// Durations as seconds (fractions allowed) in TOML and JSON; for
+/// `#[serde(with = "secs_f64")]` in every protocol's profile.
+pub mod secs_f64 {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
 
+    /// Writes seconds as a float.
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_f64(d.as_secs_f64())
     }
 
+    /// Reads non-negative, finite seconds.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let secs = f64::deserialize(d)?;
         if !secs.is_finite() || secs < 0.0 {

@@ -1,17 +1,21 @@
 //! The bridge from the local proxy to the current tunnel session: waits a
 //! bounded time for a session (while reconnecting) and for a stream slot, then
-//! opens the stream, counts its bytes into the table and reports its life as
-//! events.
+//! opens the stream (or, for SOCKS5 `UDP ASSOCIATE`, a datagram association
+//! where the session can carry one), counts its bytes into the table and
+//! reports its life as events.
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use local_proxy::{BoxStream, ConnectError, ConnectErrorKind, ConnectRequest, Connector};
+use local_proxy::{
+    AssociateFuture, AssociateRequest, BoxDatagrams, BoxFuture, BoxStream, ConnectError,
+    ConnectErrorKind, ConnectRequest, Connector, Datagram, DatagramChannel,
+};
 use tokio::sync::{broadcast, watch};
 
 use crate::events::EngineEvent;
-use crate::table::{Counted, StreamTable};
+use crate::table::{Counted, Counters, StreamTable};
 use crate::transport::TunnelSession;
 
 /// The session the proxy serves through, `None` while there is none.
@@ -45,6 +49,29 @@ impl EngineConnector {
             )),
         }
     }
+
+    /// A copy for one connection's future (which must be `'static`).
+    fn detached(&self) -> EngineConnector {
+        EngineConnector {
+            current: self.current.clone(),
+            table: self.table.clone(),
+            events: self.events.clone(),
+            reconnect_wait: self.reconnect_wait,
+            slot_wait: self.slot_wait,
+        }
+    }
+
+    /// Closes table row `key` with `reason` and publishes the event.
+    fn close_row(
+        table: &StreamTable,
+        events: &broadcast::Sender<EngineEvent>,
+        key: u64,
+        reason: String,
+    ) {
+        if let Some(info) = table.close(key, reason) {
+            let _ = events.send(EngineEvent::StreamClosed(info));
+        }
+    }
 }
 
 impl Connector for EngineConnector {
@@ -53,13 +80,7 @@ impl Connector for EngineConnector {
         request: ConnectRequest,
     ) -> Pin<Box<dyn std::future::Future<Output = Result<BoxStream, ConnectError>> + Send + 'static>>
     {
-        let this = EngineConnector {
-            current: self.current.clone(),
-            table: self.table.clone(),
-            events: self.events.clone(),
-            reconnect_wait: self.reconnect_wait,
-            slot_wait: self.slot_wait,
-        };
+        let this = self.detached();
         Box::pin(async move {
             let started = Instant::now();
             let protocol = request.protocol.to_string();
@@ -80,20 +101,90 @@ impl Connector for EngineConnector {
                         let _ = this.events.send(EngineEvent::StreamOpened(info));
                     }
                     let (table, events) = (this.table, this.events);
-                    let stream = Counted::new(opened.stream, counters).on_close(move |reason| {
-                        if let Some(info) = table.close(key, reason) {
-                            let _ = events.send(EngineEvent::StreamClosed(info));
-                        }
-                    });
+                    let stream = Counted::new(opened.stream, counters)
+                        .on_close(move |reason| Self::close_row(&table, &events, key, reason));
                     Ok(Box::new(stream) as BoxStream)
                 }
                 Err(e) => {
-                    if let Some(info) = this.table.close(key, e.to_string()) {
-                        let _ = this.events.send(EngineEvent::StreamClosed(info));
-                    }
+                    Self::close_row(&this.table, &this.events, key, e.to_string());
                     Err(e)
                 }
             }
         })
+    }
+
+    fn associate(&self, request: AssociateRequest) -> AssociateFuture {
+        let this = self.detached();
+        Box::pin(async move {
+            let (key, counters) = this.table.insert(
+                "udp (any target)".to_owned(),
+                request.client.to_string(),
+                "socks5-udp",
+            );
+            let opened = async {
+                let session = this.session().await?;
+                match session.datagrams() {
+                    Some(datagrams) => datagrams.associate().await,
+                    None => Err(ConnectError::new(
+                        ConnectErrorKind::Unsupported,
+                        "the active tunnel carries no UDP (SOCKS5 UDP ASSOCIATE needs a protocol with datagrams)",
+                    )),
+                }
+            }
+            .await;
+            match opened {
+                Ok(inner) => {
+                    if let Some(info) = this.table.opened(key, "udp", 0) {
+                        let _ = this.events.send(EngineEvent::StreamOpened(info));
+                    }
+                    Ok(Box::new(CountedDatagrams {
+                        inner,
+                        counters,
+                        table: this.table,
+                        events: this.events,
+                        key,
+                    }) as BoxDatagrams)
+                }
+                Err(e) => {
+                    Self::close_row(&this.table, &this.events, key, e.to_string());
+                    Err(e)
+                }
+            }
+        })
+    }
+}
+
+/// A datagram association counted into its table row, closed when dropped.
+struct CountedDatagrams {
+    inner: BoxDatagrams,
+    counters: std::sync::Arc<Counters>,
+    table: StreamTable,
+    events: broadcast::Sender<EngineEvent>,
+    key: u64,
+}
+
+impl DatagramChannel for CountedDatagrams {
+    fn send(&self, datagram: Datagram) -> BoxFuture<'_, Result<(), ConnectError>> {
+        self.counters.add_up(datagram.payload.len());
+        self.inner.send(datagram)
+    }
+
+    fn recv(&self) -> BoxFuture<'_, Option<Datagram>> {
+        Box::pin(async move {
+            let datagram = self.inner.recv().await?;
+            self.counters.add_down(datagram.payload.len());
+            Some(datagram)
+        })
+    }
+}
+
+impl Drop for CountedDatagrams {
+    fn drop(&mut self) {
+        EngineConnector::close_row(
+            &self.table,
+            &self.events,
+            self.key,
+            "association ended".to_owned(),
+        );
     }
 }

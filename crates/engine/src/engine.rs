@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use local_proxy::{LocalProxy, ProxyConfig, ProxyHandle};
+use net::ErrorCode;
 use rand::Rng;
 use serde::Serialize;
 use tokio::sync::{broadcast, watch};
@@ -101,10 +102,10 @@ impl Inner {
         let _ = self.events.send(EngineEvent::State(state));
     }
 
-    fn error(&self, code: &str, message: &str) {
-        warn!(code, message, "tunnel error");
+    fn error(&self, code: ErrorCode, message: &str) {
+        warn!(code = code.as_str(), message, "tunnel error");
         let _ = self.events.send(EngineEvent::Error {
-            code: code.to_owned(),
+            code,
             message: message.to_owned(),
         });
     }
@@ -287,12 +288,12 @@ async fn drive_sessions(
                     reason = session.closed() => reason,
                 };
                 inner.current.send_replace(None);
-                inner.error("session_lost", &reason);
+                inner.error(ErrorCode::SessionLost, &reason);
                 reason
             }
             Err(e) => {
-                inner.error(&e.code, &e.message);
-                if e.fatal || (!ever_active && !retry_initial) {
+                inner.error(e.code, &e.message);
+                if e.is_fatal() || (!ever_active && !retry_initial) {
                     break Some(format!("{}: {}", e.code, e.message));
                 }
                 e.message
@@ -302,7 +303,7 @@ async fn drive_sessions(
         let unit: f64 = rand::rng().random();
         let Some(delay) = policy.delay(attempt, unit) else {
             let message = format!("gave up after {} attempts: {last_error}", attempt - 1);
-            inner.error("reconnect_failed", &message);
+            inner.error(ErrorCode::ReconnectFailed, &message);
             break Some(message);
         };
         inner.set_state(SessionState::Reconnecting {

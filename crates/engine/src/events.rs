@@ -5,6 +5,7 @@
 //! resynchronise from [`crate::Engine::snapshot`]; the data path never waits
 //! for a front-end.
 
+use net::ErrorCode;
 use serde::Serialize;
 
 use crate::state::SessionState;
@@ -36,7 +37,7 @@ pub enum EngineEvent {
     /// is for people.
     Error {
         /// Stable code (`auth_failed`, `handshake_failed`, `session_lost`, …).
-        code: String,
+        code: ErrorCode,
         /// Human sentence.
         message: String,
     },

@@ -88,6 +88,18 @@ pub struct Counters {
     down: AtomicU64,
 }
 
+impl Counters {
+    /// Counts `n` bytes sent towards the target.
+    pub fn add_up(&self, n: usize) {
+        self.up.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Counts `n` bytes received from the target.
+    pub fn add_down(&self, n: usize) {
+        self.down.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
 #[derive(Debug)]
 struct Row {
     info: StreamInfo,
@@ -269,7 +281,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
         let before = buf.filled().len();
         let result = Pin::new(&mut self.inner).poll_read(cx, buf);
         let n = buf.filled().len() - before;
-        self.counters.down.fetch_add(n as u64, Ordering::Relaxed);
+        self.counters.add_down(n);
         if matches!(result, Poll::Ready(Ok(()))) && n == 0 && buf.remaining() > 0 {
             self.outcome.get_or_insert_with(|| "eof".to_owned());
         }
@@ -286,7 +298,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
     ) -> Poll<io::Result<usize>> {
         let result = Pin::new(&mut self.inner).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = &result {
-            self.counters.up.fetch_add(*n as u64, Ordering::Relaxed);
+            self.counters.add_up(*n);
         }
         self.note(&result);
         result

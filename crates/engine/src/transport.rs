@@ -1,14 +1,22 @@
-//! The engine's view of a tunnel, so that transports other than HTTVPS (HT
-//! over chunked HTTP, HTTVPS over HTTP/3) can plug in without the proxy
+//! The engine's view of a tunnel, so that every outbound protocol (HTTVPS
+//! over WebSocket or HTTP/3, HT over chunked HTTP) plugs in without the proxy
 //! front-end or the UI changing.
+//!
+//! The interface is small on purpose (like sing-box's outbound or h3's QUIC
+//! traits): a [`Transport`] makes [`TunnelSession`]s, a session opens streams,
+//! and optional abilities are asked for, never matched on by protocol:
+//! [`TunnelSession::datagrams`] (UDP, for SOCKS5 `UDP ASSOCIATE`) and
+//! [`TunnelSession::resolver`] (DNS through the tunnel).
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use local_proxy::{BoxStream, ConnectError};
-use proto_httvps::TargetAddr;
+use std::net::IpAddr;
+
+use local_proxy::{BoxDatagrams, BoxStream, ConnectError};
+use net::{ErrorCode, TargetAddr};
 
 /// A boxed, sendable future.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -38,6 +46,29 @@ pub trait TunnelSession: Send + Sync + 'static {
     fn closed(&self) -> BoxFuture<'_, String>;
     /// Ends the session.
     fn close(&self);
+    /// The session's datagram ability, when its protocol carries UDP.
+    /// `None` (the default) makes SOCKS5 `UDP ASSOCIATE` fail with a clear
+    /// "command not supported".
+    fn datagrams(&self) -> Option<&dyn DatagramSession> {
+        None
+    }
+    /// The session's remote resolver, when its protocol can ask the far side
+    /// to resolve names (so that no DNS query leaves this machine in clear).
+    fn resolver(&self) -> Option<&dyn Resolver> {
+        None
+    }
+}
+
+/// UDP through a tunnel session.
+pub trait DatagramSession: Send + Sync {
+    /// Opens one association: datagrams to any target, replies from any.
+    fn associate(&self) -> BoxFuture<'_, Result<BoxDatagrams, ConnectError>>;
+}
+
+/// DNS through a tunnel session.
+pub trait Resolver: Send + Sync {
+    /// The addresses of `name`, as the far side resolves them.
+    fn resolve(&self, name: &str) -> BoxFuture<'_, Result<Vec<IpAddr>, ConnectError>>;
 }
 
 /// A stream the transport opened.
@@ -49,13 +80,27 @@ pub struct OpenedStream {
 }
 
 /// A session could not be made.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct TransportError {
-    /// Stable code (`auth_failed`, `handshake_failed`, `control_plane_error`, …).
-    pub code: String,
+    /// Stable code (`auth_failed`, `handshake_failed`, …); fatal codes stop
+    /// the reconnect loop.
+    pub code: ErrorCode,
     /// What happened, for people.
     pub message: String,
+}
+
+impl TransportError {
+    /// An error with `code`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> TransportError {
+        TransportError {
+            code,
+            message: message.into(),
+        }
+    }
+
     /// Whether retrying cannot help (refused credentials, bad configuration).
-    pub fatal: bool,
+    pub fn is_fatal(&self) -> bool {
+        self.code.is_fatal()
+    }
 }

@@ -5,15 +5,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
+use desktop_core::Profile;
 use engine::control::{ControlServer, default_control_file};
-use engine::launch;
-use engine::secrets::{SecretKind, account};
-use engine::{
-    Engine, EngineEvent, HttvpsTransport, KeyringStore, Profile, ProfileStore, SecretStore,
-    SessionState, StartOptions,
-};
-use httvps_client::Secret;
+use engine::{Engine, EngineEvent, SessionState, StartOptions};
+use httvps_client::profile::DEVICE_TOKEN;
+use httvps_client::{HttvpsProfile, HttvpsTransport, launch};
 use local_proxy::ProxyConfig;
+use net::Secret;
+use profiles::{KeyringStore, ProfileStore, ProfilesFile, SecretKind, SecretStore, account};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::args::{ConnectArgs, Global, ServerArgs};
@@ -22,16 +21,16 @@ use crate::output::{describe_state, print_event};
 pub async fn run(global: &Global, args: ConnectArgs) -> anyhow::Result<ExitCode> {
     let store = profile_store(global)?;
     let (mut profile, saved) = match &args.profile {
-        Some(name) => (store.load()?.pick(Some(name))?.clone(), true),
+        Some(name) => (httvps(load(&store)?.pick(Some(name))?)?.clone(), true),
         None if args.server.gateway.is_none() && args.server.backend.is_none() => {
-            let file = store.load()?;
+            let file = load(&store)?;
             let profile = file.pick(None).with_context(|| {
                 format!(
                     "no server given: pass --gateway URL or --backend URL --device-id ID, or save a profile with `httvps login` ({})",
                     store.path().display()
                 )
             })?;
-            (profile.clone(), true)
+            (httvps(profile)?.clone(), true)
         }
         None => (profile_from_args("command-line", &args.server)?, false),
     };
@@ -57,9 +56,27 @@ pub fn profile_store(global: &Global) -> anyhow::Result<ProfileStore> {
     })
 }
 
+/// The profiles file (every protocol's profiles; this command uses the
+/// HTTVPS ones).
+pub fn load(store: &ProfileStore) -> anyhow::Result<ProfilesFile<Profile>> {
+    Ok(store.load()?)
+}
+
+/// The HTTVPS settings of a profile, or why this command cannot use it.
+pub fn httvps(profile: &Profile) -> anyhow::Result<&HttvpsProfile> {
+    match profile {
+        Profile::Httvps(p) => Ok(p),
+        other => bail!(
+            "profile {:?} is a {} profile; the `httvps` command connects HTTVPS profiles (use the desktop app)",
+            other.name(),
+            other.protocol().title()
+        ),
+    }
+}
+
 /// A profile made from command-line flags.
-pub fn profile_from_args(name: &str, server: &ServerArgs) -> anyhow::Result<Profile> {
-    let mut profile = Profile::new(name);
+pub fn profile_from_args(name: &str, server: &ServerArgs) -> anyhow::Result<HttvpsProfile> {
+    let mut profile = HttvpsProfile::new(name);
     profile.gateway = server.gateway.clone();
     profile.backend = server.backend.clone();
     profile.device_id = server.device_id.clone();
@@ -84,7 +101,7 @@ const CLIENT_NAME: &str = concat!("httvps-cli/", env!("CARGO_PKG_VERSION"));
 /// Finds a secret: stdin when asked, else the keychain (saved profiles), else
 /// the environment variable.
 fn resolve_secret(
-    profile: &Profile,
+    profile: &HttvpsProfile,
     kind: SecretKind,
     keychain: Option<&dyn SecretStore>,
     from_stdin: bool,
@@ -120,14 +137,15 @@ fn resolve_secret(
 
 /// The HTTVPS transport for a profile, with its secret.
 pub fn transport_for(
-    profile: &Profile,
+    profile: &HttvpsProfile,
     keychain: Option<&dyn SecretStore>,
     token_stdin: bool,
 ) -> anyhow::Result<HttvpsTransport> {
-    let kind = launch::token_kind(profile)?;
-    let env_var = match kind {
-        SecretKind::DeviceToken => "HTTVPS_DEVICE_TOKEN",
-        _ => "HTTVPS_SESSION_TOKEN",
+    let kind = profile.token_kind()?;
+    let env_var = if kind == DEVICE_TOKEN {
+        "HTTVPS_DEVICE_TOKEN"
+    } else {
+        "HTTVPS_SESSION_TOKEN"
     };
     let token = resolve_secret(profile, kind, keychain, token_stdin, env_var)?;
     Ok(launch::transport(profile, token, CLIENT_NAME)?)
@@ -135,7 +153,7 @@ pub fn transport_for(
 
 /// The local proxy settings for a profile.
 fn proxy_config(
-    profile: &Profile,
+    profile: &HttvpsProfile,
     keychain: Option<&dyn SecretStore>,
 ) -> anyhow::Result<ProxyConfig> {
     let password = match &profile.proxy_username {
@@ -143,7 +161,7 @@ fn proxy_config(
         Some(_) => Some(
             resolve_secret(
                 profile,
-                SecretKind::ProxyPassword,
+                SecretKind::PROXY_PASSWORD,
                 keychain,
                 false,
                 "HTTVPS_PROXY_PASSWORD",

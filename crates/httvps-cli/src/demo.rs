@@ -4,12 +4,9 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context;
-use engine::demo::DemoPage;
-use engine::{DemoGateway, HttvpsAuth, HttvpsTransport, ReconnectPolicy, StartOptions};
-use local_proxy::ProxyConfig;
+use demo::{DemoGateway, DemoPage};
 
 use crate::args::{DemoArgs, Global};
 use crate::connect::supervise;
@@ -20,22 +17,10 @@ pub async fn run(global: &Global, args: DemoArgs) -> anyhow::Result<ExitCode> {
         .await
         .context("starting the demo web page")?;
     let page_url = page.url();
-    let transport = HttvpsTransport::new(
-        gateway.client_config(),
-        HttvpsAuth::SessionToken(gateway.token()),
-    );
-    let listen = args.listen.unwrap_or(engine::profile::DEFAULT_LISTEN);
-    let options = StartOptions {
-        transport: Arc::new(transport),
-        proxy: ProxyConfig {
-            listen,
-            ..ProxyConfig::default()
-        },
-        reconnect: ReconnectPolicy::default(),
-        retry_initial: true,
-        slot_wait: std::time::Duration::from_secs(30),
-        reconnect_wait: std::time::Duration::from_secs(15),
-    };
+    let listen = args
+        .listen
+        .unwrap_or(httvps_client::profile::DEFAULT_LISTEN);
+    let options = gateway.start_options(listen, false);
     let gateway_addr = gateway.addr();
     let banner: crate::connect::Banner = Box::new(move |proxy: SocketAddr| {
         let text = format!(

@@ -5,13 +5,13 @@ use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use engine::profile::ServerSpec;
-use engine::secrets::{SecretKind, account};
-use engine::{KeyringStore, SecretStore};
-use httvps_client::Secret;
+use desktop_core::Profile;
+use httvps_client::profile::{DEVICE_TOKEN, SESSION_TOKEN, ServerSpec};
+use net::Secret;
+use profiles::{KeyringStore, SecretKind, SecretStore, account};
 
 use crate::args::{Global, LoginArgs, LogoutArgs};
-use crate::connect::{profile_from_args, profile_store};
+use crate::connect::{httvps, load, profile_from_args, profile_store};
 
 /// Reads one secret: a hidden prompt on a terminal, else a line of stdin.
 fn read_secret(prompt: &str) -> anyhow::Result<Secret> {
@@ -34,11 +34,12 @@ fn read_secret(prompt: &str) -> anyhow::Result<Secret> {
 
 pub fn login(global: &Global, args: LoginArgs) -> anyhow::Result<ExitCode> {
     let store = profile_store(global)?;
-    let mut file = store.load()?;
+    let mut file = load(&store)?;
     let mut profile = profile_from_args(&args.profile, &args.server)
         .context("a profile needs --gateway URL, or --backend URL with --device-id ID")?;
     // Keep settings of an existing profile that were not given again.
-    if let Some(old) = file.profiles.iter().find(|p| p.name == args.profile) {
+    if let Some(old) = file.profiles.iter().find(|p| p.name() == args.profile) {
+        let old = httvps(old)?;
         profile.reconnect = old.reconnect;
         profile.limits = old.limits;
         profile.listen = profile.listen.or(old.listen);
@@ -48,13 +49,11 @@ pub fn login(global: &Global, args: LoginArgs) -> anyhow::Result<ExitCode> {
             .or(old.proxy_username.clone());
         profile.optimistic_open = args.server.optimistic_open.unwrap_or(old.optimistic_open);
     }
-    let kind = match profile.server()? {
-        ServerSpec::Gateway(_) => SecretKind::SessionToken,
-        ServerSpec::ControlPlane { .. } => SecretKind::DeviceToken,
-    };
-    let prompt = match kind {
-        SecretKind::SessionToken => "Session token: ",
-        _ => "Device token: ",
+    let kind = profile.token_kind()?;
+    let prompt = if kind == SESSION_TOKEN {
+        "Session token: "
+    } else {
+        "Device token: "
     };
     let secret = read_secret(prompt)?;
     let keychain = KeyringStore::with_service(&global.keyring_service);
@@ -65,7 +64,7 @@ pub fn login(global: &Global, args: LoginArgs) -> anyhow::Result<ExitCode> {
         }
         let password = read_secret("Local proxy password: ")?;
         keychain.set(
-            &account(&profile.name, SecretKind::ProxyPassword),
+            &account(&profile.name, SecretKind::PROXY_PASSWORD),
             &password,
         )?;
     }
@@ -73,7 +72,7 @@ pub fn login(global: &Global, args: LoginArgs) -> anyhow::Result<ExitCode> {
     if file.default.is_none() {
         file.default = Some(name.clone());
     }
-    file.upsert(profile);
+    file.upsert(Profile::Httvps(profile));
     store.save(&file)?;
     println!(
         "saved profile {name:?} in {}; its secret is in the OS keychain",
@@ -85,11 +84,7 @@ pub fn login(global: &Global, args: LoginArgs) -> anyhow::Result<ExitCode> {
 pub fn logout(global: &Global, args: LogoutArgs) -> anyhow::Result<ExitCode> {
     let keychain = KeyringStore::with_service(&global.keyring_service);
     let mut removed = 0;
-    for kind in [
-        SecretKind::SessionToken,
-        SecretKind::DeviceToken,
-        SecretKind::ProxyPassword,
-    ] {
+    for kind in [SESSION_TOKEN, DEVICE_TOKEN, SecretKind::PROXY_PASSWORD] {
         if keychain.delete(&account(&args.profile, kind))? {
             removed += 1;
         }
@@ -100,7 +95,7 @@ pub fn logout(global: &Global, args: LogoutArgs) -> anyhow::Result<ExitCode> {
     );
     if args.forget {
         let store = profile_store(global)?;
-        let mut file = store.load()?;
+        let mut file = load(&store)?;
         if file.remove(&args.profile) {
             store.save(&file)?;
             println!("deleted profile {:?}", args.profile);
@@ -113,7 +108,7 @@ pub fn logout(global: &Global, args: LogoutArgs) -> anyhow::Result<ExitCode> {
 
 pub fn list(global: &Global) -> anyhow::Result<ExitCode> {
     let store = profile_store(global)?;
-    let file = store.load()?;
+    let file = load(&store)?;
     if file.profiles.is_empty() {
         println!(
             "no profiles in {} (create one with `httvps login`)",
@@ -123,12 +118,15 @@ pub fn list(global: &Global) -> anyhow::Result<ExitCode> {
     }
     let keychain = KeyringStore::with_service(&global.keyring_service);
     for profile in &file.profiles {
+        let Ok(profile) = httvps(profile) else {
+            println!("{}	{} profile", profile.name(), profile.protocol().title());
+            continue;
+        };
         let (server, kind) = match profile.server()? {
-            ServerSpec::Gateway(url) => (url.to_owned(), SecretKind::SessionToken),
-            ServerSpec::ControlPlane { backend, device_id } => (
-                format!("{backend} (device {device_id})"),
-                SecretKind::DeviceToken,
-            ),
+            ServerSpec::Gateway(url) => (url.to_owned(), SESSION_TOKEN),
+            ServerSpec::ControlPlane { backend, device_id } => {
+                (format!("{backend} (device {device_id})"), DEVICE_TOKEN)
+            }
         };
         let secret = match keychain.get(&account(&profile.name, kind)) {
             Ok(Some(_)) => "token in keychain",

@@ -19,8 +19,8 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use crate::config::ClientConfig;
 use crate::error::ClientError;
-use crate::secret::Secret;
 use crate::tls;
+use net::Secret;
 
 /// The WebSocket over TLS over TCP that a session runs on.
 pub(crate) type WsStream = WebSocketStream<TlsStream<TcpStream>>;

@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{ClientConfig, TlsOptions};
 use crate::error::ClientError;
-use crate::secret::Secret;
 use crate::tls;
 use crate::tunnel::Tunnel;
+use net::Secret;
 
 /// A device's long-lived login.
 #[derive(Debug, Clone)]

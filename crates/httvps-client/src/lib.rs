@@ -14,6 +14,10 @@
 //! session tokens that `hello` needs; [`connect_with_device`] fetches a fresh
 //! one for every (re)connect.
 //!
+//! [`HttvpsTransport`] is HTTVPS as an engine transport (what the local proxy
+//! serves through), [`HttvpsProfile`] its saved settings, and [`launch`] the
+//! one place the CLI and the app turn a profile into a running engine.
+//!
 //! The wire format and the stream-id rules live in `proto-httvps`; this crate
 //! only drives them with tokio.
 #![warn(missing_docs)]
@@ -22,18 +26,22 @@ mod config;
 mod connect;
 mod control;
 mod error;
-mod secret;
+pub mod launch;
+pub mod profile;
 mod session;
 mod stream;
 mod tls;
+pub mod transport;
 mod tunnel;
 
 pub use config::{ClientConfig, KeepaliveConfig, TlsOptions};
 pub use control::{ControlPlane, DeviceCredentials, SessionGrant, connect_with_device};
 pub use error::{ClientError, StreamEnd};
+pub use net::Secret;
+pub use profile::HttvpsProfile;
 pub use proto_httvps::{ErrorCode, Frame, TargetAddr};
-pub use secret::Secret;
 pub use session::Session;
 pub use stream::Stream;
 pub use tls::spki_sha256;
+pub use transport::{HttvpsAuth, HttvpsTransport};
 pub use tunnel::{CloseReason, Tunnel, TunnelState};

@@ -6,7 +6,7 @@
 //! the target to the Shadowsocks node, which resolves it there.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -24,66 +24,6 @@ use tokio::net::TcpStream;
 
 use crate::config::OutlineNode;
 use crate::session::{CloseReason, StreamEnd};
-
-/// Why an address is refused in direct mode.
-pub fn refused_range(ip: IpAddr) -> Option<&'static str> {
-    match ip {
-        IpAddr::V4(v4) => refused_v4(v4),
-        IpAddr::V6(v6) => {
-            // An IPv4-mapped address reaches the IPv4 host: judge that host.
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return refused_v4(v4);
-            }
-            refused_v6(v6)
-        }
-    }
-}
-
-fn refused_v4(ip: Ipv4Addr) -> Option<&'static str> {
-    let o = ip.octets();
-    if ip == Ipv4Addr::new(169, 254, 169, 254) {
-        Some("cloud metadata")
-    } else if ip.is_loopback() {
-        Some("loopback")
-    } else if ip.is_unspecified() || o[0] == 0 {
-        Some("unspecified")
-    } else if ip.is_private() {
-        Some("private")
-    } else if ip.is_link_local() {
-        Some("link-local")
-    } else if o[0] == 100 && (o[1] & 0xc0) == 64 {
-        Some("carrier-grade NAT")
-    } else if ip.is_broadcast() {
-        Some("broadcast")
-    } else if ip.is_multicast() {
-        Some("multicast")
-    } else if o[0] >= 240 {
-        Some("reserved")
-    } else {
-        None
-    }
-}
-
-fn refused_v6(ip: Ipv6Addr) -> Option<&'static str> {
-    let s = ip.segments();
-    if ip == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254) {
-        Some("cloud metadata")
-    } else if ip.is_loopback() {
-        Some("loopback")
-    } else if ip.is_unspecified() {
-        Some("unspecified")
-    } else if (s[0] & 0xfe00) == 0xfc00 {
-        Some("unique local")
-    } else if (s[0] & 0xffc0) == 0xfe80 {
-        Some("link-local")
-    } else if (s[0] & 0xffc0) == 0xfec0 {
-        Some("site-local")
-    } else if ip.is_multicast() {
-        Some("multicast")
-    } else {
-        None
-    }
-}
 
 /// How one session reaches targets.
 #[derive(Clone)]
@@ -244,16 +184,13 @@ async fn dial_direct(target: &TargetAddr, allow_private: bool) -> Result<TcpStre
             format!("{target} resolves to no address"),
         ));
     }
-    if !allow_private {
-        // Every address is checked before any is dialed.
-        for sa in &addrs {
-            if let Some(why) = refused_range(sa.ip()) {
-                return Err(dial_failure(
-                    CloseReason::NotAllowed,
-                    format!("target {target} ({}) is a {why} address", sa.ip()),
-                ));
-            }
-        }
+    // Every address is checked before any is dialed.
+    let policy = net::TargetPolicy { allow_private };
+    if let Err(refused) = policy.check(target, addrs.iter().map(|sa| sa.ip())) {
+        return Err(dial_failure(
+            CloseReason::NotAllowed,
+            format!("target {refused}"),
+        ));
     }
     let mut last = None;
     for sa in &addrs {
@@ -305,56 +242,6 @@ async fn dial_outline(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn refused(s: &str) -> bool {
-        refused_range(s.parse().unwrap()).is_some()
-    }
-
-    #[test]
-    fn policy_refuses_internal_ranges() {
-        for ip in [
-            "127.0.0.1",
-            "127.9.9.9",
-            "10.1.2.3",
-            "172.16.0.1",
-            "172.31.255.255",
-            "192.168.1.1",
-            "169.254.1.1",
-            "169.254.169.254",
-            "100.64.0.1",
-            "100.127.255.255",
-            "0.0.0.0",
-            "0.1.2.3",
-            "224.0.0.1",
-            "255.255.255.255",
-            "240.0.0.1",
-            "::1",
-            "::",
-            "fc00::1",
-            "fd00:ec2::254",
-            "fe80::1",
-            "ff02::1",
-            "::ffff:127.0.0.1",
-            "::ffff:10.0.0.1",
-        ] {
-            assert!(refused(ip), "{ip} should be refused");
-        }
-    }
-
-    #[test]
-    fn policy_allows_public_addresses() {
-        for ip in [
-            "1.1.1.1",
-            "8.8.8.8",
-            "100.63.255.255",
-            "100.128.0.1",
-            "172.32.0.1",
-            "2606:4700::1111",
-            "::ffff:8.8.8.8",
-        ] {
-            assert!(!refused(ip), "{ip} should be allowed");
-        }
-    }
 
     #[test]
     fn outline_config_checks_method() {

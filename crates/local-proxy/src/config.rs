@@ -17,7 +17,8 @@ pub struct ProxyConfig {
     /// auth and request, or the first HTTP request head). Default 10 s.
     pub handshake_timeout: Duration,
     /// Most simultaneous client connections; past it new ones are closed at
-    /// once. Default 1024.
+    /// once. A SOCKS5 UDP association counts as the one connection that
+    /// carries its control channel. Default 1024.
     pub max_connections: usize,
     /// Largest HTTP request head accepted; larger gets 431. Default 16 KiB.
     pub max_header_bytes: usize,
@@ -27,6 +28,15 @@ pub struct ProxyConfig {
     /// per MiB than 16 KiB pieces (issue 5). A busy connection holds at most
     /// twice this much.
     pub copy_buffer: usize,
+    /// A SOCKS5 UDP association with no datagram relayed either way for this
+    /// long is closed (its UDP socket, tunnel channel and control connection).
+    /// Default 120 s: DNS, QUIC and games send more often than that, and a
+    /// client that forgot its association should not hold it forever.
+    pub udp_idle_timeout: Duration,
+    /// Largest UDP payload relayed, either way; larger datagrams are dropped.
+    /// Default 65 507 bytes, the most an IPv4 UDP datagram can carry. Each
+    /// association holds one receive buffer of this size plus a header.
+    pub udp_max_datagram: usize,
 }
 
 impl Default for ProxyConfig {
@@ -38,6 +48,8 @@ impl Default for ProxyConfig {
             max_connections: 1024,
             max_header_bytes: 16 * 1024,
             copy_buffer: 64 * 1024,
+            udp_idle_timeout: Duration::from_secs(120),
+            udp_max_datagram: net::datagram::MAX_DATAGRAM_LEN,
         }
     }
 }
@@ -58,6 +70,13 @@ impl ProxyConfig {
         }
         if self.handshake_timeout.is_zero() {
             return bad("handshake_timeout must not be zero");
+        }
+        if self.udp_idle_timeout.is_zero() {
+            return bad("udp_idle_timeout must not be zero");
+        }
+        // No UDP datagram is larger than 65 535 bytes, headers included.
+        if !(1..=usize::from(u16::MAX)).contains(&self.udp_max_datagram) {
+            return bad("udp_max_datagram must be 1 to 65535 bytes");
         }
         Ok(())
     }
@@ -143,5 +162,21 @@ mod tests {
             ..ProxyConfig::default()
         };
         assert!(bad.validate().is_err());
+        for bad in [
+            ProxyConfig {
+                udp_max_datagram: 0,
+                ..ProxyConfig::default()
+            },
+            ProxyConfig {
+                udp_max_datagram: 70_000,
+                ..ProxyConfig::default()
+            },
+            ProxyConfig {
+                udp_idle_timeout: Duration::ZERO,
+                ..ProxyConfig::default()
+            },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
     }
 }

@@ -1,4 +1,6 @@
-//! The seam between the proxy front-end and whatever carries the bytes.
+//! The seam between the proxy front-end and whatever carries the bytes:
+//! streams for SOCKS5 `CONNECT` and HTTP, datagrams for SOCKS5
+//! `UDP ASSOCIATE` where the active transport carries them.
 
 use std::fmt;
 use std::future::Future;
@@ -6,7 +8,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 
-use proto_httvps::TargetAddr;
+use net::{Datagram, TargetAddr};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 /// A byte stream to a target: what a [`Connector`] hands back.
@@ -66,6 +68,8 @@ pub enum ConnectErrorKind {
     Busy,
     /// The tunnel is down or reconnecting.
     Unavailable,
+    /// The active transport cannot carry this (UDP over a stream-only tunnel).
+    Unsupported,
     /// Anything else.
     Other,
 }
@@ -79,6 +83,7 @@ impl fmt::Display for ConnectErrorKind {
             ConnectErrorKind::TimedOut => "timed out",
             ConnectErrorKind::Busy => "no tunnel slot available",
             ConnectErrorKind::Unavailable => "tunnel unavailable",
+            ConnectErrorKind::Unsupported => "not supported by this tunnel",
             ConnectErrorKind::Other => "connect failed",
         })
     }
@@ -124,6 +129,36 @@ impl From<io::Error> for ConnectError {
 /// The future a [`Connector`] returns.
 pub type ConnectFuture = Pin<Box<dyn Future<Output = Result<BoxStream, ConnectError>> + Send>>;
 
+/// A boxed, sendable future borrowing from its owner.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What the proxy asks a [`Connector`] for on SOCKS5 `UDP ASSOCIATE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssociateRequest {
+    /// The client's TCP control connection address, for logs and policy.
+    pub client: SocketAddr,
+}
+
+/// The far side of one UDP association: datagrams to any target go out
+/// through `send`, and replies from any target come back through `recv`.
+///
+/// Both take `&self` so one driver task can wait on the client's socket and
+/// on `recv` at once; implementations keep their receiver behind a lock.
+pub trait DatagramChannel: Send + Sync + 'static {
+    /// Sends one datagram towards `datagram.target`. Backpressure: this waits
+    /// while the transport's queue is full; an error ends the association.
+    fn send(&self, datagram: Datagram) -> BoxFuture<'_, Result<(), ConnectError>>;
+    /// The next datagram from any target (its `target` is the sender);
+    /// `None` once the association is over.
+    fn recv(&self) -> BoxFuture<'_, Option<Datagram>>;
+}
+
+/// A boxed [`DatagramChannel`].
+pub type BoxDatagrams = Box<dyn DatagramChannel>;
+
+/// The future [`Connector::associate`] returns.
+pub type AssociateFuture = Pin<Box<dyn Future<Output = Result<BoxDatagrams, ConnectError>> + Send>>;
+
 /// Opens byte streams to targets; the engine implements it over the tunnel.
 ///
 /// The proxy does not put a deadline on `connect`: the connector owns its
@@ -138,6 +173,20 @@ pub trait Connector: Send + Sync + 'static {
         &self,
         request: ConnectRequest,
     ) -> Pin<Box<dyn Future<Output = Result<BoxStream, ConnectError>> + Send + 'static>>;
+
+    /// Opens a UDP association (SOCKS5 `UDP ASSOCIATE`). The default refuses
+    /// with [`ConnectErrorKind::Unsupported`], which the client sees as
+    /// SOCKS reply 0x07 "command not supported": a stream-only transport
+    /// (HTTVPS) says so clearly instead of pretending.
+    fn associate(&self, request: AssociateRequest) -> AssociateFuture {
+        let _ = request;
+        Box::pin(async {
+            Err(ConnectError::new(
+                ConnectErrorKind::Unsupported,
+                "the active tunnel carries no UDP",
+            ))
+        })
+    }
 }
 
 impl<F, Fut> Connector for F

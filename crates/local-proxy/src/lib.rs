@@ -4,15 +4,22 @@
 //! This crate knows nothing about the tunnel. It accepts client connections,
 //! finishes the proxy handshake, and asks the [`Connector`] (implemented by the
 //! engine) for a byte stream to the target; then it copies bytes both ways.
+//! For SOCKS5 `UDP ASSOCIATE` it asks for a datagram channel instead and
+//! relays datagrams between it and a local UDP socket.
 //!
 //! ```text
 //!  browser ──TCP──▶ LocalProxy ── first byte ──┬─ 0x05   → SOCKS5 (RFC 1928/1929)
 //!                                               ├─ letter → HTTP proxy (CONNECT or absolute URI)
 //!                                               └─ other  → closed (0x04 gets SOCKS4 "rejected")
 //!                       │
-//!                       └── Connector::connect(ConnectRequest{target, client, protocol})
+//!                       ├── CONNECT, HTTP: Connector::connect(ConnectRequest{target, client, protocol})
+//!                       │             ▼
+//!                       │       BoxStream (tunnel stream) ◀══ copy both ways ══▶ client
+//!                       │
+//!                       └── UDP ASSOCIATE: Connector::associate(AssociateRequest{client})
 //!                                     ▼
-//!                               BoxStream (tunnel stream) ◀══ copy both ways ══▶ client
+//!                               BoxDatagrams ◀══ Datagram ══▶ relay UdpSocket ◀═ RSV FRAG ATYP addr port data ═▶ client UDP
+//!                               (send / recv)                 (listener's IP, port 0; BND in the reply)
 //! ```
 //!
 //! # Design
@@ -31,7 +38,27 @@
 //!   [`ProxyConfig::copy_buffer`] bytes; only while a head is being read may
 //!   one grow, up to [`ProxyConfig::max_header_bytes`] for requests and 64 KiB
 //!   for response heads. [`ProxyConfig::max_connections`] caps the number of
-//!   connections: past it new ones are closed at once.
+//!   connections: past it new ones are closed at once. A UDP association
+//!   adds one receive buffer of [`ProxyConfig::udp_max_datagram`] bytes plus
+//!   a header, and one for the way back; nothing is queued in the proxy.
+//! - **UDP ASSOCIATE (RFC 1928 §4, §7).** The connector decides whether UDP
+//!   can be carried: the default [`Connector::associate`] refuses, which the
+//!   client sees as reply 0x07 "command not supported". On success the proxy
+//!   binds one UDP socket per association on the IP the client reached it
+//!   on (port 0), names it in the reply, and relays: datagrams from the
+//!   client are decoded ([`socks5::decode_udp_datagram`]) and handed to
+//!   [`DatagramChannel::send`]; datagrams from [`DatagramChannel::recv`] go
+//!   back with the header naming their sender. Only the control
+//!   connection's IP may send, and only from one port (DST.PORT of the
+//!   request, else the first valid datagram's; a request naming another
+//!   host as its source gets reply 0x02); fragments, malformed and
+//!   oversized datagrams ([`ProxyConfig::udp_max_datagram`]) are dropped
+//!   and counted in debug logs, never ending the association. It ends when
+//!   the control connection closes, when `recv` returns `None`, or after
+//!   [`ProxyConfig::udp_idle_timeout`] without traffic; the socket and the
+//!   channel are dropped then. It runs in the control connection's task, so
+//!   it holds one slot under [`ProxyConfig::max_connections`]. Target names
+//!   stay names here too.
 //! - **HTTP keep-alive.** Plain `http://` requests are forwarded over one
 //!   upstream per client connection, reused while requests go to the same
 //!   `host:port` and replaced when the target changes. Bodies are framed
@@ -46,6 +73,8 @@
 //! [`socks5::Reply::from_connect_error`] and [`http1::status_for`]. Timeouts
 //! become SOCKS reply 0x06 "TTL expired", which curl and Chromium report as a
 //! timeout (0x04 "host unreachable" would also be allowed by RFC 1928).
+//! [`ConnectErrorKind::Unsupported`] (a tunnel that carries no UDP) becomes
+//! 0x07 "command not supported", the same answer as for BIND.
 
 #![warn(missing_docs)]
 
@@ -58,8 +87,9 @@ pub mod socks5;
 
 pub use config::{Credentials, ProxyConfig};
 pub use connector::{
-    BoxStream, ConnectError, ConnectErrorKind, ConnectFuture, ConnectRequest, Connector,
-    ProxyProtocol, ProxyStream,
+    AssociateFuture, AssociateRequest, BoxDatagrams, BoxFuture, BoxStream, ConnectError,
+    ConnectErrorKind, ConnectFuture, ConnectRequest, Connector, DatagramChannel, ProxyProtocol,
+    ProxyStream,
 };
-pub use proto_httvps::TargetAddr;
+pub use net::{Datagram, TargetAddr};
 pub use server::{LocalProxy, ProxyHandle};

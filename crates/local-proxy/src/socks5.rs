@@ -22,12 +22,25 @@
 //!   |      reply: 05 rep 00 atyp addr port   |
 //!   |<---------------------------------------|
 //! ```
+//!
+//! After a successful `UDP ASSOCIATE` reply the client sends datagrams to
+//! BND.ADDR:BND.PORT, each with the header of RFC 1928 §7 in front
+//! ([`decode_udp_header`], [`encode_udp_header`]); replies come back with the
+//! same header naming their sender:
+//!
+//! ```text
+//! +----+------+------+----------+----------+----------+
+//! |RSV | FRAG | ATYP | DST.ADDR | DST.PORT |   DATA   |
+//! +----+------+------+----------+----------+----------+
+//! | 2  |  1   |  1   | Variable |    2     | Variable |
+//! +----+------+------+----------+----------+----------+
+//! ```
 
 use std::fmt;
 use std::net::SocketAddr;
 
-use proto_httvps::TargetAddr;
-use proto_httvps::address::AddressError;
+use net::AddressError;
+use net::TargetAddr;
 
 use crate::ConnectErrorKind;
 
@@ -47,7 +60,7 @@ pub const AUTH_SUCCESS: u8 = 0x00;
 pub const AUTH_FAILURE: u8 = 0x01;
 
 /// The longest request: header, a 255-byte domain and the port.
-pub const MAX_REQUEST_LEN: usize = 3 + proto_httvps::address::MAX_HEADER_LEN;
+pub const MAX_REQUEST_LEN: usize = 3 + net::MAX_HEADER_LEN;
 
 /// Why bytes from a SOCKS5 client can never form a valid message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,9 +75,16 @@ pub enum SocksError {
     /// The request's address type is not IPv4 (1), domain (3) or IPv6 (4).
     #[error("unknown address type 0x{0:02x}")]
     UnknownAddressType(u8),
-    /// The request's domain name is empty or not UTF-8.
-    #[error("invalid domain name in request: {0}")]
+    /// The domain name of a request or UDP header is empty or not UTF-8.
+    #[error("invalid domain name: {0}")]
     BadDomain(AddressError),
+    /// A UDP datagram ends inside its header. (A datagram arrives whole, so
+    /// unlike a stream there is no "read more".)
+    #[error("UDP datagram shorter than its SOCKS5 header")]
+    Truncated,
+    /// A UDP datagram is a fragment (FRAG is not 0); the relay drops them.
+    #[error("UDP fragment {0} (fragmentation is not supported)")]
+    Fragmented(u8),
 }
 
 impl SocksError {
@@ -325,6 +345,7 @@ impl Reply {
             ConnectErrorKind::Unreachable => Reply::HostUnreachable,
             ConnectErrorKind::NotAllowed => Reply::NotAllowed,
             ConnectErrorKind::TimedOut => Reply::TtlExpired,
+            ConnectErrorKind::Unsupported => Reply::CommandNotSupported,
             ConnectErrorKind::Busy | ConnectErrorKind::Unavailable | ConnectErrorKind::Other => {
                 Reply::GeneralFailure
             }
@@ -367,6 +388,65 @@ pub fn decode_reply(buf: &[u8]) -> Result<Option<(ReplyMessage, usize)>, SocksEr
         Err(AddressError::UnknownAddressType(atyp)) => Err(SocksError::UnknownAddressType(atyp)),
         Err(other) => Err(SocksError::BadDomain(other)),
     }
+}
+
+/// The fixed part of the UDP request header before the address: RSV, FRAG.
+const UDP_PREFIX_LEN: usize = 3;
+
+/// The longest UDP request header: RSV, FRAG and the longest address.
+pub const MAX_UDP_HEADER_LEN: usize = UDP_PREFIX_LEN + net::MAX_HEADER_LEN;
+
+/// The header in front of every datagram of a UDP association (RFC 1928 §7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UdpHeader {
+    /// The fragment number; 0 for a standalone datagram.
+    pub frag: u8,
+    /// Client to relay: where the payload goes. Relay to client: where it
+    /// came from.
+    pub target: TargetAddr,
+}
+
+/// Decodes the header of one whole UDP datagram, returning it and the offset
+/// of the payload. The reserved bytes are not checked (as in requests).
+///
+/// The header is returned as sent, FRAG included; [`decode_udp_datagram`]
+/// is the relay's stricter reading that refuses fragments. Unlike the
+/// stream decoders there is no `Ok(None)`: a datagram that ends inside its
+/// header is [`SocksError::Truncated`].
+pub fn decode_udp_header(buf: &[u8]) -> Result<(UdpHeader, usize), SocksError> {
+    let (Some(&frag), Some(addr)) = (buf.get(2), buf.get(UDP_PREFIX_LEN..)) else {
+        return Err(SocksError::Truncated);
+    };
+    // The same address form as requests: one parser, in `net`.
+    match TargetAddr::decode(addr) {
+        Ok(None) => Err(SocksError::Truncated),
+        Ok(Some((target, used))) => Ok((UdpHeader { frag, target }, UDP_PREFIX_LEN + used)),
+        Err(AddressError::UnknownAddressType(atyp)) => Err(SocksError::UnknownAddressType(atyp)),
+        Err(other) => Err(SocksError::BadDomain(other)),
+    }
+}
+
+/// Decodes a datagram from the client into its target and payload, as the
+/// relay accepts it.
+///
+/// Fragments (FRAG other than 0) are refused with
+/// [`SocksError::Fragmented`], and the relay drops them: RFC 1928 §7 lets an
+/// implementation that does not support fragmentation "drop any datagram
+/// whose FRAG field is other than X'00'". No client we know of fragments;
+/// reassembly would need a queue and a timer per association for nothing.
+pub fn decode_udp_datagram(buf: &[u8]) -> Result<(TargetAddr, &[u8]), SocksError> {
+    let (header, offset) = decode_udp_header(buf)?;
+    if header.frag != 0 {
+        return Err(SocksError::Fragmented(header.frag));
+    }
+    Ok((header.target, &buf[offset..]))
+}
+
+/// Appends the header of a standalone datagram (RSV 0, FRAG 0) for
+/// `target`; the payload goes right after it.
+pub fn encode_udp_header(target: &TargetAddr, out: &mut Vec<u8>) {
+    out.extend_from_slice(&[0x00, 0x00, 0x00]);
+    target.encode(out);
 }
 
 #[cfg(test)]
@@ -478,10 +558,83 @@ mod tests {
             (Busy, 0x01),
             (Unavailable, 0x01),
             (Other, 0x01),
+            (Unsupported, 0x07),
         ];
         for (kind, code) in cases {
             assert_eq!(Reply::from_connect_error(kind) as u8, code, "{kind:?}");
         }
+    }
+
+    #[test]
+    fn udp_header_examples() {
+        let mut out = Vec::new();
+        encode_udp_header(&TargetAddr::Ip("1.2.3.4:53".parse().unwrap()), &mut out);
+        assert_eq!(out, [0, 0, 0, 1, 1, 2, 3, 4, 0, 53]);
+        out.extend_from_slice(b"query");
+        let (target, payload) = decode_udp_datagram(&out).unwrap();
+        assert_eq!(target, TargetAddr::Ip("1.2.3.4:53".parse().unwrap()));
+        assert_eq!(payload, b"query");
+        // An empty payload is a valid datagram.
+        let (_, payload) = decode_udp_datagram(&out[..10]).unwrap();
+        assert!(payload.is_empty());
+        // Domains stay names.
+        let (h, offset) = decode_udp_header(&[0, 0, 0, 3, 2, b'a', b'b', 1, 0, 9]).unwrap();
+        assert_eq!(
+            h,
+            UdpHeader {
+                frag: 0,
+                target: TargetAddr::Domain("ab".into(), 256)
+            }
+        );
+        assert_eq!(offset, 9);
+    }
+
+    #[test]
+    fn udp_header_truncated_at_every_length() {
+        for target in ["1.2.3.4:1", "[2001:db8::1]:2", "example.org:3"] {
+            let mut out = Vec::new();
+            encode_udp_header(&TargetAddr::parse(target).unwrap(), &mut out);
+            for cut in 0..out.len() {
+                assert_eq!(
+                    decode_udp_header(&out[..cut]),
+                    Err(SocksError::Truncated),
+                    "{target} cut at {cut}"
+                );
+                assert_eq!(decode_udp_datagram(&out[..cut]), Err(SocksError::Truncated));
+            }
+            assert_eq!(decode_udp_header(&out).unwrap().1, out.len());
+        }
+    }
+
+    #[test]
+    fn udp_header_bad_address() {
+        assert_eq!(
+            decode_udp_header(&[0, 0, 0, 9, 1, 2, 3, 4, 0, 1]),
+            Err(SocksError::UnknownAddressType(9))
+        );
+        assert!(matches!(
+            decode_udp_datagram(&[0, 0, 0, 3, 0, 0, 80]),
+            Err(SocksError::BadDomain(_))
+        ));
+        assert!(matches!(
+            decode_udp_datagram(&[0, 0, 0, 3, 1, 0xff, 0, 80]),
+            Err(SocksError::BadDomain(_))
+        ));
+    }
+
+    #[test]
+    fn udp_fragments_are_dropped() {
+        let mut bytes = vec![0, 0, 1];
+        TargetAddr::Ip("10.0.0.1:53".parse().unwrap()).encode(&mut bytes);
+        bytes.extend_from_slice(b"part");
+        // The codec reports FRAG as sent; the relay's reading refuses it.
+        assert_eq!(decode_udp_header(&bytes).unwrap().0.frag, 1);
+        assert_eq!(decode_udp_datagram(&bytes), Err(SocksError::Fragmented(1)));
+        bytes[2] = 0x81; // "end of fragment sequence" bit set
+        assert_eq!(
+            decode_udp_datagram(&bytes),
+            Err(SocksError::Fragmented(0x81))
+        );
     }
 
     fn any_target() -> impl Strategy<Value = TargetAddr> {
@@ -574,6 +727,43 @@ mod tests {
             if let Ok(Some((_, n))) = decode_user_pass(&bytes) { prop_assert!(n <= bytes.len()); }
             if let Ok(Some((_, n))) = decode_request(&bytes) { prop_assert!(n <= bytes.len()); }
             if let Ok(Some((_, n))) = decode_reply(&bytes) { prop_assert!(n <= bytes.len()); }
+        }
+
+        #[test]
+        fn udp_header_round_trips(
+            target in any_target(),
+            payload in proptest::collection::vec(any::<u8>(), 0..64),
+        ) {
+            let mut out = Vec::new();
+            encode_udp_header(&target, &mut out);
+            let len = out.len();
+            prop_assert!(len <= MAX_UDP_HEADER_LEN);
+            for cut in 0..len {
+                prop_assert_eq!(decode_udp_header(&out[..cut]), Err(SocksError::Truncated));
+            }
+            out.extend_from_slice(&payload);
+            let expected = UdpHeader { frag: 0, target: target.clone() };
+            prop_assert_eq!(decode_udp_header(&out), Ok((expected, len)));
+            prop_assert_eq!(decode_udp_datagram(&out), Ok((target, &payload[..])));
+        }
+
+        #[test]
+        fn udp_decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            if let Ok((_, offset)) = decode_udp_header(&bytes) {
+                prop_assert!(offset <= bytes.len());
+            }
+            if let Ok((_, payload)) = decode_udp_datagram(&bytes) {
+                prop_assert!(payload.len() <= bytes.len());
+            }
+        }
+
+        #[test]
+        fn udp_decode_never_panics_on_header_like_input(
+            frag in any::<u8>(), atyp in 0u8..6, rest in proptest::collection::vec(any::<u8>(), 0..300),
+        ) {
+            let mut bytes = vec![0, 0, frag, atyp];
+            bytes.extend_from_slice(&rest);
+            let _ = decode_udp_datagram(&bytes);
         }
 
         #[test]

@@ -134,6 +134,8 @@ async fn truncated_messages_then_silence_are_closed_at_the_handshake_timeout() {
 
 #[tokio::test]
 async fn udp_associate_and_bind_are_not_supported() {
+    // BIND and unknown commands never are; UDP ASSOCIATE is refused by the
+    // TCP-only connector's default `associate` (tests/udp.rs has the rest).
     let connector = DirectConnector::new();
     let proxy = start(config(), connector.clone()).await;
     for cmd in [2u8, 3, 9] {

@@ -343,7 +343,7 @@ impl Failure {
         matches!(self, Failure::UpstreamBeforeHead(e) if e.is_disconnect())
     }
 
-    fn client_text(&self, target: &proto_httvps::TargetAddr) -> String {
+    fn client_text(&self, target: &net::TargetAddr) -> String {
         match self {
             Failure::BadResponse(e) => format!("{target} sent an invalid response ({e})"),
             Failure::UnrequestedUpgrade => format!("{target} switched protocols unasked"),

@@ -5,7 +5,7 @@ use std::io;
 use std::task::{Context, Waker};
 
 use bytes::{Buf, BytesMut};
-use proto_httvps::TargetAddr;
+use net::TargetAddr;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 
 use crate::BoxStream;

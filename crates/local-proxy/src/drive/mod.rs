@@ -4,6 +4,7 @@
 mod http;
 mod io;
 mod socks;
+mod udp;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,13 +1,14 @@
-//! SOCKS5 driver: handshake under a deadline, connect, relay.
+//! SOCKS5 driver: handshake under a deadline, then connect and relay, or
+//! hand a `UDP ASSOCIATE` over to [`super::udp`].
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use proto_httvps::TargetAddr;
+use net::TargetAddr;
 use tokio::io::AsyncWriteExt;
 use tracing::{debug, info};
 
-use super::ClientConn;
 use super::io::{ReadError, Upstream, relay};
+use super::{ClientConn, udp};
 use crate::socks5::{self, Command, Reply};
 use crate::{ConnectRequest, ProxyProtocol};
 
@@ -15,12 +16,15 @@ pub(crate) const VERSION_BYTE: u8 = socks5::VERSION;
 
 /// BND.ADDR and BND.PORT of our replies: clients ignore them for CONNECT,
 /// and the real address would only describe the far end of the tunnel.
-const UNSPECIFIED: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
+pub(super) const UNSPECIFIED: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
 
 /// How the handshake ended.
 enum Handshake {
     /// A CONNECT request to carry out.
     Connect(TargetAddr),
+    /// A UDP ASSOCIATE request; the address is where the client says it will
+    /// send datagrams from (all zeros when it does not know).
+    Associate(TargetAddr),
     /// A reply was sent (refusal or error); close gracefully.
     Replied,
 }
@@ -33,6 +37,10 @@ pub(crate) async fn serve(mut conn: ClientConn) {
             return;
         }
         Ok(Ok(Handshake::Connect(target))) => target,
+        Ok(Ok(Handshake::Associate(source))) => {
+            udp::serve(conn, source).await;
+            return;
+        }
         Ok(Ok(Handshake::Replied)) => {
             conn.close_gracefully().await;
             return;
@@ -152,19 +160,24 @@ async fn handshake(conn: &mut ClientConn) -> Result<Handshake, HandshakeError> {
         }
         Err(err) => return Err(err.into()),
     };
-    if request.command != Command::Connect {
-        debug!(command = ?request.command, target = %request.target, "SOCKS5 command not supported");
-        out.clear();
-        socks5::encode_reply(Reply::CommandNotSupported, UNSPECIFIED, &mut out);
-        conn.writer.write_all(&out).await?;
-        return Ok(Handshake::Replied);
+    match request.command {
+        Command::Connect => Ok(Handshake::Connect(normalize(request.target))),
+        // Whether UDP can be carried is the connector's call: the default
+        // refuses with 0x07, as for BIND below.
+        Command::UdpAssociate => Ok(Handshake::Associate(normalize(request.target))),
+        Command::Bind | Command::Other(_) => {
+            debug!(command = ?request.command, target = %request.target, "SOCKS5 command not supported");
+            out.clear();
+            socks5::encode_reply(Reply::CommandNotSupported, UNSPECIFIED, &mut out);
+            conn.writer.write_all(&out).await?;
+            Ok(Handshake::Replied)
+        }
     }
-    Ok(Handshake::Connect(normalize(request.target)))
 }
 
 /// An IP literal sent as a domain name needs no resolution: make it an
 /// [`TargetAddr::Ip`]. Real names stay names (resolved beyond the tunnel).
-fn normalize(target: TargetAddr) -> TargetAddr {
+pub(super) fn normalize(target: TargetAddr) -> TargetAddr {
     match target {
         TargetAddr::Domain(name, port) => match name.parse::<IpAddr>() {
             Ok(ip) => TargetAddr::Ip(SocketAddr::new(ip, port)),

@@ -15,7 +15,7 @@ pub use body::{BodyError, BodyFraming, BodyScanner, MAX_CHUNK_EXTENSION, MAX_TRA
 
 use std::fmt::Write as _;
 
-use proto_httvps::TargetAddr;
+use net::TargetAddr;
 
 use crate::ConnectErrorKind;
 
@@ -96,9 +96,10 @@ impl Status {
 /// The status for a failed connect: the one place HTTP codes are chosen.
 pub fn status_for(kind: ConnectErrorKind) -> Status {
     match kind {
-        ConnectErrorKind::Refused | ConnectErrorKind::Unreachable | ConnectErrorKind::Other => {
-            Status::BAD_GATEWAY
-        }
+        ConnectErrorKind::Refused
+        | ConnectErrorKind::Unreachable
+        | ConnectErrorKind::Unsupported
+        | ConnectErrorKind::Other => Status::BAD_GATEWAY,
         ConnectErrorKind::TimedOut | ConnectErrorKind::Busy => Status::GATEWAY_TIMEOUT,
         ConnectErrorKind::NotAllowed => Status::FORBIDDEN,
         ConnectErrorKind::Unavailable => Status::UNAVAILABLE,
@@ -115,6 +116,9 @@ pub fn connect_error_text(kind: ConnectErrorKind, target: &TargetAddr, message: 
         ConnectErrorKind::Busy => format!("no tunnel slot became free in time for {target}"),
         ConnectErrorKind::Unavailable => "the tunnel is down or reconnecting".to_owned(),
         ConnectErrorKind::Other => format!("could not connect to {target}"),
+        ConnectErrorKind::Unsupported => {
+            format!("the tunnel cannot carry this request to {target}")
+        }
     };
     if !message.is_empty() {
         let _ = write!(text, " ({message})");

@@ -195,6 +195,19 @@ pub async fn echo_server() -> Server {
     Server { addr, task }
 }
 
+/// A UDP echo server on 127.0.0.1: sends every datagram back to its sender.
+pub async fn udp_echo_server() -> Server {
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let mut buf = vec![0u8; 65_536];
+        while let Ok((n, from)) = socket.recv_from(&mut buf).await {
+            let _ = socket.send_to(&buf[..n], from).await;
+        }
+    });
+    Server { addr, task }
+}
+
 /// A raw TCP server: runs `handler` for each connection.
 pub async fn raw_server<F, Fut>(handler: F) -> Server
 where

@@ -1,18 +1,21 @@
-//! From a saved profile and its secrets to what [`crate::Engine::start`] needs.
+//! From a saved HTTVPS profile and its secrets to what `engine::Engine::start`
+//! needs.
 //!
-//! The one place where the CLI and the desktop app turn a [`Profile`] into a
-//! transport and proxy settings, so both connect the same way. Where the
-//! secrets come from (keychain, stdin, environment) is the caller's business.
+//! The one place where the CLI and the desktop app turn an [`HttvpsProfile`]
+//! into a transport and proxy settings, so both connect the same way. Where
+//! the secrets come from (keychain, stdin, environment) is the caller's
+//! business.
 
 use std::sync::Arc;
 
-use httvps_client::{ClientConfig, ControlPlane, DeviceCredentials, KeepaliveConfig, Secret};
+use engine::StartOptions;
 use local_proxy::{Credentials, ProxyConfig};
+use net::Secret;
+use profiles::ProfileError;
 
-use crate::engine::StartOptions;
-use crate::httvps::{HttvpsAuth, HttvpsTransport};
-use crate::profile::{Profile, ProfileError, ServerSpec};
-use crate::secrets::SecretKind;
+use crate::profile::{HttvpsProfile, ServerSpec};
+use crate::transport::{HttvpsAuth, HttvpsTransport};
+use crate::{ClientConfig, ControlPlane, DeviceCredentials, KeepaliveConfig};
 
 /// A profile could not be turned into a tunnel.
 #[derive(Debug, thiserror::Error)]
@@ -34,19 +37,10 @@ pub enum LaunchError {
     MissingProxyPassword(String),
 }
 
-/// Which secret a profile needs to connect: a session token for a gateway, a
-/// device token for a control plane.
-pub fn token_kind(profile: &Profile) -> Result<SecretKind, ProfileError> {
-    Ok(match profile.server()? {
-        ServerSpec::Gateway(_) => SecretKind::SessionToken,
-        ServerSpec::ControlPlane { .. } => SecretKind::DeviceToken,
-    })
-}
-
 /// SDK settings for a profile and a gateway URL; `client_name` is sent in
 /// `hello` (e.g. `httvps-cli/0.1.0`).
 pub fn client_config(
-    profile: &Profile,
+    profile: &HttvpsProfile,
     url: &str,
     client_name: &str,
 ) -> Result<ClientConfig, LaunchError> {
@@ -67,7 +61,7 @@ pub fn client_config(
 /// The HTTVPS transport for a profile, given the token of
 /// [`token_kind`]'s kind.
 pub fn transport(
-    profile: &Profile,
+    profile: &HttvpsProfile,
     token: Secret,
     client_name: &str,
 ) -> Result<HttvpsTransport, LaunchError> {
@@ -107,7 +101,7 @@ pub fn transport(
 /// The local proxy settings for a profile; `password` is needed when the
 /// profile has a proxy user name.
 pub fn proxy_config(
-    profile: &Profile,
+    profile: &HttvpsProfile,
     password: Option<Secret>,
 ) -> Result<ProxyConfig, LaunchError> {
     let auth = match (&profile.proxy_username, password) {
@@ -126,7 +120,7 @@ pub fn proxy_config(
 /// `retry_initial`: whether a failed first connect is retried like a lost
 /// session.
 pub fn start_options(
-    profile: &Profile,
+    profile: &HttvpsProfile,
     transport: HttvpsTransport,
     proxy: ProxyConfig,
     retry_initial: bool,
@@ -147,18 +141,19 @@ mod tests {
 
     #[test]
     fn gateway_profiles_need_a_session_token_and_control_planes_a_device_token() {
-        let gateway = Profile::for_gateway("g", "wss://gw.example/ws");
-        assert_eq!(token_kind(&gateway).unwrap(), SecretKind::SessionToken);
-        let mut device = Profile::new("d");
+        use crate::profile::{DEVICE_TOKEN, SESSION_TOKEN};
+        let gateway = HttvpsProfile::for_gateway("g", "wss://gw.example/ws");
+        assert_eq!(gateway.token_kind().unwrap(), SESSION_TOKEN);
+        let mut device = HttvpsProfile::new("d");
         device.backend = Some("https://api.example".into());
         device.device_id = Some("dev-1".into());
-        assert_eq!(token_kind(&device).unwrap(), SecretKind::DeviceToken);
-        assert!(token_kind(&Profile::new("empty")).is_err());
+        assert_eq!(device.token_kind().unwrap(), DEVICE_TOKEN);
+        assert!(HttvpsProfile::new("empty").token_kind().is_err());
     }
 
     #[test]
     fn a_proxy_user_without_password_is_refused() {
-        let mut profile = Profile::for_gateway("g", "wss://gw.example/ws");
+        let mut profile = HttvpsProfile::for_gateway("g", "wss://gw.example/ws");
         profile.proxy_username = Some("me".into());
         assert!(matches!(
             proxy_config(&profile, None),
@@ -171,7 +166,7 @@ mod tests {
 
     #[test]
     fn the_profile_chooses_optimistic_open() {
-        let mut profile = Profile::for_gateway("g", "wss://gw.example/ws");
+        let mut profile = HttvpsProfile::for_gateway("g", "wss://gw.example/ws");
         let url = "wss://gw.example/ws";
         assert!(!client_config(&profile, url, "t/1").unwrap().optimistic_open);
         profile.optimistic_open = true;
@@ -180,7 +175,7 @@ mod tests {
 
     #[test]
     fn a_bad_pin_is_reported_with_the_profile() {
-        let mut profile = Profile::for_gateway("g", "wss://gw.example/ws");
+        let mut profile = HttvpsProfile::for_gateway("g", "wss://gw.example/ws");
         profile.pin_sha256 = Some("not-hex".into());
         let err = transport(&profile, Secret::new("t"), "test/1").unwrap_err();
         assert!(err.to_string().contains("\"g\""), "{err}");

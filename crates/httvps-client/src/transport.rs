@@ -5,14 +5,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use httvps_client::{
-    ClientConfig, ClientError, ControlPlane, DeviceCredentials, Secret, StreamEnd, Tunnel,
+use engine::transport::{BoxFuture, OpenedStream, Transport, TransportError, TunnelSession};
+use local_proxy::{ConnectError, ConnectErrorKind};
+use net::{ErrorCode, Secret, TargetAddr};
+use proto_httvps::ErrorCode as WireCode;
+
+use crate::{
+    ClientConfig, ClientError, ControlPlane, DeviceCredentials, StreamEnd, Tunnel,
     connect_with_device,
 };
-use local_proxy::{ConnectError, ConnectErrorKind};
-use proto_httvps::TargetAddr;
-
-use crate::transport::{BoxFuture, OpenedStream, Transport, TransportError, TunnelSession};
 
 /// How an HTTVPS transport authenticates.
 #[derive(Debug, Clone)]
@@ -44,21 +45,39 @@ impl HttvpsTransport {
     }
 }
 
-/// Codes after which retrying with the same credentials cannot help.
-fn is_fatal(code: &str) -> bool {
-    matches!(
-        code,
-        "auth_failed" | "bad_version" | "bad_hello" | "config_error"
-    )
+/// The engine's stable code for an SDK error: the one place HTTVPS codes
+/// (the gateway's wire codes and the SDK's own failures) become
+/// [`ErrorCode`]s.
+pub fn error_code(e: &ClientError) -> ErrorCode {
+    match e {
+        ClientError::HandshakeFailed {
+            code: Some(code), ..
+        } => match code {
+            WireCode::AuthFailed => ErrorCode::AuthFailed,
+            WireCode::BadVersion => ErrorCode::BadVersion,
+            WireCode::BadHello => ErrorCode::BadHello,
+            WireCode::BadFrame | WireCode::BadStream | WireCode::StreamError => {
+                ErrorCode::ProtocolError
+            }
+            WireCode::SessionError => ErrorCode::ServerError,
+            WireCode::Unsupported => ErrorCode::Unsupported,
+            _ => ErrorCode::HandshakeFailed,
+        },
+        ClientError::HandshakeFailed { code: None, .. } => ErrorCode::HandshakeFailed,
+        ClientError::InvalidUrl { .. } | ClientError::TlsConfig(_) => ErrorCode::ConfigError,
+        ClientError::Stream(_) => ErrorCode::ProtocolError,
+        ClientError::StreamLimitTimeout(_) => ErrorCode::StreamLimit,
+        ClientError::SessionClosed(_) | ClientError::Transport(_) => ErrorCode::SessionLost,
+        ClientError::ControlPlane {
+            status: Some(401 | 403),
+            ..
+        } => ErrorCode::AuthFailed,
+        ClientError::ControlPlane { .. } => ErrorCode::ControlPlaneError,
+    }
 }
 
 fn transport_error(e: ClientError) -> TransportError {
-    let code = e.code().to_owned();
-    TransportError {
-        fatal: is_fatal(&code),
-        message: e.to_string(),
-        code,
-    }
+    TransportError::new(error_code(&e), e.to_string())
 }
 
 impl Transport for HttvpsTransport {
@@ -90,7 +109,8 @@ struct HttvpsSession {
     tunnel: Tunnel,
 }
 
-/// Maps how a stream failed to what the proxy tells its client.
+/// Maps how a stream failed to what the proxy tells its client: the one
+/// `match` from the gateway's `stream_close` reasons to proxy replies.
 fn connect_error(end: StreamEnd) -> ConnectError {
     let kind = match end.reason() {
         Some("refused") => ConnectErrorKind::Refused,
@@ -147,5 +167,51 @@ impl TunnelSession for HttvpsSession {
 
     fn close(&self) {
         self.tunnel.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_credentials_and_bad_settings_are_fatal_network_failures_are_not() {
+        let handshake = |code| ClientError::HandshakeFailed {
+            code,
+            message: "m".into(),
+        };
+        let fatal = |e: ClientError| transport_error(e).is_fatal();
+        assert!(fatal(handshake(Some(WireCode::AuthFailed))));
+        assert!(fatal(handshake(Some(WireCode::BadVersion))));
+        assert!(fatal(ClientError::TlsConfig("no CA".into())));
+        assert!(fatal(ClientError::ControlPlane {
+            status: Some(401),
+            message: "m".into()
+        }));
+        assert!(!fatal(handshake(None)));
+        assert!(!fatal(ClientError::Transport("reset".into())));
+        assert!(!fatal(ClientError::ControlPlane {
+            status: Some(503),
+            message: "m".into()
+        }));
+        assert_eq!(
+            error_code(&handshake(Some(WireCode::Other("try_later".into())))),
+            ErrorCode::HandshakeFailed
+        );
+    }
+
+    #[test]
+    fn stream_close_reasons_pick_the_proxy_reply() {
+        let closed = |reason: &str| {
+            connect_error(StreamEnd::Closed {
+                reason: Some(reason.to_owned()),
+            })
+            .kind
+        };
+        assert_eq!(closed("refused"), ConnectErrorKind::Refused);
+        assert_eq!(closed("unreachable"), ConnectErrorKind::Unreachable);
+        assert_eq!(closed("not_allowed"), ConnectErrorKind::NotAllowed);
+        assert_eq!(closed("timeout"), ConnectErrorKind::TimedOut);
+        assert_eq!(closed("upstream_error"), ConnectErrorKind::Other);
     }
 }

@@ -1,5 +1,6 @@
-//! Targets: the `host:port` text of `stream_open` and the Shadowsocks address
-//! header that starts every stream's payload.
+//! Targets: the `host:port` text form (HTTVPS `stream_open`, HTTP `CONNECT`)
+//! and the binary address header shared by SOCKS5 requests, Shadowsocks and
+//! HTTVPS stream payloads.
 //!
 //! The header is SOCKS5's address form (RFC 1928 §5), which Shadowsocks reuses:
 //! `0x01` + 4-byte IPv4 | `0x03` + length + name | `0x04` + 16-byte IPv6, then

@@ -1,56 +1,27 @@
-//! Profiles: how to reach a server and how to run the local proxy, kept in a
-//! TOML file in the platform's config directory. Secrets are never in it: they
-//! live in a [`crate::secrets::SecretStore`] under the profile's name.
+//! An HTTVPS profile: how to reach a gateway (a session token, or a device
+//! login through the control plane) and how to run the local proxy. The app
+//! layer's profile enum holds it as its `protocol = "httvps"` variant; its
+//! fields are the `[[profile]]` table of `profiles.toml`. Secrets are never in
+//! it: they live in a `profiles::SecretStore` under the profile's name.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::backoff::{ReconnectPolicy, secs_f64};
+use engine::backoff::{ReconnectPolicy, secs_f64};
+use profiles::{ProfileError, SecretKind, StoredProfile, check_name};
 
 /// The default local proxy address: loopback only.
 pub const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 1080);
 
-/// A profile could not be loaded, saved or used.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ProfileError {
-    /// The file could not be read or written.
-    #[error("{action} {path}: {source}")]
-    Io {
-        /// What we were doing.
-        action: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The file is not valid TOML of the expected shape.
-    #[error("{path} is not a valid profiles file: {message}")]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// The parser's explanation (with line and column).
-        message: String,
-    },
-    /// A profile's fields do not make sense together.
-    #[error("profile {name:?}: {message}")]
-    Invalid {
-        /// The profile.
-        name: String,
-        /// What is wrong and how to fix it.
-        message: String,
-    },
-    /// No profile by that name.
-    #[error("no profile named {0:?} (see `httvps profiles`)")]
-    NotFound(String),
-    /// The platform has no config directory (no home directory).
-    #[error("cannot find a configuration directory for this user")]
-    NoConfigDir,
-}
+/// The keychain kind of a gateway session token (single-use with a real
+/// backend).
+pub const SESSION_TOKEN: SecretKind = SecretKind::new("session-token");
+/// The keychain kind of a control-plane device token.
+pub const DEVICE_TOKEN: SecretKind = SecretKind::new("device-token");
 
 /// Limits of the client side, in seconds in the file.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -85,10 +56,10 @@ impl Default for ClientLimits {
     }
 }
 
-/// One profile.
+/// One HTTVPS profile.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Profile {
+pub struct HttvpsProfile {
     /// Unique name; also the keychain account prefix.
     pub name: String,
     /// A gateway URL (`wss://host:port/ws`), used with a session token.
@@ -147,10 +118,10 @@ pub enum ServerSpec<'a> {
     },
 }
 
-impl Profile {
+impl HttvpsProfile {
     /// A profile with only a name: no server yet, defaults everywhere else.
-    pub fn new(name: impl Into<String>) -> Profile {
-        Profile {
+    pub fn new(name: impl Into<String>) -> HttvpsProfile {
+        HttvpsProfile {
             name: name.into(),
             gateway: None,
             backend: None,
@@ -168,22 +139,17 @@ impl Profile {
     }
 
     /// A profile for a gateway URL with defaults everywhere else.
-    pub fn for_gateway(name: impl Into<String>, gateway: impl Into<String>) -> Profile {
-        Profile {
+    pub fn for_gateway(name: impl Into<String>, gateway: impl Into<String>) -> HttvpsProfile {
+        HttvpsProfile {
             gateway: Some(gateway.into()),
-            ..Profile::new(name)
+            ..HttvpsProfile::new(name)
         }
     }
 
     /// Checks the fields and says how this profile reaches its server.
     pub fn server(&self) -> Result<ServerSpec<'_>, ProfileError> {
-        let invalid = |message: &str| ProfileError::Invalid {
-            name: self.name.clone(),
-            message: message.to_owned(),
-        };
-        if self.name.trim().is_empty() || self.name.contains('/') {
-            return Err(invalid("the name must be non-empty and contain no '/'"));
-        }
+        let invalid = |message: &str| ProfileError::invalid(&self.name, message);
+        check_name(&self.name)?;
         if let Some(pin) = &self.pin_sha256 {
             decode_pin(pin).map_err(|m| invalid(&m))?;
         }
@@ -229,6 +195,25 @@ impl Profile {
                 message,
             })
     }
+
+    /// The secret this profile needs to connect: a session token for a
+    /// gateway, a device token for a control plane.
+    pub fn token_kind(&self) -> Result<SecretKind, ProfileError> {
+        Ok(match self.server()? {
+            ServerSpec::Gateway(_) => SESSION_TOKEN,
+            ServerSpec::ControlPlane { .. } => DEVICE_TOKEN,
+        })
+    }
+}
+
+impl StoredProfile for HttvpsProfile {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn validate(&self) -> Result<(), ProfileError> {
+        self.server().map(|_| ())
+    }
 }
 
 /// Reads a hex SHA-256 pin (colons allowed, as certificate tools print them).
@@ -248,141 +233,28 @@ pub fn decode_pin(text: &str) -> Result<[u8; 32], String> {
     Ok(out)
 }
 
-/// The whole file.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProfilesFile {
-    /// The profile used when none is named.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub default: Option<String>,
-    /// The profiles.
-    #[serde(default, rename = "profile")]
-    pub profiles: Vec<Profile>,
-}
-
-impl ProfilesFile {
-    /// The named profile, or the default one, or the only one.
-    pub fn pick(&self, name: Option<&str>) -> Result<&Profile, ProfileError> {
-        let wanted = name.or(self.default.as_deref());
-        match wanted {
-            Some(name) => self
-                .profiles
-                .iter()
-                .find(|p| p.name == name)
-                .ok_or_else(|| ProfileError::NotFound(name.to_owned())),
-            None if self.profiles.len() == 1 => Ok(&self.profiles[0]),
-            None => Err(ProfileError::NotFound(
-                "(none given; use --profile NAME)".into(),
-            )),
-        }
-    }
-
-    /// Adds or replaces a profile by name.
-    pub fn upsert(&mut self, profile: Profile) {
-        match self.profiles.iter_mut().find(|p| p.name == profile.name) {
-            Some(existing) => *existing = profile,
-            None => self.profiles.push(profile),
-        }
-    }
-
-    /// Removes a profile; returns whether it existed.
-    pub fn remove(&mut self, name: &str) -> bool {
-        let before = self.profiles.len();
-        self.profiles.retain(|p| p.name != name);
-        if self.default.as_deref() == Some(name) {
-            self.default = None;
-        }
-        self.profiles.len() != before
-    }
-}
-
-/// Reads and writes the profiles file.
-#[derive(Debug, Clone)]
-pub struct ProfileStore {
-    path: PathBuf,
-}
-
-impl ProfileStore {
-    /// The file at `path`.
-    pub fn at(path: impl Into<PathBuf>) -> Self {
-        ProfileStore { path: path.into() }
-    }
-
-    /// `profiles.toml` in the platform config dir (e.g. `~/.config/httvps/`).
-    pub fn default_location() -> Result<Self, ProfileError> {
-        let dirs =
-            directories::ProjectDirs::from("", "", "httvps").ok_or(ProfileError::NoConfigDir)?;
-        Ok(ProfileStore::at(dirs.config_dir().join("profiles.toml")))
-    }
-
-    /// The file's path.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Loads the file; a missing file is an empty one.
-    pub fn load(&self) -> Result<ProfilesFile, ProfileError> {
-        let text = match std::fs::read_to_string(&self.path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(ProfilesFile::default());
-            }
-            Err(source) => {
-                return Err(ProfileError::Io {
-                    action: "reading",
-                    path: self.path.clone(),
-                    source,
-                });
-            }
-        };
-        let file: ProfilesFile = toml::from_str(&text).map_err(|e| ProfileError::Parse {
-            path: self.path.clone(),
-            message: e.to_string(),
-        })?;
-        for profile in &file.profiles {
-            profile.server()?;
-        }
-        Ok(file)
-    }
-
-    /// Saves atomically (write a temporary file, then rename).
-    pub fn save(&self, file: &ProfilesFile) -> Result<(), ProfileError> {
-        let io = |action, source| ProfileError::Io {
-            action,
-            path: self.path.clone(),
-            source,
-        };
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| io("creating the directory of", e))?;
-        }
-        let text = toml::to_string_pretty(file).map_err(|e| ProfileError::Parse {
-            path: self.path.clone(),
-            message: e.to_string(),
-        })?;
-        let tmp = self.path.with_extension("toml.tmp");
-        std::fs::write(&tmp, text).map_err(|e| io("writing", e))?;
-        std::fs::rename(&tmp, &self.path).map_err(|e| io("replacing", e))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use profiles::{ProfileStore, ProfilesFile};
 
     #[test]
     fn round_trips_through_toml_without_secrets() {
         let dir = tempfile::tempdir().unwrap();
         let store = ProfileStore::at(dir.path().join("profiles.toml"));
-        assert_eq!(store.load().unwrap(), ProfilesFile::default());
+        assert_eq!(
+            store.load::<HttvpsProfile>().unwrap(),
+            ProfilesFile::default()
+        );
         let mut file = ProfilesFile::default();
-        let mut work = Profile::for_gateway("work", "wss://gw.example/ws");
+        let mut work = HttvpsProfile::for_gateway("work", "wss://gw.example/ws");
         work.pin_sha256 = Some("ab".repeat(32));
         work.proxy_username = Some("me".into());
         file.upsert(work.clone());
-        file.upsert(Profile {
+        file.upsert(HttvpsProfile {
             backend: Some("https://api.example".into()),
             device_id: Some("dev-1".into()),
-            ..Profile::new("home")
+            ..HttvpsProfile::new("home")
         });
         file.default = Some("work".into());
         store.save(&file).unwrap();
@@ -391,7 +263,7 @@ mod tests {
             !text.to_lowercase().contains("token") && !text.contains("password"),
             "{text}"
         );
-        let back = store.load().unwrap();
+        let back: ProfilesFile<HttvpsProfile> = store.load().unwrap();
         assert_eq!(back, file);
         assert_eq!(back.pick(None).unwrap().name, "work");
         assert_eq!(
@@ -405,21 +277,21 @@ mod tests {
 
     #[test]
     fn explains_bad_profiles() {
-        let bad = |p: Profile| p.server().unwrap_err().to_string();
-        assert!(bad(Profile::for_gateway("x", "http://a")).contains("wss://"));
-        let both = Profile {
+        let bad = |p: HttvpsProfile| p.server().unwrap_err().to_string();
+        assert!(bad(HttvpsProfile::for_gateway("x", "http://a")).contains("wss://"));
+        let both = HttvpsProfile {
             backend: Some("https://a".into()),
-            ..Profile::for_gateway("x", "wss://a/ws")
+            ..HttvpsProfile::for_gateway("x", "wss://a/ws")
         };
         assert!(bad(both).contains("not both"));
-        let no_device = Profile {
+        let no_device = HttvpsProfile {
             backend: Some("https://a".into()),
-            ..Profile::new("x")
+            ..HttvpsProfile::new("x")
         };
         assert!(bad(no_device).contains("device_id"));
-        let bad_pin = Profile {
+        let bad_pin = HttvpsProfile {
             pin_sha256: Some("zz".into()),
-            ..Profile::for_gateway("x", "wss://a/ws")
+            ..HttvpsProfile::for_gateway("x", "wss://a/ws")
         };
         assert!(bad(bad_pin).contains("64 hex"));
     }
@@ -429,7 +301,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("profiles.toml");
         std::fs::write(&path, "[[profile]]\nname = \"a\"\ngateway = 5\n").unwrap();
-        let err = ProfileStore::at(&path).load().unwrap_err().to_string();
+        let err = ProfileStore::at(&path)
+            .load::<HttvpsProfile>()
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("profiles.toml") && err.contains("line"),
             "{err}"
@@ -439,14 +314,14 @@ mod tests {
     #[test]
     fn optimistic_open_is_written_only_when_on() {
         let mut file = ProfilesFile::default();
-        file.upsert(Profile::for_gateway("careful", "wss://gw.example/ws"));
-        let mut fast = Profile::for_gateway("fast", "wss://gw.example/ws");
+        file.upsert(HttvpsProfile::for_gateway("careful", "wss://gw.example/ws"));
+        let mut fast = HttvpsProfile::for_gateway("fast", "wss://gw.example/ws");
         fast.optimistic_open = true;
         file.upsert(fast);
         let text = toml::to_string_pretty(&file).unwrap();
         assert_eq!(text.matches("optimistic_open = true").count(), 1, "{text}");
         assert!(!text.contains("optimistic_open = false"), "{text}");
-        let back: ProfilesFile = toml::from_str(&text).unwrap();
+        let back: ProfilesFile<HttvpsProfile> = toml::from_str(&text).unwrap();
         assert_eq!(back, file);
     }
 

@@ -3,9 +3,8 @@
 //! the test says so and passes, unless HTTVPS_REQUIRE_KEYRING=1 (set by
 //! scripts/test), which makes a missing keychain a failure.
 
-use engine::secrets::{SecretKind, account};
-use engine::{KeyringStore, SecretStore};
-use httvps_client::Secret;
+use net::Secret;
+use profiles::{KeyringStore, SecretKind, SecretStore, account};
 
 fn keychain_expected() -> bool {
     std::env::var("HTTVPS_REQUIRE_KEYRING").is_ok_and(|v| v == "1")
@@ -14,7 +13,7 @@ fn keychain_expected() -> bool {
 #[test]
 fn secrets_round_trip_through_the_os_keychain() {
     let store = KeyringStore::with_service(format!("httvps-test-{}", std::process::id()));
-    let acct = account("keychain-test", SecretKind::SessionToken);
+    let acct = account("keychain-test", SecretKind::new("session-token"));
     match store.get(&acct) {
         Ok(_) => {}
         Err(e) if !keychain_expected() => {

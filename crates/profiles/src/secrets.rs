@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use httvps_client::Secret;
+use net::Secret;
 
 /// The keychain "service" our entries are filed under.
 pub const KEYRING_SERVICE: &str = "httvps";
@@ -20,30 +20,31 @@ pub enum SecretError {
     Unavailable(String),
 }
 
-/// Which secret of a profile.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SecretKind {
-    /// A session token for a gateway (single-use with a real backend).
-    SessionToken,
-    /// A device token for the control plane.
-    DeviceToken,
-    /// The local proxy's password.
-    ProxyPassword,
-}
+/// Which secret of a profile. Each protocol names its own kinds (HTTVPS: a
+/// session token or a device token; HT: a key; the Relay: a JWT), so that a
+/// profile's secrets are filed per kind and this crate names no protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SecretKind(&'static str);
 
 impl SecretKind {
-    fn suffix(self) -> &'static str {
-        match self {
-            SecretKind::SessionToken => "session-token",
-            SecretKind::DeviceToken => "device-token",
-            SecretKind::ProxyPassword => "proxy-password",
-        }
+    /// The local proxy's password, which every outbound profile may have.
+    pub const PROXY_PASSWORD: SecretKind = SecretKind("proxy-password");
+
+    /// A kind named `name` (lowercase words and dashes: the keychain account
+    /// suffix, so never rename one that shipped).
+    pub const fn new(name: &'static str) -> SecretKind {
+        SecretKind(name)
+    }
+
+    /// The account suffix.
+    pub fn name(self) -> &'static str {
+        self.0
     }
 }
 
 /// The keychain account name for a profile's secret.
 pub fn account(profile: &str, kind: SecretKind) -> String {
-    format!("{profile}/{}", kind.suffix())
+    format!("{profile}/{}", kind.name())
 }
 
 /// A place to keep secrets.
@@ -154,7 +155,7 @@ mod tests {
     /// The contract every store keeps; run against the memory store here and
     /// against the real Secret Service in `tests/keychain.rs`.
     pub(crate) fn exercise(store: &dyn SecretStore, prefix: &str) {
-        let acct = account(prefix, SecretKind::DeviceToken);
+        let acct = account(prefix, SecretKind::new("device-token"));
         let _ = store.delete(&acct);
         assert!(store.get(&acct).unwrap().is_none());
         store.set(&acct, &Secret::from("first")).unwrap();
@@ -174,12 +175,16 @@ mod tests {
     #[test]
     fn accounts_are_per_profile_and_kind() {
         assert_eq!(
-            account("work", SecretKind::SessionToken),
+            account("work", SecretKind::new("session-token")),
             "work/session-token"
         );
+        assert_eq!(
+            account("work", SecretKind::PROXY_PASSWORD),
+            "work/proxy-password"
+        );
         assert_ne!(
-            account("a", SecretKind::DeviceToken),
-            account("b", SecretKind::DeviceToken)
+            account("a", SecretKind::PROXY_PASSWORD),
+            account("b", SecretKind::PROXY_PASSWORD)
         );
     }
 }

@@ -4,12 +4,18 @@
 //!
 //! It listens on loopback only, so it allows loopback and private targets: a
 //! machine with no internet can try it against a local web server.
+#![warn(missing_docs)]
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
 
-use httvps_client::{ClientConfig, Secret};
+use std::sync::Arc;
+use std::time::Duration;
+
+use engine::{ReconnectPolicy, StartOptions};
+use httvps_client::{ClientConfig, HttvpsAuth, HttvpsTransport, Secret};
 use httvps_gateway::{AuthSource, Gateway, GatewayConfig, RunningGateway, TlsSource};
+use local_proxy::ProxyConfig;
 use rand::RngCore;
 
 /// A running demo gateway and what a client needs to use it.
@@ -90,6 +96,29 @@ impl DemoGateway {
     /// The demo's session token (accepted again on reconnect).
     pub fn token(&self) -> Secret {
         self.token.clone()
+    }
+
+    /// Engine options for a client of this gateway with its proxy on
+    /// `listen`; `optimistic_open` is the app's Fast connect. The demo
+    /// retries a failed first connect: its gateway is ours and on loopback,
+    /// so a failure there is passing.
+    pub fn start_options(&self, listen: SocketAddr, optimistic_open: bool) -> StartOptions {
+        let mut client = self.client_config();
+        client.optimistic_open = optimistic_open;
+        StartOptions {
+            transport: Arc::new(HttvpsTransport::new(
+                client,
+                HttvpsAuth::SessionToken(self.token()),
+            )),
+            proxy: ProxyConfig {
+                listen,
+                ..ProxyConfig::default()
+            },
+            reconnect: ReconnectPolicy::default(),
+            retry_initial: true,
+            slot_wait: Duration::from_secs(30),
+            reconnect_wait: Duration::from_secs(15),
+        }
     }
 
     /// Stops the gateway, closing its sessions properly.

@@ -1,0 +1,210 @@
+//! The app layer's profile: one variant per protocol, each holding its client
+//! crate's settings, in the same `profiles.toml` and `settings.json`.
+//!
+//! On disk a profile is its protocol's table plus `protocol = "…"`; a table
+//! without the field is an HTTVPS profile (every file written before there
+//! were other protocols). This is the only place, with [`crate::registry`],
+//! that names every protocol.
+
+use httvps_client::HttvpsProfile;
+use profiles::{ProfileError, SecretKind, StoredProfile};
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::registry::Protocol;
+
+/// One saved profile, of any protocol.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Profile {
+    /// HTTVPS: JSON frames over a TLS WebSocket to a gateway.
+    Httvps(HttvpsProfile),
+}
+
+impl Profile {
+    /// The profile's protocol.
+    pub fn protocol(&self) -> Protocol {
+        match self {
+            Profile::Httvps(_) => Protocol::Httvps,
+        }
+    }
+
+    /// The unique name.
+    pub fn name(&self) -> &str {
+        match self {
+            Profile::Httvps(p) => &p.name,
+        }
+    }
+
+    /// The secret the profile needs to connect (its kind decides the
+    /// keychain account).
+    pub fn token_kind(&self) -> Result<SecretKind, ProfileError> {
+        match self {
+            Profile::Httvps(p) => p.token_kind(),
+        }
+    }
+
+    /// Every secret kind a profile of this protocol may have, for sign-out.
+    pub fn secret_kinds(&self) -> &'static [SecretKind] {
+        match self {
+            Profile::Httvps(_) => &[
+                httvps_client::profile::SESSION_TOKEN,
+                httvps_client::profile::DEVICE_TOKEN,
+                SecretKind::PROXY_PASSWORD,
+            ],
+        }
+    }
+
+    /// The local proxy address the profile asks for, if any.
+    pub fn listen(&self) -> Option<std::net::SocketAddr> {
+        match self {
+            Profile::Httvps(p) => p.listen,
+        }
+    }
+}
+
+impl From<HttvpsProfile> for Profile {
+    fn from(profile: HttvpsProfile) -> Self {
+        Profile::Httvps(profile)
+    }
+}
+
+impl StoredProfile for Profile {
+    fn name(&self) -> &str {
+        Profile::name(self)
+    }
+
+    fn validate(&self) -> Result<(), ProfileError> {
+        match self {
+            Profile::Httvps(p) => p.validate(),
+        }
+    }
+}
+
+/// The on-disk form: the protocol's own fields with `protocol` first.
+#[derive(Serialize)]
+struct Tagged<'a, T> {
+    protocol: Protocol,
+    #[serde(flatten)]
+    fields: &'a T,
+}
+
+impl Serialize for Profile {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Profile::Httvps(fields) => Tagged {
+                protocol: Protocol::Httvps,
+                fields,
+            }
+            .serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Profile {
+    /// Reads the table once into a neutral value (TOML and JSON alike), takes
+    /// `protocol` out (absent = `httvps`), and hands the rest to that
+    /// protocol's struct, which refuses unknown fields. A serde internally
+    /// tagged enum cannot do this: it has no default tag.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut table = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
+        let protocol = match table.remove("protocol") {
+            None => Protocol::Httvps,
+            Some(value) => Protocol::deserialize(value).map_err(|_| {
+                D::Error::custom(format!(
+                    "unknown protocol; expected one of: {}",
+                    Protocol::ALL
+                        .iter()
+                        .map(|p| p.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })?,
+        };
+        let fields = serde_json::Value::Object(table);
+        match protocol {
+            Protocol::Httvps => HttvpsProfile::deserialize(fields)
+                .map(Profile::Httvps)
+                .map_err(D::Error::custom),
+            other => Err(D::Error::custom(format!(
+                "{} profiles are not supported by this version yet",
+                other.title()
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use profiles::{ProfileStore, ProfilesFile};
+
+    #[test]
+    fn files_without_a_protocol_load_as_httvps_and_are_written_with_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("profiles.toml");
+        std::fs::write(
+            &path,
+            "default = \"work\"\n[[profile]]\nname = \"work\"\ngateway = \"wss://gw.example/ws\"\n",
+        )
+        .unwrap();
+        let store = ProfileStore::at(&path);
+        let file: ProfilesFile<Profile> = store.load().unwrap();
+        let work = file.pick(None).unwrap();
+        assert_eq!(work.protocol(), Protocol::Httvps);
+        assert_eq!(
+            work,
+            &Profile::Httvps(HttvpsProfile::for_gateway("work", "wss://gw.example/ws"))
+        );
+        store.save(&file).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("protocol = \"httvps\""), "{text}");
+        assert_eq!(store.load::<Profile>().unwrap(), file);
+    }
+
+    #[test]
+    fn settings_json_round_trips_with_and_without_the_tag() {
+        let old = r#"{"name":"w","gateway":"wss://gw.example/ws"}"#;
+        let profile: Profile = serde_json::from_str(old).unwrap();
+        let json = serde_json::to_string(&profile).unwrap();
+        assert!(
+            json.starts_with(r#"{"protocol":"httvps","name":"w""#),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<Profile>(&json).unwrap(), profile);
+    }
+
+    #[test]
+    fn bad_tables_are_explained() {
+        let unknown = serde_json::from_str::<Profile>(r#"{"protocol":"gopher","name":"w"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            unknown.contains("unknown protocol") && unknown.contains("httvps"),
+            "{unknown}"
+        );
+        let typo = serde_json::from_str::<Profile>(r#"{"name":"w","gatewya":"wss://x/ws"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(typo.contains("gatewya"), "{typo}");
+        let later = serde_json::from_str::<Profile>(r#"{"protocol":"relay","name":"w"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(later.contains("not supported by this version"), "{later}");
+    }
+
+    #[test]
+    fn a_bad_field_in_the_file_names_the_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("profiles.toml");
+        std::fs::write(&path, "[[profile]]\nname = \"a\"\ngateway = 5\n").unwrap();
+        let err = ProfileStore::at(&path)
+            .load::<Profile>()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("profiles.toml") && err.contains("line"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,28 @@
+//! The protocol-neutral vocabulary every other crate shares, with no I/O.
+//!
+//! Five tunnel protocols (HTTVPS, HT, WebSocket over HTTP/3, HLHV, the Relay)
+//! meet the local proxy, the engine and the app in the same few types; they
+//! live here so that none of those layers has to depend on one protocol's
+//! crate just to name a target or an error:
+//!
+//! - [`TargetAddr`]: where a stream or datagram goes (never resolved locally),
+//!   with the SOCKS5 / Shadowsocks address header codec;
+//! - [`Datagram`]: one UDP payload and its far-side address;
+//! - [`Secret`]: a token or password that never reaches a log;
+//! - [`ErrorCode`] and [`Problem`]: the stable `{code, message}` the engine,
+//!   the CLI's `--json` and the UI report;
+//! - [`policy`]: which addresses a server refuses to dial (loopback, private,
+//!   metadata…), one policy for every server we ship.
+#![warn(missing_docs)]
+
+pub mod code;
+pub mod datagram;
+pub mod policy;
+pub mod secret;
+pub mod target;
+
+pub use code::{ErrorCode, Problem};
+pub use datagram::Datagram;
+pub use policy::TargetPolicy;
+pub use secret::Secret;
+pub use target::{AddressError, MAX_HEADER_LEN, TargetAddr};
