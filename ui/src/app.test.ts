@@ -4,10 +4,22 @@ import { clearMocks, mockIPC } from "@tauri-apps/api/mocks";
 import { emit } from "@tauri-apps/api/event";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { App } from "./app";
-import type { EngineEvent, Overview, StreamInfo } from "./bindings";
+import type { EngineEvent, Overview, ProtocolInfo, StreamInfo } from "./bindings";
+
+const none = { streams: false, datagrams: false, dns: false };
+
+/** The registry as the app sends it (only HTTVPS available). */
+const PROTOCOLS: ProtocolInfo[] = [
+  { id: "httvps", title: "HTTVPS", summary: "Multiplexed streams over a TLS WebSocket to a gateway", mode: "connect", carries: { ...none, streams: true }, available: true },
+  { id: "httvps_h3", title: "HTTVPS over HTTP/3", summary: "HTTVPS with its WebSocket over HTTP/3 (QUIC)", mode: "connect", carries: { ...none, streams: true }, available: false },
+  { id: "ht", title: "HT", summary: "Chunked-HTTP tunnel: TCP, UDP and DNS", mode: "connect", carries: { streams: true, datagrams: true, dns: true }, available: false },
+  { id: "hlhv", title: "HLHV", summary: "Publish a local web app through a queen", mode: "publish", carries: none, available: false },
+  { id: "relay", title: "Relay", summary: "Let colleagues reach this machine's ports over WireGuard", mode: "remote_access", carries: none, available: false },
+];
 
 function overview(over: Partial<Overview> = {}): Overview {
   return {
+    protocols: PROTOCOLS,
     profiles: [],
     selected: null,
     preferences: { proxy_port: 1080, start_minimized: false, autostart: false, system_proxy: false, fast_connect: false },
@@ -85,7 +97,7 @@ beforeEach(async () => {
             throw { code: "invalid_input", message: "gateway must be a wss:// URL" };
           }
           current = overview({
-            profiles: [{ name: input.name, kind: "gateway", server: input.server, device_id: null, region: null, ca_file: null, pin_sha256: null, sni: null, signed_in: false }],
+            profiles: [{ name: input.name, protocol: "httvps", kind: "gateway", server: input.server, device_id: null, region: null, ca_file: null, pin_sha256: null, sni: null, signed_in: false }],
             selected: input.name,
           });
           return current;
@@ -211,7 +223,7 @@ describe("the main window", () => {
 
   it("reports a failed connect", async () => {
     current = overview({
-      profiles: [{ name: "w", kind: "gateway", server: "wss://x/ws", device_id: null, region: null, ca_file: null, pin_sha256: null, sni: null, signed_in: false }],
+      profiles: [{ name: "w", protocol: "httvps", kind: "gateway", server: "wss://x/ws", device_id: null, region: null, ca_file: null, pin_sha256: null, sni: null, signed_in: false }],
       selected: "w",
     });
     app.apply(current);
@@ -267,5 +279,177 @@ describe("the main window", () => {
     expect(q("tab-log").getAttribute("aria-selected")).toBe("true");
     expect((root.querySelector("#panel-log") as HTMLElement).hidden).toBe(false);
     expect((root.querySelector("#panel-streams") as HTMLElement).hidden).toBe(true);
+  });
+});
+
+describe("the shell", () => {
+  const tabs = () => [...root.querySelectorAll<HTMLButtonElement>('#modes [role="tab"]')];
+  const panel = (mode: string) => q(`mode-${mode}`);
+
+  it("builds one tab per mode from the registry, Connect first and selected", () => {
+    const nav = q("modes");
+    expect(nav.getAttribute("role")).toBe("tablist");
+    expect(tabs().map((t) => t.dataset.testid)).toEqual(["mode-tab-connect", "mode-tab-publish", "mode-tab-remote_access"]);
+    expect(tabs().map((t) => t.textContent)).toEqual(["Connect", "Publish soon", "Remote access soon"]);
+    expect(q("mode-tab-connect").getAttribute("aria-selected")).toBe("true");
+    expect(q("mode-tab-connect").tabIndex).toBe(0);
+    expect(q("mode-tab-publish").tabIndex).toBe(-1);
+    for (const mode of ["connect", "publish", "remote_access"]) {
+      expect(panel(mode).getAttribute("role")).toBe("tabpanel");
+      expect(panel(mode).getAttribute("aria-labelledby")).toBe(`mode-tab-${mode}`);
+      expect(q(`mode-tab-${mode}`).getAttribute("aria-controls")).toBe(`mode-${mode}`);
+    }
+    expect(panel("connect").hidden).toBe(false);
+    expect(panel("publish").hidden).toBe(true);
+    expect(panel("remote_access").hidden).toBe(true);
+    // The Connect panel holds today's window.
+    expect(panel("connect").contains(q("state"))).toBe(true);
+    expect(panel("connect").contains(q("profile-form"))).toBe(true);
+  });
+
+  it("shows each upcoming protocol's title and summary as not available yet", () => {
+    const card = (mode: string, id: string) =>
+      panel(mode).querySelector(`[data-protocol="${id}"]`) as HTMLElement;
+    const hlhv = card("publish", "hlhv");
+    expect(hlhv.querySelector("h3")!.textContent).toBe("HLHV");
+    expect(hlhv.textContent).toContain("Publish a local web app through a queen");
+    expect(hlhv.querySelector('[data-testid="not-available"]')!.textContent).toContain("not available yet");
+    const relay = card("remote_access", "relay");
+    expect(relay.querySelector("h3")!.textContent).toBe("Relay");
+    expect(relay.textContent).toContain("not available yet");
+    // Each panel shows its own mode's protocols only.
+    expect(panel("publish").querySelectorAll("[data-protocol]")).toHaveLength(1);
+    expect(panel("remote_access").querySelectorAll("[data-protocol]")).toHaveLength(1);
+
+    // Once available, the note goes.
+    app.apply(overview({ protocols: PROTOCOLS.map((p) => (p.id === "hlhv" ? { ...p, available: true } : p)) }));
+    expect(card("publish", "hlhv").querySelector('[data-testid="not-available"]')).toBeNull();
+    expect(q("mode-tab-publish").textContent).toBe("Publish");
+  });
+
+  it("switches panels by click and with the arrow, Home and End keys", () => {
+    q("mode-tab-publish").click();
+    expect(q("mode-tab-publish").getAttribute("aria-selected")).toBe("true");
+    expect(q("mode-tab-connect").getAttribute("aria-selected")).toBe("false");
+    expect(panel("publish").hidden).toBe(false);
+    expect(panel("connect").hidden).toBe(true);
+
+    q("mode-tab-publish").dispatchEvent(new KeyboardEvent("keydown", { key: "ArrowRight" }));
+    expect(panel("remote_access").hidden).toBe(false);
+    expect(document.activeElement).toBe(q("mode-tab-remote_access"));
+    q("mode-tab-remote_access").dispatchEvent(new KeyboardEvent("keydown", { key: "ArrowRight" }));
+    expect(panel("connect").hidden).toBe(false);
+    q("mode-tab-connect").dispatchEvent(new KeyboardEvent("keydown", { key: "End" }));
+    expect(q("mode-tab-remote_access").getAttribute("aria-selected")).toBe("true");
+    q("mode-tab-remote_access").dispatchEvent(new KeyboardEvent("keydown", { key: "Home" }));
+    expect(q("mode-tab-connect").getAttribute("aria-selected")).toBe("true");
+    expect(app.shell.mode).toBe("connect");
+
+    // The Connect panel's own tabs don't move the navigation.
+    q("tab-streams").dispatchEvent(new KeyboardEvent("keydown", { key: "ArrowRight" }));
+    expect(q("tab-log").getAttribute("aria-selected")).toBe("true");
+    expect(q("mode-tab-connect").getAttribute("aria-selected")).toBe("true");
+  });
+
+  it("has no tab for a mode without protocols and keeps the selection when it can", () => {
+    q("mode-tab-publish").click();
+    app.apply(overview({ protocols: PROTOCOLS.filter((p) => p.mode !== "remote_access") }));
+    expect(tabs().map((t) => t.textContent)).toEqual(["Connect", "Publish soon"]);
+    expect(app.shell.mode).toBe("publish");
+    app.apply(overview({ protocols: PROTOCOLS.filter((p) => p.mode === "connect") }));
+    expect(tabs().map((t) => t.textContent)).toEqual(["Connect"]);
+    expect(app.shell.mode).toBe("connect");
+    expect(panel("connect").hidden).toBe(false);
+    expect(panel("publish").hidden).toBe(true);
+  });
+});
+
+describe("the profile form", () => {
+  const radio = (id: string) => q(`profile-protocol-${id}`) as HTMLInputElement;
+
+  it("offers the connect-mode protocols, the unavailable ones disabled", () => {
+    const choice = q("profile-protocols");
+    expect(choice.hidden).toBe(false);
+    const offered = [...choice.querySelectorAll<HTMLInputElement>('input[name="protocol"]')].map((r) => r.value);
+    expect(offered).toEqual(["httvps", "httvps_h3", "ht"]);
+    expect(radio("httvps").checked).toBe(true);
+    expect(radio("httvps").disabled).toBe(false);
+    for (const id of ["httvps_h3", "ht"]) {
+      expect(radio(id).disabled).toBe(true);
+      expect(radio(id).closest("label")!.textContent).toContain("not available yet");
+    }
+    expect(radio("httvps").closest("label")!.textContent).not.toContain("not available yet");
+    expect(radio("ht").closest("label")!.textContent).toContain("HT");
+    expect(radio("ht").closest("label")!.textContent).toContain("TCP · UDP · remote DNS");
+    // HTTVPS's fields.
+    for (const id of ["profile-server", "profile-device", "profile-region", "profile-ca", "profile-pin", "profile-sni"]) {
+      expect(q(id)).not.toBeNull();
+    }
+    expect((q("profile-save") as HTMLButtonElement).disabled).toBe(false);
+  });
+
+  it("sends the protocol with the profile and lists it with its title", async () => {
+    (q("tab-profiles") as HTMLButtonElement).click();
+    (q("profile-sni") as HTMLInputElement).value = "gw.example";
+    await submitProfile("work", "wss://gw.example/ws", "s3cret");
+    const save = calls.find((c) => c.cmd === "save_profile")!;
+    expect(save.args).toEqual({
+      input: {
+        name: "work",
+        protocol: "httvps",
+        kind: "gateway",
+        server: "wss://gw.example/ws",
+        sni: "gw.example",
+      },
+    });
+    const item = q("profiles").querySelector('[data-profile="work"]') as HTMLElement;
+    expect(item.querySelector(".tag")!.textContent).toBe("HTTVPS");
+    expect((q("profile-select") as HTMLSelectElement).selectedOptions[0].textContent).toBe("work · HTTVPS");
+    // The form is reset to the default protocol with its fields.
+    expect(radio("httvps").checked).toBe(true);
+    expect((q("profile-sni") as HTMLInputElement).value).toBe("");
+  });
+
+  it("shows a control plane's device fields only when chosen", async () => {
+    const form = q("profile-form") as HTMLFormElement;
+    const device = q("profile-device").closest("label") as HTMLElement;
+    expect(device.hidden).toBe(true);
+    const controlPlane = form.querySelector('input[name="kind"][value="control_plane"]') as HTMLInputElement;
+    controlPlane.checked = true;
+    form.dispatchEvent(new Event("change"));
+    expect(device.hidden).toBe(false);
+    (q("profile-device") as HTMLInputElement).value = "laptop";
+    (q("profile-region") as HTMLInputElement).value = "eu";
+    await submitProfile("cp", "wss://api.example", "t");
+    const input = calls.find((c) => c.cmd === "save_profile")!.args.input as Record<string, unknown>;
+    expect(input).toMatchObject({ protocol: "httvps", kind: "control_plane", device_id: "laptop", region: "eu" });
+  });
+
+  it("cannot save when no connect protocol is available", () => {
+    app.apply(overview({ protocols: PROTOCOLS.map((p) => ({ ...p, available: false })) }));
+    expect((q("profile-save") as HTMLButtonElement).disabled).toBe(true);
+    expect(q("profile-unusable").hidden).toBe(false);
+    expect(q("profile-server")).toBeNull();
+  });
+});
+
+describe("errors", () => {
+  it("says what to do after an engine error, by its code", async () => {
+    await engine({ type: "error", data: { code: "auth_failed", message: "the token was refused" } });
+    expect(q("error-hint").textContent).toContain("Sign in again");
+    const action = q("error-action") as HTMLButtonElement;
+    expect(action.hidden).toBe(false);
+    action.click();
+    expect(q("tab-profiles").getAttribute("aria-selected")).toBe("true");
+
+    await engine({ type: "error", data: { code: "session_lost", message: "gone" } });
+    expect(q("error-hint").textContent).toContain("reconnect");
+    expect((q("error-action") as HTMLButtonElement).hidden).toBe(true);
+  });
+
+  it("shows a command's own code without a hint", async () => {
+    await submitProfile("bad", "http://nope", "t");
+    expect(q("error-code").textContent).toBe("invalid_input");
+    expect(q("error-hint").hidden).toBe(true);
   });
 });

@@ -1,8 +1,8 @@
 // The live stream table. Rows are keyed by the engine's row key and updated
 // in place (only the cells whose text changed), so that a few updates per
 // second never flicker, keep the selection and don't steal focus.
-import type { StreamInfo } from "./bindings";
-import { bytes, duration, rate } from "./format";
+import type { StreamInfo } from "../bindings";
+import { bytes, duration, rate } from "../format";
 
 const COLUMNS = ["target", "id", "up", "down", "rate_up", "rate_down", "age", "state", "reason"] as const;
 type Column = (typeof COLUMNS)[number];

@@ -1,0 +1,166 @@
+// The Profiles tab: the saved profiles and the form that adds one. The
+// form's protocol choice comes from the registry's connect-mode entries;
+// each protocol's own inputs come from FORM_FIELDS.
+import { call } from "../api";
+import type { Overview, ProfileInput, Protocol, ProtocolInfo } from "../bindings";
+import { NOT_AVAILABLE, carriesText, titleOf } from "../protocols";
+import { FORM_FIELDS, type FieldSet } from "./fields";
+
+/** Runs a command that returns the overview; false if it failed (the error is shown). */
+export type Runner = (command: () => Promise<Overview>) => Promise<boolean>;
+
+export class ProfilesView {
+  private protocols: ProtocolInfo[] = [];
+  private shownChoice = "";
+  private fields: FieldSet | null = null;
+  private fieldsFor: Protocol | null = null;
+
+  constructor(
+    private form: HTMLFormElement,
+    private list: HTMLElement,
+    private run: Runner,
+  ) {
+    form.addEventListener("change", () => this.sync());
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      void this.save();
+    });
+    this.sync();
+  }
+
+  private el(selector: string): HTMLElement {
+    return this.form.querySelector(selector) as HTMLElement;
+  }
+
+  /** The connect-mode protocols, for the form's choice. */
+  setProtocols(protocols: readonly ProtocolInfo[]): void {
+    const key = JSON.stringify(protocols);
+    if (key === this.shownChoice) return;
+    this.shownChoice = key;
+    this.protocols = [...protocols];
+    const current = this.checked();
+    const keep = protocols.some((p) => p.id === current && p.available);
+    const first = protocols.find((p) => p.available)?.id ?? null;
+    const choice = this.el("#profile-protocols");
+    choice.hidden = protocols.length === 0;
+    choice.replaceChildren(
+      Object.assign(document.createElement("legend"), { textContent: "Protocol" }),
+      ...protocols.map((p) => {
+        const label = document.createElement("label");
+        label.className = "protocol-option";
+        label.dataset.available = String(p.available);
+        const radio = document.createElement("input");
+        radio.type = "radio";
+        radio.name = "protocol";
+        radio.value = p.id;
+        radio.disabled = !p.available;
+        radio.defaultChecked = p.id === first;
+        radio.checked = keep ? p.id === current : p.id === first;
+        radio.dataset.testid = `profile-protocol-${p.id}`;
+        const noteId = `profile-protocol-${p.id}-note`;
+        radio.setAttribute("aria-describedby", noteId);
+        const title = document.createElement("strong");
+        title.textContent = p.title;
+        const note = document.createElement("span");
+        note.id = noteId;
+        note.className = "hint";
+        const carries = carriesText(p.carries);
+        note.textContent = `${p.summary}${carries ? ` (${carries})` : ""}`;
+        label.append(radio, " ", title);
+        if (!p.available) {
+          const soon = document.createElement("span");
+          soon.className = "soon";
+          soon.textContent = NOT_AVAILABLE;
+          label.append(" ", soon);
+        }
+        label.append(" ", note);
+        return label;
+      }),
+    );
+    this.sync();
+  }
+
+  /** The protocol chosen in the form. */
+  private checked(): Protocol | null {
+    const radio = this.form.querySelector<HTMLInputElement>('input[name="protocol"]:checked');
+    return (radio?.value as Protocol | undefined) ?? null;
+  }
+
+  /** Puts the chosen protocol's inputs in the form. */
+  private sync(): void {
+    const protocol = this.checked();
+    if (protocol !== this.fieldsFor) {
+      this.fieldsFor = protocol;
+      const make = protocol ? FORM_FIELDS[protocol] : undefined;
+      this.fields = make ? make() : null;
+      this.el("#profile-fields").replaceChildren(...(this.fields ? [this.fields.element] : []));
+    }
+    this.fields?.sync();
+    const unusable = this.el("#profile-unusable");
+    unusable.hidden = !!this.fields;
+    unusable.textContent = this.fields
+      ? ""
+      : protocol
+        ? `${titleOf(this.protocols, protocol)} profiles cannot be created here yet.`
+        : "No protocol for outbound connections is available in this build.";
+    (this.el("#profile-save") as HTMLButtonElement).disabled = !this.fields;
+  }
+
+  private async save(): Promise<void> {
+    const protocol = this.checked();
+    if (!protocol || !this.fields) return;
+    const data = new FormData(this.form);
+    const input: ProfileInput = {
+      name: String(data.get("name") ?? "").trim(),
+      protocol,
+      ...this.fields.read(data),
+    };
+    const token = String(data.get("token") ?? "");
+    const status = this.el("#profile-status");
+    status.textContent = "Saving…";
+    const saved = await this.run(() => call("save_profile", { input }));
+    if (!saved) {
+      status.textContent = "Not saved.";
+      return;
+    }
+    const signedIn = await this.run(() => call("sign_in", { name: input.name, token }));
+    // The token leaves the form as soon as it has been handed over.
+    (this.form.elements.namedItem("token") as HTMLInputElement).value = "";
+    status.textContent = signedIn
+      ? `Profile “${input.name}” saved; its token is in the system keychain.`
+      : `Profile “${input.name}” saved, but the token was not stored.`;
+    if (signedIn) this.form.reset();
+    this.sync();
+  }
+
+  /** The saved profiles, with their protocol's title. */
+  render(o: Overview): void {
+    this.list.replaceChildren(
+      ...o.profiles.map((p) => {
+        const item = document.createElement("li");
+        item.dataset.profile = p.name;
+        item.dataset.protocol = p.protocol;
+        const title = document.createElement("strong");
+        title.textContent = p.name;
+        const protocol = document.createElement("span");
+        protocol.className = "tag";
+        protocol.textContent = titleOf(o.protocols, p.protocol);
+        const detail = document.createElement("span");
+        detail.className = "hint";
+        detail.textContent = `${p.server}${p.device_id ? ` · device ${p.device_id}` : ""} · ${
+          p.signed_in ? "signed in (token in keychain)" : "signed out"
+        }`;
+        const signOut = document.createElement("button");
+        signOut.textContent = "Sign out";
+        signOut.disabled = !p.signed_in;
+        signOut.dataset.testid = "sign-out";
+        signOut.addEventListener("click", () => void this.run(() => call("sign_out", { name: p.name })));
+        const remove = document.createElement("button");
+        remove.textContent = "Remove";
+        remove.addEventListener("click", () => void this.run(() => call("remove_profile", { name: p.name })));
+        item.append(title, protocol, detail, signOut, remove);
+        return item;
+      }),
+    );
+  }
+}
