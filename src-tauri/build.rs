@@ -15,6 +15,7 @@ const COMMANDS: &[&str] = &[
     "start_demo",
     "disconnect",
     "set_preferences",
+    "watch_streams",
 ];
 
 fn main() {

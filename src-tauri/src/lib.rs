@@ -1,8 +1,9 @@
 //! The httvps desktop app: a thin Tauri shell over `desktop_core::Controller`.
 //!
 //! - `commands`: what the window may call, one line each into the controller.
-//! - Events: every engine event is emitted as `engine`, every controller
-//!   event as `app` (types generated into `ui/src/bindings.ts`).
+//! - Events: engine events are emitted as `httvps://engine`, controller
+//!   events as `httvps://app` (types generated into `ui/src/bindings.ts`);
+//!   the high-rate stream table goes over the `watch_streams` channel instead.
 //! - `tray`: the tray icon and menu. Closing the window hides it; the app
 //!   keeps running in the tray until Quit.
 //! - Plugins: store (settings), single instance (a second launch focuses the
@@ -30,6 +31,10 @@ const MINIMIZED_ARG: &str = "--minimized";
 /// demo at launch (scripts/run uses it: a newcomer sees a working tunnel at
 /// once).
 const DEMO_ARG: &str = "--demo";
+
+/// The event names (`desktop_core::bindings::EVENTS`).
+const ENGINE_EVENT: &str = "httvps://engine";
+const APP_EVENT: &str = "httvps://app";
 
 /// How often the tray's rates may be redrawn.
 const TRAY_REFRESH: Duration = Duration::from_secs(1);
@@ -87,8 +92,11 @@ fn forward_events(app: &AppHandle, controller: &Controller) {
                 Err(RecvError::Lagged(_)) => continue,
                 Err(RecvError::Closed) => return,
             };
-            let _ = handle.emit("engine", &event);
             let urgent = !matches!(event, EngineEvent::Streams { .. });
+            if urgent {
+                // Stream counters reach the window through its channel.
+                let _ = handle.emit(ENGINE_EVENT, &event);
+            }
             if urgent || last_tray.elapsed() >= TRAY_REFRESH {
                 last_tray = Instant::now();
                 tray::refresh(&handle);
@@ -104,7 +112,7 @@ fn forward_events(app: &AppHandle, controller: &Controller) {
                 Err(RecvError::Lagged(_)) => continue,
                 Err(RecvError::Closed) => return,
             };
-            let _ = handle.emit("app", &event);
+            let _ = handle.emit(APP_EVENT, &event);
             match &event {
                 AppEvent::Notice(notice) => notify(&handle, &notice.title, &notice.body),
                 AppEvent::Changed => tray::refresh(&handle),
@@ -198,6 +206,7 @@ pub fn run() {
             commands::start_demo,
             commands::disconnect,
             commands::set_preferences,
+            commands::watch_streams,
         ])
         .build(tauri::generate_context!())
         .expect("error while building the httvps app");

@@ -139,7 +139,11 @@ pub fn refresh(app: &AppHandle) {
     let controller = app.state::<Controller>();
     let summary = TraySummary::of(&controller.engine().snapshot());
     let settings = controller.settings();
-    let profiles: Vec<String> = settings.profiles.iter().map(|p| p.name().to_owned()).collect();
+    let profiles: Vec<String> = settings
+        .profiles
+        .iter()
+        .map(|p| p.name().to_owned())
+        .collect();
     let selected = settings.current_profile().map(|p| p.name().to_owned());
     let Some(tray) = app.tray_by_id(TRAY_ID) else {
         return;

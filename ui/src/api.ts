@@ -2,7 +2,7 @@
 // types generated from the Rust side (bindings.ts).
 import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
-import type { CommandError, Commands, Events } from "./bindings";
+import type { CommandError, Commands, ErrorCode, Events } from "./bindings";
 
 /** Calls a command; rejects with a `CommandError`. */
 export async function call<K extends keyof Commands>(
@@ -24,8 +24,15 @@ export function on<K extends keyof Events>(
   return listen<Events[K]>(event, (e) => handler(e.payload));
 }
 
-/** Whatever a command threw, as a `CommandError`. */
-export function asCommandError(e: unknown): CommandError {
+/** A failure the window shows: a command's, the engine's, or the window's
+ * own (an IPC failure, the clipboard). */
+export type ShownError =
+  | CommandError
+  | { code: ErrorCode; message: string }
+  | { code: "internal" | "clipboard"; message: string };
+
+/** Whatever a command threw, as an error to show. */
+export function asCommandError(e: unknown): ShownError {
   if (e && typeof e === "object" && "code" in e && "message" in e) {
     return e as CommandError;
   }

@@ -4,7 +4,8 @@ import { clearMocks, mockIPC } from "@tauri-apps/api/mocks";
 import { emit } from "@tauri-apps/api/event";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { App } from "./app";
-import type { EngineEvent, Overview, ProtocolInfo, StreamInfo } from "./bindings";
+import type { Channel } from "@tauri-apps/api/core";
+import type { EngineEvent, Overview, ProtocolInfo, StreamInfo, StreamsUpdate } from "./bindings";
 
 const none = { streams: false, datagrams: false, dns: false };
 
@@ -76,7 +77,16 @@ let app: App;
 let root: HTMLElement;
 
 async function engine(event: EngineEvent) {
-  await emit("engine", event);
+  await emit("httvps://engine", event);
+  await tick();
+}
+
+/** The window's stream feed (the `watch_streams` channel), once subscribed. */
+let feed: Channel<StreamsUpdate> | null;
+
+async function streams(update: StreamsUpdate) {
+  expect(feed, "the window subscribed to the stream feed").not.toBeNull();
+  feed!.onmessage(update);
   await tick();
 }
 
@@ -84,6 +94,7 @@ const q = (id: string) => root.querySelector(`[data-testid="${id}"]`) as HTMLEle
 
 beforeEach(async () => {
   calls = [];
+  feed = null;
   current = overview();
   mockIPC(
     (cmd, args) => {
@@ -91,6 +102,9 @@ beforeEach(async () => {
       switch (cmd) {
         case "overview":
           return current;
+        case "watch_streams":
+          feed = (args as { feed: Channel<StreamsUpdate> }).feed;
+          return null;
         case "save_profile": {
           const input = (args as { input: { name: string; server: string } }).input;
           if (!input.server.startsWith("wss://")) {
@@ -132,7 +146,7 @@ describe("the main window", () => {
     expect(q("state").textContent).toBe("Disconnected");
     expect((q("connect") as HTMLButtonElement).disabled).toBe(true);
     expect((q("demo") as HTMLButtonElement).disabled).toBe(false);
-    expect(calls[0].cmd).toBe("overview");
+    expect(calls.map((c) => c.cmd)).toEqual(["watch_streams", "overview"]);
   });
 
   it("shows the session when the state becomes active", async () => {
@@ -165,12 +179,9 @@ describe("the main window", () => {
     const row = rows()[0];
     expect(row.querySelector('[data-col="target"]')!.textContent).toBe("host1.example:443");
 
-    await engine({
-      type: "streams",
-      data: {
-        open: [stream(1, { bytes_down: 5_000_000, rate_down: 1_250_000 })],
-        totals: { streams_total: 1, streams_open: 1, bytes_up: 100, bytes_down: 5_000_000, rate_up: 0, rate_down: 1_250_000 },
-      },
+    await streams({
+      open: [stream(1, { bytes_down: 5_000_000, rate_down: 1_250_000 })],
+      totals: { streams_total: 1, streams_open: 1, bytes_up: 100, bytes_down: 5_000_000, rate_up: 0, rate_down: 1_250_000 },
     });
     expect(rows()[0]).toBe(row); // the same element: no flicker
     expect(row.querySelector('[data-col="down"]')!.textContent).toBe("5.0 MB");
@@ -234,7 +245,7 @@ describe("the main window", () => {
   });
 
   it("appends log lines from the app", async () => {
-    await emit("app", { type: "log", data: { at_ms: Date.now(), level: "error", code: "auth_failed", message: "Refused." } });
+    await emit("httvps://app", { type: "log", data: { at_ms: Date.now(), level: "error", code: "auth_failed", message: "Refused." } });
     await tick();
     const items = q("log").querySelectorAll("li");
     expect(items).toHaveLength(1);

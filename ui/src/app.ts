@@ -1,8 +1,9 @@
 // The main window: the shell (navigation between the modes) and one panel
 // per mode. This file only wires them to the app: it loads the overview,
 // subscribes to the events and hands each panel what it shows.
-import { call, on } from "./api";
-import type { AppEvent, CommandError, EngineEvent, Overview } from "./bindings";
+import { Channel } from "@tauri-apps/api/core";
+import { call, on, type ShownError } from "./api";
+import type { AppEvent, EngineEvent, Overview, StreamsUpdate } from "./bindings";
 import { ConnectPanel } from "./connect/panel";
 import { PublishPanel } from "./publish/panel";
 import { RemotePanel } from "./remote/panel";
@@ -27,8 +28,12 @@ export class App {
 
   /** Loads the overview and subscribes to events. */
   async start(): Promise<void> {
-    await on("engine", (e) => this.onEngine(e));
-    await on("app", (e) => this.onApp(e));
+    await on("httvps://engine", (e) => this.onEngine(e));
+    await on("httvps://app", (e) => this.onApp(e));
+    // The live stream table: a channel, not an event (ordered, high rate).
+    const feed = new Channel<StreamsUpdate>();
+    feed.onmessage = (update) => this.connect.onStreams(update);
+    await call("watch_streams", { feed });
     this.apply(await call("overview", {}));
     this.timer = setInterval(() => this.connect.tick(), 1000);
   }
@@ -52,7 +57,7 @@ export class App {
     this.connect.onApp(event);
   }
 
-  showError(error: CommandError | null): void {
+  showError(error: ShownError | null): void {
     this.connect.showError(error);
   }
 }

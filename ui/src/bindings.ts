@@ -1,6 +1,8 @@
 // Generated from the Rust types by `UPDATE_BINDINGS=1 cargo test -p desktop-core bindings`.
 // Do not edit: change the Rust types and regenerate.
 
+import type { Channel } from "@tauri-apps/api/core";
+
 export type SessionState = { "state": "disconnected", 
 /**
  * Why the last session ended, when it ended on its own.
@@ -398,11 +400,23 @@ connection: Connection | null,
  */
 log: Array<LogEntry>, };
 
+export type StreamsUpdate = { 
+/**
+ * Open streams with their counters and rates.
+ */
+open: Array<StreamInfo>, 
+/**
+ * Totals.
+ */
+totals: Totals, };
+
+export type CommandCode = "invalid_input" | "not_found" | "no_profile" | "not_signed_in" | "busy" | "already_running" | "listen_failed" | "unsupported" | "keychain" | "settings" | "autostart" | "demo_failed" | "engine";
+
 export type CommandError = { 
 /**
  * Stable machine-readable code.
  */
-code: string, 
+code: CommandCode, 
 /**
  * Human sentence.
  */
@@ -444,10 +458,11 @@ export interface Commands {
   start_demo: { args: {  }; returns: Overview };
   disconnect: { args: {  }; returns: Overview };
   set_preferences: { args: { prefs: Preferences }; returns: Overview };
+  watch_streams: { args: { feed: Channel<StreamsUpdate> }; returns: null };
 }
 
 /** Every event the shell emits, with its payload. */
 export interface Events {
-  engine: EngineEvent;
-  app: AppEvent;
+  "httvps://engine": EngineEvent;
+  "httvps://app": AppEvent;
 }

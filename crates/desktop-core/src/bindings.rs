@@ -8,12 +8,12 @@
 
 use ts_rs::{Config, TS};
 
-use crate::controller::{AppEvent, Connection, Overview};
-use crate::error::CommandError;
+use crate::controller::{AppEvent, Connection, Overview, StreamsUpdate};
+use crate::error::{CommandCode, CommandError};
 use crate::log::{LogEntry, LogLevel};
 use crate::notice::Notice;
-use crate::settings::{Preferences, ProfileInput, ProfileKind, ProfileView};
 use crate::registry::{Carries, Mode, Protocol, ProtocolInfo};
+use crate::settings::{Preferences, ProfileInput, ProfileKind, ProfileView};
 use crate::tray::{TrayIcon, TraySummary};
 use engine::table::StreamState;
 use engine::{EngineEvent, SessionState, Snapshot, StreamInfo, Totals};
@@ -83,10 +83,20 @@ pub const COMMANDS: &[CommandSig] = &[
         args: &[("prefs", "Preferences")],
         returns: "Overview",
     },
+    CommandSig {
+        name: "watch_streams",
+        args: &[("feed", "Channel<StreamsUpdate>")],
+        returns: "null",
+    },
 ];
 
-/// Events the shell emits to the window: name and payload type.
-pub const EVENTS: &[(&str, &str)] = &[("engine", "EngineEvent"), ("app", "AppEvent")];
+/// Events the shell emits to the window: name and payload type. One naming
+/// scheme, `httvps://<source>`; the high-rate stream table is not an event
+/// but the `watch_streams` channel.
+pub const EVENTS: &[(&str, &str)] = &[
+    ("httvps://engine", "EngineEvent"),
+    ("httvps://app", "AppEvent"),
+];
 
 /// The whole `ui/src/bindings.ts`.
 pub fn typescript() -> String {
@@ -114,13 +124,16 @@ pub fn typescript() -> String {
         Notice::decl(&cfg),
         AppEvent::decl(&cfg),
         Overview::decl(&cfg),
+        StreamsUpdate::decl(&cfg),
+        CommandCode::decl(&cfg),
         CommandError::decl(&cfg),
         TrayIcon::decl(&cfg),
         TraySummary::decl(&cfg),
     ];
     let mut out = String::from(
         "// Generated from the Rust types by `UPDATE_BINDINGS=1 cargo test -p desktop-core bindings`.\n\
-         // Do not edit: change the Rust types and regenerate.\n\n",
+         // Do not edit: change the Rust types and regenerate.\n\n\
+         import type { Channel } from \"@tauri-apps/api/core\";\n\n",
     );
     for decl in decls {
         out.push_str("export ");
@@ -144,7 +157,7 @@ pub fn typescript() -> String {
         "}\n\n/** Every event the shell emits, with its payload. */\nexport interface Events {\n",
     );
     for (name, payload) in EVENTS {
-        out.push_str(&format!("  {name}: {payload};\n"));
+        out.push_str(&format!("  \"{name}\": {payload};\n"));
     }
     out.push_str("}\n");
     out

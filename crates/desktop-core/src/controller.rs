@@ -14,7 +14,7 @@ use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 use ts_rs::TS;
 
-use crate::error::CommandError;
+use crate::error::{CommandCode, CommandError};
 use crate::log::{LogBook, LogEntry, LogLevel};
 use crate::notice::{Notice, for_transition};
 use crate::profile::Profile;
@@ -82,6 +82,16 @@ pub enum AppEvent {
     Changed,
 }
 
+/// The live stream table, a few times a second while anything moves: what
+/// the window's stream feed (a Tauri channel, not an event) carries.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+pub struct StreamsUpdate {
+    /// Open streams with their counters and rates.
+    pub open: Vec<engine::StreamInfo>,
+    /// Totals.
+    pub totals: engine::Totals,
+}
+
 /// Turns "start on login" on or off (tauri-plugin-autostart in the shell).
 pub trait Autostart: Send + Sync {
     /// Enables or disables.
@@ -125,6 +135,9 @@ struct Inner {
     events: broadcast::Sender<AppEvent>,
     connection: Mutex<Option<Connection>>,
     demo: tokio::sync::Mutex<Option<Demo>>,
+    /// The task feeding the window's stream table; a new feed replaces it
+    /// (the window reloaded).
+    stream_feed: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Serialises connect/disconnect.
     lifecycle: tokio::sync::Mutex<()>,
     /// Set while the user disconnects, so that no notice is shown.
@@ -178,6 +191,7 @@ impl Controller {
                 events,
                 connection: Mutex::new(None),
                 demo: tokio::sync::Mutex::new(None),
+                stream_feed: Mutex::new(None),
                 lifecycle: tokio::sync::Mutex::new(()),
                 user_stopping: AtomicBool::new(false),
             }),
@@ -190,6 +204,39 @@ impl Controller {
     /// The engine (for the shell's event forwarding and the tray).
     pub fn engine(&self) -> &Engine {
         &self.inner.engine
+    }
+
+    /// Feeds the live stream table to `sink`: the current table at once, then
+    /// every coalesced update while streams move. Stops when `sink` returns
+    /// false (the window is gone) or when another feed replaces this one.
+    pub fn watch_streams(&self, sink: impl Fn(StreamsUpdate) -> bool + Send + 'static) {
+        let engine = self.inner.engine.clone();
+        let mut events = engine.subscribe();
+        let task = tokio::spawn(async move {
+            let snapshot = engine.snapshot();
+            let first = StreamsUpdate {
+                open: snapshot.open,
+                totals: snapshot.totals,
+            };
+            if !sink(first) {
+                return;
+            }
+            loop {
+                let update = match events.recv().await {
+                    Ok(EngineEvent::Streams { open, totals }) => StreamsUpdate { open, totals },
+                    Ok(_) => continue,
+                    // Missed updates are superseded by the next one.
+                    Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Closed) => return,
+                };
+                if !sink(update) {
+                    return;
+                }
+            }
+        });
+        if let Some(previous) = self.inner.stream_feed.lock().unwrap().replace(task) {
+            previous.abort();
+        }
     }
 
     /// Controller events (log lines, notices, changes).
@@ -259,7 +306,7 @@ impl Controller {
     pub async fn remove_profile(&self, name: String) -> Result<Overview, CommandError> {
         if self.connected_profile().as_deref() == Some(name.as_str()) {
             return Err(CommandError::new(
-                "busy",
+                CommandCode::Busy,
                 "disconnect before removing the profile in use",
             ));
         }
@@ -329,7 +376,10 @@ impl Controller {
         let _guard = self.inner.lifecycle.lock().await;
         let settings = self.settings();
         let profile = settings.current_profile().cloned().ok_or_else(|| {
-            CommandError::new("no_profile", "add a profile (or try the demo) first")
+            CommandError::new(
+                CommandCode::NoProfile,
+                "add a profile (or try the demo) first",
+            )
         })?;
         let kind = profile
             .token_kind()
@@ -340,7 +390,7 @@ impl Controller {
             .await?
             .ok_or_else(|| {
                 CommandError::new(
-                    "not_signed_in",
+                    CommandCode::NotSignedIn,
                     format!("sign in to {:?} first: enter its token", profile.name()),
                 )
             })?;
@@ -358,7 +408,7 @@ impl Controller {
     /// Starts the embedded demo gateway and connects to it.
     pub async fn start_demo(&self) -> Result<Overview, CommandError> {
         let _guard = self.inner.lifecycle.lock().await;
-        let demo_error = |e: String| CommandError::new("demo_failed", e);
+        let demo_error = |e: String| CommandError::new(CommandCode::DemoFailed, e);
         let gateway = DemoGateway::start(([127, 0, 0, 1], 0).into())
             .await
             .map_err(|e| demo_error(e.to_string()))?;
@@ -403,14 +453,14 @@ impl Controller {
                 Ok(())
             }
             Err(EngineError::AlreadyRunning) => Err(CommandError::new(
-                "already_running",
+                CommandCode::AlreadyRunning,
                 "the tunnel is already running; disconnect first",
             )),
             Err(e @ EngineError::Listen { .. }) => Err(CommandError::new(
-                "listen_failed",
+                CommandCode::ListenFailed,
                 format!("{e}; choose another proxy port in Settings"),
             )),
-            Err(e) => Err(CommandError::new("engine", e.to_string())),
+            Err(e) => Err(CommandError::new(CommandCode::Engine, e.to_string())),
         }
     }
 
@@ -461,7 +511,7 @@ impl Controller {
         }
         if prefs.system_proxy && self.inner.system_proxy.is_none() {
             return Err(CommandError::new(
-                "unsupported",
+                CommandCode::Unsupported,
                 "this desktop's proxy settings cannot be changed (no GNOME, KDE, macOS or Windows settings found)",
             ));
         }
@@ -470,10 +520,10 @@ impl Controller {
             match &self.inner.autostart {
                 Some(a) => a
                     .set(prefs.autostart)
-                    .map_err(|e| CommandError::new("autostart", e))?,
+                    .map_err(|e| CommandError::new(CommandCode::Autostart, e))?,
                 None => {
                     return Err(CommandError::new(
-                        "unsupported",
+                        CommandCode::Unsupported,
                         "start on login is not available here",
                     ));
                 }
@@ -550,7 +600,7 @@ impl Controller {
         call: impl FnOnce(&dyn SecretStore) -> Result<T, profiles::SecretError> + Send + 'static,
     ) -> Result<T, CommandError> {
         let secrets = self.inner.secrets.clone();
-        let keychain_error = |e: String| CommandError::new("keychain", e);
+        let keychain_error = |e: String| CommandError::new(CommandCode::Keychain, e);
         tokio::task::spawn_blocking(move || call(secrets.as_ref()))
             .await
             .map_err(|e| keychain_error(e.to_string()))?
@@ -566,10 +616,12 @@ impl Controller {
         let mut settings = self.inner.settings.lock().unwrap();
         let mut next = settings.clone();
         change(&mut next)?;
-        self.inner
-            .storage
-            .save(&next)
-            .map_err(|e| CommandError::new("settings", format!("cannot save the settings: {e}")))?;
+        self.inner.storage.save(&next).map_err(|e| {
+            CommandError::new(
+                CommandCode::Settings,
+                format!("cannot save the settings: {e}"),
+            )
+        })?;
         *settings = next;
         drop(settings);
         let _ = self.inner.events.send(AppEvent::Changed);
@@ -599,7 +651,7 @@ impl Controller {
                 if let Err(e) = result {
                     // Without a record we could not undo it after a crash.
                     let _ = system.restore(&saved);
-                    self.log(LogLevel::Error, Some(&e.code), e.message);
+                    self.log(LogLevel::Error, Some(e.code.as_str()), e.message);
                 } else {
                     self.log(
                         LogLevel::Info,

@@ -21,8 +21,8 @@ pub mod settings;
 pub mod sysproxy;
 pub mod tray;
 
-pub use controller::{AppEvent, Autostart, Connection, Controller, Overview, Parts};
-pub use error::CommandError;
+pub use controller::{AppEvent, Autostart, Connection, Controller, Overview, Parts, StreamsUpdate};
+pub use error::{CommandCode, CommandError};
 pub use log::{LogEntry, LogLevel};
 pub use notice::Notice;
 pub use profile::Profile;

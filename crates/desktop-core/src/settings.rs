@@ -14,7 +14,7 @@ use httvps_client::profile::ServerSpec;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use crate::error::CommandError;
+use crate::error::{CommandCode, CommandError};
 use crate::profile::Profile;
 use crate::registry::Protocol;
 use crate::sysproxy::SavedProxy;
@@ -231,7 +231,7 @@ impl ProfileInput {
         let protocol = self.protocol.unwrap_or(Protocol::Httvps);
         if !protocol.info().available {
             return Err(CommandError::new(
-                "unsupported",
+                CommandCode::Unsupported,
                 format!("{} profiles are not available yet", protocol.title()),
             ));
         }
@@ -337,7 +337,7 @@ mod tests {
         let err = gateway_input("w", "http://gw.example/ws")
             .into_profile(None)
             .unwrap_err();
-        assert_eq!(err.code, "invalid_input");
+        assert_eq!(err.code, CommandCode::InvalidInput);
         assert!(err.message.contains("wss://"), "{}", err.message);
         assert!(
             gateway_input("a/b", "wss://x/ws")
@@ -363,7 +363,7 @@ mod tests {
         let mut input = gateway_input("r", "wss://relay.example");
         input.protocol = Some(Protocol::Relay);
         let err = input.into_profile(None).unwrap_err();
-        assert_eq!(err.code, "unsupported");
+        assert_eq!(err.code, CommandCode::Unsupported);
         assert!(err.message.contains("Relay"), "{}", err.message);
     }
 

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use desktop_core::settings::{MemoryStorage, ProfileInput, ProfileKind, SettingsStorage};
-use desktop_core::{AppEvent, Controller, Parts, Preferences};
+use desktop_core::{AppEvent, CommandCode, Controller, Parts, Preferences};
 use engine::SessionState;
-use profiles::{MemoryStore, SecretStore};
 use httvps_gateway::{AuthSource, Gateway, GatewayConfig, RunningGateway, TlsSource};
+use profiles::{MemoryStore, SecretStore};
 use testkit::{HttpServer, TestCert, closed_port, closes_without_data, free_port, socks5_connect};
 
 const TOKEN: &str = "desk-top-secret-token-1";
@@ -152,7 +152,7 @@ async fn sign_in_connect_fetch_and_disconnect() {
     assert_eq!(overview.selected.as_deref(), Some("work"));
     assert!(!overview.profiles[0].signed_in);
     let err = c.connect().await.unwrap_err();
-    assert_eq!(err.code, "not_signed_in");
+    assert_eq!(err.code, CommandCode::NotSignedIn);
 
     let overview = c
         .sign_in("work".into(), format!("  {TOKEN}\n"))
@@ -262,7 +262,7 @@ async fn a_wrong_token_shows_auth_failed_and_connect_works_after_fixing_it() {
     loop {
         match c.connect().await {
             Ok(_) => break,
-            Err(e) if e.code == "already_running" && tries < 50 => {
+            Err(e) if e.code == CommandCode::AlreadyRunning && tries < 50 => {
                 tries += 1;
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -299,7 +299,7 @@ async fn the_demo_serves_its_page_through_the_tunnel() {
     // (0x07 "command not supported") instead of a relay that drops everything.
     assert_eq!(socks_udp_associate_reply(proxy).await, 0x07);
     let err = c.start_demo().await.unwrap_err();
-    assert_eq!(err.code, "already_running");
+    assert_eq!(err.code, CommandCode::AlreadyRunning);
     c.disconnect().await;
     assert!(matches!(
         c.engine().state(),
@@ -323,17 +323,20 @@ async fn bad_inputs_are_refused_and_change_nothing() {
         pin_sha256: None,
         sni: None,
     };
-    assert_eq!(c.save_profile(bad).await.unwrap_err().code, "invalid_input");
+    assert_eq!(
+        c.save_profile(bad).await.unwrap_err().code,
+        CommandCode::InvalidInput
+    );
     assert!(c.settings().profiles.is_empty());
     assert_eq!(
         c.sign_in("nobody".into(), "t".into())
             .await
             .unwrap_err()
             .code,
-        "not_found"
+        CommandCode::NotFound
     );
     let err = c.set_preferences(prefs(0, false)).await.unwrap_err();
-    assert_eq!(err.code, "invalid_input");
+    assert_eq!(err.code, CommandCode::InvalidInput);
     let err = c
         .set_preferences(Preferences {
             system_proxy: true,
@@ -342,10 +345,11 @@ async fn bad_inputs_are_refused_and_change_nothing() {
         .await
         .unwrap_err();
     assert_eq!(
-        err.code, "unsupported",
+        err.code,
+        CommandCode::Unsupported,
         "no system proxy implementation was given"
     );
-    assert_eq!(c.connect().await.unwrap_err().code, "no_profile");
+    assert_eq!(c.connect().await.unwrap_err().code, CommandCode::NoProfile);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,16 +3,16 @@
 // totals, the log, the profiles and the settings. All state comes from the
 // app through typed commands and events (api.ts); dynamic text is only ever
 // set with textContent (no HTML from data).
-import { asCommandError, call } from "../api";
+import { asCommandError, call, type ShownError } from "../api";
 import type {
   AppEvent,
-  CommandError,
   EngineEvent,
   LogEntry,
   Overview,
   Preferences,
   ProtocolInfo,
   SessionState,
+  StreamsUpdate,
   Totals,
 } from "../bindings";
 import { bytes, clock, duration, rate } from "../format";
@@ -281,15 +281,20 @@ export class ConnectPanel {
         this.table.closedStream(event.data);
         break;
       case "streams":
-        this.table.update(event.data.open);
-        this.totals = event.data.totals;
-        this.graph.push(event.data.totals.rate_down, event.data.totals.rate_up);
-        this.renderTraffic();
+        // Carried by the stream feed (`onStreams`), not as an event.
         break;
       case "error":
         this.showError(event.data);
         break;
     }
+  }
+
+  /** A stream-table update from the `watch_streams` channel. */
+  onStreams(update: StreamsUpdate): void {
+    this.table.update(update.open);
+    this.totals = update.totals;
+    this.graph.push(update.totals.rate_down, update.totals.rate_up);
+    this.renderTraffic();
   }
 
   onApp(event: AppEvent): void {
@@ -306,7 +311,7 @@ export class ConnectPanel {
     }
   }
 
-  showError(error: CommandError | null): void {
+  showError(error: ShownError | null): void {
     this.errors.show(error);
   }
 
