@@ -3,7 +3,7 @@
 //! the app's own commands so that each gets an `allow-…` permission: the
 //! window's capability then allows exactly these and nothing else.
 
-/// Kept in step with `desktop_core::bindings::COMMANDS` (a test checks).
+/// Kept in step with `app::bindings::COMMANDS` (a test checks).
 const COMMANDS: &[&str] = &[
     "overview",
     "save_profile",

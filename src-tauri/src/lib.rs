@@ -1,4 +1,4 @@
-//! The httvps desktop app: a thin Tauri shell over `desktop_core::Controller`.
+//! The httvps desktop app: a thin Tauri shell over `app::Controller`.
 //!
 //! - `commands`: what the window may call, one line each into the controller.
 //! - Events: engine events are emitted as `httvps://engine`, controller
@@ -16,7 +16,7 @@ mod tray;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use desktop_core::{AppEvent, Autostart, Controller, Parts};
+use app::{AppEvent, Autostart, Controller, Parts};
 use engine::EngineEvent;
 use profiles::{KeyringStore, SecretStore};
 use tauri::{AppHandle, Emitter, Manager, RunEvent, WindowEvent};
@@ -32,7 +32,7 @@ const MINIMIZED_ARG: &str = "--minimized";
 /// once).
 const DEMO_ARG: &str = "--demo";
 
-/// The event names (`desktop_core::bindings::EVENTS`).
+/// The event names (`app::bindings::EVENTS`).
 const ENGINE_EVENT: &str = "httvps://engine";
 const APP_EVENT: &str = "httvps://app";
 
@@ -149,18 +149,18 @@ pub fn run() {
         .plugin(tauri_plugin_notification::init())
         .setup(move |app| {
             let handle = app.handle().clone();
-            let storage: Box<dyn desktop_core::SettingsStorage> =
+            let storage: Box<dyn app::SettingsStorage> =
                 match storage::PluginStorage::open(&handle) {
                     Ok(storage) => Box::new(storage),
                     Err(e) => {
                         tracing::error!("{e}; settings will not be saved this run");
-                        Box::new(desktop_core::MemoryStorage::default())
+                        Box::new(app::MemoryStorage::default())
                     }
                 };
             let parts = Parts {
                 storage,
                 secrets: keychain(),
-                system_proxy: desktop_core::sysproxy::detect(),
+                system_proxy: app::sysproxy::detect(),
                 autostart: Some(Box::new(PluginAutostart(handle.clone()))),
             };
             // The controller spawns its watcher on Tauri's tokio runtime.

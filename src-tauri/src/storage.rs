@@ -1,10 +1,10 @@
 //! Settings persisted with tauri-plugin-store (`settings.json` in the app's
-//! data directory). Only what `desktop_core::Settings` holds goes there: no
+//! data directory). Only what `app::Settings` holds goes there: no
 //! tokens.
 
 use std::sync::Arc;
 
-use desktop_core::{Settings, SettingsStorage};
+use app::{Settings, SettingsStorage};
 use tauri::{AppHandle, Wry};
 use tauri_plugin_store::{Store, StoreExt};
 

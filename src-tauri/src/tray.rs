@@ -1,11 +1,11 @@
 //! The tray icon: its look follows the session state; its tooltip and menu
 //! show the live stream count, the rates and the busiest streams (all
-//! computed by `desktop_core::TraySummary`); the menu connects, disconnects,
+//! computed by `app::TraySummary`); the menu connects, disconnects,
 //! switches profile, shows the window and quits.
 
 use std::sync::Mutex;
 
-use desktop_core::{Controller, TrayIcon, TraySummary};
+use app::{Controller, TrayIcon, TraySummary};
 use tauri::image::Image;
 use tauri::menu::{CheckMenuItem, Menu, MenuItem, PredefinedMenuItem, Submenu};
 use tauri::tray::TrayIconBuilder;

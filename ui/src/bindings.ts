@@ -1,4 +1,4 @@
-// Generated from the Rust types by `UPDATE_BINDINGS=1 cargo test -p desktop-core bindings`.
+// Generated from the Rust types by `UPDATE_BINDINGS=1 cargo test -p app bindings`.
 // Do not edit: change the Rust types and regenerate.
 
 import type { Channel } from "@tauri-apps/api/core";

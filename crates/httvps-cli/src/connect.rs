@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use desktop_core::Profile;
+use app::Profile;
 use engine::control::{ControlServer, default_control_file};
 use engine::{Engine, EngineEvent, SessionState, StartOptions};
 use httvps_client::profile::DEVICE_TOKEN;

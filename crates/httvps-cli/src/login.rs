@@ -5,7 +5,7 @@ use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use desktop_core::Profile;
+use app::Profile;
 use httvps_client::profile::{DEVICE_TOKEN, SESSION_TOKEN, ServerSpec};
 use net::Secret;
 use profiles::{KeyringStore, SecretKind, SecretStore, account};

@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use desktop_core::settings::{MemoryStorage, ProfileInput, ProfileKind, SettingsStorage};
-use desktop_core::{AppEvent, CommandCode, Controller, Parts, Preferences};
+use app::settings::{MemoryStorage, ProfileInput, ProfileKind, SettingsStorage};
+use app::{AppEvent, CommandCode, Controller, Parts, Preferences};
 use engine::SessionState;
 use httvps_gateway::{AuthSource, Gateway, GatewayConfig, RunningGateway, TlsSource};
 use profiles::{MemoryStore, SecretStore};
@@ -51,10 +51,10 @@ async fn gateway() -> Fixture {
 struct SharedStorage(Arc<MemoryStorage>);
 
 impl SettingsStorage for SharedStorage {
-    fn load(&self) -> Result<Option<desktop_core::Settings>, String> {
+    fn load(&self) -> Result<Option<app::Settings>, String> {
         self.0.load()
     }
-    fn save(&self, settings: &desktop_core::Settings) -> Result<(), String> {
+    fn save(&self, settings: &app::Settings) -> Result<(), String> {
         self.0.save(settings)
     }
 }
@@ -287,7 +287,7 @@ async fn the_demo_serves_its_page_through_the_tunnel() {
     let c = controller(&storage, &secrets);
     let port = set_port(&c).await;
     let overview = c.start_demo().await.unwrap();
-    let Some(desktop_core::Connection::Demo { page, .. }) = overview.connection else {
+    let Some(app::Connection::Demo { page, .. }) = overview.connection else {
         panic!("the demo is connected");
     };
     assert!(matches!(settled(&c).await, SessionState::Active { .. }));
@@ -398,7 +398,7 @@ async fn fast_connect_answers_apps_before_the_gateway_confirms() {
         c.settings()
             .profiles
             .iter()
-            .all(|p| matches!(p, desktop_core::Profile::Httvps(p) if !p.optimistic_open)),
+            .all(|p| matches!(p, app::Profile::Httvps(p) if !p.optimistic_open)),
         "the saved profile is left alone"
     );
 

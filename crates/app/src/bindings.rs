@@ -2,7 +2,7 @@
 //! typed list of commands and events the shell exposes.
 //!
 //! `ui/src/bindings.ts` is generated: run
-//! `UPDATE_BINDINGS=1 cargo test -p desktop-core bindings` after changing a
+//! `UPDATE_BINDINGS=1 cargo test -p app bindings` after changing a
 //! type. The test fails when the file is stale, so the UI cannot drift from
 //! the Rust side.
 
@@ -131,7 +131,7 @@ pub fn typescript() -> String {
         TraySummary::decl(&cfg),
     ];
     let mut out = String::from(
-        "// Generated from the Rust types by `UPDATE_BINDINGS=1 cargo test -p desktop-core bindings`.\n\
+        "// Generated from the Rust types by `UPDATE_BINDINGS=1 cargo test -p app bindings`.\n\
          // Do not edit: change the Rust types and regenerate.\n\n\
          import type { Channel } from \"@tauri-apps/api/core\";\n\n",
     );
@@ -184,7 +184,7 @@ mod tests {
         let committed = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(
             committed == fresh,
-            "ui/src/bindings.ts is stale: run `UPDATE_BINDINGS=1 cargo test -p desktop-core bindings`"
+            "ui/src/bindings.ts is stale: run `UPDATE_BINDINGS=1 cargo test -p app bindings`"
         );
         assert!(!fresh.contains("bigint"), "counters must be plain numbers");
     }
