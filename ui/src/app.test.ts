@@ -28,6 +28,7 @@ function overview(over: Partial<Overview> = {}): Overview {
     snapshot: {
       state: { state: "disconnected", reason: null },
       proxy_addr: null,
+      endpoints: [],
       open: [],
       closed: [],
       totals: { streams_total: 0, streams_open: 0, bytes_up: 0, bytes_down: 0, rate_up: 0, rate_down: 0 },

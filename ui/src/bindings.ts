@@ -133,9 +133,13 @@ export type Snapshot = {
  */
 state: SessionState, 
 /**
- * Where the local proxy listens, while running.
+ * Where the local proxy listens, while running outbound.
  */
 proxy_addr: string | null, 
+/**
+ * Where others reach what is published, while a publication is active.
+ */
+endpoints: Array<string>, 
 /**
  * Open streams.
  */

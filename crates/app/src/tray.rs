@@ -131,6 +131,7 @@ mod tests {
         Snapshot {
             state,
             proxy_addr: None,
+            endpoints: vec![],
             open,
             closed: vec![],
             totals: Totals {

@@ -1,10 +1,12 @@
-//! The engine: one local proxy, one session manager, one stream table.
+//! The engine: one session manager, one stream table, and either a local
+//! proxy (outbound: [`Engine::start`]) or a publication (inbound:
+//! [`Engine::publish`]).
 //!
-//! The session manager runs the seed 004 lifecycle: `Authenticating` →
-//! `Active` → on loss `Reconnecting` (backoff with jitter) → `Active` again,
-//! or `Disconnected` when the credentials are refused or the attempts run
-//! out. The proxy keeps listening throughout; while there is no session, new
-//! connections wait a bounded time and then fail with a clear error.
+//! The session manager runs the seed 004 lifecycle for both: `Authenticating`
+//! → `Active` → on loss `Reconnecting` (backoff with jitter) → `Active`
+//! again, or `Disconnected` when the credentials are refused or the attempts
+//! run out. The proxy keeps listening throughout; while there is no session,
+//! new connections wait a bounded time and then fail with a clear error.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -22,9 +24,10 @@ use tracing::{info, warn};
 use crate::backoff::ReconnectPolicy;
 use crate::connector::EngineConnector;
 use crate::events::{EVENT_BUFFER, EngineEvent};
+use crate::publish::{Inbound, Publication, Publisher};
 use crate::state::{SessionState, unix_now};
 use crate::table::{StreamInfo, StreamTable, Totals};
-use crate::transport::{Transport, TunnelSession};
+use crate::transport::{BoxFuture, Transport, TransportError, TunnelSession};
 
 /// How often stream counters are published while streams are open.
 const STATS_INTERVAL: Duration = Duration::from_millis(250);
@@ -44,6 +47,16 @@ pub struct StartOptions {
     pub slot_wait: Duration,
     /// How long a new proxy connection waits while reconnecting.
     pub reconnect_wait: Duration,
+}
+
+/// What [`Engine::publish`] needs.
+pub struct PublishOptions {
+    /// What to publish, through which server.
+    pub publisher: Arc<dyn Publisher>,
+    /// When and how often to reconnect.
+    pub reconnect: ReconnectPolicy,
+    /// Whether a failed *first* connect is retried like a lost publication.
+    pub retry_initial: bool,
 }
 
 /// The engine could not start.
@@ -69,9 +82,11 @@ pub enum EngineError {
 pub struct Snapshot {
     /// The session state.
     pub state: SessionState,
-    /// Where the local proxy listens, while running.
+    /// Where the local proxy listens, while running outbound.
     #[cfg_attr(feature = "ts", ts(type = "string | null"))]
     pub proxy_addr: Option<SocketAddr>,
+    /// Where others reach what is published, while a publication is active.
+    pub endpoints: Vec<String>,
     /// Open streams.
     pub open: Vec<StreamInfo>,
     /// Recently closed streams, oldest first.
@@ -82,8 +97,8 @@ pub struct Snapshot {
 
 struct Running {
     cancel: CancellationToken,
-    proxy: ProxyHandle,
-    proxy_addr: SocketAddr,
+    /// The local proxy and its address (outbound only).
+    proxy: Option<(ProxyHandle, SocketAddr)>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -91,6 +106,8 @@ struct Inner {
     table: StreamTable,
     state: watch::Sender<SessionState>,
     current: watch::Sender<Option<Arc<dyn TunnelSession>>>,
+    /// The active publication's endpoints.
+    endpoints: Mutex<Vec<String>>,
     events: broadcast::Sender<EngineEvent>,
     running: Mutex<Option<Running>>,
 }
@@ -134,6 +151,7 @@ impl Engine {
                 table: StreamTable::default(),
                 state,
                 current,
+                endpoints: Mutex::new(Vec::new()),
                 events,
                 running: Mutex::new(None),
             }),
@@ -157,7 +175,18 @@ impl Engine {
 
     /// Where the local proxy listens, while running.
     pub fn proxy_addr(&self) -> Option<SocketAddr> {
-        self.running().as_ref().map(|r| r.proxy_addr)
+        self.running()
+            .as_ref()
+            .and_then(|r| r.proxy.as_ref().map(|(_, addr)| *addr))
+    }
+
+    /// Where others reach what is published, while a publication is active.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.inner
+            .endpoints
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn running(&self) -> std::sync::MutexGuard<'_, Option<Running>> {
@@ -170,6 +199,7 @@ impl Engine {
         Snapshot {
             state: self.state(),
             proxy_addr: self.proxy_addr(),
+            endpoints: self.endpoints(),
             open,
             closed,
             totals,
@@ -197,28 +227,58 @@ impl Engine {
                 source,
             })?;
         let proxy_addr = proxy.local_addr();
+        let link = Link::Outbound(options.transport);
+        let supervisor = Supervisor {
+            policy: options.reconnect,
+            retry_initial: options.retry_initial,
+        };
+        // If another start won the race, `launch` shuts this proxy down.
+        self.launch(link, supervisor, Some((proxy.spawn(), proxy_addr)))?;
+        info!(%proxy_addr, "local proxy listening");
+        Ok(proxy_addr)
+    }
+
+    /// Starts publishing: the session manager keeps a publication of
+    /// `options.publisher` alive; its inbound connections show in the table.
+    pub fn publish(&self, options: PublishOptions) -> Result<(), EngineError> {
+        let inbound = Inbound::new(self.inner.table.clone(), self.inner.events.clone());
+        let link = Link::Publish(options.publisher, inbound);
+        let supervisor = Supervisor {
+            policy: options.reconnect,
+            retry_initial: options.retry_initial,
+        };
+        self.launch(link, supervisor, None)
+    }
+
+    /// Spawns the session manager and the stats ticker, unless running.
+    fn launch(
+        &self,
+        link: Link,
+        supervisor: Supervisor,
+        proxy: Option<(ProxyHandle, SocketAddr)>,
+    ) -> Result<(), EngineError> {
+        let mut running = self.running();
+        if running.is_some() {
+            drop(running);
+            if let Some((proxy, _)) = proxy {
+                tokio::spawn(proxy.shutdown());
+            }
+            return Err(EngineError::AlreadyRunning);
+        }
         let cancel = CancellationToken::new();
         let manager = tokio::spawn(drive_sessions(
             self.inner.clone(),
-            options.transport,
-            options.reconnect,
-            options.retry_initial,
+            link,
+            supervisor,
             cancel.clone(),
         ));
         let ticker = tokio::spawn(drive_stats(self.inner.clone(), cancel.clone()));
-        let mut running = self.running();
-        if running.is_some() {
-            cancel.cancel();
-            return Err(EngineError::AlreadyRunning);
-        }
         *running = Some(Running {
             cancel,
-            proxy: proxy.spawn(),
-            proxy_addr,
+            proxy,
             tasks: vec![manager, ticker],
         });
-        info!(%proxy_addr, "local proxy listening");
-        Ok(proxy_addr)
+        Ok(())
     }
 
     /// Stops everything: the session, the proxy and its connections.
@@ -227,7 +287,9 @@ impl Engine {
             return;
         };
         running.cancel.cancel();
-        running.proxy.shutdown().await;
+        if let Some((proxy, _)) = running.proxy {
+            proxy.shutdown().await;
+        }
         for task in running.tasks {
             let _ = task.await;
         }
@@ -250,14 +312,92 @@ impl Engine {
     }
 }
 
-async fn drive_sessions(
-    inner: Arc<Inner>,
-    transport: Arc<dyn Transport>,
+/// What the session manager keeps alive.
+enum Link {
+    /// Tunnel sessions the local proxy serves through.
+    Outbound(Arc<dyn Transport>),
+    /// Publications, recording inbound connections.
+    Publish(Arc<dyn Publisher>, Inbound),
+}
+
+/// One live session of a [`Link`].
+enum Live {
+    Outbound(Arc<dyn TunnelSession>),
+    Publish(Arc<dyn Publication>),
+}
+
+impl Link {
+    fn server(&self) -> String {
+        match self {
+            Link::Outbound(t) => t.server(),
+            Link::Publish(p, _) => p.server(),
+        }
+    }
+
+    fn connect(&self) -> BoxFuture<'_, Result<Live, TransportError>> {
+        Box::pin(async move {
+            Ok(match self {
+                Link::Outbound(t) => Live::Outbound(t.connect().await?),
+                Link::Publish(p, inbound) => Live::Publish(p.connect(inbound.clone()).await?),
+            })
+        })
+    }
+}
+
+impl Live {
+    fn session_id(&self) -> String {
+        match self {
+            Live::Outbound(s) => s.session_id(),
+            Live::Publish(p) => p.session_id(),
+        }
+    }
+
+    fn closed(&self) -> BoxFuture<'_, String> {
+        match self {
+            Live::Outbound(s) => s.closed(),
+            Live::Publish(p) => p.closed(),
+        }
+    }
+
+    fn close(&self) {
+        match self {
+            Live::Outbound(s) => s.close(),
+            Live::Publish(p) => p.close(),
+        }
+    }
+}
+
+/// The reconnect rules of one run.
+struct Supervisor {
     policy: ReconnectPolicy,
     retry_initial: bool,
+}
+
+impl Inner {
+    /// Makes `live` the current session: the proxy's (outbound) or the
+    /// published endpoints (inbound).
+    fn set_live(&self, live: Option<&Live>) {
+        let (session, endpoints) = match live {
+            Some(Live::Outbound(s)) => (Some(s.clone()), Vec::new()),
+            Some(Live::Publish(p)) => (None, p.endpoints()),
+            None => (None, Vec::new()),
+        };
+        self.current.send_replace(session);
+        *self.endpoints.lock().unwrap_or_else(|e| e.into_inner()) = endpoints;
+    }
+}
+
+async fn drive_sessions(
+    inner: Arc<Inner>,
+    link: Link,
+    supervisor: Supervisor,
     cancel: CancellationToken,
 ) {
-    let server = transport.server();
+    let Supervisor {
+        policy,
+        retry_initial,
+    } = supervisor;
+    let server = link.server();
     let mut attempt: u32 = 0;
     let mut ever_active = false;
     let final_reason = loop {
@@ -266,28 +406,32 @@ async fn drive_sessions(
         });
         let connected = tokio::select! {
             _ = cancel.cancelled() => break None,
-            result = transport.connect() => result,
+            result = link.connect() => result,
         };
         let last_error = match connected {
-            Ok(session) => {
+            Ok(live) => {
                 attempt = 0;
                 ever_active = true;
-                inner.current.send_replace(Some(session.clone()));
+                inner.set_live(Some(&live));
+                let max_streams = match &live {
+                    Live::Outbound(s) => s.max_streams(),
+                    Live::Publish(_) => 0,
+                };
                 inner.set_state(SessionState::Active {
-                    session_id: session.session_id(),
+                    session_id: live.session_id(),
                     gateway: server.clone(),
-                    max_streams: session.max_streams(),
+                    max_streams,
                     since_unix: unix_now(),
                 });
                 let reason = tokio::select! {
                     _ = cancel.cancelled() => {
-                        session.close();
-                        inner.current.send_replace(None);
+                        live.close();
+                        inner.set_live(None);
                         break None;
                     }
-                    reason = session.closed() => reason,
+                    reason = live.closed() => reason,
                 };
-                inner.current.send_replace(None);
+                inner.set_live(None);
                 inner.error(ErrorCode::SessionLost, &reason);
                 reason
             }
@@ -317,7 +461,7 @@ async fn drive_sessions(
             _ = tokio::time::sleep(delay) => {}
         }
     };
-    inner.current.send_replace(None);
+    inner.set_live(None);
     inner.set_state(SessionState::Disconnected {
         reason: final_reason,
     });

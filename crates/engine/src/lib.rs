@@ -9,6 +9,8 @@
 //!   no protocol: each protocol's client crate implements the traits of
 //!   [`transport`] (streams, and optionally datagrams and a resolver), and
 //!   the app layer picks one from a profile.
+//! - A [`Publisher`] is the inbound counterpart ([`Engine::publish`]): the
+//!   same supervision, with inbound connections in the same table.
 #![warn(missing_docs)]
 
 pub mod backoff;
@@ -16,14 +18,16 @@ mod connector;
 pub mod control;
 mod engine;
 pub mod events;
+pub mod publish;
 pub mod state;
 pub mod table;
 pub mod transport;
 pub mod units;
 
 pub use backoff::ReconnectPolicy;
-pub use engine::{Engine, EngineError, Snapshot, StartOptions};
+pub use engine::{Engine, EngineError, PublishOptions, Snapshot, StartOptions};
 pub use events::EngineEvent;
+pub use publish::{Inbound, Publication, Publisher};
 pub use state::SessionState;
 pub use table::{StreamInfo, StreamTable, Totals};
 pub use transport::{
