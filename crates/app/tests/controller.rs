@@ -297,7 +297,7 @@ async fn the_demo_serves_its_page_through_the_tunnel() {
     assert!(String::from_utf8_lossy(&body).contains("It works."));
     // HTTVPS carries no datagrams: UDP ASSOCIATE gets a clear refusal
     // (0x07 "command not supported") instead of a relay that drops everything.
-    assert_eq!(socks_udp_associate_reply(proxy).await, 0x07);
+    assert_eq!(testkit::socks5_udp_associate(proxy).await.err(), Some(0x07));
     let err = c.start_demo().await.unwrap_err();
     assert_eq!(err.code, CommandCode::AlreadyRunning);
     c.disconnect().await;
@@ -415,21 +415,4 @@ async fn fast_connect_answers_apps_before_the_gateway_confirms() {
     assert!(matches!(settled(&c).await, SessionState::Active { .. }));
     assert_eq!(socks5_connect(proxy, nothing).await.err(), Some(5));
     c.disconnect().await;
-}
-
-/// Sends a SOCKS5 greeting and a UDP ASSOCIATE request; returns the reply code.
-async fn socks_udp_associate_reply(proxy: SocketAddr) -> u8 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut socket = tokio::net::TcpStream::connect(proxy).await.unwrap();
-    socket.write_all(&[5, 1, 0]).await.unwrap();
-    let mut method = [0u8; 2];
-    socket.read_exact(&mut method).await.unwrap();
-    assert_eq!(method, [5, 0]);
-    socket
-        .write_all(&[5, 3, 0, 1, 0, 0, 0, 0, 0, 0])
-        .await
-        .unwrap();
-    let mut reply = [0u8; 2];
-    socket.read_exact(&mut reply).await.unwrap();
-    reply[1]
 }

@@ -17,8 +17,7 @@ use local_proxy::{
     BoxDatagrams, ConnectError, ConnectErrorKind, Datagram, DatagramChannel, ProxyConfig,
     TargetAddr,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UdpSocket};
+use tokio::net::UdpSocket;
 use tokio::sync::Mutex;
 
 /// Sessions that carry datagrams (or not), and no streams.
@@ -131,26 +130,6 @@ async fn start(datagrams: bool) -> (Engine, SocketAddr) {
     (engine, addr)
 }
 
-/// Greets the proxy and asks for an association; the reply code and the
-/// relay address.
-async fn associate(proxy: SocketAddr) -> (TcpStream, u8, SocketAddr) {
-    let mut control = TcpStream::connect(proxy).await.unwrap();
-    control.write_all(&[5, 1, 0]).await.unwrap();
-    let mut method = [0u8; 2];
-    control.read_exact(&mut method).await.unwrap();
-    control
-        .write_all(&[5, 3, 0, 1, 0, 0, 0, 0, 0, 0])
-        .await
-        .unwrap();
-    let mut reply = [0u8; 10];
-    control.read_exact(&mut reply).await.unwrap();
-    let relay = SocketAddr::from((
-        [reply[4], reply[5], reply[6], reply[7]],
-        u16::from_be_bytes([reply[8], reply[9]]),
-    ));
-    (control, reply[1], relay)
-}
-
 async fn echo_server() -> SocketAddr {
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let addr = socket.local_addr().unwrap();
@@ -167,8 +146,9 @@ async fn echo_server() -> SocketAddr {
 async fn datagrams_travel_where_the_session_carries_them_and_are_counted() {
     let (engine, proxy) = start(true).await;
     let echo = echo_server().await;
-    let (control, code, relay) = associate(proxy).await;
-    assert_eq!(code, 0, "association granted");
+    let (control, relay) = testkit::socks5_udp_associate(proxy)
+        .await
+        .expect("association granted");
     let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let mut packet = Vec::new();
     packet.extend_from_slice(&[0, 0, 0]);
@@ -214,8 +194,7 @@ async fn datagrams_travel_where_the_session_carries_them_and_are_counted() {
 #[tokio::test]
 async fn sessions_without_datagrams_refuse_with_command_not_supported() {
     let (engine, proxy) = start(false).await;
-    let (_control, code, _) = associate(proxy).await;
-    assert_eq!(code, 0x07);
+    assert_eq!(testkit::socks5_udp_associate(proxy).await.err(), Some(0x07));
     let closed = engine.snapshot().closed;
     assert!(
         closed.iter().any(|s| s.protocol == "socks5-udp"

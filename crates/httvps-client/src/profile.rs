@@ -297,21 +297,6 @@ mod tests {
     }
 
     #[test]
-    fn parse_errors_name_the_file_and_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("profiles.toml");
-        std::fs::write(&path, "[[profile]]\nname = \"a\"\ngateway = 5\n").unwrap();
-        let err = ProfileStore::at(&path)
-            .load::<HttvpsProfile>()
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("profiles.toml") && err.contains("line"),
-            "{err}"
-        );
-    }
-
-    #[test]
     fn optimistic_open_is_written_only_when_on() {
         let mut file = ProfilesFile::default();
         file.upsert(HttvpsProfile::for_gateway("careful", "wss://gw.example/ws"));

@@ -22,7 +22,7 @@ pub use servers::{
     closed_port, free_port, pseudo_random_bytes, sha256_hex,
 };
 pub use shadowsocks::{InProcessSsServer, SsEndpoint, SsServer};
-pub use socks::{closes_without_data, socks5_connect};
+pub use socks::{closes_without_data, socks5_connect, socks5_udp_associate};
 
 #[cfg(test)]
 mod test_http;

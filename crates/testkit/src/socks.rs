@@ -11,6 +11,23 @@ use tokio::net::TcpStream;
 /// the open stream after a success reply, or the reply code. Panics on
 /// anything that is not a well-formed SOCKS5 exchange, or after 20 s.
 pub async fn socks5_connect(proxy: SocketAddr, target: SocketAddr) -> Result<TcpStream, u8> {
+    socks5_request(proxy, 1, target).await.map(|(tcp, _)| tcp)
+}
+
+/// A SOCKS5 UDP ASSOCIATE (no authentication, any client port) through
+/// `proxy`: the control connection and the relay address after a success
+/// reply, or the reply code. Panics like [`socks5_connect`].
+pub async fn socks5_udp_associate(proxy: SocketAddr) -> Result<(TcpStream, SocketAddr), u8> {
+    socks5_request(proxy, 3, SocketAddr::from(([0, 0, 0, 0], 0))).await
+}
+
+/// One SOCKS5 request `command` for `address`: the connection and the bound
+/// address after a success reply, or the reply code.
+async fn socks5_request(
+    proxy: SocketAddr,
+    command: u8,
+    address: SocketAddr,
+) -> Result<(TcpStream, SocketAddr), u8> {
     let exchange = async {
         let mut tcp = TcpStream::connect(proxy)
             .await
@@ -19,8 +36,8 @@ pub async fn socks5_connect(proxy: SocketAddr, target: SocketAddr) -> Result<Tcp
         let mut choice = [0u8; 2];
         tcp.read_exact(&mut choice).await.unwrap();
         assert_eq!(choice, [5, 0], "the proxy accepts no authentication");
-        let mut request = vec![5, 1, 0];
-        match target {
+        let mut request = vec![5, command, 0];
+        match address {
             SocketAddr::V4(v4) => {
                 request.push(1);
                 request.extend_from_slice(&v4.ip().octets());
@@ -30,19 +47,31 @@ pub async fn socks5_connect(proxy: SocketAddr, target: SocketAddr) -> Result<Tcp
                 request.extend_from_slice(&v6.ip().octets());
             }
         }
-        request.extend_from_slice(&target.port().to_be_bytes());
+        request.extend_from_slice(&address.port().to_be_bytes());
         tcp.write_all(&request).await.unwrap();
         let mut head = [0u8; 4];
         tcp.read_exact(&mut head).await.unwrap();
         assert_eq!(head[0], 5, "a SOCKS5 reply: {head:?}");
-        let bound_len = match head[3] {
-            1 => 4 + 2,
-            4 => 16 + 2,
+        let bound = match head[3] {
+            1 => {
+                let mut raw = [0u8; 6];
+                tcp.read_exact(&mut raw).await.unwrap();
+                let ip: [u8; 4] = raw[..4].try_into().unwrap();
+                SocketAddr::from((ip, u16::from_be_bytes([raw[4], raw[5]])))
+            }
+            4 => {
+                let mut raw = [0u8; 18];
+                tcp.read_exact(&mut raw).await.unwrap();
+                let ip: [u8; 16] = raw[..16].try_into().unwrap();
+                SocketAddr::from((ip, u16::from_be_bytes([raw[16], raw[17]])))
+            }
             atyp => panic!("unexpected address type {atyp} in the reply"),
         };
-        let mut bound = vec![0u8; bound_len];
-        tcp.read_exact(&mut bound).await.unwrap();
-        if head[1] == 0 { Ok(tcp) } else { Err(head[1]) }
+        if head[1] == 0 {
+            Ok((tcp, bound))
+        } else {
+            Err(head[1])
+        }
     };
     tokio::time::timeout(Duration::from_secs(20), exchange)
         .await
