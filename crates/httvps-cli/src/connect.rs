@@ -16,6 +16,7 @@ use profiles::{KeyringStore, ProfileStore, ProfilesFile, SecretKind, SecretStore
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::args::{ConnectArgs, Global, ServerArgs};
+use crate::failure::MissingSecret;
 use crate::output::{describe_state, print_event};
 
 pub async fn run(global: &Global, args: ConnectArgs) -> anyhow::Result<ExitCode> {
@@ -127,11 +128,11 @@ fn resolve_secret(
     }
     match std::env::var(env_var) {
         Ok(value) if !value.trim().is_empty() => Ok(Secret::new(value.trim())),
-        _ => bail!(
+        _ => Err(MissingSecret(format!(
             "no token for profile {:?}: run `httvps login --profile {}`, set {env_var}, or pass --token-stdin",
-            profile.name,
-            profile.name
-        ),
+            profile.name, profile.name
+        ))
+        .into()),
     }
 }
 

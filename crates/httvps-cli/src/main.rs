@@ -1,11 +1,13 @@
 //! `httvps`: the command-line face of the client engine.
 //!
-//! Errors are reported once, at the top, with their whole chain; the exit
-//! code is 1 for failures and 2 for usage errors (clap's own).
+//! Errors are reported once, at the top, with their whole chain (and, under
+//! `--json`, as a JSON line with a stable code); the exit code is 1 for
+//! failures and 2 for usage errors (clap's own).
 
 mod args;
 mod connect;
 mod demo;
+mod failure;
 mod login;
 mod output;
 mod status;
@@ -19,6 +21,12 @@ use crate::args::{Cli, Command};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    let json = match &cli.command {
+        Command::Connect(args) => args.json,
+        Command::Demo(args) => args.json,
+        Command::Status(args) | Command::Streams(args) => args.json,
+        Command::Login(_) | Command::Logout(_) | Command::Profiles => false,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -46,6 +54,9 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
+            if json {
+                println!("{}", failure::json_line(&e));
+            }
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }

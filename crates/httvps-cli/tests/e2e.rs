@@ -546,6 +546,44 @@ async fn bad_input_gets_the_right_error_and_the_engine_keeps_serving() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_under_json_are_a_json_line_with_a_stable_code() {
+    let home = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(HTTVPS)
+            .args(args)
+            .env("HTTVPS_CONFIG", home.path().join("profiles.toml"))
+            .env("HTTVPS_CONTROL_FILE", home.path().join("control.json"))
+            .env_remove("HTTVPS_SESSION_TOKEN")
+            .output()
+    };
+    let error_line = |stdout: &[u8]| -> serde_json::Value {
+        let text = String::from_utf8_lossy(stdout);
+        let line = text.lines().last().unwrap_or_default().to_owned();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {text}"))
+    };
+    let out = run(&["connect", "--json", "--profile", "nosuch"])
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let line = error_line(&out.stdout);
+    assert_eq!(line["type"], "error");
+    assert_eq!(line["data"]["code"], "not_found", "{line}");
+    assert!(line["data"]["message"].as_str().unwrap().contains("nosuch"));
+
+    let out = run(&["connect", "--json", "--gateway", "wss://gw.example/ws"])
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let line = error_line(&out.stdout);
+    assert_eq!(line["data"]["code"], "not_signed_in", "{line}");
+
+    // Without --json, stdout stays clean and the sentence goes to stderr.
+    let out = run(&["connect", "--profile", "nosuch"]).await.unwrap();
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nosuch"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_token_prints_auth_failed_and_exits_non_zero() {
     let gateway = direct_gateway(&[]).await;
     let out = Command::new(HTTVPS)
