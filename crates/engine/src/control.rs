@@ -18,6 +18,7 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -144,7 +145,8 @@ fn answer(
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()));
+        // Compared in constant time: timing must not tell how much of a guess matched.
+        .is_some_and(|t| bool::from(t.as_bytes().ct_eq(token.as_bytes())));
     if !authorized {
         return reply(
             StatusCode::UNAUTHORIZED,
@@ -158,11 +160,6 @@ fn answer(
         ),
         _ => reply(StatusCode::NOT_FOUND, br#"{"error":"not found"}"#.to_vec()),
     }
-}
-
-/// Compares secrets without leaking, through timing, how much matched.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Writes `bytes` to `path`, readable by this user only.
@@ -251,11 +248,24 @@ mod tests {
             .await
             .unwrap();
         tokio::spawn(conn);
-        let request = Request::get("/v1/snapshot")
-            .header("authorization", "Bearer wrong")
-            .body(http_body_util::Empty::<Bytes>::new())
-            .unwrap();
-        assert_eq!(sender.send_request(request).await.unwrap().status(), 401);
+        let token = &server.info().token;
+        let near_misses = [
+            "wrong".to_owned(),
+            token[..token.len() - 1].to_owned(),
+            format!("{token}0"),
+            token.to_uppercase(),
+        ];
+        for guess in near_misses {
+            let request = Request::get("/v1/snapshot")
+                .header("authorization", format!("Bearer {guess}"))
+                .body(http_body_util::Empty::<Bytes>::new())
+                .unwrap();
+            assert_eq!(
+                sender.send_request(request).await.unwrap().status(),
+                401,
+                "{guess}"
+            );
+        }
 
         drop(server);
         assert!(!file.exists());

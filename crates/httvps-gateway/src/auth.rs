@@ -2,15 +2,18 @@
 //! or an in-memory set.
 //!
 //! Tokens and the internal secret are never logged, nor are backend response
-//! bodies: a body may echo the token back.
+//! bodies: a body may echo the token back. A token is checked against a token
+//! file or set in constant time (`subtle`), against every known token, so
+//! that timing tells a prober neither how much of a guess matched nor which
+//! entry it came near.
 
 use std::collections::HashSet;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use serde::Deserialize;
+use subtle::{Choice, ConstantTimeEq};
 use tracing::{error, info};
 
 use crate::GatewayError;
@@ -72,7 +75,7 @@ pub struct TokenSet(Arc<RwLock<Arc<HashSet<String>>>>);
 impl TokenSet {
     fn contains(&self, token: &str) -> bool {
         let set = self.0.read().unwrap_or_else(|p| p.into_inner()).clone();
-        set.contains(token)
+        is_known(&set, token)
     }
 
     fn replace(&self, set: HashSet<String>) {
@@ -216,13 +219,13 @@ impl Authenticator {
                 secret,
             } => return validate_backend(client, endpoint, secret.as_deref(), token).await,
             Authenticator::File(file) => file.tokens.contains(token),
-            Authenticator::Memory(set) => set.contains(token),
+            Authenticator::Memory(set) => is_known(set, token),
         };
         if !known {
             return Err(AuthError::Rejected { status: None });
         }
         Ok(Grant {
-            session_id: random_session_id(),
+            session_id: uuid::Uuid::new_v4().to_string(),
             device_id: None,
             max_streams: None,
             outline: None,
@@ -297,28 +300,17 @@ impl Classify for serde_json::Error {
     }
 }
 
-/// A random UUID v4 in its usual text form, from the TLS provider's CSPRNG.
-pub fn random_session_id() -> String {
-    let mut b = [0u8; 16];
-    let rng = rustls::crypto::aws_lc_rs::default_provider().secure_random;
-    if rng.fill(&mut b).is_err() {
-        // Not a secret, only an id: fall back to time-derived bytes.
-        let nanos = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or(Duration::ZERO)
-            .as_nanos();
-        b = nanos.to_le_bytes();
-    }
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let mut s = String::with_capacity(36);
-    for (i, byte) in b.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            s.push('-');
-        }
-        let _ = write!(s, "{byte:02x}");
-    }
-    s
+/// Whether `token` is in `set`, comparing it with every entry in constant
+/// time rather than hashing it into one bucket and comparing with `==`. The
+/// cost grows with the set, which is fine for the hundreds of tokens a token
+/// file holds and a check that runs once per session.
+fn is_known(set: &HashSet<String>, token: &str) -> bool {
+    let token = token.as_bytes();
+    set.iter()
+        .fold(Choice::from(0), |found, known| {
+            found | known.as_bytes().ct_eq(token)
+        })
+        .into()
 }
 
 #[cfg(test)]
@@ -331,21 +323,36 @@ mod tests {
         assert_eq!(set, ["tok-a".to_owned(), "tok-b".to_owned()].into());
     }
 
-    #[test]
-    fn session_ids_look_like_uuid_v4() {
-        let a = random_session_id();
-        let b = random_session_id();
+    #[tokio::test]
+    async fn session_ids_look_like_uuid_v4() {
+        let auth = Authenticator::new(&AuthSource::Tokens(["t".to_owned()].into())).unwrap();
+        let a = auth.validate("t").await.unwrap().session_id;
+        let b = auth.validate("t").await.unwrap().session_id;
         assert_ne!(a, b);
         assert_eq!(a.len(), 36);
         assert_eq!(&a[14..15], "4");
         assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"));
+        assert!(matches!(
+            auth.validate("u").await,
+            Err(AuthError::Rejected { status: None })
+        ));
+    }
+
+    #[test]
+    fn token_lookup_matches_whole_tokens_only() {
+        let set: HashSet<String> = ["tok-alpha".to_owned(), "tok-beta".to_owned()].into();
+        assert!(is_known(&set, "tok-alpha"));
+        assert!(is_known(&set, "tok-beta"));
+        for miss in ["", "tok-", "tok-alph", "tok-alphaa", "TOK-ALPHA"] {
+            assert!(!is_known(&set, miss), "{miss}");
+        }
+        assert!(!is_known(&HashSet::new(), "tok-alpha"));
     }
 
     #[test]
     fn failed_reload_keeps_old_tokens() {
-        let dir = std::env::temp_dir().join(format!("httvps-gw-tokens-{}", random_session_id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("tokens");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens");
         std::fs::write(&path, "one\n").unwrap();
         let file = TokenFile::open(&path).unwrap();
         assert!(file.tokens.contains("one"));
@@ -356,7 +363,6 @@ mod tests {
         file.reload("test");
         assert!(file.tokens.contains("two"));
         assert!(TokenFile::open(&path).is_err());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -136,9 +136,11 @@ impl fmt::Debug for AuthSource {
 /// What the decoy website serves on paths other than the WebSocket path.
 #[derive(Debug, Clone)]
 pub enum SiteSource {
-    /// A bland built-in page at `/`.
+    /// A bland built-in page at `/` (written to a private temporary
+    /// directory at start and served like any other file).
     BuiltIn,
-    /// Static files from a directory (`/` serves `index.html`).
+    /// Static files from a directory (a directory serves its `index.html`;
+    /// hidden files, symlinks that lead out and files over 8 MiB are 404).
     Dir(PathBuf),
 }
 
@@ -273,27 +275,27 @@ impl Default for Timeouts {
     }
 }
 
-/// Parses a duration: plain seconds (`10`, `0.5`) or with a unit (`500ms`, `2s`, `1m`).
+/// Longest duration a flag takes (about 31 years), far from where adding it
+/// to an `Instant` could overflow.
+const MAX_DURATION: Duration = Duration::from_secs(1_000_000_000);
+
+/// Parses a duration: plain seconds (`10`, `0.5`, as the flags always took)
+/// or [`humantime`]'s forms (`500ms`, `2s`, `2m`, `1h30m`, `1h 30m`).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let (num, scale) = if let Some(n) = text.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = text.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = text.strip_suffix('m') {
-        (n, 60.0)
-    } else {
-        (text, 1.0)
+    let duration = match text.parse::<f64>() {
+        Ok(secs) => Duration::try_from_secs_f64(secs)
+            .map_err(|_| format!("{text:?} is not a duration of zero or more seconds"))?,
+        Err(_) => humantime::parse_duration(text).map_err(|e| {
+            format!("{text:?} is not a duration: {e} (try 10 for seconds, or 500ms, 2m, 1h30m)")
+        })?,
     };
-    let value: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration (try 10, 0.5, 500ms, 2m)"))?;
-    let secs = value * scale;
-    if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
-        return Err(format!("{text:?} is out of range"));
+    if duration > MAX_DURATION {
+        return Err(format!(
+            "{text:?} is out of range (at most 1000000000 seconds)"
+        ));
     }
-    Ok(Duration::from_secs_f64(secs))
+    Ok(duration)
 }
 
 #[cfg(test)]
@@ -301,14 +303,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations() {
+    fn durations_in_plain_seconds() {
         assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration(" 120 "), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
         assert_eq!(parse_duration("0.5"), Ok(Duration::from_millis(500)));
+        for bad in ["-1", "NaN", "inf", "1e30"] {
+            let e = parse_duration(bad).unwrap_err();
+            assert!(e.contains("zero or more seconds"), "{bad}: {e}");
+        }
+        assert!(parse_duration("2e9").unwrap_err().contains("out of range"));
+    }
+
+    #[test]
+    fn durations_in_humantime_form() {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
         assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
-        assert!(parse_duration("-1").is_err());
-        assert!(parse_duration("soon").is_err());
+        assert_eq!(parse_duration("2min"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("1h 30m 5s"), Ok(Duration::from_secs(5405)));
+        assert!(parse_duration("100y").unwrap_err().contains("out of range"));
+        for bad in ["soon", "10 parsecs", "", "-2s"] {
+            let e = parse_duration(bad).unwrap_err();
+            assert!(
+                e.contains("is not a duration") && e.contains("1h30m"),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]

@@ -97,6 +97,15 @@ pub enum GatewayError {
         #[source]
         source: std::io::Error,
     },
+    /// The decoy site's directory is unusable, or the built-in page could not be written.
+    #[error("decoy site {path}")]
+    Site {
+        /// The directory or file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     /// A setting is out of range.
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -170,6 +179,7 @@ impl Gateway {
         check_config(&config)?;
         let tls = TlsAcceptor::from(tls::server_config(&config.tls)?);
         let auth = auth::Authenticator::new(&config.auth)?;
+        let site = http::Site::new(&config.site)?;
         let fixed_outline = match &config.outline {
             Some(node) => Some(Arc::new(
                 upstream::outline_config(node).map_err(GatewayError::BadOutline)?,
@@ -203,7 +213,7 @@ impl Gateway {
             None => None,
         };
         let shared = Arc::new(Shared {
-            site: http::Site::new(&config.site),
+            site,
             sessions: Arc::new(Semaphore::new(config.limits.max_sessions)),
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),

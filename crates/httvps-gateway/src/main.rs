@@ -17,7 +17,8 @@ use tracing::{error, info};
 /// WebSocket, carried out through Shadowsocks (Outline) or dialed directly.
 ///
 /// Exactly one of --backend and --tokens says who may log in. Any other
-/// path than --ws-path serves a small static website. Logs are JSON on
+/// path than --ws-path serves a small static website. Durations (DUR) are
+/// seconds (10, 0.5) or with units (500ms, 2m, 1h30m). Logs are JSON on
 /// stderr; set RUST_LOG (default "info").
 #[derive(Parser, Debug)]
 #[command(name = "httvps-gateway", version, about, long_about)]
@@ -64,7 +65,7 @@ struct Args {
     /// Serve the decoy website from this directory (default: a built-in page).
     #[arg(long, value_name = "DIR")]
     site_dir: Option<PathBuf>,
-    /// Time allowed from upgrade to hello (seconds, or 500ms / 2m).
+    /// Time allowed from upgrade to hello (seconds, or 500ms / 2m / 1h30m).
     #[arg(long, value_name = "DUR", default_value = "10", value_parser = parse_duration)]
     hello_timeout: Duration,
     /// Close a session that sends nothing this long (a ping goes out at half of it).
@@ -127,9 +128,7 @@ impl Args {
             config.outline = Some(OutlineNode::from_url(&url).context("parsing --outline")?);
         }
         if let Some(dir) = self.site_dir {
-            if !dir.is_dir() {
-                bail!("--site-dir {} is not a directory", dir.display());
-            }
+            // Gateway::bind checks that it is a directory.
             config.site = SiteSource::Dir(dir);
         }
         config.ws_path = self.ws_path;

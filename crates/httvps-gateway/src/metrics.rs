@@ -1,6 +1,22 @@
 //! Prometheus metrics: names, the process-wide recorder, and the tiny HTTP
 //! server that renders them at `GET /metrics`.
 //!
+//! The server is ours rather than `metrics-exporter-prometheus`'s own
+//! listener (`PrometheusBuilder::with_http_listener`, feature
+//! `http-listener`, read at 0.18.3), which cannot keep this module's
+//! behaviour:
+//! - It binds inside `build()` and returns only an opaque future, never the
+//!   bound address, so `--metrics 127.0.0.1:0` (which the tests use) could
+//!   not log or report its port.
+//! - It serves the recorder that the same `build()` creates, so it cannot
+//!   serve the one process-wide recorder that [`handle`] shares between
+//!   gateways; the function that would take a handle is private to the crate.
+//! - It answers every path with the metrics (and `/health`), where we answer
+//!   `/metrics` only and 404 the rest.
+//! - It has no shutdown: its accept loop runs until dropped, and the
+//!   connections it spawned outlive that; ours all end with the gateway. Its
+//!   connections also have no header read timeout.
+//!
 //! Global state: the `metrics` facade has one recorder per process, set once.
 //! [`handle`] installs ours on first use and hands every later caller (a
 //! second gateway in the same process, tests) the same handle, so gateways in

@@ -49,6 +49,17 @@ impl Setup {
         args
     }
 
+    /// Starts the binary with its temporary files (the built-in site's page)
+    /// in this setup's directory, so that killing it leaves nothing behind.
+    async fn spawn(&self, args: &[String], envs: &[(&str, &str)]) -> GatewayProcess {
+        let tmp = self.dir.path().to_str().unwrap();
+        let mut all = vec![("TMPDIR", tmp)];
+        all.extend_from_slice(envs);
+        GatewayProcess::spawn(Path::new(BIN), args, &all)
+            .await
+            .unwrap()
+    }
+
     fn tokens_file(&self, content: &str) -> PathBuf {
         let path = self.dir.path().join("tokens");
         write_atomically(&path, content);
@@ -89,9 +100,7 @@ async fn sighup_reloads_the_token_file_and_a_failed_reload_keeps_the_old_set() {
     let s = setup();
     let tokens = s.tokens_file("# test tokens\ntok-alpha-7781\n");
     let args = s.args(&["--tokens", tokens.to_str().unwrap(), "--tokens-poll", "0"]);
-    let gw = GatewayProcess::spawn(Path::new(BIN), &args, &[])
-        .await
-        .unwrap();
+    let gw = s.spawn(&args, &[]).await;
     assert_eq!(
         hello(&gw, &s.cert, "tok-alpha-7781").await.1["type"],
         "ready"
@@ -129,9 +138,7 @@ async fn token_file_change_is_picked_up_without_a_signal() {
         "--tokens-poll",
         "200ms",
     ]);
-    let gw = GatewayProcess::spawn(Path::new(BIN), &args, &[])
-        .await
-        .unwrap();
+    let gw = s.spawn(&args, &[]).await;
     write_atomically(&tokens, "tok-two\n");
     gw.wait_for_log("tokens reloaded", WAIT).await.unwrap();
     assert_eq!(hello(&gw, &s.cert, "tok-two").await.1["type"], "ready");
@@ -153,6 +160,75 @@ async fn missing_token_file_is_a_startup_error() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("token file"), "{stderr}");
+}
+
+#[tokio::test]
+async fn durations_take_plain_seconds_or_units() {
+    let s = setup();
+    let tokens = s.tokens_file("tok-dur\n");
+    // Units (humantime) and plain seconds side by side; a hello timeout of
+    // 300ms (not the default 10 s) shows the unit was read.
+    let args = s.args(&[
+        "--tokens",
+        tokens.to_str().unwrap(),
+        "--hello-timeout",
+        "300ms",
+        "--idle-timeout",
+        "1h30m",
+        "--drain-timeout",
+        "2",
+        "--dial-timeout",
+        "0.5",
+        "--tokens-poll",
+        "1m 30s",
+    ]);
+    let gw = s.spawn(&args, &[]).await;
+    let mut c = Client::connect(gw.addr(), &s.cert).await;
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        c.expect_error_then_close("bad_hello", 1008),
+    )
+    .await
+    .expect("the 300ms hello timeout applies");
+
+    for (flag, bad) in [("--idle-timeout", "soon"), ("--hello-timeout", "-3")] {
+        let out = tokio::process::Command::new(BIN)
+            .args(s.args(&[
+                "--tokens",
+                tokens.to_str().unwrap(),
+                &format!("{flag}={bad}"),
+            ]))
+            .output()
+            .await
+            .unwrap();
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(flag) && stderr.contains(&format!("{bad:?}")),
+            "{stderr}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn unusable_site_dir_is_a_startup_error() {
+    let s = setup();
+    let tokens = s.tokens_file("tok\n");
+    for site in [s.dir.path().join("nope"), tokens.clone()] {
+        let out = tokio::process::Command::new(BIN)
+            .args(s.args(&[
+                "--tokens",
+                tokens.to_str().unwrap(),
+                "--site-dir",
+                site.to_str().unwrap(),
+            ]))
+            .output()
+            .await
+            .unwrap();
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("decoy site"), "{stderr}");
+    }
 }
 
 #[tokio::test]
@@ -201,9 +277,7 @@ async fn sigterm_drains_streams_closes_1001_and_exits_zero() {
         "--drain-timeout",
         "500ms",
     ]);
-    let mut gw = GatewayProcess::spawn(Path::new(BIN), &args, &[])
-        .await
-        .unwrap();
+    let mut gw = s.spawn(&args, &[]).await;
     let (mut c, reply) = hello(&gw, &s.cert, "tok-term").await;
     assert_eq!(reply["type"], "ready");
     c.open("s1", echo.addr()).await;
@@ -261,16 +335,15 @@ async fn backend_mode_metrics_and_logs_without_secrets() {
         .start()
         .await;
     let args = s.args(&["--backend", &backend.url(), "--metrics", "127.0.0.1:0"]);
-    let gw = GatewayProcess::spawn(
-        Path::new(BIN),
-        &args,
-        &[
-            ("HTTVPS_INTERNAL_SECRET", "internal-secret-3318"),
-            ("RUST_LOG", "debug"),
-        ],
-    )
-    .await
-    .unwrap();
+    let gw = s
+        .spawn(
+            &args,
+            &[
+                ("HTTVPS_INTERNAL_SECRET", "internal-secret-3318"),
+                ("RUST_LOG", "debug"),
+            ],
+        )
+        .await;
     let metrics_addr = gw.wait_metrics_addr(WAIT).await.unwrap();
 
     let (mut c, reply) = hello(&gw, &s.cert, "tok-session-4471").await;

@@ -494,59 +494,6 @@ async fn session_limit_answers_503() {
     }
 }
 
-async fn http_get(gw: &util::TestGateway, request: &str) -> String {
-    let mut tls = util::tls_connect(gw.addr(), &gw.cert).await;
-    tls.write_all(request.as_bytes()).await.unwrap();
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(util::WAIT, tls.read_to_end(&mut out)).await;
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-#[tokio::test]
-async fn other_paths_look_like_a_plain_website() {
-    let gw = gateway().await;
-    let root = http_get(
-        &gw,
-        "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
-    )
-    .await;
-    assert!(root.starts_with("HTTP/1.1 200"), "{root}");
-    assert!(
-        root.to_ascii_lowercase().contains("server: nginx"),
-        "{root}"
-    );
-    assert!(root.contains("<html"), "{root}");
-    for path in ["/admin", "/ws"] {
-        let r = http_get(
-            &gw,
-            &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
-        )
-        .await;
-        assert!(r.starts_with("HTTP/1.1 404"), "{path}: {r}");
-    }
-    let post = http_get(
-        &gw,
-        "POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-    )
-    .await;
-    assert!(post.starts_with("HTTP/1.1 405"), "{post}");
-
-    // A site directory replaces the built-in page.
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("index.html"), "<html>my site</html>").unwrap();
-    let site = dir.path().to_owned();
-    let gw = start_gateway(tokens(&[TOKEN]), |c| {
-        c.site = httvps_gateway::SiteSource::Dir(site)
-    })
-    .await;
-    let root = http_get(
-        &gw,
-        "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
-    )
-    .await;
-    assert!(root.contains("my site"), "{root}");
-}
-
 #[tokio::test]
 async fn shutdown_drains_then_closes_streams_and_session() {
     let echo = EchoServer::start().await;

@@ -46,6 +46,10 @@ impl TestGateway {
         if !all.iter().any(|a| a == "--listen") {
             all.extend(["--listen".to_owned(), "127.0.0.1:0".into()]);
         }
+        // The gateway writes its built-in decoy page to a temporary
+        // directory; a gateway killed by the test cannot remove it, so it
+        // goes into this fixture's directory, removed with the fixture.
+        let tmpdir = ("TMPDIR".to_owned(), dir.path().to_string_lossy().into_owned());
         let mut gateway = TestGateway {
             process: None,
             bin: bin.to_path_buf(),
@@ -53,6 +57,7 @@ impl TestGateway {
             envs: envs
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
+                .chain(std::iter::once(tmpdir))
                 .collect(),
             cert,
             key,
