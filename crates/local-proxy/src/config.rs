@@ -14,13 +14,17 @@ pub struct ProxyConfig {
     /// Required credentials (SOCKS5 username/password and HTTP Basic), or none.
     pub auth: Option<Credentials>,
     /// How long a client may take to finish its handshake (SOCKS5 greeting,
-    /// auth and request, or the first HTTP request head). Default 10 s.
+    /// auth and request, or the first HTTP request head, counted from
+    /// accept). Also the limit for each later HTTP request head, and for an
+    /// idle keep-alive HTTP connection to start its next one. Default 10 s.
     pub handshake_timeout: Duration,
     /// Most simultaneous client connections; past it new ones are closed at
     /// once. A SOCKS5 UDP association counts as the one connection that
     /// carries its control channel. Default 1024.
     pub max_connections: usize,
     /// Largest HTTP request head accepted; larger gets 431. Default 16 KiB.
+    /// hyper's buffers on an HTTP connection are limited to the larger of
+    /// this and [`ProxyConfig::copy_buffer`] (and at least 8 KiB).
     pub max_header_bytes: usize,
     /// Size of each of the two copy buffers of a connection. Default 64 KiB:
     /// the tunnel hands over up to 64 KiB at a time, and copying it in one
@@ -103,9 +107,10 @@ impl Credentials {
     /// Whether `username`/`password` match, in time that depends only on the
     /// lengths, so a local attacker cannot guess byte by byte.
     pub(crate) fn matches(&self, username: &[u8], password: &[u8]) -> bool {
-        let user_ok = constant_time_eq(self.username.as_bytes(), username);
-        let pass_ok = constant_time_eq(self.password.as_bytes(), password);
-        user_ok & pass_ok
+        use subtle::ConstantTimeEq;
+        let user_ok = self.username.as_bytes().ct_eq(username);
+        let pass_ok = self.password.as_bytes().ct_eq(password);
+        (user_ok & pass_ok).into()
     }
 }
 
@@ -116,13 +121,6 @@ impl fmt::Debug for Credentials {
             .field("password", &"<redacted>")
             .finish()
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

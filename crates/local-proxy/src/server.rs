@@ -68,7 +68,7 @@ impl LocalProxy {
         Ok(LocalProxy {
             listener,
             local_addr,
-            shared: Arc::new(Shared { config, connector }),
+            shared: Arc::new(Shared::new(config, connector)),
             limiter,
         })
     }

@@ -1,15 +1,11 @@
-//! Bounded buffered reading, body relaying and the two-way copy.
+//! Bounded buffered reading and the two-way copy.
 
-use std::future::Future;
 use std::io;
-use std::task::{Context, Waker};
 
 use bytes::{Buf, BytesMut};
-use net::TargetAddr;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 
 use crate::BoxStream;
-use crate::http1::{BodyError, BodyScanner};
 
 /// A read half with its own buffer, which never grows past `cap` bytes.
 pub(crate) struct Reader<R> {
@@ -83,32 +79,17 @@ pub(crate) enum ReadError<E> {
 
 /// A stream from the connector, split so that both directions can run at once.
 pub(crate) struct Upstream {
-    pub(crate) target: TargetAddr,
     pub(crate) reader: Reader<ReadHalf<BoxStream>>,
     pub(crate) writer: WriteHalf<BoxStream>,
 }
 
 impl Upstream {
-    pub(crate) fn new(target: TargetAddr, stream: BoxStream, chunk: usize, cap: usize) -> Self {
+    pub(crate) fn new(stream: BoxStream, chunk: usize, cap: usize) -> Self {
         let (read, writer) = tokio::io::split(stream);
         Upstream {
-            target,
             reader: Reader::new(read, chunk, cap),
             writer,
         }
-    }
-
-    /// Whether an idle upstream is no longer usable: the server closed it
-    /// (servers drop idle keep-alive connections after a few seconds) or
-    /// sent bytes nobody asked for. Checked without waiting, by polling one
-    /// read once; a pending read is dropped, losing nothing.
-    pub(crate) fn is_stale(&mut self) -> bool {
-        if !self.reader.buf.is_empty() {
-            return true;
-        }
-        let mut cx = Context::from_waker(Waker::noop());
-        let read = std::pin::pin!(self.reader.fill());
-        read.poll(&mut cx).is_ready()
     }
 }
 
@@ -119,44 +100,6 @@ pub(crate) enum RelayError {
     Read(io::Error),
     /// Writing to the destination failed.
     Write(io::Error),
-    /// The source ended before the body did.
-    Truncated,
-    /// The chunked body is malformed.
-    Body(BodyError),
-}
-
-/// Copies one message body from `from` to `to`, exactly as framed by
-/// `scanner`; bytes after the body stay in `from.buf`. Returns whether the
-/// body ended with the stream (close-delimited framing).
-pub(crate) async fn relay_body<R, W>(
-    from: &mut Reader<R>,
-    to: &mut W,
-    mut scanner: BodyScanner,
-) -> Result<bool, RelayError>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let mut ended_by_eof = false;
-    while !scanner.is_done() {
-        if from.buf.is_empty() {
-            match from.fill().await.map_err(RelayError::Read)? {
-                0 if scanner.ends_at_eof() => {
-                    ended_by_eof = true;
-                    break;
-                }
-                0 => return Err(RelayError::Truncated),
-                _ => {}
-            }
-        }
-        let n = scanner.advance(&from.buf).map_err(RelayError::Body)?;
-        to.write_all(&from.buf[..n])
-            .await
-            .map_err(RelayError::Write)?;
-        from.buf.advance(n);
-    }
-    to.flush().await.map_err(RelayError::Write)?;
-    Ok(ended_by_eof)
 }
 
 /// Copies `from` to `to` until `from` ends, then shuts `to` down for writing
@@ -224,8 +167,6 @@ impl std::fmt::Display for RelayError {
         match self {
             RelayError::Read(e) => write!(f, "read failed: {e}"),
             RelayError::Write(e) => write!(f, "write failed: {e}"),
-            RelayError::Truncated => f.write_str("stream ended inside a message body"),
-            RelayError::Body(e) => write!(f, "{e}"),
         }
     }
 }
@@ -235,8 +176,6 @@ impl RelayError {
     pub(crate) fn is_disconnect(&self) -> bool {
         match self {
             RelayError::Read(e) | RelayError::Write(e) => is_disconnect(e),
-            RelayError::Truncated => true,
-            RelayError::Body(_) => false,
         }
     }
 }

@@ -1,5 +1,6 @@
-//! Async drivers: own the sockets, buffers and timers, and call the sans-IO
-//! codecs in [`crate::socks5`] and [`crate::http1`].
+//! Async drivers: own the sockets, buffers and timers. SOCKS5 calls the
+//! sans-IO codec in [`crate::socks5`]; HTTP runs on hyper with the rules in
+//! [`crate::http1`].
 
 mod http;
 mod io;
@@ -23,22 +24,39 @@ use io::Reader;
 pub(crate) struct Shared {
     pub(crate) config: ProxyConfig,
     pub(crate) connector: Arc<dyn Connector>,
+    /// hyper's HTTP/1 settings, made from `config`.
+    pub(crate) http: http::Builders,
 }
 
-/// The client side of one accepted connection.
+impl Shared {
+    pub(crate) fn new(config: ProxyConfig, connector: Arc<dyn Connector>) -> Self {
+        let http = http::Builders::new(&config);
+        Shared {
+            config,
+            connector,
+            http,
+        }
+    }
+}
+
+/// The client side of one accepted connection, for the hand-written SOCKS5
+/// codec and for raw relaying.
 pub(crate) struct ClientConn {
     pub(crate) reader: Reader<OwnedReadHalf>,
     pub(crate) writer: OwnedWriteHalf,
     pub(crate) addr: SocketAddr,
     pub(crate) shared: Arc<Shared>,
-    /// When the handshake (first byte to SOCKS request or first HTTP head)
-    /// must be over.
+    /// When the SOCKS5 handshake (first byte to request) must be over.
     pub(crate) handshake_deadline: Instant,
 }
 
 /// The reply SOCKS4 clients get: version 0, 0x5B "request rejected or
 /// failed", and six ignored bytes.
 const SOCKS4_REJECTED: [u8; 8] = [0x00, 0x5B, 0, 0, 0, 0, 0, 0];
+
+/// Room a client's read buffer always has, whatever `copy_buffer` says: the
+/// longest SOCKS5 message (RFC 1929 username/password, 513 bytes) fits.
+const MIN_READ_BUFFER: usize = 1024;
 
 /// After an error reply: how long, and how many bytes, to keep reading what
 /// the client still sends before closing.
@@ -51,21 +69,10 @@ pub(crate) async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, add
     // Proxied traffic is often interactive (TLS handshakes, small requests);
     // Nagle would only add latency on loopback.
     let _ = stream.set_nodelay(true);
-    let config = &shared.config;
-    let (read, writer) = stream.into_split();
-    let reader = Reader::new(
-        read,
-        config.copy_buffer,
-        config.copy_buffer.max(config.max_header_bytes),
-    );
-    let mut conn = ClientConn {
-        reader,
-        writer,
-        addr,
-        shared: Arc::clone(&shared),
-        handshake_deadline: Instant::now() + config.handshake_timeout,
-    };
-    let first = match tokio::time::timeout_at(conn.handshake_deadline, conn.reader.fill()).await {
+    let handshake_deadline = Instant::now() + shared.config.handshake_timeout;
+    // Peek, not read: the chosen driver reads the first byte again.
+    let mut first = [0u8; 1];
+    let first = match tokio::time::timeout_at(handshake_deadline, stream.peek(&mut first)).await {
         Err(_) => {
             debug!("client sent nothing before the handshake timeout");
             return;
@@ -78,15 +85,18 @@ pub(crate) async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, add
             debug!("client closed without sending anything");
             return;
         }
-        Ok(Ok(_)) => conn.reader.buf[0],
+        Ok(Ok(_)) => first[0],
     };
     match first {
-        socks::VERSION_BYTE => socks::serve(conn).await,
-        b if b.is_ascii_alphabetic() => http::serve(conn).await,
+        socks::VERSION_BYTE => {
+            socks::serve(ClientConn::new(shared, stream, addr, handshake_deadline)).await;
+        }
+        b if b.is_ascii_alphabetic() => http::serve(shared, stream, addr, handshake_deadline).await,
         0x04 => {
             debug!("SOCKS4 is not supported; rejected");
-            let _ = conn.writer.write_all(&SOCKS4_REJECTED).await;
-            conn.close_gracefully().await;
+            ClientConn::new(shared, stream, addr, handshake_deadline)
+                .reply_and_close(&SOCKS4_REJECTED)
+                .await;
         }
         other => {
             // TLS (0x16), garbage: close without a word, so nothing about the
@@ -97,6 +107,23 @@ pub(crate) async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, add
 }
 
 impl ClientConn {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        stream: TcpStream,
+        addr: SocketAddr,
+        handshake_deadline: Instant,
+    ) -> Self {
+        let chunk = shared.config.copy_buffer;
+        let (read, writer) = stream.into_split();
+        ClientConn {
+            reader: Reader::new(read, chunk, chunk.max(MIN_READ_BUFFER)),
+            writer,
+            addr,
+            shared,
+            handshake_deadline,
+        }
+    }
+
     /// Sends `bytes` (an error reply), then closes without losing it.
     pub(crate) async fn reply_and_close(mut self, bytes: &[u8]) {
         if self.writer.write_all(bytes).await.is_ok() {

@@ -74,12 +74,7 @@ pub(crate) async fn serve(mut conn: ClientConn) {
         return;
     }
     let config = &conn.shared.config;
-    let mut upstream = Upstream::new(
-        target.clone(),
-        stream,
-        config.copy_buffer,
-        config.copy_buffer,
-    );
+    let mut upstream = Upstream::new(stream, config.copy_buffer, config.copy_buffer);
     match relay(&mut conn.reader, &mut conn.writer, &mut upstream).await {
         Ok(copied) => debug!(%target, up = copied.up, down = copied.down, "closed"),
         Err(err) if err.is_disconnect() => debug!(%target, error = %err, "relay ended"),

@@ -1,6 +1,9 @@
-//! HTTP/1.x proxy messages as pure functions: request and response heads
-//! (parsed by `httparse`), the rewrite from absolute form to origin form, body
-//! framing, and the error responses the proxy sends itself.
+//! HTTP/1 proxy rules as pure functions over [`hyper`]'s `http` types: where
+//! a request goes, how it is rewritten for the origin server, which fields
+//! concern one hop only, and the error responses the proxy sends itself.
+//!
+//! hyper parses and frames the messages (request heads, `Content-Length`,
+//! chunked bodies, keep-alive); nothing here touches bytes on the wire.
 //!
 //! ```text
 //! client ── GET http://host:8080/a?b HTTP/1.1 ─▶ proxy ── GET /a?b HTTP/1.1 ─▶ host:8080
@@ -9,30 +12,25 @@
 //! client ── CONNECT host:443 HTTP/1.1 ─────────▶ proxy ── raw bytes ─────────▶ host:443
 //! ```
 
-mod body;
-
-pub use body::{BodyError, BodyFraming, BodyScanner, MAX_CHUNK_EXTENSION, MAX_TRAILERS};
-
 use std::fmt::Write as _;
 
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::http::{request, response};
+use hyper::{Response, StatusCode, Uri, Version};
 use net::TargetAddr;
 
 use crate::ConnectErrorKind;
 
-/// Most header fields parsed in one head; more is answered like an oversized
-/// head (431 for requests).
-pub const MAX_HEADERS: usize = 128;
+/// The `Proxy-Authenticate` challenge sent with 407.
+pub const PROXY_AUTHENTICATE: &str = "Basic realm=\"httvps\"";
 
-/// Why a head cannot be used.
+/// Why the proxy cannot serve a request whose head hyper accepted. All are
+/// answered with 400 Bad Request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum HeadError {
-    /// The head is longer than the limit, or has more than [`MAX_HEADERS`] fields.
-    #[error("header section too large")]
-    TooLarge,
-    /// The bytes are not an HTTP/1.x head.
-    #[error("malformed HTTP head: {0}")]
-    Malformed(String),
+pub enum RequestError {
     /// The request target is in origin form (`/path`): fine for a server,
     /// but a proxy needs to know the host.
     #[error("request target {0:?} is not an absolute http:// URL")]
@@ -48,61 +46,18 @@ pub enum HeadError {
     /// The host or port of the target cannot be used.
     #[error("invalid target {0:?}")]
     BadTarget(String),
-    /// Content-Length / Transfer-Encoding do not say where the body ends.
-    #[error("ambiguous or invalid message framing: {0}")]
-    BadFraming(&'static str),
-}
-
-impl HeadError {
-    /// The status the proxy answers a bad request head with.
-    pub fn status(&self) -> Status {
-        match self {
-            HeadError::TooLarge => Status::HEADER_TOO_LARGE,
-            _ => Status::BAD_REQUEST,
-        }
-    }
-}
-
-/// A status line the proxy sends itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Status {
-    /// The code, like 502.
-    pub code: u16,
-    /// The reason phrase, like "Bad Gateway".
-    pub reason: &'static str,
-}
-
-impl Status {
-    /// 400 Bad Request.
-    pub const BAD_REQUEST: Status = Status::new(400, "Bad Request");
-    /// 403 Forbidden.
-    pub const FORBIDDEN: Status = Status::new(403, "Forbidden");
-    /// 407 Proxy Authentication Required.
-    pub const PROXY_AUTH_REQUIRED: Status = Status::new(407, "Proxy Authentication Required");
-    /// 431 Request Header Fields Too Large.
-    pub const HEADER_TOO_LARGE: Status = Status::new(431, "Request Header Fields Too Large");
-    /// 502 Bad Gateway.
-    pub const BAD_GATEWAY: Status = Status::new(502, "Bad Gateway");
-    /// 503 Service Unavailable.
-    pub const UNAVAILABLE: Status = Status::new(503, "Service Unavailable");
-    /// 504 Gateway Timeout.
-    pub const GATEWAY_TIMEOUT: Status = Status::new(504, "Gateway Timeout");
-
-    const fn new(code: u16, reason: &'static str) -> Self {
-        Status { code, reason }
-    }
 }
 
 /// The status for a failed connect: the one place HTTP codes are chosen.
-pub fn status_for(kind: ConnectErrorKind) -> Status {
+pub fn status_for(kind: ConnectErrorKind) -> StatusCode {
     match kind {
         ConnectErrorKind::Refused
         | ConnectErrorKind::Unreachable
         | ConnectErrorKind::Unsupported
-        | ConnectErrorKind::Other => Status::BAD_GATEWAY,
-        ConnectErrorKind::TimedOut | ConnectErrorKind::Busy => Status::GATEWAY_TIMEOUT,
-        ConnectErrorKind::NotAllowed => Status::FORBIDDEN,
-        ConnectErrorKind::Unavailable => Status::UNAVAILABLE,
+        | ConnectErrorKind::Other => StatusCode::BAD_GATEWAY,
+        ConnectErrorKind::TimedOut | ConnectErrorKind::Busy => StatusCode::GATEWAY_TIMEOUT,
+        ConnectErrorKind::NotAllowed => StatusCode::FORBIDDEN,
+        ConnectErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 
@@ -126,225 +81,80 @@ pub fn connect_error_text(kind: ConnectErrorKind, target: &TargetAddr, message: 
     text
 }
 
-/// Encodes a complete error response: a `text/plain` body saying
-/// "`code reason: text`", `Connection: close`, and `extra_headers` (each a
-/// full `Name: value` line without CRLF).
-pub fn encode_error_response(status: Status, text: &str, extra_headers: &[&str]) -> Vec<u8> {
-    let body = format!("{} {}: {}\n", status.code, status.reason, text);
-    let mut out = format!("HTTP/1.1 {} {}\r\n", status.code, status.reason);
-    for h in extra_headers {
-        out.push_str(h);
-        out.push_str("\r\n");
-    }
-    let _ = write!(
-        out,
-        "Content-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
+/// An error response of the proxy's own: a `text/plain` body saying
+/// "`code reason: text`", and `Connection: close` (hyper closes the
+/// connection after sending it).
+pub fn error_response(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
+    let body = format!(
+        "{} {}: {}\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or(""),
+        text
     );
-    out.into_bytes()
-}
-
-/// The `Proxy-Authenticate` challenge sent with 407.
-pub const PROXY_AUTHENTICATE: &str = "Proxy-Authenticate: Basic realm=\"httvps\"";
-
-/// One header field, name as received.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Header {
-    /// Field name, original case.
-    pub name: String,
-    /// Field value bytes.
-    pub value: Vec<u8>,
-}
-
-impl std::fmt::Debug for Header {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Credentials never reach logs, even through a Debug of a whole head.
-        let value = if is_secret_header(&self.name) {
-            "<redacted>".into()
-        } else {
-            String::from_utf8_lossy(&self.value)
-        };
-        write!(f, "{}: {}", self.name, value)
-    }
-}
-
-fn is_secret_header(name: &str) -> bool {
-    [
-        "proxy-authorization",
-        "authorization",
-        "cookie",
-        "set-cookie",
-    ]
-    .iter()
-    .any(|s| name.eq_ignore_ascii_case(s))
-}
-
-/// What a request asks the proxy to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RequestKind {
-    /// `CONNECT host:port`: open a raw tunnel.
-    Connect,
-    /// A request in absolute form to forward.
-    Forward {
-        /// The authority as written in the URL, minus any userinfo: the new
-        /// `Host` header.
-        host: String,
-        /// The origin-form target: path and query, at least `/`.
-        path: String,
-    },
-}
-
-/// A parsed request head.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestHead {
-    /// The method, like `GET`.
-    pub method: String,
-    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
-    pub minor_version: u8,
-    /// Where the request goes.
-    pub target: TargetAddr,
-    /// Tunnel or forward.
-    pub kind: RequestKind,
-    /// All header fields in order.
-    pub headers: Vec<Header>,
-    /// How the request body is delimited.
-    pub body: BodyFraming,
-    /// Whether the client wants the connection kept open afterwards.
-    pub keep_alive: bool,
-    /// Whether the client asks for a protocol upgrade (`Connection: upgrade`
-    /// plus an `Upgrade` field), e.g. a WebSocket over plain HTTP.
-    pub upgrade: bool,
-}
-
-impl RequestHead {
-    /// The `Proxy-Authorization` value, if any.
-    pub fn proxy_authorization(&self) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case("proxy-authorization"))
-            .map(|h| h.value.as_slice())
-    }
-
-    /// Encodes the head to send to the origin server: origin form, a fresh
-    /// `Host`, no hop-by-hop or `Proxy-*` fields, and our own `Connection`.
-    ///
-    /// Does nothing useful for a CONNECT request (nothing is forwarded).
-    pub fn encode_forward(&self, out: &mut Vec<u8>) {
-        let RequestKind::Forward { host, path } = &self.kind else {
-            return;
-        };
-        push_str(
-            out,
-            &format!("{} {} HTTP/1.{}\r\n", self.method, path, self.minor_version),
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    if status == StatusCode::PROXY_AUTHENTICATION_REQUIRED {
+        headers.insert(
+            header::PROXY_AUTHENTICATE,
+            HeaderValue::from_static(PROXY_AUTHENTICATE),
         );
-        push_str(out, &format!("Host: {host}\r\n"));
-        let connection_tokens = connection_tokens(&self.headers);
-        for h in &self.headers {
-            if h.name.eq_ignore_ascii_case("host")
-                || (is_hop_by_hop(&h.name, &connection_tokens)
-                    && !(self.upgrade && h.name.eq_ignore_ascii_case("upgrade")))
-            {
-                continue;
-            }
-            push_header(out, h);
-        }
-        let connection = if self.upgrade {
-            Some("Upgrade")
-        } else if !self.keep_alive {
-            Some("close")
-        } else if self.minor_version == 0 {
-            Some("keep-alive")
-        } else {
-            None
-        };
-        if let Some(value) = connection {
-            push_str(out, &format!("Connection: {value}\r\n"));
-        }
-        out.extend_from_slice(b"\r\n");
     }
+    response
 }
 
-/// Decodes a request head of at most `max_len` bytes from the start of `buf`.
-///
-/// `Ok(None)`: the head is incomplete and may still fit. Errors carry the
-/// status to answer with ([`HeadError::status`]).
-pub fn decode_request_head(
-    buf: &[u8],
-    max_len: usize,
-) -> Result<Option<(RequestHead, usize)>, HeadError> {
-    let window = &buf[..buf.len().min(max_len)];
-    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut fields);
-    let used = match req.parse(window) {
-        Ok(httparse::Status::Complete(used)) => used,
-        Ok(httparse::Status::Partial) if buf.len() >= max_len => return Err(HeadError::TooLarge),
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
-        Err(e) => return Err(HeadError::Malformed(e.to_string())),
+/// Removes the client's `Proxy-Authorization` field and returns it, marked
+/// sensitive so that no `Debug` output (logs) can show the credentials.
+pub fn take_proxy_authorization(headers: &mut HeaderMap) -> Option<HeaderValue> {
+    let mut value = headers.remove(header::PROXY_AUTHORIZATION)?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
+/// The target of `CONNECT host:port` (authority form, RFC 9110 §9.3.6).
+pub fn connect_target(uri: &Uri) -> Result<TargetAddr, RequestError> {
+    let bad = || RequestError::BadTarget(uri.to_string());
+    let authority = match (uri.scheme(), uri.path_and_query(), uri.authority()) {
+        (None, None, Some(authority)) if !authority.as_str().contains('@') => authority,
+        _ => return Err(bad()),
     };
-    let (Some(method), Some(uri), Some(minor_version)) = (req.method, req.path, req.version) else {
-        return Err(HeadError::Malformed("incomplete request line".into()));
-    };
-    let headers = collect_headers(req.headers);
-    let (target, kind) = if method.eq_ignore_ascii_case("CONNECT") {
-        // RFC 9110 §9.3.6: CONNECT uses authority form, `host:port`.
-        let target = TargetAddr::parse(uri).map_err(|_| HeadError::BadTarget(uri.to_owned()))?;
-        (target, RequestKind::Connect)
-    } else {
-        parse_absolute_http(uri)?
-    };
-    let tokens = connection_tokens(&headers);
-    let has_token = |t: &str| tokens.iter().any(|x| x == t);
-    let keep_alive = if minor_version >= 1 {
-        !has_token("close")
-    } else {
-        has_token("keep-alive") && !has_token("close")
-    };
-    let upgrade = has_token("upgrade") && find(&headers, "upgrade").next().is_some();
-    let body = if kind == RequestKind::Connect {
-        BodyFraming::Empty
-    } else {
-        request_framing(&headers)?
-    };
-    Ok(Some((
-        RequestHead {
-            method: method.to_owned(),
-            minor_version,
-            target,
-            kind,
-            headers,
-            body,
-            keep_alive,
-            upgrade,
-        },
-        used,
-    )))
+    TargetAddr::parse(authority.as_str()).map_err(|_| bad())
+}
+
+/// Where an absolute-form request goes, and how to ask the origin for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardTarget {
+    /// The origin server.
+    pub target: TargetAddr,
+    /// The authority as written in the URL, minus any userinfo: the new
+    /// `Host` field.
+    pub host: String,
+    /// The origin-form request target: path and query, at least `/`.
+    pub path: String,
 }
 
 /// Splits `http://[userinfo@]host[:port][/path][?query]` into the target, the
-/// new Host value and the origin-form path.
-fn parse_absolute_http(uri: &str) -> Result<(TargetAddr, RequestKind), HeadError> {
-    let Some((scheme, rest)) = uri.split_once("://") else {
-        return Err(HeadError::NotAbsolute(uri.to_owned()));
-    };
-    if scheme.eq_ignore_ascii_case("https") {
-        return Err(HeadError::HttpsTarget);
+/// new `Host` value and the origin-form path. The fragment never reaches
+/// here (hyper's URI parser drops it).
+pub fn forward_target(uri: &Uri) -> Result<ForwardTarget, RequestError> {
+    let bad = || RequestError::BadTarget(uri.to_string());
+    match uri.scheme_str() {
+        None => return Err(RequestError::NotAbsolute(uri.to_string())),
+        Some(s) if s.eq_ignore_ascii_case("https") => return Err(RequestError::HttpsTarget),
+        Some(s) if !s.eq_ignore_ascii_case("http") => {
+            return Err(RequestError::UnsupportedScheme(s.to_owned()));
+        }
+        Some(_) => {}
     }
-    if !scheme.eq_ignore_ascii_case("http") {
-        return Err(HeadError::UnsupportedScheme(scheme.to_owned()));
-    }
-    let bad = || HeadError::BadTarget(uri.to_owned());
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(end);
+    let authority = uri.authority().ok_or_else(bad)?.as_str();
     // Userinfo in a URL is deprecated (RFC 9110 §4.2.4) and must not reach
     // the origin's Host field.
     let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
-    let tail = tail.split('#').next().unwrap_or("");
-    let path = if tail.starts_with('/') {
-        tail.to_owned()
-    } else {
-        format!("/{tail}")
-    };
     let (host, port) = if authority.starts_with('[') {
         let close = authority.find(']').ok_or_else(bad)?;
         let (host, after) = authority.split_at(close + 1);
@@ -364,237 +174,150 @@ fn parse_absolute_http(uri: &str) -> Result<(TargetAddr, RequestKind), HeadError
         port.parse().map_err(|_| bad())?
     };
     let target = TargetAddr::parse(&format!("{host}:{port}")).map_err(|_| bad())?;
-    Ok((
+    let path = match uri.path_and_query().map(|pq| pq.as_str()) {
+        Some(pq) if pq.starts_with('/') => pq.to_owned(),
+        Some(pq) => format!("/{pq}"),
+        None => "/".to_owned(),
+    };
+    Ok(ForwardTarget {
         target,
-        RequestKind::Forward {
-            host: authority.to_owned(),
-            path,
-        },
-    ))
+        host: authority.to_owned(),
+        path,
+    })
 }
 
-/// RFC 9112 §6.3 for requests: chunked must be the final coding; both
-/// Content-Length and Transfer-Encoding is refused (a request smuggling
-/// vector); several Content-Length values must agree.
-fn request_framing(headers: &[Header]) -> Result<BodyFraming, HeadError> {
-    let te = transfer_encoding(headers);
-    let cl = content_length(headers)?;
-    match (te, cl) {
-        (Some(_), Some(_)) => Err(HeadError::BadFraming(
-            "both Content-Length and Transfer-Encoding",
-        )),
-        (Some(true), None) => Ok(BodyFraming::Chunked),
-        (Some(false), None) => Err(HeadError::BadFraming(
-            "Transfer-Encoding does not end with chunked",
-        )),
-        (None, Some(n)) => Ok(BodyFraming::Length(n)),
-        (None, None) => Ok(BodyFraming::Empty),
-    }
+/// Whether the client asks for a protocol switch (HTTP/1.1, `Connection:
+/// upgrade` plus an `Upgrade` field), e.g. a WebSocket over plain HTTP.
+pub fn wants_upgrade(version: Version, headers: &HeaderMap) -> bool {
+    version == Version::HTTP_11
+        && headers.contains_key(header::UPGRADE)
+        && connection_tokens(headers).any(|t| t == "upgrade")
 }
 
-/// `Some(chunked_is_last)` when Transfer-Encoding is present.
-fn transfer_encoding(headers: &[Header]) -> Option<bool> {
-    let mut last = None;
-    for h in find(headers, "transfer-encoding") {
-        for coding in split_list(&h.value) {
-            last = Some(coding.eq_ignore_ascii_case(b"chunked"));
-        }
-        if last.is_none() {
-            last = Some(false);
-        }
-    }
-    last
-}
-
-fn content_length(headers: &[Header]) -> Result<Option<u64>, HeadError> {
-    let mut value = None;
-    for h in find(headers, "content-length") {
-        for item in split_list(&h.value) {
-            let n = std::str::from_utf8(item)
-                .ok()
-                .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|s| s.parse::<u64>().ok())
-                .ok_or(HeadError::BadFraming("invalid Content-Length"))?;
-            if value.is_some_and(|v| v != n) {
-                return Err(HeadError::BadFraming("conflicting Content-Length values"));
-            }
-            value = Some(n);
-        }
-    }
-    Ok(value)
-}
-
-/// A parsed response head.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResponseHead {
-    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
-    pub minor_version: u8,
-    /// The status code.
-    pub code: u16,
-    /// The reason phrase.
-    pub reason: String,
-    /// All header fields in order.
-    pub headers: Vec<Header>,
-    /// How the response body is delimited.
-    pub body: BodyFraming,
-    /// Whether the server keeps the connection open afterwards.
-    pub keep_alive: bool,
-}
-
-impl ResponseHead {
-    /// A 1xx response other than 101: another head follows.
-    pub fn is_interim(&self) -> bool {
-        (100..200).contains(&self.code) && self.code != 101
-    }
-
-    /// Encodes the head for the client: hop-by-hop and `Proxy-*` fields
-    /// dropped and `connection` (if any) as our own `Connection` value. A 101
-    /// keeps its `Upgrade` field. With chunked framing any `Content-Length`
-    /// is dropped (RFC 9112 §6.3).
-    pub fn encode_for_client(&self, connection: Option<&str>, out: &mut Vec<u8>) {
-        push_str(
-            out,
-            &format!(
-                "HTTP/1.{} {} {}\r\n",
-                self.minor_version, self.code, self.reason
-            ),
-        );
-        let tokens = connection_tokens(&self.headers);
-        for h in &self.headers {
-            let keep_upgrade = self.code == 101 && h.name.eq_ignore_ascii_case("upgrade");
-            let stale_length =
-                self.body == BodyFraming::Chunked && h.name.eq_ignore_ascii_case("content-length");
-            if (is_hop_by_hop(&h.name, &tokens) && !keep_upgrade) || stale_length {
-                continue;
-            }
-            push_header(out, h);
-        }
-        if let Some(value) = connection {
-            push_str(out, &format!("Connection: {value}\r\n"));
-        }
-        out.extend_from_slice(b"\r\n");
-    }
-}
-
-/// Decodes a response head of at most `max_len` bytes; `head_request` says
-/// whether it answers a HEAD (which never has a body).
-pub fn decode_response_head(
-    buf: &[u8],
-    max_len: usize,
-    head_request: bool,
-) -> Result<Option<(ResponseHead, usize)>, HeadError> {
-    let window = &buf[..buf.len().min(max_len)];
-    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut fields);
-    let used = match resp.parse(window) {
-        Ok(httparse::Status::Complete(used)) => used,
-        Ok(httparse::Status::Partial) if buf.len() >= max_len => return Err(HeadError::TooLarge),
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
-        Err(e) => return Err(HeadError::Malformed(e.to_string())),
+/// Whether the client's connection ends after this exchange, by the rule
+/// hyper applies to it: `Connection: close`, or HTTP/1.0 without
+/// `Connection: keep-alive`.
+pub fn client_wants_close(version: Version, headers: &HeaderMap) -> bool {
+    let tokens = || {
+        headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .flat_map(|v| list_items(v.as_bytes()))
     };
-    let (Some(minor_version), Some(code)) = (resp.version, resp.code) else {
-        return Err(HeadError::Malformed("incomplete status line".into()));
-    };
-    let reason = resp.reason.unwrap_or("").to_owned();
-    let headers = collect_headers(resp.headers);
-    let tokens = connection_tokens(&headers);
-    let has_token = |t: &str| tokens.iter().any(|x| x == t);
-    // RFC 9112 §6.3, in its order: no body for HEAD, 1xx, 204 and 304; then
-    // Transfer-Encoding (chunked last, or else until close); then
-    // Content-Length; then until close.
-    let body = if head_request || (100..200).contains(&code) || code == 204 || code == 304 {
-        BodyFraming::Empty
+    tokens().any(|t| t.eq_ignore_ascii_case(b"close"))
+        || (version == Version::HTTP_10 && !tokens().any(|t| t.eq_ignore_ascii_case(b"keep-alive")))
+}
+
+/// Rewrites a request for the origin server: origin form, a fresh `Host`,
+/// HTTP/1.1 (a proxy speaks its own version on each hop), no hop-by-hop or
+/// `Proxy-*` fields, and our own `Connection`. The framing fields stay for
+/// hyper, which re-frames the body it forwards.
+pub fn rewrite_request(
+    parts: &mut request::Parts,
+    forward: &ForwardTarget,
+    upgrade: bool,
+    close: bool,
+) -> Result<(), RequestError> {
+    let bad = || RequestError::BadTarget(forward.host.clone());
+    parts.uri = Uri::try_from(forward.path.as_str()).map_err(|_| bad())?;
+    parts.version = Version::HTTP_11;
+    remove_hop_by_hop(&mut parts.headers, upgrade);
+    let host = HeaderValue::try_from(forward.host.as_str()).map_err(|_| bad())?;
+    parts.headers.insert(header::HOST, host);
+    if upgrade {
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    } else if close {
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    Ok(())
+}
+
+/// Rewrites the origin's response for the client: hop-by-hop and `Proxy-*`
+/// fields dropped (a 101 keeps its `Upgrade`), HTTP/1.1, and our own
+/// `Connection`. `client_version` and `client_close` describe the client's
+/// request; `exact_length` says whether the body's length is known, which an
+/// HTTP/1.0 client needs to keep its connection.
+pub fn rewrite_response(
+    parts: &mut response::Parts,
+    client_version: Version,
+    client_close: bool,
+    exact_length: bool,
+) {
+    let upgrade = parts.status == StatusCode::SWITCHING_PROTOCOLS;
+    remove_hop_by_hop(&mut parts.headers, upgrade);
+    // hyper decoded the chunked body; it re-frames it for the client, and a
+    // stale length beside the new framing would be a lie (RFC 9112 §6.3).
+    if parts.headers.contains_key(header::TRANSFER_ENCODING) {
+        parts.headers.remove(header::CONTENT_LENGTH);
+    }
+    parts.version = Version::HTTP_11;
+    let connection = if upgrade {
+        Some("Upgrade")
+    } else if client_close || (client_version == Version::HTTP_10 && !exact_length) {
+        Some("close")
+    } else if client_version == Version::HTTP_10 {
+        Some("keep-alive")
     } else {
-        match transfer_encoding(&headers) {
-            Some(true) => BodyFraming::Chunked,
-            Some(false) => BodyFraming::UntilClose,
-            None => match content_length(&headers)? {
-                Some(n) => BodyFraming::Length(n),
-                None => BodyFraming::UntilClose,
-            },
-        }
+        None
     };
-    let keep_alive = body != BodyFraming::UntilClose
-        && if minor_version >= 1 {
-            !has_token("close")
-        } else {
-            has_token("keep-alive") && !has_token("close")
-        };
-    Ok(Some((
-        ResponseHead {
-            minor_version,
-            code,
-            reason,
-            headers,
-            body,
-            keep_alive,
-        },
-        used,
-    )))
+    if let Some(value) = connection {
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static(value));
+    }
 }
 
-fn collect_headers(fields: &[httparse::Header<'_>]) -> Vec<Header> {
-    fields
-        .iter()
-        .map(|h| Header {
-            name: h.name.to_owned(),
-            value: h.value.to_vec(),
-        })
-        .collect()
-}
-
-fn find<'a>(headers: &'a [Header], name: &'a str) -> impl Iterator<Item = &'a Header> + 'a {
-    headers
-        .iter()
-        .filter(move |h| h.name.eq_ignore_ascii_case(name))
-}
-
-/// Comma-separated list items, trimmed, empty ones skipped.
-fn split_list(value: &[u8]) -> impl Iterator<Item = &[u8]> {
-    value
-        .split(|&b| b == b',')
-        .map(|item| item.trim_ascii())
-        .filter(|item| !item.is_empty())
+/// Drops the fields that concern only one hop (RFC 9110 §7.6.1), `Proxy-*`
+/// fields, and fields named in `Connection`. `Content-Length` and
+/// `Transfer-Encoding` stay whatever `Connection` says: hyper owns framing.
+fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    let mut drop: Vec<HeaderName> = connection_tokens(headers)
+        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+        .filter(|n| *n != header::CONTENT_LENGTH && *n != header::TRANSFER_ENCODING)
+        .collect();
+    drop.extend(
+        headers
+            .keys()
+            .filter(|n| n.as_str().starts_with("proxy-"))
+            .cloned(),
+    );
+    drop.extend([
+        header::CONNECTION,
+        HeaderName::from_static("keep-alive"),
+        header::TE,
+    ]);
+    if !keep_upgrade {
+        drop.push(header::UPGRADE);
+    }
+    for name in drop {
+        if keep_upgrade && name == header::UPGRADE {
+            continue;
+        }
+        headers.remove(name);
+    }
 }
 
 /// Lower-cased tokens of all `Connection` and `Proxy-Connection` fields (the
 /// latter is the legacy spelling clients use towards proxies).
-fn connection_tokens(headers: &[Header]) -> Vec<String> {
+fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = String> + '_ {
     headers
+        .get_all(header::CONNECTION)
         .iter()
-        .filter(|h| {
-            h.name.eq_ignore_ascii_case("connection")
-                || h.name.eq_ignore_ascii_case("proxy-connection")
-        })
-        .flat_map(|h| split_list(&h.value))
+        .chain(headers.get_all("proxy-connection").iter())
+        .flat_map(|v| list_items(v.as_bytes()))
         .map(|t| String::from_utf8_lossy(t).to_ascii_lowercase())
-        .collect()
 }
 
-/// Fields that concern only one hop (RFC 9110 §7.6.1), `Proxy-*` fields, and
-/// fields named in `Connection`. The framing fields are kept whatever
-/// `Connection` says: bodies are forwarded as they are.
-fn is_hop_by_hop(name: &str, connection_tokens: &[String]) -> bool {
-    const HOP: [&str; 4] = ["connection", "keep-alive", "te", "upgrade"];
-    let lower = name.to_ascii_lowercase();
-    if lower == "transfer-encoding" || lower == "content-length" {
-        return false;
-    }
-    HOP.contains(&lower.as_str())
-        || lower.starts_with("proxy-")
-        || connection_tokens.contains(&lower)
-}
-
-fn push_str(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(s.as_bytes());
-}
-
-fn push_header(out: &mut Vec<u8>, h: &Header) {
-    out.extend_from_slice(h.name.as_bytes());
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(&h.value);
-    out.extend_from_slice(b"\r\n");
+/// Comma-separated list items, trimmed, empty ones skipped.
+fn list_items(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|&b| b == b',')
+        .map(|item| item.trim_ascii())
+        .filter(|item| !item.is_empty())
 }
 
 #[cfg(test)]

@@ -395,6 +395,19 @@ pub async fn read_head(stream: &mut TcpStream) -> String {
     String::from_utf8(head).unwrap()
 }
 
+/// Reads one request head from a raw server's socket; `None` at EOF.
+pub async fn server_read_head(s: &mut TcpStream) -> Option<String> {
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        if s.read(&mut b).await.ok()? == 0 {
+            return None;
+        }
+        head.push(b[0]);
+    }
+    Some(String::from_utf8(head).unwrap())
+}
+
 /// Reads one response with a Content-Length body; returns (head, body).
 pub async fn read_response(stream: &mut TcpStream) -> (String, Vec<u8>) {
     let head = read_head(stream).await;
