@@ -9,7 +9,7 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use crate::config::ClientConfig;
 use crate::connect::{WsStream, connect};
 use crate::error::ClientError;
-use crate::secret::Secret;
+use net::Secret;
 
 /// A session driven by its owner: nothing happens between calls.
 ///

@@ -4,15 +4,13 @@ use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
-use proto_httvps::binary::{MAX_BINARY_STREAM_ID_LEN, encode_binary_stream_data};
-use proto_httvps::{Frame, TargetAddr};
+use proto_httvps::TargetAddr;
+use proto_httvps::client::CommandError;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{Notify, OwnedSemaphorePermit, mpsc};
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
-use tokio_util::sync::PollSender;
 
 use crate::error::StreamEnd;
 use crate::tunnel::{Guard, LocalClose};
@@ -71,6 +69,10 @@ impl EndCell {
 /// `HostUnreachable`, `PermissionDenied` for a target the gateway refuses,
 /// `TimedOut`, `ConnectionAborted` when the session is lost).
 ///
+/// Writes go straight into the session's protocol machine, which frames them
+/// (at most one chunk per write) and holds at most `write_queue_frames` data
+/// frames; a write past that waits until the driver's writer takes a batch.
+///
 /// `shutdown()` is a TCP-style half-close: with a gateway that speaks the
 /// `half_close` extension it sends `stream_shutdown`, the target sees EOF and
 /// the reply keeps coming until the target closes. With other gateways (the
@@ -84,10 +86,6 @@ pub struct Stream {
     rx: mpsc::Receiver<Bytes>,
     end: Arc<EndCell>,
     pending: Bytes,
-    out: PollSender<Message>,
-    chunk: usize,
-    /// Send data as binary messages (`binary_data` negotiated, id short enough).
-    binary: bool,
     write_shut: bool,
     /// Set after a shutdown the gateway cannot forward: ends reading when no
     /// reply byte came for `half_close_linger`.
@@ -105,10 +103,6 @@ impl Stream {
         end: Arc<EndCell>,
         permit: OwnedSemaphorePermit,
     ) -> Stream {
-        let shared = &guard.0;
-        let chunk = shared.config.chunk_for(id.len());
-        let binary = shared.binary_data && id.len() <= MAX_BINARY_STREAM_ID_LEN;
-        let out = PollSender::new(shared.out_tx.clone());
         Stream {
             id,
             target,
@@ -116,9 +110,6 @@ impl Stream {
             rx,
             end,
             pending: Bytes::new(),
-            out,
-            chunk,
-            binary,
             write_shut: false,
             linger: None,
             permit: Some(permit),
@@ -242,22 +233,29 @@ impl AsyncWrite for Stream {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        if ready!(this.out.poll_reserve(cx)).is_err() {
-            return Poll::Ready(Err(this.write_error()));
-        }
-        let n = buf.len().min(this.chunk);
-        let message = if this.binary {
-            let mut message = Vec::new();
-            encode_binary_stream_data(&this.id, &buf[..n], &mut message);
-            Message::Binary(message.into())
-        } else {
-            let mut text = String::new();
-            proto_httvps::encode_stream_data(&this.id, &buf[..n], &mut text);
-            Message::Text(Utf8Bytes::from(text))
+        let shared = &this.guard.0;
+        // The machine checks the stream and takes a place in its send queue;
+        // the frame is encoded (base64 or binary, the costly part) outside
+        // the lock, then queued.
+        let slot = {
+            let mut conn = shared.conn();
+            match conn.machine.reserve_data(&this.id, buf.len()) {
+                Ok(slot) => slot,
+                Err(CommandError::Blocked) => {
+                    // Woken by the writer once it has taken a batch.
+                    conn.park_writer(cx.waker());
+                    return Poll::Pending;
+                }
+                Err(_) => {
+                    drop(conn);
+                    return Poll::Ready(Err(this.write_error()));
+                }
+            }
         };
-        if this.out.send_item(message).is_err() {
-            return Poll::Ready(Err(this.write_error()));
-        }
+        let n = slot.len();
+        let transmit = slot.encode(&this.id, buf);
+        shared.conn().machine.queue_data(&this.id, slot, transmit);
+        shared.writer.notify_one();
         Poll::Ready(Ok(n))
     }
 
@@ -266,31 +264,22 @@ impl AsyncWrite for Stream {
         Poll::Ready(Ok(()))
     }
 
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn poll_shutdown(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
         if this.write_shut || this.end.get().is_some() {
             this.write_shut = true;
             return Poll::Ready(Ok(()));
         }
         let shared = &this.guard.0;
-        if shared.half_close {
-            if ready!(this.out.poll_reserve(cx)).is_err() {
-                return Poll::Ready(Err(this.write_error()));
+        let sent = shared.conn().machine.shutdown_stream(&this.id);
+        match sent {
+            // `half_close` agreed: stream_shutdown is queued.
+            Ok(true) => shared.writer.notify_one(),
+            Ok(false) => {
+                let after = shared.config.half_close_linger;
+                this.linger = Some(Box::pin(tokio::time::sleep(after)));
             }
-            let frame = Frame::StreamShutdown {
-                stream_id: this.id.as_str().into(),
-            };
-            let text = proto_httvps::encode_to_string(&frame);
-            if this
-                .out
-                .send_item(Message::Text(Utf8Bytes::from(text)))
-                .is_err()
-            {
-                return Poll::Ready(Err(this.write_error()));
-            }
-        } else {
-            let after = shared.config.half_close_linger;
-            this.linger = Some(Box::pin(tokio::time::sleep(after)));
+            Err(_) => return Poll::Ready(Err(this.write_error())),
         }
         this.write_shut = true;
         Poll::Ready(Ok(()))

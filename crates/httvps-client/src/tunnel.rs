@@ -1,15 +1,24 @@
-//! The multiplexed session: a driver task owns the WebSocket and serves many
-//! [`Stream`]s at once.
+//! The multiplexed session: a thin tokio driver around the sans-IO
+//! [`proto_httvps::client::Client`], serving many [`Stream`]s at once.
 //!
-//! Tasks and queues (all bounded):
-//! - the **writer** owns the WebSocket sink; streams and the reader queue text
-//!   messages into one channel of `write_queue_frames`; it feeds what is queued
-//!   and flushes once, so bulk transfers become few large writes;
-//! - the **reader** owns the WebSocket source; it hands each stream's bytes to
-//!   that stream's channel of `stream_buffer_frames`, answers pings, sends
-//!   keepalive pings and declares the session dead after `dead_after` of
-//!   silence. A stream whose reader lags more than `stall_timeout` is ended
-//!   rather than allowed to stall the others for longer.
+//! The machine decides everything the protocol says (which frames to send,
+//! when to ping, when the gateway is dead, how a stream or the session
+//! ended); the tasks here only move bytes and time in and out of it, under
+//! one mutex, like quinn's `ConnectionRef`:
+//!
+//! - the **writer** owns the WebSocket sink; woken when the machine has
+//!   frames, it drains up to [`MAX_BATCH`] of them from `poll_transmit`,
+//!   feeds them and flushes once, so bulk transfers become few large writes;
+//! - the **reader** owns the WebSocket source and the timer; it feeds every
+//!   message to the machine, applies the machine's events to the streams,
+//!   hands each stream's bytes to that stream's channel of
+//!   `stream_buffer_frames`, and re-arms the timer from `poll_timeout` only
+//!   when the deadline moves (quinn's `drive_timer`). A stream whose reader
+//!   lags more than `stall_timeout` is ended rather than allowed to stall the
+//!   others for longer;
+//! - a [`Stream`]'s writes go straight into the machine (`send_data`), which
+//!   holds at most `write_queue_frames` data frames; past that the write
+//!   waits for the writer.
 //!
 //! Stream slots are counted by a FIFO semaphore of `max_streams` permits, so
 //! [`Tunnel::open_wait`] queues fairly. A dropped stream hands its permit back
@@ -18,16 +27,18 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::task::Waker;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use proto_httvps::{
-    ClientStreams, ErrorCode, FEATURE_BINARY_DATA, FEATURE_HALF_CLOSE, FEATURE_STREAM_READY, Frame,
-    StreamRuleError, TargetAddr, decode_binary_limited, decode_limited,
+use proto_httvps::client::{
+    self, Client, CommandError, Event, Features, Payload, SessionInfo, Transmit,
 };
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use proto_httvps::{ErrorCode, StreamRuleError, TargetAddr, decode_limited};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
@@ -35,8 +46,8 @@ use tracing::{debug, warn};
 use crate::config::ClientConfig;
 use crate::connect::{Connected, WsStream, connect};
 use crate::error::{ClientError, StreamEnd};
-use crate::secret::Secret;
 use crate::stream::{EndCell, Stream};
+use net::Secret;
 
 /// Whether the session is usable.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,16 +100,104 @@ impl std::fmt::Display for CloseReason {
     }
 }
 
-/// A stream's entry in the registry: where its bytes go and how it ended.
+impl CloseReason {
+    /// The driver's view of the machine's reason. Handshake reasons cannot
+    /// occur here (the machine starts established) and protocol breaks are
+    /// reported as a failed connection, so the public enum stays as it was.
+    fn from_machine(reason: client::CloseReason) -> CloseReason {
+        match reason {
+            client::CloseReason::Gateway { code, reason } => CloseReason::Gateway { code, reason },
+            client::CloseReason::SessionError { code, message }
+            | client::CloseReason::Refused { code, message } => {
+                CloseReason::SessionError { code, message }
+            }
+            client::CloseReason::KeepaliveTimeout(d) => CloseReason::KeepaliveTimeout(d),
+            client::CloseReason::Transport(e) => CloseReason::Transport(e),
+            client::CloseReason::Local => CloseReason::Local,
+            other => CloseReason::Transport(other.to_string()),
+        }
+    }
+}
+
+impl StreamEnd {
+    fn from_machine(end: client::StreamEnd) -> StreamEnd {
+        match end {
+            client::StreamEnd::Closed { reason } => StreamEnd::Closed { reason },
+            client::StreamEnd::Error {
+                code,
+                message,
+                reason,
+            } => StreamEnd::Error {
+                code,
+                message,
+                reason,
+            },
+            client::StreamEnd::Malformed(why) => {
+                StreamEnd::Local(format!("unreadable frame from the gateway: {why}"))
+            }
+        }
+    }
+}
+
+/// A stream's entry in the driver: where its bytes go and how it ended.
 struct Slot {
     tx: mpsc::Sender<Bytes>,
     end: Arc<EndCell>,
 }
 
-struct Registry {
-    rules: ClientStreams,
+/// Everything behind the session's one lock.
+pub(crate) struct Conn {
+    /// The protocol state.
+    pub(crate) machine: Client,
     slots: HashMap<String, Slot>,
     closed: Option<CloseReason>,
+    /// Stream writes waiting for room in the machine's send queue. Bounded:
+    /// one entry per blocked write, emptied by every batch the writer takes.
+    blocked: Vec<Waker>,
+}
+
+impl Conn {
+    /// Parks a write until the writer makes room.
+    pub(crate) fn park_writer(&mut self, waker: &Waker) {
+        if !self.blocked.iter().any(|w| w.will_wake(waker)) {
+            self.blocked.push(waker.clone());
+        }
+    }
+
+    fn wake_blocked(&mut self) {
+        for waker in self.blocked.drain(..) {
+            waker.wake();
+        }
+    }
+
+    /// Applies the machine's events to the streams; returns the session's
+    /// end when the machine declared one.
+    fn apply_events(&mut self, session_id: &str) -> Option<CloseReason> {
+        let mut closed = None;
+        while let Some(event) = self.machine.poll_event() {
+            match event {
+                Event::StreamReady { stream_id } => {
+                    if let Some(slot) = self.slots.get(&stream_id) {
+                        slot.end.set_ready();
+                    }
+                }
+                Event::StreamClosed { stream_id, end } => {
+                    if let Some(slot) = self.slots.remove(&stream_id) {
+                        slot.end.set(StreamEnd::from_machine(end));
+                    }
+                }
+                Event::GatewayError { code, message } => {
+                    warn!(session = %session_id, %code, %message, "gateway reported a session error");
+                }
+                Event::Ignored(error) => {
+                    warn!(session = %session_id, %error, "unreadable or unexpected message from the gateway; ignored");
+                }
+                Event::SessionClosed(reason) => closed = Some(CloseReason::from_machine(reason)),
+                other => debug!(session = %session_id, ?other, "event"),
+            }
+        }
+        closed
+    }
 }
 
 /// A stream handing its slot back (sent on drop).
@@ -111,15 +210,18 @@ pub(crate) struct LocalClose {
 /// State shared by the tunnel handles, its streams and the driver tasks.
 pub(crate) struct Shared {
     pub(crate) session_id: String,
+    max_streams: u32,
     /// Whether the gateway announces `stream_ready` (negotiated in hello/ready).
     pub(crate) stream_ready: bool,
-    /// Whether the gateway understands `stream_shutdown` (negotiated).
-    pub(crate) half_close: bool,
     /// Whether stream bytes may travel as binary messages (negotiated).
     pub(crate) binary_data: bool,
     pub(crate) config: ClientConfig,
-    registry: Mutex<Registry>,
-    pub(crate) out_tx: mpsc::Sender<Message>,
+    conn: Mutex<Conn>,
+    /// Wakes the writer: the machine has frames to send. `notify_one` keeps a
+    /// permit when the writer is busy, so no wake-up is lost.
+    pub(crate) writer: Notify,
+    /// Wakes a reader waiting for the writer to catch up.
+    room: Notify,
     /// Unbounded on purpose: `Drop` cannot wait. Bounded in practice by the
     /// number of streams, since each stream sends exactly one message.
     pub(crate) close_tx: mpsc::UnboundedSender<LocalClose>,
@@ -129,21 +231,23 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
-        // A panic while holding this lock cannot leave the map half-updated in
-        // a way that matters more than losing the session; keep going.
-        self.registry.lock().unwrap_or_else(|e| e.into_inner())
+    pub(crate) fn conn(&self) -> std::sync::MutexGuard<'_, Conn> {
+        // A panic while holding this lock cannot leave the state half-updated
+        // in a way that matters more than losing the session; keep going.
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Ends the session once: records why, wakes every stream, stops the tasks.
     fn finish(&self, reason: CloseReason) {
         let slots = {
-            let mut reg = self.registry();
-            if reg.closed.is_some() {
+            let mut conn = self.conn();
+            if conn.closed.is_some() {
                 return;
             }
-            reg.closed = Some(reason.clone());
-            std::mem::take(&mut reg.slots)
+            conn.closed = Some(reason.clone());
+            conn.machine.close_session();
+            conn.wake_blocked();
+            std::mem::take(&mut conn.slots)
         };
         for (_, slot) in slots {
             slot.end.set(StreamEnd::SessionLost(reason.to_string()));
@@ -151,18 +255,6 @@ impl Shared {
         self.permits.close();
         self.state.send_replace(TunnelState::Closed(reason));
         self.cancel.cancel();
-    }
-
-    /// Ends one stream from this side of the gateway's frames.
-    fn end_stream(&self, id: &str, end: StreamEnd) {
-        let slot = {
-            let mut reg = self.registry();
-            reg.rules.close(id);
-            reg.slots.remove(id)
-        };
-        if let Some(slot) = slot {
-            slot.end.set(end);
-        }
     }
 }
 
@@ -185,11 +277,11 @@ pub struct Tunnel {
 impl Tunnel {
     /// Connects with a session token and starts the driver.
     pub async fn connect(config: ClientConfig, token: &Secret) -> Result<Tunnel, ClientError> {
-        let mut features = vec![FEATURE_STREAM_READY, FEATURE_HALF_CLOSE];
-        if config.binary_data {
-            features.push(FEATURE_BINARY_DATA);
-        }
-        let connected = connect(&config, token, &features).await?;
+        let offer = Features {
+            binary_data: config.binary_data,
+            ..Features::ALL
+        };
+        let connected = connect(&config, token, &offer.names()).await?;
         Ok(Tunnel::start(config, connected))
     }
 
@@ -202,21 +294,33 @@ impl Tunnel {
             half_close,
             binary_data,
         } = connected;
-        // At least 2: a new stream queues its two frames at once.
-        let (out_tx, out_rx) = mpsc::channel(config.write_queue_frames.max(2));
+        let features = Features {
+            stream_ready,
+            half_close,
+            binary_data,
+        };
+        // The handshake ran in `connect`, so the machine starts established.
+        let info = SessionInfo {
+            session_id: session_id.clone(),
+            max_streams,
+            features,
+        };
+        let machine = Client::established(machine_config(&config, features), info, now());
         let (close_tx, close_rx) = mpsc::unbounded_channel();
         let (state, _) = watch::channel(TunnelState::Active);
         let shared = Arc::new(Shared {
             session_id,
+            max_streams,
             stream_ready,
-            half_close,
             binary_data,
-            registry: Mutex::new(Registry {
-                rules: ClientStreams::new(max_streams),
+            conn: Mutex::new(Conn {
+                machine,
                 slots: HashMap::new(),
                 closed: None,
+                blocked: Vec::new(),
             }),
-            out_tx,
+            writer: Notify::new(),
+            room: Notify::new(),
             close_tx,
             permits: Arc::new(Semaphore::new(max_streams as usize)),
             state,
@@ -224,7 +328,7 @@ impl Tunnel {
             config,
         });
         let (sink, source) = ws.split();
-        tokio::spawn(drive_writer(shared.clone(), sink, out_rx));
+        tokio::spawn(drive_writer(shared.clone(), sink));
         tokio::spawn(drive_reader(shared.clone(), source, close_rx));
         Tunnel {
             guard: Arc::new(Guard(shared)),
@@ -242,7 +346,7 @@ impl Tunnel {
 
     /// How many streams may be open at once.
     pub fn max_streams(&self) -> u32 {
-        self.shared().registry().rules.max_streams()
+        self.shared().max_streams
     }
 
     /// Whether stream bytes travel as raw binary messages: the client offered
@@ -254,7 +358,7 @@ impl Tunnel {
 
     /// Streams currently open.
     pub fn open_streams(&self) -> usize {
-        self.shared().registry().rules.open_count()
+        self.shared().conn().machine.open_streams()
     }
 
     /// Watches the session state (for UIs and reconnect logic).
@@ -296,7 +400,7 @@ impl Tunnel {
             }
             Err(tokio::sync::TryAcquireError::Closed) => return Err(self.closed_error()),
         };
-        self.open_with(target, permit).await
+        self.open_with(target, permit)
     }
 
     /// Opens a stream, waiting up to `wait` (first come, first served) for a
@@ -312,34 +416,41 @@ impl Tunnel {
             Ok(Err(_)) => return Err(self.closed_error()),
             Err(_) => return Err(ClientError::StreamLimitTimeout(wait)),
         };
-        self.open_with(target, permit).await
+        self.open_with(target, permit)
     }
 
     fn closed_error(&self) -> ClientError {
         let why = self
             .shared()
-            .registry()
+            .conn()
             .closed
             .clone()
             .unwrap_or(CloseReason::Local);
         ClientError::SessionClosed(why.to_string())
     }
 
-    async fn open_with(
+    fn open_with(
         &self,
         target: TargetAddr,
         permit: OwnedSemaphorePermit,
     ) -> Result<Stream, ClientError> {
         let shared = self.shared();
         let (id, rx, end) = {
-            let mut reg = shared.registry();
-            if let Some(why) = &reg.closed {
+            let mut conn = shared.conn();
+            if let Some(why) = &conn.closed {
                 return Err(ClientError::SessionClosed(why.to_string()));
             }
-            let id = reg.rules.open(None)?;
+            // Queues stream_open and the address header together, so the
+            // writer sends them in one TLS write and the gateway reads them
+            // in one go: a new stream costs one wake-up on each side.
+            let id = match conn.machine.open_stream(None, &target) {
+                Ok(id) => id,
+                Err(CommandError::Stream(e)) => return Err(e.into()),
+                Err(e) => return Err(ClientError::SessionClosed(e.to_string())),
+            };
             let (tx, rx) = mpsc::channel(shared.config.stream_buffer_frames.max(1));
             let end = Arc::new(EndCell::default());
-            reg.slots.insert(
+            conn.slots.insert(
                 id.clone(),
                 Slot {
                     tx,
@@ -348,36 +459,10 @@ impl Tunnel {
             );
             (id, rx, end)
         };
-        // From here the stream owns its slot: dropping it (also on error below)
-        // sends stream_close and frees the slot in order.
-        let stream = Stream::new(
-            id.clone(),
-            target.clone(),
-            self.guard.clone(),
-            rx,
-            end,
-            permit,
-        );
-        let open = Frame::StreamOpen {
-            stream_id: id.as_str().into(),
-            target: target.to_string().into(),
-        };
-        let mut header = Vec::with_capacity(target.header_len());
-        target.encode(&mut header);
-        let mut header_text = String::new();
-        proto_httvps::encode_stream_data(&id, &header, &mut header_text);
-        // Both queued at once, so the writer sends them in one TLS write and
-        // the gateway reads them in one go: a new stream costs one wake-up
-        // on each side, not two.
-        let Ok(mut permits) = shared.out_tx.reserve_many(2).await else {
-            return Err(self.closed_error());
-        };
-        for text in [proto_httvps::frame::encode_to_string(&open), header_text] {
-            if let Some(permit) = permits.next() {
-                permit.send(Message::Text(Utf8Bytes::from(text)));
-            }
-        }
-        Ok(stream)
+        shared.writer.notify_one();
+        // From here the stream owns its slot: dropping it sends stream_close
+        // and frees the slot in order.
+        Ok(Stream::new(id, target, self.guard.clone(), rx, end, permit))
     }
 }
 
@@ -389,27 +474,64 @@ impl std::fmt::Debug for Tunnel {
     }
 }
 
+/// The machine's settings from the SDK's, with the features `connect` agreed.
+fn machine_config(config: &ClientConfig, features: Features) -> client::Config {
+    client::Config {
+        client_name: config.client_name.clone(),
+        handshake_timeout: config.handshake_timeout,
+        keepalive_interval: config.keepalive.interval,
+        dead_after: config.keepalive.dead_after,
+        max_frame_len: config.max_frame_len,
+        max_chunk: config.max_chunk,
+        offer: features,
+        // At least 2: a bulk writer keeps one frame in flight while the
+        // writer task sends the other.
+        send_queue_frames: config.write_queue_frames.max(2),
+    }
+}
+
+/// The machine's clock: tokio's, so paused-time tests drive it too.
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
 /// Most messages fed before one flush: bounds the latency a bulk sender adds.
 const MAX_BATCH: usize = 64;
 
-async fn drive_writer(
-    shared: Arc<Shared>,
-    mut sink: SplitSink<WsStream, Message>,
-    mut rx: mpsc::Receiver<Message>,
-) {
+fn to_message(transmit: Transmit) -> Message {
+    match transmit {
+        Transmit::Text(text) => Message::Text(Utf8Bytes::from(text)),
+        Transmit::Binary(bytes) => Message::Binary(bytes.into()),
+    }
+}
+
+async fn drive_writer(shared: Arc<Shared>, mut sink: SplitSink<WsStream, Message>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
     let result: Result<(), tokio_tungstenite::tungstenite::Error> = async {
         loop {
-            let first = tokio::select! {
-                biased;
-                m = rx.recv() => match m { Some(m) => m, None => return Ok(()) },
-                _ = shared.cancel.cancelled() => return Ok(()),
-            };
-            sink.feed(first).await?;
-            for _ in 1..MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(m) => sink.feed(m).await?,
-                    Err(_) => break,
+            {
+                let mut conn = shared.conn();
+                while batch.len() < MAX_BATCH {
+                    match conn.machine.poll_transmit() {
+                        Some(t) => batch.push(t),
+                        None => break,
+                    }
                 }
+                if !batch.is_empty() {
+                    conn.wake_blocked();
+                }
+            }
+            if batch.is_empty() {
+                // What was queued before the end is flushed first.
+                tokio::select! {
+                    biased;
+                    _ = shared.writer.notified() => continue,
+                    _ = shared.cancel.cancelled() => return Ok(()),
+                }
+            }
+            shared.room.notify_waiters();
+            for transmit in batch.drain(..) {
+                sink.feed(to_message(transmit)).await?;
             }
             sink.flush().await?;
         }
@@ -424,203 +546,162 @@ async fn drive_writer(
     }
 }
 
+/// Stream bytes the reader must hand on after releasing the lock.
+struct Delivery {
+    id: String,
+    tx: mpsc::Sender<Bytes>,
+    data: Bytes,
+}
+
 async fn drive_reader(
     shared: Arc<Shared>,
     mut source: SplitStream<WsStream>,
     mut close_rx: mpsc::UnboundedReceiver<LocalClose>,
 ) {
-    let keepalive = shared.config.keepalive;
-    let mut ping = tokio::time::interval(keepalive.interval);
-    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ping.tick().await;
-    let mut last_rx = tokio::time::Instant::now();
-    let mut session_error: Option<(ErrorCode, String)> = None;
-
-    let reason = loop {
-        tokio::select! {
-            biased;
-            _ = shared.cancel.cancelled() => break CloseReason::Local,
-            Some(close) = close_rx.recv() => handle_local_close(&shared, close).await,
-            message = source.next() => {
-                last_rx = tokio::time::Instant::now();
-                let message = match message {
-                    None => break ended(session_error.take(), "connection ended".into()),
-                    Some(Err(e)) => break ended(session_error.take(), e.to_string()),
-                    Some(Ok(m)) => m,
-                };
-                match message {
-                    Message::Text(text) => handle_text(&shared, &text, &mut session_error).await,
-                    Message::Close(frame) => {
-                        break match (session_error.take(), frame) {
-                            (Some((code, message)), _) => CloseReason::SessionError { code, message },
-                            (None, Some(f)) => CloseReason::Gateway { code: f.code.into(), reason: f.reason.to_string() },
-                            (None, None) => CloseReason::Gateway { code: 1005, reason: String::new() },
-                        };
-                    }
-                    Message::Binary(bytes) if shared.binary_data => handle_binary(&shared, bytes).await,
-                    Message::Binary(_) => warn!(session = %shared.session_id, "gateway sent a binary message; ignored"),
-                    Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
-                }
+    // Frames the machine answers by itself (pongs) are bounded by reading
+    // no further while this many frames wait for the writer.
+    let congestion = shared.config.write_queue_frames.max(2) * 2;
+    let timer = tokio::time::sleep_until(Instant::now());
+    tokio::pin!(timer);
+    let mut armed: Option<std::time::Instant> = None;
+    loop {
+        let room = shared.room.notified();
+        tokio::pin!(room);
+        room.as_mut().enable();
+        let (deadline, congested) = {
+            let conn = shared.conn();
+            let queued = conn.machine.queued_transmits();
+            (conn.machine.poll_timeout(), queued >= congestion)
+        };
+        // Reset only when the deadline moved (quinn's `drive_timer`).
+        if deadline != armed {
+            if let Some(at) = deadline {
+                timer.as_mut().reset(Instant::from_std(at));
             }
-            _ = ping.tick() => {
-                if last_rx.elapsed() >= keepalive.dead_after {
-                    break CloseReason::KeepaliveTimeout(keepalive.dead_after);
-                }
-                // A full queue means data is flowing; the ping can wait a round.
-                let _ = shared.out_tx.try_send(Message::Text(Utf8Bytes::from_static(r#"{"type":"ping"}"#)));
-            }
+            armed = deadline;
         }
-    };
-    shared.finish(reason);
-}
-
-fn ended(session_error: Option<(ErrorCode, String)>, why: String) -> CloseReason {
-    match session_error {
-        Some((code, message)) => CloseReason::SessionError { code, message },
-        None => CloseReason::Transport(why),
+        let mut delivery = None;
+        let ended = tokio::select! {
+            biased;
+            _ = shared.cancel.cancelled() => return,
+            Some(close) = close_rx.recv() => {
+                handle_local_close(&shared, close);
+                None
+            }
+            message = source.next(), if !congested => {
+                let now = now();
+                // A text frame is decoded (base64, for data) before the lock
+                // is taken, so streams writing meanwhile are not held up.
+                let decoded = match &message {
+                    Some(Ok(Message::Text(text))) => {
+                        Some(decode_limited(text, shared.config.max_frame_len))
+                    }
+                    _ => None,
+                };
+                let mut conn = shared.conn();
+                match (&message, decoded) {
+                    (_, Some(decoded)) => {
+                        if let Some(data) = conn.machine.handle_decoded(now, decoded) {
+                            let bytes = match data.payload {
+                                Payload::Decoded(bytes) => Bytes::from(bytes),
+                                // Never produced for text: only binary
+                                // messages carry bytes in place.
+                                Payload::InMessage(_) => Bytes::new(),
+                            };
+                            delivery = to_slot(&conn, &data.stream_id, bytes);
+                        }
+                    }
+                    (Some(Ok(Message::Binary(message))), None) => {
+                        if let Some(data) = conn.machine.handle_binary(now, message) {
+                            // The payload is a slice of the message: no copy.
+                            let bytes = match data.payload {
+                                Payload::InMessage(at) => message.slice(at..),
+                                Payload::Decoded(bytes) => Bytes::from(bytes),
+                            };
+                            delivery = to_slot(&conn, &data.stream_id, bytes);
+                        }
+                    }
+                    (Some(Ok(Message::Close(frame))), None) => match frame {
+                        Some(f) => conn.machine.handle_close(Some(f.code.into()), &f.reason),
+                        None => conn.machine.handle_close(None, ""),
+                    },
+                    (Some(Ok(_)), None) => conn.machine.handle_control(now),
+                    (Some(Err(e)), None) => conn.machine.handle_transport_error(&e.to_string()),
+                    (None, None) => conn.machine.handle_transport_error("connection ended"),
+                }
+                conn.apply_events(&shared.session_id)
+            }
+            _ = &mut timer, if armed.is_some() => {
+                // Fired: re-arm next round even if the deadline is unchanged.
+                armed = None;
+                let mut conn = shared.conn();
+                conn.machine.handle_timeout(now());
+                conn.apply_events(&shared.session_id)
+            }
+            _ = &mut room, if congested => None,
+        };
+        if shared.conn().machine.queued_transmits() > 0 {
+            shared.writer.notify_one();
+        }
+        if let Some(reason) = ended {
+            shared.finish(reason);
+            return;
+        }
+        if let Some(delivery) = delivery {
+            deliver(&shared, delivery).await;
+        }
     }
 }
 
-async fn handle_local_close(shared: &Shared, close: LocalClose) {
-    let was_open = {
-        let mut reg = shared.registry();
-        reg.slots.remove(&close.id);
-        reg.rules.close(&close.id)
-    };
-    if was_open {
-        let frame = Frame::StreamClose {
-            stream_id: close.id.as_str().into(),
-            reason: close.reason.map(Into::into),
-        };
-        let text = proto_httvps::frame::encode_to_string(&frame);
-        let _ = shared
-            .out_tx
-            .send(Message::Text(Utf8Bytes::from(text)))
-            .await;
+/// Where bytes for `id` go, if the stream still has a reader.
+fn to_slot(conn: &Conn, id: &str, data: Bytes) -> Option<Delivery> {
+    // Closed streams may still receive frames in flight: dropped quietly.
+    let slot = conn.slots.get(id)?;
+    Some(Delivery {
+        id: id.to_owned(),
+        tx: slot.tx.clone(),
+        data,
+    })
+}
+
+fn handle_local_close(shared: &Shared, close: LocalClose) {
+    {
+        let mut conn = shared.conn();
+        conn.slots.remove(&close.id);
+        if conn
+            .machine
+            .close_stream(&close.id, close.reason.as_deref())
+        {
+            shared.writer.notify_one();
+        }
     }
     // Only now, with the stream_close queued, may a new stream take the slot.
     drop(close.permit);
 }
 
-async fn handle_text(shared: &Shared, text: &str, session_error: &mut Option<(ErrorCode, String)>) {
-    let frame = match decode_limited(text, shared.config.max_frame_len) {
-        Ok(frame) => frame,
-        Err(e) => {
-            warn!(session = %shared.session_id, error = %e, "unreadable frame from the gateway");
-            if let Some(id) = e.stream_id() {
-                shared.end_stream(
-                    id,
-                    StreamEnd::Local(format!("unreadable frame from the gateway: {e}")),
-                );
-            }
-            return;
-        }
-    };
-    match frame {
-        Frame::StreamData { stream_id, data } => {
-            deliver(shared, &stream_id, Bytes::from(data)).await
-        }
-        Frame::StreamClose { stream_id, reason } => {
-            shared.end_stream(
-                &stream_id,
-                StreamEnd::Closed {
-                    reason: reason.map(|r| r.into_owned()),
-                },
-            );
-        }
-        Frame::Error {
-            code,
-            message,
-            stream_id: Some(id),
-            reason,
-        } => {
-            shared.end_stream(
-                &id,
-                StreamEnd::Error {
-                    code,
-                    message: message.into_owned(),
-                    reason: reason.map(|r| r.into_owned()),
-                },
-            );
-        }
-        Frame::Error {
-            code,
-            message,
-            stream_id: None,
-            ..
-        } => {
-            warn!(session = %shared.session_id, %code, %message, "gateway reported a session error");
-            *session_error = Some((code, message.into_owned()));
-        }
-        Frame::Ping => {
-            let _ = shared
-                .out_tx
-                .send(Message::Text(Utf8Bytes::from_static(r#"{"type":"pong"}"#)))
-                .await;
-        }
-        Frame::Pong => {}
-        Frame::StreamReady { stream_id } => {
-            if let Some(slot) = shared.registry().slots.get(stream_id.as_ref()) {
-                slot.end.set_ready();
-            }
-        }
-        other => {
-            debug!(session = %shared.session_id, kind = other.kind(), "unexpected frame from the gateway; ignored")
-        }
-    }
-}
-
-/// A binary `stream_data` (the `binary_data` extension): its payload goes to
-/// the stream as a slice of the message, without a copy.
-async fn handle_binary(shared: &Shared, message: Bytes) {
-    match decode_binary_limited(&message, shared.config.max_frame_len) {
-        Ok(read) => {
-            let payload = message.slice(read.payload_at..);
-            deliver(shared, read.stream_id, payload).await
-        }
-        Err(e) => {
-            warn!(session = %shared.session_id, error = %e, "unreadable binary message from the gateway")
-        }
-    }
-}
-
 /// Hands bytes to a stream, waiting at most `stall_timeout` for its reader.
-async fn deliver(shared: &Shared, id: &str, data: Bytes) {
-    let tx = match shared.registry().slots.get(id) {
-        Some(slot) => slot.tx.clone(),
-        // Closed streams may still receive frames in flight: dropped quietly.
-        None => return,
-    };
+async fn deliver(shared: &Shared, delivery: Delivery) {
+    let Delivery { id, tx, data } = delivery;
     let data = match tx.try_send(data) {
         Ok(()) => return,
         Err(mpsc::error::TrySendError::Closed(_)) => return,
         Err(mpsc::error::TrySendError::Full(data)) => data,
     };
-    match tokio::time::timeout(shared.config.stall_timeout, tx.send(data)).await {
-        Ok(_) => {}
-        Err(_) => {
-            warn!(session = %shared.session_id, stream = id, "stream reader too slow; ending the stream");
-            let was_open = {
-                let mut reg = shared.registry();
-                if let Some(slot) = reg.slots.remove(id) {
-                    slot.end.set(StreamEnd::Local(format!(
-                        "the reader took longer than {:?} to accept data",
-                        shared.config.stall_timeout
-                    )));
-                }
-                reg.rules.close(id)
-            };
-            if was_open {
-                let frame = Frame::StreamClose {
-                    stream_id: id.into(),
-                    reason: Some("slow_reader".into()),
-                };
-                let text = proto_httvps::frame::encode_to_string(&frame);
-                let _ = shared
-                    .out_tx
-                    .send(Message::Text(Utf8Bytes::from(text)))
-                    .await;
-            }
-        }
+    if tokio::time::timeout(shared.config.stall_timeout, tx.send(data))
+        .await
+        .is_ok()
+    {
+        return;
+    }
+    warn!(session = %shared.session_id, stream = %id, "stream reader too slow; ending the stream");
+    let mut conn = shared.conn();
+    if let Some(slot) = conn.slots.remove(&id) {
+        slot.end.set(StreamEnd::Local(format!(
+            "the reader took longer than {:?} to accept data",
+            shared.config.stall_timeout
+        )));
+    }
+    if conn.machine.close_stream(&id, Some("slow_reader")) {
+        shared.writer.notify_one();
     }
 }

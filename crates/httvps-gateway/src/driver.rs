@@ -41,7 +41,7 @@ use tracing::{debug, info, warn};
 use crate::Shared;
 use crate::auth::AuthError;
 use crate::metrics as m;
-use crate::session::{Action, Session, SessionParams, StreamId, check_hello, close_code};
+use crate::session::{Action, Handshake, Session, SessionParams, StreamId, close_code};
 use crate::stream::{Chunk, StreamCtx, StreamEvent, stream_task};
 use crate::upstream::{self, UpstreamMode};
 
@@ -165,7 +165,12 @@ where
 {
     let shared = conn.shared.clone();
     let cfg = &shared.config;
-    let deadline = Instant::now() + cfg.timeouts.hello;
+    let machine = Handshake::new(
+        Instant::now().into_std(),
+        cfg.timeouts.hello,
+        cfg.limits.max_frame_len,
+    );
+    let deadline = Instant::from_std(machine.poll_timeout());
     let first = loop {
         let next = tokio::select! {
             _ = shared.shutdown.cancelled() => return Err(going_away()),
@@ -173,47 +178,35 @@ where
         };
         match next {
             Ok(Inbound::Control) => continue,
-            other => break other,
+            Ok(inbound) => break inbound,
+            Err(_) => {
+                if let Some(rej) = machine.handle_timeout(Instant::now().into_std()) {
+                    return Err(
+                        reject(conn, "timeout", rej.code, rej.message, rej.close_code).await,
+                    );
+                }
+            }
         }
     };
     let text = match first {
-        Err(_) => {
-            let msg = format!("no hello within {:?}", cfg.timeouts.hello);
-            return Err(reject(
-                conn,
-                "timeout",
-                ErrorCode::BadHello,
-                msg,
-                close_code::POLICY,
-            )
-            .await);
+        Inbound::Text(t) => t,
+        Inbound::Binary(_) => {
+            let rej = machine.handle_binary();
+            return Err(reject(conn, "bad_hello", rej.code, rej.message, rej.close_code).await);
         }
-        Ok(Inbound::Text(t)) => t,
-        Ok(Inbound::Binary(_)) => {
-            let msg = "expected a hello text frame".to_owned();
-            return Err(reject(
-                conn,
-                "bad_hello",
-                ErrorCode::BadHello,
-                msg,
-                close_code::PROTOCOL,
-            )
-            .await);
-        }
-        Ok(Inbound::Oversized) => {
+        Inbound::Oversized => {
             m::handshake("bad_hello");
-            let msg = format!("message over the {}-byte limit", cfg.limits.max_frame_len);
-            conn.send_frame(&error_frame(ErrorCode::BadFrame, msg))
-                .await;
+            let rej = machine.handle_oversized();
+            conn.send_frame(&error_frame(rej.code, rej.message)).await;
             return Err(Ending::Close {
-                code: close_code::TOO_BIG,
+                code: rej.close_code,
                 reason: "message too big",
                 raw_drain: true,
             });
         }
-        Ok(Inbound::Closed | Inbound::Control) => return Err(Ending::Gone),
+        Inbound::Closed | Inbound::Control => return Err(Ending::Gone),
     };
-    let mut hello = match check_hello(&text, cfg.limits.max_frame_len) {
+    let mut hello = match machine.handle_text(&text) {
         Ok(h) => h,
         Err(rej) => {
             let label = if rej.code == ErrorCode::BadVersion {
@@ -320,6 +313,8 @@ where
         max_stream_id_len: cfg.limits.max_stream_id_len,
         stream_ready: hello.stream_ready,
         binary_data: hello.binary_data,
+        idle_timeout: cfg.timeouts.idle,
+        drain_timeout: cfg.timeouts.drain,
     };
     Ok((grant, mode, params))
 }
@@ -410,48 +405,40 @@ impl Streams {
     {
         let _active = ActiveSession::new();
         let span_peer = conn.peer;
-        let timeouts = self.shared.config.timeouts.clone();
-        let mut session = Session::new(params);
-        let mut last_rx = Instant::now();
-        let mut pinged = false;
-        let mut drain_deadline: Option<Instant> = None;
+        let now = || Instant::now().into_std();
+        let mut session = Session::new(params, now());
         let mut raw_drain = false;
+        // One timer for the machine's keepalive, idle and drain deadlines,
+        // reset only when the deadline moves (quinn's `drive_timer`).
+        let timer = tokio::time::sleep_until(Instant::now());
+        tokio::pin!(timer);
+        let mut armed: Option<std::time::Instant> = None;
         let ending = loop {
-            if session.is_draining() && session.open_streams() == 0 {
-                session.shutdown();
-            }
             if let Some(ending) = self.execute(&mut session, raw_drain).await {
                 break ending;
             }
-            // Keepalive: ping at half the idle timeout, close at the full one.
-            let idle_at = last_rx + timeouts.idle;
-            let wake_at = if pinged {
-                idle_at
-            } else {
-                last_rx + timeouts.idle / 2
-            };
-            let drain_at = drain_deadline.unwrap_or(idle_at);
+            let deadline = session.poll_timeout();
+            if deadline != armed {
+                if let Some(at) = deadline {
+                    timer.as_mut().reset(Instant::from_std(at));
+                }
+                armed = deadline;
+            }
             tokio::select! {
                 biased;
                 _ = self.shared.shutdown.cancelled(), if !session.is_draining() => {
-                    session.begin_drain();
-                    drain_deadline = Some(Instant::now() + timeouts.drain);
                     debug!(%session_id, open = session.open_streams(), "draining");
-                }
-                _ = tokio::time::sleep_until(drain_at), if drain_deadline.is_some() => {
-                    session.shutdown();
+                    session.begin_drain(now());
                 }
                 Some(ev) = self.events_rx.recv() => {
                     debug!(%session_id, stream = %ev.id, reason = ev.end.reason.as_str(), "stream ended by upstream");
                     session.handle_stream_end(&ev.id, ev.serial, ev.end);
                 }
                 msg = next_inbound(&mut conn.reader) => {
-                    last_rx = Instant::now();
-                    pinged = false;
                     match msg {
-                        Inbound::Text(t) => session.handle_text(&t),
-                        Inbound::Binary(b) => session.handle_binary_message(&b),
-                        Inbound::Control => {}
+                        Inbound::Text(t) => session.handle_text(now(), &t),
+                        Inbound::Binary(b) => session.handle_binary_message(now(), &b),
+                        Inbound::Control => session.handle_control(now()),
                         Inbound::Oversized => {
                             raw_drain = true;
                             session.handle_oversized();
@@ -463,22 +450,20 @@ impl Streams {
                         }
                     }
                 }
-                _ = tokio::time::sleep_until(wake_at) => {
-                    if pinged {
-                        info!(%session_id, peer = %span_peer, "session idle; closing");
-                        session.abort_all();
-                        let _ = self.execute(&mut session, false).await;
-                        break Ending::Close { code: close_code::NORMAL, reason: "idle timeout", raw_drain: false };
-                    }
-                    pinged = true;
-                    let mut text = String::new();
-                    encode(&Frame::Ping, &mut text);
-                    if self.out.send(Message::text(text)).await.is_err() {
-                        break Ending::Gone;
-                    }
+                _ = &mut timer, if armed.is_some() => {
+                    // Fired: re-arm next round even if the deadline is unchanged.
+                    armed = None;
+                    session.handle_timeout(now());
                 }
             }
         };
+        if let Ending::Close {
+            code: close_code::NORMAL,
+            ..
+        } = ending
+        {
+            info!(%session_id, peer = %span_peer, "session idle; closing");
+        }
         // Whatever ended the loop, every stream ends with it (a no-op when
         // the machine already ended them).
         session.abort_all();

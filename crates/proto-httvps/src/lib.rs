@@ -22,15 +22,34 @@
 //!   `stream_data` (the only frame on the hot path).
 //! - [`binary`]: the negotiated `binary_data` extension, `stream_data` as a
 //!   binary WebSocket message with a raw payload.
-//! - [`address`]: the Shadowsocks address header and `host:port` targets.
+//! - [`address`]: the Shadowsocks address header and `host:port` targets (the
+//!   protocol-neutral [`net::target`], re-exported under its wire name).
 //! - [`error`]: the contract's error codes and the decoder's typed errors.
 //! - [`streams`]: the SDK's stream-id rules (auto ids, limit, unknown stream).
+//! - [`client`]: the client side of a session as a state machine
+//!   ([`client::Client`]): handshake, negotiation, stream rules, keepalive.
+//! - [`server`]: the gateway side ([`server::Handshake`], [`server::Session`]):
+//!   the hello check, stream table, violations, keepalive, idle and drain.
+//!
+//! The two machines follow `quinn-proto`'s `Connection`: inputs are
+//! `handle_*` calls (a WebSocket message, an application command, the timer
+//! with the current `Instant`), outputs are drained with `poll_*` after every
+//! input (frames to send, events or actions for the driver, the next
+//! deadline). They live side by side so that each is tested against the
+//! other in memory, with simulated time, and fuzzed from raw bytes
+//! (`fuzz/`); the tokio drivers in `httvps-client` and `httvps-gateway` only
+//! move bytes and time in and out. The cost is a lock around the client
+//! machine shared by its reader, writer and streams, where a fused design
+//! would have each task own its part.
 #![warn(missing_docs)]
 
-pub mod address;
+/// Targets and the address header that starts each stream's payload.
+pub use net::target as address;
 pub mod binary;
+pub mod client;
 pub mod error;
 pub mod frame;
+pub mod server;
 pub mod streams;
 
 pub use address::{AddressError, TargetAddr};

@@ -49,7 +49,10 @@ impl TestGateway {
         // The gateway writes its built-in decoy page to a temporary
         // directory; a gateway killed by the test cannot remove it, so it
         // goes into this fixture's directory, removed with the fixture.
-        let tmpdir = ("TMPDIR".to_owned(), dir.path().to_string_lossy().into_owned());
+        let tmpdir = (
+            "TMPDIR".to_owned(),
+            dir.path().to_string_lossy().into_owned(),
+        );
         let mut gateway = TestGateway {
             process: None,
             bin: bin.to_path_buf(),

@@ -1,7 +1,11 @@
 //! The session rules, driven with plain frames.
 
 use super::*;
-use proto_httvps::frame::encode_to_string;
+use crate::frame::encode_to_string;
+use std::sync::LazyLock;
+
+/// An arbitrary origin for simulated time; the tests only add to it.
+static T0: LazyLock<Instant> = LazyLock::new(Instant::now);
 
 fn params() -> SessionParams {
     SessionParams {
@@ -12,6 +16,8 @@ fn params() -> SessionParams {
         max_stream_id_len: 16,
         stream_ready: false,
         binary_data: false,
+        idle_timeout: Duration::from_secs(60),
+        drain_timeout: Duration::from_secs(10),
     }
 }
 
@@ -64,22 +70,22 @@ fn frames(actions: &[Action]) -> (Errors, Closes) {
 
 #[test]
 fn ping_gets_pong() {
-    let mut s = Session::new(params());
-    s.handle_text(r#"{"type":"ping"}"#);
+    let mut s = Session::new(params(), *T0);
+    s.handle_text(*T0, r#"{"type":"ping"}"#);
     assert_eq!(drain(&mut s), vec![Action::Send(Frame::Pong)]);
-    s.handle_text(r#"{"type":"pong"}"#);
+    s.handle_text(*T0, r#"{"type":"pong"}"#);
     assert!(drain(&mut s).is_empty());
 }
 
 #[test]
 fn header_in_first_frame_dials_with_rest() {
-    let mut s = Session::new(params());
-    s.handle_text(&open("s1"));
+    let mut s = Session::new(params(), *T0);
+    s.handle_text(*T0, &open("s1"));
     let a = drain(&mut s);
     assert!(matches!(&a[..], [Action::Open { id, .. }] if &**id == "s1"));
     let mut payload = header("1.2.3.4:80");
     payload.extend_from_slice(b"GET /");
-    s.handle_text(&data("s1", &payload));
+    s.handle_text(*T0, &data("s1", &payload));
     match &drain(&mut s)[..] {
         [
             Action::Dial {
@@ -95,19 +101,19 @@ fn header_in_first_frame_dials_with_rest() {
         }
         other => panic!("{other:?}"),
     }
-    s.handle_text(&data("s1", b"more"));
+    s.handle_text(*T0, &data("s1", b"more"));
     assert!(matches!(&drain(&mut s)[..], [Action::Forward { data, .. }] if data == b"more"));
 }
 
 #[test]
 fn header_split_across_frames() {
-    let mut s = Session::new(params());
-    s.handle_text(&open("s1"));
+    let mut s = Session::new(params(), *T0);
+    s.handle_text(*T0, &open("s1"));
     drain(&mut s);
     let mut payload = header("example.org:443");
     payload.extend_from_slice(b"hi");
     for (i, byte) in payload.iter().enumerate() {
-        s.handle_text(&data("s1", &[*byte]));
+        s.handle_text(*T0, &data("s1", &[*byte]));
         let a = drain(&mut s);
         if i + 1 < payload.len() - 2 {
             assert!(a.is_empty(), "byte {i}: {a:?}");
@@ -125,10 +131,10 @@ fn header_split_across_frames() {
 
 #[test]
 fn bad_header_ends_stream_as_bad_stream() {
-    let mut s = Session::new(params());
-    s.handle_text(&open("s1"));
+    let mut s = Session::new(params(), *T0);
+    s.handle_text(*T0, &open("s1"));
     drain(&mut s);
-    s.handle_text(&data("s1", &[9, 9, 9]));
+    s.handle_text(*T0, &data("s1", &[9, 9, 9]));
     let a = drain(&mut s);
     let (errors, closes) = frames(&a);
     assert_eq!(errors, vec![("bad_stream".into(), Some("s1".into()))]);
@@ -145,25 +151,28 @@ fn bad_header_ends_stream_as_bad_stream() {
 
 #[test]
 fn limit_duplicate_and_unknown() {
-    let mut s = Session::new(SessionParams {
-        max_violations: 100,
-        ..params()
-    });
-    s.handle_text(&open("s1"));
-    s.handle_text(&open("s2"));
+    let mut s = Session::new(
+        SessionParams {
+            max_violations: 100,
+            ..params()
+        },
+        *T0,
+    );
+    s.handle_text(*T0, &open("s1"));
+    s.handle_text(*T0, &open("s2"));
     drain(&mut s);
-    s.handle_text(&open("s3"));
+    s.handle_text(*T0, &open("s3"));
     let (errors, closes) = frames(&drain(&mut s));
     assert_eq!(errors, vec![("stream_error".into(), Some("s3".into()))]);
     assert_eq!(closes, vec![("s3".into(), "limit".into())]);
 
-    s.handle_text(&open("s1"));
+    s.handle_text(*T0, &open("s1"));
     let (errors, closes) = frames(&drain(&mut s));
     assert_eq!(errors, vec![("stream_error".into(), Some("s1".into()))]);
     assert!(closes.is_empty(), "the existing stream continues");
     assert_eq!(s.open_streams(), 2);
 
-    s.handle_text(&data("nope", b"x"));
+    s.handle_text(*T0, &data("nope", b"x"));
     match &drain(&mut s)[..] {
         [
             Action::Send(Frame::Error {
@@ -183,44 +192,50 @@ fn limit_duplicate_and_unknown() {
 
 #[test]
 fn client_close_finishes_and_late_frames_are_quiet() {
-    let mut s = Session::new(params());
-    s.handle_text(&open("s1"));
+    let mut s = Session::new(params(), *T0);
+    s.handle_text(*T0, &open("s1"));
     drain(&mut s);
-    s.handle_text(&close("s1"));
+    s.handle_text(*T0, &close("s1"));
     assert!(matches!(&drain(&mut s)[..], [Action::Finish { id }] if &**id == "s1"));
-    s.handle_text(&data("s1", b"late"));
-    s.handle_text(&close("s1"));
+    s.handle_text(*T0, &data("s1", b"late"));
+    s.handle_text(*T0, &close("s1"));
     assert!(drain(&mut s).is_empty());
     // The slot is free again.
-    s.handle_text(&open("s2"));
-    s.handle_text(&open("s3"));
+    s.handle_text(*T0, &open("s2"));
+    s.handle_text(*T0, &open("s3"));
     assert_eq!(s.open_streams(), 2);
 }
 
 #[test]
 fn recently_closed_is_bounded() {
-    let mut s = Session::new(SessionParams {
-        max_violations: 100,
-        ..params()
-    });
+    let mut s = Session::new(
+        SessionParams {
+            max_violations: 100,
+            ..params()
+        },
+        *T0,
+    );
     for i in 0..10 {
-        s.handle_text(&open(&format!("s{i}")));
-        s.handle_text(&close(&format!("s{i}")));
+        s.handle_text(*T0, &open(&format!("s{i}")));
+        s.handle_text(*T0, &close(&format!("s{i}")));
     }
     drain(&mut s);
     assert!(s.recent.set.len() <= 4 && s.recent.order.len() <= 4);
-    s.handle_text(&data("s9", b"x"));
+    s.handle_text(*T0, &data("s9", b"x"));
     assert!(drain(&mut s).is_empty(), "recent: quiet");
-    s.handle_text(&data("s0", b"x"));
+    s.handle_text(*T0, &data("s0", b"x"));
     assert_eq!(frames(&drain(&mut s)).0.len(), 1, "forgotten: unknown");
 }
 
 #[test]
 fn decode_errors_map_to_codes_and_session_continues() {
-    let mut s = Session::new(SessionParams {
-        max_violations: 100,
-        ..params()
-    });
+    let mut s = Session::new(
+        SessionParams {
+            max_violations: 100,
+            ..params()
+        },
+        *T0,
+    );
     for (text, code) in [
         ("not json", "bad_frame"),
         (r#"{"type":"teleport"}"#, "unsupported"),
@@ -233,7 +248,7 @@ fn decode_errors_map_to_codes_and_session_continues() {
             "bad_hello",
         ),
     ] {
-        s.handle_text(text);
+        s.handle_text(*T0, text);
         let (errors, _) = frames(&drain(&mut s));
         assert_eq!(errors.len(), 1, "{text}");
         assert_eq!(errors[0].0, code, "{text}");
@@ -245,10 +260,13 @@ fn decode_errors_map_to_codes_and_session_continues() {
 
 #[test]
 fn bad_base64_ends_the_open_stream() {
-    let mut s = Session::new(params());
-    s.handle_text(&open("s1"));
+    let mut s = Session::new(params(), *T0);
+    s.handle_text(*T0, &open("s1"));
     drain(&mut s);
-    s.handle_text(r#"{"type":"stream_data","stream_id":"s1","data":"@@"}"#);
+    s.handle_text(
+        *T0,
+        r#"{"type":"stream_data","stream_id":"s1","data":"@@"}"#,
+    );
     let a = drain(&mut s);
     let (errors, closes) = frames(&a);
     assert_eq!(errors, vec![("bad_stream".into(), Some("s1".into()))]);
@@ -263,11 +281,11 @@ fn bad_base64_ends_the_open_stream() {
 
 #[test]
 fn too_many_violations_close_with_policy() {
-    let mut s = Session::new(params());
-    s.handle_text(&open("s1"));
+    let mut s = Session::new(params(), *T0);
+    s.handle_text(*T0, &open("s1"));
     drain(&mut s);
     for _ in 0..4 {
-        s.handle_text("garbage");
+        s.handle_text(*T0, "garbage");
     }
     let a = drain(&mut s);
     assert!(a.contains(&Action::Abort { id: "s1".into() }));
@@ -279,14 +297,14 @@ fn too_many_violations_close_with_policy() {
         })
     );
     assert!(s.is_closed());
-    s.handle_text(r#"{"type":"ping"}"#);
+    s.handle_text(*T0, r#"{"type":"ping"}"#);
     assert!(drain(&mut s).is_empty());
 }
 
 #[test]
 fn oversized_closes_with_1009() {
-    let mut s = Session::new(params());
-    s.handle_text(&" ".repeat(5000));
+    let mut s = Session::new(params(), *T0);
+    s.handle_text(*T0, &" ".repeat(5000));
     let a = drain(&mut s);
     assert_eq!(frames(&a).0, vec![("bad_frame".into(), None)]);
     assert!(matches!(a.last(), Some(Action::Close { code: 1009, .. })));
@@ -294,11 +312,11 @@ fn oversized_closes_with_1009() {
 
 #[test]
 fn stream_end_and_stall_send_error_then_close() {
-    let mut s = Session::new(params());
-    s.handle_text(&open("s1"));
-    s.handle_text(&open("s2"));
-    s.handle_text(&data("s1", &header("1.2.3.4:1")));
-    s.handle_text(&data("s2", &header("1.2.3.4:2")));
+    let mut s = Session::new(params(), *T0);
+    s.handle_text(*T0, &open("s1"));
+    s.handle_text(*T0, &open("s2"));
+    s.handle_text(*T0, &data("s1", &header("1.2.3.4:1")));
+    s.handle_text(*T0, &data("s2", &header("1.2.3.4:2")));
     let serials: Vec<u64> = drain(&mut s)
         .iter()
         .filter_map(|a| match a {
@@ -336,11 +354,11 @@ fn stream_end_and_stall_send_error_then_close() {
 
 #[test]
 fn drain_refuses_new_streams_then_shuts_down_the_rest() {
-    let mut s = Session::new(params());
-    s.handle_text(&open("s1"));
+    let mut s = Session::new(params(), *T0);
+    s.handle_text(*T0, &open("s1"));
     drain(&mut s);
-    s.begin_drain();
-    s.handle_text(&open("s2"));
+    s.begin_drain(*T0);
+    s.handle_text(*T0, &open("s2"));
     let (_, closes) = frames(&drain(&mut s));
     assert_eq!(closes, vec![("s2".into(), "shutdown".into())]);
     s.shutdown();
@@ -352,9 +370,9 @@ fn drain_refuses_new_streams_then_shuts_down_the_rest() {
 
 #[test]
 fn overlong_stream_ids_are_refused_without_echo() {
-    let mut s = Session::new(params());
+    let mut s = Session::new(params(), *T0);
     let long = "x".repeat(100);
-    s.handle_text(&open(&long));
+    s.handle_text(*T0, &open(&long));
     let (errors, _) = frames(&drain(&mut s));
     assert_eq!(errors, vec![("bad_stream".into(), None)]);
     assert_eq!(s.open_streams(), 0);
@@ -386,7 +404,7 @@ fn hello_checks() {
 
 fn binary(id: &str, bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    assert!(proto_httvps::binary::encode_binary_stream_data(
+    assert!(crate::binary::encode_binary_stream_data(
         id, bytes, &mut out
     ));
     out
@@ -394,32 +412,35 @@ fn binary(id: &str, bytes: &[u8]) -> Vec<u8> {
 
 #[test]
 fn binary_data_is_stream_data_when_negotiated() {
-    let mut s = Session::new(SessionParams {
-        binary_data: true,
-        ..params()
-    });
-    s.handle_text(&open("s1"));
+    let mut s = Session::new(
+        SessionParams {
+            binary_data: true,
+            ..params()
+        },
+        *T0,
+    );
+    s.handle_text(*T0, &open("s1"));
     drain(&mut s);
     let mut payload = header("1.2.3.4:80");
     payload.extend_from_slice(b"GET /");
-    s.handle_binary_message(&binary("s1", &payload));
+    s.handle_binary_message(*T0, &binary("s1", &payload));
     assert!(matches!(
         &drain(&mut s)[..],
         [Action::Dial { initial, .. }] if initial == b"GET /"
     ));
-    s.handle_binary_message(&binary("s1", b"more"));
+    s.handle_binary_message(*T0, &binary("s1", b"more"));
     assert!(matches!(&drain(&mut s)[..], [Action::Forward { data, .. }] if data == b"more"));
     // JSON stream_data still works alongside.
-    s.handle_text(&data("s1", b"json"));
+    s.handle_text(*T0, &data("s1", b"json"));
     assert!(matches!(&drain(&mut s)[..], [Action::Forward { data, .. }] if data == b"json"));
     // Unknown kind: bad_frame; a truncated id: bad_stream; the session goes on.
-    s.handle_binary_message(b"\x09rest");
+    s.handle_binary_message(*T0, b"\x09rest");
     assert_eq!(frames(&drain(&mut s)).0, vec![("bad_frame".into(), None)]);
-    s.handle_binary_message(b"\x01\x05s1");
+    s.handle_binary_message(*T0, b"\x01\x05s1");
     assert_eq!(frames(&drain(&mut s)).0, vec![("bad_stream".into(), None)]);
     assert!(!s.is_closed());
     // Unknown stream, as with JSON.
-    s.handle_binary_message(&binary("s9", b"x"));
+    s.handle_binary_message(*T0, &binary("s9", b"x"));
     assert_eq!(
         frames(&drain(&mut s)).0,
         vec![("stream_error".into(), Some("s9".into()))]
@@ -428,21 +449,24 @@ fn binary_data_is_stream_data_when_negotiated() {
 
 #[test]
 fn binary_data_over_the_limit_ends_the_session() {
-    let mut s = Session::new(SessionParams {
-        binary_data: true,
-        ..params()
-    });
-    s.handle_binary_message(&binary("s1", &[0; 4096]));
+    let mut s = Session::new(
+        SessionParams {
+            binary_data: true,
+            ..params()
+        },
+        *T0,
+    );
+    s.handle_binary_message(*T0, &binary("s1", &[0; 4096]));
     let a = drain(&mut s);
     assert!(matches!(a.last(), Some(Action::Close { code, .. }) if *code == close_code::TOO_BIG));
 }
 
 #[test]
 fn binary_messages_are_violations_without_the_extension() {
-    let mut s = Session::new(params());
-    s.handle_text(&open("s1"));
+    let mut s = Session::new(params(), *T0);
+    s.handle_text(*T0, &open("s1"));
     drain(&mut s);
-    s.handle_binary_message(&binary("s1", b"x"));
+    s.handle_binary_message(*T0, &binary("s1", b"x"));
     assert_eq!(frames(&drain(&mut s)).0, vec![("bad_frame".into(), None)]);
 }
 
@@ -462,4 +486,175 @@ fn hello_negotiates_binary_data() {
     .unwrap();
     assert!(!plain.binary_data);
     assert!(plain.accepted_features().is_empty());
+}
+
+#[test]
+fn idle_client_is_pinged_then_closed() {
+    let mut s = Session::new(params(), *T0);
+    assert_eq!(s.poll_timeout(), Some(*T0 + Duration::from_secs(30)));
+    // Early wake-ups do nothing.
+    s.handle_timeout(*T0 + Duration::from_secs(29));
+    assert!(drain(&mut s).is_empty());
+    s.handle_timeout(*T0 + Duration::from_secs(30));
+    assert_eq!(drain(&mut s), vec![Action::Send(Frame::Ping)]);
+    assert_eq!(s.poll_timeout(), Some(*T0 + Duration::from_secs(60)));
+    s.handle_timeout(*T0 + Duration::from_secs(60));
+    assert_eq!(
+        drain(&mut s),
+        vec![Action::Close {
+            code: close_code::NORMAL,
+            reason: "idle timeout"
+        }]
+    );
+    assert_eq!(s.poll_timeout(), None);
+}
+
+#[test]
+fn any_message_resets_the_idle_timer() {
+    let mut s = Session::new(params(), *T0);
+    s.handle_timeout(*T0 + Duration::from_secs(30));
+    drain(&mut s);
+    let later = *T0 + Duration::from_secs(50);
+    s.handle_control(later);
+    assert_eq!(s.poll_timeout(), Some(later + Duration::from_secs(30)));
+    s.handle_timeout(*T0 + Duration::from_secs(60));
+    assert!(drain(&mut s).is_empty(), "not idle: heard at 50 s");
+    s.handle_text(later + Duration::from_secs(10), r#"{"type":"pong"}"#);
+    assert_eq!(s.poll_timeout(), Some(later + Duration::from_secs(10 + 30)));
+}
+
+#[test]
+fn idle_close_aborts_open_streams() {
+    let mut s = Session::new(params(), *T0);
+    s.handle_text(*T0, &open("s1"));
+    drain(&mut s);
+    s.handle_timeout(*T0 + Duration::from_secs(30));
+    s.handle_timeout(*T0 + Duration::from_secs(90));
+    let a = drain(&mut s);
+    assert!(a.contains(&Action::Abort { id: "s1".into() }));
+    assert!(matches!(
+        a.last(),
+        Some(Action::Close {
+            code: close_code::NORMAL,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn drain_ends_at_its_deadline_or_when_the_last_stream_ends() {
+    // Deadline: streams still open are ended with `shutdown`.
+    let mut s = Session::new(params(), *T0);
+    s.handle_text(*T0, &open("s1"));
+    drain(&mut s);
+    let at = *T0 + Duration::from_secs(1);
+    s.begin_drain(at);
+    assert_eq!(s.poll_timeout(), Some(at + Duration::from_secs(10)));
+    s.handle_timeout(at + Duration::from_secs(10));
+    let a = drain(&mut s);
+    assert_eq!(frames(&a).1, vec![("s1".into(), "shutdown".into())]);
+    assert!(matches!(a.last(), Some(Action::Close { code: 1001, .. })));
+
+    // Last stream gone: the session closes at once.
+    let mut s = Session::new(params(), *T0);
+    s.handle_text(*T0, &open("s1"));
+    drain(&mut s);
+    s.begin_drain(*T0);
+    assert!(drain(&mut s).is_empty());
+    s.handle_text(*T0, &close("s1"));
+    let a = drain(&mut s);
+    assert!(
+        matches!(a.last(), Some(Action::Close { code: 1001, .. })),
+        "{a:?}"
+    );
+
+    // Nothing open: closes when the drain begins.
+    let mut s = Session::new(params(), *T0);
+    s.begin_drain(*T0);
+    assert!(matches!(
+        drain(&mut s).last(),
+        Some(Action::Close { code: 1001, .. })
+    ));
+}
+
+#[test]
+fn handshake_deadline_and_first_message() {
+    let h = Handshake::new(*T0, Duration::from_secs(5), 4096);
+    assert_eq!(h.poll_timeout(), *T0 + Duration::from_secs(5));
+    assert!(h.handle_timeout(*T0 + Duration::from_secs(4)).is_none());
+    let late = h.handle_timeout(*T0 + Duration::from_secs(5)).unwrap();
+    assert_eq!(
+        (late.code, late.close_code),
+        (ErrorCode::BadHello, close_code::POLICY)
+    );
+    assert_eq!(h.handle_binary().close_code, close_code::PROTOCOL);
+    assert_eq!(h.handle_oversized().close_code, close_code::TOO_BIG);
+    let hello = h
+        .handle_text(
+            r#"{"type":"hello","session_token":"t","version":"1","features":["half_close"]}"#,
+        )
+        .unwrap();
+    assert!(hello.half_close && !hello.stream_ready);
+    let big = format!(
+        r#"{{"type":"hello","session_token":"{}","version":"1"}}"#,
+        "x".repeat(5000)
+    );
+    assert_eq!(
+        h.handle_text(&big).err().unwrap().close_code,
+        close_code::TOO_BIG
+    );
+}
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A message a client might send: valid frames with small ids, binary
+    /// messages, and garbage.
+    fn message() -> impl Strategy<Value = Result<String, Vec<u8>>> {
+        let id = "s[0-9]{1,2}";
+        prop_oneof![
+            id.prop_map(|id| Ok(open(&id))),
+            (id, proptest::collection::vec(any::<u8>(), 0..64))
+                .prop_map(|(id, d)| Ok(data(&id, &d))),
+            id.prop_map(|id| Ok(close(&id))),
+            id.prop_map(|id| Ok(format!(
+                r#"{{"type":"stream_shutdown","stream_id":"{id}"}}"#
+            ))),
+            Just(Ok(r#"{"type":"ping"}"#.to_owned())),
+            "\\PC{0,40}".prop_map(Ok),
+            proptest::collection::vec(any::<u8>(), 0..64).prop_map(Err),
+        ]
+    }
+
+    proptest! {
+        /// Whatever the client sends, the machine never panics, never opens
+        /// more than `max_streams`, closes at most once and stays closed.
+        #[test]
+        fn never_panics_and_ends_defined(
+            binary_data in any::<bool>(),
+            messages in proptest::collection::vec(message(), 0..40),
+            ticks in proptest::collection::vec(0u64..40, 0..40),
+        ) {
+            let mut s = Session::new(SessionParams { binary_data, ..params() }, *T0);
+            let mut now = *T0;
+            let mut closes = 0;
+            for (i, m) in messages.iter().enumerate() {
+                now += Duration::from_secs(ticks.get(i).copied().unwrap_or(0));
+                s.handle_timeout(now);
+                match m {
+                    Ok(text) => s.handle_text(now, text),
+                    Err(bytes) => s.handle_binary_message(now, bytes),
+                }
+                for a in drain(&mut s) {
+                    if let Action::Close { .. } = a {
+                        closes += 1;
+                    }
+                }
+                prop_assert!(s.open_streams() <= 2);
+                prop_assert!(closes <= 1);
+                prop_assert_eq!(s.poll_timeout().is_none(), s.is_closed());
+            }
+        }
+    }
 }
