@@ -1,13 +1,12 @@
-//! Dialing a gateway: TCP, TLS, WebSocket upgrade, then `hello` → `ready`.
+//! Dialing a gateway: TCP, TLS, WebSocket upgrade, then `hello` → `ready`,
+//! which the sans-IO client machine (`proto_httvps::client`) decides: this
+//! driver only carries its messages and its handshake timer.
 
 use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
 use http::Uri;
-use proto_httvps::{
-    FEATURE_BINARY_DATA, FEATURE_HALF_CLOSE, FEATURE_STREAM_READY, Frame, PROTOCOL_VERSION,
-    decode_limited, frame::SessionToken,
-};
+use proto_httvps::client::{self, Client, CloseReason, Event, Features, Transmit};
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -15,6 +14,7 @@ use tokio_rustls::client::TlsStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use crate::config::ClientConfig;
@@ -24,19 +24,6 @@ use net::Secret;
 
 /// The WebSocket over TLS over TCP that a session runs on.
 pub(crate) type WsStream = WebSocketStream<TlsStream<TcpStream>>;
-
-/// A session right after `ready`.
-pub(crate) struct Connected {
-    pub ws: WsStream,
-    pub session_id: String,
-    pub max_streams: u32,
-    /// The gateway will send `stream_ready` for each stream.
-    pub stream_ready: bool,
-    /// The gateway understands `stream_shutdown`.
-    pub half_close: bool,
-    /// Stream bytes may travel as binary messages both ways (`binary_data`).
-    pub binary_data: bool,
-}
 
 /// Where to connect, read from a `wss://` URL.
 struct Endpoint {
@@ -96,36 +83,68 @@ pub(crate) fn ws_config(max_frame_len: usize) -> WebSocketConfig {
         .max_write_buffer_size(WS_WRITE_BUFFER + max_frame_len * 4)
 }
 
-/// Dials the gateway and completes the handshake within `handshake_timeout`,
-/// offering the protocol extensions in `features` (see `proto_httvps::FEATURE_*`).
-pub(crate) async fn connect(
-    config: &ClientConfig,
-    token: &Secret,
-    features: &[&str],
-) -> Result<Connected, ClientError> {
-    let endpoint = parse_url(&config.url)?;
-    let rustls_config = Arc::new(tls::client_config(&config.tls, &[b"http/1.1"])?);
-    match tokio::time::timeout(
-        config.handshake_timeout,
-        handshake(config, endpoint, rustls_config, token, features),
-    )
-    .await
-    {
-        Ok(result) => result,
-        Err(_) => Err(ClientError::handshake(format!(
-            "no ready from {} within {:?}",
-            config.url, config.handshake_timeout
-        ))),
+/// The machine's clock: tokio's, so paused-time tests drive it too.
+pub(crate) fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// A frame the machine queued, as a WebSocket message.
+pub(crate) fn to_message(transmit: Transmit) -> Message {
+    match transmit {
+        Transmit::Text(text) => Message::Text(Utf8Bytes::from(text)),
+        Transmit::Binary(bytes) => Message::Binary(bytes.into()),
     }
 }
 
-async fn handshake(
+/// Dials the gateway and runs the machine's handshake (it was made with
+/// [`Client::new`], so its first transmit is `hello`): returns the WebSocket
+/// and the machine once `ready` arrived. Dialing, TLS and the upgrade are
+/// bounded by `handshake_timeout` too, measured from the start.
+pub(crate) async fn connect(
+    config: &ClientConfig,
+    token: &Secret,
+    machine_config: client::Config,
+) -> Result<(WsStream, Client), ClientError> {
+    let endpoint = parse_url(&config.url)?;
+    let rustls_config = Arc::new(tls::client_config(&config.tls, &[b"http/1.1"])?);
+    let started = now();
+    let dialed = tokio::time::timeout(
+        config.handshake_timeout,
+        dial(config, endpoint, rustls_config),
+    )
+    .await
+    .map_err(|_| {
+        ClientError::handshake(format!(
+            "no ready from {} within {:?}",
+            config.url, config.handshake_timeout
+        ))
+    })??;
+    // The machine's handshake deadline counts from the start, like the timeout above.
+    let machine = Client::new(machine_config, token.expose(), started);
+    handshake(dialed, machine).await
+}
+
+/// The machine's settings for a client configuration, offering `offer`.
+pub(crate) fn machine_config(config: &ClientConfig, offer: Features) -> client::Config {
+    client::Config {
+        client_name: config.client_name.clone(),
+        handshake_timeout: config.handshake_timeout,
+        keepalive_interval: config.keepalive.interval,
+        dead_after: config.keepalive.dead_after,
+        max_frame_len: config.max_frame_len,
+        max_chunk: config.max_chunk,
+        offer,
+        // At least 2: a bulk writer keeps one frame in flight while the
+        // writer task sends the other.
+        send_queue_frames: config.write_queue_frames.max(2),
+    }
+}
+
+async fn dial(
     config: &ClientConfig,
     endpoint: Endpoint,
     rustls_config: Arc<rustls::ClientConfig>,
-    token: &Secret,
-    features: &[&str],
-) -> Result<Connected, ClientError> {
+) -> Result<WsStream, ClientError> {
     let Endpoint { uri, host, port } = endpoint;
     let tcp = TcpStream::connect((host.as_str(), port))
         .await
@@ -142,99 +161,85 @@ async fn handshake(
     let request = uri
         .into_client_request()
         .map_err(|e| ClientError::handshake(format!("bad WebSocket request: {e}")))?;
-    let (mut ws, _response) = tokio_tungstenite::client_async_with_config(
+    let (ws, _response) = tokio_tungstenite::client_async_with_config(
         request,
         tls,
         Some(ws_config(config.max_frame_len)),
     )
     .await
     .map_err(|e| ClientError::handshake(format!("WebSocket upgrade failed: {e}")))?;
+    Ok(ws)
+}
 
-    let hello = Frame::Hello {
-        session_token: SessionToken(token.expose().into()),
-        version: PROTOCOL_VERSION.into(),
-        client: config.client_name.as_str().into(),
-        features: features.iter().map(|f| (*f).into()).collect(),
-    };
-    let mut text = String::new();
-    proto_httvps::encode(&hello, &mut text);
-    ws.send(Message::Text(Utf8Bytes::from(text)))
-        .await
-        .map_err(|e| ClientError::handshake(format!("cannot send hello: {e}")))?;
-
+/// Carries the machine's messages until it reports `ready` or the end of
+/// the session, re-arming its handshake timer.
+async fn handshake(
+    mut ws: WsStream,
+    mut machine: Client,
+) -> Result<(WsStream, Client), ClientError> {
     loop {
-        let message = match ws.next().await {
-            Some(Ok(m)) => m,
-            Some(Err(e)) => {
-                return Err(ClientError::handshake(format!(
-                    "connection failed before ready: {e}"
-                )));
-            }
-            None => {
-                return Err(ClientError::handshake(
-                    "gateway closed the connection before ready",
-                ));
-            }
-        };
-        let text = match message {
-            Message::Text(text) => text,
-            Message::Close(frame) => {
-                let why = frame
-                    .map(|f| format!("{} {}", u16::from(f.code), f.reason))
-                    .unwrap_or_default();
-                return Err(ClientError::handshake(format!(
-                    "gateway closed the connection before ready {why}"
-                )));
-            }
-            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
-            Message::Binary(_) => {
-                return Err(ClientError::handshake(
-                    "gateway sent a binary message before ready",
-                ));
-            }
-        };
-        match decode_limited(&text, config.max_frame_len) {
-            Ok(Frame::Ready {
-                session_id,
-                max_streams,
-                features: accepted,
-            }) => {
-                // Only what we offered counts, whatever the gateway claims.
-                let agreed = |feature: &str| {
-                    features.contains(&feature) && accepted.iter().any(|f| f == feature)
-                };
-                return Ok(Connected {
-                    ws,
-                    session_id: session_id.into_owned(),
-                    max_streams,
-                    stream_ready: agreed(FEATURE_STREAM_READY),
-                    half_close: agreed(FEATURE_HALF_CLOSE),
-                    binary_data: agreed(FEATURE_BINARY_DATA),
-                });
-            }
-            Ok(Frame::Error { code, message, .. }) => {
-                return Err(ClientError::HandshakeFailed {
-                    code: Some(code),
-                    message: message.into_owned(),
-                });
-            }
-            Ok(Frame::Ping) => {
-                let _ = ws
-                    .send(Message::Text(Utf8Bytes::from_static(r#"{"type":"pong"}"#)))
-                    .await;
-            }
-            Ok(other) => {
-                return Err(ClientError::handshake(format!(
-                    "unexpected {} before ready",
-                    other.kind()
-                )));
-            }
-            Err(e) => {
-                return Err(ClientError::handshake(format!(
-                    "unreadable answer to hello: {e}"
-                )));
+        while let Some(transmit) = machine.poll_transmit() {
+            ws.send(to_message(transmit))
+                .await
+                .map_err(|e| ClientError::handshake(format!("cannot send to the gateway: {e}")))?;
+        }
+        while let Some(event) = machine.poll_event() {
+            match event {
+                Event::Connected(_) => return Ok((ws, machine)),
+                Event::SessionClosed(reason) => return Err(handshake_error(reason)),
+                _ => {}
             }
         }
+        let deadline = machine.poll_timeout();
+        let timer = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = timer => machine.handle_timeout(now()),
+            message = ws.next() => match message {
+                Some(Ok(Message::Text(text))) => {
+                    machine.handle_text(now(), &text);
+                }
+                Some(Ok(Message::Binary(bytes))) => {
+                    machine.handle_binary(now(), &bytes);
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    let (code, reason) = frame
+                        .map(|f| (u16::from(f.code), f.reason.to_string()))
+                        .unwrap_or((u16::from(CloseCode::Status), String::new()));
+                    machine.handle_close(Some(code), &reason);
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
+                    machine.handle_control(now());
+                }
+                Some(Err(e)) => machine.handle_transport_error(&e.to_string()),
+                None => machine.handle_transport_error("the gateway closed the connection"),
+            },
+        }
+    }
+}
+
+/// How a session that never became ready is reported: the SDK's
+/// `handshake_failed`, with the gateway's code when it refused.
+fn handshake_error(reason: CloseReason) -> ClientError {
+    match reason {
+        CloseReason::Refused { code, message } => ClientError::HandshakeFailed {
+            code: Some(code),
+            message,
+        },
+        CloseReason::HandshakeTimeout(d) => {
+            ClientError::handshake(format!("no ready from the gateway within {d:?}"))
+        }
+        CloseReason::Gateway { code, reason } => ClientError::handshake(format!(
+            "gateway closed the connection before ready ({code} {reason})"
+        )),
+        CloseReason::Transport(e) => {
+            ClientError::handshake(format!("connection failed before ready: {e}"))
+        }
+        other => ClientError::handshake(format!("{other}")),
     }
 }
 

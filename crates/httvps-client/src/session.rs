@@ -3,11 +3,12 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use proto_httvps::client::Features;
 use proto_httvps::{ClientStreams, ErrorCode, Frame, TargetAddr, decode_limited};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use crate::config::ClientConfig;
-use crate::connect::{WsStream, connect};
+use crate::connect::{WsStream, connect, machine_config};
 use crate::error::ClientError;
 use net::Secret;
 
@@ -27,12 +28,18 @@ impl Session {
     /// Connects, sends `hello` and waits for `ready` (`handshake_failed` after
     /// `config.handshake_timeout`, or with the gateway's code if it refused).
     pub async fn connect(config: ClientConfig, token: &Secret) -> Result<Session, ClientError> {
-        // The seed API offers no extensions: the gateway behaves exactly per contract.
-        let connected = connect(&config, token, &[]).await?;
+        // The seed API offers no extensions: the gateway behaves exactly per
+        // contract. The machine runs the handshake; after `ready` this API
+        // hands the application every frame itself.
+        let offer = Features::default();
+        let (ws, machine) = connect(&config, token, machine_config(&config, offer)).await?;
+        let info = machine
+            .session_info()
+            .expect("the handshake ends only once ready arrived");
         Ok(Session {
-            ws: connected.ws,
-            session_id: connected.session_id,
-            streams: ClientStreams::new(connected.max_streams),
+            session_id: info.session_id.clone(),
+            streams: ClientStreams::new(info.max_streams),
+            ws,
             config,
         })
     }

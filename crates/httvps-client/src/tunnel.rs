@@ -33,18 +33,16 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use proto_httvps::client::{
-    self, Client, CommandError, Event, Features, Payload, SessionInfo, Transmit,
-};
+use proto_httvps::client::{self, Client, CommandError, Event, Features, Payload, SessionInfo};
 use proto_httvps::{ErrorCode, StreamRuleError, TargetAddr, decode_limited};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::config::ClientConfig;
-use crate::connect::{Connected, WsStream, connect};
+use crate::connect::{WsStream, connect, machine_config, now, to_message};
 use crate::error::{ClientError, StreamEnd};
 use crate::stream::{EndCell, Stream};
 use net::Secret;
@@ -281,31 +279,26 @@ impl Tunnel {
             binary_data: config.binary_data,
             ..Features::ALL
         };
-        let connected = connect(&config, token, &offer.names()).await?;
-        Ok(Tunnel::start(config, connected))
+        let (ws, machine) = connect(&config, token, machine_config(&config, offer)).await?;
+        Ok(Tunnel::start(config, ws, machine))
     }
 
-    fn start(config: ClientConfig, connected: Connected) -> Tunnel {
-        let Connected {
-            ws,
+    /// Starts the driver tasks over a machine that reached `ready`.
+    fn start(config: ClientConfig, ws: WsStream, machine: Client) -> Tunnel {
+        let info = machine
+            .session_info()
+            .cloned()
+            .expect("the handshake ends only once ready arrived");
+        let SessionInfo {
             session_id,
             max_streams,
-            stream_ready,
-            half_close,
-            binary_data,
-        } = connected;
-        let features = Features {
-            stream_ready,
-            half_close,
-            binary_data,
-        };
-        // The handshake ran in `connect`, so the machine starts established.
-        let info = SessionInfo {
-            session_id: session_id.clone(),
-            max_streams,
             features,
-        };
-        let machine = Client::established(machine_config(&config, features), info, now());
+        } = info;
+        let Features {
+            stream_ready,
+            binary_data,
+            ..
+        } = features;
         let (close_tx, close_rx) = mpsc::unbounded_channel();
         let (state, _) = watch::channel(TunnelState::Active);
         let shared = Arc::new(Shared {
@@ -475,35 +468,8 @@ impl std::fmt::Debug for Tunnel {
 }
 
 /// The machine's settings from the SDK's, with the features `connect` agreed.
-fn machine_config(config: &ClientConfig, features: Features) -> client::Config {
-    client::Config {
-        client_name: config.client_name.clone(),
-        handshake_timeout: config.handshake_timeout,
-        keepalive_interval: config.keepalive.interval,
-        dead_after: config.keepalive.dead_after,
-        max_frame_len: config.max_frame_len,
-        max_chunk: config.max_chunk,
-        offer: features,
-        // At least 2: a bulk writer keeps one frame in flight while the
-        // writer task sends the other.
-        send_queue_frames: config.write_queue_frames.max(2),
-    }
-}
-
-/// The machine's clock: tokio's, so paused-time tests drive it too.
-fn now() -> std::time::Instant {
-    Instant::now().into_std()
-}
-
 /// Most messages fed before one flush: bounds the latency a bulk sender adds.
 const MAX_BATCH: usize = 64;
-
-fn to_message(transmit: Transmit) -> Message {
-    match transmit {
-        Transmit::Text(text) => Message::Text(Utf8Bytes::from(text)),
-        Transmit::Binary(bytes) => Message::Binary(bytes.into()),
-    }
-}
 
 async fn drive_writer(shared: Arc<Shared>, mut sink: SplitSink<WsStream, Message>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
