@@ -149,14 +149,14 @@ pub fn run() {
         .plugin(tauri_plugin_notification::init())
         .setup(move |app| {
             let handle = app.handle().clone();
-            let storage: Box<dyn app::SettingsStorage> =
-                match storage::PluginStorage::open(&handle) {
-                    Ok(storage) => Box::new(storage),
-                    Err(e) => {
-                        tracing::error!("{e}; settings will not be saved this run");
-                        Box::new(app::MemoryStorage::default())
-                    }
-                };
+            let storage: Box<dyn app::SettingsStorage> = match storage::PluginStorage::open(&handle)
+            {
+                Ok(storage) => Box::new(storage),
+                Err(e) => {
+                    tracing::error!("{e}; settings will not be saved this run");
+                    Box::new(app::MemoryStorage::default())
+                }
+            };
             let parts = Parts {
                 storage,
                 secrets: keychain(),
