@@ -2,6 +2,7 @@
 
 use std::io;
 
+use proto_httvps::client;
 use proto_httvps::{ErrorCode, StreamRuleError};
 
 /// What went wrong in the SDK. The seed's names (`handshake_failed`,
@@ -82,20 +83,9 @@ impl ClientError {
 /// How a stream ended, as its reader sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StreamEnd {
-    /// The gateway sent `stream_close` (`reason` as given; `eof` is the normal end).
-    Closed {
-        /// The reason the gateway gave.
-        reason: Option<String>,
-    },
-    /// The gateway sent a stream-scoped `error`.
-    Error {
-        /// The contract code (usually `stream_error` or `bad_stream`).
-        code: ErrorCode,
-        /// The gateway's message.
-        message: String,
-        /// Machine-readable cause when the gateway gave one (`refused`, …).
-        reason: Option<String>,
-    },
+    /// The gateway ended it (`stream_close`, a stream-scoped `error`) or sent
+    /// a broken frame for it: the session machine's verdict, as it gave it.
+    Gateway(client::StreamEnd),
     /// This side ended the stream: the reader was too slow, or it was closed locally.
     Local(String),
     /// The whole session was lost.
@@ -105,13 +95,19 @@ pub enum StreamEnd {
 impl StreamEnd {
     /// Whether this end is an orderly close (the reader sees EOF).
     pub fn is_clean(&self) -> bool {
-        matches!(self, StreamEnd::Closed { reason } if !reason.as_deref().is_some_and(is_failure_reason))
+        matches!(
+            self,
+            StreamEnd::Gateway(client::StreamEnd::Closed { reason })
+                if !reason.as_deref().is_some_and(is_failure_reason)
+        )
     }
 
     /// The machine-readable cause, from the error frame or the close reason.
     pub fn reason(&self) -> Option<&str> {
         match self {
-            StreamEnd::Closed { reason } | StreamEnd::Error { reason, .. } => reason.as_deref(),
+            StreamEnd::Gateway(
+                client::StreamEnd::Closed { reason } | client::StreamEnd::Error { reason, .. },
+            ) => reason.as_deref(),
             _ => None,
         }
     }
@@ -154,9 +150,18 @@ fn is_failure_reason(reason: &str) -> bool {
 impl std::fmt::Display for StreamEnd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            StreamEnd::Closed { reason: None } => write!(f, "stream closed by the gateway"),
-            StreamEnd::Closed { reason: Some(r) } => write!(f, "stream closed by the gateway: {r}"),
-            StreamEnd::Error { code, message, .. } => write!(f, "{code}: {message}"),
+            StreamEnd::Gateway(client::StreamEnd::Closed { reason: None }) => {
+                write!(f, "stream closed by the gateway")
+            }
+            StreamEnd::Gateway(client::StreamEnd::Closed { reason: Some(r) }) => {
+                write!(f, "stream closed by the gateway: {r}")
+            }
+            StreamEnd::Gateway(client::StreamEnd::Error { code, message, .. }) => {
+                write!(f, "{code}: {message}")
+            }
+            StreamEnd::Gateway(client::StreamEnd::Malformed(why)) => {
+                write!(f, "unreadable frame from the gateway: {why}")
+            }
             StreamEnd::Local(why) => write!(f, "stream ended locally: {why}"),
             StreamEnd::SessionLost(why) => write!(f, "session lost: {why}"),
         }

@@ -203,9 +203,11 @@ mod tests {
     #[test]
     fn stream_close_reasons_pick_the_proxy_reply() {
         let closed = |reason: &str| {
-            connect_error(StreamEnd::Closed {
-                reason: Some(reason.to_owned()),
-            })
+            connect_error(StreamEnd::Gateway(
+                proto_httvps::client::StreamEnd::Closed {
+                    reason: Some(reason.to_owned()),
+                },
+            ))
             .kind
         };
         assert_eq!(closed("refused"), ConnectErrorKind::Refused);

@@ -117,26 +117,6 @@ impl CloseReason {
     }
 }
 
-impl StreamEnd {
-    fn from_machine(end: client::StreamEnd) -> StreamEnd {
-        match end {
-            client::StreamEnd::Closed { reason } => StreamEnd::Closed { reason },
-            client::StreamEnd::Error {
-                code,
-                message,
-                reason,
-            } => StreamEnd::Error {
-                code,
-                message,
-                reason,
-            },
-            client::StreamEnd::Malformed(why) => {
-                StreamEnd::Local(format!("unreadable frame from the gateway: {why}"))
-            }
-        }
-    }
-}
-
 /// A stream's entry in the driver: where its bytes go and how it ended.
 struct Slot {
     tx: mpsc::Sender<Bytes>,
@@ -181,7 +161,7 @@ impl Conn {
                 }
                 Event::StreamClosed { stream_id, end } => {
                     if let Some(slot) = self.slots.remove(&stream_id) {
-                        slot.end.set(StreamEnd::from_machine(end));
+                        slot.end.set(StreamEnd::Gateway(end));
                     }
                 }
                 Event::GatewayError { code, message } => {

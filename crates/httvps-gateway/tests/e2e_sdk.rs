@@ -613,9 +613,11 @@ async fn shutdown_half_closes_and_the_reply_still_arrives() {
         assert!(back == data, "{name}");
         assert_eq!(
             stream.end(),
-            Some(httvps_client::StreamEnd::Closed {
-                reason: Some("eof".into())
-            }),
+            Some(httvps_client::StreamEnd::Gateway(
+                proto_httvps::client::StreamEnd::Closed {
+                    reason: Some("eof".into())
+                }
+            )),
             "{name}"
         );
     }
