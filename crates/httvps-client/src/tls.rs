@@ -1,7 +1,7 @@
 //! The rustls client configuration: system roots (plus an optional CA file),
 //! or a certificate pin.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
@@ -56,14 +56,26 @@ pub(crate) fn client_config(
     Ok(config)
 }
 
+/// The system's root certificates, read once per process: reading and
+/// parsing them is blocking file I/O of a few hundred certificates, which
+/// every connect and reconnect used to repeat on an async thread. Global
+/// state set once (the system's trust store does not change under us in a
+/// way a running client could act on).
+fn native_roots() -> &'static RootCertStore {
+    static ROOTS: OnceLock<RootCertStore> = OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let mut roots = RootCertStore::empty();
+        for cert in rustls_native_certs::load_native_certs().certs {
+            // A single malformed system certificate must not make TLS unusable.
+            let _ = roots.add(cert);
+        }
+        roots
+    })
+}
+
 /// System roots plus the optional CA file.
 fn root_store(opts: &TlsOptions) -> Result<RootCertStore, ClientError> {
-    let mut roots = RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    for cert in native.certs {
-        // A single malformed system certificate must not make TLS unusable.
-        let _ = roots.add(cert);
-    }
+    let mut roots = native_roots().clone();
     if let Some(path) = &opts.ca_file {
         let certs = CertificateDer::pem_file_iter(path).map_err(|e| {
             ClientError::TlsConfig(format!("cannot read CA file {}: {e}", path.display()))
@@ -154,5 +166,19 @@ impl ServerCertVerifier for PinVerifier {
         self.provider
             .signature_verification_algorithms
             .supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn system_roots_are_read_once_and_shared() {
+        let first = native_roots();
+        let second = native_roots();
+        assert!(std::ptr::eq(first, second), "the same store, not a re-read");
+        let opts = TlsOptions::default();
+        assert_eq!(root_store(&opts).unwrap().len(), first.len());
     }
 }
