@@ -13,17 +13,46 @@ use tauri::{AppHandle, Manager, Wry};
 
 const TRAY_ID: &str = "main";
 
-/// What the menu showed last, so that it is rebuilt only when it changes (a
-/// rebuilt menu closes if it is open).
+/// What the tray showed last and the menu items whose text changes while
+/// streams move, so that a transfer updates those texts in place: a rebuilt
+/// menu closes if it is open, so it is rebuilt only when its shape changes.
 #[derive(Default)]
-pub struct TrayState(Mutex<Option<Shown>>);
+pub struct TrayState(Mutex<Option<Rendered>>);
 
-/// The inputs of one rendering of the tray.
-#[derive(PartialEq)]
-pub struct Shown {
+struct Rendered {
     summary: TraySummary,
+    shape: Shape,
+    items: LiveItems,
+}
+
+/// What decides which items the menu has (anything else is text).
+#[derive(PartialEq)]
+struct Shape {
+    connected: bool,
+    busiest: usize,
+    can_connect: bool,
     profiles: Vec<String>,
     selected: Option<String>,
+}
+
+/// The items whose text follows the traffic.
+struct LiveItems {
+    status: MenuItem<Wry>,
+    traffic: Option<MenuItem<Wry>>,
+    busiest: Vec<MenuItem<Wry>>,
+}
+
+impl Shape {
+    fn of(summary: &TraySummary, profiles: Vec<String>, selected: Option<String>) -> Shape {
+        let connected = summary.icon == TrayIcon::Connected;
+        Shape {
+            connected,
+            busiest: if connected { summary.busiest.len() } else { 0 },
+            can_connect: summary.can_connect,
+            profiles,
+            selected,
+        }
+    }
 }
 
 fn icon(kind: TrayIcon) -> Image<'static> {
@@ -39,25 +68,21 @@ fn icon(kind: TrayIcon) -> Image<'static> {
 fn menu(
     app: &AppHandle,
     summary: &TraySummary,
-    profiles: &[String],
-    selected: Option<&str>,
-) -> tauri::Result<Menu<Wry>> {
+    shape: &Shape,
+) -> tauri::Result<(Menu<Wry>, LiveItems)> {
+    let (profiles, selected) = (&shape.profiles, shape.selected.as_deref());
     let menu = Menu::new(app)?;
-    menu.append(&MenuItem::with_id(
-        app,
-        "status",
-        &summary.status,
-        false,
-        None::<&str>,
-    )?)?;
-    if summary.icon == TrayIcon::Connected {
-        menu.append(&MenuItem::with_id(
-            app,
-            "traffic",
-            &summary.traffic,
-            false,
-            None::<&str>,
-        )?)?;
+    let status = MenuItem::with_id(app, "status", &summary.status, false, None::<&str>)?;
+    menu.append(&status)?;
+    let mut items = LiveItems {
+        status,
+        traffic: None,
+        busiest: Vec::new(),
+    };
+    if shape.connected {
+        let traffic = MenuItem::with_id(app, "traffic", &summary.traffic, false, None::<&str>)?;
+        menu.append(&traffic)?;
+        items.traffic = Some(traffic);
         for (i, line) in summary.busiest.iter().enumerate() {
             let item = MenuItem::with_id(
                 app,
@@ -67,6 +92,7 @@ fn menu(
                 None::<&str>,
             )?;
             menu.append(&item)?;
+            items.busiest.push(item);
         }
     }
     menu.append(&PredefinedMenuItem::separator(app)?)?;
@@ -116,16 +142,17 @@ fn menu(
         true,
         None::<&str>,
     )?)?;
-    Ok(menu)
+    Ok((menu, items))
 }
 
 /// Creates the tray icon.
 pub fn create(app: &AppHandle) -> tauri::Result<()> {
     let summary = TraySummary::of(&app.state::<Controller>().engine().snapshot());
+    let (first, _) = menu(app, &summary, &Shape::of(&summary, Vec::new(), None))?;
     TrayIconBuilder::with_id(TRAY_ID)
         .icon(icon(summary.icon))
         .tooltip(summary.tooltip())
-        .menu(&menu(app, &summary, &[], None)?)
+        .menu(&first)
         .show_menu_on_left_click(true)
         .on_menu_event(|app, event| on_menu(app, event.id().as_ref()))
         .build(app)?;
@@ -149,13 +176,27 @@ pub fn refresh(app: &AppHandle) {
         return;
     };
     let state = app.state::<TrayState>();
-    let mut last = state.0.lock().unwrap();
-    let next = Shown {
-        summary: summary.clone(),
-        profiles: profiles.clone(),
-        selected: selected.clone(),
-    };
-    if last.as_ref() == Some(&next) {
+    let mut last = state.0.lock().unwrap_or_else(|e| e.into_inner());
+    let shape = Shape::of(&summary, profiles, selected);
+    if let Some(shown) = last.as_mut()
+        && shown.shape == shape
+    {
+        if shown.summary == summary {
+            return;
+        }
+        // Same items: new texts in place, so an open menu stays open.
+        let _ = shown.items.status.set_text(&summary.status);
+        if let Some(traffic) = &shown.items.traffic {
+            let _ = traffic.set_text(&summary.traffic);
+        }
+        for (item, line) in shown.items.busiest.iter().zip(&summary.busiest) {
+            let _ = item.set_text(format!("  {line}"));
+        }
+        if shown.summary.icon != summary.icon {
+            let _ = tray.set_icon(Some(icon(summary.icon)));
+        }
+        let _ = tray.set_tooltip(Some(summary.tooltip()));
+        shown.summary = summary;
         return;
     }
     let icon_changed = last.as_ref().is_none_or(|s| s.summary.icon != summary.icon);
@@ -163,13 +204,17 @@ pub fn refresh(app: &AppHandle) {
         let _ = tray.set_icon(Some(icon(summary.icon)));
     }
     let _ = tray.set_tooltip(Some(summary.tooltip()));
-    match menu(app, &summary, &profiles, selected.as_deref()) {
-        Ok(menu) => {
+    match menu(app, &summary, &shape) {
+        Ok((menu, items)) => {
             let _ = tray.set_menu(Some(menu));
+            *last = Some(Rendered {
+                summary,
+                shape,
+                items,
+            });
         }
         Err(e) => tracing::warn!("tray menu: {e}"),
     }
-    *last = Some(next);
 }
 
 fn on_menu(app: &AppHandle, id: &str) {
