@@ -1,6 +1,6 @@
 //! Hidden hooks for the fuzz targets in `fuzz/` (`server_session`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use super::{Action, CloseReason, Handshake, Session, SessionParams, StreamEnd, close_code};
@@ -41,6 +41,8 @@ pub fn drive(data: &[u8]) {
     let mut session = Session::new(params, start);
     let mut now = start;
     let mut serials: HashMap<String, u64> = HashMap::new();
+    // Ids the driver holds a slot for: from `Open` to `Abort` or `Finish`.
+    let mut live: HashSet<String> = HashSet::new();
     for chunk in chunks {
         let Some((&op, body)) = chunk.split_first() else {
             continue;
@@ -69,7 +71,14 @@ pub fn drive(data: &[u8]) {
         let mut closes = 0;
         while let Some(action) = session.poll_action() {
             match action {
+                // An open never replaces a slot, and only live streams
+                // are dialed, finished or aborted.
+                Action::Open { id, .. } => assert!(live.insert(id.to_string()), "{id}"),
+                Action::Finish { id } | Action::Abort { id } => {
+                    assert!(live.remove(&*id), "{id}");
+                }
                 Action::Dial { id, serial, .. } => {
+                    assert!(live.contains(&*id), "{id}");
                     serials.insert(id.to_string(), serial);
                 }
                 Action::Close { .. } => closes += 1,
@@ -83,6 +92,7 @@ pub fn drive(data: &[u8]) {
         }
         assert!(closes <= 1);
         assert!(session.open_streams() <= 4);
+        assert_eq!(session.open_streams(), live.len());
         assert_eq!(session.poll_timeout().is_none(), session.is_closed());
     }
 }

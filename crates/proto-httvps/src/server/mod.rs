@@ -175,7 +175,10 @@ pub struct SessionParams {
     pub max_frame_len: usize,
     /// Violations tolerated; one more closes the session.
     pub max_violations: u32,
-    /// Recently closed ids remembered.
+    /// Recently closed ids remembered: late frames for them are dropped
+    /// quietly, and a `stream_open` reusing one is refused (`bad_stream`).
+    /// An id forgotten past this bound may be opened again; the new stream
+    /// gets a new serial, so the old one's late reports cannot touch it.
     pub recently_closed: usize,
     /// Longest stream id accepted.
     pub max_stream_id_len: usize,
@@ -215,12 +218,6 @@ impl RecentIds {
             && let Some(old) = self.order.pop_front()
         {
             self.set.remove(&old);
-        }
-    }
-
-    fn remove(&mut self, id: &str) {
-        if self.set.remove(id) {
-            self.order.retain(|x| &**x != id);
         }
     }
 
@@ -528,6 +525,10 @@ impl Session {
             self.violation();
             return;
         }
+        if self.recent.contains(id) {
+            self.refuse_reused(id);
+            return;
+        }
         if self.draining {
             let shutdown = Some(CloseReason::Shutdown);
             self.send_error_with(
@@ -548,7 +549,6 @@ impl Session {
             return;
         }
         let id: StreamId = Arc::from(id);
-        self.recent.remove(&id);
         self.next_serial += 1;
         self.streams.insert(
             id.clone(),
@@ -561,6 +561,23 @@ impl Session {
             id,
             target: target.to_owned(),
         });
+    }
+
+    /// A `stream_open` for an id that ended recently. Contract: "ids are
+    /// never reused within a session". The old stream may still linger — its
+    /// upstream flushing after a client close, its task reporting its end —
+    /// and every late frame for the id is being dropped quietly as belonging
+    /// to it, so the new stream gets no slot: a `bad_stream` error (a stream
+    /// frame that breaks the id rules, like an id of the wrong length in
+    /// `check_id`) and a `stream_close` with the same reason,
+    /// so the client's attempt ends; the id stays remembered as closed and the
+    /// old stream's state is untouched.
+    fn refuse_reused(&mut self, id: &str) {
+        let msg = "stream id reused: that stream was closed recently";
+        let reason = Some(CloseReason::BadStream);
+        self.send_error_with(ErrorCode::BadStream, msg, Some(id), reason);
+        self.send_close(id, CloseReason::BadStream);
+        self.violation();
     }
 
     fn handle_data(&mut self, id: &str, data: Vec<u8>) {

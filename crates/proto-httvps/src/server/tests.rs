@@ -658,3 +658,144 @@ mod props {
         }
     }
 }
+
+/// Opens `id`, sends its header and returns the serial of its `Dial`.
+fn open_and_dial(s: &mut Session, id: &str) -> u64 {
+    s.handle_text(*T0, &open(id));
+    s.handle_text(*T0, &data(id, &header("1.2.3.4:80")));
+    let a = drain(s);
+    match &a[..] {
+        [Action::Open { .. }, Action::Dial { serial, .. }] => *serial,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn eof() -> StreamEnd {
+    StreamEnd {
+        reason: CloseReason::Eof,
+        error: None,
+    }
+}
+
+/// Contract: "ids are never reused within a session". A reopen of a recently
+/// closed id, while its upstream may still be flushing, gets `bad_stream`
+/// and no slot; the old stream's bookkeeping is left as it was.
+#[test]
+fn reopening_a_recently_closed_id_is_refused() {
+    let mut s = Session::new(params(), *T0);
+    let old = open_and_dial(&mut s, "s1");
+    s.handle_text(*T0, &close("s1"));
+    assert_eq!(drain(&mut s), vec![Action::Finish { id: "s1".into() }]);
+
+    s.handle_text(*T0, &open("s1"));
+    let a = drain(&mut s);
+    let (errors, closes) = frames(&a);
+    assert_eq!(errors, vec![("bad_stream".into(), Some("s1".into()))]);
+    assert_eq!(closes, vec![("s1".into(), "bad_stream".into())]);
+    assert!(matches!(&a[0], Action::Send(Frame::Error { reason, .. })
+        if reason.as_deref() == Some("bad_stream")));
+    assert!(
+        !a.iter().any(|x| matches!(
+            x,
+            Action::Open { .. } | Action::Abort { .. } | Action::Finish { .. }
+        )),
+        "no new slot, and the lingering stream is not touched: {a:?}"
+    );
+    assert_eq!(s.open_streams(), 0);
+    assert!(s.recent.contains("s1"), "still remembered as closed");
+
+    // Whatever follows for the id — the refused stream's header, the old
+    // task's end report, a close — stays quiet.
+    s.handle_text(*T0, &data("s1", &header("5.6.7.8:80")));
+    s.handle_stream_end("s1", old, eof());
+    s.handle_text(*T0, &close("s1"));
+    assert!(drain(&mut s).is_empty());
+    // Both slots are still free.
+    s.handle_text(*T0, &open("s2"));
+    s.handle_text(*T0, &open("s3"));
+    assert_eq!(s.open_streams(), 2);
+    assert!(!s.is_closed());
+}
+
+#[test]
+fn reopening_an_id_the_gateway_ended_is_refused() {
+    let mut s = Session::new(params(), *T0);
+    let serial = open_and_dial(&mut s, "s1");
+    s.handle_stream_end("s1", serial, eof());
+    drain(&mut s);
+    s.handle_text(*T0, &open("s1"));
+    let a = drain(&mut s);
+    assert_eq!(frames(&a).0, vec![("bad_stream".into(), Some("s1".into()))]);
+    assert!(!a.iter().any(|x| matches!(x, Action::Open { .. })));
+    assert_eq!(s.open_streams(), 0);
+}
+
+#[test]
+fn refused_reuse_takes_no_slot_from_open_streams() {
+    let mut s = Session::new(params(), *T0);
+    let s1 = open_and_dial(&mut s, "s1");
+    let s2 = open_and_dial(&mut s, "s2");
+    s.handle_text(*T0, &close("s1"));
+    s.handle_text(*T0, &open("s1"));
+    drain(&mut s);
+    assert_eq!(s.open_streams(), 1);
+    // s2 goes on untouched, under its own serial.
+    s.handle_text(*T0, &data("s2", b"x"));
+    assert_eq!(
+        drain(&mut s),
+        vec![Action::Forward {
+            id: "s2".into(),
+            serial: s2,
+            data: b"x".to_vec()
+        }]
+    );
+    // The freed slot is a fresh id's, and a stale report cannot end it.
+    let s3 = open_and_dial(&mut s, "s3");
+    assert!(s3 > s2 && s2 > s1);
+    s.handle_stream_end("s1", s1, eof());
+    assert!(drain(&mut s).is_empty());
+    assert_eq!(s.open_streams(), 2);
+}
+
+#[test]
+fn repeated_reuse_counts_as_violations() {
+    let mut s = Session::new(params(), *T0);
+    s.handle_text(*T0, &open("s1"));
+    s.handle_text(*T0, &close("s1"));
+    drain(&mut s);
+    for _ in 0..4 {
+        s.handle_text(*T0, &open("s1"));
+    }
+    let a = drain(&mut s);
+    assert!(matches!(a.last(), Some(Action::Close { code: 1008, .. })));
+}
+
+/// Past the `recently_closed` bound an id is forgotten and may open again;
+/// the new stream's serial keeps the old task's late report away from it.
+#[test]
+fn a_forgotten_id_opens_under_a_new_serial() {
+    let mut s = Session::new(params(), *T0);
+    let old = open_and_dial(&mut s, "s1");
+    s.handle_text(*T0, &close("s1"));
+    for i in 2..6 {
+        s.handle_text(*T0, &open(&format!("s{i}")));
+        s.handle_text(*T0, &close(&format!("s{i}")));
+    }
+    drain(&mut s);
+    assert!(!s.recent.contains("s1"));
+    let new = open_and_dial(&mut s, "s1");
+    assert_ne!(new, old);
+    s.handle_stream_end("s1", old, eof());
+    assert!(drain(&mut s).is_empty());
+    assert_eq!(s.open_streams(), 1);
+}
+
+#[test]
+fn fuzz_hook_checks_slots_on_reuse() {
+    let mut input = br#"{"type":"hello","session_token":"t","version":"1"}"#.to_vec();
+    for text in [open("s1"), close("s1"), open("s1"), open("s1"), open("s2")] {
+        input.extend_from_slice(b"\xff\x00");
+        input.extend_from_slice(text.as_bytes());
+    }
+    fuzzing::drive(&input);
+}
