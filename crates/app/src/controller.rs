@@ -126,11 +126,18 @@ struct Demo {
 
 struct Inner {
     engine: Engine,
-    storage: Box<dyn SettingsStorage>,
+    storage: Arc<dyn SettingsStorage>,
+    /// The settings in force. Locked only for a copy or a swap, never across
+    /// an await; writers are serialised by `settings_writer`.
     settings: Mutex<Settings>,
+    /// Held by the one settings writer (its read, change, save and swap),
+    /// including while its save runs on the blocking pool.
+    settings_writer: Arc<tokio::sync::Mutex<()>>,
     secrets: Arc<dyn SecretStore>,
-    system_proxy: Option<Box<dyn SystemProxy>>,
-    autostart: Option<Box<dyn Autostart>>,
+    system_proxy: Option<Arc<dyn SystemProxy>>,
+    /// Serialises changes to the desktop's proxy settings (apply, restore).
+    system_proxy_lock: tokio::sync::Mutex<()>,
+    autostart: Option<Arc<dyn Autostart>>,
     log: LogBook,
     events: broadcast::Sender<AppEvent>,
     connection: Mutex<Option<Connection>>,
@@ -182,11 +189,13 @@ impl Controller {
         let controller = Controller {
             inner: Arc::new(Inner {
                 engine: Engine::new(),
-                storage: parts.storage,
+                storage: Arc::from(parts.storage),
                 settings: Mutex::new(settings),
+                settings_writer: Arc::new(tokio::sync::Mutex::new(())),
                 secrets: parts.secrets,
-                system_proxy: parts.system_proxy,
-                autostart: parts.autostart,
+                system_proxy: parts.system_proxy.map(Arc::from),
+                system_proxy_lock: tokio::sync::Mutex::new(()),
+                autostart: parts.autostart.map(Arc::from),
                 log,
                 events,
                 connection: Mutex::new(None),
@@ -196,7 +205,7 @@ impl Controller {
                 user_stopping: AtomicBool::new(false),
             }),
         };
-        controller.restore_system_proxy();
+        controller.restore_system_proxy_at_start();
         controller.spawn_watcher();
         controller
     }
@@ -293,7 +302,8 @@ impl Controller {
             settings.profiles.sort_by(|a, b| a.name().cmp(b.name()));
             settings.selected = Some(name);
             Ok(())
-        })?;
+        })
+        .await?;
         self.log(
             LogLevel::Info,
             None,
@@ -318,7 +328,8 @@ impl Controller {
                 settings.selected = settings.profiles.first().map(|p| p.name().to_owned());
             }
             Ok(())
-        })?;
+        })
+        .await?;
         self.log(LogLevel::Info, None, format!("Profile {name:?} removed."));
         Ok(self.overview().await)
     }
@@ -329,7 +340,8 @@ impl Controller {
         self.update_settings(|settings| {
             settings.selected = Some(name.clone());
             Ok(())
-        })?;
+        })
+        .await?;
         Ok(self.overview().await)
     }
 
@@ -374,6 +386,7 @@ impl Controller {
     /// Connects with the selected profile.
     pub async fn connect(&self) -> Result<Overview, CommandError> {
         let _guard = self.inner.lifecycle.lock().await;
+        self.wind_down_finished().await;
         let settings = self.settings();
         let profile = settings.current_profile().cloned().ok_or_else(|| {
             CommandError::new(
@@ -408,6 +421,7 @@ impl Controller {
     /// Starts the embedded demo gateway and connects to it.
     pub async fn start_demo(&self) -> Result<Overview, CommandError> {
         let _guard = self.inner.lifecycle.lock().await;
+        self.wind_down_finished().await;
         let demo_error = |e: String| CommandError::new(CommandCode::DemoFailed, e);
         let gateway = DemoGateway::start(([127, 0, 0, 1], 0).into())
             .await
@@ -481,7 +495,7 @@ impl Controller {
     /// something was connected. Callers hold the lifecycle lock.
     async fn wind_down(&self) -> bool {
         self.inner.engine.stop().await;
-        self.restore_system_proxy();
+        self.restore_system_proxy().await;
         if let Some(demo) = self.inner.demo.lock().await.take() {
             demo.gateway.shutdown().await;
         }
@@ -490,16 +504,28 @@ impl Controller {
         was.is_some()
     }
 
-    /// The engine ended the session on its own (refused, gave up): release
-    /// the proxy port and the demo so that Connect can start afresh, keeping
-    /// the final state (and its reason) on display.
+    /// If the engine ended the session on its own (refused, gave up; it has
+    /// released its run and proxy port already), winds down what belongs to
+    /// that connection: the system proxy, the demo, the connection record.
+    /// The final state (and its reason) stays on display. Callers hold the
+    /// lifecycle lock, so a run started meanwhile is never touched.
+    async fn wind_down_finished(&self) {
+        if self.inner.engine.is_running() {
+            return;
+        }
+        let connected = self.inner.connection.lock().unwrap().is_some();
+        if connected || self.inner.demo.lock().await.is_some() {
+            self.wind_down().await;
+        }
+    }
+
+    /// The engine ended the session on its own: wind the connection down
+    /// promptly (Connect does it too, so it never has to wait for this).
     fn spawn_wind_down(&self) {
         let this = self.clone();
         tokio::spawn(async move {
             let _guard = this.inner.lifecycle.lock().await;
-            if matches!(this.inner.engine.state(), SessionState::Disconnected { .. }) {
-                this.wind_down().await;
-            }
+            this.wind_down_finished().await;
         });
     }
 
@@ -517,10 +543,13 @@ impl Controller {
         }
         let before = Preferences::of(&self.settings());
         if prefs.autostart != before.autostart {
-            match &self.inner.autostart {
-                Some(a) => a
-                    .set(prefs.autostart)
-                    .map_err(|e| CommandError::new(CommandCode::Autostart, e))?,
+            match self.inner.autostart.clone() {
+                Some(a) => {
+                    let enabled = prefs.autostart;
+                    blocking(move || a.set(enabled))
+                        .await
+                        .map_err(|e| CommandError::new(CommandCode::Autostart, e))?
+                }
                 None => {
                     return Err(CommandError::new(
                         CommandCode::Unsupported,
@@ -536,12 +565,13 @@ impl Controller {
             s.system_proxy = prefs.system_proxy;
             s.fast_connect = prefs.fast_connect;
             Ok(())
-        })?;
+        })
+        .await?;
         if self.inner.engine.state().is_active() {
             if prefs.system_proxy {
-                self.apply_system_proxy();
+                self.apply_system_proxy().await;
             } else {
-                self.restore_system_proxy();
+                self.restore_system_proxy().await;
             }
         }
         if prefs.proxy_port != before.proxy_port && self.inner.engine.proxy_addr().is_some() {
@@ -608,22 +638,35 @@ impl Controller {
     }
 
     /// Applies a change to the settings and persists it; nothing changes if
-    /// `change` fails or the settings cannot be saved.
-    fn update_settings(
+    /// `change` fails or the settings cannot be saved. The save runs on the
+    /// blocking pool; writers queue on `settings_writer` (a tokio lock), and
+    /// the std lock on the settings is only taken for a copy and the swap.
+    async fn update_settings(
         &self,
         change: impl FnOnce(&mut Settings) -> Result<(), CommandError>,
     ) -> Result<(), CommandError> {
-        let mut settings = self.inner.settings.lock().unwrap();
-        let mut next = settings.clone();
+        let writer = self.inner.settings_writer.clone().lock_owned().await;
+        let mut next = self.settings();
         change(&mut next)?;
-        self.inner.storage.save(&next).map_err(|e| {
+        let inner = self.inner.clone();
+        // The swap happens with the save, on the blocking thread, and the
+        // writer lock moves there too: even if this future is dropped midway,
+        // the saved and the in-memory settings agree and no writer overlaps.
+        let saved = tokio::task::spawn_blocking(move || {
+            let _writer = writer;
+            inner.storage.save(&next)?;
+            *inner.settings.lock().unwrap() = next;
+            Ok::<(), String>(())
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|saved| saved);
+        saved.map_err(|e| {
             CommandError::new(
                 CommandCode::Settings,
                 format!("cannot save the settings: {e}"),
             )
         })?;
-        *settings = next;
-        drop(settings);
         let _ = self.inner.events.send(AppEvent::Changed);
         Ok(())
     }
@@ -634,23 +677,32 @@ impl Controller {
         let _ = self.inner.events.send(AppEvent::Log(entry));
     }
 
-    fn apply_system_proxy(&self) {
-        let (Some(system), Some(addr)) = (&self.inner.system_proxy, self.inner.engine.proxy_addr())
-        else {
+    /// Points the desktop at the local proxy (the calls to the desktop run on
+    /// the blocking pool) and records what to put back.
+    async fn apply_system_proxy(&self) {
+        let (Some(system), Some(addr)) = (
+            self.inner.system_proxy.clone(),
+            self.inner.engine.proxy_addr(),
+        ) else {
             return;
         };
+        let _system_lock = self.inner.system_proxy_lock.lock().await;
         if self.settings().saved_system_proxy.is_some() {
             return; // already ours
         }
-        match system.apply(addr) {
+        let apply = system.clone();
+        match blocking(move || apply.apply(addr).map_err(|e| e.to_string())).await {
             Ok(saved) => {
-                let result = self.update_settings(|s| {
-                    s.saved_system_proxy = Some(saved.clone());
-                    Ok(())
-                });
+                let result = self
+                    .update_settings(|s| {
+                        s.saved_system_proxy = Some(saved.clone());
+                        Ok(())
+                    })
+                    .await;
                 if let Err(e) = result {
                     // Without a record we could not undo it after a crash.
-                    let _ = system.restore(&saved);
+                    let _ =
+                        blocking(move || system.restore(&saved).map_err(|e| e.to_string())).await;
                     self.log(LogLevel::Error, Some(e.code.as_str()), e.message);
                 } else {
                     self.log(
@@ -660,20 +712,48 @@ impl Controller {
                     );
                 }
             }
-            Err(e) => self.log(LogLevel::Error, Some("system_proxy"), e.to_string()),
+            Err(e) => self.log(LogLevel::Error, Some("system_proxy"), e),
         }
     }
 
-    fn restore_system_proxy(&self) {
+    /// Puts the desktop's proxy settings back, if ours are in place.
+    async fn restore_system_proxy(&self) {
+        let _system_lock = self.inner.system_proxy_lock.lock().await;
+        let Some(saved) = self.settings().saved_system_proxy else {
+            return;
+        };
+        match blocking(move || restore_saved(&saved).map_err(|e| e.to_string())).await {
+            Ok(()) => {
+                let _ = self
+                    .update_settings(|s| {
+                        s.saved_system_proxy = None;
+                        Ok(())
+                    })
+                    .await;
+                self.log(
+                    LogLevel::Info,
+                    None,
+                    "The system proxy settings are restored.",
+                );
+            }
+            Err(e) => self.log(LogLevel::Error, Some("system_proxy"), e),
+        }
+    }
+
+    /// [`Self::restore_system_proxy`] for [`Controller::new`], which is not
+    /// async and already reads the settings in place (at startup, before any
+    /// command or connection).
+    fn restore_system_proxy_at_start(&self) {
         let Some(saved) = self.settings().saved_system_proxy else {
             return;
         };
         match restore_saved(&saved) {
             Ok(()) => {
-                let _ = self.update_settings(|s| {
-                    s.saved_system_proxy = None;
-                    Ok(())
-                });
+                let mut next = self.settings();
+                next.saved_system_proxy = None;
+                if self.inner.storage.save(&next).is_ok() {
+                    *self.inner.settings.lock().unwrap() = next;
+                }
                 self.log(
                     LogLevel::Info,
                     None,
@@ -701,7 +781,7 @@ impl Controller {
                 let this = Controller { inner };
                 match event {
                     EngineEvent::State(state) => {
-                        this.on_state(&previous, &state);
+                        this.on_state(&previous, &state).await;
                         previous = state;
                     }
                     EngineEvent::Error { code, message } => {
@@ -713,7 +793,7 @@ impl Controller {
         });
     }
 
-    fn on_state(&self, previous: &SessionState, state: &SessionState) {
+    async fn on_state(&self, previous: &SessionState, state: &SessionState) {
         let user = self.inner.user_stopping.load(Ordering::SeqCst);
         match state {
             SessionState::Authenticating { server } => {
@@ -730,7 +810,7 @@ impl Controller {
                     format!("Connected to {gateway} (session {session_id})."),
                 );
                 if self.settings().system_proxy {
-                    self.apply_system_proxy();
+                    self.apply_system_proxy().await;
                 }
             }
             SessionState::Reconnecting {
@@ -760,4 +840,15 @@ impl Controller {
             let _ = self.inner.events.send(AppEvent::Notice(notice));
         }
     }
+}
+
+/// Runs a blocking call (the desktop's settings, autostart) on the blocking
+/// pool.
+async fn blocking<T: Send + 'static>(
+    call: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(call)
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|result| result)
 }

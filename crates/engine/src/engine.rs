@@ -7,8 +7,17 @@
 //! again, or `Disconnected` when the credentials are refused or the attempts
 //! run out. The proxy keeps listening throughout; while there is no session,
 //! new connections wait a bounded time and then fail with a clear error.
+//!
+//! When the session manager ends on its own (`Disconnected` with a reason),
+//! the engine releases everything of that run (proxy port, ticker) and is
+//! ready for the next `start` by the time the state says `Disconnected`.
+//!
+//! One run at a time: `start` and `publish` reserve the engine's single slot
+//! before anything else (before `start` binds the proxy), so concurrent
+//! starts cannot both proceed; `stop` keeps the slot until the run is gone.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,7 +38,8 @@ use crate::state::{SessionState, unix_now};
 use crate::table::{StreamInfo, StreamTable, Totals};
 use crate::transport::{BoxFuture, Transport, TransportError, TunnelSession};
 
-/// How often stream counters are published while streams are open.
+/// How often stream rates are sampled (and counters published while streams
+/// move).
 const STATS_INTERVAL: Duration = Duration::from_millis(250);
 
 /// What [`Engine::start`] needs.
@@ -96,10 +106,24 @@ pub struct Snapshot {
 }
 
 struct Running {
+    /// Which run this is (to tell a run's own release from a newer run's).
+    id: u64,
     cancel: CancellationToken,
     /// The local proxy and its address (outbound only).
     proxy: Option<(ProxyHandle, SocketAddr)>,
     tasks: Vec<JoinHandle<()>>,
+}
+
+/// The engine's single run slot.
+enum Slot {
+    /// Nothing runs: `start` or `publish` may take the slot.
+    Idle,
+    /// A `start` reserved the slot and is binding the proxy.
+    Starting,
+    /// A run is live.
+    Running(Running),
+    /// `stop` is winding a run down.
+    Stopping,
 }
 
 struct Inner {
@@ -109,10 +133,29 @@ struct Inner {
     /// The active publication's endpoints.
     endpoints: Mutex<Vec<String>>,
     events: broadcast::Sender<EngineEvent>,
-    running: Mutex<Option<Running>>,
+    running: Mutex<Slot>,
+    /// The id of the last run.
+    runs: AtomicU64,
 }
 
 impl Inner {
+    fn slot(&self) -> std::sync::MutexGuard<'_, Slot> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes the slot if it is free, leaving `Starting` in it; the guard
+    /// gives the slot back unless it is filled.
+    fn reserve(self: &Arc<Self>) -> Result<Reservation, EngineError> {
+        let mut slot = self.slot();
+        if !matches!(*slot, Slot::Idle) {
+            return Err(EngineError::AlreadyRunning);
+        }
+        *slot = Slot::Starting;
+        Ok(Reservation {
+            inner: Some(self.clone()),
+        })
+    }
+
     fn set_state(&self, state: SessionState) {
         info!(state = state.name(), "session state");
         self.state.send_replace(state.clone());
@@ -153,7 +196,8 @@ impl Engine {
                 current,
                 endpoints: Mutex::new(Vec::new()),
                 events,
-                running: Mutex::new(None),
+                running: Mutex::new(Slot::Idle),
+                runs: AtomicU64::new(0),
             }),
         }
     }
@@ -175,9 +219,16 @@ impl Engine {
 
     /// Where the local proxy listens, while running.
     pub fn proxy_addr(&self) -> Option<SocketAddr> {
-        self.running()
-            .as_ref()
-            .and_then(|r| r.proxy.as_ref().map(|(_, addr)| *addr))
+        match &*self.inner.slot() {
+            Slot::Running(r) => r.proxy.as_ref().map(|(_, addr)| *addr),
+            _ => None,
+        }
+    }
+
+    /// Whether a run holds the engine (starting, live, or being stopped):
+    /// `false` once the session manager ended on its own or `stop` returned.
+    pub fn is_running(&self) -> bool {
+        !matches!(*self.inner.slot(), Slot::Idle)
     }
 
     /// Where others reach what is published, while a publication is active.
@@ -189,11 +240,8 @@ impl Engine {
             .clone()
     }
 
-    fn running(&self) -> std::sync::MutexGuard<'_, Option<Running>> {
-        self.inner.running.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// State, streams and totals now.
+    /// State, streams and totals now; rates as of the stats ticker's last
+    /// sample (reading changes nothing).
     pub fn snapshot(&self) -> Snapshot {
         let (open, closed, totals) = self.inner.table.snapshot();
         Snapshot {
@@ -209,9 +257,9 @@ impl Engine {
     /// Binds the local proxy and starts the session manager. Returns the
     /// proxy's address at once; follow [`Engine::watch_state`] for the session.
     pub async fn start(&self, options: StartOptions) -> Result<SocketAddr, EngineError> {
-        if self.running().is_some() {
-            return Err(EngineError::AlreadyRunning);
-        }
+        // Reserved before the bind: a concurrent start fails at once and
+        // binds nothing; a failed (or abandoned) bind frees the slot.
+        let reservation = self.inner.reserve()?;
         let connector = EngineConnector {
             current: self.inner.current.subscribe(),
             table: self.inner.table.clone(),
@@ -232,8 +280,12 @@ impl Engine {
             policy: options.reconnect,
             retry_initial: options.retry_initial,
         };
-        // If another start won the race, `launch` shuts this proxy down.
-        self.launch(link, supervisor, Some((proxy.spawn(), proxy_addr)))?;
+        self.launch(
+            reservation,
+            link,
+            supervisor,
+            Some((proxy.spawn(), proxy_addr)),
+        );
         info!(%proxy_addr, "local proxy listening");
         Ok(proxy_addr)
     }
@@ -241,50 +293,66 @@ impl Engine {
     /// Starts publishing: the session manager keeps a publication of
     /// `options.publisher` alive; its inbound connections show in the table.
     pub fn publish(&self, options: PublishOptions) -> Result<(), EngineError> {
+        let reservation = self.inner.reserve()?;
         let inbound = Inbound::new(self.inner.table.clone(), self.inner.events.clone());
         let link = Link::Publish(options.publisher, inbound);
         let supervisor = Supervisor {
             policy: options.reconnect,
             retry_initial: options.retry_initial,
         };
-        self.launch(link, supervisor, None)
+        self.launch(reservation, link, supervisor, None);
+        Ok(())
     }
 
-    /// Spawns the session manager and the stats ticker, unless running.
+    /// Spawns the session manager and the stats ticker into the reserved slot.
     fn launch(
         &self,
+        mut reservation: Reservation,
         link: Link,
         supervisor: Supervisor,
         proxy: Option<(ProxyHandle, SocketAddr)>,
-    ) -> Result<(), EngineError> {
-        let mut running = self.running();
-        if running.is_some() {
-            drop(running);
-            if let Some((proxy, _)) = proxy {
-                tokio::spawn(proxy.shutdown());
-            }
-            return Err(EngineError::AlreadyRunning);
-        }
+    ) {
+        let id = self.inner.runs.fetch_add(1, Ordering::Relaxed) + 1;
         let cancel = CancellationToken::new();
+        // Holding the slot's lock while spawning: the manager's own release
+        // (if it ends at once) waits until the run is in the slot.
+        let mut slot = self.inner.slot();
         let manager = tokio::spawn(drive_sessions(
             self.inner.clone(),
+            id,
             link,
             supervisor,
             cancel.clone(),
         ));
         let ticker = tokio::spawn(drive_stats(self.inner.clone(), cancel.clone()));
-        *running = Some(Running {
+        *slot = Slot::Running(Running {
+            id,
             cancel,
             proxy,
             tasks: vec![manager, ticker],
         });
-        Ok(())
+        reservation.inner = None;
     }
 
-    /// Stops everything: the session, the proxy and its connections.
+    /// Stops everything: the session, the proxy and its connections. The
+    /// engine counts as running until this returns.
     pub async fn stop(&self) {
-        let Some(running) = self.running().take() else {
-            return;
+        let running = {
+            let mut slot = self.inner.slot();
+            match std::mem::replace(&mut *slot, Slot::Idle) {
+                Slot::Running(running) => {
+                    *slot = Slot::Stopping;
+                    running
+                }
+                other => {
+                    *slot = other;
+                    return;
+                }
+            }
+        };
+        // Frees the slot when done, or if this future is dropped midway.
+        let _release = Reservation {
+            inner: Some(self.inner.clone()),
         };
         running.cancel.cancel();
         if let Some((proxy, _)) = running.proxy {
@@ -309,6 +377,20 @@ impl Engine {
             .await
             .map(|s| s.clone());
         result.unwrap_or(SessionState::Disconnected { reason: None })
+    }
+}
+
+/// Holds the slot in `Starting` (or `Stopping`) and frees it when dropped,
+/// unless it was filled.
+struct Reservation {
+    inner: Option<Arc<Inner>>,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.take() {
+            *inner.slot() = Slot::Idle;
+        }
     }
 }
 
@@ -389,6 +471,7 @@ impl Inner {
 
 async fn drive_sessions(
     inner: Arc<Inner>,
+    id: u64,
     link: Link,
     supervisor: Supervisor,
     cancel: CancellationToken,
@@ -462,12 +545,38 @@ async fn drive_sessions(
         }
     };
     inner.set_live(None);
-    inner.set_state(SessionState::Disconnected {
+    let state = SessionState::Disconnected {
         reason: final_reason,
-    });
+    };
+    if cancel.is_cancelled() {
+        // `stop` holds the slot and waits for this task.
+        inner.set_state(state);
+        return;
+    }
+    // Ended on its own: release this run (ticker, proxy port) before saying
+    // `Disconnected`, so that whoever sees that state can start again.
+    cancel.cancel();
+    let proxy = match &mut *inner.slot() {
+        Slot::Running(r) if r.id == id => r.proxy.take(),
+        _ => None,
+    };
+    if let Some((proxy, _)) = proxy {
+        proxy.shutdown().await;
+    }
+    let mut slot = inner.slot();
+    if matches!(&*slot, Slot::Running(r) if r.id == id) {
+        // The handles are dropped, not awaited: this task is one of them and
+        // the ticker ends on the cancellation.
+        *slot = Slot::Idle;
+    }
+    // Under the slot's lock: a new run's states cannot come before this one.
+    inner.set_state(state);
+    drop(slot);
 }
 
-/// Publishes stream counters a few times a second while streams are open.
+/// The rate sampler: measures stream rates on its cadence (the only caller of
+/// [`StreamTable::sample`]), and publishes counters a few times a second
+/// while streams move.
 async fn drive_stats(inner: Arc<Inner>, cancel: CancellationToken) {
     let mut tick = tokio::time::interval(STATS_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -477,6 +586,7 @@ async fn drive_stats(inner: Arc<Inner>, cancel: CancellationToken) {
             _ = cancel.cancelled() => return,
             _ = tick.tick() => {}
         }
+        inner.table.sample();
         if inner.events.receiver_count() == 0 {
             continue;
         }

@@ -26,7 +26,8 @@ pub enum EngineEvent {
     /// A proxied connection ended (or failed to open).
     StreamClosed(StreamInfo),
     /// Byte counts and rates of the open streams; coalesced, a few per second
-    /// at most, and only while something changes.
+    /// at most, and only while something changes. The rates are the stats
+    /// ticker's samples, the same ones [`crate::Engine::snapshot`] shows.
     Streams {
         /// Open streams.
         open: Vec<StreamInfo>,

@@ -1,6 +1,11 @@
 //! The live stream table: one row per proxied connection, with byte counters
-//! updated on the data path by atomics (no lock per read or write) and rates
-//! computed when a snapshot is taken.
+//! updated on the data path by atomics (no lock per read or write).
+//!
+//! Rates are measured by one sampler ([`StreamTable::sample`], called by the
+//! engine's stats ticker on its own cadence) and stored in the rows; every
+//! reader ([`StreamTable::snapshot`], events) sees the same numbers and
+//! changes nothing, so what one front-end shows never depends on when
+//! another one looked.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io;
@@ -104,7 +109,7 @@ impl Counters {
 struct Row {
     info: StreamInfo,
     counters: Arc<Counters>,
-    /// Counter values and time at the previous snapshot, for rates.
+    /// Counter values and time at the previous sample, for rates.
     last: (u64, u64, Instant),
 }
 
@@ -196,11 +201,34 @@ impl StreamTable {
         Some(row.info)
     }
 
-    /// Current rows (open first, then recent closed ones) and totals, with
-    /// rates measured since the previous snapshot.
-    pub fn snapshot(&self) -> (Vec<StreamInfo>, Vec<StreamInfo>, Totals) {
-        let now = Instant::now();
+    /// Measures every open row's rates since the previous sample and stores
+    /// them. Only the sampler (the engine's stats ticker) calls this; readers
+    /// take [`StreamTable::snapshot`].
+    pub fn sample(&self) {
+        self.sample_at(Instant::now());
+    }
+
+    fn sample_at(&self, now: Instant) {
         let mut inner = self.lock();
+        for row in inner.open.values_mut() {
+            let up = row.counters.up.load(Ordering::Relaxed);
+            let down = row.counters.down.load(Ordering::Relaxed);
+            let (last_up, last_down, at) = row.last;
+            let secs = now.saturating_duration_since(at).as_secs_f64();
+            if secs <= 0.0 {
+                continue;
+            }
+            row.info.rate_up = up.saturating_sub(last_up) as f64 / secs;
+            row.info.rate_down = down.saturating_sub(last_down) as f64 / secs;
+            row.last = (up, down, now);
+        }
+    }
+
+    /// Current rows (open first, then recent closed ones) and totals: byte
+    /// counts as of now, rates as of the last [`StreamTable::sample`]. Reads
+    /// only; any number of callers see the same rates.
+    pub fn snapshot(&self) -> (Vec<StreamInfo>, Vec<StreamInfo>, Totals) {
+        let inner = self.lock();
         let mut totals = Totals {
             streams_total: inner.streams_total,
             bytes_up: inner.closed_up,
@@ -208,26 +236,18 @@ impl StreamTable {
             ..Totals::default()
         };
         let mut open = Vec::with_capacity(inner.open.len());
-        for row in inner.open.values_mut() {
-            let up = row.counters.up.load(Ordering::Relaxed);
-            let down = row.counters.down.load(Ordering::Relaxed);
-            let (last_up, last_down, at) = row.last;
-            let secs = now.duration_since(at).as_secs_f64();
-            if secs >= 0.2 {
-                row.info.rate_up = (up - last_up) as f64 / secs;
-                row.info.rate_down = (down - last_down) as f64 / secs;
-                row.last = (up, down, now);
-            }
-            row.info.bytes_up = up;
-            row.info.bytes_down = down;
-            totals.bytes_up += up;
-            totals.bytes_down += down;
-            totals.rate_up += row.info.rate_up;
-            totals.rate_down += row.info.rate_down;
-            if row.info.state == StreamState::Open {
+        for row in inner.open.values() {
+            let mut info = row.info.clone();
+            info.bytes_up = row.counters.up.load(Ordering::Relaxed);
+            info.bytes_down = row.counters.down.load(Ordering::Relaxed);
+            totals.bytes_up += info.bytes_up;
+            totals.bytes_down += info.bytes_down;
+            totals.rate_up += info.rate_up;
+            totals.rate_down += info.rate_down;
+            if info.state == StreamState::Open {
                 totals.streams_open += 1;
             }
-            open.push(row.info.clone());
+            open.push(info);
         }
         let closed = inner.closed.iter().cloned().collect();
         (open, closed, totals)
@@ -328,6 +348,7 @@ impl<S> Drop for Counted<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     #[tokio::test]
@@ -359,6 +380,40 @@ mod tests {
             (totals.bytes_up, totals.bytes_down, totals.streams_total),
             (5, 7, 1)
         );
+    }
+
+    #[test]
+    fn rates_come_from_the_sampler_and_reading_changes_nothing() {
+        let table = StreamTable::default();
+        let (key, counters) =
+            table.insert("example.com:443".into(), "127.0.0.1:5000".into(), "socks5");
+        table.opened(key, "s1", 0).unwrap();
+        let start = table.lock().open[&key].last.2;
+        counters.add_up(1_000);
+        counters.add_down(4_000);
+
+        // Bytes show at once; rates wait for the sampler, however often
+        // anyone reads.
+        let (open, _, totals) = table.snapshot();
+        assert_eq!((open[0].bytes_up, open[0].bytes_down), (1_000, 4_000));
+        assert_eq!((open[0].rate_up, open[0].rate_down), (0.0, 0.0));
+        assert_eq!((totals.rate_up, totals.rate_down), (0.0, 0.0));
+
+        table.sample_at(start + Duration::from_secs(2));
+        let first = table.snapshot();
+        let second = table.snapshot();
+        assert_eq!(first, second, "two snapshots in a row agree");
+        assert_eq!((first.0[0].rate_up, first.0[0].rate_down), (500.0, 2_000.0));
+        assert_eq!((first.2.rate_up, first.2.rate_down), (500.0, 2_000.0));
+
+        // The next sample measures from the previous one.
+        counters.add_down(1_000);
+        table.sample_at(start + Duration::from_secs(3));
+        let (open, _, totals) = table.snapshot();
+        assert_eq!((open[0].rate_up, open[0].rate_down), (0.0, 1_000.0));
+        assert_eq!(open[0].bytes_down, 5_000);
+        assert_eq!(totals.rate_down, 1_000.0);
+        assert_eq!(table.snapshot().0, open);
     }
 
     #[tokio::test]
