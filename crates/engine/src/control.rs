@@ -4,9 +4,12 @@
 //! HTTP on 127.0.0.1 (random port), answering `GET /v1/snapshot` with the
 //! engine's [`crate::Snapshot`] as JSON. Every request must carry
 //! `Authorization: Bearer TOKEN`; the address and the random token are written
-//! to a file only this user can read (mode 0600), which is what authenticates
-//! a caller: whoever can read the file may read the table.
+//! to a file only this user can read (mode 0600, in a directory created 0700
+//! under the user's runtime or state directory, never a shared temporary
+//! directory), which is what authenticates a caller: whoever can read the file
+//! may read the table.
 
+use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
@@ -24,8 +27,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::Engine;
 
-/// What the control file holds.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// What the control file holds. `Debug` leaves the token out.
+#[derive(Clone, Serialize, Deserialize)]
 pub struct ControlInfo {
     /// The endpoint's address.
     pub addr: SocketAddr,
@@ -33,6 +36,16 @@ pub struct ControlInfo {
     pub token: String,
     /// The serving process, for humans.
     pub pid: u32,
+}
+
+impl fmt::Debug for ControlInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ControlInfo")
+            .field("addr", &self.addr)
+            .field("token", &"<redacted>")
+            .field("pid", &self.pid)
+            .finish()
+    }
 }
 
 /// The control endpoint could not start or answer.
@@ -47,16 +60,25 @@ pub enum ControlError {
     NotRunning(String),
 }
 
-/// The default control file: in the user's runtime directory when there is
-/// one (`$XDG_RUNTIME_DIR/httvps/control.json`), else the cache directory.
+/// The default control file, always in a directory of this user's own:
+/// `$XDG_RUNTIME_DIR/httvps/control.json` when there is a runtime directory,
+/// else the state directory (`$XDG_STATE_HOME/httvps`, by default
+/// `~/.local/state/httvps`; the local data directory on macOS and Windows).
+/// Never a shared temporary directory: a process with no home directory at
+/// all gets `httvps-control.json` in its working directory and should pass
+/// `--control-file`.
 pub fn default_control_file() -> PathBuf {
     let dirs = directories::ProjectDirs::from("", "", "httvps");
-    let dir = dirs
-        .as_ref()
-        .and_then(|d| d.runtime_dir().map(Path::to_path_buf))
-        .or_else(|| dirs.as_ref().map(|d| d.cache_dir().to_path_buf()))
-        .unwrap_or_else(std::env::temp_dir);
-    dir.join("control.json")
+    let dir = dirs.as_ref().and_then(|d| {
+        d.runtime_dir()
+            .or_else(|| d.state_dir())
+            .map(Path::to_path_buf)
+            .or_else(|| Some(d.data_local_dir().to_path_buf()))
+    });
+    match dir {
+        Some(dir) => dir.join("control.json"),
+        None => PathBuf::from("httvps-control.json"),
+    }
 }
 
 /// A running control endpoint; stops and removes its file when dropped.
@@ -162,15 +184,25 @@ fn answer(
     }
 }
 
-/// Writes `bytes` to `path`, readable by this user only.
+/// Writes `bytes` to `path`, readable by this user only: the file is created
+/// 0600 (a file left there is removed first, so no older mode survives) and
+/// the directories it needs are created 0700.
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), ControlError> {
     use std::io::Write;
     let io = |e: std::io::Error| ControlError::Io(format!("cannot write {}: {e}", path.display()));
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            builder.mode(0o700);
+        }
+        builder.create(dir).map_err(io)?;
     }
     let _ = std::fs::remove_file(path);
     let mut options = std::fs::OpenOptions::new();
+    // create_new: never follows a symlink planted at the path.
     options.write(true).create_new(true);
     #[cfg(unix)]
     {
@@ -224,6 +256,111 @@ pub async fn fetch_snapshot(file: &Path) -> Result<serde_json::Value, ControlErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_leaves_the_token_out() {
+        let info = ControlInfo {
+            addr: "127.0.0.1:4242".parse().unwrap(),
+            token: "f00dfeedcafe1234".into(),
+            pid: 7,
+        };
+        let shown = format!("{info:?} {info:#?}");
+        assert!(!shown.contains("f00dfeedcafe1234"), "{shown}");
+        assert!(shown.contains("127.0.0.1:4242") && shown.contains("<redacted>"));
+    }
+
+    /// Runs this test binary again with `envs` (and without the XDG and
+    /// temp-dir variables) and returns the `default_control_file()` it
+    /// printed: the environment of this process stays untouched.
+    fn default_path_with(envs: &[(&str, &Path)]) -> PathBuf {
+        const CHILD: &str = "HTTVPS_CONTROL_PATH_CHILD";
+        let exe = std::env::current_exe().unwrap();
+        let mut cmd = std::process::Command::new(exe);
+        // libtest names tests by module path without the crate.
+        let name = module_path!().split_once("::").unwrap().1;
+        cmd.args([
+            &format!("{name}::print_default_control_file"),
+            "--exact",
+            "--nocapture",
+        ]);
+        for var in [
+            "XDG_RUNTIME_DIR",
+            "XDG_STATE_HOME",
+            "XDG_DATA_HOME",
+            "XDG_CACHE_HOME",
+            "XDG_CONFIG_HOME",
+            "TMPDIR",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.env(CHILD, "1");
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}");
+        let line = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("control-file="))
+            .unwrap_or_else(|| panic!("no path printed: {stdout}"));
+        PathBuf::from(line)
+    }
+
+    /// Helper of [`default_path_with`]: prints the default path when run as its child.
+    #[test]
+    fn print_default_control_file() {
+        if std::env::var_os("HTTVPS_CONTROL_PATH_CHILD").is_some() {
+            println!("control-file={}", default_control_file().display());
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn default_path_is_per_user_never_shared_temp() {
+        // A throw-away HOME outside /tmp; nothing is written there.
+        let home = Path::new("/nonexistent-httvps-test-home");
+        let temp = tempfile::tempdir().unwrap();
+        // No runtime directory: the state directory under HOME.
+        let path = default_path_with(&[("HOME", home), ("TMPDIR", temp.path())]);
+        assert_eq!(path, home.join(".local/state/httvps/control.json"));
+        assert!(!path.starts_with("/tmp") && !path.starts_with(temp.path()));
+        assert!(
+            !path.starts_with(std::env::temp_dir()),
+            "{}",
+            path.display()
+        );
+        // With one: $XDG_RUNTIME_DIR/httvps.
+        let run = tempfile::tempdir().unwrap();
+        let path = default_path_with(&[("HOME", home), ("XDG_RUNTIME_DIR", run.path())]);
+        assert_eq!(path, run.path().join("httvps/control.json"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn private_file_in_private_directories() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let root = tempfile::tempdir().unwrap();
+        let file = root.path().join("run/httvps/control.json");
+        write_private(&file, b"{}").unwrap();
+        assert_eq!(mode(&root.path().join("run")), 0o700);
+        assert_eq!(mode(&root.path().join("run/httvps")), 0o700);
+        assert_eq!(mode(&file), 0o600);
+        // A file already there with a loose mode is replaced, not reused.
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        write_private(&file, b"{\"a\":1}").unwrap();
+        assert_eq!(mode(&file), 0o600);
+        assert_eq!(std::fs::read(&file).unwrap(), b"{\"a\":1}");
+        // A symlink planted at the path is removed, never followed.
+        let target = root.path().join("elsewhere");
+        std::fs::write(&target, b"keep").unwrap();
+        std::fs::remove_file(&file).unwrap();
+        std::os::unix::fs::symlink(&target, &file).unwrap();
+        write_private(&file, b"{}").unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"keep");
+        assert!(!std::fs::symlink_metadata(&file).unwrap().is_symlink());
+    }
 
     #[tokio::test]
     async fn serves_the_snapshot_to_token_holders_only() {

@@ -28,8 +28,9 @@ pub struct Global {
     /// The profiles file [default: the platform config dir, e.g. ~/.config/httvps/profiles.toml].
     #[arg(long, global = true, env = "HTTVPS_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Where a running instance publishes its control endpoint
-    /// [default: $XDG_RUNTIME_DIR/httvps/control.json].
+    /// Where a running instance publishes its control endpoint (address and
+    /// bearer token, mode 0600) [default: $XDG_RUNTIME_DIR/httvps/control.json,
+    /// or without a runtime directory ~/.local/state/httvps/control.json].
     #[arg(long, global = true, env = "HTTVPS_CONTROL_FILE", value_name = "FILE")]
     pub control_file: Option<PathBuf>,
     /// Keychain service name the secrets are filed under.

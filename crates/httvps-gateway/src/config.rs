@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use proto_httvps::MAX_FRAME_LEN;
@@ -173,6 +173,54 @@ impl OutlineNode {
             method: cfg.method().to_string(),
             password: cfg.password().to_owned(),
         })
+    }
+
+    /// Reads an access key from a file (`--outline-file`): the one `ss://`
+    /// line, with blank lines and `#` comments around it allowed. Like an ssh
+    /// key, the file must be readable by its owner only: one that group or
+    /// others may read is refused, since it holds the node's password.
+    /// Errors name the file, never its contents.
+    pub fn from_file(path: &Path) -> Result<Self, GatewayError> {
+        use std::io::Read as _;
+        let bad = |what: String| GatewayError::BadOutline(format!("{}: {what}", path.display()));
+        let mut file = std::fs::File::open(path).map_err(|e| bad(format!("cannot open: {e}")))?;
+        // The mode of the file actually opened, not of whatever the path names later.
+        let meta = file
+            .metadata()
+            .map_err(|e| bad(format!("cannot stat: {e}")))?;
+        if !meta.is_file() {
+            return Err(bad("not a regular file".to_owned()));
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(bad(format!(
+                    "the file holds the Shadowsocks password but is readable by group or \
+                     others (mode {mode:04o}); like an ssh private key it must be private \
+                     to its owner: chmod 600 {}",
+                    path.display()
+                )));
+            }
+        }
+        let mut text = String::new();
+        file.read_to_string(&mut text)
+            .map_err(|e| bad(format!("cannot read: {e}")))?;
+        let mut lines = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'));
+        match (lines.next(), lines.next()) {
+            (Some(url), None) => Self::from_url(url).map_err(|e| match e {
+                GatewayError::BadOutline(why) => bad(why),
+                other => other,
+            }),
+            (None, _) => Err(bad("no ss:// URL in the file".to_owned())),
+            (Some(_), Some(_)) => Err(bad(
+                "more than one line besides comments; give one ss:// URL".to_owned(),
+            )),
+        }
     }
 }
 
@@ -344,6 +392,42 @@ mod tests {
         assert_eq!(node.password, "pw");
         assert!(!format!("{node:?}").contains("pw\""));
         assert!(OutlineNode::from_url("http://x").is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn outline_file_must_be_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outline");
+        std::fs::write(
+            &path,
+            "# node\nss://Y2hhY2hhMjAtaWV0Zi1wb2x5MTMwNTpwdw@127.0.0.1:8388\n\n",
+        )
+        .unwrap();
+        for mode in [0o644, 0o640, 0o604, 0o660] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let e = OutlineNode::from_file(&path).unwrap_err().to_string();
+            assert!(
+                e.contains("readable by group or others") && e.contains("chmod 600"),
+                "{e}"
+            );
+            assert!(!e.contains("Y2hh"), "{e}");
+        }
+        for mode in [0o600, 0o400] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let node = OutlineNode::from_file(&path).unwrap();
+            assert_eq!((node.port, node.password.as_str()), (8388, "pw"));
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::write(&path, "ss://not-base64-secretish@h:1\n").unwrap();
+        let e = OutlineNode::from_file(&path).unwrap_err().to_string();
+        assert!(!e.contains("secretish"), "{e}");
+        std::fs::write(&path, "ss://a@h:1\nss://b@h:2\n").unwrap();
+        assert!(OutlineNode::from_file(&path).is_err());
+        std::fs::write(&path, "# nothing\n").unwrap();
+        assert!(OutlineNode::from_file(&path).is_err());
+        assert!(OutlineNode::from_file(&dir.path().join("missing")).is_err());
     }
 
     #[test]

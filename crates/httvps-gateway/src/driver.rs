@@ -252,7 +252,7 @@ where
     };
     let mode = match (&grant.outline, &shared.fixed_outline) {
         (Some(node), _) => match upstream::outline_config(node) {
-            Ok(c) => UpstreamMode::Outline(Arc::new(c)),
+            Ok(c) => UpstreamMode::outline(Arc::new(c), cfg.allow_private_targets),
             Err(why) => {
                 warn!(peer = %conn.peer, session_id = %grant.session_id, reason = %why, "session refused: bad Outline node from backend");
                 let msg = "session has an unusable Outline node".to_owned();
@@ -266,7 +266,7 @@ where
                 .await);
             }
         },
-        (None, Some(fixed)) => UpstreamMode::Outline(fixed.clone()),
+        (None, Some(fixed)) => UpstreamMode::outline(fixed.clone(), cfg.allow_private_targets),
         (None, None) => UpstreamMode::Direct {
             allow_private: cfg.allow_private_targets,
         },

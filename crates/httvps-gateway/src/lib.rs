@@ -31,6 +31,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod dial;
 mod driver;
 mod http;
 pub mod metrics;
@@ -82,7 +83,7 @@ pub enum GatewayError {
         #[source]
         source: std::io::Error,
     },
-    /// The Outline node (`--outline`) is unusable.
+    /// The Outline node (`--outline-file` or `HTTVPS_OUTLINE`) is unusable.
     #[error("Outline node: {0}")]
     BadOutline(String),
     /// The backend URL or HTTP client is unusable.

@@ -7,9 +7,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use httvps_gateway::config::parse_duration;
 use httvps_gateway::{AuthSource, Gateway, GatewayConfig, OutlineNode, SiteSource, TlsSource};
+use net::Secret;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{error, info};
 
@@ -17,7 +19,10 @@ use tracing::{error, info};
 /// WebSocket, carried out through Shadowsocks (Outline) or dialed directly.
 ///
 /// Exactly one of --backend and --tokens says who may log in. Any other
-/// path than --ws-path serves a small static website. Durations (DUR) are
+/// path than --ws-path serves a small static website. The Outline node's
+/// access key holds its password, so it never goes on the command line
+/// (where `ps` shows it to every user): give --outline-file, or set the
+/// environment variable HTTVPS_OUTLINE to the ss:// URL. Durations (DUR) are
 /// seconds (10, 0.5) or with units (500ms, 2m, 1h30m). Logs are JSON on
 /// stderr; set RUST_LOG (default "info").
 #[derive(Parser, Debug)]
@@ -44,9 +49,24 @@ struct Args {
     /// Token file: one session token per line, '#' comments; re-read on SIGHUP and on change.
     #[arg(long, value_name = "FILE")]
     tokens: Option<PathBuf>,
-    /// Outline node (ss://… access key) for token-file sessions; default: direct mode.
-    #[arg(long, value_name = "SS_URL")]
-    outline: Option<String>,
+    /// Outline node for token-file sessions: a file holding its ss://… access
+    /// key, readable by this user only (chmod 600, like an ssh key). The
+    /// environment variable HTTVPS_OUTLINE may hold the URL instead.
+    /// Default: direct mode.
+    #[arg(long, value_name = "PATH")]
+    outline_file: Option<PathBuf>,
+    /// Refused: argv is visible to every user (`ps`). Read only from the
+    /// environment (HTTVPS_OUTLINE); given as a flag, it is answered with
+    /// advice rather than clap's "unexpected argument".
+    #[arg(
+        long = "outline",
+        value_name = "SS_URL",
+        env = "HTTVPS_OUTLINE",
+        hide = true,
+        hide_env_values = true,
+        value_parser = secret_value
+    )]
+    outline_env: Option<Secret>,
     /// Streams per session when the backend does not say.
     #[arg(long, value_name = "N", default_value_t = 8)]
     max_streams: u32,
@@ -106,7 +126,43 @@ struct Args {
     max_violations: u32,
 }
 
+/// Keeps the URL out of `Debug` (and so out of any log of the flags). Never
+/// fails: a parse error from clap would quote the value.
+fn secret_value(text: &str) -> Result<Secret, std::convert::Infallible> {
+    Ok(Secret::from(text))
+}
+
+/// Where the Outline node comes from.
+fn outline_node(file: Option<PathBuf>, env: Option<Secret>) -> anyhow::Result<Option<OutlineNode>> {
+    let env = env.filter(|url| !url.expose().trim().is_empty());
+    match (file, env) {
+        (Some(_), Some(_)) => bail!("give one of --outline-file and HTTVPS_OUTLINE, not both"),
+        (Some(path), None) => Ok(Some(OutlineNode::from_file(&path)?)),
+        // The error never quotes the URL.
+        (None, Some(url)) => Ok(Some(
+            OutlineNode::from_url(url.expose().trim()).context("HTTVPS_OUTLINE")?,
+        )),
+        (None, None) => Ok(None),
+    }
+}
+
 impl Args {
+    /// Parses the command line; `--outline` given there (not through
+    /// HTTVPS_OUTLINE) is refused, since every user can read it with `ps`.
+    fn from_command_line() -> Args {
+        let matches = Args::command().get_matches();
+        if matches.value_source("outline_env") == Some(ValueSource::CommandLine) {
+            eprintln!(
+                "httvps-gateway: --outline is no longer accepted: the access key holds the \
+                 Shadowsocks password, and the command line is visible to every user (ps). \
+                 Put the ss:// URL in a file only you can read (chmod 600) and pass \
+                 --outline-file PATH, or set the environment variable HTTVPS_OUTLINE."
+            );
+            std::process::exit(2);
+        }
+        Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
+
     fn into_config(self) -> anyhow::Result<GatewayConfig> {
         let tls = TlsSource::Files {
             cert: self.cert,
@@ -124,9 +180,7 @@ impl Args {
             _ => bail!("give exactly one of --backend and --tokens"),
         };
         let mut config = GatewayConfig::new(self.listen, tls, auth);
-        if let Some(url) = self.outline {
-            config.outline = Some(OutlineNode::from_url(&url).context("parsing --outline")?);
-        }
+        config.outline = outline_node(self.outline_file, self.outline_env)?;
         if let Some(dir) = self.site_dir {
             // Gateway::bind checks that it is a directory.
             config.site = SiteSource::Dir(dir);
@@ -194,7 +248,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = Args::from_command_line();
     init_logs();
     // One process-wide rustls provider (aws-lc-rs), for reqwest and the rest.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();

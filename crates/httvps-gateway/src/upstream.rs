@@ -2,8 +2,11 @@
 //!
 //! Direct mode resolves names on the gateway and checks *every* resolved
 //! address before dialing any, so a name that resolves to both a public and a
-//! private address cannot be used to reach the private one. Outline mode hands
-//! the target to the Shadowsocks node, which resolves it there.
+//! private address cannot be used to reach the private one; it then races the
+//! addresses Happy-Eyeballs style ([`crate::dial`]). Outline mode hands the
+//! target to the Shadowsocks node, which resolves names there: only an
+//! IP-literal target can be checked here, and it is, under the same policy
+//! (with [`UpstreamMode::outline`]).
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -23,6 +26,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::config::OutlineNode;
+use crate::dial::{self, DialOptions};
 use crate::session::{CloseReason, StreamEnd};
 
 /// How one session reaches targets.
@@ -33,8 +37,15 @@ pub enum UpstreamMode {
         /// Skip the policy (tests, trusted deployments).
         allow_private: bool,
     },
-    /// Through a Shadowsocks AEAD node.
-    Outline(Arc<ServerConfig>),
+    /// Through a Shadowsocks AEAD node; IP-literal targets are checked against
+    /// the address policy before the node sees them (names are resolved by
+    /// the node and cannot be checked here).
+    Outline {
+        /// The node.
+        node: Arc<ServerConfig>,
+        /// Skip the policy (tests, trusted deployments).
+        allow_private: bool,
+    },
 }
 
 impl UpstreamMode {
@@ -42,7 +53,16 @@ impl UpstreamMode {
     pub fn label(&self) -> &'static str {
         match self {
             UpstreamMode::Direct { .. } => "direct",
-            UpstreamMode::Outline(_) => "outline",
+            UpstreamMode::Outline { .. } => "outline",
+        }
+    }
+
+    /// Outline mode through `node`, with IP-literal targets under the address
+    /// policy (`allow_private` skips it, as in direct mode).
+    pub fn outline(node: Arc<ServerConfig>, allow_private: bool) -> UpstreamMode {
+        UpstreamMode::Outline {
+            node,
+            allow_private,
         }
     }
 }
@@ -139,12 +159,18 @@ pub async fn dial(
     timeout: Duration,
 ) -> Result<(Upstream, Duration), StreamEnd> {
     let started = Instant::now();
+    let target = &as_literal(target);
     let attempt = async {
         match mode {
-            UpstreamMode::Direct { allow_private } => dial_direct(target, *allow_private)
-                .await
-                .map(Upstream::Direct),
-            UpstreamMode::Outline(cfg) => dial_outline(ss_context, cfg, target).await,
+            UpstreamMode::Direct { allow_private } => {
+                dial_direct(target, *allow_private, &DialOptions::default(), timeout)
+                    .await
+                    .map(Upstream::Direct)
+            }
+            UpstreamMode::Outline {
+                node,
+                allow_private,
+            } => dial_outline(ss_context, node, target, *allow_private).await,
         }
     };
     match tokio::time::timeout(timeout, attempt).await {
@@ -157,7 +183,40 @@ pub async fn dial(
     }
 }
 
-async fn dial_direct(target: &TargetAddr, allow_private: bool) -> Result<TcpStream, StreamEnd> {
+/// A "name" that is really an IPv4 address in a spelling resolvers accept
+/// (`2130706433`, `0x7f.1`, `0177.0.0.1`) becomes that address, so the
+/// policy judges it here: an Outline node (or a resolver) would otherwise
+/// turn it into a loopback or private address behind our back.
+fn as_literal(target: &TargetAddr) -> TargetAddr {
+    match target {
+        TargetAddr::Domain(name, port) => match net::policy::parse_ipv4_lenient(name) {
+            Some(ip) => TargetAddr::Ip(SocketAddr::new(IpAddr::V4(ip), *port)),
+            None => target.clone(),
+        },
+        TargetAddr::Ip(_) => target.clone(),
+    }
+}
+
+fn check_policy(
+    target: &TargetAddr,
+    allow_private: bool,
+    addrs: impl IntoIterator<Item = IpAddr>,
+) -> Result<(), StreamEnd> {
+    let policy = net::TargetPolicy { allow_private };
+    policy
+        .check(target, addrs)
+        .map_err(|refused| dial_failure(CloseReason::NotAllowed, format!("target {refused}")))
+}
+
+/// Resolves `target`, checks every address under the policy, then races them
+/// (RFC 8305) within `budget`; the winner has Nagle off.
+async fn dial_direct(
+    target: &TargetAddr,
+    allow_private: bool,
+    opts: &DialOptions,
+    budget: Duration,
+) -> Result<TcpStream, StreamEnd> {
+    let started = Instant::now();
     if target.port() == 0 {
         return Err(dial_failure(
             CloseReason::NotAllowed,
@@ -166,17 +225,15 @@ async fn dial_direct(target: &TargetAddr, allow_private: bool) -> Result<TcpStre
     }
     let addrs: Vec<SocketAddr> = match target {
         TargetAddr::Ip(sa) => vec![*sa],
-        TargetAddr::Domain(name, port) => {
-            match tokio::net::lookup_host((name.as_str(), *port)).await {
-                Ok(it) => it.collect(),
-                Err(e) => {
-                    return Err(dial_failure(
-                        CloseReason::Unreachable,
-                        format!("cannot resolve {name}: {e}"),
-                    ));
-                }
+        TargetAddr::Domain(name, port) => match dial::resolve(name, *port).await {
+            Ok(addrs) => addrs,
+            Err(e) => {
+                return Err(dial_failure(
+                    CloseReason::Unreachable,
+                    format!("cannot resolve {name}: {e}"),
+                ));
             }
-        }
+        },
     };
     if addrs.is_empty() {
         return Err(dial_failure(
@@ -185,33 +242,26 @@ async fn dial_direct(target: &TargetAddr, allow_private: bool) -> Result<TcpStre
         ));
     }
     // Every address is checked before any is dialed.
-    let policy = net::TargetPolicy { allow_private };
-    if let Err(refused) = policy.check(target, addrs.iter().map(|sa| sa.ip())) {
-        return Err(dial_failure(
-            CloseReason::NotAllowed,
-            format!("target {refused}"),
-        ));
-    }
-    let mut last = None;
-    for sa in &addrs {
-        match TcpStream::connect(sa).await {
-            Ok(stream) => {
-                // Interactive protocols ride on these streams: no Nagle delay.
-                let _ = stream.set_nodelay(true);
-                return Ok(stream);
-            }
-            Err(e) => last = Some(e),
-        }
-    }
-    let e = last.unwrap_or_else(|| io::Error::other("no address to dial"));
-    Err(io_failure(target, "", &e))
+    check_policy(target, allow_private, addrs.iter().map(|sa| sa.ip()))?;
+    let addrs = dial::interleave(addrs);
+    let left = budget.saturating_sub(started.elapsed());
+    dial::connect_tcp(&addrs, opts, left)
+        .await
+        .map_err(|e| io_failure(target, "", &e))
 }
 
+/// Connects through the Outline node. An IP-literal target is checked
+/// against the policy first (unless `allow_private`); names go to the node
+/// unchecked, since the node resolves them.
 async fn dial_outline(
     context: &SharedContext,
     cfg: &ServerConfig,
     target: &TargetAddr,
+    allow_private: bool,
 ) -> Result<Upstream, StreamEnd> {
+    if let TargetAddr::Ip(sa) = target {
+        check_policy(target, allow_private, [sa.ip()])?;
+    }
     let address = match target {
         TargetAddr::Ip(sa) => Address::SocketAddress(*sa),
         TargetAddr::Domain(name, port) => Address::DomainNameAddress(name.clone(), *port),
@@ -263,11 +313,95 @@ mod tests {
     async fn direct_refuses_loopback_unless_allowed() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let target = TargetAddr::Ip(listener.local_addr().unwrap());
-        let err = dial_direct(&target, false).await.unwrap_err();
+        let opts = DialOptions::default();
+        let t = Duration::from_secs(5);
+        let err = dial_direct(&target, false, &opts, t).await.unwrap_err();
         assert_eq!(err.reason, CloseReason::NotAllowed);
-        assert!(dial_direct(&target, true).await.is_ok());
+        let stream = dial_direct(&target, true, &opts, t).await.unwrap();
+        assert!(stream.nodelay().unwrap());
         let localhost = TargetAddr::Domain("localhost".into(), target.port());
-        let err = dial_direct(&localhost, false).await.unwrap_err();
+        let err = dial_direct(&localhost, false, &opts, t).await.unwrap_err();
         assert_eq!(err.reason, CloseReason::NotAllowed);
+        // `localhost` resolves (through /etc/hosts) and is dialed when allowed.
+        assert!(dial_direct(&localhost, true, &opts, t).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn direct_maps_refused() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let target = TargetAddr::Ip(listener.local_addr().unwrap());
+        drop(listener);
+        let err = dial_direct(
+            &target,
+            true,
+            &DialOptions::default(),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.reason, CloseReason::Refused, "{:?}", err.error);
+    }
+
+    /// Outline mode checks IP-literal targets before the node sees them; the
+    /// node here is a closed loopback port, so reaching it reads "refused".
+    #[tokio::test]
+    async fn outline_checks_ip_literal_targets() {
+        use shadowsocks::config::ServerType;
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let node = OutlineNode {
+            host: "127.0.0.1".into(),
+            port: closed.local_addr().unwrap().port(),
+            method: "aes-256-gcm".into(),
+            password: "pw".into(),
+        };
+        drop(closed);
+        let cfg = Arc::new(outline_config(&node).unwrap());
+        let ctx = shadowsocks::context::Context::new_shared(ServerType::Local);
+        let literal = TargetAddr::Ip("127.0.0.1:9".parse().unwrap());
+        let name = TargetAddr::Domain("localhost".into(), 9);
+        let t = Duration::from_secs(5);
+        let reason = |r: Result<(Upstream, Duration), StreamEnd>| match r {
+            Ok(_) => panic!("dialed through a closed node"),
+            Err(end) => end.reason,
+        };
+
+        let strict = UpstreamMode::outline(cfg.clone(), false);
+        assert_eq!(strict.label(), "outline");
+        let r = dial(&strict, &ctx, &literal, t).await;
+        assert_eq!(reason(r), CloseReason::NotAllowed);
+        // Names are resolved by the node: not checked here.
+        assert_eq!(
+            reason(dial(&strict, &ctx, &name, t).await),
+            CloseReason::Refused
+        );
+        let public = TargetAddr::Ip("192.0.2.1:80".parse().unwrap());
+        let r = dial(&strict, &ctx, &public, t).await;
+        assert_eq!(
+            reason(r),
+            CloseReason::NotAllowed,
+            "TEST-NET-1 is documentation"
+        );
+        // A public literal passes and goes (only) to the node, inside its header.
+        let public = TargetAddr::Ip("1.1.1.1:80".parse().unwrap());
+        assert_eq!(
+            reason(dial(&strict, &ctx, &public, t).await),
+            CloseReason::Refused
+        );
+
+        // A loopback address spelled as a number is judged as what it is.
+        for spelling in ["2130706433", "0x7f.1", "0177.0.0.1"] {
+            let sneaky = TargetAddr::Domain(spelling.into(), 9);
+            assert_eq!(
+                reason(dial(&strict, &ctx, &sneaky, t).await),
+                CloseReason::NotAllowed,
+                "{spelling}"
+            );
+        }
+
+        let open = UpstreamMode::outline(cfg, true);
+        assert_eq!(
+            reason(dial(&open, &ctx, &literal, t).await),
+            CloseReason::Refused
+        );
     }
 }

@@ -249,7 +249,8 @@ async fn help_lists_the_flags() {
         "--max-streams",
         "--allow-private-targets",
         "--metrics",
-        "--outline",
+        "--outline-file",
+        "HTTVPS_OUTLINE",
         "--ws-path",
         "--hello-timeout",
         "--idle-timeout",
@@ -334,7 +335,14 @@ async fn backend_mode_metrics_and_logs_without_secrets() {
         )
         .start()
         .await;
-    let args = s.args(&["--backend", &backend.url(), "--metrics", "127.0.0.1:0"]);
+    // The echo target lives on loopback.
+    let args = s.args(&[
+        "--backend",
+        &backend.url(),
+        "--metrics",
+        "127.0.0.1:0",
+        "--allow-private-targets",
+    ]);
     let gw = s
         .spawn(
             &args,
@@ -406,4 +414,161 @@ async fn backend_mode_metrics_and_logs_without_secrets() {
             "node-pass-5512",
         ],
     );
+}
+
+/// The gateway's argv as `ps` shows it to every user.
+fn cmdline(gw: &GatewayProcess) -> String {
+    let pid = gw.pid().expect("gateway runs");
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    String::from_utf8_lossy(&raw).replace('\0', " ")
+}
+
+/// Writes the access key to a file of the given mode.
+fn outline_file(s: &Setup, url: &str, mode: u32) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = s.dir.path().join("outline.key");
+    std::fs::write(&path, format!("# Outline node\n{url}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    path
+}
+
+/// One token-file gateway in Outline mode, through a real `ss-server`, with the
+/// access key from a 0600 file or from HTTVPS_OUTLINE: an echo on loopback
+/// answers (direct mode would refuse loopback, so the node carried it), and
+/// neither argv nor the logs hold the password.
+#[tokio::test]
+async fn outline_key_from_a_private_file_or_the_environment() {
+    let echo = EchoServer::start().await;
+    let password = "node-pass-argv-6630";
+    let ss = testkit::SsServer::start("chacha20-ietf-poly1305", password)
+        .await
+        .unwrap();
+    let url = ss.ss_url();
+    // The access key carries the password base64-encoded (SIP002): look for both.
+    let userinfo = url
+        .strip_prefix("ss://")
+        .and_then(|u| u.split('@').next())
+        .unwrap()
+        .to_owned();
+    for from_env in [false, true] {
+        let s = setup();
+        let tokens = s.tokens_file("tok-node\n");
+        let key = outline_file(&s, &url, 0o600);
+        // The echo target lives on loopback.
+        let mut extra = vec![
+            "--tokens",
+            tokens.to_str().unwrap(),
+            "--allow-private-targets",
+        ];
+        let mut envs = vec![("RUST_LOG", "debug")];
+        if from_env {
+            envs.push(("HTTVPS_OUTLINE", url.as_str()));
+        } else {
+            extra.extend(["--outline-file", key.to_str().unwrap()]);
+        }
+        let gw = s.spawn(&s.args(&extra), &envs).await;
+        let argv = cmdline(&gw);
+        assert!(argv.contains("--tokens"), "{argv}");
+        for secret in [password, url.as_str(), userinfo.as_str()] {
+            assert!(!argv.contains(secret), "argv shows {secret:?}: {argv}");
+        }
+        let (mut c, reply) = hello(&gw, &s.cert, "tok-node").await;
+        assert_eq!(reply["type"], "ready", "{reply}");
+        c.open("s1", echo.addr()).await;
+        c.data("s1", b"via the node").await;
+        assert_eq!(c.read_exact("s1", 12).await, b"via the node");
+        assert_no_secrets(&gw, &[password, &userinfo]);
+    }
+}
+
+async fn refused(args: Vec<String>, envs: &[(&str, &str)]) -> String {
+    let out = tokio::process::Command::new(BIN)
+        .args(args)
+        .envs(envs.iter().copied())
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn outline_key_file_readable_by_others_is_refused() {
+    let s = setup();
+    let tokens = s.tokens_file("tok\n");
+    let url = "ss://Y2hhY2hhMjAtaWV0Zi1wb2x5MTMwNTpzM2NyZXQ@127.0.0.1:8388";
+    for mode in [0o644, 0o640] {
+        let key = outline_file(&s, url, mode);
+        let stderr = refused(
+            s.args(&[
+                "--tokens",
+                tokens.to_str().unwrap(),
+                "--outline-file",
+                key.to_str().unwrap(),
+            ]),
+            &[],
+        )
+        .await;
+        for needle in [
+            key.to_str().unwrap(),
+            "readable by group or others",
+            &format!("{mode:04o}"),
+            "chmod 600",
+        ] {
+            assert!(stderr.contains(needle), "lacks {needle:?}: {stderr}");
+        }
+        assert!(!stderr.contains("Y2hh"), "{stderr}");
+    }
+    // A broken URL in the environment: named, not quoted.
+    let stderr = refused(
+        s.args(&["--tokens", tokens.to_str().unwrap()]),
+        &[("HTTVPS_OUTLINE", "ss://bm90LWEta2V5-secret7@")],
+    )
+    .await;
+    assert!(stderr.contains("HTTVPS_OUTLINE"), "{stderr}");
+    assert!(!stderr.contains("secret7"), "{stderr}");
+}
+
+#[tokio::test]
+async fn outline_on_the_command_line_is_refused_without_echoing_it() {
+    let s = setup();
+    let tokens = s.tokens_file("tok\n");
+    let url = "ss://Y2hhY2hhMjAtaWV0Zi1wb2x5MTMwNTpzM2NyZXQ@127.0.0.1:8388";
+    for flag in [
+        vec!["--outline".to_owned(), url.to_owned()],
+        vec![format!("--outline={url}")],
+    ] {
+        let mut args = s.args(&["--tokens", tokens.to_str().unwrap()]);
+        args.extend(flag);
+        let stderr = refused(args, &[]).await;
+        assert!(
+            stderr.contains("--outline-file") && stderr.contains("HTTVPS_OUTLINE"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("Y2hh"), "{stderr}");
+    }
+    // Both sources at once is ambiguous.
+    let key = outline_file(&s, url, 0o600);
+    let stderr = refused(
+        s.args(&[
+            "--tokens",
+            tokens.to_str().unwrap(),
+            "--outline-file",
+            key.to_str().unwrap(),
+        ]),
+        &[("HTTVPS_OUTLINE", url)],
+    )
+    .await;
+    assert!(stderr.contains("not both"), "{stderr}");
+    assert!(!stderr.contains("Y2hh"), "{stderr}");
+    // --help with the variable set never shows its value.
+    let out = tokio::process::Command::new(BIN)
+        .arg("--help")
+        .env("HTTVPS_OUTLINE", url)
+        .output()
+        .await
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("HTTVPS_OUTLINE"), "{help}");
+    assert!(!help.contains("Y2hh"), "{help}");
 }

@@ -15,7 +15,12 @@ const SIZES: [usize; 3] = [1, 64 * 1024, 10 * 1024 * 1024];
 async fn through_node(ss_url: &str, echo: &EchoServer, sizes: &[usize]) {
     let node = OutlineNode::from_url(ss_url).expect("ss url parses");
     // Direct mode would refuse loopback; success proves the node carried it.
-    let gw = start_gateway(tokens(&[TOKEN]), |c| c.outline = Some(node)).await;
+    let gw = start_gateway(tokens(&[TOKEN]), |c| {
+        // The echo targets live on loopback.
+        c.outline = Some(node);
+        c.allow_private_targets = true;
+    })
+    .await;
     let mut c = gw.ready_client(TOKEN).await;
     for (i, &size) in sizes.iter().enumerate() {
         let data = testkit::pseudo_random_bytes(i as u64 + 1, size);
@@ -61,6 +66,39 @@ async fn in_process_ss_server_both_methods() {
     }
 }
 
+/// The node as `--outline-file` reads it: a 0600 file works end to end
+/// through the real `ss-server`; the same file readable by others is refused.
+#[cfg(unix)]
+#[tokio::test]
+async fn access_key_file_through_ss_server() {
+    use std::os::unix::fs::PermissionsExt;
+    let echo = EchoServer::start().await;
+    let ss = SsServer::start("chacha20-ietf-poly1305", "pw-from-file")
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outline.key");
+    std::fs::write(&path, format!("# the node\n{}\n", ss.ss_url())).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let e = OutlineNode::from_file(&path).unwrap_err().to_string();
+    assert!(
+        e.contains("chmod 600") && !e.contains("pw-from-file"),
+        "{e}"
+    );
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let node = OutlineNode::from_file(&path).unwrap();
+    assert_eq!(node, OutlineNode::from_url(&ss.ss_url()).unwrap());
+    let gw = start_gateway(tokens(&[TOKEN]), |c| {
+        // The echo targets live on loopback.
+        c.outline = Some(node);
+        c.allow_private_targets = true;
+    })
+    .await;
+    let mut c = gw.ready_client(TOKEN).await;
+    let data = testkit::pseudo_random_bytes(7, 256 * 1024);
+    echo_round_trip(&mut c, "s1", echo.addr(), &data).await;
+}
+
 #[tokio::test]
 async fn server_first_through_ss_server() {
     let server = ServerFirst::start(b"220 smtp ready\r\n").await;
@@ -68,7 +106,12 @@ async fn server_first_through_ss_server() {
         .await
         .unwrap();
     let node = OutlineNode::from_url(&ss.ss_url()).unwrap();
-    let gw = start_gateway(tokens(&[TOKEN]), |c| c.outline = Some(node)).await;
+    let gw = start_gateway(tokens(&[TOKEN]), |c| {
+        // The echo targets live on loopback.
+        c.outline = Some(node);
+        c.allow_private_targets = true;
+    })
+    .await;
     let mut c = gw.ready_client(TOKEN).await;
     c.open("s1", server.addr()).await;
     assert_eq!(c.read_exact("s1", 16).await, b"220 smtp ready\r\n");
@@ -95,7 +138,7 @@ async fn backend_grant_names_the_node() {
             secret: None,
             timeout: Duration::from_secs(2),
         },
-        |_| {},
+        |c| c.allow_private_targets = true,
     )
     .await;
     let mut c = gw.ready_client("tok-grant").await;
@@ -112,11 +155,43 @@ async fn unreachable_node_reports_refused() {
         method: "aes-256-gcm".into(),
         password: "pw".into(),
     };
-    let gw = start_gateway(tokens(&[TOKEN]), |c| c.outline = Some(node)).await;
+    let gw = start_gateway(tokens(&[TOKEN]), |c| {
+        // The echo targets live on loopback.
+        c.outline = Some(node);
+        c.allow_private_targets = true;
+    })
+    .await;
     let mut c = gw.ready_client(TOKEN).await;
     // The target only travels inside the Shadowsocks header; nothing dials it.
     c.open("s1", "127.0.0.1:9".parse().unwrap()).await;
     let err = c.frame().await;
     assert_eq!(err["code"], "stream_error", "{err}");
     assert_eq!(c.frame().await["reason"], "refused");
+}
+
+/// Outline mode judges IP-literal targets by the same policy as direct mode
+/// (the node would reach this machine's own network otherwise), including
+/// loopback spelled as a number; names are left to the node.
+#[tokio::test]
+async fn private_literals_are_refused_before_the_node() {
+    let (_guard, refusing) = util::refusing_port();
+    let node = OutlineNode {
+        host: "127.0.0.1".into(),
+        port: refusing.port(),
+        method: "aes-256-gcm".into(),
+        password: "pw".into(),
+    };
+    let gw = start_gateway(tokens(&[TOKEN]), |c| c.outline = Some(node)).await;
+    let mut c = gw.ready_client(TOKEN).await;
+    for (id, target) in [
+        ("s1", "127.0.0.1:9"),
+        ("s3", "10.1.2.3:80"),
+        ("s5", "0x7f.1:9"),
+    ] {
+        let parsed = proto_httvps::TargetAddr::parse(target).unwrap();
+        c.open_target(id, &parsed).await;
+        let err = c.frame().await;
+        assert_eq!(err["code"], "stream_error", "{target}: {err}");
+        assert_eq!(c.frame().await["reason"], "not_allowed", "{target}");
+    }
 }
