@@ -293,9 +293,15 @@ async fn outline_mode_through_real_ss_server() {
         )
         .start()
         .await;
-    let gateway = TestGateway::with_backend(&gateway_bin(), &backend.url(), None, &[])
-        .await
-        .expect("gateway starts");
+    // The target lives on loopback: Outline mode judges IP literals too.
+    let gateway = TestGateway::with_backend(
+        &gateway_bin(),
+        &backend.url(),
+        None,
+        &["--allow-private-targets"],
+    )
+    .await
+    .expect("gateway starts");
     let client = Client::connect(&gateway, &[], &[]).await;
     client.wait_state("active", Duration::from_secs(20)).await;
     let http = HttpServer::start().await;
@@ -759,6 +765,7 @@ async fn device_login_reconnects_with_a_fresh_token() {
         &listen,
         "--drain-timeout",
         "0",
+        "--allow-private-targets",
     ];
     let mut gateway = TestGateway::start(&gateway_bin(), &flags, &[])
         .await

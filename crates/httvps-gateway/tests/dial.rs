@@ -59,6 +59,17 @@ impl Script {
         }
     }
 
+    /// Races the script's addresses with default options within `budget`.
+    async fn race(&self, budget: Duration) -> std::io::Result<SocketAddr> {
+        dial::race(
+            &self.addrs(),
+            &DialOptions::default(),
+            budget,
+            self.connector(),
+        )
+        .await
+    }
+
     fn addrs(&self) -> Vec<SocketAddr> {
         self.behaviour.iter().map(|(a, _)| *a).collect()
     }
@@ -111,14 +122,7 @@ const V4B: &str = "192.0.2.2:443";
 async fn blackholed_first_address_costs_one_attempt_delay() {
     let s = Script::new(&[(V6, Fake::Blackhole), (V4, Fake::Connect(ms(30)))]);
     let t0 = Instant::now();
-    let won = dial::race(
-        &s.addrs(),
-        &DialOptions::default(),
-        Duration::from_secs(10),
-        s.connector(),
-    )
-    .await
-    .unwrap();
+    let won = s.race(Duration::from_secs(10)).await.unwrap();
     assert_eq!(won, sa(V4));
     assert_eq!(t0.elapsed(), ms(250 + 30));
     assert_eq!(s.started(), [(sa(V6), ms(0)), (sa(V4), ms(250))]);
@@ -149,14 +153,7 @@ async fn refused_first_address_starts_the_next_at_once() {
         (V4, Fake::Connect(ms(10))),
     ]);
     let t0 = Instant::now();
-    let won = dial::race(
-        &s.addrs(),
-        &DialOptions::default(),
-        Duration::from_secs(10),
-        s.connector(),
-    )
-    .await
-    .unwrap();
+    let won = s.race(Duration::from_secs(10)).await.unwrap();
     assert_eq!(won, sa(V4));
     assert_eq!(s.started(), [(sa(V6), ms(0)), (sa(V4), ms(20))]);
     assert_eq!(t0.elapsed(), ms(30));
@@ -167,14 +164,7 @@ async fn first_success_wins_even_if_started_earlier_ones_are_slow() {
     // The first attempt answers late but before the second, started after
     // the delay, would: the first wins and the second is dropped.
     let s = Script::new(&[(V6, Fake::Connect(ms(300))), (V4, Fake::Connect(ms(100)))]);
-    let won = dial::race(
-        &s.addrs(),
-        &DialOptions::default(),
-        Duration::from_secs(10),
-        s.connector(),
-    )
-    .await
-    .unwrap();
+    let won = s.race(Duration::from_secs(10)).await.unwrap();
     assert_eq!(won, sa(V6));
     assert_eq!(*s.dropped.lock().unwrap(), [sa(V4)]);
 }
@@ -187,14 +177,7 @@ async fn all_failing_gives_the_most_telling_error() {
         (V4B, Fake::Fail(io::ErrorKind::NetworkUnreachable, ms(1))),
     ]);
     let t0 = Instant::now();
-    let err = dial::race(
-        &s.addrs(),
-        &DialOptions::default(),
-        Duration::from_secs(10),
-        s.connector(),
-    )
-    .await
-    .unwrap_err();
+    let err = s.race(Duration::from_secs(10)).await.unwrap_err();
     // Each failure started the next attempt at once.
     assert_eq!(t0.elapsed(), ms(7));
     assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
@@ -205,14 +188,7 @@ async fn all_failing_gives_the_most_telling_error() {
         (V4, Fake::Fail(io::ErrorKind::ConnectionRefused, ms(1))),
         (V4B, Fake::Fail(io::ErrorKind::ConnectionRefused, ms(1))),
     ]);
-    let err = dial::race(
-        &s.addrs(),
-        &DialOptions::default(),
-        Duration::from_secs(10),
-        s.connector(),
-    )
-    .await
-    .unwrap_err();
+    let err = s.race(Duration::from_secs(10)).await.unwrap_err();
     assert!(err.to_string().starts_with(V4B), "{err}");
 }
 
@@ -220,14 +196,7 @@ async fn all_failing_gives_the_most_telling_error() {
 async fn overall_timeout_applies() {
     let s = Script::new(&[(V6, Fake::Blackhole), (V4, Fake::Blackhole)]);
     let t0 = Instant::now();
-    let err = dial::race(
-        &s.addrs(),
-        &DialOptions::default(),
-        Duration::from_secs(3),
-        s.connector(),
-    )
-    .await
-    .unwrap_err();
+    let err = s.race(Duration::from_secs(3)).await.unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::TimedOut);
     assert_eq!(t0.elapsed(), Duration::from_secs(3));
     assert_eq!(s.started().len(), 2);

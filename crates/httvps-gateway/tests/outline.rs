@@ -148,13 +148,7 @@ async fn backend_grant_names_the_node() {
 
 #[tokio::test]
 async fn unreachable_node_reports_refused() {
-    let (_guard, refusing) = util::refusing_port();
-    let node = OutlineNode {
-        host: "127.0.0.1".into(),
-        port: refusing.port(),
-        method: "aes-256-gcm".into(),
-        password: "pw".into(),
-    };
+    let (_guard, node) = refusing_node();
     let gw = start_gateway(tokens(&[TOKEN]), |c| {
         // The echo targets live on loopback.
         c.outline = Some(node);
@@ -174,13 +168,7 @@ async fn unreachable_node_reports_refused() {
 /// loopback spelled as a number; names are left to the node.
 #[tokio::test]
 async fn private_literals_are_refused_before_the_node() {
-    let (_guard, refusing) = util::refusing_port();
-    let node = OutlineNode {
-        host: "127.0.0.1".into(),
-        port: refusing.port(),
-        method: "aes-256-gcm".into(),
-        password: "pw".into(),
-    };
+    let (_guard, node) = refusing_node();
     let gw = start_gateway(tokens(&[TOKEN]), |c| c.outline = Some(node)).await;
     let mut c = gw.ready_client(TOKEN).await;
     for (id, target) in [
@@ -194,4 +182,17 @@ async fn private_literals_are_refused_before_the_node() {
         assert_eq!(err["code"], "stream_error", "{target}: {err}");
         assert_eq!(c.frame().await["reason"], "not_allowed", "{target}");
     }
+}
+
+/// An Outline node on a loopback port that refuses connections (keep the
+/// guard while the port must stay unused).
+fn refusing_node() -> (tokio::net::TcpSocket, OutlineNode) {
+    let (guard, refusing) = util::refusing_port();
+    let node = OutlineNode {
+        host: "127.0.0.1".into(),
+        port: refusing.port(),
+        method: "aes-256-gcm".into(),
+        password: "pw".into(),
+    };
+    (guard, node)
 }
