@@ -8,13 +8,13 @@
 
 use ts_rs::{Config, TS};
 
-use crate::controller::{AppEvent, Connection, Overview, StreamsUpdate};
 use crate::error::{CommandCode, CommandError};
 use crate::log::{LogEntry, LogLevel};
 use crate::notice::Notice;
 use crate::registry::{Carries, Mode, Protocol, ProtocolInfo};
 use crate::settings::{Preferences, ProfileInput, ProfileKind, ProfileView};
 use crate::tray::{TrayIcon, TraySummary};
+use crate::view::{AppEvent, Connection, Overview, StreamsUpdate};
 use engine::table::StreamState;
 use engine::{EngineEvent, SessionState, Snapshot, StreamInfo, Totals};
 use net::ErrorCode;

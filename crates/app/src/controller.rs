@@ -5,22 +5,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use demo::{DemoGateway, DemoPage};
-use engine::{Engine, EngineError, EngineEvent, SessionState, Snapshot, StartOptions};
+use engine::{Engine, EngineError, EngineEvent, SessionState, StartOptions};
 use httvps_client::launch;
 use net::Secret;
 use profiles::{SecretStore, account};
-use serde::Serialize;
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
-use ts_rs::TS;
 
 use crate::error::{CommandCode, CommandError};
 use crate::log::{LogBook, LogEntry, LogLevel};
-use crate::notice::{Notice, for_transition};
+use crate::notice::for_transition;
 use crate::profile::Profile;
-use crate::registry::{ProtocolInfo, registry};
+use crate::registry::registry;
 use crate::settings::{Preferences, ProfileInput, ProfileView, Settings, SettingsStorage};
 use crate::sysproxy::{SystemProxy, restore_saved};
+use crate::view::{AppEvent, Connection, Overview, StreamsUpdate};
 
 /// The name the app sends in `hello`.
 pub const CLIENT_NAME: &str = concat!("httvps-desktop/", env!("CARGO_PKG_VERSION"));
@@ -30,67 +29,6 @@ pub const MAX_TOKEN_LEN: usize = 4096;
 
 /// Events kept for a slow subscriber.
 const APP_EVENT_BUFFER: usize = 256;
-
-/// What is connected (or trying to be).
-#[derive(Debug, Clone, PartialEq, Serialize, TS)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Connection {
-    /// A saved profile.
-    Profile {
-        /// Its name.
-        name: String,
-    },
-    /// The embedded demo gateway.
-    Demo {
-        /// The demo gateway's URL.
-        gateway: String,
-        /// A local page to fetch through the tunnel.
-        page: String,
-    },
-}
-
-/// Everything the window shows, at one instant.
-#[derive(Debug, Clone, Serialize, TS)]
-pub struct Overview {
-    /// Every protocol the app knows, for the navigation and the forms.
-    pub protocols: Vec<ProtocolInfo>,
-    /// Saved profiles.
-    pub profiles: Vec<ProfileView>,
-    /// The profile Connect uses.
-    pub selected: Option<String>,
-    /// Preferences.
-    pub preferences: Preferences,
-    /// Whether this desktop's proxy settings can be changed.
-    pub system_proxy_available: bool,
-    /// The engine's state and streams.
-    pub snapshot: Snapshot,
-    /// What is connected.
-    pub connection: Option<Connection>,
-    /// The log, oldest first.
-    pub log: Vec<LogEntry>,
-}
-
-/// What the controller tells the shell besides engine events.
-#[derive(Debug, Clone, PartialEq, Serialize, TS)]
-#[serde(tag = "type", content = "data", rename_all = "snake_case")]
-pub enum AppEvent {
-    /// A new log line.
-    Log(LogEntry),
-    /// A desktop notification to show.
-    Notice(Notice),
-    /// Profiles, preferences or the connection changed: fetch the overview.
-    Changed,
-}
-
-/// The live stream table, a few times a second while anything moves: what
-/// the window's stream feed (a Tauri channel, not an event) carries.
-#[derive(Debug, Clone, PartialEq, Serialize, TS)]
-pub struct StreamsUpdate {
-    /// Open streams with their counters and rates.
-    pub open: Vec<engine::StreamInfo>,
-    /// Totals.
-    pub totals: engine::Totals,
-}
 
 /// Turns "start on login" on or off (tauri-plugin-autostart in the shell).
 pub trait Autostart: Send + Sync {

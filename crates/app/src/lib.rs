@@ -20,8 +20,9 @@ pub mod registry;
 pub mod settings;
 pub mod sysproxy;
 pub mod tray;
+pub mod view;
 
-pub use controller::{AppEvent, Autostart, Connection, Controller, Overview, Parts, StreamsUpdate};
+pub use controller::{Autostart, Controller, Parts};
 pub use error::{CommandCode, CommandError};
 pub use log::{LogEntry, LogLevel};
 pub use notice::Notice;
@@ -31,3 +32,4 @@ pub use settings::{
     MemoryStorage, Preferences, ProfileInput, ProfileKind, ProfileView, Settings, SettingsStorage,
 };
 pub use tray::{TrayIcon, TraySummary};
+pub use view::{AppEvent, Connection, Overview, StreamsUpdate};

@@ -92,6 +92,17 @@ fn prefs(proxy_port: u16, fast_connect: bool) -> Preferences {
     }
 }
 
+/// A controller with a free proxy port and the profile "work" saved for
+/// `fixture`'s gateway, not signed in yet: where the connect tests start.
+async fn with_work_profile(fixture: &Fixture) -> (Controller, u16) {
+    let c = controller(&SharedStorage::default(), &Arc::new(MemoryStore::default()));
+    let port = set_port(&c).await;
+    c.save_profile(profile_input("work", fixture))
+        .await
+        .unwrap();
+    (c, port)
+}
+
 async fn set_port(c: &Controller) -> u16 {
     let port = free_port();
     c.set_preferences(prefs(port, false)).await.unwrap();
@@ -247,13 +258,7 @@ async fn sign_in_connect_fetch_and_disconnect() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_token_shows_auth_failed_and_connect_works_after_fixing_it() {
     let fixture = gateway().await;
-    let storage = SharedStorage::default();
-    let secrets = Arc::new(MemoryStore::default());
-    let c = controller(&storage, &secrets);
-    set_port(&c).await;
-    c.save_profile(profile_input("work", &fixture))
-        .await
-        .unwrap();
+    let (c, _port) = with_work_profile(&fixture).await;
     c.sign_in("work".into(), "wrong-token".into())
         .await
         .unwrap();
@@ -301,13 +306,7 @@ async fn a_wrong_token_shows_auth_failed_and_connect_works_after_fixing_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_right_after_a_refusal_works_at_once() {
     let fixture = gateway().await;
-    let storage = SharedStorage::default();
-    let secrets = Arc::new(MemoryStore::default());
-    let c = controller(&storage, &secrets);
-    let port = set_port(&c).await;
-    c.save_profile(profile_input("work", &fixture))
-        .await
-        .unwrap();
+    let (c, port) = with_work_profile(&fixture).await;
     for _ in 0..3 {
         c.sign_in("work".into(), "wrong-token".into())
             .await
@@ -418,13 +417,7 @@ async fn bad_inputs_are_refused_and_change_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fast_connect_answers_apps_before_the_gateway_confirms() {
     let fixture = gateway().await;
-    let storage = SharedStorage::default();
-    let secrets = Arc::new(MemoryStore::default());
-    let c = controller(&storage, &secrets);
-    let port = set_port(&c).await;
-    c.save_profile(profile_input("work", &fixture))
-        .await
-        .unwrap();
+    let (c, port) = with_work_profile(&fixture).await;
     c.sign_in("work".into(), TOKEN.into()).await.unwrap();
     let proxy: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let http = HttpServer::start().await;

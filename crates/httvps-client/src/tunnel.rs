@@ -100,7 +100,7 @@ impl std::fmt::Display for CloseReason {
 
 impl CloseReason {
     /// The driver's view of the machine's reason. Handshake reasons cannot
-    /// occur here (the machine starts established) and protocol breaks are
+    /// occur here (the driver starts once `ready` arrived) and protocol breaks are
     /// reported as a failed connection, so the public enum stays as it was.
     fn from_machine(reason: client::CloseReason) -> CloseReason {
         match reason {
@@ -447,7 +447,6 @@ impl std::fmt::Debug for Tunnel {
     }
 }
 
-/// The machine's settings from the SDK's, with the features `connect` agreed.
 /// Most messages fed before one flush: bounds the latency a bulk sender adds.
 const MAX_BATCH: usize = 64;
 

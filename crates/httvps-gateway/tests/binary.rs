@@ -152,13 +152,7 @@ async fn token_file_change_is_picked_up_without_a_signal() {
 async fn missing_token_file_is_a_startup_error() {
     let s = setup();
     let missing = s.dir.path().join("nope");
-    let out = tokio::process::Command::new(BIN)
-        .args(s.args(&["--tokens", missing.to_str().unwrap()]))
-        .output()
-        .await
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused(s.args(&["--tokens", missing.to_str().unwrap()]), &[]).await;
     assert!(stderr.contains("token file"), "{stderr}");
 }
 
@@ -192,17 +186,12 @@ async fn durations_take_plain_seconds_or_units() {
     .expect("the 300ms hello timeout applies");
 
     for (flag, bad) in [("--idle-timeout", "soon"), ("--hello-timeout", "-3")] {
-        let out = tokio::process::Command::new(BIN)
-            .args(s.args(&[
-                "--tokens",
-                tokens.to_str().unwrap(),
-                &format!("{flag}={bad}"),
-            ]))
-            .output()
-            .await
-            .unwrap();
-        assert!(!out.status.success());
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let args = s.args(&[
+            "--tokens",
+            tokens.to_str().unwrap(),
+            &format!("{flag}={bad}"),
+        ]);
+        let stderr = refused(args, &[]).await;
         assert!(
             stderr.contains(flag) && stderr.contains(&format!("{bad:?}")),
             "{stderr}"
@@ -215,18 +204,13 @@ async fn unusable_site_dir_is_a_startup_error() {
     let s = setup();
     let tokens = s.tokens_file("tok\n");
     for site in [s.dir.path().join("nope"), tokens.clone()] {
-        let out = tokio::process::Command::new(BIN)
-            .args(s.args(&[
-                "--tokens",
-                tokens.to_str().unwrap(),
-                "--site-dir",
-                site.to_str().unwrap(),
-            ]))
-            .output()
-            .await
-            .unwrap();
-        assert!(!out.status.success());
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let args = s.args(&[
+            "--tokens",
+            tokens.to_str().unwrap(),
+            "--site-dir",
+            site.to_str().unwrap(),
+        ]);
+        let stderr = refused(args, &[]).await;
         assert!(stderr.contains("decoy site"), "{stderr}");
     }
 }
@@ -481,6 +465,8 @@ async fn outline_key_from_a_private_file_or_the_environment() {
     }
 }
 
+/// Runs the gateway with `args` and `envs`, which it must refuse to start
+/// with; returns its stderr.
 async fn refused(args: Vec<String>, envs: &[(&str, &str)]) -> String {
     let out = tokio::process::Command::new(BIN)
         .args(args)

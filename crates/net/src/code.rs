@@ -1,5 +1,5 @@
 //! Stable error codes: what the engine, the CLI's `--json` output and the
-//! desktop UI report, whatever the protocol.
+//! desktop UI report (with a sentence for people), whatever the protocol.
 //!
 //! Each protocol keeps its own wire codes (HTTVPS `error` frames, HT status
 //! lines, Relay control messages) and maps them to an [`ErrorCode`] in one
@@ -78,28 +78,6 @@ impl ErrorCode {
 impl fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-/// A failure as front-ends show it: a stable code to branch on and a sentence
-/// for people (which never holds a secret).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-#[error("{code}: {message}")]
-pub struct Problem {
-    /// Stable code.
-    pub code: ErrorCode,
-    /// What happened, for people.
-    pub message: String,
-}
-
-impl Problem {
-    /// A problem with `code`.
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Problem {
-        Problem {
-            code,
-            message: message.into(),
-        }
     }
 }
 

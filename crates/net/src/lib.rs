@@ -9,8 +9,8 @@
 //!   with the SOCKS5 / Shadowsocks address header codec;
 //! - [`Datagram`]: one UDP payload and its far-side address;
 //! - [`Secret`]: a token or password that never reaches a log;
-//! - [`ErrorCode`] and [`Problem`]: the stable `{code, message}` the engine,
-//!   the CLI's `--json` and the UI report;
+//! - [`ErrorCode`]: the stable code of the `{code, message}` the engine, the
+//!   CLI's `--json` and the UI report;
 //! - [`policy`]: which addresses a server refuses to dial (loopback, private,
 //!   metadata…), one policy for every server we ship.
 #![warn(missing_docs)]
@@ -21,7 +21,7 @@ pub mod policy;
 pub mod secret;
 pub mod target;
 
-pub use code::{ErrorCode, Problem};
+pub use code::ErrorCode;
 pub use datagram::Datagram;
 pub use policy::TargetPolicy;
 pub use secret::Secret;
