@@ -31,6 +31,8 @@ command -v node >/dev/null 2>&1 || APP_PACKAGES+=(nodejs npm)
 TEST_PACKAGES=(shadowsocks-libev curl ca-certificates chromium build-essential pkg-config
   # PySocks: an independent SOCKS5 UDP ASSOCIATE client for the local proxy tests.
   python3-socks
+  # The contract-only Python gateway (python3-websockets) and its nginx target (contract_gateway.rs).
+  python3-websockets nginx-light
   libdbus-1-dev dbus dbus-x11 gnome-keyring libsecret-tools openssl
   "${APP_PACKAGES[@]}"
   # The system-proxy test uses real GSettings with the dconf backend.

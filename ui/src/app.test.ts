@@ -31,7 +31,7 @@ function overview(over: Partial<Overview> = {}): Overview {
       endpoints: [],
       open: [],
       closed: [],
-      totals: { streams_total: 0, streams_open: 0, bytes_up: 0, bytes_down: 0, rate_up: 0, rate_down: 0 },
+      totals: { streams_total: 0, streams_open: 0, bytes_up: 0, bytes_down: 0, rate_up: 0, rate_down: 0, connections: 1, slot_waits: 0, evictions: 0 },
     },
     connection: null,
     log: [],
@@ -182,12 +182,13 @@ describe("the main window", () => {
 
     await streams({
       open: [stream(1, { bytes_down: 5_000_000, rate_down: 1_250_000 })],
-      totals: { streams_total: 1, streams_open: 1, bytes_up: 100, bytes_down: 5_000_000, rate_up: 0, rate_down: 1_250_000 },
+      totals: { streams_total: 1, streams_open: 1, bytes_up: 100, bytes_down: 5_000_000, rate_up: 0, rate_down: 1_250_000, connections: 2, slot_waits: 3, evictions: 1 },
     });
     expect(rows()[0]).toBe(row); // the same element: no flicker
     expect(row.querySelector('[data-col="down"]')!.textContent).toBe("5.0 MB");
     expect(row.querySelector('[data-col="rate_down"]')!.textContent).toBe("1.3 MB/s");
     expect(q("streams-open").textContent).toBe("1");
+    expect(q("slots").textContent).toBe("2 · 3 waited for a slot · 1 idle closed");
 
     await engine({ type: "stream_closed", data: stream(1, { state: "closed", close_reason: "eof", bytes_down: 6_000_000 }) });
     expect(rows()[0]).toBe(row);

@@ -125,7 +125,19 @@ rate_up: number,
 /**
  * Current total download rate.
  */
-rate_down: number, };
+rate_down: number, 
+/**
+ * Connections the current session uses (a pool may hold several).
+ */
+connections: number, 
+/**
+ * Opens of the current session that had to wait for a free slot.
+ */
+slot_waits: number, 
+/**
+ * Idle streams the current session closed to free a slot.
+ */
+evictions: number, };
 
 export type Snapshot = { 
 /**

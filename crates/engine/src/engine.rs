@@ -243,7 +243,8 @@ impl Engine {
     /// State, streams and totals now; rates as of the stats ticker's last
     /// sample (reading changes nothing).
     pub fn snapshot(&self) -> Snapshot {
-        let (open, closed, totals) = self.inner.table.snapshot();
+        let (open, closed, mut totals) = self.inner.table.snapshot();
+        self.inner.add_slot_stats(&mut totals);
         Snapshot {
             state: self.state(),
             proxy_addr: self.proxy_addr(),
@@ -456,6 +457,16 @@ struct Supervisor {
 }
 
 impl Inner {
+    /// Fills the current session's slot figures into `totals`.
+    fn add_slot_stats(&self, totals: &mut Totals) {
+        if let Some(session) = &*self.current.borrow() {
+            let stats = session.slot_stats();
+            totals.connections = stats.connections;
+            totals.slot_waits = stats.slot_waits;
+            totals.evictions = stats.evictions;
+        }
+    }
+
     /// Makes `live` the current session: the proxy's (outbound) or the
     /// published endpoints (inbound).
     fn set_live(&self, live: Option<&Live>) {
@@ -580,7 +591,7 @@ async fn drive_sessions(
 async fn drive_stats(inner: Arc<Inner>, cancel: CancellationToken) {
     let mut tick = tokio::time::interval(STATS_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut last: Option<(u64, u64, u64)> = None;
+    let mut last: Option<(u64, u64, u64, u64)> = None;
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
@@ -590,8 +601,14 @@ async fn drive_stats(inner: Arc<Inner>, cancel: CancellationToken) {
         if inner.events.receiver_count() == 0 {
             continue;
         }
-        let (open, _, totals) = inner.table.snapshot();
-        let fingerprint = (totals.bytes_up, totals.bytes_down, open.len() as u64);
+        let (open, _, mut totals) = inner.table.snapshot();
+        inner.add_slot_stats(&mut totals);
+        let fingerprint = (
+            totals.bytes_up,
+            totals.bytes_down,
+            open.len() as u64,
+            totals.slot_waits + totals.evictions + u64::from(totals.connections),
+        );
         // Publish while anything moves, plus once after it stops (rates drop to zero).
         if last == Some(fingerprint) && open.iter().all(|s| s.rate_up == 0.0 && s.rate_down == 0.0)
         {

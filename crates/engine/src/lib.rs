@@ -31,5 +31,5 @@ pub use publish::{Inbound, Publication, Publisher};
 pub use state::SessionState;
 pub use table::{StreamInfo, StreamTable, Totals};
 pub use transport::{
-    DatagramSession, OpenedStream, Resolver, Transport, TransportError, TunnelSession,
+    DatagramSession, OpenedStream, Resolver, SlotStats, Transport, TransportError, TunnelSession,
 };

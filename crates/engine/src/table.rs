@@ -84,6 +84,12 @@ pub struct Totals {
     pub rate_up: f64,
     /// Current total download rate.
     pub rate_down: f64,
+    /// Connections the current session uses (a pool may hold several).
+    pub connections: u32,
+    /// Opens of the current session that had to wait for a free slot.
+    pub slot_waits: u64,
+    /// Idle streams the current session closed to free a slot.
+    pub evictions: u64,
 }
 
 /// Counters shared between a row and its stream wrapper.

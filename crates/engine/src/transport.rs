@@ -57,6 +57,26 @@ pub trait TunnelSession: Send + Sync + 'static {
     fn resolver(&self) -> Option<&dyn Resolver> {
         None
     }
+    /// How stream slots fared: connections to the server (a pool may hold
+    /// several), opens that had to wait for a slot, idle streams closed to
+    /// free one. The default is one connection, never counted.
+    fn slot_stats(&self) -> SlotStats {
+        SlotStats {
+            connections: 1,
+            ..SlotStats::default()
+        }
+    }
+}
+
+/// Stream slot figures of a session, for the live table and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SlotStats {
+    /// Connections to the server the session uses now.
+    pub connections: u32,
+    /// Opens that found every slot busy.
+    pub slot_waits: u64,
+    /// Idle streams closed to free a slot for a waiting one.
+    pub evictions: u64,
 }
 
 /// UDP through a tunnel session.

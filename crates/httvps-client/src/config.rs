@@ -23,17 +23,43 @@ pub struct ClientConfig {
     /// Largest payload per `stream_data` frame; capped so frames stay within
     /// `max_frame_len`. Bigger chunks mean fewer frames and less overhead.
     pub max_chunk: usize,
-    /// Frames buffered per stream toward its reader before the driver waits.
+    /// Without `flow_control`: frames buffered per stream toward its reader
+    /// before the driver waits.
     pub stream_buffer_frames: usize,
-    /// How long the driver waits for a slow stream reader before ending that
-    /// stream, so one slow reader cannot stall the others for longer.
+    /// Without `flow_control`: how long the driver waits for a slow stream
+    /// reader before ending that stream, so one slow reader cannot stall the
+    /// others for longer.
     pub stall_timeout: Duration,
+    /// Offer the `flow_control` extension ([`crate::Tunnel`] only): with a
+    /// gateway that accepts it, each stream has its own credit window both
+    /// ways, so a reader that pauses stalls only its own stream, for as long
+    /// as it likes, and loses nothing. Without it the two settings above
+    /// bound what a slow reader can cost the others.
+    pub flow_control: bool,
+    /// How far the receive windows may grow (`flow_control`): a paused
+    /// stream holds at most `max_stream_window` bytes, the session at most
+    /// `max_session_window`.
+    pub windows: proto_httvps::flow::WindowLimits,
+    /// Data frames one stream may queue toward the writer; past it that
+    /// stream waits while the others take their turns.
+    pub stream_queue_frames: usize,
     /// Frames queued toward the WebSocket writer (bounded backpressure).
     pub write_queue_frames: usize,
     /// With a gateway that cannot half-close (no `half_close` extension): how
     /// long a stream whose writer shut down waits for more reply bytes before
     /// it ends, so a finished client cannot hold a stream slot forever.
     pub half_close_linger: Duration,
+    /// When every stream slot is busy and a new stream waits, the
+    /// longest-idle stream is closed to free its slot: browsers keep idle
+    /// keep-alive connections open and retry one that closes. Idle means
+    /// nothing unread and no byte either way for at least this long after a
+    /// reply (the gateway sent last), or twenty times this long after a
+    /// request (which may still be waiting for its reply). `None`: never.
+    pub evict_idle_after: Option<Duration>,
+    /// Sessions to the gateway that the engine's transport may hold at once:
+    /// when every slot of every session is busy it opens another (with
+    /// device login, each with its own token) before streams wait.
+    pub max_connections: usize,
     /// Offer the `binary_data` extension ([`crate::Tunnel`] only): with a
     /// gateway that accepts it, stream bytes travel as raw binary messages
     /// instead of base64 in JSON, which saves the encoding, a third of the
@@ -62,6 +88,11 @@ impl ClientConfig {
             max_chunk: 128 * 1024,
             stream_buffer_frames: 32,
             stall_timeout: Duration::from_secs(5),
+            flow_control: true,
+            evict_idle_after: Some(Duration::from_millis(250)),
+            max_connections: 4,
+            windows: proto_httvps::flow::WindowLimits::default(),
+            stream_queue_frames: 8,
             write_queue_frames: 64,
             half_close_linger: Duration::from_secs(2),
             binary_data: true,

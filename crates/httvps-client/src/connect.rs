@@ -137,6 +137,9 @@ pub(crate) fn machine_config(config: &ClientConfig, offer: Features) -> client::
         // At least 2: a bulk writer keeps one frame in flight while the
         // writer task sends the other.
         send_queue_frames: config.write_queue_frames.max(2),
+        stream_queue_frames: config.stream_queue_frames.max(2),
+        windows: config.windows,
+        ..client::Config::default()
     }
 }
 

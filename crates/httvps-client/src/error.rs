@@ -88,6 +88,10 @@ pub enum StreamEnd {
     Gateway(client::StreamEnd),
     /// This side ended the stream: the reader was too slow, or it was closed locally.
     Local(String),
+    /// This side closed the stream while it was idle because a new stream
+    /// needed its slot. Reads see EOF, like a server closing an idle
+    /// keep-alive connection, which HTTP clients retry transparently.
+    Evicted,
     /// The whole session was lost.
     SessionLost(String),
 }
@@ -95,11 +99,13 @@ pub enum StreamEnd {
 impl StreamEnd {
     /// Whether this end is an orderly close (the reader sees EOF).
     pub fn is_clean(&self) -> bool {
-        matches!(
-            self,
-            StreamEnd::Gateway(client::StreamEnd::Closed { reason })
-                if !reason.as_deref().is_some_and(is_failure_reason)
-        )
+        match self {
+            StreamEnd::Gateway(client::StreamEnd::Closed { reason }) => {
+                !reason.as_deref().is_some_and(is_failure_reason)
+            }
+            StreamEnd::Evicted => true,
+            _ => false,
+        }
     }
 
     /// The machine-readable cause, from the error frame or the close reason.
@@ -163,6 +169,7 @@ impl std::fmt::Display for StreamEnd {
                 write!(f, "unreadable frame from the gateway: {why}")
             }
             StreamEnd::Local(why) => write!(f, "stream ended locally: {why}"),
+            StreamEnd::Evicted => write!(f, "closed while idle: a new stream needed its slot"),
             StreamEnd::SessionLost(why) => write!(f, "session lost: {why}"),
         }
     }

@@ -27,6 +27,7 @@ mod connect;
 mod control;
 mod error;
 pub mod launch;
+mod pool;
 pub mod profile;
 mod session;
 mod stream;

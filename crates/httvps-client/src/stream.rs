@@ -4,16 +4,64 @@ use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use bytes::{Buf, Bytes};
 use proto_httvps::TargetAddr;
 use proto_httvps::client::CommandError;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::{Notify, OwnedSemaphorePermit, mpsc};
+use tokio::sync::{Notify, mpsc};
 
+use crate::config::ClientConfig;
+use crate::connect::now;
 use crate::error::StreamEnd;
 use crate::tunnel::{Guard, LocalClose};
+
+/// Where the driver puts a stream's bytes.
+#[derive(Clone)]
+pub(crate) enum BytesTx {
+    /// `flow_control`: never full; the stream's window bounds what it holds.
+    Credited(mpsc::UnboundedSender<Bytes>),
+    /// The contract: `stream_buffer_frames`, then the driver waits.
+    Bounded(mpsc::Sender<Bytes>),
+}
+
+/// A stream's end of its byte channel.
+pub(crate) enum BytesRx {
+    Credited(mpsc::UnboundedReceiver<Bytes>),
+    Bounded(mpsc::Receiver<Bytes>),
+}
+
+impl BytesTx {
+    /// Whether bytes wait in the channel (known for the bounded one; with
+    /// `flow_control` the machine's window says).
+    pub(crate) fn has_unread(&self) -> bool {
+        match self {
+            BytesTx::Bounded(tx) => tx.capacity() < tx.max_capacity(),
+            BytesTx::Credited(_) => false,
+        }
+    }
+}
+
+impl BytesRx {
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        match self {
+            BytesRx::Credited(rx) => rx.poll_recv(cx),
+            BytesRx::Bounded(rx) => rx.poll_recv(cx),
+        }
+    }
+}
+
+/// A new stream's byte channel, per the session's flow control.
+pub(crate) fn bytes_channel(flow_control: bool, config: &ClientConfig) -> (BytesTx, BytesRx) {
+    if flow_control {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (BytesTx::Credited(tx), BytesRx::Credited(rx))
+    } else {
+        let (tx, rx) = mpsc::channel(config.stream_buffer_frames.max(1));
+        (BytesTx::Bounded(tx), BytesRx::Bounded(rx))
+    }
+}
 
 /// What the driver tells a stream besides its bytes: that the gateway reached
 /// the target (`stream_ready`), and how the stream ended. Each is written once.
@@ -83,14 +131,18 @@ pub struct Stream {
     id: String,
     target: TargetAddr,
     guard: Arc<Guard>,
-    rx: mpsc::Receiver<Bytes>,
+    rx: BytesRx,
     end: Arc<EndCell>,
     pending: Bytes,
     write_shut: bool,
     /// Set after a shutdown the gateway cannot forward: ends reading when no
     /// reply byte came for `half_close_linger`.
     linger: Option<Pin<Box<tokio::time::Sleep>>>,
-    permit: Option<OwnedSemaphorePermit>,
+    /// The task parked in `poll_read`: only `poll_read` polls the linger
+    /// timer, so arming it must wake that task, or a reader parked on the
+    /// channel never sees it (it waited for ever behind a gateway without
+    /// `half_close` whose target keeps the connection open).
+    read_waker: Option<Waker>,
     close_reason: Option<String>,
 }
 
@@ -99,9 +151,8 @@ impl Stream {
         id: String,
         target: TargetAddr,
         guard: Arc<Guard>,
-        rx: mpsc::Receiver<Bytes>,
+        rx: BytesRx,
         end: Arc<EndCell>,
-        permit: OwnedSemaphorePermit,
     ) -> Stream {
         Stream {
             id,
@@ -112,7 +163,7 @@ impl Stream {
             pending: Bytes::new(),
             write_shut: false,
             linger: None,
-            permit: Some(permit),
+            read_waker: None,
             close_reason: None,
         }
     }
@@ -192,11 +243,23 @@ impl AsyncRead for Stream {
                         )));
                         return Poll::Ready(Ok(()));
                     }
+                    this.read_waker = Some(cx.waker().clone());
                     return Poll::Pending;
                 }
             };
             match received {
                 Some(bytes) => {
+                    let shared = &this.guard.0;
+                    if shared.flow_control {
+                        // Taken from the channel: its credit may go back.
+                        let mut conn = shared.conn();
+                        conn.machine.consumed(&this.id, bytes.len(), now());
+                        let grant = conn.machine.queued_transmits() > 0;
+                        drop(conn);
+                        if grant {
+                            shared.writer.notify_one();
+                        }
+                    }
                     if let Some(linger) = &mut this.linger {
                         let after = this.guard.0.config.half_close_linger;
                         linger.as_mut().reset(tokio::time::Instant::now() + after);
@@ -254,7 +317,10 @@ impl AsyncWrite for Stream {
         };
         let n = slot.len();
         let transmit = slot.encode(&this.id, buf);
-        shared.conn().machine.queue_data(&this.id, slot, transmit);
+        let mut conn = shared.conn();
+        conn.machine.queue_data(&this.id, slot, transmit);
+        conn.touch(&this.id);
+        drop(conn);
         shared.writer.notify_one();
         Poll::Ready(Ok(n))
     }
@@ -278,6 +344,9 @@ impl AsyncWrite for Stream {
             Ok(false) => {
                 let after = shared.config.half_close_linger;
                 this.linger = Some(Box::pin(tokio::time::sleep(after)));
+                if let Some(reader) = this.read_waker.take() {
+                    reader.wake();
+                }
             }
             Err(_) => return Poll::Ready(Err(this.write_error())),
         }
@@ -291,7 +360,6 @@ impl Drop for Stream {
         let _ = self.guard.0.close_tx.send(LocalClose {
             id: std::mem::take(&mut self.id),
             reason: self.close_reason.take(),
-            permit: self.permit.take(),
         });
     }
 }

@@ -3,13 +3,13 @@
 //! for every connect, which is what makes automatic reconnects possible).
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use engine::transport::{BoxFuture, OpenedStream, Transport, TransportError, TunnelSession};
+use engine::transport::{BoxFuture, Transport, TransportError, TunnelSession};
 use local_proxy::{ConnectError, ConnectErrorKind};
-use net::{ErrorCode, Secret, TargetAddr};
+use net::{ErrorCode, Secret};
 use proto_httvps::ErrorCode as WireCode;
 
+use crate::pool::Pool;
 use crate::{
     ClientConfig, ClientError, ControlPlane, DeviceCredentials, StreamEnd, Tunnel,
     connect_with_device,
@@ -90,28 +90,31 @@ impl Transport for HttvpsTransport {
 
     fn connect(&self) -> BoxFuture<'_, Result<Arc<dyn TunnelSession>, TransportError>> {
         Box::pin(async move {
-            let tunnel = match &self.auth {
-                HttvpsAuth::SessionToken(token) => {
-                    Tunnel::connect(self.config.clone(), token).await
-                }
-                HttvpsAuth::Device {
-                    control,
-                    credentials,
-                } => connect_with_device(control, credentials, &self.config).await,
-            }
-            .map_err(transport_error)?;
-            Ok(Arc::new(HttvpsSession { tunnel }) as Arc<dyn TunnelSession>)
+            let tunnel = connect_tunnel(&self.config, &self.auth)
+                .await
+                .map_err(transport_error)?;
+            let pool = Pool::new(tunnel, self.config.clone(), self.auth.clone());
+            Ok(Arc::new(pool) as Arc<dyn TunnelSession>)
         })
     }
 }
 
-struct HttvpsSession {
-    tunnel: Tunnel,
+/// One more session with the transport's credentials: a fresh token from
+/// the control plane with device login, the same token otherwise.
+pub(crate) async fn connect_tunnel(
+    config: &ClientConfig,
+    auth: &HttvpsAuth,
+) -> Result<Tunnel, ClientError> {
+    match auth {
+        HttvpsAuth::SessionToken(token) => Tunnel::connect(config.clone(), token).await,
+        HttvpsAuth::Device {
+            control,
+            credentials,
+        } => connect_with_device(control, credentials, config).await,
+    }
 }
 
-/// Maps how a stream failed to what the proxy tells its client: the one
-/// `match` from the gateway's `stream_close` reasons to proxy replies.
-fn connect_error(end: StreamEnd) -> ConnectError {
+pub(crate) fn connect_error(end: StreamEnd) -> ConnectError {
     let kind = match end.reason() {
         Some("refused") => ConnectErrorKind::Refused,
         Some("unreachable") => ConnectErrorKind::Unreachable,
@@ -123,51 +126,6 @@ fn connect_error(end: StreamEnd) -> ConnectError {
         },
     };
     ConnectError::new(kind, end.to_string())
-}
-
-impl TunnelSession for HttvpsSession {
-    fn session_id(&self) -> String {
-        self.tunnel.session_id().to_owned()
-    }
-
-    fn max_streams(&self) -> u32 {
-        self.tunnel.max_streams()
-    }
-
-    fn open(
-        &self,
-        target: TargetAddr,
-        slot_wait: Duration,
-    ) -> BoxFuture<'_, Result<OpenedStream, ConnectError>> {
-        Box::pin(async move {
-            let stream = self
-                .tunnel
-                .open_wait(target, slot_wait)
-                .await
-                .map_err(|e| match e {
-                    ClientError::StreamLimitTimeout(_) => {
-                        ConnectError::new(ConnectErrorKind::Busy, e.to_string())
-                    }
-                    ClientError::SessionClosed(_) => {
-                        ConnectError::new(ConnectErrorKind::Unavailable, e.to_string())
-                    }
-                    other => ConnectError::new(ConnectErrorKind::Other, other.to_string()),
-                })?;
-            stream.ready().await.map_err(connect_error)?;
-            Ok(OpenedStream {
-                stream_id: stream.id().to_owned(),
-                stream: Box::new(stream),
-            })
-        })
-    }
-
-    fn closed(&self) -> BoxFuture<'_, String> {
-        Box::pin(async move { self.tunnel.closed().await.to_string() })
-    }
-
-    fn close(&self) {
-        self.tunnel.close();
-    }
 }
 
 #[cfg(test)]

@@ -7,25 +7,38 @@
 //! one mutex, like quinn's `ConnectionRef`:
 //!
 //! - the **writer** owns the WebSocket sink; woken when the machine has
-//!   frames, it drains up to [`MAX_BATCH`] of them from `poll_transmit`,
-//!   feeds them and flushes once, so bulk transfers become few large writes;
+//!   frames, it drains up to [`MAX_BATCH`] of them from `poll_transmit`
+//!   (control frames first, then the streams' frames in turn), feeds them
+//!   and flushes once, so bulk transfers become few large writes;
 //! - the **reader** owns the WebSocket source and the timer; it feeds every
 //!   message to the machine, applies the machine's events to the streams,
-//!   hands each stream's bytes to that stream's channel of
-//!   `stream_buffer_frames`, and re-arms the timer from `poll_timeout` only
-//!   when the deadline moves (quinn's `drive_timer`). A stream whose reader
-//!   lags more than `stall_timeout` is ended rather than allowed to stall the
-//!   others for longer;
+//!   hands each stream's bytes to that stream's channel, and re-arms the
+//!   timer from `poll_timeout` only when the deadline moves (quinn's
+//!   `drive_timer`). It never waits for the writer: what the machine answers
+//!   to a read is coalesced and bounded. With `flow_control` it never waits
+//!   for a stream either: the channel holds at most the window the stream
+//!   granted, and the stream grants more (through the machine) as its
+//!   application reads, so a paused reader stalls only its own stream.
+//!   Without the extension the channel holds `stream_buffer_frames`, and a
+//!   stream whose reader lags more than `stall_timeout` is ended rather
+//!   than allowed to stall the others for longer;
 //! - a [`Stream`]'s writes go straight into the machine (`send_data`), which
-//!   holds at most `write_queue_frames` data frames; past that the write
-//!   waits for the writer.
+//!   holds at most `write_queue_frames` data frames, `stream_queue_frames`
+//!   per stream, and (with `flow_control`) no more than the gateway's
+//!   credit; past that the write waits for the writer or a grant.
 //!
 //! Stream slots are counted by a FIFO semaphore of `max_streams` permits, so
-//! [`Tunnel::open_wait`] queues fairly. A dropped stream hands its permit back
-//! through the reader, which queues the `stream_close` before freeing the slot:
-//! the gateway never sees more than `max_streams` open streams.
+//! [`Tunnel::open_wait`] queues fairly. A slot is freed as soon as the stream
+//! ends on either side: when the gateway's `stream_close` arrives (even if
+//! the application still reads what came before it), or when the stream is
+//! dropped, through the reader, which queues the `stream_close` (ahead of any
+//! later `stream_open`) before freeing the slot: the gateway never sees more
+//! than `max_streams` open streams. When a new stream must wait, the
+//! longest-idle stream is closed for it (`ClientConfig::evict_idle_after`),
+//! so idle keep-alive connections cannot starve new ones.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Waker;
 use std::time::Duration;
@@ -44,7 +57,7 @@ use tracing::{debug, warn};
 use crate::config::ClientConfig;
 use crate::connect::{WsStream, connect, machine_config, now, to_message};
 use crate::error::{ClientError, StreamEnd};
-use crate::stream::{EndCell, Stream};
+use crate::stream::{BytesTx, EndCell, Stream, bytes_channel};
 use net::Secret;
 
 /// Whether the session is usable.
@@ -117,10 +130,17 @@ impl CloseReason {
     }
 }
 
-/// A stream's entry in the driver: where its bytes go and how it ended.
+/// A stream's entry in the driver: where its bytes go, how it ended, and
+/// its share of `max_streams`, freed when the entry goes.
 struct Slot {
-    tx: mpsc::Sender<Bytes>,
+    tx: BytesTx,
     end: Arc<EndCell>,
+    _permit: OwnedSemaphorePermit,
+    /// When a byte last went either way.
+    last_active: Instant,
+    /// Whether that byte came from the gateway (a reply, not a request
+    /// that may still wait for one).
+    last_from_gateway: bool,
 }
 
 /// Everything behind the session's one lock.
@@ -142,6 +162,41 @@ impl Conn {
         }
     }
 
+    /// Records bytes the application wrote on a stream (it is not idle).
+    pub(crate) fn touch(&mut self, id: &str) {
+        if let Some(slot) = self.slots.get_mut(id) {
+            slot.last_active = Instant::now();
+            slot.last_from_gateway = false;
+        }
+    }
+
+    /// Closes the stream idle longest (at least `min_idle`, nothing unread)
+    /// to free its slot for a new one; its reader sees EOF.
+    fn evict_idle(&mut self, min_idle: Duration) -> Option<String> {
+        let now = Instant::now();
+
+        let id = self
+            .slots
+            .iter()
+            .filter(|(id, slot)| {
+                let idle = now.duration_since(slot.last_active);
+                let long_enough = if slot.last_from_gateway {
+                    min_idle
+                } else {
+                    min_idle * 20
+                };
+                idle >= long_enough
+                    && !slot.tx.has_unread()
+                    && self.machine.stream_buffered(id).unwrap_or(0) == 0
+            })
+            .min_by_key(|(_, slot)| slot.last_active)
+            .map(|(id, _)| id.clone())?;
+        self.machine.close_stream(&id, Some("evicted_idle"));
+        let slot = self.slots.remove(&id)?;
+        slot.end.set(StreamEnd::Evicted);
+        Some(id)
+    }
+
     fn wake_blocked(&mut self) {
         for waker in self.blocked.drain(..) {
             waker.wake();
@@ -154,6 +209,7 @@ impl Conn {
         let mut closed = None;
         while let Some(event) = self.machine.poll_event() {
             match event {
+                Event::Writable => self.wake_blocked(),
                 Event::StreamReady { stream_id } => {
                     if let Some(slot) = self.slots.get(&stream_id) {
                         slot.end.set_ready();
@@ -182,7 +238,6 @@ impl Conn {
 pub(crate) struct LocalClose {
     pub id: String,
     pub reason: Option<String>,
-    pub permit: Option<OwnedSemaphorePermit>,
 }
 
 /// State shared by the tunnel handles, its streams and the driver tasks.
@@ -193,17 +248,20 @@ pub(crate) struct Shared {
     pub(crate) stream_ready: bool,
     /// Whether stream bytes may travel as binary messages (negotiated).
     pub(crate) binary_data: bool,
+    /// Whether streams have credit windows (negotiated `flow_control`).
+    pub(crate) flow_control: bool,
     pub(crate) config: ClientConfig,
     conn: Mutex<Conn>,
     /// Wakes the writer: the machine has frames to send. `notify_one` keeps a
     /// permit when the writer is busy, so no wake-up is lost.
     pub(crate) writer: Notify,
-    /// Wakes a reader waiting for the writer to catch up.
-    room: Notify,
     /// Unbounded on purpose: `Drop` cannot wait. Bounded in practice by the
     /// number of streams, since each stream sends exactly one message.
     pub(crate) close_tx: mpsc::UnboundedSender<LocalClose>,
     permits: Arc<Semaphore>,
+    /// Opens that found every slot busy, and idle streams closed for them.
+    slot_waits: AtomicU64,
+    evictions: AtomicU64,
     state: watch::Sender<TunnelState>,
     cancel: CancellationToken,
 }
@@ -257,6 +315,7 @@ impl Tunnel {
     pub async fn connect(config: ClientConfig, token: &Secret) -> Result<Tunnel, ClientError> {
         let offer = Features {
             binary_data: config.binary_data,
+            flow_control: config.flow_control,
             ..Features::ALL
         };
         let (ws, machine) = connect(&config, token, machine_config(&config, offer)).await?;
@@ -277,6 +336,7 @@ impl Tunnel {
         let Features {
             stream_ready,
             binary_data,
+            flow_control,
             ..
         } = features;
         let (close_tx, close_rx) = mpsc::unbounded_channel();
@@ -286,6 +346,7 @@ impl Tunnel {
             max_streams,
             stream_ready,
             binary_data,
+            flow_control,
             conn: Mutex::new(Conn {
                 machine,
                 slots: HashMap::new(),
@@ -293,9 +354,10 @@ impl Tunnel {
                 blocked: Vec::new(),
             }),
             writer: Notify::new(),
-            room: Notify::new(),
             close_tx,
             permits: Arc::new(Semaphore::new(max_streams as usize)),
+            slot_waits: AtomicU64::new(0),
+            evictions: AtomicU64::new(0),
             state,
             cancel: CancellationToken::new(),
             config,
@@ -327,6 +389,28 @@ impl Tunnel {
     /// gateway accepted it. Otherwise they are base64 in JSON, as the contract says.
     pub fn binary_data(&self) -> bool {
         self.shared().binary_data
+    }
+
+    /// Whether each stream has its own credit window both ways: the client
+    /// offered `flow_control` ([`ClientConfig::flow_control`]) and the
+    /// gateway accepted it.
+    pub fn flow_control(&self) -> bool {
+        self.shared().flow_control
+    }
+
+    /// Opens so far that found every slot busy and had to wait.
+    pub fn slot_waits(&self) -> u64 {
+        self.shared().slot_waits.load(Ordering::Relaxed)
+    }
+
+    /// Idle streams closed so far to free a slot for a waiting one.
+    pub fn evictions(&self) -> u64 {
+        self.shared().evictions.load(Ordering::Relaxed)
+    }
+
+    /// Whether a stream could open now without waiting.
+    pub fn has_free_slot(&self) -> bool {
+        self.shared().permits.available_permits() > 0
     }
 
     /// Streams currently open.
@@ -377,19 +461,60 @@ impl Tunnel {
     }
 
     /// Opens a stream, waiting up to `wait` (first come, first served) for a
-    /// free slot when all are busy.
+    /// free slot when all are busy. While it waits, the longest-idle stream
+    /// is closed to free a slot ([`ClientConfig::evict_idle_after`]),
+    /// checked again as streams go idle.
     pub async fn open_wait(
         &self,
         target: TargetAddr,
         wait: Duration,
     ) -> Result<Stream, ClientError> {
-        let acquire = self.shared().permits.clone().acquire_owned();
-        let permit = match tokio::time::timeout(wait, acquire).await {
-            Ok(Ok(p)) => p,
-            Ok(Err(_)) => return Err(self.closed_error()),
-            Err(_) => return Err(ClientError::StreamLimitTimeout(wait)),
+        let shared = self.shared();
+        let permit = match shared.permits.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(tokio::sync::TryAcquireError::Closed) => return Err(self.closed_error()),
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                shared.slot_waits.fetch_add(1, Ordering::Relaxed);
+                self.wait_for_slot(wait).await?
+            }
         };
         self.open_with(target, permit)
+    }
+
+    async fn wait_for_slot(&self, wait: Duration) -> Result<OwnedSemaphorePermit, ClientError> {
+        let shared = self.shared();
+        let deadline = Instant::now() + wait;
+        let acquire = shared.permits.clone().acquire_owned();
+        tokio::pin!(acquire);
+        loop {
+            let evicted = shared
+                .config
+                .evict_idle_after
+                .and_then(|min_idle| shared.conn().evict_idle(min_idle));
+            if let Some(id) = &evicted {
+                debug!(session = %shared.session_id, stream = %id, "closed an idle stream for a waiting one");
+                shared.evictions.fetch_add(1, Ordering::Relaxed);
+                shared.writer.notify_one();
+            }
+            // Streams that are busy now may go idle while this one waits; and
+            // the slot just freed goes to the first waiter in line, which may
+            // be another one: then this one frees the next.
+            let recheck = match shared.config.evict_idle_after {
+                Some(min_idle) => Instant::now() + min_idle / 2,
+                None => deadline,
+            };
+            tokio::select! {
+                biased;
+                acquired = &mut acquire => {
+                    return acquired.map_err(|_| self.closed_error());
+                }
+                _ = tokio::time::sleep_until(recheck.min(deadline)) => {
+                    if Instant::now() >= deadline {
+                        return Err(ClientError::StreamLimitTimeout(wait));
+                    }
+                }
+            }
+        }
     }
 
     fn closed_error(&self) -> ClientError {
@@ -421,21 +546,24 @@ impl Tunnel {
                 Err(CommandError::Stream(e)) => return Err(e.into()),
                 Err(e) => return Err(ClientError::SessionClosed(e.to_string())),
             };
-            let (tx, rx) = mpsc::channel(shared.config.stream_buffer_frames.max(1));
+            let (tx, rx) = bytes_channel(shared.flow_control, &shared.config);
             let end = Arc::new(EndCell::default());
             conn.slots.insert(
                 id.clone(),
                 Slot {
                     tx,
                     end: end.clone(),
+                    _permit: permit,
+                    last_active: Instant::now(),
+                    last_from_gateway: false,
                 },
             );
             (id, rx, end)
         };
         shared.writer.notify_one();
-        // From here the stream owns its slot: dropping it sends stream_close
-        // and frees the slot in order.
-        Ok(Stream::new(id, target, self.guard.clone(), rx, end, permit))
+        // From here dropping the stream sends stream_close and frees the
+        // slot, in order (unless the gateway closed it first).
+        Ok(Stream::new(id, target, self.guard.clone(), rx, end))
     }
 }
 
@@ -474,7 +602,6 @@ async fn drive_writer(shared: Arc<Shared>, mut sink: SplitSink<WsStream, Message
                     _ = shared.cancel.cancelled() => return Ok(()),
                 }
             }
-            shared.room.notify_waiters();
             for transmit in batch.drain(..) {
                 sink.feed(to_message(transmit)).await?;
             }
@@ -494,7 +621,7 @@ async fn drive_writer(shared: Arc<Shared>, mut sink: SplitSink<WsStream, Message
 /// Stream bytes the reader must hand on after releasing the lock.
 struct Delivery {
     id: String,
-    tx: mpsc::Sender<Bytes>,
+    tx: BytesTx,
     data: Bytes,
 }
 
@@ -503,21 +630,11 @@ async fn drive_reader(
     mut source: SplitStream<WsStream>,
     mut close_rx: mpsc::UnboundedReceiver<LocalClose>,
 ) {
-    // Frames the machine answers by itself (pongs) are bounded by reading
-    // no further while this many frames wait for the writer.
-    let congestion = shared.config.write_queue_frames.max(2) * 2;
     let timer = tokio::time::sleep_until(Instant::now());
     tokio::pin!(timer);
     let mut armed: Option<std::time::Instant> = None;
     loop {
-        let room = shared.room.notified();
-        tokio::pin!(room);
-        room.as_mut().enable();
-        let (deadline, congested) = {
-            let conn = shared.conn();
-            let queued = conn.machine.queued_transmits();
-            (conn.machine.poll_timeout(), queued >= congestion)
-        };
+        let deadline = shared.conn().machine.poll_timeout();
         // Reset only when the deadline moved (quinn's `drive_timer`).
         if deadline != armed {
             if let Some(at) = deadline {
@@ -533,7 +650,7 @@ async fn drive_reader(
                 handle_local_close(&shared, close);
                 None
             }
-            message = source.next(), if !congested => {
+            message = source.next() => {
                 let now = now();
                 // A text frame is decoded (base64, for data) before the lock
                 // is taken, so streams writing meanwhile are not held up.
@@ -553,7 +670,7 @@ async fn drive_reader(
                                 // messages carry bytes in place.
                                 Payload::InMessage(_) => Bytes::new(),
                             };
-                            delivery = to_slot(&conn, &data.stream_id, bytes);
+                            delivery = to_slot(&mut conn, &data.stream_id, bytes);
                         }
                     }
                     (Some(Ok(Message::Binary(message))), None) => {
@@ -563,7 +680,7 @@ async fn drive_reader(
                                 Payload::InMessage(at) => message.slice(at..),
                                 Payload::Decoded(bytes) => Bytes::from(bytes),
                             };
-                            delivery = to_slot(&conn, &data.stream_id, bytes);
+                            delivery = to_slot(&mut conn, &data.stream_id, bytes);
                         }
                     }
                     (Some(Ok(Message::Close(frame))), None) => match frame {
@@ -583,7 +700,6 @@ async fn drive_reader(
                 conn.machine.handle_timeout(now());
                 conn.apply_events(&shared.session_id)
             }
-            _ = &mut room, if congested => None,
         };
         if shared.conn().machine.queued_transmits() > 0 {
             shared.writer.notify_one();
@@ -599,9 +715,11 @@ async fn drive_reader(
 }
 
 /// Where bytes for `id` go, if the stream still has a reader.
-fn to_slot(conn: &Conn, id: &str, data: Bytes) -> Option<Delivery> {
+fn to_slot(conn: &mut Conn, id: &str, data: Bytes) -> Option<Delivery> {
     // Closed streams may still receive frames in flight: dropped quietly.
-    let slot = conn.slots.get(id)?;
+    let slot = conn.slots.get_mut(id)?;
+    slot.last_active = Instant::now();
+    slot.last_from_gateway = true;
     Some(Delivery {
         id: id.to_owned(),
         tx: slot.tx.clone(),
@@ -610,23 +728,30 @@ fn to_slot(conn: &Conn, id: &str, data: Bytes) -> Option<Delivery> {
 }
 
 fn handle_local_close(shared: &Shared, close: LocalClose) {
+    let mut conn = shared.conn();
+    if conn
+        .machine
+        .close_stream(&close.id, close.reason.as_deref())
     {
-        let mut conn = shared.conn();
-        conn.slots.remove(&close.id);
-        if conn
-            .machine
-            .close_stream(&close.id, close.reason.as_deref())
-        {
-            shared.writer.notify_one();
-        }
+        shared.writer.notify_one();
     }
     // Only now, with the stream_close queued, may a new stream take the slot.
-    drop(close.permit);
+    conn.slots.remove(&close.id);
 }
 
-/// Hands bytes to a stream, waiting at most `stall_timeout` for its reader.
+/// Hands bytes to a stream: at once with `flow_control` (the window bounds
+/// the channel), else waiting at most `stall_timeout` for its reader.
 async fn deliver(shared: &Shared, delivery: Delivery) {
     let Delivery { id, tx, data } = delivery;
+    let tx = match tx {
+        BytesTx::Credited(tx) => {
+            // A stream gone meanwhile: its bytes are dropped (the machine
+            // already gave their credit back).
+            let _ = tx.send(data);
+            return;
+        }
+        BytesTx::Bounded(tx) => tx,
+    };
     let data = match tx.try_send(data) {
         Ok(()) => return,
         Err(mpsc::error::TrySendError::Closed(_)) => return,

@@ -39,6 +39,10 @@ pub struct GatewayConfig {
     /// bytes as raw binary messages instead of base64 in JSON (on by default;
     /// clients that do not offer it always get the contract's JSON).
     pub binary_data: bool,
+    /// Accept the `flow_control` extension when a client offers it: credit
+    /// windows per stream and per session, so a paused reader stalls only
+    /// its own stream (on by default; without it the `stall` bound applies).
+    pub flow_control: bool,
     /// Size limits.
     pub limits: Limits,
     /// Time limits.
@@ -58,6 +62,7 @@ impl GatewayConfig {
             outline: None,
             allow_private_targets: false,
             binary_data: true,
+            flow_control: true,
             limits: Limits::default(),
             timeouts: Timeouts::default(),
         }
@@ -251,13 +256,21 @@ pub struct Limits {
     pub max_frame_len: usize,
     /// Protocol violations tolerated per session before it is closed.
     pub max_violations: u32,
-    /// Bytes queued toward one stream's upstream before the reader waits.
+    /// Without `flow_control`: bytes queued toward one stream's upstream
+    /// before the reader waits (with it, the stream's window bounds them).
     pub stream_buffer_bytes: usize,
-    /// Frames queued toward one stream's upstream before the reader waits.
+    /// Without `flow_control`: chunks queued toward one stream's upstream
+    /// before the reader waits.
     pub stream_buffer_frames: usize,
+    /// How far the receive windows may grow (`flow_control`): what one
+    /// stream, and one session, may buffer toward upstreams at most.
+    pub windows: proto_httvps::flow::WindowLimits,
     /// Upstream read buffer per stream (the payload of one `stream_data`).
     pub read_buffer: usize,
-    /// Messages queued toward the client's socket, shared by all streams.
+    /// Messages queued toward the client's socket: each stream may queue
+    /// its share (`out_queue / max_streams`, at least 2); control messages
+    /// piling up past twice this mean the client stopped reading, and end
+    /// the session.
     pub out_queue: usize,
     /// How many recently closed stream ids a session remembers.
     pub recently_closed: usize,
@@ -275,6 +288,7 @@ impl Default for Limits {
             max_violations: 16,
             stream_buffer_bytes: 1024 * 1024,
             stream_buffer_frames: 32,
+            windows: proto_httvps::flow::WindowLimits::default(),
             read_buffer: 64 * 1024,
             out_queue: 64,
             recently_closed: 1024,

@@ -4,20 +4,26 @@
 //!
 //! ```text
 //!   client ──ws──► reader loop (this module) ──► Session (sans-IO) ──► actions
-//!                     │  Forward: per-stream bounded queue (frames + bytes)
+//!                     │  Forward: the stream's inbox (inbox.rs)
 //!                     ▼
 //!                 stream task ×N (stream.rs) ──► upstream (direct TCP or Shadowsocks)
-//!                     │  stream_data, built in the task
+//!                     │  stream_data, built in the task, within the client's credit
 //!                     ▼
-//!   client ◄──ws── writer task ◄── ONE bounded queue (out_queue messages)
+//!   client ◄──ws── writer task ◄── outbox (outbox.rs): control first, streams in turn
 //! ```
 //!
-//! Every queue is bounded. The reader waits at most `stall` for room in one
-//! stream's queue, then ends that stream, so a slow upstream delays the other
-//! streams by at most that bound. A slow client fills the shared out queue, the
-//! stream tasks then wait on it and stop reading their upstreams: memory stays
-//! bounded and TCP pushes back on the targets. A writer that makes no progress
-//! for `write` timeout ends the session.
+//! Every queue is bounded, and the reader never waits for the writer. With
+//! `flow_control` it never waits for a stream either: an inbox holds at most
+//! the window the session granted, grants follow what the task wrote
+//! upstream ([`Written`]), and a stream task reads its upstream only as far
+//! as the client's credit goes, so a slow upstream or a paused client reader
+//! stalls only its own stream. Without the extension the reader waits at
+//! most `stall` for room in one stream's inbox, then ends that stream, so a
+//! slow upstream delays the others by at most that bound. A slow client
+//! fills the stream lanes of the outbox, the tasks wait on them and stop
+//! reading their upstreams: memory stays bounded and TCP pushes back on the
+//! targets. A writer that makes no progress for `write` timeout ends the
+//! session.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -27,9 +33,10 @@ use std::time::Duration;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use proto_httvps::binary::{MAX_BINARY_STREAM_ID_LEN, max_binary_payload_len};
+use proto_httvps::flow::{INITIAL_SESSION_WINDOW, INITIAL_STREAM_WINDOW};
 use proto_httvps::{ErrorCode, Frame, MAX_FRAME_LEN, encode, max_payload_len};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
@@ -40,20 +47,25 @@ use tracing::{debug, info, warn};
 
 use crate::Shared;
 use crate::auth::AuthError;
+use crate::inbox::{Credit, Inbox, StreamCredit, Written};
 use crate::metrics as m;
+use crate::outbox::Outbox;
 use crate::session::{Action, Handshake, Session, SessionParams, StreamId, close_code};
-use crate::stream::{Chunk, StreamCtx, StreamEvent, stream_task};
+use crate::stream::{StreamCtx, StreamEvent, stream_task};
 use crate::upstream::{self, UpstreamMode};
 
 /// Most messages the writer feeds before one flush.
 const WRITE_BATCH: usize = 64;
 
+/// The round trip the receive windows assume when deciding to grow: the
+/// gateway does not measure it, and a window that grows while its reader
+/// keeps up within twice this time holds no data for long either way.
+const ASSUMED_RTT: Duration = Duration::from_millis(100);
+
 /// The driver's half of an open stream.
 struct StreamHandle {
-    tx: mpsc::Sender<Chunk>,
-    /// Fired on the client's `stream_shutdown`.
-    half_close: Option<oneshot::Sender<()>>,
-    budget: Arc<Semaphore>,
+    inbox: Arc<Inbox>,
+    credit: Option<Arc<StreamCredit>>,
     task: JoinHandle<()>,
 }
 
@@ -101,7 +113,7 @@ type Sink<S> = SplitSink<WebSocketStream<S>, Message>;
 struct Conn<S> {
     shared: Arc<Shared>,
     peer: SocketAddr,
-    out: mpsc::Sender<Message>,
+    out: Arc<Outbox>,
     reader: SplitStream<WebSocketStream<S>>,
     writer: JoinHandle<Option<Sink<S>>>,
 }
@@ -112,8 +124,12 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (sink, reader) = ws.split();
-    let (out, out_rx) = mpsc::channel(shared.config.limits.out_queue.max(1));
-    let writer = tokio::spawn(write_loop(sink, out_rx, shared.config.timeouts.write));
+    let limits = &shared.config.limits;
+    // Each stream may queue its share of `out_queue`; control messages past
+    // that much again mean the client stopped reading.
+    let lane = (limits.out_queue / limits.max_streams.max(1) as usize).max(2);
+    let out = Arc::new(Outbox::new(lane, limits.out_queue.max(lane) * 2 + 64));
+    let writer = tokio::spawn(write_loop(sink, out.clone(), shared.config.timeouts.write));
     let mut conn = Conn {
         shared,
         peer,
@@ -144,15 +160,28 @@ fn error_frame(code: ErrorCode, message: String) -> Frame<'static> {
     }
 }
 
+/// The stream a gateway frame belongs behind, if any: a stream's
+/// `stream_close`, `stream_ready` or `error` follows that stream's data.
+fn frame_stream<'f>(frame: &'f Frame<'_>) -> Option<&'f str> {
+    match frame {
+        Frame::StreamClose { stream_id, .. } | Frame::StreamReady { stream_id } => Some(stream_id),
+        Frame::Error {
+            stream_id: Some(stream_id),
+            ..
+        } => Some(stream_id),
+        _ => None,
+    }
+}
+
 impl<S> Conn<S> {
     /// Queues a frame for the client; false when the writer is gone.
-    async fn send_frame(&self, frame: &Frame<'_>) -> bool {
+    fn send_frame(&self, frame: &Frame<'_>) -> bool {
         if let Frame::Error { code, .. } = frame {
             m::error_sent(code.as_str());
         }
         let mut text = String::new();
         encode(frame, &mut text);
-        self.out.send(Message::text(text)).await.is_ok()
+        self.out.control(Message::text(text)).is_ok()
     }
 }
 
@@ -197,7 +226,7 @@ where
         Inbound::Oversized => {
             m::handshake("bad_hello");
             let rej = machine.handle_oversized();
-            conn.send_frame(&error_frame(rej.code, rej.message)).await;
+            conn.send_frame(&error_frame(rej.code, rej.message));
             return Err(Ending::Close {
                 code: rej.close_code,
                 reason: "message too big",
@@ -219,6 +248,7 @@ where
     };
     drop(text);
     hello.binary_data &= cfg.binary_data;
+    hello.flow_control &= cfg.flow_control;
     let validated = tokio::select! {
         _ = shared.shutdown.cancelled() => return Err(going_away()),
         r = shared.auth.validate(&hello.token) => r,
@@ -291,7 +321,7 @@ where
         max_streams,
         features,
     };
-    if !conn.send_frame(&ready).await {
+    if !conn.send_frame(&ready) {
         return Err(Ending::Gone);
     }
     m::handshake("ok");
@@ -313,6 +343,9 @@ where
         max_stream_id_len: cfg.limits.max_stream_id_len,
         stream_ready: hello.stream_ready,
         binary_data: hello.binary_data,
+        flow_control: hello.flow_control,
+        windows: cfg.limits.windows,
+        rtt: ASSUMED_RTT,
         idle_timeout: cfg.timeouts.idle,
         drain_timeout: cfg.timeouts.drain,
     };
@@ -328,7 +361,7 @@ async fn reject<S>(
     close: u16,
 ) -> Ending {
     m::handshake(result);
-    conn.send_frame(&error_frame(code, message)).await;
+    conn.send_frame(&error_frame(code, message));
     Ending::Close {
         code: close,
         reason: result,
@@ -368,7 +401,13 @@ struct Streams {
     stream_ready: bool,
     /// Send stream bytes as binary messages (`binary_data`).
     binary_data: bool,
-    out: mpsc::Sender<Message>,
+    /// Credit windows both ways (`flow_control`).
+    flow_control: bool,
+    /// The client's grants for the whole session (`flow_control`).
+    session_credit: Arc<Credit>,
+    /// Bytes the tasks wrote upstream, to grant back (`flow_control`).
+    written: Arc<Written>,
+    out: Arc<Outbox>,
     handles: HashMap<StreamId, StreamHandle>,
     events_tx: mpsc::Sender<StreamEvent>,
     events_rx: mpsc::Receiver<StreamEvent>,
@@ -387,6 +426,9 @@ impl Streams {
             mode,
             stream_ready: params.stream_ready,
             binary_data: params.binary_data,
+            flow_control: params.flow_control,
+            session_credit: Arc::new(Credit::new(INITIAL_SESSION_WINDOW)),
+            written: Arc::new(Written::default()),
             out: conn.out.clone(),
             handles: HashMap::new(),
             events_tx,
@@ -430,9 +472,21 @@ impl Streams {
                     debug!(%session_id, open = session.open_streams(), "draining");
                     session.begin_drain(now());
                 }
+                _ = self.out.gone().cancelled() => {
+                    // The client stopped reading (or the socket failed).
+                    session.abort_all();
+                    self.drain_aborts(&mut session).await;
+                    break Ending::Gone;
+                }
                 Some(ev) = self.events_rx.recv() => {
                     debug!(%session_id, stream = %ev.id, reason = ev.end.reason.as_str(), "stream ended by upstream");
                     session.handle_stream_end(&ev.id, ev.serial, ev.end);
+                }
+                _ = self.written.reported() => {
+                    let now = now();
+                    for (id, serial, n) in self.written.take() {
+                        session.handle_consumed(&id, serial, n, now);
+                    }
                 }
                 msg = next_inbound(&mut conn.reader) => {
                     match msg {
@@ -477,26 +531,21 @@ impl Streams {
         while let Some(action) = session.poll_action() {
             match action {
                 Action::Send(frame) => {
-                    if let Frame::Error { code, .. } = &frame {
-                        m::error_sent(code.as_str());
-                    }
-                    let mut text = String::new();
-                    encode(&frame, &mut text);
-                    // While shutting down, a client that takes nothing for the
-                    // close timeout must not hold the gateway's exit.
-                    let timeouts = &self.shared.config.timeouts;
-                    let wait = if session.is_draining() {
-                        timeouts.close
-                    } else {
-                        timeouts.write
-                    };
-                    let sent = tokio::time::timeout(wait, self.out.send(Message::text(text))).await;
-                    if !matches!(sent, Ok(Ok(()))) {
+                    if self.send(&frame).is_err() {
                         session.abort_all();
                         self.drain_aborts(session).await;
                         return Some(Ending::Gone);
                     }
                 }
+                Action::Credit { id, increment } => match id {
+                    None => self.session_credit.grant(increment),
+                    Some(id) => {
+                        if let Some(credit) = self.handles.get(&id).and_then(|h| h.credit.as_ref())
+                        {
+                            credit.stream.grant(increment);
+                        }
+                    }
+                },
                 Action::Open { id, target } => {
                     metrics::counter!(m::STREAMS_TOTAL).increment(1);
                     metrics::gauge!(m::STREAMS_ACTIVE).increment(1.0);
@@ -517,10 +566,10 @@ impl Streams {
                 Action::Finish { id } => {
                     metrics::gauge!(m::STREAMS_ACTIVE).decrement(1.0);
                     if let Some(h) = self.handles.remove(&id) {
-                        // Dropping the sender lets the task write what is
-                        // queued, then shut the upstream down. It gets the
-                        // drain timeout for that, then it is cut.
-                        drop(h.tx);
+                        // The task writes what is queued, then shuts the
+                        // upstream down. It gets the drain timeout for that,
+                        // then it is cut.
+                        h.inbox.finish();
                         let task = h.task.abort_handle();
                         let grace = self.shared.config.timeouts.drain;
                         tokio::spawn(async move {
@@ -530,10 +579,8 @@ impl Streams {
                     }
                 }
                 Action::ShutdownWrite { id } => {
-                    if let Some(signal) =
-                        self.handles.get_mut(&id).and_then(|h| h.half_close.take())
-                    {
-                        let _ = signal.send(());
+                    if let Some(h) = self.handles.get(&id) {
+                        h.inbox.shutdown();
                     }
                 }
                 Action::Abort { id } => {
@@ -590,43 +637,55 @@ impl Streams {
         }
     }
 
+    /// Queues a frame for the client: control frames ahead of stream
+    /// frames; a stream's frames behind its data.
+    fn send(&self, frame: &Frame<'_>) -> Result<(), crate::outbox::Gone> {
+        let stream = match frame {
+            Frame::Pong => {
+                self.out.pong();
+                return Ok(());
+            }
+            Frame::Error { code, .. } => {
+                m::error_sent(code.as_str());
+                frame_stream(frame)
+            }
+            _ => frame_stream(frame),
+        };
+        let mut text = String::new();
+        encode(frame, &mut text);
+        let message = Message::text(text);
+        match stream {
+            Some(id) => self.out.stream_now(id, message),
+            None => self.out.control(message),
+        }
+    }
+
     /// Queues client bytes for a stream; `Some(waited)` when it stalled.
     async fn forward(&mut self, id: &str, data: Vec<u8>) -> Option<Duration> {
         let h = self.handles.get(id)?;
-        let budget_max = self.shared.config.limits.stream_buffer_bytes.max(1);
-        let need = u32::try_from(data.len().clamp(1, budget_max)).unwrap_or(u32::MAX);
-        // Fast path: room in both the byte budget and the frame queue.
-        if let Ok(permit) = h.budget.clone().try_acquire_many_owned(need) {
-            match h.tx.try_reserve() {
-                Ok(slot) => {
-                    slot.send(Chunk {
-                        data,
-                        _budget: Some(permit),
-                    });
-                    return None;
-                }
-                Err(mpsc::error::TrySendError::Closed(())) => return None,
-                Err(mpsc::error::TrySendError::Full(())) => drop(permit),
-            }
+        // With credit windows the inbox never holds more than was granted.
+        if self.flow_control {
+            h.inbox.push(data);
+            return None;
+        }
+        let limits = &self.shared.config.limits;
+        let (max_bytes, max_chunks) = (
+            limits.stream_buffer_bytes.max(1),
+            limits.stream_buffer_frames.max(1),
+        );
+        if h.inbox.has_room(max_bytes, max_chunks) {
+            h.inbox.push(data);
+            return None;
         }
         let stall = self.shared.config.timeouts.stall;
         let started = Instant::now();
-        let wait = async {
-            let permit = h.budget.clone().acquire_many_owned(need).await.ok()?;
-            let slot = h.tx.reserve().await.ok()?;
-            slot.send(Chunk {
-                data,
-                _budget: Some(permit),
-            });
-            Some(())
-        };
-        tokio::select! {
-            r = tokio::time::timeout(stall, wait) => match r {
-                Ok(_) => None,
-                Err(_) => Some(started.elapsed()),
-            },
-            // The task ended (its end event is on the way): drop the bytes.
-            _ = h.tx.closed() => None,
+        match tokio::time::timeout(stall, h.inbox.room(max_bytes, max_chunks)).await {
+            Ok(()) => {
+                // Dropped if the task ended meanwhile (its end event is on the way).
+                h.inbox.push(data);
+                None
+            }
+            Err(_) => Some(started.elapsed()),
         }
     }
 
@@ -638,18 +697,16 @@ impl Streams {
         initial: Vec<u8>,
     ) {
         let limits = &self.shared.config.limits;
-        let (tx, rx) = mpsc::channel(limits.stream_buffer_frames.max(1));
-        let budget_max = limits.stream_buffer_bytes.max(1);
-        let budget = Arc::new(Semaphore::new(budget_max));
+        let inbox = Arc::new(Inbox::default());
         if !initial.is_empty() {
-            let need = u32::try_from(initial.len().min(budget_max)).unwrap_or(u32::MAX);
-            // A fresh queue and a full budget: both have room.
-            let permit = budget.clone().try_acquire_many_owned(need).ok();
-            let _ = tx.try_send(Chunk {
-                data: initial,
-                _budget: permit,
-            });
+            inbox.push(initial);
         }
+        let credit = self.flow_control.then(|| {
+            Arc::new(StreamCredit {
+                stream: Credit::new(INITIAL_STREAM_WINDOW),
+                session: self.session_credit.clone(),
+            })
+        });
         // Never send a frame the client would refuse (contract: 256 KiB).
         let send_limit = limits.max_frame_len.min(MAX_FRAME_LEN);
         let binary = self.binary_data && id.len() <= MAX_BINARY_STREAM_ID_LEN;
@@ -667,18 +724,19 @@ impl Streams {
             announce_ready: self.stream_ready,
             shared: self.shared.clone(),
             out: self.out.clone(),
+            inbox: inbox.clone(),
+            credit: credit.clone(),
+            written: self.flow_control.then(|| self.written.clone()),
             events: self.events_tx.clone(),
             read_len,
             binary,
         };
-        let (half_close, half_close_rx) = oneshot::channel();
-        let task = tokio::spawn(stream_task(ctx, rx, half_close_rx));
+        let task = tokio::spawn(stream_task(ctx));
         self.handles.insert(
             id,
             StreamHandle {
-                tx,
-                half_close: Some(half_close),
-                budget,
+                inbox,
+                credit,
                 task,
             },
         );
@@ -686,39 +744,40 @@ impl Streams {
 }
 
 /// Feeds queued messages to the socket in batches, flushing once per batch.
+/// Returns the sink after the Close (or when the outbox finished), `None`
+/// when a write failed or made no progress for `write_timeout`.
 async fn write_loop<S>(
     mut sink: Sink<S>,
-    mut rx: mpsc::Receiver<Message>,
+    out: Arc<Outbox>,
     write_timeout: Duration,
 ) -> Option<Sink<S>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    while let Some(first) = rx.recv().await {
-        let mut closing = matches!(first, Message::Close(_));
-        match tokio::time::timeout(write_timeout, sink.feed(first)).await {
-            Ok(Ok(())) => {}
-            _ => return None,
-        }
-        let mut fed = 1;
-        while !closing && fed < WRITE_BATCH {
-            let Ok(msg) = rx.try_recv() else { break };
-            closing = matches!(msg, Message::Close(_));
-            match tokio::time::timeout(write_timeout, sink.feed(msg)).await {
+    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    while out.next_batch(&mut batch, WRITE_BATCH).await {
+        let closing = batch.iter().any(|m| matches!(m, Message::Close(_)));
+        for message in batch.drain(..) {
+            match tokio::time::timeout(write_timeout, sink.feed(message)).await {
                 Ok(Ok(())) => {}
-                _ => return None,
+                _ => {
+                    out.fail();
+                    return None;
+                }
             }
-            fed += 1;
         }
         match tokio::time::timeout(write_timeout, sink.flush()).await {
             Ok(Ok(())) => {}
-            _ => return None,
+            _ => {
+                out.fail();
+                return None;
+            }
         }
         if closing {
             return Some(sink);
         }
     }
-    Some(sink)
+    (!out.gone().is_cancelled()).then_some(sink)
 }
 
 /// Sends the Close frame (if any), waits for the peer's, and shuts the
@@ -745,12 +804,14 @@ where
                 code: CloseCode::from(code),
                 reason: reason.into(),
             };
-            let _ = tokio::time::timeout(wait, out.send(Message::Close(Some(frame)))).await;
+            out.finish_with(Message::Close(Some(frame)));
             Some(raw_drain)
         }
-        Ending::Gone => None,
+        Ending::Gone => {
+            out.finish();
+            None
+        }
     };
-    drop(out);
     let sink = match tokio::time::timeout(wait, writer).await {
         Ok(Ok(sink)) => sink,
         _ => None,

@@ -76,6 +76,10 @@ struct Args {
     /// Refuse the binary_data extension: stream bytes always travel as base64 in JSON.
     #[arg(long)]
     no_binary_data: bool,
+    /// Refuse the flow_control extension: no credit windows; a stream whose
+    /// upstream stalls for --stall-timeout is ended instead.
+    #[arg(long)]
+    no_flow_control: bool,
     /// Serve Prometheus metrics at http://ADDR/metrics.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
@@ -189,6 +193,7 @@ impl Args {
         config.metrics_listen = self.metrics;
         config.allow_private_targets = self.allow_private_targets;
         config.binary_data = !self.no_binary_data;
+        config.flow_control = !self.no_flow_control;
         let l = &mut config.limits;
         l.max_streams = self.max_streams;
         l.max_sessions = self.max_sessions;

@@ -1,10 +1,11 @@
 //! One stream's task: dial the upstream, then move bytes both ways.
 //!
-//! Client bytes arrive through the stream's bounded queue (filled by the
-//! session reader); upstream bytes leave as `stream_data` frames through the
-//! session's one bounded out queue. The task reports how it ended once, so
-//! the session can send the `error`/`stream_close` frames after every data
-//! frame the task queued.
+//! Client bytes arrive through the stream's [`Inbox`] (filled by the session
+//! reader); upstream bytes leave as `stream_data` frames through the stream's
+//! lane of the session's [`Outbox`], read only as far as the client's credit
+//! allows (`flow_control`). The task reports how it ended once, so the
+//! session can send the `error`/`stream_close` frames after every data frame
+//! the task queued.
 
 use std::sync::Arc;
 
@@ -12,21 +13,16 @@ use bytes::{BufMut, BytesMut};
 use proto_httvps::binary::{binary_header_len, encode_binary_header};
 use proto_httvps::{Frame, encode_stream_data, encode_to_string};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tracing::debug;
 
 use crate::Shared;
+use crate::inbox::{Inbox, Next, StreamCredit, Written};
 use crate::metrics as m;
+use crate::outbox::Outbox;
 use crate::session::{CloseReason, StreamEnd, StreamId};
 use crate::upstream::{self, Upstream, UpstreamMode};
-
-/// One piece of client data on its way to an upstream, holding its share of
-/// the stream's byte budget until written.
-pub(crate) struct Chunk {
-    pub(crate) data: Vec<u8>,
-    pub(crate) _budget: Option<OwnedSemaphorePermit>,
-}
 
 /// A stream task's report that it ended on its own.
 pub(crate) struct StreamEvent {
@@ -44,20 +40,32 @@ pub(crate) struct StreamCtx {
     /// Send `stream_ready` once the upstream is connected (negotiated).
     pub(crate) announce_ready: bool,
     pub(crate) shared: Arc<Shared>,
-    pub(crate) out: mpsc::Sender<Message>,
+    pub(crate) out: Arc<Outbox>,
+    pub(crate) inbox: Arc<Inbox>,
+    /// The client's credit (`flow_control`); `None`: read freely.
+    pub(crate) credit: Option<Arc<StreamCredit>>,
+    /// Where written bytes are reported (`flow_control`).
+    pub(crate) written: Option<Arc<Written>>,
     pub(crate) events: mpsc::Sender<StreamEvent>,
     pub(crate) read_len: usize,
     /// Send the upstream's bytes as binary `stream_data` (`binary_data`).
     pub(crate) binary: bool,
 }
 
+/// Closes the inbox however the task ends (aborted included), so the
+/// session reader never waits for a task that is gone.
+struct CloseInbox(Arc<Inbox>);
+
+impl Drop for CloseInbox {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
 /// Runs one stream to its end and reports how it ended (unless the client
 /// closed it, or the session is gone).
-pub(crate) async fn stream_task(
-    ctx: StreamCtx,
-    rx: mpsc::Receiver<Chunk>,
-    half_close: oneshot::Receiver<()>,
-) {
+pub(crate) async fn stream_task(ctx: StreamCtx) {
+    let inbox = CloseInbox(ctx.inbox.clone());
     let timeout = ctx.shared.config.timeouts.dial;
     let dialed = upstream::dial(&ctx.mode, &ctx.shared.ss_context, &ctx.target, timeout).await;
     let end = match dialed {
@@ -65,7 +73,7 @@ pub(crate) async fn stream_task(
             debug!(stream = %ctx.id, target = %ctx.target, reason = end.reason.as_str(), "dial failed");
             // Closing the queue first lets a reader waiting for room in it
             // give up at once instead of at the stall bound.
-            drop(rx);
+            drop(inbox);
             Some(end)
         }
         Ok((up, took)) => {
@@ -79,13 +87,13 @@ pub(crate) async fn stream_task(
             if ctx.announce_ready
                 && ctx
                     .out
-                    .send(Message::text(encode_to_string(&ready)))
+                    .stream(&ctx.id, Message::text(encode_to_string(&ready)))
                     .await
                     .is_err()
             {
                 return;
             }
-            pump(up, rx, half_close, &ctx).await
+            pump(up, &ctx).await
         }
     };
     if let Some(end) = end {
@@ -102,60 +110,51 @@ pub(crate) async fn stream_task(
 
 /// Moves bytes both ways until one side ends. `None`: nothing to report
 /// (the client closed the stream, or the session is gone).
-async fn pump(
-    up: Upstream,
-    mut rx: mpsc::Receiver<Chunk>,
-    half_close: oneshot::Receiver<()>,
-    ctx: &StreamCtx,
-) -> Option<StreamEnd> {
+async fn pump(up: Upstream, ctx: &StreamCtx) -> Option<StreamEnd> {
     let (mut rd, mut wr) = tokio::io::split(up);
     let bytes_up = metrics::counter!(m::BYTES_TOTAL, "dir" => "up");
     let bytes_down = metrics::counter!(m::BYTES_TOTAL, "dir" => "down");
     // Only `write_all`, never `tokio::io::copy`: copy may retry a pending
     // write with a longer buffer, and the Shadowsocks AEAD writer then reports
     // the longer length while it sent the shorter one (bytes vanish).
-    // Resolves only when the client sent `stream_shutdown` (a dropped sender
-    // means the stream is going away for another reason).
-    let half_closed = async {
-        if half_close.await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+    // `Ok(true)`: the client half-closed; `Ok(false)`: it closed the stream.
     let upload = async {
-        tokio::pin!(half_closed);
-        let mut half = false;
         loop {
-            let chunk = tokio::select! {
-                biased;
-                chunk = rx.recv() => chunk,
-                _ = &mut half_closed, if !half => {
-                    half = true;
-                    // Data queued before the shutdown still goes out first.
-                    match rx.try_recv() {
-                        Ok(chunk) => Some(chunk),
-                        Err(_) => {
-                            wr.shutdown().await?;
-                            return Ok(true);
-                        }
+            match ctx.inbox.next().await {
+                Next::Data(chunk) => {
+                    wr.write_all(&chunk).await?;
+                    bytes_up.increment(chunk.len() as u64);
+                    if let Some(written) = &ctx.written {
+                        written.report(&ctx.id, ctx.serial, chunk.len());
+                    }
+                    if ctx.inbox.is_empty() {
+                        wr.flush().await?;
                     }
                 }
-            };
-            let Some(chunk) = chunk else {
-                // The client closed the stream: everything it sent is written.
-                wr.shutdown().await?;
-                return Ok(false);
-            };
-            wr.write_all(&chunk.data).await?;
-            bytes_up.increment(chunk.data.len() as u64);
-            drop(chunk);
-            if half && rx.is_empty() {
-                // Half-close: the target sees EOF; replies keep coming.
-                wr.shutdown().await?;
-                return Ok(true);
+                Next::Shutdown => {
+                    // Half-close: the target sees EOF; replies keep coming.
+                    wr.shutdown().await?;
+                    return Ok(true);
+                }
+                Next::Finished => {
+                    // The client closed the stream: everything it sent is written.
+                    wr.shutdown().await?;
+                    return Ok::<bool, std::io::Error>(false);
+                }
             }
-            if rx.is_empty() {
-                wr.flush().await?;
-            }
+        }
+    };
+    // How much the next upstream read may take: the client's credit
+    // (waiting for a grant), or the whole read buffer without the extension.
+    let allowance = || async {
+        match &ctx.credit {
+            Some(credit) => credit.take(ctx.read_len).await,
+            None => ctx.read_len,
+        }
+    };
+    let unused = |allowed: usize, n: usize| {
+        if let Some(credit) = &ctx.credit {
+            credit.refund(allowed - n);
         }
     };
     let download = async {
@@ -166,14 +165,16 @@ async fn pump(
             let header_len = binary_header_len(&ctx.id);
             let mut buf = BytesMut::new();
             loop {
-                buf.reserve(header_len + ctx.read_len);
+                let allowed = allowance().await;
+                buf.reserve(header_len + allowed);
                 encode_binary_header(&ctx.id, &mut buf);
-                let n = rd.read_buf(&mut (&mut buf).limit(ctx.read_len)).await?;
+                let n = rd.read_buf(&mut (&mut buf).limit(allowed)).await?;
+                unused(allowed, n);
                 if n == 0 {
                     return Ok::<bool, std::io::Error>(true);
                 }
                 let message = Message::Binary(buf.split().freeze());
-                if ctx.out.send(message).await.is_err() {
+                if ctx.out.stream(&ctx.id, message).await.is_err() {
                     return Ok(false);
                 }
                 bytes_down.increment(n as u64);
@@ -182,13 +183,15 @@ async fn pump(
         // One reused read buffer; the only allocation per frame is its text.
         let mut buf = vec![0u8; ctx.read_len];
         loop {
-            let n = rd.read(&mut buf).await?;
+            let allowed = allowance().await;
+            let n = rd.read(&mut buf[..allowed]).await?;
+            unused(allowed, n);
             if n == 0 {
                 return Ok::<bool, std::io::Error>(true);
             }
             let mut text = String::new();
             encode_stream_data(&ctx.id, &buf[..n], &mut text);
-            if ctx.out.send(Message::text(text)).await.is_err() {
+            if ctx.out.stream(&ctx.id, Message::text(text)).await.is_err() {
                 return Ok(false);
             }
             bytes_down.increment(n as u64);

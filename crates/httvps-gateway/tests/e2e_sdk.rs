@@ -4,166 +4,18 @@
 
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Empty};
 use httvps_client::{
     ClientConfig, CloseReason, ControlPlane, DeviceCredentials, Frame, KeepaliveConfig, Secret,
     Session, TargetAddr, Tunnel, connect_with_device,
 };
-use hyper_util::rt::TokioIo;
-use sha2::{Digest, Sha256};
 use testkit::{
     EchoServer, Grant, HttpServer, InProcessSsServer, ServerFirst, SsServer, TcpBlackhole,
-    TestBackend, TestGateway,
+    TestBackend,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const GATEWAY: &str = env!("CARGO_BIN_EXE_httvps-gateway");
-const TOKEN: &str = "tok-e2e-0123456789";
-
-/// The gateway binary with its certificate (testkit's fixture), plus the
-/// client settings to reach it.
-struct Gateway(TestGateway);
-
-impl std::ops::Deref for Gateway {
-    type Target = TestGateway;
-    fn deref(&self) -> &TestGateway {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Gateway {
-    fn deref_mut(&mut self) -> &mut TestGateway {
-        &mut self.0
-    }
-}
-
-impl Gateway {
-    /// Token-file mode (direct), with loopback targets allowed.
-    async fn direct(extra: &[&str]) -> Gateway {
-        let mut args = vec!["--allow-private-targets"];
-        args.extend_from_slice(extra);
-        Gateway(
-            TestGateway::with_tokens(GATEWAY.as_ref(), &[TOKEN], &args)
-                .await
-                .expect("gateway starts"),
-        )
-    }
-
-    /// Token-file mode with the default policy (private targets refused).
-    async fn strict() -> Gateway {
-        Gateway(
-            TestGateway::with_tokens(GATEWAY.as_ref(), &[TOKEN], &[])
-                .await
-                .expect("gateway starts"),
-        )
-    }
-
-    /// Backend mode: sessions validated by `backend`, secret from the environment.
-    async fn with_backend(backend: &TestBackend, secret: &str, extra: &[&str]) -> Gateway {
-        let mut args = vec!["--allow-private-targets"];
-        args.extend_from_slice(extra);
-        let secret = (!secret.is_empty()).then_some(secret);
-        Gateway(
-            TestGateway::with_backend(GATEWAY.as_ref(), &backend.url(), secret, &args)
-                .await
-                .expect("gateway starts"),
-        )
-    }
-
-    fn config(&self) -> ClientConfig {
-        let mut config = ClientConfig::new(self.url());
-        config.tls.ca_file = Some(self.ca().to_path_buf());
-        config
-    }
-
-    async fn tunnel(&self) -> Tunnel {
-        Tunnel::connect(self.config(), &Secret::from(TOKEN))
-            .await
-            .expect("tunnel connects")
-    }
-}
-
-fn outline_grant(ss: &SsServer, max_streams: u32) -> Grant {
-    Grant {
-        device_id: "dev-1".into(),
-        max_streams,
-        outline: Some(ss.outline_node()),
-    }
-}
-
-/// Sends `len` pseudo-random bytes through an echo stream while reading the
-/// echo concurrently; returns (sent hash, received hash).
-async fn echo_round_trip(
-    tunnel: &Tunnel,
-    echo: std::net::SocketAddr,
-    len: usize,
-) -> (String, String) {
-    let stream = tunnel
-        .open(TargetAddr::Ip(echo))
-        .await
-        .expect("stream opens");
-    let (mut reader, mut writer) = tokio::io::split(stream);
-    let data = testkit::pseudo_random_bytes(len as u64, len);
-    let sent = testkit::sha256_hex(&data);
-    let write = async move {
-        for piece in data.chunks(100_000) {
-            writer.write_all(piece).await.expect("write");
-        }
-        writer
-    };
-    let read = async move {
-        let mut hasher = Sha256::new();
-        let mut got = 0;
-        let mut buf = vec![0u8; 64 * 1024];
-        while got < len {
-            let n = reader.read(&mut buf).await.expect("read");
-            assert!(n > 0, "echo ended early after {got} of {len} bytes");
-            hasher.update(&buf[..n]);
-            got += n;
-        }
-        hex(&hasher.finalize())
-    };
-    let (_writer, received) = tokio::join!(write, read);
-    (sent, received)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// GET `path` from `http` through the tunnel with a real HTTP client; returns
-/// (status, x-sha256 header, sha256 of the body, body length).
-async fn http_get(tunnel: &Tunnel, http: &HttpServer, path: &str) -> (u16, String, String, usize) {
-    let stream = tunnel
-        .open(TargetAddr::Ip(http.addr()))
-        .await
-        .expect("stream opens");
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .expect("http handshake");
-    tokio::spawn(conn);
-    let request = hyper::Request::get(path)
-        .header("host", http.addr().to_string())
-        .body(Empty::<bytes::Bytes>::new())
-        .unwrap();
-    let response = sender.send_request(request).await.expect("response");
-    let status = response.status().as_u16();
-    let expected = response
-        .headers()
-        .get("x-sha256")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    let mut body = response.into_body();
-    let mut hasher = Sha256::new();
-    let mut len = 0;
-    while let Some(frame) = body.frame().await {
-        if let Ok(data) = frame.expect("body frame").into_data() {
-            hasher.update(&data);
-            len += data.len();
-        }
-    }
-    (status, expected, hex(&hasher.finalize()), len)
-}
+mod sdk;
+use sdk::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outline_mode_bytes_are_identical_through_real_ss_server() {
@@ -544,35 +396,6 @@ async fn sigterm_closes_sessions_cleanly() {
         .await
         .expect("gateway exits");
     assert!(status.success(), "{status:?}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_slow_reader_is_ended_without_stalling_other_streams() {
-    let gateway = Gateway::direct(&[]).await;
-    let mut config = gateway.config();
-    config.stall_timeout = Duration::from_millis(300);
-    config.stream_buffer_frames = 4;
-    let tunnel = Tunnel::connect(config, &Secret::from(TOKEN)).await.unwrap();
-    let http = HttpServer::start().await;
-    let mut slow = tunnel.open(TargetAddr::Ip(http.addr())).await.unwrap();
-    slow.write_all(b"GET /stream/52428800 HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    // Never read `slow`; another stream must still work within a few stall bounds.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let echo = EchoServer::start().await;
-    let (sent, received) = tokio::time::timeout(
-        Duration::from_secs(10),
-        echo_round_trip(&tunnel, echo.addr(), 100_000),
-    )
-    .await
-    .expect("not stalled");
-    assert_eq!(sent, received);
-    // The slow stream was ended locally and says so once read.
-    let mut sink = Vec::new();
-    let err = slow.read_to_end(&mut sink).await.unwrap_err();
-    assert!(err.to_string().contains("longer than"), "{err}");
-    assert!(tunnel.is_active());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

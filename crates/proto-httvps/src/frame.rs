@@ -35,6 +35,12 @@ pub const FEATURE_STREAM_READY: &str = "stream_ready";
 /// [`FEATURE_STREAM_READY`].
 pub const FEATURE_HALF_CLOSE: &str = "half_close";
 
+/// Extension: per-stream and per-session credit (see [`crate::flow`]). A
+/// sender never has more stream bytes in flight than the receiver granted;
+/// the receiver grants more with [`Frame::WindowUpdate`] as its application
+/// consumes. Negotiated like [`FEATURE_STREAM_READY`].
+pub const FEATURE_FLOW_CONTROL: &str = "flow_control";
+
 /// A session token as carried in `hello`.
 ///
 /// Its `Debug` output is redacted so that logging a frame never logs a secret.
@@ -110,6 +116,15 @@ pub enum Frame<'a> {
         /// Why, when the sender says.
         reason: Option<Cow<'a, str>>,
     },
+    /// Both ways, only when [`FEATURE_FLOW_CONTROL`] was negotiated: the
+    /// sender of this frame may now receive `increment` more payload bytes
+    /// on `stream_id`, or on the whole session when `stream_id` is absent.
+    WindowUpdate {
+        /// The stream whose window grows; `None` for the session's.
+        stream_id: Option<Cow<'a, str>>,
+        /// Bytes of credit added (1 to [`crate::flow::MAX_INCREMENT`]).
+        increment: u64,
+    },
     /// Keepalive request; the receiver answers [`Frame::Pong`].
     Ping,
     /// Keepalive answer.
@@ -141,6 +156,7 @@ impl Frame<'_> {
             Frame::StreamShutdown { .. } => "stream_shutdown",
             Frame::StreamData { .. } => "stream_data",
             Frame::StreamClose { .. } => "stream_close",
+            Frame::WindowUpdate { .. } => "window_update",
             Frame::Ping => "ping",
             Frame::Pong => "pong",
             Frame::Error { .. } => "error",
@@ -190,6 +206,13 @@ impl Frame<'_> {
             Frame::StreamClose { stream_id, reason } => Frame::StreamClose {
                 stream_id: own(stream_id),
                 reason: reason.map(own),
+            },
+            Frame::WindowUpdate {
+                stream_id,
+                increment,
+            } => Frame::WindowUpdate {
+                stream_id: stream_id.map(own),
+                increment,
             },
             Frame::Ping => Frame::Ping,
             Frame::Pong => Frame::Pong,
@@ -245,6 +268,7 @@ struct RawFrame<'a> {
     message: Option<Text<'a>>,
     #[serde(borrow)]
     features: Option<Vec<Text<'a>>>,
+    increment: Option<u64>,
 }
 
 fn cow(t: Option<Text<'_>>) -> Option<Cow<'_, str>> {
@@ -321,6 +345,7 @@ fn decode_json(text: &str) -> Result<Frame<'_>, DecodeError> {
         code,
         message,
         features,
+        increment,
     } = raw;
     let features: Vec<Cow<'_, str>> = features.into_iter().flatten().map(|t| t.0).collect();
     let (session_token, version, client, session_id) = (
@@ -402,6 +427,18 @@ fn decode_json(text: &str) -> Result<Frame<'_>, DecodeError> {
                 .ok_or_else(|| stream_error("stream_close", &None, "missing stream_id"))?,
             reason,
         },
+        "window_update" => {
+            let increment = increment
+                .filter(|n| (1..=crate::flow::MAX_INCREMENT).contains(n))
+                .ok_or(DecodeError::BadControl {
+                    kind: "window_update",
+                    reason: "increment must be 1 to 2^31",
+                })?;
+            Frame::WindowUpdate {
+                stream_id,
+                increment,
+            }
+        }
         "ping" => Frame::Ping,
         "pong" => Frame::Pong,
         "error" => Frame::Error {
@@ -450,7 +487,9 @@ fn classify_invalid(text: &str, err: serde_json::Error) -> DecodeError {
             stream_id,
             reason: "a field has the wrong JSON type",
         },
-        Some("ready" | "ping" | "pong" | "error") => DecodeError::NotJson(err.to_string()),
+        Some("ready" | "ping" | "pong" | "error" | "window_update") => {
+            DecodeError::NotJson(err.to_string())
+        }
         Some(other) => DecodeError::UnknownType(other.to_owned()),
     }
 }
@@ -514,6 +553,19 @@ pub fn encode(frame: &Frame<'_>, out: &mut String) {
                 out.push_str(r#","reason":"#);
                 push_json_str(out, reason);
             }
+            out.push('}');
+        }
+        Frame::WindowUpdate {
+            stream_id,
+            increment,
+        } => {
+            out.push_str(r#"{"type":"window_update""#);
+            if let Some(id) = stream_id {
+                out.push_str(r#","stream_id":"#);
+                push_json_str(out, id);
+            }
+            out.push_str(r#","increment":"#);
+            out.push_str(&increment.to_string());
             out.push('}');
         }
         Frame::Ping => out.push_str(r#"{"type":"ping"}"#),

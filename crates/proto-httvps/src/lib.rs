@@ -25,6 +25,9 @@
 //! - [`address`]: the Shadowsocks address header and `host:port` targets (the
 //!   protocol-neutral [`net::target`], re-exported under its wire name).
 //! - [`error`]: the contract's error codes and the decoder's typed errors.
+//! - [`flow`]: the negotiated `flow_control` extension's credit windows.
+//! - [`fair`]: the send queue both sides use: control frames first, then
+//!   stream frames round-robin, one stream's frames in order.
 //! - [`streams`]: the SDK's stream-id rules (auto ids, limit, unknown stream).
 //! - [`client`]: the client side of a session as a state machine
 //!   ([`client::Client`]): handshake, negotiation, stream rules, keepalive.
@@ -48,6 +51,8 @@ pub use net::target as address;
 pub mod binary;
 pub mod client;
 pub mod error;
+pub mod fair;
+pub mod flow;
 pub mod frame;
 pub mod server;
 pub mod streams;
@@ -56,7 +61,8 @@ pub use address::{AddressError, TargetAddr};
 pub use binary::{FEATURE_BINARY_DATA, decode_binary_frame, decode_binary_limited};
 pub use error::{DecodeError, ErrorCode};
 pub use frame::{
-    FEATURE_HALF_CLOSE, FEATURE_STREAM_READY, Frame, MAX_FRAME_LEN, PROTOCOL_VERSION, SessionToken,
-    decode, decode_limited, encode, encode_stream_data, encode_to_string, max_payload_len,
+    FEATURE_FLOW_CONTROL, FEATURE_HALF_CLOSE, FEATURE_STREAM_READY, Frame, MAX_FRAME_LEN,
+    PROTOCOL_VERSION, SessionToken, decode, decode_limited, encode, encode_stream_data,
+    encode_to_string, max_payload_len,
 };
 pub use streams::{ClientStreams, StreamRuleError};

@@ -65,6 +65,7 @@ const TEMPLATE = `
       <dt>Open streams</dt><dd id="streams-open" data-testid="streams-open">0</dd>
       <dt>Down / up</dt><dd id="bytes-total" data-testid="bytes-total">0 B / 0 B</dd>
       <dt>Rate</dt><dd id="rate-total">↓ 0 B/s ↑ 0 B/s</dd>
+      <dt>Connections</dt><dd id="slots" data-testid="slots" title="Connections to the server · opens that waited for a free stream slot · idle streams closed to free one">1</dd>
     </dl>
     <canvas id="graph" class="graph" width="320" height="64" role="img" aria-label="Throughput over the last minute"></canvas>
   </div>
@@ -368,6 +369,7 @@ export class ConnectPanel {
     this.el("#streams-open").textContent = String(t?.streams_open ?? 0);
     this.el("#bytes-total").textContent = `${bytes(t?.bytes_down ?? 0)} / ${bytes(t?.bytes_up ?? 0)}`;
     this.el("#rate-total").textContent = `↓ ${rate(t?.rate_down ?? 0)} ↑ ${rate(t?.rate_up ?? 0)}`;
+    this.el("#slots").textContent = slotsText(t);
   }
 
   private renderProfiles(): void {
@@ -427,4 +429,12 @@ export class ConnectPanel {
       list.appendChild(item);
     }
   }
+}
+
+/** "2 · 5 waited for a slot · 3 idle closed": how the session's stream slots fared. */
+export function slotsText(t: Totals | null): string {
+  const parts = [String(t?.connections || 1)];
+  if (t?.slot_waits) parts.push(`${t.slot_waits} waited for a slot`);
+  if (t?.evictions) parts.push(`${t.evictions} idle closed`);
+  return parts.join(" · ");
 }

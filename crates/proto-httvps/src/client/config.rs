@@ -3,7 +3,10 @@
 use std::time::Duration;
 
 use crate::binary::FEATURE_BINARY_DATA;
-use crate::frame::{FEATURE_HALF_CLOSE, FEATURE_STREAM_READY, MAX_FRAME_LEN, max_payload_len};
+use crate::flow::WindowLimits;
+use crate::frame::{
+    FEATURE_FLOW_CONTROL, FEATURE_HALF_CLOSE, FEATURE_STREAM_READY, MAX_FRAME_LEN, max_payload_len,
+};
 
 /// The settings one client session runs with.
 #[derive(Debug, Clone)]
@@ -26,6 +29,14 @@ pub struct Config {
     /// Data frames [`Client::send_data`](super::Client::send_data) queues before it reports
     /// [`CommandError::Blocked`](super::CommandError::Blocked): the write queue's bound.
     pub send_queue_frames: usize,
+    /// Data frames one stream may have queued: past it that stream's writes
+    /// wait while the others keep their turns.
+    pub stream_queue_frames: usize,
+    /// How far the receive windows may grow (`flow_control`).
+    pub windows: WindowLimits,
+    /// The round-trip estimate before the first measurement (keepalive
+    /// ping to pong); it decides when a window grows.
+    pub initial_rtt: Duration,
 }
 
 impl Default for Config {
@@ -41,6 +52,9 @@ impl Default for Config {
             max_chunk: 128 * 1024,
             offer: Features::ALL,
             send_queue_frames: 64,
+            stream_queue_frames: 8,
+            windows: WindowLimits::default(),
+            initial_rtt: Duration::from_millis(100),
         }
     }
 }
@@ -65,6 +79,8 @@ pub struct Features {
     pub half_close: bool,
     /// Stream bytes may travel as binary messages.
     pub binary_data: bool,
+    /// Per-stream and per-session credit windows.
+    pub flow_control: bool,
 }
 
 impl Features {
@@ -73,12 +89,14 @@ impl Features {
         stream_ready: false,
         half_close: false,
         binary_data: false,
+        flow_control: false,
     };
     /// Every extension this crate speaks.
     pub const ALL: Features = Features {
         stream_ready: true,
         half_close: true,
         binary_data: true,
+        flow_control: true,
     };
 
     /// The wire names, in a fixed order, as listed in `hello` and `ready`.
@@ -93,6 +111,9 @@ impl Features {
         if self.binary_data {
             names.push(FEATURE_BINARY_DATA);
         }
+        if self.flow_control {
+            names.push(FEATURE_FLOW_CONTROL);
+        }
         names
     }
 
@@ -104,6 +125,7 @@ impl Features {
                 FEATURE_STREAM_READY => features.stream_ready = true,
                 FEATURE_HALF_CLOSE => features.half_close = true,
                 FEATURE_BINARY_DATA => features.binary_data = true,
+                FEATURE_FLOW_CONTROL => features.flow_control = true,
                 _ => {}
             }
         }
@@ -116,6 +138,7 @@ impl Features {
             stream_ready: self.stream_ready && other.stream_ready,
             half_close: self.half_close && other.half_close,
             binary_data: self.binary_data && other.binary_data,
+            flow_control: self.flow_control && other.flow_control,
         }
     }
 }

@@ -56,6 +56,9 @@ impl Payload {
 pub enum Event {
     /// `ready` arrived: the session is usable.
     Connected(SessionInfo),
+    /// The gateway granted credit (`flow_control`) where a window was
+    /// empty: writes that were refused with `Blocked` may go on.
+    Writable,
     /// The gateway reached the stream's target (`stream_ready` extension).
     StreamReady {
         /// The stream.
@@ -194,6 +197,10 @@ pub enum ProtocolError {
     /// `stream_open`, data before `ready`, …).
     #[error("unexpected {0} frame")]
     UnexpectedFrame(&'static str),
+    /// The gateway sent more stream bytes than the `flow_control` credit
+    /// this side granted.
+    #[error("flow control: {0}")]
+    FlowControl(#[from] crate::flow::FlowViolation),
 }
 
 impl From<DecodeError> for ProtocolError {

@@ -23,10 +23,11 @@ pub fn drive(data: &[u8]) {
                 stream_ready: mode & 2 != 0,
                 half_close: mode & 4 != 0,
                 binary_data: mode & 8 != 0,
+                flow_control: mode & 0x80 != 0,
             };
             let info = SessionInfo {
                 session_id: "fuzz".into(),
-                max_streams: u32::from(mode >> 4),
+                max_streams: u32::from((mode >> 4) & 7),
                 features,
             };
             (Client::established(config, info, start), rest)

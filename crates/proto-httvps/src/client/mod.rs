@@ -29,22 +29,39 @@
 //! holds. That keeps the hot path free of a copy (the driver slices its own
 //! shared buffer) at the cost of one more return value to look at.
 //!
-//! Memory is bounded: data frames queued by [`Client::send_data`] stop at
-//! [`Config::send_queue_frames`] (the call returns [`CommandError::Blocked`]
-//! and the driver waits for its writer), and every other frame the machine
-//! queues answers a bounded cause (one `pong` per `ping` read, one
-//! `stream_open` + header and one `stream_close` per stream, one keepalive
-//! `ping` per interval). A driver that stops reading while
-//! [`Client::queued_transmits`] is high bounds the `pong`s too.
+//! Frames leave in the order of a [`FairQueue`]: control frames (`hello`,
+//! `stream_open`, pings, pongs, `window_update`s) before any stream's
+//! frames, and the streams' frames round-robin, each stream's in order, so
+//! its `stream_close` follows its last data.
+//!
+//! Memory is bounded without the driver ever having to stop reading:
+//! data frames queued by [`Client::send_data`] stop at
+//! [`Config::send_queue_frames`] for the session and
+//! [`Config::stream_queue_frames`] per stream (the call returns
+//! [`CommandError::Blocked`] and the driver waits for its writer); the
+//! answers to what is read are coalesced (one `pong` however many pings
+//! arrived, one pending `window_update` per window); the rest answers a
+//! bounded cause (one `stream_open` + header and one `stream_close` per
+//! stream, one keepalive `ping` per interval).
+//!
+//! With the `flow_control` extension (see [`crate::flow`]) the machine also
+//! keeps the credit windows: [`Client::reserve_data`] sends no more than the
+//! gateway granted, received bytes are checked against what this side
+//! granted, and [`Client::consumed`] grants more as the application reads.
 
 use std::borrow::Cow;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::TargetAddr;
 use crate::binary::{MAX_BINARY_STREAM_ID_LEN, decode_binary_limited, encode_binary_stream_data};
 use crate::error::{DecodeError, ErrorCode};
+use crate::fair::FairQueue;
+use crate::flow::{
+    FlowViolation, INITIAL_SESSION_WINDOW, INITIAL_STREAM_WINDOW, RecvWindow, SendWindow, consume,
+    release,
+};
 use crate::frame::{
     Frame, PROTOCOL_VERSION, SessionToken, decode_limited, encode_stream_data, encode_to_string,
 };
@@ -76,6 +93,53 @@ struct Established {
     /// The last session-level `error`: it names the close if the connection
     /// ends next.
     pending_error: Option<(ErrorCode, String)>,
+    /// The credit windows, when `flow_control` was agreed (boxed: most of
+    /// the session's state, absent without the extension).
+    flow: Option<Box<Flow>>,
+}
+
+/// The session's and every open stream's credit (`flow_control`).
+struct Flow {
+    send: SendWindow,
+    recv: RecvWindow,
+    streams: HashMap<String, StreamFlow>,
+}
+
+struct StreamFlow {
+    send: SendWindow,
+    recv: RecvWindow,
+}
+
+impl Flow {
+    fn new(config: &Config) -> Flow {
+        Flow {
+            send: SendWindow::new(INITIAL_SESSION_WINDOW),
+            recv: RecvWindow::new(INITIAL_SESSION_WINDOW, config.windows.max_session_window),
+            streams: HashMap::new(),
+        }
+    }
+
+    fn open(&mut self, id: &str, config: &Config) {
+        let flow = StreamFlow {
+            send: SendWindow::new(INITIAL_STREAM_WINDOW),
+            recv: RecvWindow::new(INITIAL_STREAM_WINDOW, config.windows.max_stream_window),
+        };
+        self.streams.insert(id.to_owned(), flow);
+    }
+}
+
+impl Established {
+    fn new(info: SessionInfo, config: &Config) -> Established {
+        Established {
+            rules: ClientStreams::new(info.max_streams),
+            flow: info
+                .features
+                .flow_control
+                .then(|| Box::new(Flow::new(config))),
+            info,
+            pending_error: None,
+        }
+    }
 }
 
 /// Room for one data frame, from [`Client::reserve_data`]: how many bytes of
@@ -120,10 +184,19 @@ impl DataSlot {
 pub struct Client {
     config: Config,
     state: State,
-    /// Frames for the gateway, in order; the flag marks data frames, which
-    /// count against [`Config::send_queue_frames`].
-    transmits: VecDeque<(Transmit, bool)>,
+    /// Frames for the gateway; the flag marks data frames, which count
+    /// against [`Config::send_queue_frames`].
+    transmits: FairQueue<(Transmit, bool)>,
     queued_data: usize,
+    /// A `pong` is owed (several pings read before the writer ran need one).
+    pong_due: bool,
+    /// Credit to grant, per stream (`None`: the session's), merged until
+    /// the writer takes it.
+    updates: Vec<(Option<String>, u64)>,
+    /// When the keepalive ping now in flight was queued.
+    ping_sent: Option<Instant>,
+    /// Smoothed round-trip time, from keepalive pings.
+    srtt: Duration,
     /// Bounded: each event answers one input (one per frame read, one per
     /// stream end, one close).
     events: VecDeque<Event>,
@@ -140,7 +213,7 @@ impl fmt::Debug for Client {
         };
         f.debug_struct("Client")
             .field("state", &state)
-            .field("queued", &self.transmits.len())
+            .field("queued", &self.queued_transmits())
             .finish()
     }
 }
@@ -158,7 +231,7 @@ impl Client {
         let hello = encode_to_string(&hello);
         let deadline = now + config.handshake_timeout;
         let mut client = Client::with_state(config, State::AwaitingReady { deadline }, now);
-        client.queue(hello);
+        client.queue_control(hello);
         client
     }
 
@@ -166,21 +239,22 @@ impl Client {
     /// (for drivers that dial and handshake in one step). `info.features`
     /// must already be the agreed set.
     pub fn established(config: Config, info: SessionInfo, now: Instant) -> Client {
-        let state = State::Established(Established {
-            rules: ClientStreams::new(info.max_streams),
-            info,
-            pending_error: None,
-        });
+        let state = State::Established(Established::new(info, &config));
         Client::with_state(config, state, now)
     }
 
     fn with_state(config: Config, state: State, now: Instant) -> Client {
         let next_ping = now + config.keepalive_interval;
+        let srtt = config.initial_rtt;
         Client {
             config,
             state,
-            transmits: VecDeque::new(),
+            transmits: FairQueue::new(),
             queued_data: 0,
+            pong_due: false,
+            updates: Vec::new(),
+            ping_sent: None,
+            srtt,
             events: VecDeque::new(),
             last_rx: now,
             next_ping,
@@ -233,14 +307,51 @@ impl Client {
 
     /// Frames waiting for [`Client::poll_transmit`].
     pub fn queued_transmits(&self) -> usize {
-        self.transmits.len()
+        self.transmits.len() + usize::from(self.pong_due) + self.updates.len()
+    }
+
+    /// The round-trip estimate (keepalive ping to pong).
+    pub fn rtt(&self) -> Duration {
+        self.srtt
+    }
+
+    /// Credit the gateway granted and this side has not spent on `stream_id`
+    /// and on the session; `None` without `flow_control`.
+    pub fn send_credit(&self, stream_id: &str) -> Option<(u64, u64)> {
+        let State::Established(Established { flow: Some(f), .. }) = &self.state else {
+            return None;
+        };
+        let stream = f.streams.get(stream_id).map_or(0, |s| s.send.available());
+        Some((stream, f.send.available()))
+    }
+
+    /// Bytes received on `stream_id` that the application has not consumed
+    /// (`flow_control`); `None` without the extension or for a closed stream.
+    pub fn stream_buffered(&self, stream_id: &str) -> Option<u64> {
+        let State::Established(Established { flow: Some(f), .. }) = &self.state else {
+            return None;
+        };
+        f.streams.get(stream_id).map(|s| s.recv.buffered())
     }
 
     // ---- outputs ----
 
-    /// The next message to send, in order.
+    /// The next message to send: control frames, owed pongs and window
+    /// updates first, then the streams' frames in turn.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        let (transmit, data) = self.transmits.pop_front()?;
+        if self.transmits.control_len() == 0 {
+            if std::mem::take(&mut self.pong_due) {
+                return Some(Transmit::Text(encode_to_string(&Frame::Pong)));
+            }
+            if let Some((stream_id, increment)) = self.updates.pop() {
+                let update = Frame::WindowUpdate {
+                    stream_id: stream_id.map(Cow::Owned),
+                    increment,
+                };
+                return Some(Transmit::Text(encode_to_string(&update)));
+            }
+        }
+        let (transmit, data) = self.transmits.pop()?;
         if data {
             self.queued_data -= 1;
         }
@@ -279,7 +390,7 @@ impl Client {
                     let dead_after = self.config.dead_after;
                     self.close(CloseReason::KeepaliveTimeout(dead_after));
                 } else if now >= self.next_ping {
-                    self.queue(encode_to_string(&Frame::Ping));
+                    self.send_ping(now);
                     // Like a ticker that delays missed ticks: a late timer
                     // does not cause a burst of pings.
                     self.next_ping = now + self.config.keepalive_interval;
@@ -313,7 +424,7 @@ impl Client {
         }
         self.last_rx = now;
         match decoded {
-            Ok(frame) => self.handle_frame(frame),
+            Ok(frame) => self.handle_frame(now, frame),
             Err(e) => {
                 self.handle_decode_error(e);
                 None
@@ -342,10 +453,14 @@ impl Client {
             return None;
         }
         match decode_binary_limited(message, self.config.max_frame_len) {
-            Ok(read) => self.is_open(read.stream_id).then_some(StreamData {
-                stream_id: Cow::Borrowed(read.stream_id),
-                payload: Payload::InMessage(read.payload_at),
-            }),
+            Ok(read) => {
+                let len = message.len() - read.payload_at;
+                self.accept_data(now, read.stream_id, len)
+                    .then_some(StreamData {
+                        stream_id: Cow::Borrowed(read.stream_id),
+                        payload: Payload::InMessage(read.payload_at),
+                    })
+            }
             Err(e) => {
                 self.handle_decode_error(e);
                 None
@@ -387,7 +502,7 @@ impl Client {
         }
     }
 
-    fn handle_frame<'a>(&mut self, frame: Frame<'a>) -> Option<StreamData<'a>> {
+    fn handle_frame<'a>(&mut self, now: Instant, frame: Frame<'a>) -> Option<StreamData<'a>> {
         let established = match &mut self.state {
             State::Closed(_) => return None,
             State::AwaitingReady { .. } => {
@@ -398,11 +513,35 @@ impl Client {
         };
         match frame {
             Frame::StreamData { stream_id, data } => {
-                // Contract: frames for a stream already closed are dropped quietly.
-                return established.rules.is_open(&stream_id).then_some(StreamData {
-                    stream_id,
-                    payload: Payload::Decoded(data),
-                });
+                return self
+                    .accept_data(now, &stream_id, data.len())
+                    .then_some(StreamData {
+                        stream_id,
+                        payload: Payload::Decoded(data),
+                    });
+            }
+            Frame::WindowUpdate {
+                stream_id,
+                increment,
+            } => {
+                let Some(flow) = &mut established.flow else {
+                    self.events
+                        .push_back(Event::Ignored(ProtocolError::UnexpectedFrame(
+                            "window_update",
+                        )));
+                    return None;
+                };
+                let unblocked = match stream_id {
+                    None => flow.send.grant(increment),
+                    // An update for a stream that ended is late: dropped.
+                    Some(id) => flow
+                        .streams
+                        .get_mut(id.as_ref())
+                        .is_some_and(|s| s.send.grant(increment)),
+                };
+                if unblocked {
+                    self.events.push_back(Event::Writable);
+                }
             }
             Frame::StreamClose { stream_id, reason } => {
                 let end = StreamEnd::Closed {
@@ -440,8 +579,14 @@ impl Client {
                     });
                 }
             }
-            Frame::Ping => self.queue(encode_to_string(&Frame::Pong)),
-            Frame::Pong => {}
+            Frame::Ping => self.pong_due = true,
+            Frame::Pong => {
+                if let Some(sent) = self.ping_sent.take() {
+                    let sample = now.saturating_duration_since(sent);
+                    // RFC 6298's smoothing: one sample moves it by an eighth.
+                    self.srtt = (self.srtt * 7 + sample) / 8;
+                }
+            }
             other @ (Frame::Hello { .. }
             | Frame::Ready { .. }
             | Frame::StreamOpen { .. }
@@ -466,21 +611,22 @@ impl Client {
                     max_streams,
                     features: self.config.offer.intersect(accepted),
                 };
-                self.state = State::Established(Established {
-                    rules: ClientStreams::new(max_streams),
-                    info: info.clone(),
-                    pending_error: None,
-                });
+                let flow_control = info.features.flow_control;
+                self.state = State::Established(Established::new(info.clone(), &self.config));
                 self.events.push_back(Event::Connected(info));
                 // Keepalive starts with the session; `last_rx` is this message.
                 self.next_ping = self.last_rx + self.config.keepalive_interval;
+                if flow_control {
+                    // One ping now measures the round trip the windows grow by.
+                    self.send_ping(self.last_rx);
+                }
             }
             Frame::Error { code, message, .. } => self.close(CloseReason::Refused {
                 code,
                 message: message.into_owned(),
             }),
             // The gateway may ping while the backend validates the token.
-            Frame::Ping => self.queue(encode_to_string(&Frame::Pong)),
+            Frame::Ping => self.pong_due = true,
             other => self.close(CloseReason::HandshakeFailed(
                 ProtocolError::UnexpectedFrame(other.kind()),
             )),
@@ -502,10 +648,7 @@ impl Client {
             Some(id) if self.is_open(&id) => {
                 self.end_stream(&id, StreamEnd::Malformed(e.to_string()));
                 // The gateway still thinks the stream is open: tell it.
-                self.queue(encode_to_string(&Frame::StreamClose {
-                    stream_id: id.into(),
-                    reason: Some("bad_stream".into()),
-                }));
+                self.queue_close(&id, Some("bad_stream"));
             }
             _ => self.events.push_back(Event::Ignored(e.into())),
         }
@@ -515,10 +658,106 @@ impl Client {
         if let State::Established(e) = &mut self.state
             && e.rules.close(id)
         {
+            self.forget_flow(id);
             self.events.push_back(Event::StreamClosed {
                 stream_id: id.to_owned(),
                 end,
             });
+        }
+    }
+
+    /// Whether `len` stream bytes that arrived for `id` go to the
+    /// application. Counts them against the windows with `flow_control`;
+    /// bytes for a stream already closed are dropped quietly (contract),
+    /// their session credit given back at once.
+    fn accept_data(&mut self, now: Instant, id: &str, len: usize) -> bool {
+        let rtt = self.srtt;
+        let State::Established(e) = &mut self.state else {
+            return false;
+        };
+        let open = e.rules.is_open(id);
+        let Some(flow) = &mut e.flow else {
+            return open;
+        };
+        if let Err(violation) = flow.recv.on_receive(len) {
+            self.close(CloseReason::Protocol(violation.into()));
+            return false;
+        }
+        let verdict = match flow.streams.get_mut(id).filter(|_| open) {
+            Some(stream) => stream.recv.on_receive(len).map(|()| true),
+            None => Ok(false),
+        };
+        // Bytes not delivered (late, or over the stream's window) free their
+        // session credit at once.
+        let session_increment = match verdict {
+            Ok(true) => None,
+            _ => release(&mut flow.recv, len as u64, now, rtt),
+        };
+        if let Some(increment) = session_increment {
+            self.grant(None, increment);
+        }
+        match verdict {
+            Ok(deliver) => deliver,
+            Err(violation) => {
+                // The stream ends; the session goes on.
+                self.stream_flow_violation(id, violation);
+                false
+            }
+        }
+    }
+
+    fn stream_flow_violation(&mut self, id: &str, violation: FlowViolation) {
+        let message = ProtocolError::FlowControl(violation).to_string();
+        self.end_stream(id, StreamEnd::Malformed(message));
+        self.queue_close(id, Some("flow_control"));
+    }
+
+    /// Drops a stream's windows; what it still buffered goes back to the
+    /// session at once (the driver drops or hands out those bytes either way).
+    fn forget_flow(&mut self, id: &str) {
+        let State::Established(Established { flow: Some(f), .. }) = &mut self.state else {
+            return;
+        };
+        let Some(stream) = f.streams.remove(id) else {
+            return;
+        };
+        self.updates.retain(|(s, _)| s.as_deref() != Some(id));
+        let buffered = stream.recv.buffered();
+        if let Some(increment) = release(&mut f.recv, buffered, self.last_rx, self.srtt) {
+            self.grant(None, increment);
+        }
+    }
+
+    /// Records credit to grant; merged with one not yet sent for the same window.
+    fn grant(&mut self, stream_id: Option<&str>, increment: u64) {
+        match self
+            .updates
+            .iter_mut()
+            .find(|(s, _)| s.as_deref() == stream_id)
+        {
+            Some((_, pending)) => *pending = (*pending + increment).min(crate::flow::MAX_INCREMENT),
+            None => self.updates.push((stream_id.map(str::to_owned), increment)),
+        }
+    }
+
+    /// The application took `n` bytes of `stream_id` (with `flow_control`:
+    /// grants the gateway more credit once half a window was read; a no-op
+    /// otherwise). Bytes of a stream that already ended were returned to the
+    /// session when it ended and are not counted again.
+    pub fn consumed(&mut self, stream_id: &str, n: usize, now: Instant) {
+        let rtt = self.srtt;
+        let State::Established(Established { flow: Some(f), .. }) = &mut self.state else {
+            return;
+        };
+        let Some(stream) = f.streams.get_mut(stream_id) else {
+            return;
+        };
+        let grants = consume(&mut stream.recv, &mut f.recv, n, now, rtt);
+        if let Some(increment) = grants.stream {
+            self.grant(Some(stream_id), increment);
+        }
+        if let Some(increment) = grants.session {
+            self.grant(None, increment);
         }
     }
 
@@ -550,8 +789,13 @@ impl Client {
         target.encode(&mut header);
         let mut header_text = String::new();
         encode_stream_data(&id, &header, &mut header_text);
-        self.queue(encode_to_string(&open));
-        self.queue(header_text);
+        if let State::Established(Established { flow: Some(f), .. }) = &mut self.state {
+            f.open(&id, &self.config);
+        }
+        // The open overtakes data (control); the header, the stream's first
+        // frame, takes its lane (the address header costs no credit).
+        self.queue_control(encode_to_string(&open));
+        self.queue_stream(&id, Transmit::Text(header_text), false);
         Ok(id)
     }
 
@@ -573,7 +817,9 @@ impl Client {
     /// outside its lock) and must hand the result to [`Client::queue_data`]:
     /// the slot holds its place until then.
     pub fn reserve_data(&mut self, stream_id: &str, len: usize) -> Result<DataSlot, CommandError> {
-        let queued_data = self.queued_data;
+        let queue_full = self.queued_data >= self.config.send_queue_frames.max(1)
+            || self.transmits.stream_len(stream_id) >= self.config.stream_queue_frames.max(1);
+        let chunk = self.config.chunk_for(stream_id.len());
         let established = self.established_mut()?;
         established.rules.check_open(stream_id)?;
         let binary =
@@ -581,14 +827,25 @@ impl Client {
         if len == 0 {
             return Ok(DataSlot { len: 0, binary });
         }
-        if queued_data >= self.config.send_queue_frames.max(1) {
+        if queue_full {
             return Err(CommandError::Blocked);
         }
+        let mut len = len.min(chunk);
+        if let Some(flow) = &mut established.flow {
+            let stream = flow
+                .streams
+                .get_mut(stream_id)
+                .expect("open streams have windows");
+            len = flow.send.allow(stream.send.allow(len));
+            if len == 0 {
+                // Woken by `Event::Writable` when the gateway grants more.
+                return Err(CommandError::Blocked);
+            }
+            stream.send.spend(len);
+            flow.send.spend(len);
+        }
         self.queued_data += 1;
-        Ok(DataSlot {
-            len: len.min(self.config.chunk_for(stream_id.len())),
-            binary,
-        })
+        Ok(DataSlot { len, binary })
     }
 
     /// The second half of [`Client::send_data`]: queues the frame encoded
@@ -599,9 +856,14 @@ impl Client {
             return;
         }
         if self.is_open(stream_id) {
-            self.transmits.push_back((transmit, true));
+            self.transmits.push_stream(stream_id, (transmit, true));
         } else {
             self.queued_data -= 1;
+            // Never sent: the session's credit comes back (the stream's
+            // went with it).
+            if let State::Established(Established { flow: Some(f), .. }) = &mut self.state {
+                f.send.refund(slot.len);
+            }
         }
     }
 
@@ -614,9 +876,10 @@ impl Client {
         if !established.info.features.half_close {
             return Ok(false);
         }
-        self.queue(encode_to_string(&Frame::StreamShutdown {
+        let shutdown = encode_to_string(&Frame::StreamShutdown {
             stream_id: stream_id.into(),
-        }));
+        });
+        self.queue_stream(stream_id, Transmit::Text(shutdown), false);
         Ok(true)
     }
 
@@ -630,10 +893,8 @@ impl Client {
         if !established.rules.close(stream_id) {
             return false;
         }
-        self.queue(encode_to_string(&Frame::StreamClose {
-            stream_id: stream_id.into(),
-            reason: reason.map(Into::into),
-        }));
+        self.forget_flow(stream_id);
+        self.queue_close(stream_id, reason);
         true
     }
 
@@ -651,7 +912,29 @@ impl Client {
         self.events.push_back(Event::SessionClosed(reason));
     }
 
-    fn queue(&mut self, text: String) {
-        self.transmits.push_back((Transmit::Text(text), false));
+    fn queue_control(&mut self, text: String) {
+        self.transmits.push_control((Transmit::Text(text), false));
+    }
+
+    fn queue_stream(&mut self, stream_id: &str, transmit: Transmit, data: bool) {
+        self.transmits.push_stream(stream_id, (transmit, data));
+    }
+
+    /// Queues `stream_close` behind the stream's queued frames (what the
+    /// application wrote before it closed still arrives) and ahead of any
+    /// later `stream_open`: the slot it frees may be taken at once, and the
+    /// gateway must never see more than `max_streams` open.
+    fn queue_close(&mut self, stream_id: &str, reason: Option<&str>) {
+        let close = encode_to_string(&Frame::StreamClose {
+            stream_id: stream_id.into(),
+            reason: reason.map(Into::into),
+        });
+        self.transmits.promote(stream_id);
+        self.queue_control(close);
+    }
+
+    fn send_ping(&mut self, now: Instant) {
+        self.queue_control(encode_to_string(&Frame::Ping));
+        self.ping_sent = Some(now);
     }
 }

@@ -24,6 +24,8 @@ struct Pair {
     server: Option<server::Session>,
     binary: bool,
     dialed: HashMap<String, (String, Vec<u8>)>,
+    /// What the gateway may still send, per stream (`None`: the session).
+    credit: HashMap<Option<String>, u64>,
     received: HashMap<String, Vec<u8>>,
     closed: Vec<server::Action>,
 }
@@ -38,6 +40,7 @@ impl Pair {
             server: None,
             binary: false,
             dialed: HashMap::new(),
+            credit: HashMap::new(),
             received: HashMap::new(),
             closed: Vec::new(),
         }
@@ -81,12 +84,15 @@ impl Pair {
             self.server = Some(server::Session::new(
                 server::SessionParams {
                     max_streams: 2,
-                    max_frame_len: 4096,
+                    max_frame_len: self.client.config().max_frame_len,
                     max_violations: 3,
                     recently_closed: 8,
                     max_stream_id_len: 64,
                     stream_ready: hello.stream_ready,
                     binary_data: hello.binary_data,
+                    flow_control: hello.flow_control,
+                    windows: crate::flow::WindowLimits::default(),
+                    rtt: Duration::from_millis(100),
                     idle_timeout: Duration::from_secs(60),
                     drain_timeout: Duration::from_secs(5),
                 },
@@ -134,6 +140,9 @@ impl Pair {
             other @ (server::Action::Finish { .. }
             | server::Action::Abort { .. }
             | server::Action::Close { .. }) => self.closed.push(other),
+            server::Action::Credit { id, increment } => {
+                *self.credit.entry(id.map(|id| id.to_string())).or_default() += increment;
+            }
             server::Action::Open { .. } | server::Action::ShutdownWrite { .. } => {}
         }
     }
@@ -342,5 +351,87 @@ fn fuzz_hooks_run() {
     fuzzing::drive(b"\x00\x00{\"type\":\"ready\",\"session_id\":\"x\",\"max_streams\":2}\xff\xa0\xff\xb0hi\xff\x93\xff\x00{\"type\":\"ping\"}");
     server::fuzzing::drive(
         b"{\"type\":\"hello\",\"session_token\":\"t\",\"version\":\"1\"}\xff\x00{\"type\":\"stream_open\",\"stream_id\":\"s1\",\"target\":\"a:1\"}\xff\xd9\xff\xe0",
+    );
+}
+
+/// A paused reader on one stream stalls only that stream's sender, and
+/// every byte arrives once it reads again (`flow_control` in both machines).
+#[test]
+fn pair_flow_control_stalls_only_the_paused_stream() {
+    let mut p = Pair::new(Features::ALL);
+    p.client = Client::new(
+        Config {
+            max_frame_len: MAX_FRAME_LEN,
+            max_chunk: 64 * 1024,
+            send_queue_frames: 1024,
+            stream_queue_frames: 1024,
+            ..config()
+        },
+        "tok",
+        p.now,
+    );
+    p.drive();
+    assert!(p.client.session_info().unwrap().features.flow_control);
+    let paused = p.client.open_stream(None, &target()).unwrap();
+    let other = p.client.open_stream(None, &target()).unwrap();
+    p.drive();
+    // Upload: the gateway's upstream for `paused` takes nothing; the client
+    // may send exactly the initial stream window, then is blocked there.
+    let chunk = vec![5u8; 64 * 1024];
+    let mut sent = 0;
+    while let Ok(n) = p.client.send_data(&paused, &chunk) {
+        sent += n;
+    }
+    assert_eq!(sent as u64, crate::flow::INITIAL_STREAM_WINDOW);
+    assert_eq!(
+        p.client.send_data(&paused, &chunk),
+        Err(CommandError::Blocked)
+    );
+    // The other stream still has its own window (the session's is larger).
+    assert_eq!(p.client.send_data(&other, &chunk), Ok(64 * 1024));
+    p.drive();
+    // The upstream writes half of `paused`'s bytes: credit comes back.
+    let server = p.server.as_mut().unwrap();
+    server.handle_consumed(&paused, 1, 128 * 1024, p.now);
+    p.drive();
+    assert!(
+        events(&mut p.client).contains(&Event::Writable),
+        "the grant wakes the blocked writer"
+    );
+    assert_eq!(p.client.send_data(&paused, &chunk), Ok(64 * 1024));
+    p.drive();
+    assert_eq!(p.dialed[&paused].1.len(), 320 * 1024);
+
+    // Download: the client's application does not read `paused`; the
+    // gateway may send the window and no more.
+    let gateway_credit = crate::flow::INITIAL_STREAM_WINDOW as usize;
+    let reply = vec![9u8; gateway_credit];
+    for piece in reply.chunks(64 * 1024) {
+        p.reply(&paused, piece);
+    }
+    assert_eq!(p.received[&paused].len(), gateway_credit);
+    assert!(p.client.poll_transmit().is_none(), "no grant while paused");
+    // One byte more than granted: the client ends that stream only.
+    p.reply(&paused, b"x");
+    assert!(!p.client.is_open(&paused));
+    assert!(p.client.is_open(&other));
+    let evs = events(&mut p.client);
+    assert!(
+        evs.iter().any(|e| matches!(
+            e,
+            Event::StreamClosed { stream_id, end: StreamEnd::Malformed(m) }
+                if *stream_id == paused && m.contains("flow control")
+        )),
+        "{evs:?}"
+    );
+    // The application reads `other`: grants go out as it consumes.
+    p.reply(&other, &vec![1u8; 100 * 1024]);
+    p.reply(&other, &vec![1u8; 100 * 1024]);
+    p.client.consumed(&other, 200 * 1024, p.now);
+    p.drive();
+    assert_eq!(
+        p.credit.get(&Some(other.clone())),
+        Some(&(200 * 1024)),
+        "the stream's consumed bytes come back as its credit"
     );
 }

@@ -85,7 +85,10 @@ fn hello_offers_features_and_ready_negotiates() {
         ] => {
             assert_eq!(session_token.expose(), "tok");
             assert_eq!((version.as_ref(), client.as_ref()), ("1", "test"));
-            assert_eq!(features, &["stream_ready", "half_close", "binary_data"]);
+            assert_eq!(
+                features,
+                &["stream_ready", "half_close", "binary_data", "flow_control"]
+            );
         }
         other => panic!("{other:?}"),
     }

@@ -14,17 +14,17 @@ pub fn drive(data: &[u8]) {
     let mut chunks = data.split(|&b| b == 0xff);
     let handshake = Handshake::new(start, Duration::from_secs(10), 4096);
     let Some(first) = chunks.next() else { return };
-    let binary_data = match std::str::from_utf8(first) {
+    let (binary_data, flow_control) = match std::str::from_utf8(first) {
         Ok(text) => match handshake.handle_text(text) {
-            Ok(hello) => hello.binary_data,
+            Ok(hello) => (hello.binary_data, hello.flow_control),
             Err(reject) => {
                 assert_ne!(reject.close_code, close_code::NORMAL);
-                false
+                (false, false)
             }
         },
         Err(_) => {
             let _ = handshake.handle_binary();
-            false
+            (false, false)
         }
     };
     let params = SessionParams {
@@ -35,6 +35,9 @@ pub fn drive(data: &[u8]) {
         max_stream_id_len: 32,
         stream_ready: true,
         binary_data,
+        flow_control,
+        windows: crate::flow::WindowLimits::default(),
+        rtt: Duration::from_millis(100),
         idle_timeout: Duration::from_secs(60),
         drain_timeout: Duration::from_secs(5),
     };
@@ -55,6 +58,12 @@ pub fn drive(data: &[u8]) {
                 }
             }
             9..=11 => session.handle_binary_message(now, body),
+            12 if op & 1 == 1 => {
+                // The driver reports bytes written to an upstream.
+                if let Some((id, serial)) = serials.iter().next() {
+                    session.handle_consumed(&id.clone(), *serial, body.len() * 4096, now);
+                }
+            }
             12 => {
                 if let Some((id, serial)) = serials.iter().next() {
                     let end = StreamEnd {

@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 use crate::binary::FEATURE_BINARY_DATA;
 use crate::error::{DecodeError, ErrorCode};
 use crate::frame::{
-    FEATURE_HALF_CLOSE, FEATURE_STREAM_READY, Frame, PROTOCOL_VERSION, decode_limited,
+    FEATURE_FLOW_CONTROL, FEATURE_HALF_CLOSE, FEATURE_STREAM_READY, Frame, PROTOCOL_VERSION,
+    decode_limited,
 };
 
 use super::close_code;
@@ -23,6 +24,9 @@ pub struct Hello {
     /// The client offered the `binary_data` extension (the gateway accepts it
     /// unless configured not to).
     pub binary_data: bool,
+    /// The client offered the `flow_control` extension (the gateway accepts
+    /// it unless configured not to).
+    pub flow_control: bool,
 }
 
 impl Hello {
@@ -37,6 +41,9 @@ impl Hello {
         }
         if self.binary_data {
             accepted.push(FEATURE_BINARY_DATA);
+        }
+        if self.flow_control {
+            accepted.push(FEATURE_FLOW_CONTROL);
         }
         accepted
     }
@@ -85,6 +92,7 @@ pub fn check_hello(text: &str, max_frame_len: usize) -> Result<Hello, HandshakeR
                 stream_ready: features.iter().any(|f| f == FEATURE_STREAM_READY),
                 half_close: features.iter().any(|f| f == FEATURE_HALF_CLOSE),
                 binary_data: features.iter().any(|f| f == FEATURE_BINARY_DATA),
+                flow_control: features.iter().any(|f| f == FEATURE_FLOW_CONTROL),
             })
         }
         Ok(other) => Err(bad_hello(format!("expected hello, got {}", other.kind()))),

@@ -34,6 +34,10 @@ use crate::TargetAddr;
 use crate::address::MAX_HEADER_LEN;
 use crate::binary::decode_binary_frame;
 use crate::error::{DecodeError, ErrorCode};
+use crate::flow::{
+    FlowViolation, INITIAL_SESSION_WINDOW, INITIAL_STREAM_WINDOW, RecvWindow, WindowLimits,
+    consume, release,
+};
 use crate::frame::{Frame, decode_limited};
 
 /// A stream id, shared between the table, actions and the stream's task.
@@ -76,6 +80,8 @@ pub enum CloseReason {
     SlowUpstream,
     /// A malformed stream frame or address header.
     BadStream,
+    /// The client sent more than its `flow_control` credit on the stream.
+    FlowControl,
     /// The gateway is shutting down.
     Shutdown,
 }
@@ -93,6 +99,7 @@ impl CloseReason {
             CloseReason::UpstreamError => "upstream_error",
             CloseReason::SlowUpstream => "slow_upstream",
             CloseReason::BadStream => "bad_stream",
+            CloseReason::FlowControl => "flow_control",
             CloseReason::Shutdown => "shutdown",
         }
     }
@@ -152,6 +159,14 @@ pub enum Action {
         /// The stream.
         id: StreamId,
     },
+    /// The client granted credit (`flow_control`): the stream's upstream
+    /// bytes may use `increment` more, or every stream's when `id` is `None`.
+    Credit {
+        /// The stream; `None` for the session's window.
+        id: Option<StreamId>,
+        /// Bytes of credit added.
+        increment: u64,
+    },
     /// The gateway ends the stream now; frames for the client follow.
     Abort {
         /// The stream.
@@ -188,6 +203,16 @@ pub struct SessionParams {
     /// Binary `stream_data` messages are frames (the `binary_data` extension
     /// was negotiated); otherwise a binary message is a violation.
     pub binary_data: bool,
+    /// Per-stream and per-session credit (`flow_control`, negotiated): the
+    /// machine checks the client's bytes against what it granted and grants
+    /// more as the driver reports them written upstream
+    /// ([`Session::handle_consumed`]); the client's grants come out as
+    /// [`Action::Credit`] for the driver's senders.
+    pub flow_control: bool,
+    /// How far the receive windows may grow.
+    pub windows: WindowLimits,
+    /// The round-trip estimate that decides when a window grows.
+    pub rtt: Duration,
     /// Silence after which the session closes (1000, "idle timeout"); the
     /// gateway pings after half of it.
     pub idle_timeout: Duration,
@@ -199,6 +224,8 @@ struct Entry {
     serial: u64,
     /// Bytes of the address header received so far; `None` once dialed.
     header: Option<Vec<u8>>,
+    /// The stream's receive window (`flow_control`).
+    recv: Option<RecvWindow>,
 }
 
 /// A bounded set of ids, forgetting the oldest first.
@@ -244,6 +271,8 @@ pub struct Session {
     pinged: bool,
     /// Set by [`Session::begin_drain`]: open streams end at this instant.
     drain_deadline: Option<Instant>,
+    /// The session's receive window (`flow_control`).
+    recv: Option<RecvWindow>,
 }
 
 impl Session {
@@ -255,7 +284,6 @@ impl Session {
             set: HashSet::new(),
         };
         Session {
-            params,
             streams: HashMap::new(),
             recent,
             violations: 0,
@@ -266,6 +294,10 @@ impl Session {
             last_rx: now,
             pinged: false,
             drain_deadline: None,
+            recv: params.flow_control.then(|| {
+                RecvWindow::new(INITIAL_SESSION_WINDOW, params.windows.max_session_window)
+            }),
+            params,
         }
     }
 
@@ -345,7 +377,7 @@ impl Session {
         }
         self.heard(now);
         match decode_limited(text, self.params.max_frame_len) {
-            Ok(frame) => self.handle_frame(frame),
+            Ok(frame) => self.handle_frame(now, frame),
             Err(err) => self.handle_decode_error(err),
         }
         self.check_drained();
@@ -368,7 +400,7 @@ impl Session {
             return;
         }
         match decode_binary_frame(message, self.params.max_frame_len) {
-            Ok(frame) => self.handle_frame(frame),
+            Ok(frame) => self.handle_frame(now, frame),
             Err(err) => self.handle_decode_error(err),
         }
         self.check_drained();
@@ -401,6 +433,50 @@ impl Session {
         }
         self.end_stream(id, end.reason, end.error.as_deref());
         self.check_drained();
+    }
+
+    /// The driver wrote `n` of the stream's bytes to its upstream at `now`
+    /// (`flow_control`): grants the client more credit once half a window
+    /// was written. Reports for a stream that ended are ignored: its
+    /// buffered bytes went back to the session when it ended.
+    pub fn handle_consumed(&mut self, id: &str, serial: u64, n: usize, now: Instant) {
+        if self.closed {
+            return;
+        }
+        let rtt = self.params.rtt;
+        let Some((id, entry)) = self.streams.get_key_value(id) else {
+            return;
+        };
+        if entry.serial != serial {
+            return;
+        }
+        let id = id.clone();
+        let entry = self.streams.get_mut(&*id).expect("looked up just above");
+        let (Some(stream), Some(session)) = (entry.recv.as_mut(), self.recv.as_mut()) else {
+            return;
+        };
+        let grants = consume(stream, session, n, now, rtt);
+        if let Some(increment) = grants.stream {
+            self.grant(Some(&id), increment);
+        }
+        if let Some(increment) = grants.session {
+            self.grant(None, increment);
+        }
+    }
+
+    /// Gives `n` bytes back to the session window; grants when due.
+    fn release(&mut self, n: u64, now: Instant) {
+        let rtt = self.params.rtt;
+        if let Some(increment) = self.recv.as_mut().and_then(|r| release(r, n, now, rtt)) {
+            self.grant(None, increment);
+        }
+    }
+
+    fn grant(&mut self, stream_id: Option<&str>, increment: u64) {
+        self.actions.push_back(Action::Send(Frame::WindowUpdate {
+            stream_id: stream_id.map(|s| Cow::Owned(s.to_owned())),
+            increment,
+        }));
     }
 
     /// The upstream of a stream did not make room in time.
@@ -449,14 +525,18 @@ impl Session {
         self.streams.get(id).is_some_and(|e| e.serial == serial)
     }
 
-    fn handle_frame(&mut self, frame: Frame<'_>) {
+    fn handle_frame(&mut self, now: Instant, frame: Frame<'_>) {
         match frame {
             Frame::Ping => self.actions.push_back(Action::Send(Frame::Pong)),
             Frame::Pong => {}
             Frame::StreamOpen { stream_id, target } => self.handle_open(&stream_id, &target),
-            Frame::StreamData { stream_id, data } => self.handle_data(&stream_id, data),
+            Frame::StreamData { stream_id, data } => self.handle_data(now, &stream_id, data),
             Frame::StreamClose { stream_id, .. } => self.handle_close(&stream_id),
             Frame::StreamShutdown { stream_id } => self.handle_shutdown(&stream_id),
+            Frame::WindowUpdate {
+                stream_id,
+                increment,
+            } => self.handle_window_update(stream_id.as_deref(), increment),
             Frame::Hello { .. } => {
                 // Choice: a second hello is a violation, not fatal; the session goes on.
                 self.send_error(ErrorCode::BadHello, "session already established", None);
@@ -468,6 +548,45 @@ impl Session {
             }
             // A client may report an error; there is nothing to answer.
             Frame::Error { .. } => {}
+        }
+    }
+
+    fn handle_window_update(&mut self, stream_id: Option<&str>, increment: u64) {
+        if !self.params.flow_control {
+            self.send_error(
+                ErrorCode::Unsupported,
+                "window_update without the flow_control extension",
+                None,
+            );
+            self.violation();
+            return;
+        }
+        let id = match stream_id {
+            None => None,
+            // Updates for a stream that ended (or never was) are late or
+            // harmless: dropped quietly.
+            Some(id) => match self.streams.get_key_value(id) {
+                Some((id, _)) => Some(id.clone()),
+                None => return,
+            },
+        };
+        self.actions.push_back(Action::Credit { id, increment });
+    }
+
+    /// Counts `n` client bytes of `id` against the windows. `Err` ends the
+    /// stream (its window overrun); a session overrun closes the session.
+    fn receive(&mut self, id: &str, n: usize) -> Result<(), FlowViolation> {
+        if let Some(session) = self.recv.as_mut()
+            && let Err(violation) = session.on_receive(n)
+        {
+            let msg = format!("flow control: {violation}");
+            self.send_error(ErrorCode::BadFrame, &msg, None);
+            self.close(close_code::POLICY, "flow control violated");
+            return Err(violation);
+        }
+        match self.streams.get_mut(id).and_then(|e| e.recv.as_mut()) {
+            Some(stream) => stream.on_receive(n),
+            None => Ok(()),
         }
     }
 
@@ -550,11 +669,16 @@ impl Session {
         }
         let id: StreamId = Arc::from(id);
         self.next_serial += 1;
+        let recv = self
+            .params
+            .flow_control
+            .then(|| RecvWindow::new(INITIAL_STREAM_WINDOW, self.params.windows.max_stream_window));
         self.streams.insert(
             id.clone(),
             Entry {
                 serial: self.next_serial,
                 header: Some(Vec::new()),
+                recv,
             },
         );
         self.actions.push_back(Action::Open {
@@ -580,16 +704,31 @@ impl Session {
         self.violation();
     }
 
-    fn handle_data(&mut self, id: &str, data: Vec<u8>) {
+    fn handle_data(&mut self, now: Instant, id: &str, data: Vec<u8>) {
         let Some(id) = self.streams.get_key_value(id).map(|(k, _)| k.clone()) else {
+            // Late bytes for a stream that ended still used session credit.
+            if self.recv.is_some() && self.recent.contains(id) {
+                if self.receive(id, data.len()).is_ok() {
+                    self.release(data.len() as u64, now);
+                }
+                return;
+            }
             self.unknown_stream(id);
             return;
         };
         let entry = self.streams.get_mut(&*id).expect("looked up just above");
         let serial = entry.serial;
-        let Some(header) = entry.header.as_mut() else {
+        if entry.header.is_none() {
+            // The address header costs no credit; everything after it does.
+            if let Err(violation) = self.receive(&id, data.len()) {
+                self.flow_violation(&id, violation);
+                return;
+            }
             self.actions.push_back(Action::Forward { id, serial, data });
             return;
+        }
+        let Some(header) = entry.header.as_mut() else {
+            unreachable!("checked just above");
         };
         // The header may arrive split over frames. Until it is complete,
         // `header` holds less than MAX_HEADER_LEN bytes plus one frame.
@@ -622,6 +761,10 @@ impl Session {
         match parsed {
             Ok(Some((target, initial))) => {
                 entry.header = None;
+                if let Err(violation) = self.receive(&id, initial.len()) {
+                    self.flow_violation(&id, violation);
+                    return;
+                }
                 self.actions.push_back(Action::Dial {
                     id,
                     serial,
@@ -640,8 +783,28 @@ impl Session {
         }
     }
 
+    /// The client overran a stream's window: the stream ends, the session
+    /// goes on (a session overrun already closed it).
+    fn flow_violation(&mut self, id: &str, violation: FlowViolation) {
+        if self.closed {
+            return;
+        }
+        let msg = format!("flow control: {violation}");
+        self.end_stream(id, CloseReason::FlowControl, Some(&msg));
+        self.violation();
+    }
+
+    /// A stream left the table: what it still buffered goes back to the
+    /// session window (the driver writes or drops those bytes either way).
+    fn forget(&mut self, entry: &Entry) {
+        if let Some(stream) = &entry.recv {
+            self.release(stream.buffered(), self.last_rx);
+        }
+    }
+
     fn handle_close(&mut self, id: &str) {
-        if let Some((id, _)) = self.streams.remove_entry(id) {
+        if let Some((id, entry)) = self.streams.remove_entry(id) {
+            self.forget(&entry);
             self.recent.insert(id.clone());
             self.actions.push_back(Action::Finish { id });
         } else {
@@ -670,9 +833,10 @@ impl Session {
 
     /// Ends an open stream from the gateway's side: abort, optional error, close.
     fn end_stream(&mut self, id: &str, reason: CloseReason, error: Option<&str>) {
-        let Some((id, _)) = self.streams.remove_entry(id) else {
+        let Some((id, entry)) = self.streams.remove_entry(id) else {
             return;
         };
+        self.forget(&entry);
         self.recent.insert(id.clone());
         self.actions.push_back(Action::Abort { id: id.clone() });
         if let Some(msg) = error {

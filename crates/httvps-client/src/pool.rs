@@ -1,0 +1,182 @@
+//! A bounded pool of sessions to one gateway, as one engine session.
+//!
+//! A gateway grants each session a few stream slots (8 by default), and a
+//! browser keeps far more connections open: 6 per origin, idle between
+//! requests. When every slot of every session is busy, the pool opens
+//! another session to the same gateway (with device login each fetches its
+//! own token), up to [`ClientConfig::max_connections`]; past that the new
+//! stream waits, and the tunnel it waits on closes its longest-idle stream
+//! for it ([`ClientConfig::evict_idle_after`]). The first session is the
+//! pool's identity: its id is the engine's session id and its loss ends the
+//! pool (the engine then reconnects); an extra session that ends is dropped.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use engine::transport::{BoxFuture, OpenedStream, SlotStats, TunnelSession};
+use local_proxy::{ConnectError, ConnectErrorKind};
+use net::TargetAddr;
+use tracing::{debug, info, warn};
+
+use crate::transport::{HttvpsAuth, connect_error, connect_tunnel};
+use crate::{ClientConfig, ClientError, Tunnel};
+
+/// Sessions to one gateway, opened as stream slots run out.
+pub(crate) struct Pool {
+    primary: Tunnel,
+    /// Sessions opened because every slot was busy.
+    extra: Mutex<Vec<Tunnel>>,
+    /// Serialises growth, so a burst of waiting streams opens one session at
+    /// a time; `true` once the gateway refused an extra session.
+    growth: tokio::sync::Mutex<bool>,
+    config: ClientConfig,
+    auth: HttvpsAuth,
+    /// Rotates which full session a waiting stream queues on.
+    next: AtomicUsize,
+    slot_waits: AtomicU64,
+}
+
+impl Pool {
+    pub(crate) fn new(primary: Tunnel, config: ClientConfig, auth: HttvpsAuth) -> Pool {
+        Pool {
+            primary,
+            extra: Mutex::new(Vec::new()),
+            growth: tokio::sync::Mutex::new(false),
+            config,
+            auth,
+            next: AtomicUsize::new(0),
+            slot_waits: AtomicU64::new(0),
+        }
+    }
+
+    /// The live sessions, the primary first; ended extras are dropped.
+    fn tunnels(&self) -> Vec<Tunnel> {
+        let mut extra = self.extra.lock().unwrap_or_else(|e| e.into_inner());
+        extra.retain(Tunnel::is_active);
+        std::iter::once(self.primary.clone())
+            .chain(extra.iter().cloned())
+            .collect()
+    }
+
+    fn with_free_slot(&self) -> Option<Tunnel> {
+        self.tunnels().into_iter().find(Tunnel::has_free_slot)
+    }
+
+    /// Opens another session when the pool may grow; `None` when it may
+    /// not (full, or the gateway refused one before).
+    async fn grow(&self) -> Option<Tunnel> {
+        let mut refused = self.growth.lock().await;
+        // Another stream may have grown the pool (or a slot freed) meanwhile.
+        if let Some(tunnel) = self.with_free_slot() {
+            return Some(tunnel);
+        }
+        if *refused || self.tunnels().len() >= self.config.max_connections.max(1) {
+            return None;
+        }
+        match connect_tunnel(&self.config, &self.auth).await {
+            Ok(tunnel) => {
+                info!(session = %tunnel.session_id(), pool = %self.primary.session_id(), "every stream slot busy: opened another session");
+                self.extra
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(tunnel.clone());
+                Some(tunnel)
+            }
+            Err(e) => {
+                // A single-use token cannot open a second session; the
+                // waiting stream falls back to the busy ones.
+                warn!(error = %e, "could not open another session; streams wait for a slot instead");
+                *refused = true;
+                None
+            }
+        }
+    }
+
+    async fn open_stream(
+        &self,
+        target: TargetAddr,
+        slot_wait: Duration,
+    ) -> Result<crate::Stream, ClientError> {
+        if let Some(tunnel) = self.with_free_slot() {
+            return tunnel.open_wait(target, slot_wait).await;
+        }
+        self.slot_waits.fetch_add(1, Ordering::Relaxed);
+        if let Some(tunnel) = self.grow().await {
+            return tunnel.open_wait(target, slot_wait).await;
+        }
+        let tunnels = self.tunnels();
+        let turn = self.next.fetch_add(1, Ordering::Relaxed) % tunnels.len();
+        debug!(session = %tunnels[turn].session_id(), "every stream slot busy; waiting");
+        tunnels[turn].open_wait(target, slot_wait).await
+    }
+}
+
+impl TunnelSession for Pool {
+    fn session_id(&self) -> String {
+        self.primary.session_id().to_owned()
+    }
+
+    fn max_streams(&self) -> u32 {
+        self.primary.max_streams()
+    }
+
+    fn open(
+        &self,
+        target: TargetAddr,
+        slot_wait: Duration,
+    ) -> BoxFuture<'_, Result<OpenedStream, ConnectError>> {
+        Box::pin(async move {
+            let stream = self
+                .open_stream(target, slot_wait)
+                .await
+                .map_err(|e| match e {
+                    ClientError::StreamLimitTimeout(_) => {
+                        ConnectError::new(ConnectErrorKind::Busy, e.to_string())
+                    }
+                    ClientError::SessionClosed(_) => {
+                        ConnectError::new(ConnectErrorKind::Unavailable, e.to_string())
+                    }
+                    other => ConnectError::new(ConnectErrorKind::Other, other.to_string()),
+                })?;
+            stream.ready().await.map_err(connect_error)?;
+            Ok(OpenedStream {
+                stream_id: stream.id().to_owned(),
+                stream: Box::new(stream),
+            })
+        })
+    }
+
+    fn closed(&self) -> BoxFuture<'_, String> {
+        Box::pin(async move { self.primary.closed().await.to_string() })
+    }
+
+    fn close(&self) {
+        for tunnel in self.tunnels() {
+            tunnel.close();
+        }
+    }
+
+    fn slot_stats(&self) -> SlotStats {
+        let tunnels = self.tunnels();
+        SlotStats {
+            connections: u32::try_from(tunnels.len()).unwrap_or(u32::MAX),
+            slot_waits: self.slot_waits.load(Ordering::Relaxed),
+            evictions: tunnels.iter().map(Tunnel::evictions).sum(),
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        // Extra sessions end with the pool (the primary ends with its last handle).
+        for tunnel in self
+            .extra
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            tunnel.close();
+        }
+    }
+}
