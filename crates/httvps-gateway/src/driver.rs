@@ -30,18 +30,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
 use proto_httvps::binary::{MAX_BINARY_STREAM_ID_LEN, max_binary_payload_len};
 use proto_httvps::flow::{INITIAL_SESSION_WINDOW, INITIAL_STREAM_WINDOW};
 use proto_httvps::{ErrorCode, Frame, MAX_FRAME_LEN, encode, max_payload_len};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tracing::{debug, info, warn};
 
@@ -53,9 +51,10 @@ use crate::outbox::Outbox;
 use crate::session::{Action, Handshake, Session, SessionParams, StreamId, close_code};
 use crate::stream::{StreamCtx, StreamEvent, stream_task};
 use crate::upstream::{self, UpstreamMode};
+use crate::writer::{close, write_loop};
 
 /// Most messages the writer feeds before one flush.
-const WRITE_BATCH: usize = 64;
+pub(crate) const WRITE_BATCH: usize = 64;
 
 /// The round trip the receive windows assume when deciding to grow: the
 /// gateway does not measure it, and a window that grows while its reader
@@ -96,7 +95,7 @@ where
 }
 
 /// How a session ends.
-enum Ending {
+pub(crate) enum Ending {
     /// Send a Close frame with this code, then wait for the peer's.
     Close {
         code: u16,
@@ -108,14 +107,14 @@ enum Ending {
     Gone,
 }
 
-type Sink<S> = SplitSink<WebSocketStream<S>, Message>;
+pub(crate) type Sink<S> = SplitSink<WebSocketStream<S>, Message>;
 
-struct Conn<S> {
-    shared: Arc<Shared>,
+pub(crate) struct Conn<S> {
+    pub(crate) shared: Arc<Shared>,
     peer: SocketAddr,
-    out: Arc<Outbox>,
-    reader: SplitStream<WebSocketStream<S>>,
-    writer: JoinHandle<Option<Sink<S>>>,
+    pub(crate) out: Arc<Outbox>,
+    pub(crate) reader: SplitStream<WebSocketStream<S>>,
+    pub(crate) writer: JoinHandle<Option<Sink<S>>>,
 }
 
 /// Runs one WebSocket session from `hello` to close.
@@ -740,121 +739,5 @@ impl Streams {
                 task,
             },
         );
-    }
-}
-
-/// Feeds queued messages to the socket in batches, flushing once per batch.
-/// Returns the sink after the Close (or when the outbox finished), `None`
-/// when a write failed or made no progress for `write_timeout`.
-async fn write_loop<S>(
-    mut sink: Sink<S>,
-    out: Arc<Outbox>,
-    write_timeout: Duration,
-) -> Option<Sink<S>>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let mut batch = Vec::with_capacity(WRITE_BATCH);
-    while out.next_batch(&mut batch, WRITE_BATCH).await {
-        let closing = batch.iter().any(|m| matches!(m, Message::Close(_)));
-        for message in batch.drain(..) {
-            match tokio::time::timeout(write_timeout, sink.feed(message)).await {
-                Ok(Ok(())) => {}
-                _ => {
-                    out.fail();
-                    return None;
-                }
-            }
-        }
-        match tokio::time::timeout(write_timeout, sink.flush()).await {
-            Ok(Ok(())) => {}
-            _ => {
-                out.fail();
-                return None;
-            }
-        }
-        if closing {
-            return Some(sink);
-        }
-    }
-    (!out.gone().is_cancelled()).then_some(sink)
-}
-
-/// Sends the Close frame (if any), waits for the peer's, and shuts the
-/// connection down.
-async fn close<S>(conn: Conn<S>, ending: Ending)
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let Conn {
-        shared,
-        out,
-        mut reader,
-        writer,
-        ..
-    } = conn;
-    let wait = shared.config.timeouts.close;
-    let raw = match ending {
-        Ending::Close {
-            code,
-            reason,
-            raw_drain,
-        } => {
-            let frame = CloseFrame {
-                code: CloseCode::from(code),
-                reason: reason.into(),
-            };
-            out.finish_with(Message::Close(Some(frame)));
-            Some(raw_drain)
-        }
-        Ending::Gone => {
-            out.finish();
-            None
-        }
-    };
-    let sink = match tokio::time::timeout(wait, writer).await {
-        Ok(Ok(sink)) => sink,
-        _ => None,
-    };
-    let Some(sink) = sink else { return };
-    match raw {
-        Some(false) => {
-            // Wait for the peer's Close so that it, not we, sees the end first.
-            let _ = tokio::time::timeout(wait, async {
-                while let Some(Ok(msg)) = reader.next().await {
-                    if matches!(msg, Message::Close(_)) {
-                        break;
-                    }
-                }
-            })
-            .await;
-        }
-        Some(true) => {
-            // After an oversized message the frame parser is out of step.
-            // Read and discard raw bytes until the peer goes quiet, so that
-            // closing does not reset the connection before the client has
-            // read our error and Close frames.
-            if let Ok(mut ws) = reader.reunite(sink) {
-                let io = ws.get_mut();
-                let mut scratch = vec![0u8; 16 * 1024];
-                let deadline = Instant::now() + wait;
-                while let Ok(Ok(n)) = tokio::time::timeout_at(
-                    deadline.min(Instant::now() + Duration::from_millis(250)),
-                    io.read(&mut scratch),
-                )
-                .await
-                {
-                    if n == 0 {
-                        break;
-                    }
-                }
-                let _ = tokio::time::timeout(wait, io.shutdown()).await;
-            }
-            return;
-        }
-        None => {}
-    }
-    if let Ok(mut ws) = reader.reunite(sink) {
-        let _ = tokio::time::timeout(wait, ws.get_mut().shutdown()).await;
     }
 }

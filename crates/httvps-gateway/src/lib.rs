@@ -41,6 +41,7 @@ pub mod session;
 mod stream;
 pub mod tls;
 pub mod upstream;
+mod writer;
 
 use std::future::Future;
 use std::net::SocketAddr;

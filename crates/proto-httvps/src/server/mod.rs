@@ -34,10 +34,7 @@ use crate::TargetAddr;
 use crate::address::MAX_HEADER_LEN;
 use crate::binary::decode_binary_frame;
 use crate::error::{DecodeError, ErrorCode};
-use crate::flow::{
-    FlowViolation, INITIAL_SESSION_WINDOW, INITIAL_STREAM_WINDOW, RecvWindow, WindowLimits,
-    consume, release,
-};
+use crate::flow::{INITIAL_SESSION_WINDOW, INITIAL_STREAM_WINDOW, RecvWindow, WindowLimits};
 use crate::frame::{Frame, decode_limited};
 
 /// A stream id, shared between the table, actions and the stream's task.
@@ -435,50 +432,6 @@ impl Session {
         self.check_drained();
     }
 
-    /// The driver wrote `n` of the stream's bytes to its upstream at `now`
-    /// (`flow_control`): grants the client more credit once half a window
-    /// was written. Reports for a stream that ended are ignored: its
-    /// buffered bytes went back to the session when it ended.
-    pub fn handle_consumed(&mut self, id: &str, serial: u64, n: usize, now: Instant) {
-        if self.closed {
-            return;
-        }
-        let rtt = self.params.rtt;
-        let Some((id, entry)) = self.streams.get_key_value(id) else {
-            return;
-        };
-        if entry.serial != serial {
-            return;
-        }
-        let id = id.clone();
-        let entry = self.streams.get_mut(&*id).expect("looked up just above");
-        let (Some(stream), Some(session)) = (entry.recv.as_mut(), self.recv.as_mut()) else {
-            return;
-        };
-        let grants = consume(stream, session, n, now, rtt);
-        if let Some(increment) = grants.stream {
-            self.grant(Some(&id), increment);
-        }
-        if let Some(increment) = grants.session {
-            self.grant(None, increment);
-        }
-    }
-
-    /// Gives `n` bytes back to the session window; grants when due.
-    fn release(&mut self, n: u64, now: Instant) {
-        let rtt = self.params.rtt;
-        if let Some(increment) = self.recv.as_mut().and_then(|r| release(r, n, now, rtt)) {
-            self.grant(None, increment);
-        }
-    }
-
-    fn grant(&mut self, stream_id: Option<&str>, increment: u64) {
-        self.actions.push_back(Action::Send(Frame::WindowUpdate {
-            stream_id: stream_id.map(|s| Cow::Owned(s.to_owned())),
-            increment,
-        }));
-    }
-
     /// The upstream of a stream did not make room in time.
     pub fn handle_stall(&mut self, id: &str, serial: u64, waited_ms: u128) {
         if self.closed || !self.is_current(id, serial) {
@@ -548,45 +501,6 @@ impl Session {
             }
             // A client may report an error; there is nothing to answer.
             Frame::Error { .. } => {}
-        }
-    }
-
-    fn handle_window_update(&mut self, stream_id: Option<&str>, increment: u64) {
-        if !self.params.flow_control {
-            self.send_error(
-                ErrorCode::Unsupported,
-                "window_update without the flow_control extension",
-                None,
-            );
-            self.violation();
-            return;
-        }
-        let id = match stream_id {
-            None => None,
-            // Updates for a stream that ended (or never was) are late or
-            // harmless: dropped quietly.
-            Some(id) => match self.streams.get_key_value(id) {
-                Some((id, _)) => Some(id.clone()),
-                None => return,
-            },
-        };
-        self.actions.push_back(Action::Credit { id, increment });
-    }
-
-    /// Counts `n` client bytes of `id` against the windows. `Err` ends the
-    /// stream (its window overrun); a session overrun closes the session.
-    fn receive(&mut self, id: &str, n: usize) -> Result<(), FlowViolation> {
-        if let Some(session) = self.recv.as_mut()
-            && let Err(violation) = session.on_receive(n)
-        {
-            let msg = format!("flow control: {violation}");
-            self.send_error(ErrorCode::BadFrame, &msg, None);
-            self.close(close_code::POLICY, "flow control violated");
-            return Err(violation);
-        }
-        match self.streams.get_mut(id).and_then(|e| e.recv.as_mut()) {
-            Some(stream) => stream.on_receive(n),
-            None => Ok(()),
         }
     }
 
@@ -783,25 +697,6 @@ impl Session {
         }
     }
 
-    /// The client overran a stream's window: the stream ends, the session
-    /// goes on (a session overrun already closed it).
-    fn flow_violation(&mut self, id: &str, violation: FlowViolation) {
-        if self.closed {
-            return;
-        }
-        let msg = format!("flow control: {violation}");
-        self.end_stream(id, CloseReason::FlowControl, Some(&msg));
-        self.violation();
-    }
-
-    /// A stream left the table: what it still buffered goes back to the
-    /// session window (the driver writes or drops those bytes either way).
-    fn forget(&mut self, entry: &Entry) {
-        if let Some(stream) = &entry.recv {
-            self.release(stream.buffered(), self.last_rx);
-        }
-    }
-
     fn handle_close(&mut self, id: &str) {
         if let Some((id, entry)) = self.streams.remove_entry(id) {
             self.forget(&entry);
@@ -896,6 +791,7 @@ fn header_len_ok(entry: &Entry) -> bool {
         .is_some_and(|h| h.len() < MAX_HEADER_LEN)
 }
 
+mod credit;
 mod handshake;
 pub use handshake::{Handshake, HandshakeReject, Hello, check_hello};
 
