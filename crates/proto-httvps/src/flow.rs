@@ -131,6 +131,9 @@ pub struct RecvWindow {
     received: u64,
     consumed: u64,
     last_grant: Option<Instant>,
+    /// A session window: streams that paused hold part of it, so grants are
+    /// judged against the part they do not hold.
+    shared: bool,
 }
 
 impl RecvWindow {
@@ -143,6 +146,19 @@ impl RecvWindow {
             received: 0,
             consumed: 0,
             last_grant: None,
+            shared: false,
+        }
+    }
+
+    /// A session's window: like [`RecvWindow::new`], but the grant is due
+    /// once half of what buffered bytes leave free was used, not half the
+    /// window. With paused streams holding more than half the window, the
+    /// half-window rule would never grant again, and every stream would
+    /// stall once the sender spent what it held.
+    pub fn session(initial: u64, max: u64) -> RecvWindow {
+        RecvWindow {
+            shared: true,
+            ..RecvWindow::new(initial, max)
         }
     }
 
@@ -195,7 +211,12 @@ impl RecvWindow {
         self.consumed = (self.consumed + n as u64).min(self.received);
         // Credit the peer lacks to fill the window again.
         let owed = (self.consumed + self.window).saturating_sub(self.granted);
-        if owed < self.window / 2 {
+        let due = if self.shared {
+            (self.window.saturating_sub(self.buffered()) / 2).max(1)
+        } else {
+            self.window / 2
+        };
+        if owed < due {
             return None;
         }
         let grow = self.window.min(self.room()).min(growth_cap);
@@ -354,5 +375,22 @@ mod tests {
         assert_eq!(session.window(), 500);
         assert!(session.window() - a.window() >= 200, "covers the rest");
         assert_eq!(release(&mut session, 0, t, RTT), None);
+    }
+
+    #[test]
+    fn paused_streams_holding_most_of_the_session_do_not_stop_its_grants() {
+        let t0 = Instant::now();
+        let mut session = RecvWindow::session(1000, 1000);
+        // A paused stream holds 700 of the 1000; another stream reads.
+        session.on_receive(700).unwrap();
+        session.on_receive(300).unwrap();
+        // The reader consumed its 300: the sender holds nothing; grant.
+        assert_eq!(session.on_consume(300, t0, RTT, 0), Some(300));
+        session.on_receive(300).unwrap();
+        assert!(session.on_receive(1).is_err());
+        // A plain window would never grant here: 300 owed < half of 1000.
+        let mut plain = RecvWindow::new(1000, 1000);
+        plain.on_receive(1000).unwrap();
+        assert_eq!(plain.on_consume(300, t0, RTT, 0), None);
     }
 }

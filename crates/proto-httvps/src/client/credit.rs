@@ -27,7 +27,7 @@ impl Flow {
     pub(super) fn new(config: &Config) -> Flow {
         Flow {
             send: SendWindow::new(INITIAL_SESSION_WINDOW),
-            recv: RecvWindow::new(INITIAL_SESSION_WINDOW, config.windows.max_session_window),
+            recv: RecvWindow::session(INITIAL_SESSION_WINDOW, config.windows.max_session_window),
             streams: HashMap::new(),
         }
     }

@@ -292,7 +292,7 @@ impl Session {
             pinged: false,
             drain_deadline: None,
             recv: params.flow_control.then(|| {
-                RecvWindow::new(INITIAL_SESSION_WINDOW, params.windows.max_session_window)
+                RecvWindow::session(INITIAL_SESSION_WINDOW, params.windows.max_session_window)
             }),
             params,
         }
