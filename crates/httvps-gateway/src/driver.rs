@@ -124,10 +124,15 @@ where
 {
     let (sink, reader) = ws.split();
     let limits = &shared.config.limits;
-    // Each stream may queue its share of `out_queue`; control messages past
-    // that much again mean the client stopped reading.
-    let lane = (limits.out_queue / limits.max_streams.max(1) as usize).max(2);
-    let out = Arc::new(Outbox::new(lane, limits.out_queue.max(lane) * 2 + 64));
+    // Each stream may queue its share of `out_queue`, and at least 4
+    // messages (one initial window of 64 KiB reads) so a lone stream keeps
+    // the writer busy. The loop's own bound is set once `max_streams` is
+    // known (`loop_bound`).
+    let lane = (limits.out_queue / limits.max_streams.max(1) as usize).max(4);
+    let out = Arc::new(Outbox::new(
+        lane,
+        loop_bound(limits.max_streams, limits.out_queue),
+    ));
     let writer = tokio::spawn(write_loop(sink, out.clone(), shared.config.timeouts.write));
     let mut conn = Conn {
         shared,
@@ -157,6 +162,13 @@ fn error_frame(code: ErrorCode, message: String) -> Frame<'static> {
         stream_id: None,
         reason: None,
     }
+}
+
+/// What the session loop may queue before the client counts as not reading:
+/// at most an error and a close per stream, plus what it answers to what it
+/// reads (pongs are coalesced; grants and violations are bounded).
+fn loop_bound(max_streams: u32, out_queue: usize) -> usize {
+    max_streams as usize * 2 + out_queue + 64
 }
 
 /// The stream a gateway frame belongs behind, if any: a stream's
@@ -315,6 +327,8 @@ where
         .into_iter()
         .map(Into::into)
         .collect();
+    conn.out
+        .set_max_frames(loop_bound(max_streams, cfg.limits.out_queue));
     let ready = Frame::Ready {
         session_id: grant.session_id.clone().into(),
         max_streams,

@@ -7,10 +7,12 @@
 //! stream in turn, each stream's in order (its `stream_ready` before its
 //! data, its `stream_close` after). Stream tasks wait for room in their own
 //! lane only; the session loop never waits: what it queues answers what the
-//! client sent and is bounded (pongs are coalesced), and a client that lets
-//! more than `max_frames` pile up is not reading, which ends the session.
+//! client sent and is bounded (pongs are coalesced; at most an error and a
+//! close per stream), and a client that lets more than `max_frames` of the
+//! loop's messages pile up is not reading, which ends the session.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use proto_httvps::fair::FairQueue;
 use tokio::sync::Notify;
@@ -22,7 +24,10 @@ use tokio_util::sync::CancellationToken;
 pub(crate) struct Gone;
 
 struct State {
-    queue: FairQueue<Message>,
+    /// Each message with whether the session loop queued it (those count
+    /// against `max_frames`; the tasks' are bounded by their lanes).
+    queue: FairQueue<(Message, bool)>,
+    from_loop: usize,
     /// A `pong` is owed (one answers any number of pings read meanwhile).
     pong_due: bool,
     /// No more messages will be queued; the writer stops once drained.
@@ -39,17 +44,18 @@ pub(crate) struct Outbox {
     /// Wakes stream tasks waiting for room in their lane.
     room: Notify,
     lane_frames: usize,
-    max_frames: usize,
+    max_frames: AtomicUsize,
     gone: CancellationToken,
 }
 
 impl Outbox {
-    /// An outbox where each stream may queue `lane_frames` messages, and the
-    /// whole queue may hold `max_frames` before the client counts as gone.
+    /// An outbox where each stream task may queue `lane_frames` messages,
+    /// and the session loop `max_frames` before the client counts as gone.
     pub(crate) fn new(lane_frames: usize, max_frames: usize) -> Outbox {
         Outbox {
             state: Mutex::new(State {
                 queue: FairQueue::new(),
+                from_loop: 0,
                 pong_due: false,
                 finished: false,
                 last: None,
@@ -57,13 +63,19 @@ impl Outbox {
             ready: Notify::new(),
             room: Notify::new(),
             lane_frames: lane_frames.max(1),
-            max_frames: max_frames.max(lane_frames),
+            max_frames: AtomicUsize::new(max_frames.max(1)),
             gone: CancellationToken::new(),
         }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Changes the session loop's bound (once the session's `max_streams`
+    /// is known).
+    pub(crate) fn set_max_frames(&self, max_frames: usize) {
+        self.max_frames.store(max_frames.max(1), Ordering::Relaxed);
     }
 
     /// Cancelled when the writer failed or stopped.
@@ -87,15 +99,17 @@ impl Outbox {
         if self.gone.is_cancelled() || state.finished {
             return Err(Gone);
         }
-        if state.queue.len() >= self.max_frames {
+        let max = self.max_frames.load(Ordering::Relaxed);
+        if state.from_loop >= max {
             drop(state);
-            tracing::debug!(max = self.max_frames, "client not reading: send queue full");
+            tracing::debug!(max, "client not reading: send queue full");
             self.fail();
             return Err(Gone);
         }
+        state.from_loop += 1;
         match stream {
-            None => state.queue.push_control(message),
-            Some(id) => state.queue.push_stream(id, message),
+            None => state.queue.push_control((message, true)),
+            Some(id) => state.queue.push_stream(id, (message, true)),
         }
         drop(state);
         self.ready.notify_one();
@@ -120,7 +134,7 @@ impl Outbox {
                     return Err(Gone);
                 }
                 if state.queue.stream_len(stream) < self.lane_frames {
-                    state.queue.push_stream(stream, message);
+                    state.queue.push_stream(stream, (message, false));
                     drop(state);
                     self.ready.notify_one();
                     return Ok(());
@@ -178,7 +192,10 @@ impl Outbox {
                         continue;
                     }
                     match state.queue.pop() {
-                        Some(message) => batch.push(message),
+                        Some((message, from_loop)) => {
+                            state.from_loop -= usize::from(from_loop);
+                            batch.push(message);
+                        }
                         None => {
                             if !state.pong_due
                                 && let Some(last) = state.last.take()
@@ -249,6 +266,8 @@ mod tests {
     #[tokio::test]
     async fn a_client_that_reads_nothing_ends_the_session() {
         let out = Outbox::new(1, 3);
+        // The tasks' lanes do not count: they are bounded on their own.
+        out.stream("t", Message::text("data")).await.unwrap();
         for _ in 0..3 {
             out.control(Message::text("x")).unwrap();
         }

@@ -275,3 +275,39 @@ async fn fifty_streams_saturated_both_ways_never_stall() {
     );
     assert!(tunnel.is_active());
 }
+
+/// Hundreds of streams ending at once: the gateway queues a `stream_close`
+/// for each while the client is busy reading, and must not take that for a
+/// client that stopped reading (it once ended the session past 192 queued
+/// messages).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundreds_of_streams_ending_together_keep_the_session() {
+    const STREAMS: usize = 600;
+    let gateway = Gateway::direct(&["--max-streams", "600"]).await;
+    let tunnel = gateway.tunnel().await;
+    let http = HttpServer::start().await;
+    let mut tasks = Vec::new();
+    for _ in 0..STREAMS {
+        let tunnel = tunnel.clone();
+        let addr = http.addr();
+        tasks.push(tokio::spawn(async move {
+            let mut stream = tunnel.open(TargetAddr::Ip(addr)).await.expect("opens");
+            let request = "GET /bytes/2000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+            stream.write_all(request.as_bytes()).await.unwrap();
+            let mut raw = Vec::new();
+            stream
+                .read_to_end(&mut raw)
+                .await
+                .expect("the answer ends cleanly");
+            raw.len()
+        }));
+    }
+    for task in tasks {
+        let len = tokio::time::timeout(Duration::from_secs(60), task)
+            .await
+            .expect("every stream ends")
+            .unwrap();
+        assert!(len > 2000, "a whole answer: {len} bytes");
+    }
+    assert!(tunnel.is_active(), "{:?}", tunnel.state().borrow().clone());
+}
