@@ -311,6 +311,10 @@ pub struct Timeouts {
     pub stall: Duration,
     /// Upstream connect (DNS included).
     pub dial: Duration,
+    /// Direct mode's Happy Eyeballs connection attempt delay (RFC 8305 §5:
+    /// the next address is tried this long after the previous one unless
+    /// it failed first; clamped to 100 ms..2 s).
+    pub attempt_delay: Duration,
     /// A write to the client's socket that makes no progress this long ends the session.
     pub write: Duration,
     /// After our Close frame, how long we wait for the peer's.
@@ -329,6 +333,7 @@ impl Default for Timeouts {
             drain: Duration::from_secs(10),
             stall: Duration::from_secs(2),
             dial: Duration::from_secs(10),
+            attempt_delay: crate::dial::DEFAULT_ATTEMPT_DELAY,
             write: Duration::from_secs(60),
             close: Duration::from_secs(2),
             handshake: Duration::from_secs(10),

@@ -1,8 +1,10 @@
 //! Direct dialing: an async resolver and Happy Eyeballs (RFC 8305) racing.
 //!
-//! [`resolve`] asks hickory-resolver, configured from the system's
+//! [`Dialer::resolve`] asks hickory-resolver, configured from the system's
 //! `/etc/resolv.conf` and `/etc/hosts`, for AAAA and A records together
-//! (no blocking `getaddrinfo` on the blocking pool). [`interleave`] orders
+//! (no blocking `getaddrinfo` on the blocking pool). One resolver per
+//! gateway, so its cache serves every stream (a page names the same hosts
+//! over and over). [`interleave`] orders
 //! the answers as RFC 8305 §4 asks: address families alternate, IPv6 first.
 //! [`race`] then staggers connection attempts: the next address starts after
 //! the connection attempt delay, or at once when an earlier attempt fails; the
@@ -75,26 +77,59 @@ fn system_conf() -> Option<&'static (ResolverConfig, ResolverOpts)> {
     .as_ref()
 }
 
-/// Resolves `name` to its addresses (IPv6 and IPv4, in the resolver's order),
-/// with `/etc/hosts` consulted first.
+/// A gateway's direct dialing: its race settings and its resolver.
 ///
-/// A resolver is built per call, from the configuration read once: a resolver
-/// holds connections whose background tasks live on the tokio runtime that
-/// made them, and gateways (tests, the app's demo mode) may run on several
-/// runtimes in one process. The cost is no DNS cache across dials — the same
-/// as the `getaddrinfo` this replaces — and a read of `/etc/hosts` per dial.
-pub async fn resolve(name: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
-    let Some((config, opts)) = system_conf() else {
-        // Fallback: blocking getaddrinfo on tokio's blocking pool.
-        return Ok(tokio::net::lookup_host((name, port)).await?.collect());
-    };
-    let mut builder =
-        Resolver::builder_with_config(config.clone(), TokioRuntimeProvider::default());
-    *builder.options_mut() = opts.clone();
-    builder.options_mut().ip_strategy = LookupIpStrategy::Ipv6AndIpv4;
-    let resolver = builder.build().map_err(io::Error::other)?;
-    let lookup = resolver.lookup_ip(name).await.map_err(io::Error::other)?;
-    Ok(lookup.iter().map(|ip| SocketAddr::new(ip, port)).collect())
+/// The resolver is built on first use and kept: its connections' background
+/// tasks live on the tokio runtime of that first use, which is the
+/// gateway's (a gateway runs on one runtime; several gateways in one process,
+/// as in tests or the app's demo mode, each have their own dialer).
+#[derive(Default)]
+pub struct Dialer {
+    options: DialOptions,
+    resolver: OnceLock<Option<Resolver<TokioRuntimeProvider>>>,
+}
+
+impl Dialer {
+    /// A dialer racing with `options`.
+    pub fn new(options: DialOptions) -> Dialer {
+        Dialer {
+            options,
+            resolver: OnceLock::new(),
+        }
+    }
+
+    /// How addresses are raced.
+    pub fn options(&self) -> &DialOptions {
+        &self.options
+    }
+
+    fn resolver(&self) -> Option<&Resolver<TokioRuntimeProvider>> {
+        self.resolver
+            .get_or_init(|| {
+                let (config, opts) = system_conf()?;
+                let mut builder =
+                    Resolver::builder_with_config(config.clone(), TokioRuntimeProvider::default());
+                *builder.options_mut() = opts.clone();
+                builder.options_mut().ip_strategy = LookupIpStrategy::Ipv6AndIpv4;
+                builder
+                    .build()
+                    .inspect_err(|e| tracing::warn!(error = %e, "cannot build the resolver; using getaddrinfo"))
+                    .ok()
+            })
+            .as_ref()
+    }
+
+    /// Resolves `name` to its addresses (IPv6 and IPv4, in the resolver's
+    /// order), with `/etc/hosts` consulted first, answers cached as their
+    /// TTLs allow.
+    pub async fn resolve(&self, name: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+        let Some(resolver) = self.resolver() else {
+            // Fallback: blocking getaddrinfo on tokio's blocking pool.
+            return Ok(tokio::net::lookup_host((name, port)).await?.collect());
+        };
+        let lookup = resolver.lookup_ip(name).await.map_err(io::Error::other)?;
+        Ok(lookup.iter().map(|ip| SocketAddr::new(ip, port)).collect())
+    }
 }
 
 /// Orders addresses for racing (RFC 8305 §4): duplicates dropped, families
@@ -287,7 +322,10 @@ mod tests {
 
     #[tokio::test]
     async fn localhost_resolves() {
-        let addrs = resolve("localhost", 80).await.unwrap();
+        let dialer = Dialer::default();
+        let addrs = dialer.resolve("localhost", 80).await.unwrap();
+        // A second answer comes from the same resolver.
+        assert_eq!(dialer.resolve("localhost", 80).await.unwrap(), addrs);
         assert!(
             addrs.iter().any(|a| a.ip().is_loopback()),
             "localhost resolved to {addrs:?}"

@@ -126,6 +126,8 @@ pub(crate) struct Shared {
     pub(crate) shutdown: CancellationToken,
     pub(crate) tracker: TaskTracker,
     pub(crate) ss_context: SharedContext,
+    /// Direct mode's resolver and Happy Eyeballs settings.
+    pub(crate) dialer: dial::Dialer,
     pub(crate) fixed_outline: Option<Arc<ServerConfig>>,
 }
 
@@ -222,6 +224,10 @@ impl Gateway {
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
             ss_context: Context::new_shared(ServerType::Local),
+            dialer: dial::Dialer::new(dial::DialOptions {
+                attempt_delay: config.timeouts.attempt_delay,
+                attempt_timeout: None,
+            }),
             fixed_outline,
             tls,
             auth,

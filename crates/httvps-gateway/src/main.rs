@@ -104,6 +104,10 @@ struct Args {
     /// Upstream connect timeout, DNS included.
     #[arg(long, value_name = "DUR", default_value = "10", value_parser = parse_duration)]
     dial_timeout: Duration,
+    /// Direct mode's Happy Eyeballs attempt delay: the next address of a
+    /// target is tried this long after the previous one (RFC 8305; 0.1 to 2).
+    #[arg(long, value_name = "DUR", default_value = "0.25", value_parser = parse_duration)]
+    attempt_delay: Duration,
     /// Backend validate-session timeout.
     #[arg(long, value_name = "DUR", default_value = "5", value_parser = parse_duration)]
     backend_timeout: Duration,
@@ -208,6 +212,7 @@ impl Args {
         t.drain = self.drain_timeout;
         t.stall = self.stall_timeout;
         t.dial = self.dial_timeout;
+        t.attempt_delay = self.attempt_delay;
         t.tokens_poll = (!self.tokens_poll.is_zero()).then_some(self.tokens_poll);
         Ok(config)
     }

@@ -67,7 +67,15 @@ impl Drop for CloseInbox {
 pub(crate) async fn stream_task(ctx: StreamCtx) {
     let inbox = CloseInbox(ctx.inbox.clone());
     let timeout = ctx.shared.config.timeouts.dial;
-    let dialed = upstream::dial(&ctx.mode, &ctx.shared.ss_context, &ctx.target, timeout).await;
+    let shared = &ctx.shared;
+    let dialed = upstream::dial(
+        &ctx.mode,
+        &shared.ss_context,
+        &shared.dialer,
+        &ctx.target,
+        timeout,
+    )
+    .await;
     let end = match dialed {
         Err(end) => {
             debug!(stream = %ctx.id, target = %ctx.target, reason = end.reason.as_str(), "dial failed");

@@ -26,7 +26,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::config::OutlineNode;
-use crate::dial::{self, DialOptions};
+use crate::dial::{self, Dialer};
 use crate::session::{CloseReason, StreamEnd};
 
 /// How one session reaches targets.
@@ -155,6 +155,7 @@ fn io_failure(target: &TargetAddr, via: &str, e: &io::Error) -> StreamEnd {
 pub async fn dial(
     mode: &UpstreamMode,
     ss_context: &SharedContext,
+    dialer: &Dialer,
     target: &TargetAddr,
     timeout: Duration,
 ) -> Result<(Upstream, Duration), StreamEnd> {
@@ -163,7 +164,7 @@ pub async fn dial(
     let attempt = async {
         match mode {
             UpstreamMode::Direct { allow_private } => {
-                dial_direct(target, *allow_private, &DialOptions::default(), timeout)
+                dial_direct(target, *allow_private, dialer, timeout)
                     .await
                     .map(Upstream::Direct)
             }
@@ -213,7 +214,7 @@ fn check_policy(
 async fn dial_direct(
     target: &TargetAddr,
     allow_private: bool,
-    opts: &DialOptions,
+    dialer: &Dialer,
     budget: Duration,
 ) -> Result<TcpStream, StreamEnd> {
     let started = Instant::now();
@@ -225,7 +226,7 @@ async fn dial_direct(
     }
     let addrs: Vec<SocketAddr> = match target {
         TargetAddr::Ip(sa) => vec![*sa],
-        TargetAddr::Domain(name, port) => match dial::resolve(name, *port).await {
+        TargetAddr::Domain(name, port) => match dialer.resolve(name, *port).await {
             Ok(addrs) => addrs,
             Err(e) => {
                 return Err(dial_failure(
@@ -245,7 +246,7 @@ async fn dial_direct(
     check_policy(target, allow_private, addrs.iter().map(|sa| sa.ip()))?;
     let addrs = dial::interleave(addrs);
     let left = budget.saturating_sub(started.elapsed());
-    dial::connect_tcp(&addrs, opts, left)
+    dial::connect_tcp(&addrs, dialer.options(), left)
         .await
         .map_err(|e| io_failure(target, "", &e))
 }
@@ -313,17 +314,19 @@ mod tests {
     async fn direct_refuses_loopback_unless_allowed() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let target = TargetAddr::Ip(listener.local_addr().unwrap());
-        let opts = DialOptions::default();
+        let dialer = Dialer::default();
         let t = Duration::from_secs(5);
-        let err = dial_direct(&target, false, &opts, t).await.unwrap_err();
+        let err = dial_direct(&target, false, &dialer, t).await.unwrap_err();
         assert_eq!(err.reason, CloseReason::NotAllowed);
-        let stream = dial_direct(&target, true, &opts, t).await.unwrap();
+        let stream = dial_direct(&target, true, &dialer, t).await.unwrap();
         assert!(stream.nodelay().unwrap());
         let localhost = TargetAddr::Domain("localhost".into(), target.port());
-        let err = dial_direct(&localhost, false, &opts, t).await.unwrap_err();
+        let err = dial_direct(&localhost, false, &dialer, t)
+            .await
+            .unwrap_err();
         assert_eq!(err.reason, CloseReason::NotAllowed);
         // `localhost` resolves (through /etc/hosts) and is dialed when allowed.
-        assert!(dial_direct(&localhost, true, &opts, t).await.is_ok());
+        assert!(dial_direct(&localhost, true, &dialer, t).await.is_ok());
     }
 
     #[tokio::test]
@@ -331,14 +334,9 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let target = TargetAddr::Ip(listener.local_addr().unwrap());
         drop(listener);
-        let err = dial_direct(
-            &target,
-            true,
-            &DialOptions::default(),
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap_err();
+        let err = dial_direct(&target, true, &Dialer::default(), Duration::from_secs(5))
+            .await
+            .unwrap_err();
         assert_eq!(err.reason, CloseReason::Refused, "{:?}", err.error);
     }
 
@@ -367,15 +365,15 @@ mod tests {
 
         let strict = UpstreamMode::outline(cfg.clone(), false);
         assert_eq!(strict.label(), "outline");
-        let r = dial(&strict, &ctx, &literal, t).await;
+        let r = dial(&strict, &ctx, &Dialer::default(), &literal, t).await;
         assert_eq!(reason(r), CloseReason::NotAllowed);
         // Names are resolved by the node: not checked here.
         assert_eq!(
-            reason(dial(&strict, &ctx, &name, t).await),
+            reason(dial(&strict, &ctx, &Dialer::default(), &name, t).await),
             CloseReason::Refused
         );
         let public = TargetAddr::Ip("192.0.2.1:80".parse().unwrap());
-        let r = dial(&strict, &ctx, &public, t).await;
+        let r = dial(&strict, &ctx, &Dialer::default(), &public, t).await;
         assert_eq!(
             reason(r),
             CloseReason::NotAllowed,
@@ -384,7 +382,7 @@ mod tests {
         // A public literal passes and goes (only) to the node, inside its header.
         let public = TargetAddr::Ip("1.1.1.1:80".parse().unwrap());
         assert_eq!(
-            reason(dial(&strict, &ctx, &public, t).await),
+            reason(dial(&strict, &ctx, &Dialer::default(), &public, t).await),
             CloseReason::Refused
         );
 
@@ -392,7 +390,7 @@ mod tests {
         for spelling in ["2130706433", "0x7f.1", "0177.0.0.1"] {
             let sneaky = TargetAddr::Domain(spelling.into(), 9);
             assert_eq!(
-                reason(dial(&strict, &ctx, &sneaky, t).await),
+                reason(dial(&strict, &ctx, &Dialer::default(), &sneaky, t).await),
                 CloseReason::NotAllowed,
                 "{spelling}"
             );
@@ -400,7 +398,7 @@ mod tests {
 
         let open = UpstreamMode::outline(cfg, true);
         assert_eq!(
-            reason(dial(&open, &ctx, &literal, t).await),
+            reason(dial(&open, &ctx, &Dialer::default(), &literal, t).await),
             CloseReason::Refused
         );
     }
