@@ -74,7 +74,7 @@ struct Inner {
     secrets: Arc<dyn SecretStore>,
     system_proxy: Option<Arc<dyn SystemProxy>>,
     /// Serialises changes to the desktop's proxy settings (apply, restore).
-    system_proxy_lock: tokio::sync::Mutex<()>,
+    system_proxy_lock: Arc<tokio::sync::Mutex<()>>,
     autostart: Option<Arc<dyn Autostart>>,
     log: LogBook,
     events: broadcast::Sender<AppEvent>,
@@ -132,7 +132,7 @@ impl Controller {
                 settings_writer: Arc::new(tokio::sync::Mutex::new(())),
                 secrets: parts.secrets,
                 system_proxy: parts.system_proxy.map(Arc::from),
-                system_proxy_lock: tokio::sync::Mutex::new(()),
+                system_proxy_lock: Arc::new(tokio::sync::Mutex::new(())),
                 autostart: parts.autostart.map(Arc::from),
                 log,
                 events,
@@ -682,24 +682,44 @@ impl Controller {
     /// async and already reads the settings in place (at startup, before any
     /// command or connection).
     fn restore_system_proxy_at_start(&self) {
-        let Some(saved) = self.settings().saved_system_proxy else {
+        if self.settings().saved_system_proxy.is_none() {
+            return;
+        }
+        // Taken now, before anything else can run: a Connect meanwhile
+        // waits for the restore instead of taking the record for its own.
+        let Ok(system_lock) = self.inner.system_proxy_lock.clone().try_lock_owned() else {
             return;
         };
-        match restore_saved(&saved) {
-            Ok(()) => {
-                let mut next = self.settings();
-                next.saved_system_proxy = None;
-                if self.inner.storage.save(&next).is_ok() {
-                    *self.inner.settings.lock().unwrap() = next;
+        let weak = Arc::downgrade(&self.inner);
+        // The desktop calls block (gsettings, kwriteconfig): on the blocking
+        // pool, not on the thread that builds the controller.
+        tokio::spawn(async move {
+            let _system_lock = system_lock;
+            let Some(inner) = weak.upgrade() else { return };
+            let this = Controller { inner };
+            let Some(saved) = this.settings().saved_system_proxy else {
+                return;
+            };
+            match blocking(move || restore_saved(&saved).map_err(|e| e.to_string())).await {
+                Ok(()) => {
+                    let forgot = this
+                        .update_settings(|s| {
+                            s.saved_system_proxy = None;
+                            Ok(())
+                        })
+                        .await;
+                    match forgot {
+                        Ok(()) => this.log(
+                            LogLevel::Info,
+                            None,
+                            "The system proxy settings are restored.",
+                        ),
+                        Err(e) => this.log(LogLevel::Error, Some(e.code.as_str()), e.message),
+                    }
                 }
-                self.log(
-                    LogLevel::Info,
-                    None,
-                    "The system proxy settings are restored.",
-                );
+                Err(e) => this.log(LogLevel::Error, Some("system_proxy"), e),
             }
-            Err(e) => self.log(LogLevel::Error, Some("system_proxy"), e.to_string()),
-        }
+        });
     }
 
     /// Follows the engine: log lines for state changes and errors, notices
