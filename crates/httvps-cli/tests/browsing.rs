@@ -15,38 +15,24 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use testkit::TestGateway;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::process::{Child, Command};
 
-const HTTVPS: &str = env!("CARGO_BIN_EXE_httvps");
-const CHROMIUM: &str = "/usr/bin/chromium";
+mod cli;
+use cli::{CHROMIUM, JsonClient, gateway_bin, headless_chromium};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::process::Command;
+
 const TOKEN: &str = "browsing-token-8";
 /// The gateway's default, given explicitly so these tests keep meaning the
 /// same if the default changes.
 const MAX_STREAMS: &str = "8";
-
-/// The gateway binary, built beside `httvps` (as in e2e.rs).
-fn gateway_bin() -> PathBuf {
-    let bin = Path::new(HTTVPS).with_file_name("httvps-gateway");
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = std::process::Command::new(cargo)
-            .args(["build", "-p", "httvps-gateway", "--bin", "httvps-gateway"])
-            .status()
-            .expect("run cargo build for the gateway");
-        assert!(status.success(), "building httvps-gateway failed");
-    }
-    bin
-}
 
 /// A direct-mode gateway with 8 streams per session that may dial loopback.
 async fn gateway() -> TestGateway {
@@ -63,100 +49,34 @@ async fn gateway() -> TestGateway {
 // The client: `httvps connect --json`, the token in the environment.
 // ---------------------------------------------------------------------------
 
-struct Client {
-    _child: Child,
-    lines: Arc<Mutex<Vec<Value>>>,
-    proxy: SocketAddr,
-    _home: tempfile::TempDir,
+/// `httvps connect` to `gateway`, its proxy on a free port, once the
+/// session is active.
+async fn connect(gateway: &TestGateway) -> JsonClient {
+    let client = JsonClient::connect(&gateway.url(), gateway.ca(), TOKEN, &[], &[]).await;
+    client.wait_state("active", Duration::from_secs(20)).await;
+    client
 }
 
-impl Client {
-    /// `httvps connect` to `gateway`, its proxy on a free port, once the
-    /// session is active.
-    async fn connect(gateway: &TestGateway) -> Client {
-        let home = tempfile::tempdir().unwrap();
-        let (url, ca) = (gateway.url(), gateway.ca().display().to_string());
-        let mut child = Command::new(HTTVPS)
-            .args(["connect", "--gateway", &url, "--ca", &ca])
-            .args(["--listen", "127.0.0.1:0", "--json"])
-            .env("HTTVPS_CONFIG", home.path().join("profiles.toml"))
-            .env("HTTVPS_CONTROL_FILE", home.path().join("control.json"))
-            .env("HTTVPS_SESSION_TOKEN", TOKEN)
-            .env_remove("HTTVPS_DEVICE_TOKEN")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start httvps");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let mut reader = BufReader::new(child.stdout.take().unwrap()).lines();
-        let sink = lines.clone();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = reader.next_line().await {
-                let value: Value =
-                    serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON: {line}: {e}"));
-                sink.lock().unwrap().push(value);
-            }
-        });
-        let mut client = Client {
-            _child: child,
-            lines,
-            proxy: "0.0.0.0:0".parse().unwrap(),
-            _home: home,
-        };
-        let listening = client
-            .wait_for("listening", |v| v["type"] == "listening")
-            .await;
-        client.proxy = listening["data"]["proxy"]
-            .as_str()
-            .unwrap()
-            .parse()
-            .unwrap();
-        client
-            .wait_for("state active", |v| {
-                v["type"] == "state" && v["data"]["state"] == "active"
-            })
-            .await;
-        client
+/// What the stream events say so far, for failure messages: streams
+/// opened (and the longest slot wait), streams closed by reason.
+fn stream_summary(client: &JsonClient) -> String {
+    let lines = client.lines();
+    let opened: Vec<u64> = lines
+        .iter()
+        .filter(|v| v["type"] == "stream_opened")
+        .map(|v| v["data"]["wait_ms"].as_u64().unwrap_or(0))
+        .collect();
+    let mut closed: BTreeMap<String, usize> = BTreeMap::new();
+    for v in lines.iter().filter(|v| v["type"] == "stream_closed") {
+        let reason = v["data"]["close_reason"].as_str().unwrap_or("closed");
+        *closed.entry(reason.to_owned()).or_default() += 1;
     }
-
-    async fn wait_for(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(v) = self.lines.lock().unwrap().iter().find(|v| pred(v)) {
-                return v.clone();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {what} event within 20 s; got {:?}",
-                self.lines.lock().unwrap()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// What the stream events say so far, for failure messages: streams
-    /// opened (and the longest slot wait), streams closed by reason.
-    fn stream_summary(&self) -> String {
-        let lines = self.lines.lock().unwrap();
-        let opened: Vec<u64> = lines
-            .iter()
-            .filter(|v| v["type"] == "stream_opened")
-            .map(|v| v["data"]["wait_ms"].as_u64().unwrap_or(0))
-            .collect();
-        let mut closed: BTreeMap<String, usize> = BTreeMap::new();
-        for v in lines.iter().filter(|v| v["type"] == "stream_closed") {
-            let reason = v["data"]["close_reason"].as_str().unwrap_or("closed");
-            *closed.entry(reason.to_owned()).or_default() += 1;
-        }
-        format!(
-            "client events: {} streams opened (longest slot wait {} ms), closed {:?}",
-            opened.len(),
-            opened.iter().max().copied().unwrap_or(0),
-            closed
-        )
-    }
+    format!(
+        "client events: {} streams opened (longest slot wait {} ms), closed {:?}",
+        opened.len(),
+        opened.iter().max().copied().unwrap_or(0),
+        closed
+    )
 }
 
 // ---------------------------------------------------------------------------
@@ -547,7 +467,7 @@ const FAST: Duration = Duration::from_secs(1);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_keepalive_connections_do_not_starve_new_ones() {
     let gateway = gateway().await;
-    let client = Client::connect(&gateway).await;
+    let client = connect(&gateway).await;
     let origin = Origin::start(Arc::new(Mutex::new(None)), Duration::ZERO).await;
     let target = origin.addr;
     let expected = format!("hello from {target}\n").into_bytes();
@@ -576,7 +496,7 @@ async fn idle_keepalive_connections_do_not_starve_new_ones() {
                  open: {e} after {}\n{}\n{}",
                 ms(took),
                 report.join("\n"),
-                client.stream_summary()
+                stream_summary(&client)
             )
         });
         match outcome {
@@ -588,7 +508,7 @@ async fn idle_keepalive_connections_do_not_starve_new_ones() {
             "kept connection {i} ({via:?}) took {} with {i} idle connections open\n{}\n{}",
             ms(took),
             report.join("\n"),
-            client.stream_summary()
+            stream_summary(&client)
         );
         kept.push(conn);
     }
@@ -613,7 +533,7 @@ async fn idle_keepalive_connections_do_not_starve_new_ones() {
             slow.push(format!("new fetch {i} (curl {flag}) took {}", ms(took)));
         }
     }
-    eprintln!("{}\n{}", report.join("\n"), client.stream_summary());
+    eprintln!("{}\n{}", report.join("\n"), stream_summary(&client));
     assert!(
         slow.is_empty(),
         "new fetches with {KEPT} idle keep-alive connections open:\n{}",
@@ -634,13 +554,13 @@ async fn idle_keepalive_connections_do_not_starve_new_ones() {
             other => panic!(
                 "reusing kept connection {i} ({via:?}) after {}: {other:?}\n{}",
                 ms(took),
-                client.stream_summary()
+                stream_summary(&client)
             ),
         }
     }
     eprintln!(
         "reusing the {KEPT} kept connections: {answered} answered, {closed} closed\n{}",
-        client.stream_summary()
+        stream_summary(&client)
     );
     assert_eq!(answered + closed, KEPT);
 }
@@ -731,20 +651,10 @@ fn parse_result(dom: &str) -> Option<PageResult> {
 async fn chromium_load(proxy: &str, url: &str) -> (Duration, Option<String>) {
     let profile = tempfile::tempdir().unwrap();
     let start = Instant::now();
-    let child = Command::new(CHROMIUM)
+    let child = headless_chromium(profile.path(), proxy)
         .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
             "--disable-extensions",
             "--disable-default-apps",
-            &format!("--user-data-dir={}", profile.path().display()),
-            &format!("--proxy-server={proxy}"),
             // Chromium never proxies loopback unless told to. Its own
             // requests to Google's services go direct (and fail offline)
             // instead of taking tunnel streams from the page.
@@ -790,7 +700,7 @@ async fn chromium_loads_48_images_from_8_origins() {
     // and fresh origins for each, so the loads do not share anything but the
     // gateway.
     for scheme in ["socks5", "http"] {
-        let client = Client::connect(&gateway).await;
+        let client = connect(&gateway).await;
         let page: Page = Arc::new(Mutex::new(None));
         let mut origins = Vec::new();
         for _ in 0..ORIGINS {
@@ -823,7 +733,7 @@ async fn chromium_loads_48_images_from_8_origins() {
             failures.push(format!(
                 "{scheme}: Chromium had not finished the page after {} (killed)\n  {served_line}\n  {}",
                 ms(took),
-                client.stream_summary()
+                stream_summary(&client)
             ));
             eprintln!("{}", failures.last().unwrap());
             continue;
@@ -840,7 +750,7 @@ async fn chromium_loads_48_images_from_8_origins() {
             failures.push(format!(
                 "{scheme}: Chromium printed the DOM after {}, but {state}\n  {served_line}\n  {}",
                 ms(took),
-                client.stream_summary()
+                stream_summary(&client)
             ));
             eprintln!("{}", failures.last().unwrap());
             continue;
@@ -853,7 +763,7 @@ async fn chromium_loads_48_images_from_8_origins() {
             result.last_ms,
             result.load_ms,
             ms(took),
-            client.stream_summary()
+            stream_summary(&client)
         );
         let total = ORIGINS * IMAGES_PER_ORIGIN;
         if result.loaded != total || result.failed != 0 {

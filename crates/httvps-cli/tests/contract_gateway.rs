@@ -22,7 +22,6 @@ use std::net::{SocketAddr, TcpListener};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use httvps_client::{ClientConfig, Secret, TargetAddr, Tunnel};
@@ -30,10 +29,12 @@ use serde_json::Value;
 use testkit::{TestCert, install_crypto_provider, pseudo_random_bytes, sha256_hex};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
-const HTTVPS: &str = env!("CARGO_BIN_EXE_httvps");
+mod cli;
+use cli::JsonClient;
+
 /// Debian's interpreter, where python3-websockets is installed (a `python3`
 /// earlier on PATH, e.g. pyenv's, may not have it).
 const PYTHON: &str = "/usr/bin/python3";
@@ -226,157 +227,68 @@ impl ContractGateway {
 }
 
 /// A running `httvps connect` with its JSON event lines collected.
-struct Client {
-    _child: Child,
-    lines: Arc<Mutex<Vec<Value>>>,
-    /// Bumped on every line, so waiters wake up without polling.
-    seen: watch::Receiver<usize>,
-    proxy: SocketAddr,
-    _home: tempfile::TempDir,
+/// `httvps connect` to the Python gateway (the token never on the command
+/// line), once the session is active.
+async fn connect(gateway: &ContractGateway, token: &str) -> JsonClient {
+    let client = JsonClient::connect(&gateway.url(), &gateway.cert, token, &[], &[]).await;
+    client.wait_state("active", Duration::from_secs(20)).await;
+    client
 }
 
-impl Client {
-    async fn connect(gateway: &ContractGateway, token: &str) -> Client {
-        let home = tempfile::tempdir().unwrap();
-        let mut child = Command::new(HTTVPS)
-            .args(["connect", "--gateway", &gateway.url(), "--ca"])
-            .arg(&gateway.cert)
-            .args(["--listen", "127.0.0.1:0", "--json"])
-            .env("HTTVPS_CONFIG", home.path().join("profiles.toml"))
-            .env("HTTVPS_CONTROL_FILE", home.path().join("control.json"))
-            .env_remove("HTTVPS_DEVICE_TOKEN")
-            // The token never goes on the command line.
-            .env("HTTVPS_SESSION_TOKEN", token)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start httvps");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let (bump, seen) = watch::channel(0);
-        let mut reader = BufReader::new(child.stdout.take().unwrap()).lines();
-        let sink = lines.clone();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = reader.next_line().await {
-                let value: Value =
-                    serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON: {line}: {e}"));
-                // The periodic byte counts are many and say nothing here.
-                if value["type"] == "streams" {
-                    continue;
-                }
-                let mut lines = sink.lock().unwrap();
-                lines.push(value);
-                bump.send_replace(lines.len());
-            }
-        });
-        let mut client = Client {
-            _child: child,
-            lines,
-            seen,
-            proxy: "0.0.0.0:0".parse().unwrap(),
-            _home: home,
-        };
-        let listening = client
-            .wait_for("listening", Duration::from_secs(20), |lines| {
-                lines.iter().find(|v| v["type"] == "listening").cloned()
-            })
-            .await;
-        client.proxy = listening["data"]["proxy"]
-            .as_str()
-            .unwrap()
-            .parse()
-            .unwrap();
-        client
-            .wait_for("the active state", Duration::from_secs(20), |lines| {
-                lines
-                    .iter()
-                    .find(|v| v["type"] == "state" && v["data"]["state"] == "active")
-                    .cloned()
-            })
-            .await;
-        client
-    }
+/// Streams that got a tunnel stream and then ended.
+fn closed_streams(lines: &[Value]) -> Vec<Value> {
+    lines
+        .iter()
+        .filter(|v| v["type"] == "stream_closed" && v["data"]["stream_id"].is_string())
+        .cloned()
+        .collect()
+}
 
-    /// Waits until `check` finds what it wants in the event lines.
-    async fn wait_for<T>(
-        &self,
-        what: &str,
-        timeout: Duration,
-        check: impl Fn(&[Value]) -> Option<T>,
-    ) -> T {
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut seen = self.seen.clone();
-        loop {
-            let _ = seen.borrow_and_update();
-            if let Some(found) = check(&self.lines.lock().unwrap()) {
-                return found;
-            }
-            tokio::select! {
-                changed = seen.changed() => {
-                    assert!(changed.is_ok(), "httvps exited while waiting for {what}; events:\n{}", self.streams_report());
-                }
-                _ = tokio::time::sleep_until(deadline) => {
-                    panic!("no {what} within {timeout:?}; events:\n{}", self.streams_report());
-                }
-            }
-        }
-    }
-
-    /// Streams that got a tunnel stream and then ended.
-    fn closed_streams(lines: &[Value]) -> Vec<Value> {
-        lines
-            .iter()
-            .filter(|v| v["type"] == "stream_closed" && v["data"]["stream_id"].is_string())
-            .cloned()
-            .collect()
-    }
-
-    /// Waits until `n` tunnel streams have ended in all.
-    async fn wait_closed(&self, n: usize, timeout: Duration) {
-        self.wait_for(
+/// Waits until `n` tunnel streams have ended in all.
+async fn wait_closed(client: &JsonClient, n: usize, timeout: Duration) {
+    client
+        .wait_for(
             &format!("{n} ended streams (each gives its slot back)"),
             timeout,
-            |lines| (Self::closed_streams(lines).len() >= n).then_some(()),
+            |lines| (closed_streams(lines).len() >= n).then_some(()),
         )
         .await;
-    }
+}
 
-    /// The stream and error events, one per line, for failure messages.
-    fn streams_report(&self) -> String {
-        let lines = self.lines.lock().unwrap();
-        let opened: Vec<&Value> = lines
-            .iter()
-            .filter(|v| v["type"] == "stream_opened")
-            .collect();
-        let mut out = String::new();
-        for v in lines
-            .iter()
-            .filter(|v| v["type"] != "listening" && v["type"] != "state")
-        {
-            let d = &v["data"];
-            out += &format!(
-                "  {} {} {} down={} wait_ms={} reason={}\n",
-                v["type"],
-                d["stream_id"],
-                d["target"],
-                d["bytes_down"],
-                d["wait_ms"],
-                d["close_reason"]
-            );
-        }
-        let closed: Vec<String> = Self::closed_streams(&lines)
-            .iter()
-            .map(|v| v["data"]["stream_id"].as_str().unwrap().to_owned())
-            .collect();
-        let still_open: Vec<&str> = opened
-            .iter()
-            .filter_map(|v| v["data"]["stream_id"].as_str())
-            .filter(|id| !closed.iter().any(|c| c == id))
-            .collect();
-        out += &format!("  still open: {still_open:?}");
-        out
+/// The stream and error events, one per line, for failure messages.
+fn streams_report(client: &JsonClient) -> String {
+    let lines = client.lines();
+    let opened: Vec<&Value> = lines
+        .iter()
+        .filter(|v| v["type"] == "stream_opened")
+        .collect();
+    let mut out = String::new();
+    for v in lines
+        .iter()
+        .filter(|v| !matches!(v["type"].as_str(), Some("listening" | "state" | "streams")))
+    {
+        let d = &v["data"];
+        out += &format!(
+            "  {} {} {} down={} wait_ms={} reason={}\n",
+            v["type"],
+            d["stream_id"],
+            d["target"],
+            d["bytes_down"],
+            d["wait_ms"],
+            d["close_reason"]
+        );
     }
+    let closed: Vec<String> = closed_streams(&lines)
+        .iter()
+        .map(|v| v["data"]["stream_id"].as_str().unwrap().to_owned())
+        .collect();
+    let still_open: Vec<&str> = opened
+        .iter()
+        .filter_map(|v| v["data"]["stream_id"].as_str())
+        .filter(|id| !closed.iter().any(|c| c == id))
+        .collect();
+    out += &format!("  still open: {still_open:?}");
+    out
 }
 
 /// How curl reaches the target through the local proxy.
@@ -427,7 +339,7 @@ async fn download(proxy: SocketAddr, via: Via, url: String) -> Download {
 }
 
 /// `n` downloads at once; each must arrive whole.
-async fn downloads(client: &Client, via: Via, url: &str, n: usize, sha256: &str, what: &str) {
+async fn downloads(client: &JsonClient, via: Via, url: &str, n: usize, sha256: &str, what: &str) {
     let mut set = JoinSet::new();
     for _ in 0..n {
         set.spawn(download(client.proxy, via, url.to_owned()));
@@ -453,7 +365,7 @@ async fn downloads(client: &Client, via: Via, url: &str, n: usize, sha256: &str,
         "{what}: {} of {n} downloads failed:\n{}\nevents:\n{}",
         failed.len(),
         failed.join("\n"),
-        client.streams_report()
+        streams_report(client)
     );
     eprintln!("{what} ({via:?}): {n} × {FILE_LEN} bytes, each in {took:.2?}");
 }
@@ -465,7 +377,7 @@ async fn parallel_downloads_through_a_contract_only_gateway_release_their_slots(
     let nginx = Nginx::start(&body).await;
     drop(body);
     let gateway = ContractGateway::start(TOKEN).await;
-    let client = Client::connect(&gateway, TOKEN).await;
+    let client = connect(&gateway, TOKEN).await;
     let url = nginx.url();
     let started = Instant::now();
 
@@ -481,7 +393,7 @@ async fn parallel_downloads_through_a_contract_only_gateway_release_their_slots(
         // curl is done with every stream of the round: each must end within
         // the linger (nginx keeps the connection open) and free its slot.
         ended += PARALLEL;
-        client.wait_closed(ended, LINGER + RELEASE_MARGIN).await;
+        wait_closed(&client, ended, LINGER + RELEASE_MARGIN).await;
     }
 
     // New connections are still served promptly: more than the slots, at once.
@@ -494,9 +406,7 @@ async fn parallel_downloads_through_a_contract_only_gateway_release_their_slots(
         "after the rounds",
     )
     .await;
-    client
-        .wait_closed(ended + AFTER, LINGER + RELEASE_MARGIN)
-        .await;
+    wait_closed(&client, ended + AFTER, LINGER + RELEASE_MARGIN).await;
     eprintln!("all rounds in {:.1?}", started.elapsed());
 }
 

@@ -3,37 +3,21 @@
 //! `ss-server` as the Outline node, local HTTP/TCP servers as targets.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+mod cli;
+use cli::{HTTVPS, JsonClient as Client, gateway_bin, headless_chromium};
 use testkit::{
     EchoServer, Grant, HttpServer, SsServer, TestBackend, TestGateway, closed_port,
     closes_without_data, socks5_connect,
 };
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
-const HTTVPS: &str = env!("CARGO_BIN_EXE_httvps");
 const TOKEN: &str = "cli-e2e-token-42";
-
-/// The gateway binary, built beside `httvps` (cargo builds every binary of the
-/// workspace for `cargo test --workspace`; build it if this run did not).
-fn gateway_bin() -> PathBuf {
-    let bin = Path::new(HTTVPS).with_file_name("httvps-gateway");
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = std::process::Command::new(cargo)
-            .args(["build", "-p", "httvps-gateway", "--bin", "httvps-gateway"])
-            .status()
-            .expect("run cargo build for the gateway");
-        assert!(status.success(), "building httvps-gateway failed");
-    }
-    bin
-}
 
 /// The token-file gateway (direct mode) most tests use.
 async fn direct_gateway(extra: &[&str]) -> TestGateway {
@@ -42,87 +26,16 @@ async fn direct_gateway(extra: &[&str]) -> TestGateway {
         .expect("gateway starts")
 }
 
-/// A running `httvps` process with its JSON event lines collected.
-struct Client {
-    child: Child,
-    lines: Arc<Mutex<Vec<Value>>>,
-    proxy: SocketAddr,
-    _home: tempfile::TempDir,
-    control_file: PathBuf,
+/// `httvps connect` to `gateway` with the test token (plus `extra` flags
+/// and `envs`), its proxy on a free port.
+async fn connect(gateway: &TestGateway, extra: &[&str], envs: &[(&str, &str)]) -> Client {
+    Client::connect(&gateway.url(), gateway.ca(), TOKEN, extra, envs).await
 }
 
-impl Client {
-    async fn start(args: &[&str], envs: &[(&str, &str)]) -> Client {
-        let home = tempfile::tempdir().unwrap();
-        let control_file = home.path().join("control.json");
-        let mut child = Command::new(HTTVPS)
-            .args(args)
-            .arg("--json")
-            .env("HTTVPS_CONFIG", home.path().join("profiles.toml"))
-            .env("HTTVPS_CONTROL_FILE", &control_file)
-            .env_remove("HTTVPS_SESSION_TOKEN")
-            .env_remove("HTTVPS_DEVICE_TOKEN")
-            .envs(envs.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start httvps");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let mut reader = BufReader::new(child.stdout.take().unwrap()).lines();
-        let sink = lines.clone();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = reader.next_line().await {
-                let value: Value =
-                    serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON: {line}: {e}"));
-                sink.lock().unwrap().push(value);
-            }
-        });
-        let mut client = Client {
-            child,
-            lines,
-            proxy: "0.0.0.0:0".parse().unwrap(),
-            _home: home,
-            control_file,
-        };
-        let listening = client
-            .wait_for(
-                "listening",
-                |v| v["type"] == "listening",
-                Duration::from_secs(20),
-            )
-            .await;
-        client.proxy = listening["data"]["proxy"]
-            .as_str()
-            .unwrap()
-            .parse()
-            .unwrap();
-        client
-    }
-
-    /// `httvps connect` to `gateway` with the test token (plus `extra` flags
-    /// and `envs`), its proxy on a free port.
-    async fn connect(gateway: &TestGateway, extra: &[&str], envs: &[(&str, &str)]) -> Client {
-        let (url, ca) = (gateway.url(), gateway.ca().display().to_string());
-        let mut args = vec![
-            "connect",
-            "--gateway",
-            &url,
-            "--ca",
-            &ca,
-            "--listen",
-            "127.0.0.1:0",
-        ];
-        args.extend_from_slice(extra);
-        let mut all_envs = vec![("HTTVPS_SESSION_TOKEN", TOKEN)];
-        all_envs.extend_from_slice(envs);
-        Client::start(&args, &all_envs).await
-    }
-
-    /// Waits for a `stream_closed` event whose reason contains `reason`.
-    async fn wait_stream_closed(&self, reason: &str) -> Value {
-        self.wait_for(
+/// Waits for a `stream_closed` event whose reason contains `reason`.
+async fn wait_stream_closed(client: &Client, reason: &str) -> Value {
+    client
+        .wait_line(
             &format!("a stream_closed ({reason})"),
             |v| {
                 v["type"] == "stream_closed"
@@ -133,54 +46,6 @@ impl Client {
             Duration::from_secs(5),
         )
         .await
-    }
-
-    /// Waits for an event line matching `pred` (seen before or after the call).
-    async fn wait_for(
-        &self,
-        what: &str,
-        pred: impl Fn(&Value) -> bool,
-        timeout: Duration,
-    ) -> Value {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(v) = self.lines.lock().unwrap().iter().find(|v| pred(v)) {
-                return v.clone();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {what} event within {timeout:?}; got {:?}",
-                self.lines.lock().unwrap()
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }
-
-    async fn wait_state(&self, state: &str, timeout: Duration) -> Value {
-        self.wait_for(
-            state,
-            |v| v["type"] == "state" && v["data"]["state"] == state,
-            timeout,
-        )
-        .await
-    }
-
-    fn states(&self) -> Vec<String> {
-        let lines = self.lines.lock().unwrap();
-        lines
-            .iter()
-            .filter(|v| v["type"] == "state")
-            .map(|v| v["data"]["state"].as_str().unwrap().to_owned())
-            .collect()
-    }
-
-    async fn exit_code(mut self, timeout: Duration) -> i32 {
-        let status = tokio::time::timeout(timeout, self.child.wait())
-            .await
-            .expect("httvps exits")
-            .unwrap();
-        status.code().unwrap_or(-1)
-    }
 }
 
 /// Runs curl through the proxy; returns (exit code, stdout bytes).
@@ -213,7 +78,7 @@ async fn curl_sha(proxy_flag: &str, proxy: SocketAddr, url: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn direct_mode_serves_curl_over_socks5_and_http_with_identical_bytes() {
     let gateway = direct_gateway(&["--allow-private-targets"]).await;
-    let client = Client::connect(&gateway, &[], &[]).await;
+    let client = connect(&gateway, &[], &[]).await;
     client.wait_state("active", Duration::from_secs(20)).await;
     let http = HttpServer::start().await;
     for n in [1usize, 65536] {
@@ -237,7 +102,7 @@ async fn direct_mode_serves_curl_over_socks5_and_http_with_identical_bytes() {
 
     // The live table saw the streams, with their byte counts.
     let closed = client
-        .wait_for(
+        .wait_line(
             "a closed 100 MiB stream",
             |v| {
                 v["type"] == "stream_closed"
@@ -302,7 +167,7 @@ async fn outline_mode_through_real_ss_server() {
     )
     .await
     .expect("gateway starts");
-    let client = Client::connect(&gateway, &[], &[]).await;
+    let client = connect(&gateway, &[], &[]).await;
     client.wait_state("active", Duration::from_secs(20)).await;
     let http = HttpServer::start().await;
     let n = 5 * 1024 * 1024 + 3;
@@ -318,22 +183,13 @@ async fn outline_mode_through_real_ss_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_loads_a_page_with_its_resources_through_the_tunnel() {
     let gateway = direct_gateway(&["--allow-private-targets"]).await;
-    let client = Client::connect(&gateway, &[], &[]).await;
+    let client = connect(&gateway, &[], &[]).await;
     client.wait_state("active", Duration::from_secs(20)).await;
     let http = HttpServer::start().await;
     let profile = tempfile::tempdir().unwrap();
-    let out = Command::new("/usr/bin/chromium")
+    let proxy = format!("socks5://{}", client.proxy);
+    let out = headless_chromium(profile.path(), &proxy)
         .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            &format!("--user-data-dir={}", profile.path().display()),
-            &format!("--proxy-server=socks5://{}", client.proxy),
             "--proxy-bypass-list=<-loopback>",
             "--virtual-time-budget=5000",
             "--dump-dom",
@@ -361,7 +217,7 @@ async fn chromium_loads_a_page_with_its_resources_through_the_tunnel() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_connections_share_eight_streams() {
     let gateway = direct_gateway(&["--allow-private-targets", "--max-streams", "8"]).await;
-    let client = Client::connect(&gateway, &[], &[]).await;
+    let client = connect(&gateway, &[], &[]).await;
     client.wait_state("active", Duration::from_secs(20)).await;
     let echo = EchoServer::start().await;
     let mut tasks = Vec::new();
@@ -386,7 +242,7 @@ async fn two_hundred_connections_share_eight_streams() {
     }
     // Some had to queue for a slot, and the table says how long.
     let waited = client
-        .wait_for(
+        .wait_line(
             "a queued stream",
             |v| v["type"] == "stream_opened" && v["data"]["wait_ms"].as_u64().unwrap_or(0) > 0,
             Duration::from_secs(5),
@@ -398,8 +254,8 @@ async fn two_hundred_connections_share_eight_streams() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn optimistic_open_answers_before_the_dial_and_reports_failures_by_closing() {
     let gateway = direct_gateway(&["--allow-private-targets"]).await;
-    let careful = Client::connect(&gateway, &[], &[]).await;
-    let fast = Client::connect(&gateway, &["--optimistic-open"], &[]).await;
+    let careful = connect(&gateway, &[], &[]).await;
+    let fast = connect(&gateway, &["--optimistic-open"], &[]).await;
     careful.wait_state("active", Duration::from_secs(20)).await;
     fast.wait_state("active", Duration::from_secs(20)).await;
     // A port nobody listens on: the gateway's dial is refused.
@@ -415,7 +271,7 @@ async fn optimistic_open_answers_before_the_dial_and_reports_failures_by_closing
         closes_without_data(&mut s).await,
         "the failed stream is closed"
     );
-    fast.wait_stream_closed("refused").await;
+    wait_stream_closed(&fast, "refused").await;
 
     // And it carries real traffic, byte for byte, over SOCKS5 and HTTP.
     let http = HttpServer::start().await;
@@ -436,7 +292,7 @@ async fn killing_the_gateway_mid_transfer_reconnects_when_it_returns() {
     let port = testkit::free_port();
     let listen = format!("127.0.0.1:{port}");
     let mut gateway = direct_gateway(&["--allow-private-targets", "--listen", &listen]).await;
-    let client = Client::connect(&gateway, &[], &[]).await;
+    let client = connect(&gateway, &[], &[]).await;
     client.wait_state("active", Duration::from_secs(20)).await;
     let http = HttpServer::start().await;
 
@@ -489,7 +345,7 @@ async fn killing_the_gateway_mid_transfer_reconnects_when_it_returns() {
 async fn bad_input_gets_the_right_error_and_the_engine_keeps_serving() {
     // A strict gateway: loopback targets are refused by policy.
     let strict = direct_gateway(&[]).await;
-    let client = Client::connect(
+    let client = connect(
         &strict,
         &["--proxy-user", "alice"],
         &[("HTTVPS_PROXY_PASSWORD", "wonderland")],
@@ -543,7 +399,7 @@ async fn bad_input_gets_the_right_error_and_the_engine_keeps_serving() {
         97
     );
     // The refusals were recorded with their reasons, and the session survived.
-    client.wait_stream_closed("not allowed").await;
+    wait_stream_closed(&client, "not allowed").await;
     assert!(
         !client.states().iter().any(|s| s == "reconnecting"),
         "{:?}",
@@ -621,7 +477,7 @@ async fn demo_works_with_no_configuration() {
     let client = Client::start(&["demo", "--listen", "127.0.0.1:0"], &[]).await;
     client.wait_state("active", Duration::from_secs(20)).await;
     let demo = client
-        .wait_for("demo info", |v| v["type"] == "demo", Duration::from_secs(5))
+        .wait_line("demo info", |v| v["type"] == "demo", Duration::from_secs(5))
         .await;
     let page = demo["data"]["page"].as_str().unwrap().to_owned();
     let (code, body) = curl(&["--socks5-hostname", &client.proxy.to_string(), &page]).await;
