@@ -616,3 +616,90 @@ fn decoded_input_is_the_same_as_text() {
         assert_eq!(events(&mut a), events(&mut b));
     }
 }
+
+/// What a frame is, for the ordering tests: `kind id`.
+fn label(frame: &Frame<'_>) -> String {
+    match frame {
+        Frame::StreamOpen { stream_id, .. }
+        | Frame::StreamData { stream_id, .. }
+        | Frame::StreamClose { stream_id, .. } => format!("{} {stream_id}", frame.kind()),
+        other => other.kind().to_owned(),
+    }
+}
+
+#[test]
+fn control_frames_overtake_data_and_streams_take_turns() {
+    let mut c = Client::new(
+        Config {
+            send_queue_frames: 64,
+            ..config()
+        },
+        "tok",
+        *T0,
+    );
+    texts(&mut c);
+    c.handle_text(*T0, &ready_text(8, &[]));
+    let s1 = c.open_stream(None, &target()).unwrap();
+    texts(&mut c);
+    // A bulk writer fills its stream's queue (8 frames by default).
+    while c.send_data(&s1, &[1; 1024]).is_ok() {}
+    assert_eq!(c.send_data(&s1, b"x"), Err(CommandError::Blocked));
+    // Three pings read meanwhile owe one pong; a new stream opens.
+    for _ in 0..3 {
+        c.handle_text(secs(1), r#"{"type":"ping"}"#);
+    }
+    let s2 = c.open_stream(None, &target()).unwrap();
+    c.send_data(&s2, b"GET /").unwrap();
+    c.close_stream(&s2, None);
+    let order: Vec<String> = texts(&mut c).iter().map(label).collect();
+    let expected_head = [
+        "stream_open s2".to_owned(),
+        // The closed stream's frames go ahead, in order, before its close
+        // (its slot may be reused at once: the gateway must see the close
+        // before any later open).
+        "stream_data s2".to_owned(),
+        "stream_data s2".to_owned(),
+        "stream_close s2".to_owned(),
+        "pong".to_owned(),
+    ];
+    assert_eq!(order[..5], expected_head, "{order:?}");
+    assert_eq!(order.iter().filter(|l| *l == "pong").count(), 1);
+    assert!(
+        order[5..].iter().all(|l| l == "stream_data s1"),
+        "{order:?}"
+    );
+}
+
+#[test]
+fn a_stream_cannot_take_the_whole_send_queue() {
+    let mut c = Client::new(
+        Config {
+            send_queue_frames: 64,
+            stream_queue_frames: 4,
+            ..config()
+        },
+        "tok",
+        *T0,
+    );
+    texts(&mut c);
+    c.handle_text(*T0, &ready_text(8, &[]));
+    let (a, b) = (
+        c.open_stream(None, &target()).unwrap(),
+        c.open_stream(None, &target()).unwrap(),
+    );
+    texts(&mut c);
+    let mut sent_a = 0;
+    while c.send_data(&a, &[1; 1024]).is_ok() {
+        sent_a += 1;
+    }
+    assert_eq!(sent_a, 4, "one stream's share of the queue");
+    for _ in 0..3 {
+        c.send_data(&b, &[2; 1024]).unwrap();
+    }
+    let order: Vec<String> = texts(&mut c).iter().map(label).collect();
+    let want: Vec<String> = [&a, &b, &a, &b, &a, &b, &a]
+        .iter()
+        .map(|id| format!("stream_data {id}"))
+        .collect();
+    assert_eq!(order, want);
+}
