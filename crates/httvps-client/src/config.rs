@@ -66,6 +66,11 @@ pub struct ClientConfig {
     /// bytes on the wire, and most of the CPU per byte outside TLS. Gateways
     /// that do not know it ignore the offer and get the contract's JSON.
     pub binary_data: bool,
+    /// Offer to send WebSocket frames unmasked (the `x-httvps-unmasked`
+    /// extension, in the upgrade): inside TLS masking protects nothing and
+    /// costs a pass over every byte sent, here and at the gateway. Gateways
+    /// that do not know it get masked frames, as the contract says.
+    pub unmasked_frames: bool,
     /// Let [`crate::Stream::ready`] return at once instead of waiting for the
     /// gateway's `stream_ready`. A local proxy then answers its client one
     /// tunnel round trip sooner (what ss-local does), at a price: a target
@@ -96,6 +101,7 @@ impl ClientConfig {
             write_queue_frames: 64,
             half_close_linger: Duration::from_secs(2),
             binary_data: true,
+            unmasked_frames: true,
             optimistic_open: false,
         }
     }

@@ -12,7 +12,6 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
@@ -20,6 +19,7 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use crate::config::ClientConfig;
 use crate::error::ClientError;
 use crate::tls;
+use crate::upgrade::upgrade;
 use net::Secret;
 
 /// The WebSocket over TLS over TCP that a session runs on.
@@ -104,11 +104,11 @@ pub(crate) async fn connect(
     config: &ClientConfig,
     token: &Secret,
     machine_config: client::Config,
-) -> Result<(WsStream, Client), ClientError> {
+) -> Result<(WsStream, Client, bool), ClientError> {
     let endpoint = parse_url(&config.url)?;
     let rustls_config = Arc::new(tls::client_config(&config.tls, &[b"http/1.1"])?);
     let started = now();
-    let dialed = tokio::time::timeout(
+    let (ws, unmasked) = tokio::time::timeout(
         config.handshake_timeout,
         dial(config, endpoint, rustls_config),
     )
@@ -121,7 +121,8 @@ pub(crate) async fn connect(
     })??;
     // The machine's handshake deadline counts from the start, like the timeout above.
     let machine = Client::new(machine_config, token.expose(), started);
-    handshake(dialed, machine).await
+    let (ws, machine) = handshake(ws, machine).await?;
+    Ok((ws, machine, unmasked))
 }
 
 /// The machine's settings for a client configuration, offering `offer`.
@@ -147,7 +148,7 @@ async fn dial(
     config: &ClientConfig,
     endpoint: Endpoint,
     rustls_config: Arc<rustls::ClientConfig>,
-) -> Result<WsStream, ClientError> {
+) -> Result<(WsStream, bool), ClientError> {
     let Endpoint { uri, host, port } = endpoint;
     let tcp = TcpStream::connect((host.as_str(), port))
         .await
@@ -161,17 +162,8 @@ async fn dial(
         .connect(server_name, tcp)
         .await
         .map_err(|e| ClientError::handshake(format!("TLS handshake with {name} failed: {e}")))?;
-    let request = uri
-        .into_client_request()
-        .map_err(|e| ClientError::handshake(format!("bad WebSocket request: {e}")))?;
-    let (ws, _response) = tokio_tungstenite::client_async_with_config(
-        request,
-        tls,
-        Some(ws_config(config.max_frame_len)),
-    )
-    .await
-    .map_err(|e| ClientError::handshake(format!("WebSocket upgrade failed: {e}")))?;
-    Ok(ws)
+    let ws_config = ws_config(config.max_frame_len);
+    upgrade(tls, &uri, config.unmasked_frames, ws_config).await
 }
 
 /// Carries the machine's messages until it reports `ready` or the end of

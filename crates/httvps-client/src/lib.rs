@@ -34,6 +34,7 @@ mod stream;
 mod tls;
 pub mod transport;
 mod tunnel;
+mod upgrade;
 
 pub use config::{ClientConfig, KeepaliveConfig, TlsOptions};
 pub use control::{ControlPlane, DeviceCredentials, SessionGrant, connect_with_device};

@@ -32,7 +32,7 @@ impl Session {
         // contract. The machine runs the handshake; after `ready` this API
         // hands the application every frame itself.
         let offer = Features::default();
-        let (ws, machine) = connect(&config, token, machine_config(&config, offer)).await?;
+        let (ws, machine, _) = connect(&config, token, machine_config(&config, offer)).await?;
         let info = machine
             .session_info()
             .expect("the handshake ends only once ready arrived");

@@ -250,6 +250,8 @@ pub(crate) struct Shared {
     pub(crate) binary_data: bool,
     /// Whether streams have credit windows (negotiated `flow_control`).
     pub(crate) flow_control: bool,
+    /// Whether this side sends unmasked frames (negotiated in the upgrade).
+    unmasked: bool,
     pub(crate) config: ClientConfig,
     conn: Mutex<Conn>,
     /// Wakes the writer: the machine has frames to send. `notify_one` keeps a
@@ -318,12 +320,13 @@ impl Tunnel {
             flow_control: config.flow_control,
             ..Features::ALL
         };
-        let (ws, machine) = connect(&config, token, machine_config(&config, offer)).await?;
-        Ok(Tunnel::start(config, ws, machine))
+        let (ws, machine, unmasked) =
+            connect(&config, token, machine_config(&config, offer)).await?;
+        Ok(Tunnel::start(config, ws, machine, unmasked))
     }
 
     /// Starts the driver tasks over a machine that reached `ready`.
-    fn start(config: ClientConfig, ws: WsStream, machine: Client) -> Tunnel {
+    fn start(config: ClientConfig, ws: WsStream, machine: Client, unmasked: bool) -> Tunnel {
         let info = machine
             .session_info()
             .cloned()
@@ -347,6 +350,7 @@ impl Tunnel {
             stream_ready,
             binary_data,
             flow_control,
+            unmasked,
             conn: Mutex::new(Conn {
                 machine,
                 slots: HashMap::new(),
@@ -396,6 +400,13 @@ impl Tunnel {
     /// gateway accepted it.
     pub fn flow_control(&self) -> bool {
         self.shared().flow_control
+    }
+
+    /// Whether this side sends its WebSocket frames unmasked: the client
+    /// offered it ([`ClientConfig::unmasked_frames`]) and the gateway agreed
+    /// in the upgrade.
+    pub fn unmasked_frames(&self) -> bool {
+        self.shared().unmasked
     }
 
     /// Opens so far that found every slot busy and had to wait.

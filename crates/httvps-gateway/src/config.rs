@@ -43,6 +43,10 @@ pub struct GatewayConfig {
     /// windows per stream and per session, so a paused reader stalls only
     /// its own stream (on by default; without it the `stall` bound applies).
     pub flow_control: bool,
+    /// Accept unmasked client frames from clients that offer the
+    /// `x-httvps-unmasked` WebSocket extension (on by default; others send
+    /// masked frames, as RFC 6455 says).
+    pub unmasked_frames: bool,
     /// Size limits.
     pub limits: Limits,
     /// Time limits.
@@ -63,6 +67,7 @@ impl GatewayConfig {
             allow_private_targets: false,
             binary_data: true,
             flow_control: true,
+            unmasked_frames: true,
             limits: Limits::default(),
             timeouts: Timeouts::default(),
         }

@@ -109,6 +109,24 @@ fn header_has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) 
     })
 }
 
+/// The extension token under which clients send unmasked frames (the
+/// client's `upgrade` module explains why).
+pub const UNMASKED_EXTENSION: &str = "x-httvps-unmasked";
+
+/// Whether `Sec-WebSocket-Extensions` offers `name` (parameters ignored).
+fn extension_offered(headers: &HeaderMap, name: &str) -> bool {
+    headers
+        .get_all(header::SEC_WEBSOCKET_EXTENSIONS)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|e| {
+            e.split(';')
+                .next()
+                .is_some_and(|n| n.trim().eq_ignore_ascii_case(name))
+        })
+}
+
 fn wants_websocket(headers: &HeaderMap) -> bool {
     header_has_token(headers, header::CONNECTION, "upgrade")
         && header_has_token(headers, header::UPGRADE, "websocket")
@@ -146,12 +164,17 @@ fn upgrade(req: Request<Incoming>, shared: Arc<Shared>, peer: SocketAddr) -> Res
             return resp;
         }
     };
+    // Unmasked client frames (the client's `x-httvps-unmasked` extension):
+    // inside TLS masking protects nothing and costs a pass over every byte.
+    let unmasked =
+        shared.config.unmasked_frames && extension_offered(req.headers(), UNMASKED_EXTENSION);
     let on_upgrade = hyper::upgrade::on(req);
     let ws_shared = shared.clone();
     shared.tracker.spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
-                let cfg = ws_config(ws_shared.config.limits.max_frame_len);
+                let cfg = ws_config(ws_shared.config.limits.max_frame_len)
+                    .accept_unmasked_frames(unmasked);
                 let ws = WebSocketStream::from_raw_socket(
                     TokioIo::new(upgraded),
                     Role::Server,
@@ -173,6 +196,12 @@ fn upgrade(req: Request<Incoming>, shared: Arc<Shared>, peer: SocketAddr) -> Res
         header::SEC_WEBSOCKET_ACCEPT,
         HeaderValue::from_str(&accept).expect("base64 is a valid header value"),
     );
+    if unmasked {
+        h.insert(
+            header::SEC_WEBSOCKET_EXTENSIONS,
+            HeaderValue::from_static(UNMASKED_EXTENSION),
+        );
+    }
     resp
 }
 

@@ -80,6 +80,9 @@ struct Args {
     /// upstream stalls for --stall-timeout is ended instead.
     #[arg(long)]
     no_flow_control: bool,
+    /// Refuse the x-httvps-unmasked WebSocket extension: clients mask their frames.
+    #[arg(long)]
+    no_unmasked_frames: bool,
     /// Serve Prometheus metrics at http://ADDR/metrics.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
@@ -198,6 +201,7 @@ impl Args {
         config.allow_private_targets = self.allow_private_targets;
         config.binary_data = !self.no_binary_data;
         config.flow_control = !self.no_flow_control;
+        config.unmasked_frames = !self.no_unmasked_frames;
         let l = &mut config.limits;
         l.max_streams = self.max_streams;
         l.max_sessions = self.max_sessions;
