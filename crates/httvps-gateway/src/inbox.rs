@@ -10,10 +10,10 @@
 //! to the stall bound, as the contract leaves it.
 //!
 //! [`Credit`] is the other direction: what the client granted. A stream
-//! task takes credit before it reads its upstream, from its own window and
-//! then the session's, so it never sends more than granted and a stream
-//! whose reader paused stops reading its upstream (TCP pushes back on the
-//! target) while the others go on.
+//! task takes credit for what it read from its upstream, from its own window
+//! and then the session's, before it sends it, so it never sends more than
+//! granted, and a stream whose reader paused stops reading its upstream (TCP
+//! pushes back on the target) while the others go on.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -216,12 +216,6 @@ impl StreamCredit {
         let both = self.session.take(own).await;
         self.stream.refund(own - both);
         both
-    }
-
-    /// Gives back `n` bytes taken with [`StreamCredit::take`] and not sent.
-    pub(crate) fn refund(&self, n: usize) {
-        self.stream.refund(n);
-        self.session.refund(n);
     }
 }
 

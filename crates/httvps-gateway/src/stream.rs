@@ -152,57 +152,70 @@ async fn pump(up: Upstream, ctx: &StreamCtx) -> Option<StreamEnd> {
             }
         }
     };
-    // How much the next upstream read may take: the client's credit
-    // (waiting for a grant), or the whole read buffer without the extension.
-    let allowance = || async {
+    // Credit is taken for the bytes read, after the read, never before it:
+    // a read may wait on its upstream for a long time, and credit held
+    // meanwhile is missing for every other stream (256 idle reads of 64 KiB
+    // once held the whole 16 MiB session window, and the 257th stream got
+    // nothing). So a stream holds at most one read of bytes the client has
+    // no room for yet, then stops reading its upstream until granted.
+    let credit_for = |want: usize| async move {
         match &ctx.credit {
-            Some(credit) => credit.take(ctx.read_len).await,
-            None => ctx.read_len,
-        }
-    };
-    let unused = |allowed: usize, n: usize| {
-        if let Some(credit) = &ctx.credit {
-            credit.refund(allowed - n);
+            Some(credit) => credit.take(want).await,
+            None => want,
         }
     };
     let download = async {
         if ctx.binary {
             // The upstream's bytes are read straight behind the message
-            // header, so the frame costs no copy here. Once the writer has
-            // sent the earlier frames, `reserve` takes their memory back.
+            // header, so the frame costs no copy here (unless the credit
+            // splits it). Once the writer has sent the earlier frames,
+            // `reserve` takes their memory back.
             let header_len = binary_header_len(&ctx.id);
             let mut buf = BytesMut::new();
             loop {
-                let allowed = allowance().await;
-                buf.reserve(header_len + allowed);
+                buf.reserve(header_len + ctx.read_len);
                 encode_binary_header(&ctx.id, &mut buf);
-                let n = rd.read_buf(&mut (&mut buf).limit(allowed)).await?;
-                unused(allowed, n);
+                let n = rd.read_buf(&mut (&mut buf).limit(ctx.read_len)).await?;
                 if n == 0 {
                     return Ok::<bool, std::io::Error>(true);
                 }
-                let message = Message::Binary(buf.split().freeze());
-                if ctx.out.stream(&ctx.id, message).await.is_err() {
-                    return Ok(false);
+                let mut allowed = credit_for(n).await;
+                let mut rest = buf.split_off(header_len + allowed);
+                let mut message = Message::Binary(buf.split().freeze());
+                loop {
+                    if ctx.out.stream(&ctx.id, message).await.is_err() {
+                        return Ok(false);
+                    }
+                    bytes_down.increment(allowed as u64);
+                    if rest.is_empty() {
+                        break;
+                    }
+                    allowed = credit_for(rest.len()).await;
+                    let mut frame = BytesMut::with_capacity(header_len + allowed);
+                    encode_binary_header(&ctx.id, &mut frame);
+                    frame.extend_from_slice(&rest.split_to(allowed));
+                    message = Message::Binary(frame.freeze());
                 }
-                bytes_down.increment(n as u64);
             }
         }
         // One reused read buffer; the only allocation per frame is its text.
         let mut buf = vec![0u8; ctx.read_len];
         loop {
-            let allowed = allowance().await;
-            let n = rd.read(&mut buf[..allowed]).await?;
-            unused(allowed, n);
+            let n = rd.read(&mut buf).await?;
             if n == 0 {
                 return Ok::<bool, std::io::Error>(true);
             }
-            let mut text = String::new();
-            encode_stream_data(&ctx.id, &buf[..n], &mut text);
-            if ctx.out.stream(&ctx.id, Message::text(text)).await.is_err() {
-                return Ok(false);
+            let mut sent = 0;
+            while sent < n {
+                let allowed = credit_for(n - sent).await;
+                let mut text = String::new();
+                encode_stream_data(&ctx.id, &buf[sent..sent + allowed], &mut text);
+                if ctx.out.stream(&ctx.id, Message::text(text)).await.is_err() {
+                    return Ok(false);
+                }
+                bytes_down.increment(allowed as u64);
+                sent += allowed;
             }
-            bytes_down.increment(n as u64);
         }
     };
     let upstream_error = |e: std::io::Error| StreamEnd {

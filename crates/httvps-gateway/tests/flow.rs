@@ -311,3 +311,31 @@ async fn hundreds_of_streams_ending_together_keep_the_session() {
     }
     assert!(tunnel.is_active(), "{:?}", tunnel.state().borrow().clone());
 }
+
+/// Many streams open at once whose upstreams stay open and quiet after a
+/// short answer: each holds only what it read, never credit for a read that
+/// has not come (300 waiting reads of 64 KiB once took the whole 16 MiB
+/// session window, and stream 257 got nothing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiet_open_streams_do_not_hold_the_session_credit() {
+    const STREAMS: usize = 300;
+    let gateway = Gateway::direct(&["--max-streams", "600"]).await;
+    let tunnel = gateway.tunnel().await;
+    let echo = EchoServer::start().await;
+    let mut open = Vec::new();
+    for n in 0..STREAMS {
+        let mut stream = tunnel.open(TargetAddr::Ip(echo.addr())).await.unwrap();
+        let hello = format!("stream {n:04}");
+        stream.write_all(hello.as_bytes()).await.unwrap();
+        open.push((stream, hello));
+    }
+    // Every stream stays open while the others answer.
+    for (stream, hello) in &mut open {
+        let mut back = vec![0u8; hello.len()];
+        tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut back))
+            .await
+            .unwrap_or_else(|_| panic!("{hello}: no echo while the others stay open"))
+            .unwrap();
+        assert_eq!(back, hello.as_bytes());
+    }
+}
