@@ -60,6 +60,8 @@ pub struct ClientConfig {
     /// when every slot of every session is busy it opens another (with
     /// device login, each with its own token) before streams wait.
     pub max_connections: usize,
+    /// An extra session of that pool with no stream for this long is closed.
+    pub retire_extra_after: Duration,
     /// Offer the `binary_data` extension ([`crate::Tunnel`] only): with a
     /// gateway that accepts it, stream bytes travel as raw binary messages
     /// instead of base64 in JSON, which saves the encoding, a third of the
@@ -96,6 +98,7 @@ impl ClientConfig {
             flow_control: true,
             evict_idle_after: Some(Duration::from_millis(250)),
             max_connections: 4,
+            retire_extra_after: Duration::from_secs(60),
             windows: proto_httvps::flow::WindowLimits::default(),
             stream_queue_frames: 8,
             write_queue_frames: 64,

@@ -8,11 +8,13 @@
 //! stream waits, and the tunnel it waits on closes its longest-idle stream
 //! for it ([`ClientConfig::evict_idle_after`]). The first session is the
 //! pool's identity: its id is the engine's session id and its loss ends the
-//! pool (the engine then reconnects); an extra session that ends is dropped.
+//! pool (the engine then reconnects); an extra session that ends is dropped,
+//! and one left without streams for [`ClientConfig::retire_extra_after`] is
+//! closed.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use engine::transport::{BoxFuture, OpenedStream, SlotStats, TunnelSession};
 use local_proxy::{ConnectError, ConnectErrorKind};
@@ -22,11 +24,18 @@ use tracing::{debug, info, warn};
 use crate::transport::{HttvpsAuth, connect_error, connect_tunnel};
 use crate::{ClientConfig, ClientError, Tunnel};
 
+/// A session opened because every slot was busy.
+struct Extra {
+    tunnel: Tunnel,
+    /// Since when it has had no open stream.
+    empty_since: Option<Instant>,
+}
+
 /// Sessions to one gateway, opened as stream slots run out.
 pub(crate) struct Pool {
     primary: Tunnel,
     /// Sessions opened because every slot was busy.
-    extra: Mutex<Vec<Tunnel>>,
+    extra: Mutex<Vec<Extra>>,
     /// Serialises growth, so a burst of waiting streams opens one session at
     /// a time; `true` once the gateway refused an extra session.
     growth: tokio::sync::Mutex<bool>,
@@ -50,12 +59,30 @@ impl Pool {
         }
     }
 
-    /// The live sessions, the primary first; ended extras are dropped.
+    /// The live sessions, the primary first; ended extras are dropped, and
+    /// extras empty for `retire_extra_after` closed (they hold a connection
+    /// and a gateway session for nothing).
     fn tunnels(&self) -> Vec<Tunnel> {
+        let now = Instant::now();
         let mut extra = self.extra.lock().unwrap_or_else(|e| e.into_inner());
-        extra.retain(Tunnel::is_active);
+        extra.retain_mut(|e| {
+            if !e.tunnel.is_active() {
+                return false;
+            }
+            if e.tunnel.open_streams() > 0 {
+                e.empty_since = None;
+                return true;
+            }
+            let since = *e.empty_since.get_or_insert(now);
+            if now.duration_since(since) >= self.config.retire_extra_after {
+                debug!(session = %e.tunnel.session_id(), "extra session unused; closing it");
+                e.tunnel.close();
+                return false;
+            }
+            true
+        });
         std::iter::once(self.primary.clone())
-            .chain(extra.iter().cloned())
+            .chain(extra.iter().map(|e| e.tunnel.clone()))
             .collect()
     }
 
@@ -80,7 +107,10 @@ impl Pool {
                 self.extra
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .push(tunnel.clone());
+                    .push(Extra {
+                        tunnel: tunnel.clone(),
+                        empty_since: None,
+                    });
                 Some(tunnel)
             }
             Err(e) => {
@@ -170,13 +200,13 @@ impl TunnelSession for Pool {
 impl Drop for Pool {
     fn drop(&mut self) {
         // Extra sessions end with the pool (the primary ends with its last handle).
-        for tunnel in self
+        for extra in self
             .extra
             .get_mut()
             .unwrap_or_else(|e| e.into_inner())
             .drain(..)
         {
-            tunnel.close();
+            extra.tunnel.close();
         }
     }
 }
