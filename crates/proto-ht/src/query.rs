@@ -697,7 +697,11 @@ mod tests {
                 query.encode(&mut again);
                 prop_assert_eq!(&again, &chunk);
             }
-            let _ = Answer::decode(&chunk);
+            if let Ok(answer) = Answer::decode(&chunk) {
+                let mut again = Vec::new();
+                answer.encode(&mut again);
+                prop_assert_eq!(&again, &chunk);
+            }
         }
 
         #[test]
