@@ -10,12 +10,15 @@
 //!   client, [`Answer`] from the server), read and written exactly.
 //! - [`cipher`]: the per-connection, per-direction keystream
 //!   ([`ChunkCipher`]) and the session id rules.
+//! - [`packets`]: a stream's download packets kept until acknowledged, what
+//!   a windowed batch may send, and when upload packets are acknowledged.
 //!
 //! Like `proto-httvps`, this crate opens no socket and never reads the
 //! clock; the client and the server are drivers around it.
 #![warn(missing_docs)]
 
 pub mod cipher;
+pub mod packets;
 pub mod query;
 
 pub use cipher::{ChunkCipher, Direction, Key, KeyError, SessionId};
