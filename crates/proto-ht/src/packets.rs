@@ -12,6 +12,9 @@
 //! Uploads: the server acknowledges each packet in order with the next id
 //! it expects, and withholds acknowledgements while the bytes waiting for
 //! the target exceed its bound: the client's window then stops it.
+//!
+//! UDP: datagrams from the target wait in a bounded [`DatagramQueue`] that
+//! drops the oldest when full.
 
 use std::collections::VecDeque;
 
@@ -211,6 +214,56 @@ impl UploadState {
     }
 }
 
+/// A UDP stream's datagrams from its target, waiting for download batches:
+/// bounded, and when full the oldest is dropped (a datagram late is worth
+/// less than a new one, and UDP promises nothing).
+#[derive(Debug)]
+pub struct DatagramQueue {
+    queue: VecDeque<Vec<u8>>,
+    max_datagrams: usize,
+    dropped: u64,
+}
+
+impl DatagramQueue {
+    /// A queue of at most `max_datagrams`.
+    pub fn new(max_datagrams: usize) -> DatagramQueue {
+        DatagramQueue {
+            queue: VecDeque::new(),
+            max_datagrams: max_datagrams.max(1),
+            dropped: 0,
+        }
+    }
+
+    /// Queues a datagram, dropping the oldest when full.
+    pub fn push(&mut self, datagram: Vec<u8>) {
+        if self.queue.len() == self.max_datagrams {
+            self.queue.pop_front();
+            self.dropped += 1;
+        }
+        self.queue.push_back(datagram);
+    }
+
+    /// The oldest datagram, for the next download packet.
+    pub fn pop(&mut self) -> Option<Vec<u8>> {
+        self.queue.pop_front()
+    }
+
+    /// Datagrams dropped so far (for metrics).
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Datagrams waiting.
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Whether none waits.
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,6 +350,19 @@ mod tests {
         buffer.ack(1).unwrap();
         assert!(buffer.has_room());
         assert_eq!(buffer.push(vec![2]), 2);
+    }
+
+    #[test]
+    fn a_full_datagram_queue_drops_the_oldest() {
+        let mut q = DatagramQueue::new(2);
+        for d in [b"a", b"b", b"c"] {
+            q.push(d.to_vec());
+        }
+        assert_eq!(q.dropped(), 1);
+        assert_eq!(q.len(), 2);
+        assert_eq!(q.pop().as_deref(), Some(&b"b"[..]));
+        assert_eq!(q.pop().as_deref(), Some(&b"c"[..]));
+        assert!(q.is_empty());
     }
 
     #[test]
