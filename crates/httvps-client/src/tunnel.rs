@@ -261,8 +261,7 @@ pub(crate) struct Shared {
     /// number of streams, since each stream sends exactly one message.
     pub(crate) close_tx: mpsc::UnboundedSender<LocalClose>,
     permits: Arc<Semaphore>,
-    /// Opens that found every slot busy, and idle streams closed for them.
-    slot_waits: AtomicU64,
+    /// Idle streams closed to free a slot for a waiting open.
     evictions: AtomicU64,
     state: watch::Sender<TunnelState>,
     cancel: CancellationToken,
@@ -360,7 +359,6 @@ impl Tunnel {
             writer: Notify::new(),
             close_tx,
             permits: Arc::new(Semaphore::new(max_streams as usize)),
-            slot_waits: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
             state,
             cancel: CancellationToken::new(),
@@ -407,11 +405,6 @@ impl Tunnel {
     /// in the upgrade.
     pub fn unmasked_frames(&self) -> bool {
         self.shared().unmasked
-    }
-
-    /// Opens so far that found every slot busy and had to wait.
-    pub fn slot_waits(&self) -> u64 {
-        self.shared().slot_waits.load(Ordering::Relaxed)
     }
 
     /// Idle streams closed so far to free a slot for a waiting one.
@@ -484,10 +477,7 @@ impl Tunnel {
         let permit = match shared.permits.clone().try_acquire_owned() {
             Ok(p) => p,
             Err(tokio::sync::TryAcquireError::Closed) => return Err(self.closed_error()),
-            Err(tokio::sync::TryAcquireError::NoPermits) => {
-                shared.slot_waits.fetch_add(1, Ordering::Relaxed);
-                self.wait_for_slot(wait).await?
-            }
+            Err(tokio::sync::TryAcquireError::NoPermits) => self.wait_for_slot(wait).await?,
         };
         self.open_with(target, permit)
     }

@@ -113,16 +113,6 @@ impl<T> FairQueue<T> {
         self.stream_frames -= lane.len();
         self.control.extend(lane);
     }
-
-    /// Drops what is queued for `stream` and returns how many frames that was.
-    pub fn clear_stream(&mut self, stream: &str) -> usize {
-        let Some(lane) = self.lanes.remove(stream) else {
-            return 0;
-        };
-        self.ring.retain(|id| &**id != stream);
-        self.stream_frames -= lane.len();
-        lane.len()
-    }
 }
 
 #[cfg(test)]
@@ -172,18 +162,5 @@ mod tests {
         q.push_control("c-open");
         assert_eq!(q.stream_frames(), 1);
         assert_eq!(drain(&mut q), ["a1", "a2", "a-close", "c-open", "b1"]);
-    }
-
-    #[test]
-    fn a_cleared_stream_leaves_the_rotation() {
-        let mut q = FairQueue::new();
-        q.push_stream("a", "a1");
-        q.push_stream("b", "b1");
-        q.push_stream("a", "a2");
-        assert_eq!(q.clear_stream("a"), 2);
-        assert_eq!(q.clear_stream("a"), 0);
-        assert_eq!(drain(&mut q), ["b1"]);
-        q.push_stream("a", "a3");
-        assert_eq!(drain(&mut q), ["a3"]);
     }
 }

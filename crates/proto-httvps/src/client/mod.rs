@@ -278,21 +278,6 @@ impl Client {
         self.transmits.len() + usize::from(self.pong_due) + self.updates.len()
     }
 
-    /// The round-trip estimate (keepalive ping to pong).
-    pub fn rtt(&self) -> Duration {
-        self.srtt
-    }
-
-    /// Credit the gateway granted and this side has not spent on `stream_id`
-    /// and on the session; `None` without `flow_control`.
-    pub fn send_credit(&self, stream_id: &str) -> Option<(u64, u64)> {
-        let State::Established(Established { flow: Some(f), .. }) = &self.state else {
-            return None;
-        };
-        let stream = f.streams.get(stream_id).map_or(0, |s| s.send.available());
-        Some((stream, f.send.available()))
-    }
-
     /// Bytes received on `stream_id` that the application has not consumed
     /// (`flow_control`); `None` without the extension or for a closed stream.
     pub fn stream_buffered(&self, stream_id: &str) -> Option<u64> {
@@ -668,7 +653,8 @@ impl Client {
         // The open overtakes data (control); the header, the stream's first
         // frame, takes its lane (the address header costs no credit).
         self.queue_control(encode_to_string(&open));
-        self.queue_stream(&id, Transmit::Text(header_text), false);
+        self.transmits
+            .push_stream(&id, (Transmit::Text(header_text), false));
         Ok(id)
     }
 
@@ -752,7 +738,8 @@ impl Client {
         let shutdown = encode_to_string(&Frame::StreamShutdown {
             stream_id: stream_id.into(),
         });
-        self.queue_stream(stream_id, Transmit::Text(shutdown), false);
+        self.transmits
+            .push_stream(stream_id, (Transmit::Text(shutdown), false));
         Ok(true)
     }
 
@@ -787,10 +774,6 @@ impl Client {
 
     fn queue_control(&mut self, text: String) {
         self.transmits.push_control((Transmit::Text(text), false));
-    }
-
-    fn queue_stream(&mut self, stream_id: &str, transmit: Transmit, data: bool) {
-        self.transmits.push_stream(stream_id, (transmit, data));
     }
 
     /// Queues `stream_close` behind the stream's queued frames (what the
