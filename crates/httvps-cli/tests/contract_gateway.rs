@@ -56,8 +56,13 @@ const RELEASE_MARGIN: Duration = Duration::from_secs(4);
 /// 30 s slot wait, far above the ~1 s a download takes.
 const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// Found from the package directory cargo gives the running test, not the
+/// one compiled in: a test binary reused from another checkout of the same
+/// code would look for the script in that checkout.
 fn contract_gateway_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testkit/peers/contract_gateway.py")
+    let package = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    package.join("../testkit/peers/contract_gateway.py")
 }
 
 /// nginx (nginx-light) serving `big.bin` on a loopback socket that the test

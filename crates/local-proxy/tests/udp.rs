@@ -217,7 +217,13 @@ async fn pysocks_datagrams_of_many_sizes_echo_byte_exact() {
     let echo = udp_echo_server().await;
     let connector = UdpConnector::new();
     let proxy = start(config(), connector.clone()).await;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/socks_udp_client.py");
+    // The package directory of the running test, not the compiled-in one: a
+    // test binary reused from another checkout would look in that checkout.
+    let package = std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(
+        || env!("CARGO_MANIFEST_DIR").into(),
+        std::path::PathBuf::from,
+    );
+    let script = package.join("tests/socks_udp_client.py");
     let run = tokio::process::Command::new(PYTHON)
         .arg(script)
         .arg(proxy.local_addr().ip().to_string())
