@@ -31,5 +31,6 @@ pub use publish::{Inbound, Publication, Publisher};
 pub use state::SessionState;
 pub use table::{StreamInfo, StreamTable, Totals};
 pub use transport::{
-    DatagramSession, OpenedStream, Resolver, SlotStats, Transport, TransportError, TunnelSession,
+    DatagramSession, DnsQuestion, DnsRecord, OpenedStream, Resolver, SlotStats, Transport,
+    TransportError, TunnelSession,
 };

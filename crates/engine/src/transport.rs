@@ -87,8 +87,32 @@ pub trait DatagramSession: Send + Sync {
 
 /// DNS through a tunnel session.
 pub trait Resolver: Send + Sync {
-    /// The addresses of `name`, as the far side resolves them.
-    fn resolve(&self, name: &str) -> BoxFuture<'_, Result<Vec<IpAddr>, ConnectError>>;
+    /// The records answering `question`, as the far side's resolver gives
+    /// them and in its order: addresses for `A`/`AAAA`, names for `PTR`. An
+    /// empty list means the name exists without a record of that type; a
+    /// name that does not exist, or a resolver failure, is an error of kind
+    /// [`local_proxy::ConnectErrorKind::Unreachable`].
+    fn lookup(&self, question: DnsQuestion) -> BoxFuture<'_, Result<Vec<DnsRecord>, ConnectError>>;
+}
+
+/// A question for a [`Resolver`]: the record types a tunnel can carry.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum DnsQuestion {
+    /// IPv4 addresses of a name.
+    A(String),
+    /// IPv6 addresses of a name.
+    Aaaa(String),
+    /// The names of an address (reverse lookup).
+    Ptr(IpAddr),
+}
+
+/// One record of a [`Resolver`]'s answer.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum DnsRecord {
+    /// An address (`A` or `AAAA`).
+    Addr(IpAddr),
+    /// A name (`PTR`), without the trailing dot.
+    Name(String),
 }
 
 /// A stream the transport opened.
