@@ -25,13 +25,15 @@ use local_proxy::{LocalProxy, ProxyConfig, ProxyHandle};
 use net::ErrorCode;
 use rand::Rng;
 use serde::Serialize;
-use tokio::sync::{broadcast, watch};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{Semaphore, broadcast, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::backoff::ReconnectPolicy;
 use crate::connector::EngineConnector;
+use crate::dns::{DnsLimits, DnsServer};
 use crate::events::{EVENT_BUFFER, EngineEvent};
 use crate::publish::{Inbound, Publication, Publisher};
 use crate::state::{SessionState, unix_now};
@@ -76,6 +78,9 @@ pub enum EngineError {
     /// `start` was called while running.
     #[error("the tunnel is already running; disconnect first")]
     AlreadyRunning,
+    /// Something needs a running outbound tunnel and none runs.
+    #[error("the tunnel is not running")]
+    NotRunning,
     /// The local proxy could not listen.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -289,6 +294,41 @@ impl Engine {
         );
         info!(%proxy_addr, "local proxy listening");
         Ok(proxy_addr)
+    }
+
+    /// Serves plain DNS (UDP and TCP, one port) on `listen` for as long as
+    /// the current run lasts, answered through the session's
+    /// [`Resolver`](crate::Resolver). Call after [`Engine::start`]; returns
+    /// the bound address (port 0 picks one).
+    pub async fn serve_dns(
+        &self,
+        listen: SocketAddr,
+        limits: DnsLimits,
+    ) -> Result<SocketAddr, EngineError> {
+        let listen_error = |source| EngineError::Listen {
+            addr: listen,
+            source,
+        };
+        let udp = UdpSocket::bind(listen).await.map_err(listen_error)?;
+        let addr = udp.local_addr().map_err(listen_error)?;
+        let tcp = TcpListener::bind(addr).await.map_err(listen_error)?;
+        let server = DnsServer {
+            current: self.inner.current.subscribe(),
+            table: self.inner.table.clone(),
+            events: self.inner.events.clone(),
+            in_flight: Arc::new(Semaphore::new(limits.max_in_flight.max(1))),
+            limits,
+        };
+        let mut slot = self.inner.slot();
+        let Slot::Running(running) = &mut *slot else {
+            return Err(EngineError::NotRunning);
+        };
+        let cancel = running.cancel.clone();
+        running
+            .tasks
+            .push(tokio::spawn(server.run(udp, tcp, cancel)));
+        info!(%addr, "dns listening");
+        Ok(addr)
     }
 
     /// Starts publishing: the session manager keeps a publication of

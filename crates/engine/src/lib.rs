@@ -16,6 +16,7 @@
 pub mod backoff;
 mod connector;
 pub mod control;
+pub mod dns;
 mod engine;
 pub mod events;
 pub mod publish;
@@ -25,6 +26,7 @@ pub mod transport;
 pub mod units;
 
 pub use backoff::ReconnectPolicy;
+pub use dns::DnsLimits;
 pub use engine::{Engine, EngineError, PublishOptions, Snapshot, StartOptions};
 pub use events::EngineEvent;
 pub use publish::{Inbound, Publication, Publisher};
