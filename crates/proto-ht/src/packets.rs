@@ -69,6 +69,11 @@ impl DownloadBuffer {
         self.closed = true;
     }
 
+    /// Whether the target closed (no packet will be added).
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
     /// The id the next packet from the target will get.
     pub fn end(&self) -> u64 {
         self.base + self.packets.len() as u64
@@ -199,6 +204,22 @@ impl UploadState {
             return None;
         }
         Some(self.expected)
+    }
+
+    /// Packets taken whose acknowledgement is withheld: the server bounds
+    /// this (a client that keeps sending past withheld acknowledgements
+    /// ignores its window, and its bytes would pile up without limit).
+    pub fn owed(&self) -> u64 {
+        self.owed
+    }
+
+    /// A new `u` batch replaced the old one: acknowledgements still owed
+    /// belonged to the old batch's query id and are never sent (the new
+    /// batch's answer already names the next packet expected). The bytes
+    /// still waiting keep counting, so the next packet is withheld as long
+    /// as the target is behind.
+    pub fn forget_owed(&mut self) {
+        self.owed = 0;
     }
 
     /// `n` bytes were written to the target; returns the acknowledgements

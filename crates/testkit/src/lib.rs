@@ -9,6 +9,7 @@ pub mod backend;
 pub mod certs;
 pub mod gateway;
 pub mod process;
+pub mod relay;
 pub mod servers;
 pub mod shadowsocks;
 pub mod socks;
@@ -17,12 +18,13 @@ pub use backend::{Grant, OutlineNode, TestBackend, TestBackendBuilder};
 pub use certs::{TestCert, install_crypto_provider};
 pub use gateway::TestGateway;
 pub use process::{GatewayProcess, wait_for_port};
+pub use relay::CuttingRelay;
 pub use servers::{
-    BYTES_SEED, EchoServer, HangingTarget, HttpServer, ServerFirst, TcpBlackhole, bytes_sha256,
-    closed_port, free_port, pseudo_random_bytes, sha256_hex,
+    BYTES_SEED, EchoServer, HangingTarget, HttpServer, ServerFirst, TcpBlackhole, UdpEchoServer,
+    bytes_sha256, closed_port, free_port, pseudo_random_bytes, sha256_hex,
 };
 pub use shadowsocks::{InProcessSsServer, SsEndpoint, SsServer};
-pub use socks::{closes_without_data, socks5_connect, socks5_udp_associate};
+pub use socks::{Socks5Udp, closes_without_data, socks5_connect, socks5_udp_associate};
 
 #[cfg(test)]
 mod test_http;

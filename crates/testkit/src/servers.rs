@@ -79,6 +79,40 @@ async fn echo(mut tcp: TcpStream) {
     let _ = w.shutdown().await;
 }
 
+/// A UDP echo server: every datagram goes back to its sender.
+pub struct UdpEchoServer {
+    addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl UdpEchoServer {
+    /// Starts echoing on 127.0.0.1:0.
+    pub async fn start() -> UdpEchoServer {
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("bind the UDP echo server");
+        let addr = socket.local_addr().expect("UDP echo address");
+        let task = tokio::spawn(async move {
+            let mut buf = vec![0u8; 65_536];
+            while let Ok((n, from)) = socket.recv_from(&mut buf).await {
+                let _ = socket.send_to(&buf[..n], from).await;
+            }
+        });
+        UdpEchoServer { addr, task }
+    }
+
+    /// Listening address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for UdpEchoServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// A TCP echo server: the simplest target to prove bytes cross the tunnel intact.
 pub struct EchoServer {
     acceptor: Acceptor,

@@ -89,3 +89,83 @@ pub async fn closes_without_data(stream: &mut TcpStream) -> bool {
         Err(_) => panic!("the connection neither closed nor sent data in 20 s"),
     }
 }
+
+/// A SOCKS5 UDP association from the client's side (RFC 1928 §7): the
+/// control connection (the association lives while it is open) and a local
+/// socket speaking the relay's datagram format.
+pub struct Socks5Udp {
+    /// Closing it ends the association.
+    pub control: TcpStream,
+    /// The proxy's relay socket.
+    pub relay: SocketAddr,
+    socket: tokio::net::UdpSocket,
+}
+
+impl Socks5Udp {
+    /// Associates through `proxy`; panics like [`socks5_connect`] or on a
+    /// refusal.
+    pub async fn associate(proxy: SocketAddr) -> Socks5Udp {
+        let (control, relay) = socks5_udp_associate(proxy)
+            .await
+            .unwrap_or_else(|code| panic!("UDP ASSOCIATE refused with reply {code}"));
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("bind the SOCKS5 UDP client");
+        Socks5Udp {
+            control,
+            relay,
+            socket,
+        }
+    }
+
+    /// Sends `payload` to `target` through the relay (no fragmentation).
+    pub async fn send_to(&self, target: SocketAddr, payload: &[u8]) {
+        let mut packet = vec![0, 0, 0];
+        match target {
+            SocketAddr::V4(v4) => {
+                packet.push(1);
+                packet.extend_from_slice(&v4.ip().octets());
+            }
+            SocketAddr::V6(v6) => {
+                packet.push(4);
+                packet.extend_from_slice(&v6.ip().octets());
+            }
+        }
+        packet.extend_from_slice(&target.port().to_be_bytes());
+        packet.extend_from_slice(payload);
+        self.socket
+            .send_to(&packet, self.relay)
+            .await
+            .expect("send to the relay");
+    }
+
+    /// The next datagram from the relay within `wait`: its source and
+    /// payload, `None` on timeout. Panics on a malformed relay datagram.
+    pub async fn recv(&self, wait: Duration) -> Option<(SocketAddr, Vec<u8>)> {
+        let mut buf = vec![0u8; 65_536];
+        let (n, _) = tokio::time::timeout(wait, self.socket.recv_from(&mut buf))
+            .await
+            .ok()?
+            .expect("receive from the relay");
+        let packet = &buf[..n];
+        assert_eq!(&packet[..3], &[0, 0, 0], "RSV and FRAG are zero");
+        let (source, header) = match packet[3] {
+            1 => {
+                let ip: [u8; 4] = packet[4..8].try_into().unwrap();
+                (
+                    SocketAddr::from((ip, u16::from_be_bytes([packet[8], packet[9]]))),
+                    10,
+                )
+            }
+            4 => {
+                let ip: [u8; 16] = packet[4..20].try_into().unwrap();
+                (
+                    SocketAddr::from((ip, u16::from_be_bytes([packet[20], packet[21]]))),
+                    22,
+                )
+            }
+            atyp => panic!("unexpected address type {atyp} from the relay"),
+        };
+        Some((source, packet[header..].to_vec()))
+    }
+}

@@ -1,0 +1,137 @@
+//! A TCP relay that breaks its connections on purpose: put between a client
+//! and its server, it proves that a protocol resumes after a cut with
+//! nothing lost or duplicated.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// Relays every accepted connection to `upstream`, and cuts each one
+/// (both sides reset, mid-stream) once it has carried `cut_after` bytes
+/// from the server to the client. Every new connection gets the same
+/// budget, so a long transfer is cut again and again.
+pub struct CuttingRelay {
+    addr: SocketAddr,
+    cuts: Arc<AtomicU64>,
+    task: JoinHandle<()>,
+}
+
+impl CuttingRelay {
+    /// Starts on 127.0.0.1:0.
+    pub async fn start(upstream: SocketAddr, cut_after: u64) -> CuttingRelay {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind relay");
+        let addr = listener.local_addr().expect("relay address");
+        let cuts = Arc::new(AtomicU64::new(0));
+        let counted = cuts.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let cuts = counted.clone();
+                tokio::spawn(async move {
+                    let Ok(server) = TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    if relay_until(client, server, cut_after).await {
+                        cuts.fetch_add(1, Ordering::Relaxed);
+                    }
+                });
+            }
+        });
+        CuttingRelay { addr, cuts, task }
+    }
+
+    /// Where clients connect.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Connections cut so far.
+    pub fn cuts(&self) -> u64 {
+        self.cuts.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for CuttingRelay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Relays both ways; returns whether the connection was cut (rather than
+/// ended by a peer).
+async fn relay_until(client: TcpStream, server: TcpStream, cut_after: u64) -> bool {
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut server_read, mut server_write) = server.into_split();
+    // Upstream runs on its own: a client that finishes sending still gets
+    // the rest of the answer.
+    let up = tokio::spawn(async move {
+        let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+        let _ = server_write.shutdown().await;
+    });
+    let mut carried = 0u64;
+    let mut buf = vec![0u8; 16 * 1024];
+    let cut = loop {
+        let room = (cut_after - carried).min(buf.len() as u64) as usize;
+        if room == 0 {
+            break true;
+        }
+        match server_read.read(&mut buf[..room]).await {
+            Ok(0) | Err(_) => {
+                let _ = client_write.shutdown().await;
+                break false;
+            }
+            Ok(n) => {
+                if client_write.write_all(&buf[..n]).await.is_err() {
+                    break false;
+                }
+                carried += n as u64;
+            }
+        }
+    };
+    if cut {
+        // Linger zero: closing resets both connections, an abrupt break
+        // as a dying middlebox leaves it.
+        let _ = client_write.as_ref().set_zero_linger();
+        let _ = server_read.as_ref().set_zero_linger();
+        up.abort();
+    } else {
+        let _ = up.await;
+    }
+    cut
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn cuts_each_connection_after_its_budget() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let upstream = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let _ = tcp.write_all(&vec![7u8; 100_000]).await;
+                });
+            }
+        });
+        let relay = CuttingRelay::start(upstream, 10_000).await;
+        for round in 1..=2 {
+            let mut tcp = TcpStream::connect(relay.addr()).await.unwrap();
+            let mut got = Vec::new();
+            let _ = tcp.read_to_end(&mut got).await;
+            assert_eq!(got.len(), 10_000, "round {round}");
+        }
+        // The count follows the cut, which the reader may see first.
+        tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            while relay.cuts() < 2 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("both connections counted as cut");
+    }
+}
