@@ -33,6 +33,8 @@ TEST_PACKAGES=(shadowsocks-libev curl ca-certificates chromium build-essential p
   python3-socks
   # The contract-only Python gateway (python3-websockets) and its nginx target (contract_gateway.rs).
   python3-websockets nginx-light
+  # dig: an independent DNS client for the local DNS server (--dns-listen).
+  dnsutils
   libdbus-1-dev dbus dbus-x11 gnome-keyring libsecret-tools openssl
   "${APP_PACKAGES[@]}"
   # The system-proxy test uses real GSettings with the dconf backend.

@@ -18,6 +18,7 @@
 #![warn(missing_docs)]
 
 pub mod cipher;
+pub mod client;
 pub mod packets;
 pub mod query;
 

@@ -8,8 +8,6 @@
 
 use std::collections::VecDeque;
 
-use crate::query::Proto;
-
 use super::ConnId;
 
 /// An open batch: its query id and the connection it lives on (`None`
@@ -88,7 +86,6 @@ pub(crate) struct Download {
 /// What the client knows of one stream.
 #[derive(Debug)]
 pub(crate) struct Stream {
-    pub(crate) proto: Proto,
     /// The server's stream id, once the `c` query was answered.
     pub(crate) id: Option<String>,
     pub(crate) up: Upload,
@@ -101,9 +98,8 @@ pub(crate) struct Stream {
 }
 
 impl Stream {
-    pub(crate) fn new(proto: Proto) -> Stream {
+    pub(crate) fn new() -> Stream {
         Stream {
-            proto,
             id: None,
             up: Upload::default(),
             down: Download::default(),

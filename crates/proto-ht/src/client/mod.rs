@@ -1,0 +1,989 @@
+//! The client side of an HT session as a sans-IO state machine.
+//!
+//! [`Client`] keeps every rule of the client (CONTRACTS.md §2 and the
+//! decisions of `docs/ht.md`): random query ids unique among open queries,
+//! the probe `q{q} 0` that opens each transport connection, batches spread
+//! over the connections and kept on the one that started them, upload
+//! packets sent ahead up to a window and kept until acknowledged, download
+//! windows and their acknowledgements (at least every `ceil(w/2)` packets,
+//! and whenever the application has read everything), resuming a broken
+//! connection's batches on another one with nothing lost or duplicated,
+//! stream close, DNS and the status codes that end a session.
+//!
+//! It opens no socket, encrypts nothing and never reads the clock; a driver
+//! feeds it and carries out what it asks:
+//!
+//! ```text
+//!   driver                                Client
+//!   ──────                                ──────
+//!   connection up / lost          ──►  add_connection / connection_lost
+//!   response status, chunk read   ──►  handle_status / handle_chunk
+//!   app: open, send, read, close  ──►  open / send / shutdown / consumed / close
+//!   connection writers            ◄──  poll_transmit  (plaintext chunks, per connection, in order)
+//!   streams and the app           ◄──  poll_event
+//! ```
+//!
+//! Download payloads are not queued as events: [`Client::handle_chunk`]
+//! returns where the payload lies in the chunk the driver already holds, so
+//! the driver hands it on without a copy. The application's reads come back
+//! as [`Client::consumed`], which is what drives acknowledgements: the
+//! server can be at most one window ahead of what was read, so a stream's
+//! unread download is bounded by the window (twice the window just after a
+//! resume, whose `d` starts from the last packet received).
+//!
+//! Time plays no part in the protocol's client rules (HT has no keepalive),
+//! so the machine takes none; deadlines for opens and lookups are the
+//! driver's.
+
+mod config;
+mod ids;
+mod stream;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt;
+use std::ops::Range;
+
+use crate::query::{Answer, DecodeError, DnsType, MAX_PAYLOAD, MAX_STREAM_ID, Proto, Query};
+
+pub use config::Config;
+use ids::IdSource;
+use stream::{Batch, Stream};
+
+/// A transport connection, named by the machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(u64);
+
+/// A stream, named by the machine (the server's id comes later).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamKey(u64);
+
+/// A DNS lookup in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LookupKey(u64);
+
+/// Why a session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndReason {
+    /// `403`: the server reclaimed the PHPSESSID; a new session is needed.
+    Reclaimed,
+    /// `404`: the key is wrong, or the URL is no HT server.
+    WrongKey,
+    /// Another HTTP status where `200` was expected.
+    Status(u16),
+    /// The driver ended it (closed by the user, every connection lost).
+    Local(String),
+}
+
+impl fmt::Display for EndReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EndReason::Reclaimed => f.write_str(
+                "the server reclaimed the HT session (403); a new session is needed",
+            ),
+            EndReason::WrongKey => {
+                f.write_str("the server answered 404: wrong key or not an HT server")
+            }
+            EndReason::Status(code) => write!(f, "the server answered HTTP {code}"),
+            EndReason::Local(why) => f.write_str(why),
+        }
+    }
+}
+
+/// What a transport connection's HTTP status means (docs/ht.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusClass {
+    /// `200`: the tunnel is there.
+    Ok,
+    /// `404`: wrong key or not an HT server; retrying cannot help.
+    WrongKey,
+    /// `403`: the session was reclaimed; start a new one.
+    Reclaimed,
+    /// `503`: the server has too many sessions; retry later.
+    Busy,
+    /// Anything else.
+    Other(u16),
+}
+
+/// The class of an HTTP status.
+pub fn classify_status(status: u16) -> StatusClass {
+    match status {
+        200 => StatusClass::Ok,
+        403 => StatusClass::Reclaimed,
+        404 => StatusClass::WrongKey,
+        503 => StatusClass::Busy,
+        other => StatusClass::Other(other),
+    }
+}
+
+/// Something the driver or the application must learn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A connection's probe was answered: key and session are good.
+    ConnectionReady(ConnId),
+    /// The server opened the stream under `id`.
+    Opened {
+        /// The stream.
+        stream: StreamKey,
+        /// The server's stream id.
+        id: String,
+    },
+    /// The server refused the `c` query (refused or unresolvable target,
+    /// policy, limits): the stream is gone.
+    OpenFailed(StreamKey),
+    /// Upload room was freed (or the upload failed): a waiting writer
+    /// should try again.
+    Writable(StreamKey),
+    /// The target closed: every payload before it was returned already.
+    Eof(StreamKey),
+    /// The stream is closed and forgotten.
+    Closed(StreamKey),
+    /// A lookup's answer: the records in the server's order, or `None`
+    /// when the name does not resolve.
+    Resolved {
+        /// The lookup.
+        lookup: LookupKey,
+        /// The records, as text.
+        records: Option<Vec<String>>,
+    },
+    /// The session is over; nothing more will be sent.
+    SessionEnded(EndReason),
+}
+
+/// What [`Client::handle_chunk`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    /// Nothing for an application (the machine's own answers, stale ones).
+    Nothing,
+    /// A download payload for `stream`, at `at` in the chunk handed in.
+    Data {
+        /// The stream.
+        stream: StreamKey,
+        /// Where the payload lies in the chunk.
+        at: Range<usize>,
+    },
+}
+
+/// A chunk that breaks the protocol: the connection it came on must end
+/// (its batches are resumed elsewhere), the session lives on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnError {
+    /// Not a well-formed answer.
+    #[error("an unreadable answer: {0}")]
+    Decode(#[from] DecodeError),
+    /// An answer on a connection the machine does not know.
+    #[error("an answer on an unknown connection")]
+    UnknownConnection,
+    /// An empty download payload (the end of a download is `!{q}`).
+    #[error("an empty download payload")]
+    EmptyDownload,
+    /// More download packets than the window allows.
+    #[error("the server sent past the download window")]
+    PastWindow,
+    /// An upload acknowledgement outside the packets sent.
+    #[error("upload acknowledgement {next} outside {base}..={end}")]
+    BadUploadAck {
+        /// The acknowledgement.
+        next: u64,
+        /// The oldest packet kept.
+        base: u64,
+        /// The next packet to send.
+        end: u64,
+    },
+    /// An answer whose body does not fit its query.
+    #[error("a bad answer to a {0} query")]
+    BadAnswer(&'static str),
+}
+
+/// Why [`Client::open`] refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OpenError {
+    /// [`Config::max_streams`] are open.
+    #[error("{0} streams are open already")]
+    TooManyStreams(u32),
+    /// The session ended.
+    #[error("the session ended: {0}")]
+    SessionEnded(EndReason),
+    /// The host cannot be sent (empty, too long, spaces or controls).
+    #[error("a host the protocol cannot carry")]
+    BadHost,
+}
+
+/// Why [`Client::send`] refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The upload window is full: wait for [`Event::Writable`].
+    #[error("the upload window is full")]
+    Blocked,
+    /// The stream is unknown, shut down for writing, or gone at the server.
+    #[error("the stream cannot take more bytes")]
+    Closed,
+    /// More than [`MAX_PAYLOAD`] bytes.
+    #[error("a payload of {0} bytes (at most {MAX_PAYLOAD})")]
+    TooLarge(usize),
+}
+
+/// What an open query waits for.
+#[derive(Debug, Clone)]
+enum Pending {
+    Probe,
+    Connect(StreamKey),
+    Disconnect(StreamKey),
+    Dns(LookupKey),
+    Up(StreamKey),
+    Down(StreamKey),
+}
+
+#[derive(Debug)]
+struct OpenQuery {
+    what: Pending,
+    /// The connection it went out on (`None`: waiting for one).
+    conn: Option<ConnId>,
+    /// For `c`, `q` and `n`: the plaintext, to send again elsewhere if the
+    /// connection breaks before the answer.
+    text: Vec<u8>,
+}
+
+#[derive(Debug)]
+struct Conn {
+    live: bool,
+}
+
+/// The client's session machine. See the module documentation.
+#[derive(Debug)]
+pub struct Client {
+    config: Config,
+    ids: IdSource,
+    queries: HashMap<String, OpenQuery>,
+    conns: BTreeMap<ConnId, Conn>,
+    streams: HashMap<StreamKey, Stream>,
+    transmit: VecDeque<(ConnId, Vec<u8>)>,
+    events: VecDeque<Event>,
+    next_conn: u64,
+    next_stream: u64,
+    next_lookup: u64,
+    ended: Option<EndReason>,
+}
+
+impl Client {
+    /// A session with no connection yet.
+    pub fn new(config: Config) -> Client {
+        let config = config.sanitized();
+        Client {
+            ids: IdSource::new(config.seed, config.query_id_len),
+            config,
+            queries: HashMap::new(),
+            conns: BTreeMap::new(),
+            streams: HashMap::new(),
+            transmit: VecDeque::new(),
+            events: VecDeque::new(),
+            next_conn: 0,
+            next_stream: 0,
+            next_lookup: 0,
+            ended: None,
+        }
+    }
+
+    /// The limits in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Why the session ended, once it has.
+    pub fn ended(&self) -> Option<&EndReason> {
+        self.ended.as_ref()
+    }
+
+    /// Connections known (probing or live).
+    pub fn connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Connections whose probe was answered.
+    pub fn live_connections(&self) -> usize {
+        self.conns.values().filter(|c| c.live).count()
+    }
+
+    /// Streams open or opening.
+    pub fn open_streams(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// The server's id of `stream`, once opened.
+    pub fn stream_id(&self, stream: StreamKey) -> Option<&str> {
+        self.streams.get(&stream)?.id.as_deref()
+    }
+
+    /// Whether [`Client::send`] would take a packet now.
+    pub fn can_send(&self, stream: StreamKey) -> bool {
+        self.streams.get(&stream).is_some_and(|s| {
+            !s.up.failed
+                && s.up.fin.is_none()
+                && s.up.kept.len() < self.config.upload_window as usize
+        })
+    }
+
+    /// Whether the target closed (and every payload was returned).
+    pub fn is_eof(&self, stream: StreamKey) -> bool {
+        self.streams.get(&stream).is_some_and(|s| s.down.eof)
+    }
+
+    /// The next plaintext chunk to send and its connection. Chunks of one
+    /// connection come in the order they must be written.
+    pub fn poll_transmit(&mut self) -> Option<(ConnId, Vec<u8>)> {
+        self.transmit.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// A new transport connection: its first chunk is the probe `q{q} 0`,
+    /// and queries waiting for a connection go on it.
+    pub fn add_connection(&mut self) -> ConnId {
+        let conn = ConnId(self.next_conn);
+        self.next_conn += 1;
+        self.conns.insert(conn, Conn { live: false });
+        let q = self.fresh_id();
+        let mut text = Vec::new();
+        Query::Disconnect {
+            q: &q,
+            stream: "0",
+        }
+        .encode(&mut text);
+        self.transmit.push_back((conn, text));
+        self.queries.insert(
+            q,
+            OpenQuery {
+                what: Pending::Probe,
+                conn: Some(conn),
+                text: Vec::new(),
+            },
+        );
+        self.place_waiting();
+        conn
+    }
+
+    /// A connection broke (or ended): everything it carried moves to the
+    /// other connections (or waits for the next one). Batches resume from
+    /// the last packet received (download) and from the packet the server
+    /// says it expects (upload).
+    pub fn connection_lost(&mut self, conn: ConnId) {
+        if self.conns.remove(&conn).is_none() {
+            return;
+        }
+        self.transmit.retain(|(c, _)| *c != conn);
+        let cut: Vec<String> = self
+            .queries
+            .iter()
+            .filter(|(_, o)| o.conn == Some(conn))
+            .map(|(q, _)| q.clone())
+            .collect();
+        for q in cut {
+            let Some(open) = self.queries.remove(&q) else {
+                continue;
+            };
+            match open.what {
+                Pending::Probe => {}
+                Pending::Connect(_) | Pending::Disconnect(_) | Pending::Dns(_) => {
+                    let q = self.fresh_id();
+                    let text = retag(&open.text, &q);
+                    self.queries.insert(
+                        q.clone(),
+                        OpenQuery {
+                            conn: None,
+                            text,
+                            ..open
+                        },
+                    );
+                    self.place(&q);
+                }
+                Pending::Up(key) => {
+                    if let Some(s) = self.streams.get_mut(&key) {
+                        s.up.batch = None;
+                        s.up.ready = false;
+                    }
+                    self.start_upload(key);
+                }
+                Pending::Down(key) => {
+                    if let Some(s) = self.streams.get_mut(&key) {
+                        s.down.batch = None;
+                    }
+                    self.start_download(key);
+                }
+            }
+        }
+    }
+
+    /// A connection's HTTP status. `403` and `404` end the session (with
+    /// [`Event::SessionEnded`]); the driver acts on the rest.
+    pub fn handle_status(&mut self, conn: ConnId, status: u16) -> StatusClass {
+        let class = classify_status(status);
+        match class {
+            StatusClass::Reclaimed => self.end(EndReason::Reclaimed),
+            StatusClass::WrongKey => self.end(EndReason::WrongKey),
+            StatusClass::Ok => {}
+            StatusClass::Busy | StatusClass::Other(_) => self.connection_lost(conn),
+        }
+        class
+    }
+
+    /// Ends the session: nothing more is sent.
+    pub fn end(&mut self, reason: EndReason) {
+        if self.ended.is_some() {
+            return;
+        }
+        self.transmit.clear();
+        self.ended = Some(reason.clone());
+        self.events.push_back(Event::SessionEnded(reason));
+    }
+
+    /// Opens a stream to `host:port` (a name is resolved by the server).
+    pub fn open(&mut self, host: &str, proto: Proto, port: u16) -> Result<StreamKey, OpenError> {
+        if let Some(reason) = &self.ended {
+            return Err(OpenError::SessionEnded(reason.clone()));
+        }
+        if self.streams.len() >= self.config.max_streams as usize {
+            return Err(OpenError::TooManyStreams(self.config.max_streams));
+        }
+        if host.is_empty() || host.len() > crate::query::MAX_HOST || !host.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(OpenError::BadHost);
+        }
+        let key = StreamKey(self.next_stream);
+        self.next_stream += 1;
+        self.streams.insert(key, Stream::new());
+        let q = self.fresh_id();
+        let mut text = Vec::new();
+        Query::Connect {
+            q: &q,
+            host,
+            proto,
+            port,
+        }
+        .encode(&mut text);
+        self.queries.insert(
+            q.clone(),
+            OpenQuery {
+                what: Pending::Connect(key),
+                conn: None,
+                text,
+            },
+        );
+        self.place(&q);
+        Ok(key)
+    }
+
+    /// Resolves `host` at the server.
+    pub fn resolve(&mut self, host: &str, kind: DnsType) -> Result<LookupKey, OpenError> {
+        if let Some(reason) = &self.ended {
+            return Err(OpenError::SessionEnded(reason.clone()));
+        }
+        if host.is_empty() || host.len() > crate::query::MAX_HOST || !host.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(OpenError::BadHost);
+        }
+        let key = LookupKey(self.next_lookup);
+        self.next_lookup += 1;
+        let q = self.fresh_id();
+        let mut text = Vec::new();
+        Query::Dns { q: &q, host, kind }.encode(&mut text);
+        self.queries.insert(
+            q.clone(),
+            OpenQuery {
+                what: Pending::Dns(key),
+                conn: None,
+                text,
+            },
+        );
+        self.place(&q);
+        Ok(key)
+    }
+
+    /// Queues one upload packet (for UDP, one datagram). It goes out at
+    /// once when the stream's batch may send, and is kept until
+    /// acknowledged.
+    pub fn send(&mut self, stream: StreamKey, payload: &[u8]) -> Result<(), SendError> {
+        if payload.len() > MAX_PAYLOAD {
+            return Err(SendError::TooLarge(payload.len()));
+        }
+        self.queue_upload(stream, payload.to_vec(), false)
+    }
+
+    /// The application finished writing: an empty `U` tells the server to
+    /// shut down its write side after every byte before it (TCP). Waits for
+    /// room like [`Client::send`].
+    pub fn shutdown(&mut self, stream: StreamKey) -> Result<(), SendError> {
+        self.queue_upload(stream, Vec::new(), true)
+    }
+
+    fn queue_upload(&mut self, key: StreamKey, payload: Vec<u8>, fin: bool) -> Result<(), SendError> {
+        if self.ended.is_some() {
+            return Err(SendError::Closed);
+        }
+        let window = self.config.upload_window as usize;
+        let Some(s) = self.streams.get_mut(&key) else {
+            return Err(SendError::Closed);
+        };
+        if s.up.failed || s.up.fin.is_some() || s.closing {
+            return Err(SendError::Closed);
+        }
+        if s.up.kept.len() >= window {
+            return Err(SendError::Blocked);
+        }
+        if fin {
+            s.up.fin = Some(s.up.end());
+        }
+        s.up.kept.push_back(payload);
+        if s.id.is_none() {
+            // Sent once the stream is open.
+            return Ok(());
+        }
+        if s.up.batch.is_none() {
+            self.start_upload(key);
+        } else {
+            self.flush_upload(key);
+        }
+        Ok(())
+    }
+
+    /// The application read `packets` more download payloads of `stream`:
+    /// acknowledges when `ceil(w/2)` are unacknowledged, or when it has
+    /// read everything received.
+    pub fn consumed(&mut self, stream: StreamKey, packets: u64) {
+        let every = self.config.ack_every();
+        let Some(s) = self.streams.get_mut(&stream) else {
+            return;
+        };
+        let d = &mut s.down;
+        d.consumed = (d.consumed + packets).min(d.recv);
+        let Some(batch) = &d.batch else {
+            return;
+        };
+        let Some(conn) = batch.conn else {
+            return;
+        };
+        if d.consumed > d.acked && (d.consumed - d.acked >= every || d.consumed == d.recv) {
+            let mut text = Vec::new();
+            Query::Ack {
+                q: &batch.q,
+                next: d.consumed,
+            }
+            .encode(&mut text);
+            d.acked = d.consumed;
+            self.transmit.push_back((conn, text));
+        }
+    }
+
+    /// The application is done with `stream`. The `q` query goes out once
+    /// every upload packet was acknowledged (bytes written before a close
+    /// still reach the target); [`Event::Closed`] follows its answer.
+    pub fn close(&mut self, stream: StreamKey) {
+        let Some(s) = self.streams.get_mut(&stream) else {
+            return;
+        };
+        s.closing = true;
+        self.maybe_disconnect(stream);
+    }
+
+    /// Like [`Client::close`] but without waiting for the upload: what was
+    /// not acknowledged is given up.
+    pub fn abort(&mut self, stream: StreamKey) {
+        let Some(s) = self.streams.get_mut(&stream) else {
+            return;
+        };
+        s.closing = true;
+        s.up.kept.clear();
+        self.maybe_disconnect(stream);
+    }
+
+    /// Reads one decrypted chunk from `conn`.
+    pub fn handle_chunk(&mut self, conn: ConnId, chunk: &[u8]) -> Result<Received, ConnError> {
+        if !self.conns.contains_key(&conn) {
+            return Err(ConnError::UnknownConnection);
+        }
+        let answer = Answer::decode(chunk)?;
+        let (q, ok, body) = match answer {
+            Answer::Ok { q, body } => (q, true, body),
+            Answer::Fail { q } => (q, false, None),
+        };
+        // An answer to a query this connection does not carry is stale (a
+        // batch replaced or closed meanwhile): ignored.
+        let Some(what) = self
+            .queries
+            .get(q)
+            .filter(|o| o.conn == Some(conn))
+            .map(|o| o.what.clone())
+        else {
+            return Ok(Received::Nothing);
+        };
+        let q = q.to_owned();
+        match what {
+            Pending::Probe => {
+                self.queries.remove(&q);
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.live = true;
+                }
+                self.events.push_back(Event::ConnectionReady(conn));
+            }
+            Pending::Connect(key) => {
+                self.queries.remove(&q);
+                self.on_connect_answer(key, ok, body)?;
+            }
+            Pending::Disconnect(key) => {
+                self.queries.remove(&q);
+                self.streams.remove(&key);
+                self.events.push_back(Event::Closed(key));
+            }
+            Pending::Dns(lookup) => {
+                self.queries.remove(&q);
+                let records = ok.then(|| answer_fields(body));
+                self.events.push_back(Event::Resolved { lookup, records });
+            }
+            Pending::Up(key) => self.on_upload_answer(key, &q, ok, body)?,
+            Pending::Down(key) => {
+                return self.on_download_answer(key, &q, ok, body, chunk.len());
+            }
+        }
+        Ok(Received::Nothing)
+    }
+
+    fn on_connect_answer(&mut self, key: StreamKey, ok: bool, body: Option<&[u8]>) -> Result<(), ConnError> {
+        if !ok {
+            self.streams.remove(&key);
+            self.events.push_back(Event::OpenFailed(key));
+            return Ok(());
+        }
+        let id = body
+            .filter(|b| {
+                !b.is_empty() && b.len() <= MAX_STREAM_ID && b.iter().all(u8::is_ascii_alphanumeric)
+            })
+            .ok_or(ConnError::BadAnswer("connect"))?;
+        let id = String::from_utf8_lossy(id).into_owned();
+        let Some(s) = self.streams.get_mut(&key) else {
+            return Ok(());
+        };
+        s.id = Some(id.clone());
+        let upload_waiting = !s.up.kept.is_empty();
+        self.events.push_back(Event::Opened { stream: key, id });
+        self.start_download(key);
+        if upload_waiting {
+            self.start_upload(key);
+        }
+        self.maybe_disconnect(key);
+        Ok(())
+    }
+
+    fn on_upload_answer(&mut self, key: StreamKey, q: &str, ok: bool, body: Option<&[u8]>) -> Result<(), ConnError> {
+        let window = self.config.upload_window as usize;
+        let Some(s) = self.streams.get_mut(&key) else {
+            self.queries.remove(q);
+            return Ok(());
+        };
+        if !ok {
+            // The server does not know the stream (any more).
+            self.queries.remove(q);
+            s.up.batch = None;
+            s.up.failed = true;
+            s.up.kept.clear();
+            self.events.push_back(Event::Writable(key));
+            self.maybe_disconnect(key);
+            return Ok(());
+        }
+        let next = match body {
+            Some(b) => crate::query::Answer::Ok { q, body: Some(b) }.packet_id()?,
+            None => return Err(ConnError::BadAnswer("upload")),
+        };
+        let up = &mut s.up;
+        let was_full = up.kept.len() >= window;
+        let limit = if up.ready { up.sent } else { up.end() };
+        if next > limit || !up.ack(next) {
+            return Err(ConnError::BadUploadAck {
+                next,
+                base: up.base,
+                end: limit,
+            });
+        }
+        if !up.ready {
+            // The answer to a resumed `u`: send again from what the server
+            // expects.
+            up.sent = next;
+            up.ready = true;
+        }
+        if was_full && up.kept.len() < window {
+            self.events.push_back(Event::Writable(key));
+        }
+        if let Some(fin) = up.fin
+            && up.base > fin
+            && !up.done
+        {
+            up.done = true;
+            if let Some(batch) = up.batch.take() {
+                self.queries.remove(&batch.q);
+                if let Some(conn) = batch.conn {
+                    let mut text = Vec::new();
+                    Query::End { q: &batch.q }.encode(&mut text);
+                    self.transmit.push_back((conn, text));
+                }
+            }
+        }
+        self.flush_upload(key);
+        self.maybe_disconnect(key);
+        Ok(())
+    }
+
+    fn on_download_answer(
+        &mut self,
+        key: StreamKey,
+        q: &str,
+        ok: bool,
+        body: Option<&[u8]>,
+        chunk_len: usize,
+    ) -> Result<Received, ConnError> {
+        let window = u64::from(self.config.download_window);
+        let Some(s) = self.streams.get_mut(&key) else {
+            self.queries.remove(q);
+            return Ok(Received::Nothing);
+        };
+        if !ok {
+            self.queries.remove(q);
+            s.down.batch = None;
+            s.down.eof = true;
+            self.events.push_back(Event::Eof(key));
+            return Ok(Received::Nothing);
+        }
+        let payload = body.ok_or(ConnError::EmptyDownload)?;
+        if payload.is_empty() {
+            return Err(ConnError::EmptyDownload);
+        }
+        let d = &mut s.down;
+        if d.recv >= d.acked + window {
+            return Err(ConnError::PastWindow);
+        }
+        d.recv += 1;
+        if s.closing {
+            // Nobody reads any more: counted as read, not acknowledged.
+            d.consumed = d.recv;
+            return Ok(Received::Nothing);
+        }
+        Ok(Received::Data {
+            stream: key,
+            at: chunk_len - payload.len()..chunk_len,
+        })
+    }
+
+    /// Starts (or restarts) the download batch of an open stream from the
+    /// next packet expected.
+    fn start_download(&mut self, key: StreamKey) {
+        let q = self.fresh_id();
+        let Some(s) = self.streams.get_mut(&key) else {
+            return;
+        };
+        if s.down.eof || s.id.is_none() || s.close_sent {
+            return;
+        }
+        s.down.batch = Some(Batch {
+            q: q.clone(),
+            conn: None,
+        });
+        self.queries.insert(
+            q.clone(),
+            OpenQuery {
+                what: Pending::Down(key),
+                conn: None,
+                text: Vec::new(),
+            },
+        );
+        self.place(&q);
+    }
+
+    /// Starts (or restarts) the upload batch of an open stream. Only the
+    /// stream's first batch sends ahead of the server's answer.
+    fn start_upload(&mut self, key: StreamKey) {
+        let q = self.fresh_id();
+        let Some(s) = self.streams.get_mut(&key) else {
+            return;
+        };
+        if s.up.done || s.up.failed || s.id.is_none() || s.close_sent {
+            return;
+        }
+        s.up.ready = !s.up.started;
+        s.up.started = true;
+        s.up.sent = s.up.base;
+        s.up.batch = Some(Batch {
+            q: q.clone(),
+            conn: None,
+        });
+        self.queries.insert(
+            q.clone(),
+            OpenQuery {
+                what: Pending::Up(key),
+                conn: None,
+                text: Vec::new(),
+            },
+        );
+        self.place(&q);
+    }
+
+    /// Puts the `U` chunks not yet sent on the batch's connection.
+    fn flush_upload(&mut self, key: StreamKey) {
+        let Some(s) = self.streams.get_mut(&key) else {
+            return;
+        };
+        let up = &mut s.up;
+        let Some(Batch { q, conn: Some(conn) }) = &up.batch else {
+            return;
+        };
+        if !up.ready {
+            return;
+        }
+        while up.sent < up.end() {
+            let payload = &up.kept[(up.sent - up.base) as usize];
+            let mut text = Vec::with_capacity(payload.len() + q.len() + 2);
+            Query::UploadData { q, payload }.encode(&mut text);
+            self.transmit.push_back((*conn, text));
+            up.sent += 1;
+        }
+    }
+
+    /// Sends `q` for a closing stream once its upload is acknowledged.
+    fn maybe_disconnect(&mut self, key: StreamKey) {
+        let Some(s) = self.streams.get_mut(&key) else {
+            return;
+        };
+        if !s.closing || s.close_sent {
+            return;
+        }
+        let Some(id) = s.id.clone() else {
+            // Still opening: closed once the answer comes (or forgotten if
+            // it fails).
+            return;
+        };
+        if !s.up.drained() && !s.up.failed {
+            return;
+        }
+        s.close_sent = true;
+        // The stream's batches end with it at the server; their late
+        // answers are ignored.
+        for batch in [s.up.batch.take(), s.down.batch.take()].into_iter().flatten() {
+            self.queries.remove(&batch.q);
+        }
+        let q = self.fresh_id();
+        let mut text = Vec::new();
+        Query::Disconnect { q: &q, stream: &id }.encode(&mut text);
+        self.queries.insert(
+            q.clone(),
+            OpenQuery {
+                what: Pending::Disconnect(key),
+                conn: None,
+                text,
+            },
+        );
+        self.place(&q);
+    }
+
+    fn fresh_id(&mut self) -> String {
+        let queries = &self.queries;
+        self.ids.fresh(|id| queries.contains_key(id))
+    }
+
+    /// The connection for a new query: live before probing, then the one
+    /// carrying the fewest batches, so streams spread over connections.
+    fn pick_conn(&self) -> Option<ConnId> {
+        let mut load: BTreeMap<ConnId, usize> = self.conns.keys().map(|c| (*c, 0)).collect();
+        for o in self.queries.values() {
+            if let (Some(c), Pending::Up(_) | Pending::Down(_)) = (o.conn, &o.what) {
+                *load.entry(c).or_default() += 1;
+            }
+        }
+        load.into_iter()
+            .min_by_key(|(c, n)| (!self.conns[c].live, *n, *c))
+            .map(|(c, _)| c)
+    }
+
+    /// Sends query `q` on a connection, or leaves it waiting for one.
+    fn place(&mut self, q: &str) {
+        if self.ended.is_some() {
+            return;
+        }
+        let Some(conn) = self.pick_conn() else {
+            return;
+        };
+        let Some(open) = self.queries.get_mut(q) else {
+            return;
+        };
+        open.conn = Some(conn);
+        match open.what.clone() {
+            Pending::Probe => {}
+            Pending::Connect(_) | Pending::Disconnect(_) | Pending::Dns(_) => {
+                self.transmit.push_back((conn, open.text.clone()));
+            }
+            Pending::Up(key) => {
+                let Some(s) = self.streams.get_mut(&key) else {
+                    return;
+                };
+                let (Some(id), Some(batch)) = (&s.id, &mut s.up.batch) else {
+                    return;
+                };
+                batch.conn = Some(conn);
+                let mut text = Vec::new();
+                Query::Upload { q, stream: id }.encode(&mut text);
+                self.transmit.push_back((conn, text));
+                self.flush_upload(key);
+            }
+            Pending::Down(key) => {
+                let window = u64::from(self.config.download_window);
+                let Some(s) = self.streams.get_mut(&key) else {
+                    return;
+                };
+                let (Some(id), Some(batch)) = (&s.id, &mut s.down.batch) else {
+                    return;
+                };
+                batch.conn = Some(conn);
+                let mut text = Vec::new();
+                Query::Download {
+                    q,
+                    stream: id,
+                    packet: s.down.recv,
+                    window: Some(window),
+                }
+                .encode(&mut text);
+                s.down.acked = s.down.recv;
+                self.transmit.push_back((conn, text));
+            }
+        }
+    }
+
+    /// Places every query that waits for a connection.
+    fn place_waiting(&mut self) {
+        let waiting: Vec<String> = self
+            .queries
+            .iter()
+            .filter(|(_, o)| o.conn.is_none())
+            .map(|(q, _)| q.clone())
+            .collect();
+        for q in waiting {
+            self.place(&q);
+        }
+    }
+}
+
+/// The same `c`/`q`/`n` query under a new id (the verb byte stays, the id
+/// up to the first space is replaced).
+fn retag(text: &[u8], q: &str) -> Vec<u8> {
+    let rest = text[1..]
+        .iter()
+        .position(|&b| b == b' ')
+        .map_or(&[][..], |at| &text[1 + at..]);
+    let mut out = Vec::with_capacity(text.len() + q.len());
+    out.push(text[0]);
+    out.extend_from_slice(q.as_bytes());
+    out.extend_from_slice(rest);
+    out
+}
+
+fn answer_fields(body: Option<&[u8]>) -> Vec<String> {
+    body.and_then(|b| std::str::from_utf8(b).ok())
+        .map(|t| t.split(' ').filter(|f| !f.is_empty()).map(str::to_owned).collect())
+        .unwrap_or_default()
+}
