@@ -8,6 +8,7 @@
 pub mod backend;
 pub mod certs;
 pub mod gateway;
+pub mod ht;
 pub mod process;
 pub mod relay;
 pub mod servers;
@@ -17,6 +18,7 @@ pub mod socks;
 pub use backend::{Grant, OutlineNode, TestBackend, TestBackendBuilder};
 pub use certs::{TestCert, install_crypto_provider};
 pub use gateway::TestGateway;
+pub use ht::TestHtServer;
 pub use process::{GatewayProcess, wait_for_port};
 pub use relay::CuttingRelay;
 pub use servers::{
