@@ -1,6 +1,5 @@
 //! Client configuration. Every limit has a default and can be changed.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use proto_httvps::MAX_FRAME_LEN;
@@ -117,19 +116,9 @@ impl ClientConfig {
     }
 }
 
-/// How the gateway's certificate is verified. Verification is always on.
-#[derive(Debug, Clone, Default)]
-pub struct TlsOptions {
-    /// Extra PEM file of CA certificates trusted besides the system roots.
-    pub ca_file: Option<PathBuf>,
-    /// SHA-256 of the gateway certificate's SubjectPublicKeyInfo. When set, the
-    /// pin alone authenticates the gateway (a self-signed certificate works)
-    /// and the chain is not checked against roots.
-    pub pin_sha256: Option<[u8; 32]>,
-    /// Server name for SNI and certificate checks, when it differs from the
-    /// URL's host (e.g. connecting by IP to a named gateway).
-    pub sni: Option<String>,
-}
+/// How the gateway's certificate is verified: shared with every client
+/// crate (`client-kit`), re-exported here for this crate's users.
+pub use client_kit::TlsOptions;
 
 /// Keepalive: the client pings every `interval` and declares the session dead
 /// when nothing at all arrived for `dead_after`.

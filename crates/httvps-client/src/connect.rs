@@ -18,7 +18,6 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use crate::config::ClientConfig;
 use crate::error::ClientError;
-use crate::tls;
 use crate::upgrade::upgrade;
 use net::Secret;
 
@@ -106,7 +105,7 @@ pub(crate) async fn connect(
     machine_config: client::Config,
 ) -> Result<(WsStream, Client, bool), ClientError> {
     let endpoint = parse_url(&config.url)?;
-    let rustls_config = Arc::new(tls::client_config(&config.tls, &[b"http/1.1"])?);
+    let rustls_config = Arc::new(client_kit::client_config(&config.tls, &[b"http/1.1"])?);
     let started = now();
     let (ws, unmasked) = tokio::time::timeout(
         config.handshake_timeout,

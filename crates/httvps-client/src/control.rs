@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{ClientConfig, TlsOptions};
 use crate::error::ClientError;
-use crate::tls;
 use crate::tunnel::Tunnel;
 use net::Secret;
 
@@ -70,7 +69,7 @@ impl ControlPlane {
             pin_sha256: None,
             ..tls_options.clone()
         };
-        let rustls_config = tls::client_config(&tls_options, &[b"http/1.1"])?;
+        let rustls_config = client_kit::client_config(&tls_options, &[b"http/1.1"])?;
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(rustls_config)
             .timeout(Duration::from_secs(15))

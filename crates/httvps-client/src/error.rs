@@ -52,6 +52,12 @@ pub enum ClientError {
     },
 }
 
+impl From<client_kit::TlsError> for ClientError {
+    fn from(e: client_kit::TlsError) -> Self {
+        ClientError::TlsConfig(e.0)
+    }
+}
+
 impl ClientError {
     /// The seed's or contract's name for this error, for UIs and scripts.
     pub fn code(&self) -> &str {

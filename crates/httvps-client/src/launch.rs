@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use engine::StartOptions;
-use local_proxy::{Credentials, ProxyConfig};
+use local_proxy::ProxyConfig;
 use net::Secret;
 use profiles::ProfileError;
 
@@ -104,16 +104,12 @@ pub fn proxy_config(
     profile: &HttvpsProfile,
     password: Option<Secret>,
 ) -> Result<ProxyConfig, LaunchError> {
-    let auth = match (&profile.proxy_username, password) {
-        (None, _) => None,
-        (Some(user), Some(password)) => Some(Credentials::new(user.clone(), password.expose())),
-        (Some(_), None) => return Err(LaunchError::MissingProxyPassword(profile.name.clone())),
-    };
-    Ok(ProxyConfig {
-        listen: profile.listen(),
-        auth,
-        ..ProxyConfig::default()
-    })
+    client_kit::proxy_config(
+        profile.listen(),
+        profile.proxy_username.as_deref(),
+        password,
+    )
+    .map_err(|_| LaunchError::MissingProxyPassword(profile.name.clone()))
 }
 
 /// Start options from a profile's policies, a transport and proxy settings.

@@ -4,7 +4,7 @@
 //! fields are the `[[profile]]` table of `profiles.toml`. Secrets are never in
 //! it: they live in a `profiles::SecretStore` under the profile's name.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -13,9 +13,7 @@ use serde::{Deserialize, Serialize};
 use engine::backoff::{ReconnectPolicy, secs_f64};
 use profiles::{ProfileError, SecretKind, StoredProfile, check_name};
 
-/// The default local proxy address: loopback only.
-pub const DEFAULT_LISTEN: SocketAddr =
-    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 1080);
+pub use client_kit::DEFAULT_LISTEN;
 
 /// The keychain kind of a gateway session token (single-use with a real
 /// backend).
@@ -216,22 +214,7 @@ impl StoredProfile for HttvpsProfile {
     }
 }
 
-/// Reads a hex SHA-256 pin (colons allowed, as certificate tools print them).
-pub fn decode_pin(text: &str) -> Result<[u8; 32], String> {
-    let hex: String = text.chars().filter(|c| *c != ':').collect();
-    if hex.len() != 64 {
-        return Err(format!(
-            "pin_sha256 must be 64 hex digits (SHA-256), got {}",
-            hex.len()
-        ));
-    }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
-            .map_err(|_| "pin_sha256 must be hexadecimal".to_owned())?;
-    }
-    Ok(out)
-}
+pub use client_kit::decode_pin;
 
 #[cfg(test)]
 mod tests {

@@ -31,7 +31,9 @@
 
 pub mod auth;
 pub mod config;
-pub mod dial;
+/// Direct dialing's resolver and Happy Eyeballs racing, shared with the HT
+/// server (`server-kit`).
+pub use server_kit::dial;
 mod driver;
 mod http;
 mod inbox;

@@ -222,17 +222,6 @@ impl Args {
     }
 }
 
-fn init_logs() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_current_span(false)
-        .init();
-}
-
 async fn run(args: Args) -> anyhow::Result<()> {
     let config = args.into_config()?;
     // Handlers go in before serving so that an early signal is not lost.
@@ -263,7 +252,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let args = Args::from_command_line();
-    init_logs();
+    server_kit::logs::init_json_logs();
     // One process-wide rustls provider (aws-lc-rs), for reqwest and the rest.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

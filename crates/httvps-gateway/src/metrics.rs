@@ -1,43 +1,11 @@
-//! Prometheus metrics: names, the process-wide recorder, and the tiny HTTP
-//! server that renders them at `GET /metrics`.
-//!
-//! The server is ours rather than `metrics-exporter-prometheus`'s own
-//! listener (`PrometheusBuilder::with_http_listener`, feature
-//! `http-listener`, read at 0.18.3), which cannot keep this module's
-//! behaviour:
-//! - It binds inside `build()` and returns only an opaque future, never the
-//!   bound address, so `--metrics 127.0.0.1:0` (which the tests use) could
-//!   not log or report its port.
-//! - It serves the recorder that the same `build()` creates, so it cannot
-//!   serve the one process-wide recorder that [`handle`] shares between
-//!   gateways; the function that would take a handle is private to the crate.
-//! - It answers every path with the metrics (and `/health`), where we answer
-//!   `/metrics` only and 404 the rest.
-//! - It has no shutdown: its accept loop runs until dropped, and the
-//!   connections it spawned outlive that; ours all end with the gateway. Its
-//!   connections also have no header read timeout.
-//!
-//! Global state: the `metrics` facade has one recorder per process, set once.
-//! [`handle`] installs ours on first use and hands every later caller (a
-//! second gateway in the same process, tests) the same handle, so gateways in
-//! one process share counters. If the host application installed another
-//! recorder first, we keep a private, empty one and say so in the log.
-//! Histogram samples wait in the recorder until drained, so one background
-//! thread per process runs its upkeep every few seconds, scraped or not.
+//! Prometheus metrics: the gateway's names, and the process-wide recorder
+//! and `/metrics` listener from `server-kit` (shared with the HT server;
+//! its module doc says why the listener is ours and how the one recorder
+//! per process is shared).
 
-use std::convert::Infallible;
-use std::net::SocketAddr;
-use std::sync::OnceLock;
+use metrics_exporter_prometheus::PrometheusHandle;
 
-use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode};
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+pub use server_kit::metrics::{bind, serve};
 
 /// Sessions currently open (gauge).
 pub const SESSIONS_ACTIVE: &str = "httvps_gateway_sessions_active";
@@ -56,47 +24,17 @@ pub const ERRORS_TOTAL: &str = "httvps_gateway_errors_total";
 /// Upstream connect time by `mode` (histogram).
 pub const DIAL_SECONDS: &str = "httvps_gateway_upstream_dial_seconds";
 
-static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-
-/// How often histogram samples are drained into their buckets.
-const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
-
 /// The process's Prometheus handle, installing the recorder on first call.
 pub fn handle() -> PrometheusHandle {
-    HANDLE
-        .get_or_init(|| {
-            let builder = || {
-                PrometheusBuilder::new()
-                    .set_buckets_for_metric(
-                        Matcher::Full(DIAL_SECONDS.to_owned()),
-                        &[0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
-                    )
-                    .expect("bucket list is not empty")
-            };
-            match builder().install_recorder() {
-                Ok(handle) => {
-                    describe();
-                    let upkeep = handle.clone();
-                    let spawned = std::thread::Builder::new()
-                        .name("httvps-metrics-upkeep".into())
-                        .spawn(move || {
-                            loop {
-                                std::thread::sleep(UPKEEP_EVERY);
-                                upkeep.run_upkeep();
-                            }
-                        });
-                    if let Err(e) = spawned {
-                        warn!(error = %e, "cannot start the metrics upkeep thread");
-                    }
-                    handle
-                }
-                Err(e) => {
-                    warn!(error = %e, "another metrics recorder is installed; /metrics will be empty");
-                    builder().build_recorder().handle()
-                }
-            }
-        })
-        .clone()
+    let handle = server_kit::metrics::handle(&[(
+        DIAL_SECONDS,
+        &[
+            0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ],
+    )]);
+    static DESCRIBED: std::sync::Once = std::sync::Once::new();
+    DESCRIBED.call_once(describe);
+    handle
 }
 
 fn describe() {
@@ -118,53 +56,4 @@ pub fn handshake(result: &'static str) {
 /// Counts one `error` frame sent.
 pub fn error_sent(code: &str) {
     metrics::counter!(ERRORS_TOTAL, "code" => code.to_owned()).increment(1);
-}
-
-/// Serves `GET /metrics` on `listener` until `stop` fires.
-pub async fn serve(listener: TcpListener, handle: PrometheusHandle, stop: CancellationToken) {
-    loop {
-        let (tcp, peer) = tokio::select! {
-            _ = stop.cancelled() => return,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    debug!(error = %e, "metrics accept failed");
-                    continue;
-                }
-            },
-        };
-        let handle = handle.clone();
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let handle = handle.clone();
-                async move { Ok::<_, Infallible>(metrics_response(&req, &handle)) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(std::time::Duration::from_secs(10))
-                .serve_connection(TokioIo::new(tcp), svc);
-            tokio::select! {
-                r = conn => if let Err(e) = r { debug!(%peer, error = %e, "metrics connection failed") },
-                _ = stop.cancelled() => {}
-            }
-        });
-    }
-}
-
-fn metrics_response(req: &Request<Incoming>, handle: &PrometheusHandle) -> Response<Full<Bytes>> {
-    let (status, body) = match (req.method(), req.uri().path()) {
-        (&Method::GET, "/metrics") => (StatusCode::OK, handle.render()),
-        _ => (StatusCode::NOT_FOUND, "not found\n".to_owned()),
-    };
-    Response::builder()
-        .status(status)
-        .header(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")
-        .body(Full::new(Bytes::from(body)))
-        .expect("static response parts are valid")
-}
-
-/// Binds the metrics listener (so its address can be logged before serving).
-pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
 }

@@ -1,9 +1,11 @@
 //! Upstream connections: the direct-mode target policy and the two dialers.
 //!
-//! Direct mode resolves names on the gateway and checks *every* resolved
-//! address before dialing any, so a name that resolves to both a public and a
-//! private address cannot be used to reach the private one; it then races the
-//! addresses Happy-Eyeballs style ([`crate::dial`]). Outline mode hands the
+//! Direct mode goes through `server-kit`'s one policy path
+//! ([`server_kit::direct`], shared with the HT server): names are resolved
+//! on the gateway and *every* resolved address is checked before any is
+//! dialed, so a name that resolves to both a public and a private address
+//! cannot be used to reach the private one; the addresses are then raced
+//! Happy-Eyeballs style ([`crate::dial`]). Outline mode hands the
 //! target to the Shadowsocks node, which resolves names there: only an
 //! IP-literal target can be checked here, and it is, under the same policy
 //! (with [`UpstreamMode::outline`]).
@@ -26,8 +28,9 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::config::OutlineNode;
-use crate::dial::{self, Dialer};
+use crate::dial::Dialer;
 use crate::session::{CloseReason, StreamEnd};
+use server_kit::direct::{self, DialError};
 
 /// How one session reaches targets.
 #[derive(Clone)]
@@ -185,17 +188,30 @@ pub async fn dial(
 }
 
 /// A "name" that is really an IPv4 address in a spelling resolvers accept
-/// (`2130706433`, `0x7f.1`, `0177.0.0.1`) becomes that address, so the
-/// policy judges it here: an Outline node (or a resolver) would otherwise
-/// turn it into a loopback or private address behind our back.
+/// becomes that address ([`direct::as_literal`]), so the policy judges it
+/// here: an Outline node would otherwise resolve it behind our back.
 fn as_literal(target: &TargetAddr) -> TargetAddr {
-    match target {
-        TargetAddr::Domain(name, port) => match net::policy::parse_ipv4_lenient(name) {
-            Some(ip) => TargetAddr::Ip(SocketAddr::new(IpAddr::V4(ip), *port)),
-            None => target.clone(),
+    direct::as_literal(target)
+}
+
+/// The `stream_close` reason of a failed direct dial: the one mapping from
+/// `server-kit`'s errors to this protocol's codes.
+fn direct_failure(e: DialError) -> StreamEnd {
+    let reason = match &e {
+        DialError::NotAllowed(_) | DialError::PortZero(_) => CloseReason::NotAllowed,
+        DialError::Resolve { .. } | DialError::NoAddress(_) => CloseReason::Unreachable,
+        DialError::TimedOut { .. } => CloseReason::Timeout,
+        DialError::Connect { source, .. } => match source.kind() {
+            io::ErrorKind::ConnectionRefused => CloseReason::Refused,
+            io::ErrorKind::TimedOut => CloseReason::Timeout,
+            io::ErrorKind::NetworkUnreachable | io::ErrorKind::HostUnreachable => {
+                CloseReason::Unreachable
+            }
+            _ => CloseReason::UpstreamError,
         },
-        TargetAddr::Ip(_) => target.clone(),
-    }
+        _ => CloseReason::UpstreamError,
+    };
+    dial_failure(reason, e.to_string())
 }
 
 fn check_policy(
@@ -203,10 +219,7 @@ fn check_policy(
     allow_private: bool,
     addrs: impl IntoIterator<Item = IpAddr>,
 ) -> Result<(), StreamEnd> {
-    let policy = net::TargetPolicy { allow_private };
-    policy
-        .check(target, addrs)
-        .map_err(|refused| dial_failure(CloseReason::NotAllowed, format!("target {refused}")))
+    direct::check_policy(target, allow_private, addrs).map_err(direct_failure)
 }
 
 /// Resolves `target`, checks every address under the policy, then races them
@@ -217,38 +230,9 @@ async fn dial_direct(
     dialer: &Dialer,
     budget: Duration,
 ) -> Result<TcpStream, StreamEnd> {
-    let started = Instant::now();
-    if target.port() == 0 {
-        return Err(dial_failure(
-            CloseReason::NotAllowed,
-            format!("target {target} has port 0"),
-        ));
-    }
-    let addrs: Vec<SocketAddr> = match target {
-        TargetAddr::Ip(sa) => vec![*sa],
-        TargetAddr::Domain(name, port) => match dialer.resolve(name, *port).await {
-            Ok(addrs) => addrs,
-            Err(e) => {
-                return Err(dial_failure(
-                    CloseReason::Unreachable,
-                    format!("cannot resolve {name}: {e}"),
-                ));
-            }
-        },
-    };
-    if addrs.is_empty() {
-        return Err(dial_failure(
-            CloseReason::Unreachable,
-            format!("{target} resolves to no address"),
-        ));
-    }
-    // Every address is checked before any is dialed.
-    check_policy(target, allow_private, addrs.iter().map(|sa| sa.ip()))?;
-    let addrs = dial::interleave(addrs);
-    let left = budget.saturating_sub(started.elapsed());
-    dial::connect_tcp(&addrs, dialer.options(), left)
+    direct::connect_tcp(dialer, target, allow_private, budget)
         .await
-        .map_err(|e| io_failure(target, "", &e))
+        .map_err(direct_failure)
 }
 
 /// Connects through the Outline node. An IP-literal target is checked

@@ -10,8 +10,13 @@
 //!   client, [`Answer`] from the server), read and written exactly.
 //! - [`cipher`]: the per-connection, per-direction keystream
 //!   ([`ChunkCipher`]) and the session id rules.
+//! - [`client`]: the client's session machine (query ids, windows,
+//!   acknowledgements, resuming batches across connections).
 //! - [`packets`]: a stream's download packets kept until acknowledged, what
 //!   a windowed batch may send, and when upload packets are acknowledged.
+//! - [`server`]: the server's sessions, connections and streams as one
+//!   sans-IO machine ([`server::Server`]), and the chunked coding that keeps
+//!   HTTP chunk boundaries ([`server::chunked`]).
 //!
 //! Like `proto-httvps`, this crate opens no socket and never reads the
 //! clock; the client and the server are drivers around it.
@@ -21,6 +26,7 @@ pub mod cipher;
 pub mod client;
 pub mod packets;
 pub mod query;
+pub mod server;
 
 pub use cipher::{ChunkCipher, Direction, Key, KeyError, SessionId};
 pub use query::{Answer, DecodeError, DnsType, Proto, Query};

@@ -18,16 +18,22 @@ pub const HTTVPS: &str = env!("CARGO_BIN_EXE_httvps");
 /// The gateway binary, built beside `httvps` (cargo builds every binary of the
 /// workspace for `cargo test --workspace`; build it if this run did not).
 pub fn gateway_bin() -> PathBuf {
-    let bin = Path::new(HTTVPS).with_file_name("httvps-gateway");
-    if !bin.exists() {
+    sibling_bin("httvps-gateway", "httvps-gateway")
+}
+
+/// Binary `bin` of workspace package `package`, built beside `httvps`
+/// (built here if this run did not build it).
+pub fn sibling_bin(package: &str, bin: &str) -> PathBuf {
+    let path = Path::new(HTTVPS).with_file_name(bin);
+    if !path.exists() {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = std::process::Command::new(cargo)
-            .args(["build", "-p", "httvps-gateway", "--bin", "httvps-gateway"])
+            .args(["build", "-p", package, "--bin", bin])
             .status()
-            .expect("run cargo build for the gateway");
-        assert!(status.success(), "building httvps-gateway failed");
+            .unwrap_or_else(|e| panic!("run cargo build for {bin}: {e}"));
+        assert!(status.success(), "building {bin} failed");
     }
-    bin
+    path
 }
 
 pub const CHROMIUM: &str = "/usr/bin/chromium";

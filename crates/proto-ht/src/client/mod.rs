@@ -35,19 +35,21 @@
 //! so the machine takes none; deadlines for opens and lookups are the
 //! driver's.
 
+mod answers;
 mod config;
+mod error;
+mod event;
 mod ids;
 mod stream;
 #[cfg(test)]
 mod tests;
 
+use crate::query::{DnsType, MAX_PAYLOAD, Proto, Query};
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::fmt;
-use std::ops::Range;
-
-use crate::query::{Answer, DecodeError, DnsType, MAX_PAYLOAD, MAX_STREAM_ID, Proto, Query};
 
 pub use config::Config;
+pub use error::{ConnError, OpenError, SendError};
+pub use event::{EndReason, Event, Received, StatusClass, classify_status};
 use ids::IdSource;
 use stream::{Batch, Stream};
 
@@ -62,167 +64,6 @@ pub struct StreamKey(u64);
 /// A DNS lookup in flight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct LookupKey(u64);
-
-/// Why a session ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EndReason {
-    /// `403`: the server reclaimed the PHPSESSID; a new session is needed.
-    Reclaimed,
-    /// `404`: the key is wrong, or the URL is no HT server.
-    WrongKey,
-    /// Another HTTP status where `200` was expected.
-    Status(u16),
-    /// The driver ended it (closed by the user, every connection lost).
-    Local(String),
-}
-
-impl fmt::Display for EndReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            EndReason::Reclaimed => f.write_str(
-                "the server reclaimed the HT session (403); a new session is needed",
-            ),
-            EndReason::WrongKey => {
-                f.write_str("the server answered 404: wrong key or not an HT server")
-            }
-            EndReason::Status(code) => write!(f, "the server answered HTTP {code}"),
-            EndReason::Local(why) => f.write_str(why),
-        }
-    }
-}
-
-/// What a transport connection's HTTP status means (docs/ht.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StatusClass {
-    /// `200`: the tunnel is there.
-    Ok,
-    /// `404`: wrong key or not an HT server; retrying cannot help.
-    WrongKey,
-    /// `403`: the session was reclaimed; start a new one.
-    Reclaimed,
-    /// `503`: the server has too many sessions; retry later.
-    Busy,
-    /// Anything else.
-    Other(u16),
-}
-
-/// The class of an HTTP status.
-pub fn classify_status(status: u16) -> StatusClass {
-    match status {
-        200 => StatusClass::Ok,
-        403 => StatusClass::Reclaimed,
-        404 => StatusClass::WrongKey,
-        503 => StatusClass::Busy,
-        other => StatusClass::Other(other),
-    }
-}
-
-/// Something the driver or the application must learn.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// A connection's probe was answered: key and session are good.
-    ConnectionReady(ConnId),
-    /// The server opened the stream under `id`.
-    Opened {
-        /// The stream.
-        stream: StreamKey,
-        /// The server's stream id.
-        id: String,
-    },
-    /// The server refused the `c` query (refused or unresolvable target,
-    /// policy, limits): the stream is gone.
-    OpenFailed(StreamKey),
-    /// Upload room was freed (or the upload failed): a waiting writer
-    /// should try again.
-    Writable(StreamKey),
-    /// The target closed: every payload before it was returned already.
-    Eof(StreamKey),
-    /// The stream is closed and forgotten.
-    Closed(StreamKey),
-    /// A lookup's answer: the records in the server's order, or `None`
-    /// when the name does not resolve.
-    Resolved {
-        /// The lookup.
-        lookup: LookupKey,
-        /// The records, as text.
-        records: Option<Vec<String>>,
-    },
-    /// The session is over; nothing more will be sent.
-    SessionEnded(EndReason),
-}
-
-/// What [`Client::handle_chunk`] found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Received {
-    /// Nothing for an application (the machine's own answers, stale ones).
-    Nothing,
-    /// A download payload for `stream`, at `at` in the chunk handed in.
-    Data {
-        /// The stream.
-        stream: StreamKey,
-        /// Where the payload lies in the chunk.
-        at: Range<usize>,
-    },
-}
-
-/// A chunk that breaks the protocol: the connection it came on must end
-/// (its batches are resumed elsewhere), the session lives on.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConnError {
-    /// Not a well-formed answer.
-    #[error("an unreadable answer: {0}")]
-    Decode(#[from] DecodeError),
-    /// An answer on a connection the machine does not know.
-    #[error("an answer on an unknown connection")]
-    UnknownConnection,
-    /// An empty download payload (the end of a download is `!{q}`).
-    #[error("an empty download payload")]
-    EmptyDownload,
-    /// More download packets than the window allows.
-    #[error("the server sent past the download window")]
-    PastWindow,
-    /// An upload acknowledgement outside the packets sent.
-    #[error("upload acknowledgement {next} outside {base}..={end}")]
-    BadUploadAck {
-        /// The acknowledgement.
-        next: u64,
-        /// The oldest packet kept.
-        base: u64,
-        /// The next packet to send.
-        end: u64,
-    },
-    /// An answer whose body does not fit its query.
-    #[error("a bad answer to a {0} query")]
-    BadAnswer(&'static str),
-}
-
-/// Why [`Client::open`] refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum OpenError {
-    /// [`Config::max_streams`] are open.
-    #[error("{0} streams are open already")]
-    TooManyStreams(u32),
-    /// The session ended.
-    #[error("the session ended: {0}")]
-    SessionEnded(EndReason),
-    /// The host cannot be sent (empty, too long, spaces or controls).
-    #[error("a host the protocol cannot carry")]
-    BadHost,
-}
-
-/// Why [`Client::send`] refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SendError {
-    /// The upload window is full: wait for [`Event::Writable`].
-    #[error("the upload window is full")]
-    Blocked,
-    /// The stream is unknown, shut down for writing, or gone at the server.
-    #[error("the stream cannot take more bytes")]
-    Closed,
-    /// More than [`MAX_PAYLOAD`] bytes.
-    #[error("a payload of {0} bytes (at most {MAX_PAYLOAD})")]
-    TooLarge(usize),
-}
 
 /// What an open query waits for.
 #[derive(Debug, Clone)]
@@ -324,6 +165,15 @@ impl Client {
         })
     }
 
+    /// Whether `stream` was closed by the application but still waits for
+    /// its upload to be acknowledged before `q` goes out (the driver bounds
+    /// that wait with [`Client::abort`]).
+    pub fn is_draining(&self, stream: StreamKey) -> bool {
+        self.streams
+            .get(&stream)
+            .is_some_and(|s| s.closing && !s.close_sent)
+    }
+
     /// Whether the target closed (and every payload was returned).
     pub fn is_eof(&self, stream: StreamKey) -> bool {
         self.streams.get(&stream).is_some_and(|s| s.down.eof)
@@ -348,11 +198,7 @@ impl Client {
         self.conns.insert(conn, Conn { live: false });
         let q = self.fresh_id();
         let mut text = Vec::new();
-        Query::Disconnect {
-            q: &q,
-            stream: "0",
-        }
-        .encode(&mut text);
+        Query::Disconnect { q: &q, stream: "0" }.encode(&mut text);
         self.transmit.push_back((conn, text));
         self.queries.insert(
             q,
@@ -448,7 +294,10 @@ impl Client {
         if self.streams.len() >= self.config.max_streams as usize {
             return Err(OpenError::TooManyStreams(self.config.max_streams));
         }
-        if host.is_empty() || host.len() > crate::query::MAX_HOST || !host.bytes().all(|b| b.is_ascii_graphic()) {
+        if host.is_empty()
+            || host.len() > crate::query::MAX_HOST
+            || !host.bytes().all(|b| b.is_ascii_graphic())
+        {
             return Err(OpenError::BadHost);
         }
         let key = StreamKey(self.next_stream);
@@ -480,7 +329,10 @@ impl Client {
         if let Some(reason) = &self.ended {
             return Err(OpenError::SessionEnded(reason.clone()));
         }
-        if host.is_empty() || host.len() > crate::query::MAX_HOST || !host.bytes().all(|b| b.is_ascii_graphic()) {
+        if host.is_empty()
+            || host.len() > crate::query::MAX_HOST
+            || !host.bytes().all(|b| b.is_ascii_graphic())
+        {
             return Err(OpenError::BadHost);
         }
         let key = LookupKey(self.next_lookup);
@@ -517,7 +369,12 @@ impl Client {
         self.queue_upload(stream, Vec::new(), true)
     }
 
-    fn queue_upload(&mut self, key: StreamKey, payload: Vec<u8>, fin: bool) -> Result<(), SendError> {
+    fn queue_upload(
+        &mut self,
+        key: StreamKey,
+        payload: Vec<u8>,
+        fin: bool,
+    ) -> Result<(), SendError> {
         if self.ended.is_some() {
             return Err(SendError::Closed);
         }
@@ -597,181 +454,6 @@ impl Client {
         self.maybe_disconnect(stream);
     }
 
-    /// Reads one decrypted chunk from `conn`.
-    pub fn handle_chunk(&mut self, conn: ConnId, chunk: &[u8]) -> Result<Received, ConnError> {
-        if !self.conns.contains_key(&conn) {
-            return Err(ConnError::UnknownConnection);
-        }
-        let answer = Answer::decode(chunk)?;
-        let (q, ok, body) = match answer {
-            Answer::Ok { q, body } => (q, true, body),
-            Answer::Fail { q } => (q, false, None),
-        };
-        // An answer to a query this connection does not carry is stale (a
-        // batch replaced or closed meanwhile): ignored.
-        let Some(what) = self
-            .queries
-            .get(q)
-            .filter(|o| o.conn == Some(conn))
-            .map(|o| o.what.clone())
-        else {
-            return Ok(Received::Nothing);
-        };
-        let q = q.to_owned();
-        match what {
-            Pending::Probe => {
-                self.queries.remove(&q);
-                if let Some(c) = self.conns.get_mut(&conn) {
-                    c.live = true;
-                }
-                self.events.push_back(Event::ConnectionReady(conn));
-            }
-            Pending::Connect(key) => {
-                self.queries.remove(&q);
-                self.on_connect_answer(key, ok, body)?;
-            }
-            Pending::Disconnect(key) => {
-                self.queries.remove(&q);
-                self.streams.remove(&key);
-                self.events.push_back(Event::Closed(key));
-            }
-            Pending::Dns(lookup) => {
-                self.queries.remove(&q);
-                let records = ok.then(|| answer_fields(body));
-                self.events.push_back(Event::Resolved { lookup, records });
-            }
-            Pending::Up(key) => self.on_upload_answer(key, &q, ok, body)?,
-            Pending::Down(key) => {
-                return self.on_download_answer(key, &q, ok, body, chunk.len());
-            }
-        }
-        Ok(Received::Nothing)
-    }
-
-    fn on_connect_answer(&mut self, key: StreamKey, ok: bool, body: Option<&[u8]>) -> Result<(), ConnError> {
-        if !ok {
-            self.streams.remove(&key);
-            self.events.push_back(Event::OpenFailed(key));
-            return Ok(());
-        }
-        let id = body
-            .filter(|b| {
-                !b.is_empty() && b.len() <= MAX_STREAM_ID && b.iter().all(u8::is_ascii_alphanumeric)
-            })
-            .ok_or(ConnError::BadAnswer("connect"))?;
-        let id = String::from_utf8_lossy(id).into_owned();
-        let Some(s) = self.streams.get_mut(&key) else {
-            return Ok(());
-        };
-        s.id = Some(id.clone());
-        let upload_waiting = !s.up.kept.is_empty();
-        self.events.push_back(Event::Opened { stream: key, id });
-        self.start_download(key);
-        if upload_waiting {
-            self.start_upload(key);
-        }
-        self.maybe_disconnect(key);
-        Ok(())
-    }
-
-    fn on_upload_answer(&mut self, key: StreamKey, q: &str, ok: bool, body: Option<&[u8]>) -> Result<(), ConnError> {
-        let window = self.config.upload_window as usize;
-        let Some(s) = self.streams.get_mut(&key) else {
-            self.queries.remove(q);
-            return Ok(());
-        };
-        if !ok {
-            // The server does not know the stream (any more).
-            self.queries.remove(q);
-            s.up.batch = None;
-            s.up.failed = true;
-            s.up.kept.clear();
-            self.events.push_back(Event::Writable(key));
-            self.maybe_disconnect(key);
-            return Ok(());
-        }
-        let next = match body {
-            Some(b) => crate::query::Answer::Ok { q, body: Some(b) }.packet_id()?,
-            None => return Err(ConnError::BadAnswer("upload")),
-        };
-        let up = &mut s.up;
-        let was_full = up.kept.len() >= window;
-        let limit = if up.ready { up.sent } else { up.end() };
-        if next > limit || !up.ack(next) {
-            return Err(ConnError::BadUploadAck {
-                next,
-                base: up.base,
-                end: limit,
-            });
-        }
-        if !up.ready {
-            // The answer to a resumed `u`: send again from what the server
-            // expects.
-            up.sent = next;
-            up.ready = true;
-        }
-        if was_full && up.kept.len() < window {
-            self.events.push_back(Event::Writable(key));
-        }
-        if let Some(fin) = up.fin
-            && up.base > fin
-            && !up.done
-        {
-            up.done = true;
-            if let Some(batch) = up.batch.take() {
-                self.queries.remove(&batch.q);
-                if let Some(conn) = batch.conn {
-                    let mut text = Vec::new();
-                    Query::End { q: &batch.q }.encode(&mut text);
-                    self.transmit.push_back((conn, text));
-                }
-            }
-        }
-        self.flush_upload(key);
-        self.maybe_disconnect(key);
-        Ok(())
-    }
-
-    fn on_download_answer(
-        &mut self,
-        key: StreamKey,
-        q: &str,
-        ok: bool,
-        body: Option<&[u8]>,
-        chunk_len: usize,
-    ) -> Result<Received, ConnError> {
-        let window = u64::from(self.config.download_window);
-        let Some(s) = self.streams.get_mut(&key) else {
-            self.queries.remove(q);
-            return Ok(Received::Nothing);
-        };
-        if !ok {
-            self.queries.remove(q);
-            s.down.batch = None;
-            s.down.eof = true;
-            self.events.push_back(Event::Eof(key));
-            return Ok(Received::Nothing);
-        }
-        let payload = body.ok_or(ConnError::EmptyDownload)?;
-        if payload.is_empty() {
-            return Err(ConnError::EmptyDownload);
-        }
-        let d = &mut s.down;
-        if d.recv >= d.acked + window {
-            return Err(ConnError::PastWindow);
-        }
-        d.recv += 1;
-        if s.closing {
-            // Nobody reads any more: counted as read, not acknowledged.
-            d.consumed = d.recv;
-            return Ok(Received::Nothing);
-        }
-        Ok(Received::Data {
-            stream: key,
-            at: chunk_len - payload.len()..chunk_len,
-        })
-    }
-
     /// Starts (or restarts) the download batch of an open stream from the
     /// next packet expected.
     fn start_download(&mut self, key: StreamKey) {
@@ -831,7 +513,11 @@ impl Client {
             return;
         };
         let up = &mut s.up;
-        let Some(Batch { q, conn: Some(conn) }) = &up.batch else {
+        let Some(Batch {
+            q,
+            conn: Some(conn),
+        }) = &up.batch
+        else {
             return;
         };
         if !up.ready {
@@ -865,7 +551,10 @@ impl Client {
         s.close_sent = true;
         // The stream's batches end with it at the server; their late
         // answers are ignored.
-        for batch in [s.up.batch.take(), s.down.batch.take()].into_iter().flatten() {
+        for batch in [s.up.batch.take(), s.down.batch.take()]
+            .into_iter()
+            .flatten()
+        {
             self.queries.remove(&batch.q);
         }
         let q = self.fresh_id();
@@ -892,8 +581,10 @@ impl Client {
     fn pick_conn(&self) -> Option<ConnId> {
         let mut load: BTreeMap<ConnId, usize> = self.conns.keys().map(|c| (*c, 0)).collect();
         for o in self.queries.values() {
-            if let (Some(c), Pending::Up(_) | Pending::Down(_)) = (o.conn, &o.what) {
-                *load.entry(c).or_default() += 1;
+            if let (Some(c), Pending::Up(_) | Pending::Down(_)) = (o.conn, &o.what)
+                && let Some(n) = load.get_mut(&c)
+            {
+                *n += 1;
             }
         }
         load.into_iter()
@@ -984,6 +675,11 @@ fn retag(text: &[u8], q: &str) -> Vec<u8> {
 
 fn answer_fields(body: Option<&[u8]>) -> Vec<String> {
     body.and_then(|b| std::str::from_utf8(b).ok())
-        .map(|t| t.split(' ').filter(|f| !f.is_empty()).map(str::to_owned).collect())
+        .map(|t| {
+            t.split(' ')
+                .filter(|f| !f.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default()
 }

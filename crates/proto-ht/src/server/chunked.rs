@@ -64,7 +64,7 @@ pub fn decode_chunk(buf: &[u8], max_chunk: usize) -> Result<Option<Decoded<'_>>,
         }
         let (_, digits) = size_digits(buf, max_chunk)?;
         let rest = buf[digits..].strip_suffix(b"\r").unwrap_or(&buf[digits..]);
-        if (digits == 0 && buf.len() > 0) || !extensions_ok(rest) {
+        if (digits == 0 && !buf.is_empty()) || !extensions_ok(rest) {
             return Err(ChunkError::BadSizeLine);
         }
         return Ok(None);
@@ -200,7 +200,10 @@ mod tests {
     fn garbage_is_refused() {
         assert_eq!(decode_chunk(b"zz\r\n", 10), Err(ChunkError::BadSizeLine));
         assert_eq!(decode_chunk(b"\r\n", 10), Err(ChunkError::BadSizeLine));
-        assert_eq!(decode_chunk(b"3\r\nabcXY", 10), Err(ChunkError::MissingCrlf));
+        assert_eq!(
+            decode_chunk(b"3\r\nabcXY", 10),
+            Err(ChunkError::MissingCrlf)
+        );
         assert_eq!(decode_chunk(b"3\r\nabcX", 10), Err(ChunkError::MissingCrlf));
         assert_eq!(
             decode_chunk(&[b'1'; MAX_SIZE_LINE][..], usize::MAX),

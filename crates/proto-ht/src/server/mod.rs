@@ -43,6 +43,8 @@
 //!   before it; later `U`s on that stream are `!{q}`.
 
 pub mod chunked;
+#[doc(hidden)]
+pub mod fuzzing;
 mod limits;
 mod queries;
 mod stream;
@@ -54,6 +56,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
 pub use limits::{Limits, LimitsError};
+pub use targets::TargetEnd;
 
 use crate::cipher::{ChunkCipher, Direction, Key, SessionId};
 use crate::query::{Answer, DnsType, Proto, Query};
@@ -462,6 +465,16 @@ impl Server {
         rx.apply(chunk);
         if Query::decode(chunk).is_err() {
             return Err(Refusal::NotFound);
+        }
+        // A session past its idle time is reclaimed now, even if the timer
+        // has not fired yet: the outcome does not depend on the driver's
+        // timer resolution.
+        let overdue = self.sessions.get(&id).is_some_and(|s| {
+            s.idle_since
+                .is_some_and(|t| t + self.limits.session_idle <= now)
+        });
+        if overdue {
+            self.reclaim(id.clone(), now);
         }
         // Only a client that holds the key learns about sessions.
         if self.reclaimed.ids.contains(&id) {

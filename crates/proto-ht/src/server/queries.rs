@@ -208,12 +208,7 @@ impl Server {
             }
         }
         self.pending(conn, q, Pending::Upload(stream.to_owned()));
-        self.ok(
-            conn,
-            q,
-            Some(format!("{expected:x}").as_bytes()),
-            "upload",
-        );
+        self.ok(conn, q, Some(format!("{expected:x}").as_bytes()), "upload");
     }
 
     fn upload_data(&mut self, conn: ConnId, q: &str, payload: &[u8]) {
@@ -270,14 +265,7 @@ impl Server {
         }
     }
 
-    fn download(
-        &mut self,
-        conn: ConnId,
-        q: &str,
-        stream: &str,
-        packet: u64,
-        window: Option<u64>,
-    ) {
+    fn download(&mut self, conn: ConnId, q: &str, stream: &str, packet: u64, window: Option<u64>) {
         let session_id = self.conns[&conn].session.clone();
         let max_window = self.limits.max_window();
         let Some(st) = self

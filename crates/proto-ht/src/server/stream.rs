@@ -60,9 +60,7 @@ impl Stream {
     /// reads while its download buffer has room (the backpressure that
     /// bounds it); a UDP stream always reads, its queue dropping the oldest.
     pub fn may_read(&self) -> bool {
-        !self.reading
-            && !self.read_done
-            && (self.proto == Proto::Udp || self.download.has_room())
+        !self.reading && !self.read_done && (self.proto == Proto::Udp || self.download.has_room())
     }
 
     /// Moves waiting datagrams into the download buffer while it has room.

@@ -3,7 +3,7 @@
 
 use crate::cipher::SessionId;
 use crate::packets::Next;
-use crate::query::{Answer, MAX_DNS_ANSWERS, Proto};
+use crate::query::{Answer, MAX_DNS_ANSWERS};
 
 use super::stream::Stream;
 use super::{Action, ConnId, DnsFailure, Event, LookupId, Pending, Server, TargetId, TargetRef};
@@ -224,7 +224,11 @@ impl Server {
     /// Sends what the stream's download batch may send now, ends the batch
     /// after the target's end, and grants the next read of the target.
     pub(super) fn pump(&mut self, session: &SessionId, sid: &str) {
-        let Some(st) = self.sessions.get_mut(session).and_then(|s| s.streams.get_mut(sid)) else {
+        let Some(st) = self
+            .sessions
+            .get_mut(session)
+            .and_then(|s| s.streams.get_mut(sid))
+        else {
             return;
         };
         st.refill();
@@ -254,7 +258,13 @@ impl Server {
         });
         for (conn, q, payload) in out {
             match payload {
-                Some(p) => self.send(conn, &Answer::Ok { q: &q, body: Some(&p) }),
+                Some(p) => self.send(
+                    conn,
+                    &Answer::Ok {
+                        q: &q,
+                        body: Some(&p),
+                    },
+                ),
                 None => self.send(conn, &Answer::Fail { q: &q }),
             }
         }
@@ -267,10 +277,4 @@ impl Server {
             self.actions.push_back(Action::Read { target });
         }
     }
-}
-
-/// Whether a stream carries datagrams (for drivers that keep one socket
-/// kind per target).
-pub fn is_datagram(proto: Proto) -> bool {
-    proto == Proto::Udp
 }

@@ -103,7 +103,10 @@ impl Dialer {
         &self.options
     }
 
-    fn resolver(&self) -> Option<&Resolver<TokioRuntimeProvider>> {
+    /// The resolver (built on first use), for lookups other than a dial's
+    /// (the HT server's `n` queries); `None` when the system configuration
+    /// cannot be read, and callers fall back as [`Dialer::resolve`] does.
+    pub fn resolver(&self) -> Option<&Resolver<TokioRuntimeProvider>> {
         self.resolver
             .get_or_init(|| {
                 let (config, opts) = system_conf()?;

@@ -1,6 +1,7 @@
 //! The rustls client configuration: system roots (plus an optional CA file),
 //! or a certificate pin.
 
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -10,13 +11,30 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 use sha2::{Digest, Sha256};
 
-use crate::config::TlsOptions;
-use crate::error::ClientError;
+/// A TLS client configuration that cannot be built (unreadable CA file, no
+/// trusted root, bad certificate): a settings problem, never retried.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct TlsError(pub String);
+
+/// How the server's certificate is verified. Verification is always on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// Extra PEM file of CA certificates trusted besides the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// SHA-256 of the server certificate's SubjectPublicKeyInfo. When set,
+    /// the pin alone authenticates the server (a self-signed certificate
+    /// works) and the chain is not checked against roots.
+    pub pin_sha256: Option<[u8; 32]>,
+    /// Server name for SNI and certificate checks, when it differs from the
+    /// URL's host (e.g. connecting by IP to a named server).
+    pub sni: Option<String>,
+}
 
 /// The process-wide provider: aws-lc-rs (the shadowsocks crate forces it).
 /// Installed on first use so that `ClientConfig::builder()` never panics on an
 /// ambiguous choice; an existing default is kept.
-pub(crate) fn provider() -> Arc<CryptoProvider> {
+pub fn provider() -> Arc<CryptoProvider> {
     if let Some(p) = CryptoProvider::get_default() {
         return p.clone();
     }
@@ -27,21 +45,18 @@ pub(crate) fn provider() -> Arc<CryptoProvider> {
 }
 
 /// SHA-256 of a certificate's SubjectPublicKeyInfo: the value to pin.
-pub fn spki_sha256(cert_der: &[u8]) -> Result<[u8; 32], ClientError> {
+pub fn spki_sha256(cert_der: &[u8]) -> Result<[u8; 32], TlsError> {
     let (_, cert) = x509_parser::parse_x509_certificate(cert_der)
-        .map_err(|e| ClientError::TlsConfig(format!("cannot parse certificate: {e}")))?;
+        .map_err(|e| TlsError(format!("cannot parse certificate: {e}")))?;
     Ok(Sha256::digest(cert.tbs_certificate.subject_pki.raw).into())
 }
 
 /// Builds the rustls client configuration for `opts`, with `alpn` protocols.
-pub(crate) fn client_config(
-    opts: &TlsOptions,
-    alpn: &[&[u8]],
-) -> Result<rustls::ClientConfig, ClientError> {
+pub fn client_config(opts: &TlsOptions, alpn: &[&[u8]]) -> Result<rustls::ClientConfig, TlsError> {
     let provider = provider();
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| ClientError::TlsConfig(e.to_string()))?;
+        .map_err(|e| TlsError(e.to_string()))?;
     let mut config = if let Some(pin) = opts.pin_sha256 {
         builder
             .dangerous()
@@ -74,31 +89,29 @@ fn native_roots() -> &'static RootCertStore {
 }
 
 /// System roots plus the optional CA file.
-fn root_store(opts: &TlsOptions) -> Result<RootCertStore, ClientError> {
+fn root_store(opts: &TlsOptions) -> Result<RootCertStore, TlsError> {
     let mut roots = native_roots().clone();
     if let Some(path) = &opts.ca_file {
-        let certs = CertificateDer::pem_file_iter(path).map_err(|e| {
-            ClientError::TlsConfig(format!("cannot read CA file {}: {e}", path.display()))
-        })?;
+        let certs = CertificateDer::pem_file_iter(path)
+            .map_err(|e| TlsError(format!("cannot read CA file {}: {e}", path.display())))?;
         let mut added = 0;
         for cert in certs {
-            let cert = cert.map_err(|e| {
-                ClientError::TlsConfig(format!("bad certificate in {}: {e}", path.display()))
-            })?;
-            roots.add(cert).map_err(|e| {
-                ClientError::TlsConfig(format!("unusable CA in {}: {e}", path.display()))
-            })?;
+            let cert =
+                cert.map_err(|e| TlsError(format!("bad certificate in {}: {e}", path.display())))?;
+            roots
+                .add(cert)
+                .map_err(|e| TlsError(format!("unusable CA in {}: {e}", path.display())))?;
             added += 1;
         }
         if added == 0 {
-            return Err(ClientError::TlsConfig(format!(
+            return Err(TlsError(format!(
                 "no PEM certificate found in {}",
                 path.display()
             )));
         }
     }
     if roots.is_empty() {
-        return Err(ClientError::TlsConfig(
+        return Err(TlsError(
             "no trusted roots: install ca-certificates, or give a CA file or a pin".into(),
         ));
     }

@@ -1,0 +1,181 @@
+//! One accepted TCP (or TLS) connection: the request head, the first chunk
+//! judged, then the tunnel's two directions until either side ends it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use proto_ht::server::ConnId;
+use proto_ht::server::chunked::{ChunkError, Decoded, LAST_CHUNK, decode_chunk, encode_chunk};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use crate::core::{Core, Outgoing};
+use crate::http::{self, Head};
+use crate::metrics;
+
+/// Bytes read from the client at a time.
+const READ_BUFFER: usize = 64 * 1024;
+
+/// Serves one connection until it ends, or until `stop` fires before it
+/// became a tunnel (a tunnel is ended by the machine at shutdown).
+pub async fn serve<S>(
+    core: Arc<Core>,
+    io: S,
+    first_chunk_timeout: Duration,
+    stop: CancellationToken,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let (mut rd, mut wr) = tokio::io::split(io);
+    let mut buf = Vec::with_capacity(READ_BUFFER);
+    let max_chunk = core.with(|m| m.limits().max_chunk);
+    // The head and the first chunk arrive within the timeout, or the
+    // connection gets the ordinary 404 like any stranger.
+    let opening = async {
+        let (head, used) = http::read_head(&mut rd, &mut buf).await.ok()?;
+        buf.drain(..used);
+        let Head { tunnel, phpsessid } = head;
+        if !tunnel {
+            return None;
+        }
+        let chunk = read_chunk(&mut rd, &mut buf, max_chunk).await.ok()??;
+        Some((phpsessid, chunk))
+    };
+    let opened = tokio::select! {
+        _ = stop.cancelled() => return,
+        r = tokio::time::timeout(first_chunk_timeout, opening) => r.ok().flatten(),
+    };
+    let Some((phpsessid, mut chunk)) = opened else {
+        refuse(&mut wr, 404).await;
+        return;
+    };
+    let (tx, rx) = mpsc::unbounded_channel();
+    let conn = match core.accept(phpsessid.as_deref(), &mut chunk, tx) {
+        Ok(conn) => conn,
+        Err(refusal) => {
+            refuse(&mut wr, refusal.status()).await;
+            return;
+        }
+    };
+    debug!(conn = conn.0, "tunnel connection opened");
+    let reading = read_queries(&core, conn, &mut rd, &mut buf, max_chunk);
+    let writing = write_answers(&mut wr, rx);
+    tokio::select! {
+        () = reading => {}
+        () = writing => {}
+    }
+    core.closed(conn);
+    debug!(conn = conn.0, "tunnel connection closed");
+}
+
+async fn refuse<W: AsyncWrite + Unpin>(wr: &mut W, status: u16) {
+    metrics::refused(status);
+    let _ = wr.write_all(http::refusal(status)).await;
+    let _ = wr.flush().await;
+    let _ = wr.shutdown().await;
+}
+
+/// Reads the next chunk's data: `Ok(None)` when the body ended.
+async fn read_chunk<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    buf: &mut Vec<u8>,
+    max_chunk: usize,
+) -> Result<Option<Vec<u8>>, ReadError> {
+    loop {
+        match decode_chunk(buf, max_chunk) {
+            Ok(Some(Decoded::Chunk { data, used })) => {
+                let data = data.to_vec();
+                buf.drain(..used);
+                return Ok(Some(data));
+            }
+            Ok(Some(Decoded::End)) => return Ok(None),
+            Ok(None) => {}
+            Err(e) => return Err(ReadError::Framing(e)),
+        }
+        let start = buf.len();
+        buf.resize(start + READ_BUFFER, 0);
+        let n = rd.read(&mut buf[start..]).await;
+        buf.truncate(start + *n.as_ref().unwrap_or(&0));
+        match n {
+            Ok(0) => return Err(ReadError::Closed),
+            Ok(_) => {}
+            Err(_) => return Err(ReadError::Closed),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum ReadError {
+    Framing(ChunkError),
+    Closed,
+}
+
+/// Feeds every later chunk to the machine until the body ends, the peer
+/// goes away, or the framing breaks.
+async fn read_queries<R: AsyncRead + Unpin>(
+    core: &Arc<Core>,
+    conn: ConnId,
+    rd: &mut R,
+    buf: &mut Vec<u8>,
+    max_chunk: usize,
+) {
+    loop {
+        match read_chunk(rd, buf, max_chunk).await {
+            Ok(Some(mut chunk)) => core.with(|m| m.handle_chunk(conn, &mut chunk)),
+            Ok(None) | Err(ReadError::Closed) => return,
+            Err(ReadError::Framing(ChunkError::TooLarge { .. })) => {
+                core.with(|m| m.handle_oversized_chunk(conn));
+                // The machine ended the connection: the writer finishes
+                // with the last chunk, and ends this task.
+                std::future::pending::<()>().await;
+            }
+            Err(ReadError::Framing(e)) => {
+                debug!(conn = conn.0, error = %e, "broken chunked framing");
+                metrics::error("bad_framing");
+                return;
+            }
+        }
+    }
+}
+
+/// Writes answers as chunks until the machine ends the connection (or the
+/// client stops reading). Answers queued together go out in one write.
+async fn write_answers<W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    mut rx: mpsc::UnboundedReceiver<Outgoing>,
+) {
+    if wr.write_all(http::TUNNEL_OK).await.is_err() {
+        return;
+    }
+    let mut out = Vec::new();
+    loop {
+        let Some(first) = rx.recv().await else {
+            return;
+        };
+        let mut end = false;
+        let mut next = Some(first);
+        while let Some(item) = next.take() {
+            match item {
+                Outgoing::Chunk(chunk) => encode_chunk(&chunk, &mut out),
+                Outgoing::End => {
+                    out.extend_from_slice(LAST_CHUNK);
+                    end = true;
+                    break;
+                }
+            }
+            if out.len() < 256 * 1024 {
+                next = rx.try_recv().ok();
+            }
+        }
+        if wr.write_all(&out).await.is_err() || wr.flush().await.is_err() {
+            return;
+        }
+        out.clear();
+        if end {
+            let _ = wr.shutdown().await;
+            return;
+        }
+    }
+}

@@ -1,0 +1,366 @@
+//! The HT server: long-lived chunked `POST /ht/create.php` requests in,
+//! TCP streams, UDP flows and DNS lookups out (CONTRACTS.md §2,
+//! docs/ht.md).
+//!
+//! The protocol's rules live in `proto_ht::server::Server`, a sans-IO
+//! machine holding every session; this crate is its driver:
+//! - [`conn`]-level tasks read a request head, judge the first chunk (the
+//!   response head goes out only after it: `200` and chunks, or the one
+//!   identical `404` page, `403` for a reclaimed session, `503` when full),
+//!   then feed chunks in and write answers out;
+//! - target tasks dial through `server-kit` (resolver, the target policy
+//!   shared with the HTTVPS gateway, Happy Eyeballs), read only when the
+//!   machine grants a read (its backpressure), and write what it hands over;
+//! - DNS questions go to the same hickory resolver;
+//! - one timer task reclaims idle sessions.
+//!
+//! HTTP is spoken by hand (with `httparse` for the head) rather than through
+//! hyper: HT frames one query per HTTP chunk, and hyper's body stream does
+//! not keep chunk boundaries. The subset needed is small: one request per
+//! connection, a chunked body read with `proto_ht::server::chunked`, and a
+//! handful of fixed responses.
+//!
+//! Without TLS the server warns: HT's Salsa20 layer has no integrity and
+//! reuses its keystream across a session's connections (docs/ht.md); TLS
+//! outside is what protects users.
+#![warn(missing_docs)]
+
+mod conn;
+mod core;
+mod dns;
+pub mod http;
+pub mod metrics;
+mod target;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use proto_ht::Key;
+use proto_ht::server::{Limits, Server};
+use server_kit::dial::{DialOptions, Dialer};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::core::{Core, DialSettings};
+
+/// Why a server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// A certificate or key file could not be read.
+    #[error("cannot read {path}")]
+    ReadFile {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The certificate or key is unusable.
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] server_kit::tls::TlsError),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A limit is unusable.
+    #[error(transparent)]
+    Limits(#[from] proto_ht::server::LimitsError),
+}
+
+/// Where the TLS certificate and key come from.
+#[derive(Clone)]
+pub enum TlsSource {
+    /// PEM files.
+    Files {
+        /// Certificate chain, leaf first.
+        cert: PathBuf,
+        /// Private key.
+        key: PathBuf,
+    },
+    /// PEM text in memory.
+    Pem {
+        /// Certificate chain, leaf first.
+        cert_pem: String,
+        /// Private key.
+        key_pem: String,
+    },
+}
+
+impl std::fmt::Debug for TlsSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TlsSource::Files { cert, key } => f
+                .debug_struct("Files")
+                .field("cert", cert)
+                .field("key", key)
+                .finish(),
+            TlsSource::Pem { .. } => f.write_str("Pem(<in memory>)"),
+        }
+    }
+}
+
+/// Everything a server needs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address of the HTTP(S) listener (port 0: any free port).
+    pub listen: SocketAddr,
+    /// TLS, or plain HTTP (with a warning) when `None`.
+    pub tls: Option<TlsSource>,
+    /// The pre-shared key (its `Debug` is redacted).
+    pub key: Key,
+    /// Let targets be loopback, private, link-local or metadata addresses.
+    pub allow_private_targets: bool,
+    /// The machine's bounds.
+    pub limits: Limits,
+    /// Serve Prometheus metrics here.
+    pub metrics_listen: Option<SocketAddr>,
+    /// A dial's budget (resolution included), and a DNS question's.
+    pub dial_timeout: Duration,
+    /// Time from accepting a connection to its first complete chunk.
+    pub first_chunk_timeout: Duration,
+    /// Connections being served at once (tunnels and strangers).
+    pub max_connections: usize,
+}
+
+impl Config {
+    /// A configuration with the default limits.
+    pub fn new(listen: SocketAddr, key: Key) -> Config {
+        Config {
+            listen,
+            tls: None,
+            key,
+            allow_private_targets: false,
+            limits: Limits::default(),
+            metrics_listen: None,
+            dial_timeout: Duration::from_secs(10),
+            first_chunk_timeout: Duration::from_secs(10),
+            max_connections: 8192,
+        }
+    }
+}
+
+/// A bound server, not yet serving.
+pub struct HtServer {
+    core: Arc<Core>,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    metrics: Option<(TcpListener, SocketAddr)>,
+    first_chunk_timeout: Duration,
+    max_connections: usize,
+}
+
+fn tls_acceptor(source: &TlsSource) -> Result<TlsAcceptor, ServerError> {
+    let (cert, key) = match source {
+        TlsSource::Files { cert, key } => {
+            let read = |path: &PathBuf| {
+                std::fs::read(path).map_err(|source| ServerError::ReadFile {
+                    path: path.clone(),
+                    source,
+                })
+            };
+            (read(cert)?, read(key)?)
+        }
+        TlsSource::Pem { cert_pem, key_pem } => {
+            (cert_pem.clone().into_bytes(), key_pem.clone().into_bytes())
+        }
+    };
+    let config = server_kit::tls::server_config(&cert, &key, &[b"http/1.1"])?;
+    Ok(TlsAcceptor::from(config))
+}
+
+impl HtServer {
+    /// Loads TLS, binds the listeners, and logs `listening` (and `metrics
+    /// listening`) with the bound addresses.
+    pub async fn bind(config: Config) -> Result<HtServer, ServerError> {
+        let machine = Server::new(config.key.clone(), config.limits.clone())?;
+        let tls = config.tls.as_ref().map(tls_acceptor).transpose()?;
+        let bind_error = |addr| move |source| ServerError::Bind { addr, source };
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(bind_error(config.listen))?;
+        let local_addr = listener.local_addr().map_err(bind_error(config.listen))?;
+        info!(addr = %local_addr, tls = tls.is_some(), "listening");
+        if tls.is_none() {
+            warn!(
+                "serving HT over plain HTTP: HT's own encryption has no integrity and reuses \
+                 its keystream across a session's connections; only TLS outside protects users"
+            );
+        }
+        let metrics = match config.metrics_listen {
+            Some(addr) => {
+                let l = server_kit::metrics::bind(addr)
+                    .await
+                    .map_err(bind_error(addr))?;
+                let bound = l.local_addr().map_err(bind_error(addr))?;
+                info!(addr = %bound, "metrics listening");
+                Some((l, bound))
+            }
+            None => None,
+        };
+        let read_size = config.limits.read_size;
+        let core = Core::new(
+            machine,
+            DialSettings {
+                dialer: Dialer::new(DialOptions::default()),
+                allow_private: config.allow_private_targets,
+                timeout: config.dial_timeout,
+                read_size,
+            },
+        );
+        Ok(HtServer {
+            core,
+            listener,
+            local_addr,
+            tls,
+            metrics,
+            first_chunk_timeout: config.first_chunk_timeout,
+            max_connections: config.max_connections.max(1),
+        })
+    }
+
+    /// The bound listener's address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The bound metrics address, when metrics are served.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|(_, a)| *a)
+    }
+
+    /// Serves until `shutdown` completes; then stops accepting, ends every
+    /// tunnel connection (the last chunk), closes every target, and returns
+    /// when every connection task is done.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+        let HtServer {
+            core,
+            listener,
+            tls,
+            metrics: metrics_listener,
+            first_chunk_timeout,
+            max_connections,
+            ..
+        } = self;
+        let background = CancellationToken::new();
+        if let Some((l, _)) = metrics_listener {
+            tokio::spawn(server_kit::metrics::serve(
+                l,
+                metrics::handle(),
+                background.clone(),
+            ));
+        }
+        tokio::spawn(core::drive_timer(core.clone(), background.clone()));
+        let tracker = TaskTracker::new();
+        let stop = CancellationToken::new();
+        let slots = Arc::new(tokio::sync::Semaphore::new(max_connections));
+        tokio::pin!(shutdown);
+        loop {
+            let permit = tokio::select! {
+                _ = &mut shutdown => break,
+                p = slots.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+            };
+            let (tcp, peer) = tokio::select! {
+                _ = &mut shutdown => break,
+                r = listener.accept() => match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // Out of descriptors and the like: back off briefly.
+                        warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let _ = tcp.set_nodelay(true);
+            let core = core.clone();
+            let tls = tls.clone();
+            let stop = stop.clone();
+            tracker.spawn(async move {
+                match tls {
+                    Some(acceptor) => {
+                        let handshake =
+                            tokio::time::timeout(first_chunk_timeout, acceptor.accept(tcp));
+                        match handshake.await {
+                            Ok(Ok(stream)) => {
+                                conn::serve(core, stream, first_chunk_timeout, stop).await
+                            }
+                            _ => tracing::debug!(%peer, "TLS handshake failed"),
+                        }
+                    }
+                    None => conn::serve(core, tcp, first_chunk_timeout, stop).await,
+                }
+                drop(permit);
+            });
+        }
+        drop(listener);
+        info!(
+            connections = core.with(|m| m.connection_count()),
+            "shutting down"
+        );
+        stop.cancel();
+        core.shutdown();
+        tracker.close();
+        tracker.wait().await;
+        background.cancel();
+        info!("stopped");
+        Ok(())
+    }
+
+    /// Runs the server on a task and returns a handle to stop it.
+    pub fn spawn(self) -> RunningServer {
+        let local_addr = self.local_addr;
+        let metrics_addr = self.metrics_addr();
+        let stop = CancellationToken::new();
+        let join = tokio::spawn(self.run(stop.clone().cancelled_owned()));
+        RunningServer {
+            local_addr,
+            metrics_addr,
+            stop,
+            join,
+        }
+    }
+}
+
+/// A server serving on a task.
+pub struct RunningServer {
+    local_addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
+    stop: CancellationToken,
+    join: JoinHandle<Result<(), ServerError>>,
+}
+
+impl RunningServer {
+    /// The bound listener's address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The bound metrics address, when metrics are served.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// Shuts down gracefully and waits until every connection is closed.
+    pub async fn shutdown(self) -> Result<(), ServerError> {
+        self.stop.cancel();
+        match self.join.await {
+            Ok(r) => r,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Ok(()),
+        }
+    }
+}

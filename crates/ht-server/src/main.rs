@@ -1,0 +1,128 @@
+//! `ht-server`: parse flags, set up logs, run the library's server, and turn
+//! SIGTERM/SIGINT into a graceful shutdown.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::Parser;
+use ht_server::{Config, HtServer, TlsSource};
+use proto_ht::Key;
+use proto_ht::server::Limits;
+use server_kit::signal::ShutdownSignals;
+use tracing::{error, info};
+
+/// HT server: TCP streams, UDP flows and DNS lookups carried as encrypted
+/// queries in long-lived chunked `POST /ht/create.php` requests.
+///
+/// The pre-shared key is read from --key-file (64 hexadecimal characters),
+/// never from the command line, where `ps` shows it to every user. Give
+/// --cert and --key for HTTPS; without them the server speaks plain HTTP
+/// and warns (HT's own encryption has no integrity). Logs are JSON on
+/// stderr; set RUST_LOG (default "info").
+#[derive(Parser, Debug)]
+#[command(name = "ht-server", version, about, long_about)]
+struct Args {
+    /// Address of the listener, e.g. 0.0.0.0:443 (port 0: any free port).
+    #[arg(long, value_name = "ADDR")]
+    listen: SocketAddr,
+    /// TLS certificate chain, PEM (leaf first).
+    #[arg(long, value_name = "PEM", requires = "key")]
+    cert: Option<PathBuf>,
+    /// TLS private key, PEM.
+    #[arg(long, value_name = "PEM", requires = "cert")]
+    key: Option<PathBuf>,
+    /// File holding the pre-shared HT key: 64 hexadecimal characters.
+    #[arg(long, value_name = "FILE")]
+    key_file: PathBuf,
+    /// Let targets be loopback, private, link-local and metadata addresses.
+    #[arg(long)]
+    allow_private_targets: bool,
+    /// Streams per session (dials in progress included).
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_streams)]
+    max_streams: usize,
+    /// Sessions at once; more are answered 503.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_sessions)]
+    max_sessions: usize,
+    /// Largest chunk accepted from a client, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_chunk)]
+    max_chunk: usize,
+    /// Bytes buffered per stream and direction.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_buffer)]
+    max_buffer: usize,
+    /// Seconds a session without any connection lives before it is reclaimed.
+    #[arg(long, value_name = "SECS", default_value_t = 180)]
+    session_idle: u64,
+    /// Serve Prometheus metrics at http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
+}
+
+impl Args {
+    fn into_config(self) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(&self.key_file)
+            .with_context(|| format!("reading the key file {}", self.key_file.display()))?;
+        // The error names the length only, never the key.
+        let key = Key::from_hex(&text)
+            .with_context(|| format!("the key file {}", self.key_file.display()))?;
+        if self.session_idle == 0 {
+            bail!("--session-idle must be at least 1 second");
+        }
+        let mut config = Config::new(self.listen, key);
+        config.tls = match (self.cert, self.key) {
+            (Some(cert), Some(key)) => Some(TlsSource::Files { cert, key }),
+            _ => None,
+        };
+        config.allow_private_targets = self.allow_private_targets;
+        config.metrics_listen = self.metrics;
+        let l = &mut config.limits;
+        l.max_streams = self.max_streams;
+        l.max_sessions = self.max_sessions;
+        l.max_chunk = self.max_chunk;
+        l.max_buffer = self.max_buffer;
+        l.session_idle = Duration::from_secs(self.session_idle);
+        l.check()?;
+        Ok(config)
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let config = args.into_config()?;
+    // Handlers go in before serving so that an early signal is not lost.
+    let signals = ShutdownSignals::install().context("installing signal handlers")?;
+    let server = HtServer::bind(config)
+        .await
+        .context("starting the server")?;
+    let stop = async move {
+        let which = signals.wait().await;
+        info!(signal = which, "shutdown requested");
+    };
+    server.run(stop).await.context("serving")?;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    server_kit::logs::init_json_logs();
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            error!(error = %e, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!(error = format!("{e:#}"), "server failed");
+            eprintln!("ht-server: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! A rustls server configuration from PEM.
+//!
+//! Built with an explicit aws-lc-rs provider rather than the process default,
+//! so an embedded server works whether or not its host installed one.
+
+use std::sync::Arc;
+
+use rustls::ServerConfig;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+/// Why the certificate and key cannot make a server configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct TlsError(pub String);
+
+/// A server configuration from a certificate chain (PEM, leaf first) and its
+/// private key (PEM), offering `alpn` (HTTP/1.1 for our servers: the
+/// WebSocket upgrade and HT's chunked bodies both need it).
+pub fn server_config(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    alpn: &[&[u8]],
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| TlsError(format!("certificate PEM: {e}")))?;
+    if certs.is_empty() {
+        return Err(TlsError("no certificate in the PEM".into()));
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem)
+        .map_err(|e| TlsError(format!("private key PEM: {e}")))?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| TlsError(format!("certificate and key: {e}")))?;
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_pem_is_an_error() {
+        assert!(server_config(b"", b"", &[]).is_err());
+        assert!(server_config(b"not pem", b"not pem", &[]).is_err());
+    }
+}
