@@ -229,7 +229,7 @@ carries: Carries,
  */
 available: boolean, };
 
-export type ProfileKind = "gateway" | "control_plane";
+export type ProfileKind = "gateway" | "control_plane" | "preshared_key";
 
 export type ProfileView = { 
 /**
@@ -268,6 +268,14 @@ pin_sha256: string | null,
  * TLS server name override.
  */
 sni: string | null, 
+/**
+ * Transport connections per session (HT).
+ */
+connections: number | null, 
+/**
+ * Where DNS is served through the tunnel (HT), `host:port`.
+ */
+dns_listen: string | null, 
 /**
  * Whether the keychain holds its token.
  */
@@ -309,7 +317,15 @@ pin_sha256?: string,
 /**
  * TLS server name override.
  */
-sni?: string, };
+sni?: string, 
+/**
+ * Transport connections per session (HT; absent: 4).
+ */
+connections?: number, 
+/**
+ * Serve DNS through the tunnel on this `host:port` (HT; absent: off).
+ */
+dns_listen?: string, };
 
 export type Preferences = { 
 /**

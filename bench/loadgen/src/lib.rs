@@ -1,15 +1,17 @@
 //! Load generator for `bench/run`.
 //!
-//! Two tools that curl cannot be: [`streams`] opens N connections at once
+//! Tools that curl cannot be: [`streams`] opens N connections at once
 //! through a SOCKS5 proxy (or straight to the target), each fetching one small
 //! file over HTTP/1.1, and keeps every one of them open until all have finished,
 //! so the proxy really carries N streams at the same moment; [`sink`] is an
 //! HTTP server that reads and discards request bodies and answers with the
 //! number of bytes it read, so an upload benchmark can check that every byte
-//! arrived.
+//! arrived; [`udp`] sends datagrams to a UDP echo server through a SOCKS5 UDP
+//! association with a bounded number in flight, and counts datagrams per
+//! second and loss (and [`udp::Echo`] is that echo server).
 //!
-//! Both speak only the small subset of SOCKS5 and HTTP/1.1 a benchmark needs
-//! (no auth, `CONNECT` by name like `curl --socks5-hostname`, one GET with a
+//! They speak only the small subset of SOCKS5 and HTTP/1.1 a benchmark needs
+//! (no auth, `CONNECT` by name like `curl --socks5-hostname`, `UDP ASSOCIATE`, one GET with a
 //! `Content-Length` answer), parsed from buffers with checked reads. Every wait
 //! has a deadline and every buffer a size limit.
 
@@ -19,6 +21,7 @@ pub mod http;
 pub mod sink;
 pub mod socks5;
 pub mod streams;
+pub mod udp;
 
 pub use http::Target;
 pub use sink::{Sink, SinkOptions};

@@ -3,10 +3,13 @@
 //! ```text
 //! loadgen streams --proxy 127.0.0.1:1080 --url http://127.0.0.1:8080/1k.bin -n 1000
 //! loadgen sink --listen 127.0.0.1:0
+//! loadgen udp-echo --listen 127.0.0.1:0
+//! loadgen udp --proxy 127.0.0.1:1080 --target 127.0.0.1:7000 --in-flight 64 --duration 5
 //! ```
 //!
-//! `streams` prints one JSON report on stdout; `sink` prints
-//! `{"listening":"ADDR"}` once bound, then serves until killed.
+//! `streams` and `udp` print one JSON report on stdout; `sink` and
+//! `udp-echo` print `{"listening":"ADDR"}` once bound, then serve until
+//! killed.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -15,6 +18,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use loadgen::udp::{Echo, UdpOptions};
 use loadgen::{Sink, SinkOptions, StreamsOptions, Target};
 
 /// Most streams one run may start: each is a socket here and more in the
@@ -70,6 +74,42 @@ enum Command {
         #[arg(long, value_name = "SECS", default_value_t = 900.0)]
         connection_timeout: f64,
     },
+    /// Send datagrams to a UDP echo server through a SOCKS5 UDP association
+    /// (or directly), a bounded number in flight; print datagrams/s and loss
+    /// as JSON.
+    Udp {
+        /// SOCKS5 proxy (no auth) asked for UDP ASSOCIATE. Omit to send directly.
+        #[arg(long, value_name = "ADDR")]
+        proxy: Option<SocketAddr>,
+        /// The echo server (an IP address and port).
+        #[arg(long, value_name = "ADDR")]
+        target: SocketAddr,
+        /// Payload bytes per datagram (8 to 65000).
+        #[arg(long, value_name = "BYTES", default_value_t = 512)]
+        size: usize,
+        /// Most datagrams in flight (sent, not yet back or lost).
+        #[arg(long, value_name = "N", default_value_t = 64)]
+        in_flight: usize,
+        /// How long to send, seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+        duration: f64,
+        /// A datagram not back within this is lost, seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 1.0)]
+        loss_timeout: f64,
+    },
+    /// Serve UDP: send every datagram back to its sender.
+    UdpEcho {
+        /// Where to listen (port 0 picks one; the bound address is printed).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+    },
+}
+
+fn print_listening(addr: SocketAddr) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", serde_json::json!({ "listening": addr }))?;
+    out.flush()?;
+    Ok(())
 }
 
 /// Longest deadline accepted for any wait.
@@ -118,11 +158,34 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             })
             .await
             .with_context(|| format!("listening on {listen}"))?;
-            let mut out = std::io::stdout().lock();
-            writeln!(out, "{}", serde_json::json!({ "listening": sink.addr() }))?;
-            out.flush()?;
-            drop(out);
+            print_listening(sink.addr())?;
             sink.run_forever().await;
+        }
+        Command::Udp {
+            proxy,
+            target,
+            size,
+            in_flight,
+            duration,
+            loss_timeout,
+        } => {
+            let report = loadgen::udp::run(UdpOptions {
+                proxy,
+                target,
+                size,
+                in_flight,
+                duration: seconds("duration", duration)?,
+                loss_timeout: seconds("loss-timeout", loss_timeout)?,
+            })
+            .await?;
+            println!("{}", serde_json::to_string(&report)?);
+        }
+        Command::UdpEcho { listen } => {
+            let echo = Echo::bind(listen)
+                .await
+                .with_context(|| format!("listening on {listen}"))?;
+            print_listening(echo.addr()?)?;
+            echo.run_forever().await.context("echoing")?;
         }
     }
     Ok(())

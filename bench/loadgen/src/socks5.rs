@@ -1,8 +1,11 @@
-//! The client side of a SOCKS5 `CONNECT` (RFC 1928), no authentication.
+//! The client side of a SOCKS5 `CONNECT` and `UDP ASSOCIATE` (RFC 1928), no
+//! authentication.
 //!
 //! The target always goes as a domain name (ATYP 3), as with
 //! `curl --socks5-hostname`: the proxy resolves it at the far end, which is
 //! what every tunnel in the benchmark is asked to do.
+
+use std::net::{IpAddr, SocketAddr};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -67,6 +70,17 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     io.write_all(&encode_connect(host, port)?).await?;
+    read_replies(io).await?;
+    Ok(())
+}
+
+/// Reads the method reply and the request reply that follow a greeting and
+/// a request; returns the reply's bound address when it is an IP address
+/// (`None` for a name).
+async fn read_replies<S>(io: &mut S) -> Result<Option<SocketAddr>, Socks5Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let mut method = [0u8; 2];
     io.read_exact(&mut method).await?;
     if method[0] != 0x05 {
@@ -103,7 +117,95 @@ where
     // At most 255 + 2 bytes: a fixed buffer, no allocation.
     let mut rest = [0u8; 257];
     io.read_exact(&mut rest[..addr_len + 2]).await?;
-    Ok(())
+    let port = u16::from_be_bytes([rest[addr_len], rest[addr_len + 1]]);
+    Ok(match head[3] {
+        0x01 => {
+            let ip: [u8; 4] = rest[..4].try_into().expect("4 bytes");
+            Some(SocketAddr::new(IpAddr::from(ip), port))
+        }
+        0x04 => {
+            let ip: [u8; 16] = rest[..16].try_into().expect("16 bytes");
+            Some(SocketAddr::new(IpAddr::from(ip), port))
+        }
+        _ => None,
+    })
+}
+
+/// Asks the proxy reached by `io` for a UDP association (`UDP ASSOCIATE`,
+/// RFC 1928 §4, with the client's address left as 0.0.0.0:0) and returns
+/// the relay address its reply names. An unspecified reply address
+/// (0.0.0.0 or ::) means the proxy's own address, `proxy`. The association
+/// lives as long as `io` stays open.
+pub async fn udp_associate<S>(io: &mut S, proxy: SocketAddr) -> Result<SocketAddr, Socks5Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    // Greeting, then: version 5, UDP ASSOCIATE, reserved, ATYP 1, 0.0.0.0:0.
+    io.write_all(&[0x05, 0x01, 0x00, 0x05, 0x03, 0x00, 0x01, 0, 0, 0, 0, 0, 0])
+        .await?;
+    let mut relay = read_replies(io)
+        .await?
+        .ok_or(Socks5Error::Protocol("UDP relay address is a name"))?;
+    if relay.ip().is_unspecified() {
+        relay.set_ip(proxy.ip());
+    }
+    Ok(relay)
+}
+
+/// Appends the SOCKS5 UDP request header for `target` (RSV, FRAG 0, the
+/// address as an IP literal) to `out`.
+pub fn encode_udp_header(out: &mut Vec<u8>, target: SocketAddr) {
+    out.extend_from_slice(&[0, 0, 0]);
+    match target.ip() {
+        IpAddr::V4(ip) => {
+            out.push(0x01);
+            out.extend_from_slice(&ip.octets());
+        }
+        IpAddr::V6(ip) => {
+            out.push(0x04);
+            out.extend_from_slice(&ip.octets());
+        }
+    }
+    out.extend_from_slice(&target.port().to_be_bytes());
+}
+
+/// Splits a datagram from the UDP relay into its header's address (`None`
+/// for a name) and the payload. Fragments (FRAG ≠ 0) are refused, as
+/// nothing in the benchmark sends them.
+pub fn decode_udp(datagram: &[u8]) -> Result<(Option<SocketAddr>, &[u8]), Socks5Error> {
+    let short = Socks5Error::Protocol("UDP datagram shorter than its header");
+    let head = datagram.get(..4).ok_or(short)?;
+    if head[2] != 0 {
+        return Err(Socks5Error::Protocol("fragmented UDP datagram"));
+    }
+    let (addr_len, skip) = match head[3] {
+        0x01 => (4, 4),
+        0x04 => (16, 4),
+        0x03 => (
+            usize::from(*datagram.get(4).ok_or(Socks5Error::Protocol(
+                "UDP datagram shorter than its header",
+            ))?),
+            5,
+        ),
+        _ => return Err(Socks5Error::Protocol("unknown address type in UDP header")),
+    };
+    let end = skip + addr_len + 2;
+    let addr = datagram.get(skip..end).ok_or(Socks5Error::Protocol(
+        "UDP datagram shorter than its header",
+    ))?;
+    let port = u16::from_be_bytes([addr[addr_len], addr[addr_len + 1]]);
+    let from = match head[3] {
+        0x01 => {
+            let ip: [u8; 4] = addr[..4].try_into().expect("4 bytes");
+            Some(SocketAddr::new(IpAddr::from(ip), port))
+        }
+        0x04 => {
+            let ip: [u8; 16] = addr[..16].try_into().expect("16 bytes");
+            Some(SocketAddr::new(IpAddr::from(ip), port))
+        }
+        _ => None,
+    };
+    Ok((from, &datagram[end..]))
 }
 
 #[cfg(test)]
@@ -164,5 +266,48 @@ mod tests {
         drop(theirs);
         let err = connect(&mut ours, "x", 80).await.unwrap_err();
         assert!(matches!(err, Socks5Error::Io(_)), "{err}");
+    }
+
+    #[test]
+    fn udp_header_round_trips() {
+        for target in ["127.0.0.1:5353", "[::1]:53"] {
+            let target: SocketAddr = target.parse().unwrap();
+            let mut datagram = Vec::new();
+            encode_udp_header(&mut datagram, target);
+            datagram.extend_from_slice(b"payload");
+            let (from, payload) = decode_udp(&datagram).unwrap();
+            assert_eq!((from, payload), (Some(target), b"payload".as_slice()));
+        }
+        let named = [0, 0, 0, 3, 1, b'x', 0, 53, b'p'];
+        assert_eq!(decode_udp(&named).unwrap(), (None, b"p".as_slice()));
+        assert!(
+            decode_udp(&[0, 0, 1, 1, 127, 0, 0, 1, 0, 53]).is_err(),
+            "fragment"
+        );
+        assert!(decode_udp(&[0, 0, 0, 1, 127, 0]).is_err(), "short");
+        assert!(decode_udp(&[0, 0, 0, 3]).is_err(), "short name");
+    }
+
+    #[tokio::test]
+    async fn udp_associate_reads_the_relay_address() {
+        let proxy: SocketAddr = "127.0.0.1:1080".parse().unwrap();
+        for (reply, want) in [
+            (
+                &[5u8, 0, 5, 0, 0, 1, 127, 0, 0, 2, 0x13, 0x88][..],
+                "127.0.0.2:5000",
+            ),
+            (
+                &[5, 0, 5, 0, 0, 1, 0, 0, 0, 0, 0x13, 0x88],
+                "127.0.0.1:5000",
+            ),
+        ] {
+            let (mut ours, mut theirs) = tokio::io::duplex(1024);
+            theirs.write_all(reply).await.unwrap();
+            let relay = udp_associate(&mut ours, proxy).await.unwrap();
+            assert_eq!(relay, want.parse().unwrap());
+            let mut sent = [0u8; 13];
+            theirs.read_exact(&mut sent).await.unwrap();
+            assert_eq!(sent[3..5], [5, 3], "UDP ASSOCIATE");
+        }
     }
 }

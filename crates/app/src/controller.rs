@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use demo::{DemoGateway, DemoPage};
-use engine::{Engine, EngineError, EngineEvent, SessionState, StartOptions};
+use engine::{DnsLimits, Engine, EngineError, EngineEvent, SessionState, StartOptions};
 use httvps_client::launch;
 use net::Secret;
 use profiles::{SecretStore, account};
@@ -44,6 +44,7 @@ fn start_options(
     settings: &Settings,
 ) -> Result<StartOptions, CommandError> {
     let invalid = |e: launch::LaunchError| CommandError::invalid(e.to_string());
+    let invalid_ht = |e: ht_client::launch::LaunchError| CommandError::invalid(e.to_string());
     match profile {
         Profile::Httvps(saved) => {
             let mut httvps = saved.clone();
@@ -52,6 +53,13 @@ fn start_options(
             let mut proxy = launch::proxy_config(&httvps, None).map_err(invalid)?;
             proxy.listen = settings.listen_for(Some(profile));
             Ok(launch::start_options(&httvps, transport, proxy, false))
+        }
+        Profile::Ht(ht) => {
+            use ht_client::launch as ht_launch;
+            let transport = ht_launch::transport(ht, token).map_err(invalid_ht)?;
+            let mut proxy = ht_launch::proxy_config(ht, None).map_err(invalid_ht)?;
+            proxy.listen = settings.listen_for(Some(profile));
+            Ok(ht_launch::start_options(ht, transport, proxy, false))
         }
     }
 }
@@ -299,6 +307,11 @@ impl Controller {
         let kind = profile
             .token_kind()
             .map_err(|e| CommandError::invalid(e.to_string()))?;
+        if kind == ht_client::HT_KEY && ht_client::Key::from_hex(token).is_err() {
+            return Err(CommandError::invalid(
+                "an HT key is 64 hexadecimal characters (32 bytes)",
+            ));
+        }
         let secret = Secret::new(token);
         let account_name = account(&name, kind);
         self.keychain(move |secrets| secrets.set(&account_name, &secret))
@@ -353,6 +366,28 @@ impl Controller {
             },
         )
         .await?;
+        if let Some(listen) = profile.dns_listen() {
+            match self
+                .inner
+                .engine
+                .serve_dns(listen, DnsLimits::default())
+                .await
+            {
+                Ok(addr) => self.log(
+                    LogLevel::Info,
+                    None,
+                    format!("DNS on {addr} (UDP and TCP), answered through the tunnel."),
+                ),
+                Err(e) => {
+                    self.inner.engine.stop().await;
+                    *self.inner.connection.lock().unwrap() = None;
+                    return Err(CommandError::new(
+                        CommandCode::ListenFailed,
+                        format!("cannot serve DNS: {e}; change the profile's DNS address"),
+                    ));
+                }
+            }
+        }
         Ok(self.overview().await)
     }
 

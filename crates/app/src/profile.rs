@@ -6,6 +6,7 @@
 //! were other protocols). This is the only place, with [`crate::registry`],
 //! that names every protocol.
 
+use ht_client::HtProfile;
 use httvps_client::HttvpsProfile;
 use profiles::{ProfileError, SecretKind, StoredProfile};
 use serde::de::Error as _;
@@ -19,6 +20,8 @@ use crate::registry::Protocol;
 pub enum Profile {
     /// HTTVPS: JSON frames over a TLS WebSocket to a gateway.
     Httvps(HttvpsProfile),
+    /// HT: the chunked-HTTP tunnel with a pre-shared key (TCP, UDP, DNS).
+    Ht(HtProfile),
 }
 
 impl Profile {
@@ -26,6 +29,7 @@ impl Profile {
     pub fn protocol(&self) -> Protocol {
         match self {
             Profile::Httvps(_) => Protocol::Httvps,
+            Profile::Ht(_) => Protocol::Ht,
         }
     }
 
@@ -33,6 +37,7 @@ impl Profile {
     pub fn name(&self) -> &str {
         match self {
             Profile::Httvps(p) => &p.name,
+            Profile::Ht(p) => &p.name,
         }
     }
 
@@ -41,6 +46,7 @@ impl Profile {
     pub fn token_kind(&self) -> Result<SecretKind, ProfileError> {
         match self {
             Profile::Httvps(p) => p.token_kind(),
+            Profile::Ht(p) => p.server().map(|_| ht_client::HT_KEY),
         }
     }
 
@@ -52,6 +58,7 @@ impl Profile {
                 httvps_client::profile::DEVICE_TOKEN,
                 SecretKind::PROXY_PASSWORD,
             ],
+            Profile::Ht(_) => &[ht_client::HT_KEY, SecretKind::PROXY_PASSWORD],
         }
     }
 
@@ -59,6 +66,15 @@ impl Profile {
     pub fn listen(&self) -> Option<std::net::SocketAddr> {
         match self {
             Profile::Httvps(p) => p.listen,
+            Profile::Ht(p) => p.listen,
+        }
+    }
+
+    /// Where the profile serves DNS through the tunnel, if anywhere.
+    pub fn dns_listen(&self) -> Option<std::net::SocketAddr> {
+        match self {
+            Profile::Httvps(_) => None,
+            Profile::Ht(p) => p.dns_listen,
         }
     }
 }
@@ -66,6 +82,12 @@ impl Profile {
 impl From<HttvpsProfile> for Profile {
     fn from(profile: HttvpsProfile) -> Self {
         Profile::Httvps(profile)
+    }
+}
+
+impl From<HtProfile> for Profile {
+    fn from(profile: HtProfile) -> Self {
+        Profile::Ht(profile)
     }
 }
 
@@ -77,6 +99,7 @@ impl StoredProfile for Profile {
     fn validate(&self) -> Result<(), ProfileError> {
         match self {
             Profile::Httvps(p) => p.validate(),
+            Profile::Ht(p) => p.validate(),
         }
     }
 }
@@ -94,6 +117,11 @@ impl Serialize for Profile {
         match self {
             Profile::Httvps(fields) => Tagged {
                 protocol: Protocol::Httvps,
+                fields,
+            }
+            .serialize(serializer),
+            Profile::Ht(fields) => Tagged {
+                protocol: Protocol::Ht,
                 fields,
             }
             .serialize(serializer),
@@ -125,6 +153,9 @@ impl<'de> Deserialize<'de> for Profile {
         match protocol {
             Protocol::Httvps => HttvpsProfile::deserialize(fields)
                 .map(Profile::Httvps)
+                .map_err(D::Error::custom),
+            Protocol::Ht => HtProfile::deserialize(fields)
+                .map(Profile::Ht)
                 .map_err(D::Error::custom),
             other => Err(D::Error::custom(format!(
                 "{} profiles are not supported by this version yet",
@@ -175,6 +206,21 @@ mod tests {
     }
 
     #[test]
+    fn ht_profiles_round_trip_with_their_tag() {
+        let mut ht = HtProfile::new("h", "https://ht.example");
+        ht.dns_listen = Some("127.0.0.1:5353".parse().unwrap());
+        let profile = Profile::Ht(ht);
+        let json = serde_json::to_string(&profile).unwrap();
+        assert!(json.starts_with(r#"{"protocol":"ht","name":"h""#), "{json}");
+        assert_eq!(serde_json::from_str::<Profile>(&json).unwrap(), profile);
+        assert_eq!(profile.token_kind().unwrap(), ht_client::HT_KEY);
+        assert_eq!(
+            profile.dns_listen(),
+            Some("127.0.0.1:5353".parse().unwrap())
+        );
+    }
+
+    #[test]
     fn bad_tables_are_explained() {
         let unknown = serde_json::from_str::<Profile>(r#"{"protocol":"gopher","name":"w"}"#)
             .unwrap_err()
@@ -187,6 +233,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(typo.contains("gatewya"), "{typo}");
+        let ht = serde_json::from_str::<Profile>(r#"{"protocol":"ht","name":"w"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(ht.contains("url"), "{ht}");
         let later = serde_json::from_str::<Profile>(r#"{"protocol":"relay","name":"w"}"#)
             .unwrap_err()
             .to_string();

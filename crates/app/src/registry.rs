@@ -125,7 +125,7 @@ impl Protocol {
                     datagrams: true,
                     dns: true,
                 },
-                false,
+                true,
             ),
             Protocol::Hlhv => (
                 "Publish a local web app through a queen",
@@ -182,6 +182,6 @@ mod tests {
             .filter(|p| p.available)
             .map(|p| p.id)
             .collect();
-        assert_eq!(available, [Protocol::Httvps]);
+        assert_eq!(available, [Protocol::Httvps, Protocol::Ht]);
     }
 }

@@ -9,6 +9,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+use ht_client::HtProfile;
 use httvps_client::HttvpsProfile;
 use httvps_client::profile::ServerSpec;
 use serde::{Deserialize, Serialize};
@@ -117,6 +118,8 @@ pub enum ProfileKind {
     Gateway,
     /// A control-plane URL, a device id and a device token.
     ControlPlane,
+    /// A server URL and a pre-shared key (HT: 64 hex characters).
+    PresharedKey,
 }
 
 /// A profile as the UI shows it. `signed_in` says whether the keychain holds
@@ -141,6 +144,10 @@ pub struct ProfileView {
     pub pin_sha256: Option<String>,
     /// TLS server name override.
     pub sni: Option<String>,
+    /// Transport connections per session (HT).
+    pub connections: Option<u32>,
+    /// Where DNS is served through the tunnel (HT), `host:port`.
+    pub dns_listen: Option<String>,
     /// Whether the keychain holds its token.
     pub signed_in: bool,
 }
@@ -148,7 +155,10 @@ pub struct ProfileView {
 impl ProfileView {
     /// The view of a valid profile.
     pub fn of(profile: &Profile, signed_in: bool) -> Option<ProfileView> {
-        let Profile::Httvps(profile) = profile;
+        let profile = match profile {
+            Profile::Httvps(profile) => profile,
+            Profile::Ht(ht) => return ProfileView::of_ht(ht, signed_in),
+        };
         let (kind, server, device_id) = match profile.server().ok()? {
             ServerSpec::Gateway(url) => (ProfileKind::Gateway, url.to_owned(), None),
             ServerSpec::ControlPlane { backend, device_id } => (
@@ -164,15 +174,36 @@ impl ProfileView {
             server,
             device_id,
             region: profile.region.clone(),
-            ca_file: profile
-                .ca_file
-                .as_ref()
-                .map(|p| p.to_string_lossy().into_owned()),
+            ca_file: path_text(&profile.ca_file),
             pin_sha256: profile.pin_sha256.clone(),
             sni: profile.sni.clone(),
+            connections: None,
+            dns_listen: None,
             signed_in,
         })
     }
+
+    fn of_ht(profile: &HtProfile, signed_in: bool) -> Option<ProfileView> {
+        profile.server().ok()?;
+        Some(ProfileView {
+            name: profile.name.clone(),
+            protocol: Protocol::Ht,
+            kind: ProfileKind::PresharedKey,
+            server: profile.url.clone(),
+            device_id: None,
+            region: None,
+            ca_file: path_text(&profile.ca_file),
+            pin_sha256: profile.pin_sha256.clone(),
+            sni: profile.sni.clone(),
+            connections: Some(profile.connections() as u32),
+            dns_listen: profile.dns_listen.map(|a| a.to_string()),
+            signed_in,
+        })
+    }
+}
+
+fn path_text(path: &Option<PathBuf>) -> Option<String> {
+    path.as_ref().map(|p| p.to_string_lossy().into_owned())
 }
 
 /// A new or edited profile, from the sign-in form (no token: that goes
@@ -204,6 +235,14 @@ pub struct ProfileInput {
     /// TLS server name override.
     #[ts(optional)]
     pub sni: Option<String>,
+    /// Transport connections per session (HT; absent: 4).
+    #[serde(default)]
+    #[ts(optional)]
+    pub connections: Option<u32>,
+    /// Serve DNS through the tunnel on this `host:port` (HT; absent: off).
+    #[serde(default)]
+    #[ts(optional)]
+    pub dns_listen: Option<String>,
 }
 
 fn default_protocol() -> Option<Protocol> {
@@ -235,12 +274,15 @@ impl ProfileInput {
                 format!("{} profiles are not available yet", protocol.title()),
             ));
         }
+        if protocol == Protocol::Ht {
+            return self.into_ht_profile(name, previous);
+        }
         let mut profile = match previous {
             Some(Profile::Httvps(p)) => HttvpsProfile {
                 name: name.clone(),
                 ..p.clone()
             },
-            None => HttvpsProfile::new(name.clone()),
+            _ => HttvpsProfile::new(name.clone()),
         };
         let server = self.server.trim().to_owned();
         match self.kind {
@@ -256,6 +298,11 @@ impl ProfileInput {
                 profile.device_id = non_empty(&self.device_id);
                 profile.region = non_empty(&self.region);
             }
+            ProfileKind::PresharedKey => {
+                return Err(CommandError::invalid(
+                    "HTTVPS signs in with a session or device token, not a pre-shared key",
+                ));
+            }
         }
         profile.ca_file = non_empty(&self.ca_file).map(PathBuf::from);
         profile.pin_sha256 = non_empty(&self.pin_sha256);
@@ -263,15 +310,54 @@ impl ProfileInput {
         profile
             .server()
             .map_err(|e| CommandError::invalid(e.to_string()))?;
-        if let Some(ca) = &profile.ca_file
-            && !ca.is_file()
-        {
-            return Err(CommandError::invalid(format!(
-                "the CA file {} does not exist",
-                ca.display()
-            )));
-        }
+        check_ca_file(&profile.ca_file)?;
         Ok(Profile::Httvps(profile))
+    }
+
+    /// An HT profile: a server URL and (in the keychain) its key; keeps the
+    /// policies of `previous` when it was an HT profile too.
+    fn into_ht_profile(
+        self,
+        name: String,
+        previous: Option<&Profile>,
+    ) -> Result<Profile, CommandError> {
+        let url = self.server.trim().to_owned();
+        let mut profile = match previous {
+            Some(Profile::Ht(p)) => HtProfile {
+                name,
+                url,
+                ..p.clone()
+            },
+            _ => HtProfile::new(name, url),
+        };
+        profile.ca_file = non_empty(&self.ca_file).map(PathBuf::from);
+        profile.pin_sha256 = non_empty(&self.pin_sha256);
+        profile.sni = non_empty(&self.sni);
+        profile.connections = self.connections.map(|n| n as usize);
+        profile.dns_listen = match non_empty(&self.dns_listen) {
+            None => None,
+            Some(text) => Some(text.parse::<SocketAddr>().map_err(|_| {
+                CommandError::invalid(format!(
+                    "the DNS address {text:?} is not host:port, e.g. 127.0.0.1:5353"
+                ))
+            })?),
+        };
+        profile
+            .server()
+            .map_err(|e| CommandError::invalid(e.to_string()))?;
+        check_ca_file(&profile.ca_file)?;
+        Ok(Profile::Ht(profile))
+    }
+}
+
+/// A CA file that does not exist is refused when saving, not at connect.
+fn check_ca_file(ca: &Option<PathBuf>) -> Result<(), CommandError> {
+    match ca {
+        Some(ca) if !ca.is_file() => Err(CommandError::invalid(format!(
+            "the CA file {} does not exist",
+            ca.display()
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -322,6 +408,8 @@ mod tests {
             ca_file: None,
             pin_sha256: None,
             sni: Some("  ".into()),
+            connections: None,
+            dns_listen: None,
         }
     }
 
@@ -329,7 +417,10 @@ mod tests {
     fn inputs_become_checked_profiles() {
         let Profile::Httvps(profile) = gateway_input(" work ", "wss://gw.example/ws")
             .into_profile(None)
-            .unwrap();
+            .unwrap()
+        else {
+            panic!("not an HTTVPS profile")
+        };
         assert_eq!(profile.name, "work");
         assert_eq!(profile.gateway.as_deref(), Some("wss://gw.example/ws"));
         assert_eq!(profile.sni, None, "blank fields are absent");
@@ -356,6 +447,41 @@ mod tests {
         let view = ProfileView::of(&device.into_profile(None).unwrap(), false).unwrap();
         assert_eq!(view.kind, ProfileKind::ControlPlane);
         assert_eq!(view.device_id.as_deref(), Some("dev-7"));
+    }
+
+    #[test]
+    fn ht_inputs_become_ht_profiles() {
+        let mut input = gateway_input("h", "https://ht.example:8443");
+        input.protocol = Some(Protocol::Ht);
+        input.kind = ProfileKind::PresharedKey;
+        input.connections = Some(6);
+        input.dns_listen = Some("127.0.0.1:5353".into());
+        let profile = input.clone().into_profile(None).unwrap();
+        let Profile::Ht(ht) = &profile else {
+            panic!("not an HT profile: {profile:?}")
+        };
+        assert_eq!(ht.url, "https://ht.example:8443");
+        assert_eq!(ht.connections, Some(6));
+        let view = ProfileView::of(&profile, true).unwrap();
+        assert_eq!(view.protocol, Protocol::Ht);
+        assert_eq!(view.kind, ProfileKind::PresharedKey);
+        assert_eq!(view.dns_listen.as_deref(), Some("127.0.0.1:5353"));
+
+        input.dns_listen = Some("nowhere".into());
+        assert!(
+            input
+                .clone()
+                .into_profile(None)
+                .unwrap_err()
+                .message
+                .contains("DNS")
+        );
+        input.dns_listen = None;
+        input.server = "wss://ht.example/ws".into();
+        assert!(
+            input.into_profile(None).is_err(),
+            "HT takes https:// or http://"
+        );
     }
 
     #[test]

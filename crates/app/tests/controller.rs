@@ -79,6 +79,8 @@ fn profile_input(name: &str, fixture: &Fixture) -> ProfileInput {
         ca_file: Some(fixture.ca.display().to_string()),
         pin_sha256: None,
         sni: None,
+        connections: None,
+        dns_listen: None,
     }
 }
 
@@ -384,6 +386,8 @@ async fn bad_inputs_are_refused_and_change_nothing() {
         ca_file: None,
         pin_sha256: None,
         sni: None,
+        connections: None,
+        dns_listen: None,
     };
     assert_eq!(
         c.save_profile(bad).await.unwrap_err().code,

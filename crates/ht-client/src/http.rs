@@ -7,11 +7,11 @@
 //! body's progress to it, which makes this full-duplex dance awkward and
 //! adds a task and channel per connection; the framing itself is small (a
 //! request head, `httparse` for the one response head, and the chunked
-//! coding that `proto_ht::server::chunked` already provides sans-IO for both
+//! coding that `proto_ht::chunked` already provides sans-IO for both
 //! sides), so it is done here, every limit checked.
 
 use bytes::{Buf, BytesMut};
-use proto_ht::server::chunked::{self, ChunkError, Decoded};
+use proto_ht::chunked::{self, ChunkError, Decoded};
 
 use crate::config::ServerUrl;
 

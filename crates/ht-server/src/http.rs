@@ -2,7 +2,7 @@
 //! server ever sends.
 //!
 //! HT frames one query per HTTP chunk, so the server reads bodies with
-//! `proto_ht::server::chunked` (which keeps chunk boundaries) rather than
+//! `proto_ht::chunked` (which keeps chunk boundaries) rather than
 //! through hyper, whose body stream hands on bytes without them. What is
 //! left of HTTP here is small: one request head per connection (no
 //! keep-alive: a tunnel connection lives as long as its body, and every

@@ -17,7 +17,7 @@
 //! HTTP is spoken by hand (with `httparse` for the head) rather than through
 //! hyper: HT frames one query per HTTP chunk, and hyper's body stream does
 //! not keep chunk boundaries. The subset needed is small: one request per
-//! connection, a chunked body read with `proto_ht::server::chunked`, and a
+//! connection, a chunked body read with `proto_ht::chunked`, and a
 //! handful of fixed responses.
 //!
 //! Without TLS the server warns: HT's Salsa20 layer has no integrity and

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 /// A tunnel client: a local SOCKS5/HTTP proxy whose connections travel through
-/// an HTTVPS gateway (JSON frames over TLS WebSocket).
+/// an HTTVPS gateway (JSON frames over TLS WebSocket) or an HT server
+/// (chunked HTTP, with UDP and DNS).
 ///
 /// Secrets are never taken from the command line: they come from the OS
 /// keychain (`httvps login`), standard input, or an environment variable.
@@ -51,7 +52,7 @@ pub enum Command {
     /// Start an embedded gateway on loopback plus the client: a working tunnel
     /// with no server and no configuration.
     Demo(DemoArgs),
-    /// Save a profile and store its secret (session or device token) in the OS keychain.
+    /// Save a profile and store its secret (session or device token, HT key) in the OS keychain.
     Login(LoginArgs),
     /// Delete a profile's secrets from the keychain (and, with --forget, the profile).
     Logout(LogoutArgs),
@@ -68,8 +69,17 @@ pub enum Command {
 pub struct ServerArgs {
     /// Gateway URL (wss://HOST:PORT/ws); the session token comes from the
     /// keychain, --token-stdin, or HTTVPS_SESSION_TOKEN.
-    #[arg(long, value_name = "URL", conflicts_with_all = ["backend", "device_id"])]
+    #[arg(long, value_name = "URL", conflicts_with_all = ["backend", "device_id", "ht"])]
     pub gateway: Option<String>,
+    /// HT server URL (https://HOST:PORT; plain http:// works, with a
+    /// warning): the chunked-HTTP tunnel, which also carries UDP and DNS.
+    /// The key (64 hex characters) comes from the keychain, --token-stdin,
+    /// or HTTVPS_HT_KEY.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["backend", "device_id", "optimistic_open"])]
+    pub ht: Option<String>,
+    /// HT: transport connections per session [default: 4].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub connections: Option<u16>,
     /// Control-plane URL (https://…); the device token comes from the keychain,
     /// --token-stdin, or HTTVPS_DEVICE_TOKEN.
     #[arg(long, value_name = "URL", requires = "device_id")]
@@ -108,13 +118,19 @@ pub struct ServerArgs {
 #[derive(Debug, Args)]
 pub struct ConnectArgs {
     /// Use a saved profile (see `httvps profiles`).
-    #[arg(long, short = 'p', conflicts_with_all = ["gateway", "backend"])]
+    #[arg(long, short = 'p', conflicts_with_all = ["gateway", "backend", "ht"])]
     pub profile: Option<String>,
     #[command(flatten)]
     pub server: ServerArgs,
-    /// Read the token (session or device) from standard input.
-    #[arg(long)]
+    /// Read the secret (session token, device token or HT key) from
+    /// standard input.
+    #[arg(long, alias = "key-stdin")]
     pub token_stdin: bool,
+    /// Also serve plain DNS here (UDP and TCP, e.g. 127.0.0.1:5353),
+    /// answered by the server through the tunnel: A, AAAA and PTR. Needs a
+    /// tunnel that resolves names (HT).
+    #[arg(long, value_name = "ADDR")]
+    pub dns_listen: Option<SocketAddr>,
     /// Keep retrying when the first connect fails (a lost session is always
     /// retried; refused credentials never are).
     #[arg(long)]

@@ -1,16 +1,18 @@
 //! `httvps connect`, and the supervision loop `demo` shares.
 
 use std::io::Read;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use app::Profile;
 use engine::control::{ControlServer, default_control_file};
-use engine::{Engine, EngineEvent, SessionState, StartOptions};
+use engine::{DnsLimits, Engine, EngineEvent, SessionState, StartOptions};
+use ht_client::launch as ht_launch;
+use ht_client::{HT_KEY, HtProfile};
 use httvps_client::profile::DEVICE_TOKEN;
 use httvps_client::{HttvpsProfile, HttvpsTransport, launch};
-use local_proxy::ProxyConfig;
 use net::Secret;
 use profiles::{KeyringStore, ProfileStore, ProfilesFile, SecretKind, SecretStore, account};
 use tokio::sync::broadcast::error::RecvError;
@@ -21,33 +23,65 @@ use crate::output::{describe_state, print_event};
 
 pub async fn run(global: &Global, args: ConnectArgs) -> anyhow::Result<ExitCode> {
     let store = profile_store(global)?;
-    let (mut profile, saved) = match &args.profile {
-        Some(name) => (httvps(load(&store)?.pick(Some(name))?)?.clone(), true),
-        None if args.server.gateway.is_none() && args.server.backend.is_none() => {
+    let server = &args.server;
+    let (profile, saved) = match &args.profile {
+        Some(name) => (load(&store)?.pick(Some(name))?.clone(), true),
+        None if server.gateway.is_none() && server.backend.is_none() && server.ht.is_none() => {
             let file = load(&store)?;
             let profile = file.pick(None).with_context(|| {
                 format!(
-                    "no server given: pass --gateway URL or --backend URL --device-id ID, or save a profile with `httvps login` ({})",
+                    "no server given: pass --gateway URL, --backend URL --device-id ID or --ht URL, or save a profile with `httvps login` ({})",
                     store.path().display()
                 )
             })?;
-            (httvps(profile)?.clone(), true)
+            (profile.clone(), true)
         }
-        None => (profile_from_args("command-line", &args.server)?, false),
+        None => (profile_from_args("command-line", server)?, false),
     };
-    // The one flag that also overrides a saved profile for this run.
-    if let Some(optimistic) = args.server.optimistic_open {
-        profile.optimistic_open = optimistic;
-    }
     let secrets = KeyringStore::with_service(&global.keyring_service);
-    let transport = transport_for(
-        &profile,
-        saved.then_some(&secrets as &dyn SecretStore),
-        args.token_stdin,
-    )?;
-    let proxy = proxy_config(&profile, saved.then_some(&secrets as &dyn SecretStore))?;
-    let options = launch::start_options(&profile, transport, proxy, args.reconnect);
-    supervise(global, options, args.json, None).await
+    let keychain = saved.then_some(&secrets as &dyn SecretStore);
+    let (options, dns_listen) = match profile {
+        Profile::Httvps(mut profile) => {
+            if args.dns_listen.is_some() {
+                bail!(
+                    "--dns-listen needs a tunnel that resolves names: HTTVPS carries no DNS (use an HT server)"
+                );
+            }
+            // The one flag that also overrides a saved profile for this run.
+            if let Some(optimistic) = server.optimistic_open {
+                profile.optimistic_open = optimistic;
+            }
+            let transport = transport_for(&profile, keychain, args.token_stdin)?;
+            let password = proxy_password(&profile.name, &profile.proxy_username, keychain)?;
+            let proxy = launch::proxy_config(&profile, password)?;
+            let options = launch::start_options(&profile, transport, proxy, args.reconnect);
+            (options, None)
+        }
+        Profile::Ht(mut profile) => {
+            if let Some(n) = server.connections {
+                profile.connections = Some(usize::from(n));
+            }
+            let key = resolve_secret(
+                &profile.name,
+                HT_KEY,
+                keychain,
+                args.token_stdin,
+                "HTTVPS_HT_KEY",
+            )?;
+            let transport = ht_launch::transport(&profile, key)?;
+            let password = proxy_password(&profile.name, &profile.proxy_username, keychain)?;
+            let proxy = ht_launch::proxy_config(&profile, password)?;
+            let dns = args.dns_listen.or(profile.dns_listen);
+            let options = ht_launch::start_options(&profile, transport, proxy, args.reconnect);
+            (options, dns)
+        }
+        other => bail!(
+            "profile {:?} is a {} profile, which the `httvps` command cannot connect yet (use the desktop app)",
+            other.name(),
+            other.protocol().title()
+        ),
+    };
+    supervise(global, options, args.json, None, dns_listen).await
 }
 
 pub fn profile_store(global: &Global) -> anyhow::Result<ProfileStore> {
@@ -57,26 +91,24 @@ pub fn profile_store(global: &Global) -> anyhow::Result<ProfileStore> {
     })
 }
 
-/// The profiles file (every protocol's profiles; this command uses the
-/// HTTVPS ones).
+/// The profiles file (every protocol's profiles).
 pub fn load(store: &ProfileStore) -> anyhow::Result<ProfilesFile<Profile>> {
     Ok(store.load()?)
 }
 
-/// The HTTVPS settings of a profile, or why this command cannot use it.
-pub fn httvps(profile: &Profile) -> anyhow::Result<&HttvpsProfile> {
-    match profile {
-        Profile::Httvps(p) => Ok(p),
-        other => bail!(
-            "profile {:?} is a {} profile; the `httvps` command connects HTTVPS profiles (use the desktop app)",
-            other.name(),
-            other.protocol().title()
-        ),
+/// A profile made from command-line flags: HT with `--ht`, else HTTVPS.
+pub fn profile_from_args(name: &str, server: &ServerArgs) -> anyhow::Result<Profile> {
+    if let Some(url) = &server.ht {
+        let mut profile = HtProfile::new(name, url.clone());
+        profile.ca_file = server.ca.clone().map(absolute);
+        profile.pin_sha256 = server.pin.clone();
+        profile.sni = server.sni.clone();
+        profile.listen = server.listen;
+        profile.proxy_username = server.proxy_user.clone();
+        profile.connections = server.connections.map(usize::from);
+        profile.server()?;
+        return Ok(Profile::Ht(profile));
     }
-}
-
-/// A profile made from command-line flags.
-pub fn profile_from_args(name: &str, server: &ServerArgs) -> anyhow::Result<HttvpsProfile> {
     let mut profile = HttvpsProfile::new(name);
     profile.gateway = server.gateway.clone();
     profile.backend = server.backend.clone();
@@ -89,7 +121,7 @@ pub fn profile_from_args(name: &str, server: &ServerArgs) -> anyhow::Result<Httv
     profile.proxy_username = server.proxy_user.clone();
     profile.optimistic_open = server.optimistic_open.unwrap_or(false);
     profile.server()?;
-    Ok(profile)
+    Ok(Profile::Httvps(profile))
 }
 
 fn absolute(path: PathBuf) -> PathBuf {
@@ -99,28 +131,29 @@ fn absolute(path: PathBuf) -> PathBuf {
 /// The name sent in `hello`.
 const CLIENT_NAME: &str = concat!("httvps-cli/", env!("CARGO_PKG_VERSION"));
 
-/// Finds a secret: stdin when asked, else the keychain (saved profiles), else
-/// the environment variable.
+/// Finds profile `name`'s secret of `kind`: stdin when asked, else the
+/// keychain (saved profiles), else the environment variable.
 fn resolve_secret(
-    profile: &HttvpsProfile,
+    name: &str,
     kind: SecretKind,
     keychain: Option<&dyn SecretStore>,
     from_stdin: bool,
     env_var: &str,
 ) -> anyhow::Result<Secret> {
+    let what = if kind == HT_KEY { "key" } else { "token" };
     if from_stdin {
         let mut text = String::new();
         std::io::stdin()
             .read_to_string(&mut text)
-            .context("reading the token from standard input")?;
-        let token = text.trim();
-        if token.is_empty() {
-            bail!("standard input held no token");
+            .with_context(|| format!("reading the {what} from standard input"))?;
+        let secret = text.trim();
+        if secret.is_empty() {
+            bail!("standard input held no {what}");
         }
-        return Ok(Secret::new(token));
+        return Ok(Secret::new(secret));
     }
     if let Some(store) = keychain {
-        match store.get(&account(&profile.name, kind)) {
+        match store.get(&account(name, kind)) {
             Ok(Some(secret)) => return Ok(secret),
             Ok(None) => {}
             Err(e) => tracing::warn!("{e}; trying {env_var}"),
@@ -129,8 +162,7 @@ fn resolve_secret(
     match std::env::var(env_var) {
         Ok(value) if !value.trim().is_empty() => Ok(Secret::new(value.trim())),
         _ => Err(MissingSecret(format!(
-            "no token for profile {:?}: run `httvps login --profile {}`, set {env_var}, or pass --token-stdin",
-            profile.name, profile.name
+            "no {what} for profile {name:?}: run `httvps login --profile {name}`, set {env_var}, or pass --token-stdin"
         ))
         .into()),
     }
@@ -148,29 +180,29 @@ pub fn transport_for(
     } else {
         "HTTVPS_SESSION_TOKEN"
     };
-    let token = resolve_secret(profile, kind, keychain, token_stdin, env_var)?;
+    let token = resolve_secret(&profile.name, kind, keychain, token_stdin, env_var)?;
     Ok(launch::transport(profile, token, CLIENT_NAME)?)
 }
 
-/// The local proxy settings for a profile.
-fn proxy_config(
-    profile: &HttvpsProfile,
+/// The local proxy's password, when the profile names a proxy user.
+fn proxy_password(
+    name: &str,
+    username: &Option<String>,
     keychain: Option<&dyn SecretStore>,
-) -> anyhow::Result<ProxyConfig> {
-    let password = match &profile.proxy_username {
-        None => None,
-        Some(_) => Some(
+) -> anyhow::Result<Option<Secret>> {
+    match username {
+        None => Ok(None),
+        Some(_) => Ok(Some(
             resolve_secret(
-                profile,
+                name,
                 SecretKind::PROXY_PASSWORD,
                 keychain,
                 false,
                 "HTTVPS_PROXY_PASSWORD",
             )
             .context("the local proxy has a user name but no password")?,
-        ),
-    };
-    Ok(launch::proxy_config(profile, password)?)
+        )),
+    }
 }
 
 /// Extra start-up lines, given the proxy address: (text for people, JSON data).
@@ -183,10 +215,21 @@ pub async fn supervise(
     options: StartOptions,
     json: bool,
     banner: Option<Banner>,
+    dns_listen: Option<SocketAddr>,
 ) -> anyhow::Result<ExitCode> {
     let engine = Engine::new();
     let mut events = engine.subscribe();
     let proxy_addr = engine.start(options).await?;
+    let dns_addr = match dns_listen {
+        None => None,
+        Some(listen) => match engine.serve_dns(listen, DnsLimits::default()).await {
+            Ok(addr) => Some(addr),
+            Err(e) => {
+                engine.stop().await;
+                return Err(e).context("starting the DNS server (--dns-listen)");
+            }
+        },
+    };
     let control_file = global
         .control_file
         .clone()
@@ -201,8 +244,11 @@ pub async fn supervise(
     let extra = banner.map(|b| b(proxy_addr));
     if json {
         // Scripts learn the bound address (with --listen …:0) from this line.
-        let data =
-            serde_json::json!({ "proxy": proxy_addr.to_string(), "control_file": control_file });
+        let data = serde_json::json!({
+            "proxy": proxy_addr.to_string(),
+            "dns": dns_addr.map(|a| a.to_string()),
+            "control_file": control_file,
+        });
         println!(
             "{}",
             serde_json::json!({ "type": "listening", "data": data })
@@ -212,6 +258,9 @@ pub async fn supervise(
         }
     } else {
         println!("local proxy on {proxy_addr} (SOCKS5 and HTTP)");
+        if let Some(dns) = dns_addr {
+            println!("DNS on {dns} (UDP and TCP), answered through the tunnel");
+        }
         if let Some((text, _)) = extra {
             println!("{text}");
         }

@@ -31,7 +31,7 @@ pub async fn run(global: &Global, args: DemoArgs) -> anyhow::Result<ExitCode> {
         let data = serde_json::json!({ "gateway": format!("wss://{gateway_addr}/ws"), "page": page_url.clone() });
         (text, data)
     });
-    let code = supervise(global, options, args.json, Some(banner)).await;
+    let code = supervise(global, options, args.json, Some(banner), None).await;
     drop(page);
     gateway.shutdown().await;
     code

@@ -6,12 +6,13 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use app::Profile;
+use ht_client::HT_KEY;
 use httvps_client::profile::{DEVICE_TOKEN, SESSION_TOKEN, ServerSpec};
 use net::Secret;
 use profiles::{KeyringStore, SecretKind, SecretStore, account};
 
 use crate::args::{Global, LoginArgs, LogoutArgs};
-use crate::connect::{httvps, load, profile_from_args, profile_store};
+use crate::connect::{load, profile_from_args, profile_store};
 
 /// Reads one secret: a hidden prompt on a terminal, else a line of stdin.
 fn read_secret(prompt: &str) -> anyhow::Result<Secret> {
@@ -36,43 +37,65 @@ pub fn login(global: &Global, args: LoginArgs) -> anyhow::Result<ExitCode> {
     let store = profile_store(global)?;
     let mut file = load(&store)?;
     let mut profile = profile_from_args(&args.profile, &args.server)
-        .context("a profile needs --gateway URL, or --backend URL with --device-id ID")?;
-    // Keep settings of an existing profile that were not given again.
-    if let Some(old) = file.profiles.iter().find(|p| p.name() == args.profile) {
-        let old = httvps(old)?;
-        profile.reconnect = old.reconnect;
-        profile.limits = old.limits;
-        profile.listen = profile.listen.or(old.listen);
-        profile.proxy_username = profile
-            .proxy_username
-            .clone()
-            .or(old.proxy_username.clone());
-        profile.optimistic_open = args.server.optimistic_open.unwrap_or(old.optimistic_open);
+        .context("a profile needs --gateway URL, --backend URL with --device-id ID, or --ht URL")?;
+    // Keep settings of an existing profile of the same protocol that were
+    // not given again.
+    match (
+        &mut profile,
+        file.profiles.iter().find(|p| p.name() == args.profile),
+    ) {
+        (Profile::Httvps(profile), Some(Profile::Httvps(old))) => {
+            profile.reconnect = old.reconnect;
+            profile.limits = old.limits;
+            profile.listen = profile.listen.or(old.listen);
+            profile.proxy_username = profile
+                .proxy_username
+                .clone()
+                .or(old.proxy_username.clone());
+            profile.optimistic_open = args.server.optimistic_open.unwrap_or(old.optimistic_open);
+        }
+        (Profile::Ht(profile), Some(Profile::Ht(old))) => {
+            profile.reconnect = old.reconnect;
+            profile.limits = old.limits;
+            profile.listen = profile.listen.or(old.listen);
+            profile.proxy_username = profile
+                .proxy_username
+                .clone()
+                .or(old.proxy_username.clone());
+            profile.connections = profile.connections.or(old.connections);
+            profile.dns_listen = old.dns_listen;
+        }
+        _ => {}
     }
     let kind = profile.token_kind()?;
-    let prompt = if kind == SESSION_TOKEN {
-        "Session token: "
-    } else {
-        "Device token: "
+    let prompt = match kind {
+        SESSION_TOKEN => "Session token: ",
+        DEVICE_TOKEN => "Device token: ",
+        _ => "HT key (64 hex characters): ",
     };
     let secret = read_secret(prompt)?;
+    if kind == HT_KEY && ht_client::Key::from_hex(secret.expose()).is_err() {
+        bail!("an HT key is 64 hexadecimal characters (32 bytes); nothing was saved");
+    }
+    let name = profile.name().to_owned();
     let keychain = KeyringStore::with_service(&global.keyring_service);
-    keychain.set(&account(&profile.name, kind), &secret)?;
+    keychain.set(&account(&name, kind), &secret)?;
     if args.proxy_password {
-        if profile.proxy_username.is_none() {
+        let user = match &profile {
+            Profile::Httvps(p) => p.proxy_username.as_ref(),
+            Profile::Ht(p) => p.proxy_username.as_ref(),
+            _ => None,
+        };
+        if user.is_none() {
             bail!("--proxy-password needs --proxy-user NAME");
         }
         let password = read_secret("Local proxy password: ")?;
-        keychain.set(
-            &account(&profile.name, SecretKind::PROXY_PASSWORD),
-            &password,
-        )?;
+        keychain.set(&account(&name, SecretKind::PROXY_PASSWORD), &password)?;
     }
-    let name = profile.name.clone();
     if file.default.is_none() {
         file.default = Some(name.clone());
     }
-    file.upsert(Profile::Httvps(profile));
+    file.upsert(profile);
     store.save(&file)?;
     println!(
         "saved profile {name:?} in {}; its secret is in the OS keychain",
@@ -84,7 +107,12 @@ pub fn login(global: &Global, args: LoginArgs) -> anyhow::Result<ExitCode> {
 pub fn logout(global: &Global, args: LogoutArgs) -> anyhow::Result<ExitCode> {
     let keychain = KeyringStore::with_service(&global.keyring_service);
     let mut removed = 0;
-    for kind in [SESSION_TOKEN, DEVICE_TOKEN, SecretKind::PROXY_PASSWORD] {
+    for kind in [
+        SESSION_TOKEN,
+        DEVICE_TOKEN,
+        HT_KEY,
+        SecretKind::PROXY_PASSWORD,
+    ] {
         if keychain.delete(&account(&args.profile, kind))? {
             removed += 1;
         }
@@ -118,30 +146,36 @@ pub fn list(global: &Global) -> anyhow::Result<ExitCode> {
     }
     let keychain = KeyringStore::with_service(&global.keyring_service);
     for profile in &file.profiles {
-        let Ok(profile) = httvps(profile) else {
-            println!("{}	{} profile", profile.name(), profile.protocol().title());
-            continue;
-        };
-        let (server, kind) = match profile.server()? {
-            ServerSpec::Gateway(url) => (url.to_owned(), SESSION_TOKEN),
-            ServerSpec::ControlPlane { backend, device_id } => {
-                (format!("{backend} (device {device_id})"), DEVICE_TOKEN)
+        let (server, kind, listen) = match profile {
+            Profile::Httvps(p) => match p.server()? {
+                ServerSpec::Gateway(url) => (url.to_owned(), SESSION_TOKEN, p.listen()),
+                ServerSpec::ControlPlane { backend, device_id } => (
+                    format!("{backend} (device {device_id})"),
+                    DEVICE_TOKEN,
+                    p.listen(),
+                ),
+            },
+            Profile::Ht(p) => (format!("{} (HT)", p.url), HT_KEY, p.listen()),
+            other => {
+                println!("{}\t{} profile", other.name(), other.protocol().title());
+                continue;
             }
         };
-        let secret = match keychain.get(&account(&profile.name, kind)) {
+        let secret = match keychain.get(&account(profile.name(), kind)) {
+            Ok(Some(_)) if kind == HT_KEY => "key in keychain",
             Ok(Some(_)) => "token in keychain",
+            Ok(None) if kind == HT_KEY => "no key",
             Ok(None) => "no token",
             Err(_) => "keychain unavailable",
         };
-        let default = if file.default.as_deref() == Some(profile.name.as_str()) {
+        let default = if file.default.as_deref() == Some(profile.name()) {
             " (default)"
         } else {
             ""
         };
         println!(
-            "{}{default}\t{server}\tproxy {}\t{secret}",
-            profile.name,
-            profile.listen()
+            "{}{default}\t{server}\tproxy {listen}\t{secret}",
+            profile.name()
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -73,7 +73,10 @@ async fn transfers_are_byte_identical(tls: bool) {
         );
     }
     let url = format!("{base}/bytes/65536");
-    assert_eq!(curl_sha("-x", client.proxy, &url).await, bytes_sha256(65_536));
+    assert_eq!(
+        curl_sha("-x", client.proxy, &url).await,
+        bytes_sha256(65_536)
+    );
 
     let upload = testkit::pseudo_random_bytes(7, 8 << 20);
     let file = tempfile::NamedTempFile::new().unwrap();
@@ -149,18 +152,27 @@ async fn udp_datagrams_and_dns_travel_through_the_tunnel() {
     eprintln!("udp: {received} of {TOTAL} datagrams came back, {lost} lost");
     assert_eq!(lost, 0, "no datagram lost on loopback");
 
-    let dns: SocketAddr = client.lines().iter().find(|l| l["type"] == "listening").unwrap()["data"]
-        ["dns"]
+    let dns: SocketAddr = client
+        .lines()
+        .iter()
+        .find(|l| l["type"] == "listening")
+        .unwrap()["data"]["dns"]
         .as_str()
         .expect("the listening line names the DNS address")
         .parse()
         .unwrap();
     let a = dig(dns, &["localhost", "A"]).await;
-    assert!(a.contains("status: NOERROR") && a.contains("127.0.0.1"), "{a}");
+    assert!(
+        a.contains("status: NOERROR") && a.contains("127.0.0.1"),
+        "{a}"
+    );
     let aaaa = dig(dns, &["localhost", "AAAA"]).await;
     assert!(aaaa.contains("status: NOERROR"), "{aaaa}");
     let ptr = dig(dns, &["-x", "127.0.0.1"]).await;
-    assert!(ptr.contains("status: NOERROR") && ptr.contains("localhost."), "{ptr}");
+    assert!(
+        ptr.contains("status: NOERROR") && ptr.contains("localhost."),
+        "{ptr}"
+    );
     let mx = dig(dns, &["localhost", "MX"]).await;
     assert!(mx.contains("status: NOTIMP"), "{mx}");
 }
@@ -202,7 +214,11 @@ async fn downloads_survive_connections_cut_mid_transfer() {
     assert_eq!(got, bytes_sha256(n), "identical after the cuts");
     assert!(relay.cuts() >= 5, "only {} cuts", relay.cuts());
     assert_eq!(
-        client.states().iter().filter(|s| *s == "reconnecting").count(),
+        client
+            .states()
+            .iter()
+            .filter(|s| *s == "reconnecting")
+            .count(),
         0,
         "cut connections are replaced inside the session, not by a reconnect"
     );

@@ -15,13 +15,15 @@
 //! - [`packets`]: a stream's download packets kept until acknowledged, what
 //!   a windowed batch may send, and when upload packets are acknowledged.
 //! - [`server`]: the server's sessions, connections and streams as one
-//!   sans-IO machine ([`server::Server`]), and the chunked coding that keeps
-//!   HTTP chunk boundaries ([`server::chunked`]).
+//!   sans-IO machine ([`server::Server`]).
+//! - [`chunked`]: HTTP/1.1 chunked coding that keeps chunk boundaries (one
+//!   query per chunk), for both sides.
 //!
 //! Like `proto-httvps`, this crate opens no socket and never reads the
 //! clock; the client and the server are drivers around it.
 #![warn(missing_docs)]
 
+pub mod chunked;
 pub mod cipher;
 pub mod client;
 pub mod packets;

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use ht_server::{Config, HtServer, RunningServer};
-use proto_ht::server::chunked::{Decoded, decode_chunk, encode_chunk};
+use proto_ht::chunked::{Decoded, decode_chunk, encode_chunk};
 use proto_ht::{ChunkCipher, Direction, Key, SessionId};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;

@@ -42,7 +42,6 @@
 //! - An empty `U` on a TCP stream half-closes the target after every byte
 //!   before it; later `U`s on that stream are `!{q}`.
 
-pub mod chunked;
 #[doc(hidden)]
 pub mod fuzzing;
 mod limits;
