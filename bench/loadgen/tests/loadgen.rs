@@ -1,12 +1,18 @@
-//! loadgen against real sockets: testkit's HTTP server as the target, and the
-//! sink fed by a raw HTTP/1.1 client (chunked, with `Expect: 100-continue`).
+//! loadgen against real sockets: testkit's HTTP server as the target, the
+//! sink fed by a raw HTTP/1.1 client (chunked, with `Expect: 100-continue`),
+//! and UDP datagrams to the echo server, directly and through a small
+//! UDP-only SOCKS5 proxy.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use loadgen::socks5;
+use loadgen::udp::{Echo, UdpOptions};
 use loadgen::{Sink, SinkOptions, StreamsOptions, Target};
 use testkit::HttpServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
 #[tokio::test]
 async fn concurrent_streams_all_complete_and_stay_open_together() {
@@ -123,4 +129,90 @@ async fn sink_refuses_bodies_over_the_limit() {
     tcp.write_all(&[0u8; 5000]).await.unwrap();
     let answer = read_answer(&mut tcp).await;
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+}
+
+#[tokio::test]
+async fn udp_datagrams_come_back_directly() {
+    let echo = Echo::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let target = echo.addr().unwrap();
+    tokio::spawn(echo.run_forever());
+    let report = loadgen::udp::run(UdpOptions {
+        proxy: None,
+        target,
+        size: 300,
+        in_flight: 16,
+        duration: Duration::from_millis(300),
+        loss_timeout: Duration::from_secs(2),
+    })
+    .await
+    .unwrap();
+    assert!(report.sent > 0, "{report:?}");
+    assert_eq!(report.received, report.sent, "{report:?}");
+    assert_eq!((report.lost, report.corrupt), (0, 0), "{report:?}");
+    assert!(report.datagrams_per_s > 0.0 && report.rtt_ms.is_some());
+}
+
+/// A SOCKS5 proxy that knows only UDP ASSOCIATE: it answers with the address
+/// of its relay socket, then forwards each datagram's payload to the address
+/// in its header and wraps the answers in a header naming their source.
+async fn udp_only_socks5_proxy() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut control, _) = listener.accept().await.unwrap();
+        let mut request = [0u8; 13];
+        control.read_exact(&mut request).await.unwrap();
+        assert_eq!(request[3..5], [5, 3], "UDP ASSOCIATE");
+        let relay = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let out = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let port = relay.local_addr().unwrap().port().to_be_bytes();
+        // The relay's address as 0.0.0.0: the client must use the proxy's.
+        control
+            .write_all(&[5, 0, 5, 0, 0, 1, 0, 0, 0, 0, port[0], port[1]])
+            .await
+            .unwrap();
+        let client = Arc::new(tokio::sync::OnceCell::new());
+        let (back_relay, back_out, back_client) = (relay.clone(), out.clone(), client.clone());
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 65_536];
+            loop {
+                let (n, from) = back_out.recv_from(&mut buf).await.unwrap();
+                let mut datagram = Vec::new();
+                socks5::encode_udp_header(&mut datagram, from);
+                datagram.extend_from_slice(&buf[..n]);
+                let to: &SocketAddr = back_client.get().unwrap();
+                back_relay.send_to(&datagram, to).await.unwrap();
+            }
+        });
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            let (n, from) = relay.recv_from(&mut buf).await.unwrap();
+            let _ = client.set(from);
+            let (to, payload) = socks5::decode_udp(&buf[..n]).unwrap();
+            out.send_to(payload, to.unwrap()).await.unwrap();
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn udp_datagrams_travel_through_a_socks5_association() {
+    let echo = Echo::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let target = echo.addr().unwrap();
+    tokio::spawn(echo.run_forever());
+    let proxy = udp_only_socks5_proxy().await;
+    let report = loadgen::udp::run(UdpOptions {
+        proxy: Some(proxy),
+        target,
+        size: 64,
+        in_flight: 8,
+        duration: Duration::from_millis(300),
+        loss_timeout: Duration::from_secs(2),
+    })
+    .await
+    .unwrap();
+    assert_eq!(report.relay.map(|r| r.ip()), Some(proxy.ip()), "{report:?}");
+    assert!(report.sent > 0, "{report:?}");
+    assert_eq!(report.received, report.sent, "{report:?}");
+    assert_eq!((report.lost, report.corrupt), (0, 0), "{report:?}");
 }
