@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use proto_ht::server::ConnId;
 use proto_ht::chunked::{ChunkError, Decoded, LAST_CHUNK, decode_chunk, encode_chunk};
+use proto_ht::server::ConnId;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
