@@ -5,15 +5,15 @@ import { emit } from "@tauri-apps/api/event";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { App } from "./app";
 import type { Channel } from "@tauri-apps/api/core";
-import type { EngineEvent, Overview, ProtocolInfo, StreamInfo, StreamsUpdate } from "./bindings";
+import type { EngineEvent, Overview, ProfileInput, ProfileView, ProtocolInfo, StreamInfo, StreamsUpdate } from "./bindings";
 
 const none = { streams: false, datagrams: false, dns: false };
 
-/** The registry as the app sends it (only HTTVPS available). */
+/** The registry as the app sends it (HTTVPS and HT available). */
 const PROTOCOLS: ProtocolInfo[] = [
   { id: "httvps", title: "HTTVPS", summary: "Multiplexed streams over a TLS WebSocket to a gateway", mode: "connect", carries: { ...none, streams: true }, available: true },
   { id: "httvps_h3", title: "HTTVPS over HTTP/3", summary: "HTTVPS with its WebSocket over HTTP/3 (QUIC)", mode: "connect", carries: { ...none, streams: true }, available: false },
-  { id: "ht", title: "HT", summary: "Chunked-HTTP tunnel: TCP, UDP and DNS", mode: "connect", carries: { streams: true, datagrams: true, dns: true }, available: false },
+  { id: "ht", title: "HT", summary: "Chunked-HTTP tunnel: TCP, UDP and DNS", mode: "connect", carries: { streams: true, datagrams: true, dns: true }, available: true },
   { id: "hlhv", title: "HLHV", summary: "Publish a local web app through a queen", mode: "publish", carries: none, available: false },
   { id: "relay", title: "Relay", summary: "Let colleagues reach this machine's ports over WireGuard", mode: "remote_access", carries: none, available: false },
 ];
@@ -56,6 +56,11 @@ function stream(key: number, over: Partial<StreamInfo> = {}): StreamInfo {
     wait_ms: 0,
     ...over,
   };
+}
+
+/** A saved HTTVPS gateway profile as the app lists it. */
+function profileView(name: string, server: string, over: Partial<ProfileView> = {}): ProfileView {
+  return { name, protocol: "httvps", kind: "gateway", server, device_id: null, region: null, ca_file: null, pin_sha256: null, sni: null, connections: null, dns_listen: null, signed_in: false, ...over };
 }
 
 const tick = () => new Promise((r) => setTimeout(r, 0));
@@ -107,19 +112,34 @@ beforeEach(async () => {
           feed = (args as { feed: Channel<StreamsUpdate> }).feed;
           return null;
         case "save_profile": {
-          const input = (args as { input: { name: string; server: string } }).input;
-          if (!input.server.startsWith("wss://")) {
+          const input = (args as { input: ProfileInput }).input;
+          const protocol = input.protocol ?? "httvps";
+          if (protocol === "httvps" && !input.server.startsWith("wss://")) {
             throw { code: "invalid_input", message: "gateway must be a wss:// URL" };
           }
+          if (protocol === "ht" && !/^https?:\/\//.test(input.server)) {
+            throw { code: "invalid_input", message: "HT takes https:// or http://" };
+          }
           current = overview({
-            profiles: [{ name: input.name, protocol: "httvps", kind: "gateway", server: input.server, device_id: null, region: null, ca_file: null, pin_sha256: null, sni: null, signed_in: false }],
+            profiles: [{
+              ...profileView(input.name, input.server),
+              protocol,
+              kind: input.kind,
+              connections: protocol === "ht" ? (input.connections ?? 4) : null,
+              dns_listen: input.dns_listen ?? null,
+            }],
             selected: input.name,
           });
           return current;
         }
-        case "sign_in":
+        case "sign_in": {
+          const { token } = args as { name: string; token: string };
+          if (current.profiles[0].kind === "preshared_key" && !/^[0-9a-fA-F]{64}$/.test(token.trim())) {
+            throw { code: "invalid_input", message: "an HT key is 64 hexadecimal characters (32 bytes)" };
+          }
           current.profiles[0].signed_in = true;
           return current;
+        }
         case "connect":
           throw { code: "not_signed_in", message: "sign in first" };
         case "set_preferences":
@@ -236,7 +256,7 @@ describe("the main window", () => {
 
   it("reports a failed connect", async () => {
     current = overview({
-      profiles: [{ name: "w", protocol: "httvps", kind: "gateway", server: "wss://x/ws", device_id: null, region: null, ca_file: null, pin_sha256: null, sni: null, signed_in: false }],
+      profiles: [profileView("w", "wss://x/ws")],
       selected: "w",
     });
     app.apply(current);
@@ -387,11 +407,12 @@ describe("the profile form", () => {
     expect(offered).toEqual(["httvps", "httvps_h3", "ht"]);
     expect(radio("httvps").checked).toBe(true);
     expect(radio("httvps").disabled).toBe(false);
-    for (const id of ["httvps_h3", "ht"]) {
-      expect(radio(id).disabled).toBe(true);
-      expect(radio(id).closest("label")!.textContent).toContain("not available yet");
+    expect(radio("httvps_h3").disabled).toBe(true);
+    expect(radio("httvps_h3").closest("label")!.textContent).toContain("not available yet");
+    for (const id of ["httvps", "ht"]) {
+      expect(radio(id).disabled).toBe(false);
+      expect(radio(id).closest("label")!.textContent).not.toContain("not available yet");
     }
-    expect(radio("httvps").closest("label")!.textContent).not.toContain("not available yet");
     expect(radio("ht").closest("label")!.textContent).toContain("HT");
     expect(radio("ht").closest("label")!.textContent).toContain("TCP · UDP · remote DNS");
     // HTTVPS's fields.
@@ -443,6 +464,158 @@ describe("the profile form", () => {
     expect((q("profile-save") as HTMLButtonElement).disabled).toBe(true);
     expect(q("profile-unusable").hidden).toBe(false);
     expect(q("profile-server")).toBeNull();
+  });
+});
+
+describe("HT profiles", () => {
+  const KEY = "0123456789abcdef".repeat(4);
+  const chooseHt = () => (q("profile-protocol-ht") as HTMLInputElement).click();
+  const field = (name: string) => (q("profile-form") as HTMLFormElement).elements.namedItem(name) as HTMLInputElement;
+  const commands = () => calls.map((c) => c.cmd).filter((c) => c !== "overview" && c !== "watch_streams");
+
+  it("shows HT's fields and asks for a key instead of a token", () => {
+    expect(q("profile-secret-label").textContent).toBe("Token");
+    chooseHt();
+    expect(q("profile-secret-label").textContent).toBe("Key (64 hex characters)");
+    expect((q("profile-server") as HTMLInputElement).placeholder).toBe("https://ht.example:8443");
+    const connections = q("profile-connections") as HTMLInputElement;
+    expect([connections.type, connections.min, connections.max, connections.placeholder]).toEqual(["number", "1", "64", "4"]);
+    expect((q("profile-dns") as HTMLInputElement).placeholder).toBe("127.0.0.1:5353");
+    expect(q("profile-dns").closest("label")!.textContent).toContain("Serve DNS through the tunnel");
+    for (const id of ["profile-ca", "profile-pin", "profile-sni"]) expect(q(id)).not.toBeNull();
+    expect(q("profile-device")).toBeNull(); // HTTVPS's control plane is not offered
+    // Back to HTTVPS: a token again.
+    (q("profile-protocol-httvps") as HTMLInputElement).click();
+    expect(q("profile-secret-label").textContent).toBe("Token");
+    expect(q("profile-connections")).toBeNull();
+  });
+
+  it("saves an HT profile and hands its key to the keychain through sign_in", async () => {
+    chooseHt();
+    field("pin_sha256").value = "ab".repeat(32);
+    field("connections").value = "6";
+    field("dns_listen").value = "127.0.0.1:5353";
+    const form = await submitProfile("home", "https://ht.example:8443", KEY);
+    expect(commands()).toEqual(["save_profile", "sign_in"]);
+    const save = calls.find((c) => c.cmd === "save_profile")!;
+    expect(save.args).toEqual({
+      input: {
+        name: "home",
+        protocol: "ht",
+        kind: "preshared_key",
+        server: "https://ht.example:8443",
+        pin_sha256: "ab".repeat(32),
+        connections: 6,
+        dns_listen: "127.0.0.1:5353",
+      },
+    });
+    expect(JSON.stringify(save.args)).not.toContain(KEY); // the profile never carries the key
+    expect(calls.find((c) => c.cmd === "sign_in")!.args).toEqual({ name: "home", token: KEY });
+    expect((form.elements.namedItem("token") as HTMLInputElement).value).toBe("");
+    expect(q("profile-status").textContent).toBe("Profile “home” saved; its key is in the system keychain.");
+    const item = q("profiles").querySelector('[data-profile="home"]') as HTMLElement;
+    expect(item.querySelector(".tag")!.textContent).toBe("HT");
+    expect(item.querySelector('[data-testid="profile-detail"]')!.textContent).toBe(
+      "https://ht.example:8443 · 6 connections · DNS on 127.0.0.1:5353 · key in keychain",
+    );
+    expect(item.querySelector('[data-testid="sign-out"]')!.textContent).toBe("Forget key");
+    expect((q("profile-select") as HTMLSelectElement).selectedOptions[0].textContent).toBe("home · HT");
+    // The form is back to the default protocol, asking for a token.
+    expect((q("profile-protocol-httvps") as HTMLInputElement).checked).toBe(true);
+    expect(q("profile-secret-label").textContent).toBe("Token");
+  });
+
+  it("leaves connections and DNS out when blank", async () => {
+    chooseHt();
+    await submitProfile("plain", "https://ht.example", KEY.toUpperCase());
+    const input = calls.find((c) => c.cmd === "save_profile")!.args.input as Record<string, unknown>;
+    expect(input.connections).toBeUndefined();
+    expect(input.dns_listen).toBeUndefined();
+    expect(input).toMatchObject({ protocol: "ht", kind: "preshared_key", server: "https://ht.example" });
+    expect(q("profiles").textContent).toContain("https://ht.example · 4 connections · key in keychain");
+  });
+
+  it("refuses a key that is not 64 hex characters before any call", async () => {
+    chooseHt();
+    await submitProfile("home", "https://ht.example:8443", "abc123");
+    expect(commands()).toEqual([]);
+    expect(q("profile-status").textContent).toContain("64 hexadecimal characters");
+    expect(q("profile-status").textContent).toContain("this one has 6");
+    expect(field("token").getAttribute("aria-invalid")).toBe("true");
+    expect(field("name").value).toBe("home"); // the form is kept
+
+    await submitProfile("home", "https://ht.example:8443", "g".repeat(64));
+    expect(commands()).toEqual([]);
+    expect(q("profile-status").textContent).toContain("other characters");
+
+    // Typing clears the mark; a good key then goes through.
+    field("token").dispatchEvent(new Event("input"));
+    expect(field("token").hasAttribute("aria-invalid")).toBe(false);
+    await submitProfile("home", "https://ht.example:8443", KEY);
+    expect(commands()).toEqual(["save_profile", "sign_in"]);
+  });
+
+  it("warns inline that a plain http:// URL has no TLS", async () => {
+    chooseHt();
+    const warning = q("profile-insecure");
+    const server = q("profile-server") as HTMLInputElement;
+    expect(warning.hidden).toBe(true);
+    server.value = "http://ht.example:8080";
+    server.dispatchEvent(new Event("input", { bubbles: true }));
+    expect(warning.hidden).toBe(false);
+    expect(warning.textContent).toContain("no TLS");
+    expect(warning.textContent).toContain("no integrity");
+    server.value = "https://ht.example:8443";
+    server.dispatchEvent(new Event("input", { bubbles: true }));
+    expect(warning.hidden).toBe(true);
+    server.value = " HTTP://ht.example";
+    server.dispatchEvent(new Event("input", { bubbles: true }));
+    expect(warning.hidden).toBe(false);
+
+    // Saved anyway (the app allows it), the list still says so.
+    await submitProfile("lan", "http://ht.lan:8080", KEY);
+    expect(calls.some((c) => c.cmd === "sign_in")).toBe(true);
+    expect(q("profiles").textContent).toContain("http://ht.lan:8080 · no TLS · 4 connections · key in keychain");
+    // After the reset, nothing warns about the next profile.
+    chooseHt();
+    expect(q("profile-insecure").hidden).toBe(true);
+  });
+
+  it("lists an HT profile without its key as such", () => {
+    app.apply(overview({
+      profiles: [profileView("home", "https://ht.example:8443", { protocol: "ht", kind: "preshared_key", connections: 4 })],
+      selected: "home",
+    }));
+    expect(q("profiles").textContent).toContain("https://ht.example:8443 · 4 connections · no key stored");
+    expect((q("profile-select") as HTMLSelectElement).selectedOptions[0].textContent).toBe("home · HT (no key stored)");
+    expect((q("sign-out") as HTMLButtonElement).disabled).toBe(true);
+  });
+});
+
+describe("the stream table's protocol column", () => {
+  const cell = (key: number, col: string) =>
+    q("streams").querySelector(`tr[data-key="${key}"] [data-col="${col}"]`)!.textContent;
+
+  it("shows how each row reached the proxy: SOCKS5, HTTP, UDP or DNS", async () => {
+    const headers = [...q("streams").querySelectorAll("thead th")].map((th) => th.textContent);
+    expect(headers[0]).toBe("Protocol");
+    await engine({ type: "stream_opened", data: stream(1, { protocol: "socks5" }) });
+    await engine({ type: "stream_opened", data: stream(2, { protocol: "http-connect" }) });
+    await engine({ type: "stream_opened", data: stream(3, { protocol: "socks5-udp", target: "udp (any target)" }) });
+    await engine({ type: "stream_opened", data: stream(4, { protocol: "dns", target: "example.com A" }) });
+    await engine({ type: "stream_opened", data: stream(5, { protocol: "http_forward" }) });
+    await engine({ type: "stream_opened", data: stream(6, { protocol: "quic" }) });
+    expect([1, 2, 3, 4, 5, 6].map((k) => cell(k, "protocol"))).toEqual(["SOCKS5", "HTTP", "UDP", "DNS", "HTTP", "quic"]);
+    expect(cell(4, "target")).toBe("example.com A");
+    // One header per cell.
+    const row = q("streams").querySelector('tr[data-key="4"]')!;
+    expect(row.children).toHaveLength(headers.length);
+    expect((row as HTMLElement).dataset.protocol).toBe("dns");
+
+    // A DNS query that ends stays labelled as one.
+    await engine({ type: "stream_closed", data: stream(4, { protocol: "dns", state: "closed", close_reason: "answered" }) });
+    expect(cell(4, "protocol")).toBe("DNS");
+    expect(cell(4, "reason")).toBe("answered");
   });
 });
 

@@ -40,6 +40,7 @@ use std::time::Duration;
 
 use proto_ht::Key;
 use proto_ht::server::{Limits, Server};
+use server_kit::accept::BoundedAcceptor;
 use server_kit::dial::{DialOptions, Dialer};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -266,25 +267,9 @@ impl HtServer {
         tokio::spawn(core::drive_timer(core.clone(), background.clone()));
         let tracker = TaskTracker::new();
         let stop = CancellationToken::new();
-        let slots = Arc::new(tokio::sync::Semaphore::new(max_connections));
         tokio::pin!(shutdown);
-        loop {
-            let permit = tokio::select! {
-                _ = &mut shutdown => break,
-                p = slots.clone().acquire_owned() => p.expect("the semaphore is never closed"),
-            };
-            let (tcp, peer) = tokio::select! {
-                _ = &mut shutdown => break,
-                r = listener.accept() => match r {
-                    Ok(x) => x,
-                    Err(e) => {
-                        // Out of descriptors and the like: back off briefly.
-                        warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-            };
+        let mut acceptor = BoundedAcceptor::new(&listener, max_connections, shutdown.as_mut());
+        while let Some((tcp, peer, permit)) = acceptor.next().await {
             let _ = tcp.set_nodelay(true);
             let core = core.clone();
             let tls = tls.clone();
@@ -306,6 +291,7 @@ impl HtServer {
                 drop(permit);
             });
         }
+        drop(acceptor);
         drop(listener);
         info!(
             connections = core.with(|m| m.connection_count()),

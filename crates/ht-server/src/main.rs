@@ -12,7 +12,7 @@ use ht_server::{Config, HtServer, TlsSource};
 use proto_ht::Key;
 use proto_ht::server::Limits;
 use server_kit::signal::ShutdownSignals;
-use tracing::{error, info};
+use tracing::info;
 
 /// HT server: TCP streams, UDP flows and DNS lookups carried as encrypted
 /// queries in long-lived chunked `POST /ht/create.php` requests.
@@ -105,24 +105,5 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    server_kit::logs::init_json_logs();
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            error!(error = %e, "cannot start the async runtime");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            error!(error = format!("{e:#}"), "server failed");
-            eprintln!("ht-server: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    server_kit::binary::run_server("ht-server", run(args))
 }

@@ -50,6 +50,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use server_kit::accept::BoundedAcceptor;
 use shadowsocks::config::{ServerConfig, ServerType};
 use shadowsocks::context::{Context, SharedContext};
 use tokio::net::TcpListener;
@@ -298,31 +299,20 @@ impl Gateway {
                 }
             });
         }
-        let connections = Arc::new(Semaphore::new(shared.config.limits.max_connections));
         tokio::pin!(shutdown);
-        loop {
-            let permit = tokio::select! {
-                _ = &mut shutdown => break,
-                p = connections.clone().acquire_owned() => p.expect("semaphore is never closed"),
-            };
-            let (tcp, peer) = tokio::select! {
-                _ = &mut shutdown => break,
-                r = listener.accept() => match r {
-                    Ok(x) => x,
-                    Err(e) => {
-                        // Out of descriptors and the like: back off briefly.
-                        warn!(error = %e, "accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-            };
+        let mut acceptor = BoundedAcceptor::new(
+            &listener,
+            shared.config.limits.max_connections,
+            shutdown.as_mut(),
+        );
+        while let Some((tcp, peer, permit)) = acceptor.next().await {
             let shared = shared.clone();
             shared.tracker.clone().spawn(async move {
                 http::serve_connection(tcp, peer, shared).await;
                 drop(permit);
             });
         }
+        drop(acceptor);
         drop(listener);
         info!(
             sessions = shared.config.limits.max_sessions - shared.sessions.available_permits(),

@@ -13,7 +13,7 @@ use httvps_gateway::config::parse_duration;
 use httvps_gateway::{AuthSource, Gateway, GatewayConfig, OutlineNode, SiteSource, TlsSource};
 use net::Secret;
 use tokio::signal::unix::{SignalKind, signal};
-use tracing::{error, info};
+use tracing::info;
 
 /// HTTVPS gateway: multiplexed TCP streams as JSON frames over a TLS
 /// WebSocket, carried out through Shadowsocks (Outline) or dialed directly.
@@ -252,25 +252,5 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let args = Args::from_command_line();
-    server_kit::logs::init_json_logs();
-    // One process-wide rustls provider (aws-lc-rs), for reqwest and the rest.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            error!(error = %e, "cannot start the async runtime");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            error!(error = format!("{e:#}"), "gateway failed");
-            eprintln!("httvps-gateway: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    server_kit::binary::run_server("httvps-gateway", run(args))
 }

@@ -7,9 +7,13 @@
 //! - [`dial`]: the resolver and RFC 8305 racing.
 //! - [`tls`]: a rustls server configuration from PEM.
 //! - [`metrics`]: the process-wide Prometheus recorder and its listener.
-//! - [`logs`] and [`signal`]: JSON logs and the shutdown signals of a binary.
+//! - [`accept`]: the bounded accept loop.
+//! - [`logs`] and [`signal`]: JSON logs and the shutdown signals of a binary;
+//!   [`binary`]: what a server binary's `main` does around its `run`.
 #![warn(missing_docs)]
 
+pub mod accept;
+pub mod binary;
 pub mod dial;
 pub mod direct;
 pub mod logs;

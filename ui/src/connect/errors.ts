@@ -7,7 +7,7 @@ import type { ErrorCode } from "../bindings";
 export type ErrorAction = "profiles" | null;
 
 const HINTS: Record<ErrorCode, { hint: string; action: ErrorAction }> = {
-  auth_failed: { hint: "Sign in again with a valid token.", action: "profiles" },
+  auth_failed: { hint: "Sign in again with a valid token or key.", action: "profiles" },
   bad_version: { hint: "The server speaks another protocol version; update the app or the server.", action: null },
   bad_hello: { hint: "The server refused the connection's opening; check the profile.", action: "profiles" },
   config_error: { hint: "Check the profile: its URL, CA file or pin.", action: "profiles" },

@@ -1,6 +1,8 @@
 // The profile form's protocol-specific fields: one function per protocol
 // that builds its inputs and reads them back into a `ProfileInput`. A
-// protocol without an entry here cannot be saved from the window yet.
+// protocol without an entry here cannot be saved from the window yet. The
+// secret each kind of profile signs in with (a token, a key) is described
+// by SECRETS, so the form and the profile list name it right.
 import type { ProfileInput, ProfileKind, Protocol } from "../bindings";
 
 /** The protocol's part of a profile (everything but the name and protocol). */
@@ -11,9 +13,60 @@ export interface FieldSet {
   readonly element: HTMLElement;
   /** Shows the inputs that apply (after a change or a reset). */
   sync(): void;
+  /** How the profile signs in, as the inputs stand. */
+  kind(): ProfileKind;
   /** Reads the inputs. */
   read(data: FormData): ProtocolPart;
 }
+
+/** The secret a kind of profile signs in with (handed to `sign_in`). */
+export interface Secret {
+  /** The form's label for it. */
+  readonly label: string;
+  /** Its name in messages: "its token is in the system keychain". */
+  readonly noun: string;
+  /** A saved profile whose secret is stored / is not. */
+  readonly stored: string;
+  readonly missing: string;
+  /** The button that removes it from the keychain. */
+  readonly forget: string;
+  /** Why a value is refused before anything is saved (null: it may be sent). */
+  check(value: string): string | null;
+}
+
+const TOKEN: Secret = {
+  label: "Token",
+  noun: "token",
+  stored: "signed in (token in keychain)",
+  missing: "signed out",
+  forget: "Sign out",
+  check: () => null,
+};
+
+/** An HT pre-shared key: 32 bytes as 64 hexadecimal characters. */
+export const HT_KEY_PATTERN = /^[0-9a-fA-F]{64}$/;
+
+const KEY: Secret = {
+  label: "Key (64 hex characters)",
+  noun: "key",
+  stored: "key in keychain",
+  missing: "no key stored",
+  forget: "Forget key",
+  check(value) {
+    const key = value.trim();
+    if (HT_KEY_PATTERN.test(key)) return null;
+    return key.length === 64
+      ? "The key must be 64 hexadecimal characters (0–9, a–f); this one has other characters."
+      : `The key must be 64 hexadecimal characters (0–9, a–f); this one has ${key.length}.`;
+  },
+};
+
+/** The secret of each kind of profile. */
+export const SECRETS: Record<ProfileKind, Secret> = {
+  gateway: TOKEN,
+  control_plane: TOKEN,
+  preshared_key: KEY,
+};
 
 export type FormFields = () => FieldSet;
 
@@ -43,6 +96,7 @@ export function httvpsFields(): FieldSet {
       : "gateway";
   return {
     element,
+    kind,
     sync() {
       const device = kind() === "control_plane";
       for (const label of element.querySelectorAll<HTMLElement>(".device")) label.hidden = !device;
@@ -65,7 +119,59 @@ export function httvpsFields(): FieldSet {
   };
 }
 
+const HT = `
+<label>Server URL <input name="server" required placeholder="https://ht.example:8443" aria-describedby="profile-insecure" data-testid="profile-server" /></label>
+<p id="profile-insecure" class="warning" role="status" data-testid="profile-insecure" hidden>This is a plain <code>http://</code> URL: no TLS. HT's own cipher hides
+  the traffic but cannot tell whether it was changed on the way (no integrity). Use <code>https://</code> unless the network
+  between you and the server is trusted.</p>
+<label>Extra CA file (PEM, optional) <input name="ca_file" placeholder="/path/to/ca.pem" data-testid="profile-ca" /></label>
+<label>Certificate pin (SHA-256 of the key, optional) <input name="pin_sha256" data-testid="profile-pin" /></label>
+<label>TLS server name (SNI, optional) <input name="sni" placeholder="the URL's host" data-testid="profile-sni" /></label>
+<label>Connections (1–64, optional) <input name="connections" type="number" min="1" max="64" step="1" placeholder="4" data-testid="profile-connections" />
+  <span class="hint">HTTP connections to the server per session; blank means 4.</span></label>
+<label>DNS address (optional) <input name="dns_listen" placeholder="127.0.0.1:5353" data-testid="profile-dns" />
+  <span class="hint">Serve DNS through the tunnel on this local <code>host:port</code>; blank means off.</span></label>`;
+
+/** Whether an HT URL goes without TLS. */
+export function isPlainHttp(url: string): boolean {
+  return /^http:\/\//i.test(url.trim());
+}
+
+/** HT: a server URL, its TLS checks, connections, DNS; signs in with a key. */
+export function htFields(): FieldSet {
+  const element = document.createElement("div");
+  element.className = "fields";
+  element.dataset.fields = "ht";
+  element.innerHTML = HT;
+  const server = element.querySelector('[name="server"]') as HTMLInputElement;
+  const warning = element.querySelector('[data-testid="profile-insecure"]') as HTMLElement;
+  const warn = () => {
+    warning.hidden = !isPlainHttp(server.value);
+  };
+  // Warn while typing, not only once the field loses focus.
+  server.addEventListener("input", warn);
+  return {
+    element,
+    kind: () => "preshared_key",
+    sync: warn,
+    read(data) {
+      const text = (k: string) => String(data.get(k) ?? "").trim();
+      const connections = text("connections");
+      return {
+        kind: "preshared_key",
+        server: text("server"),
+        ca_file: text("ca_file") || undefined,
+        pin_sha256: text("pin_sha256") || undefined,
+        sni: text("sni") || undefined,
+        connections: connections ? Number(connections) : undefined,
+        dns_listen: text("dns_listen") || undefined,
+      };
+    },
+  };
+}
+
 /** The form fields of each protocol the window can create profiles for. */
 export const FORM_FIELDS: Partial<Record<Protocol, FormFields>> = {
   httvps: httvpsFields,
+  ht: htFields,
 };

@@ -19,6 +19,7 @@ import { bytes, clock, duration, rate } from "../format";
 import { titleOf } from "../protocols";
 import { Tabs } from "../tabs";
 import { ErrorBox } from "./errors";
+import { SECRETS } from "./fields";
 import { ThroughputGraph } from "./graph";
 import { ProfilesView } from "./profiles";
 import { StreamTable } from "./streams";
@@ -80,6 +81,7 @@ const TEMPLATE = `
   <div class="table-wrap">
     <table class="streams" data-testid="streams">
       <thead><tr>
+        <th scope="col" title="How the application reached the proxy: SOCKS5, HTTP, UDP (SOCKS5 UDP) or DNS">Protocol</th>
         <th scope="col">Target</th><th scope="col">ID</th><th scope="col">Up</th><th scope="col">Down</th>
         <th scope="col">↑ rate</th><th scope="col">↓ rate</th><th scope="col">Age</th><th scope="col">State</th><th scope="col">Close reason</th>
       </tr></thead>
@@ -99,7 +101,8 @@ const TEMPLATE = `
     <fieldset id="profile-protocols" class="protocol-choice" data-testid="profile-protocols" hidden></fieldset>
     <div id="profile-fields" class="fields-slot"></div>
     <p id="profile-unusable" class="hint soon" data-testid="profile-unusable" hidden></p>
-    <label>Token <input name="token" type="password" required data-testid="profile-token" />
+    <label><span id="profile-secret-label" data-testid="profile-secret-label">Token</span>
+      <input name="token" type="password" required spellcheck="false" data-testid="profile-token" />
       <span class="hint">Stored in the system keychain only; it is never shown again.</span></label>
     <button type="submit" id="profile-save" class="primary" data-testid="profile-save">Save and sign in</button>
     <p id="profile-status" class="hint" role="status" data-testid="profile-status"></p>
@@ -381,7 +384,7 @@ export class ConnectPanel {
         const option = document.createElement("option");
         option.value = p.name;
         const label = `${p.name} · ${titleOf(o.protocols, p.protocol)}`;
-        option.textContent = p.signed_in ? label : `${label} (signed out)`;
+        option.textContent = p.signed_in ? label : `${label} (${SECRETS[p.kind].missing})`;
         option.selected = p.name === o.selected;
         return option;
       }),

@@ -1,10 +1,11 @@
 // The Profiles tab: the saved profiles and the form that adds one. The
 // form's protocol choice comes from the registry's connect-mode entries;
-// each protocol's own inputs come from FORM_FIELDS.
+// each protocol's own inputs come from FORM_FIELDS, and the secret its
+// profiles sign in with (a token, a key) from SECRETS.
 import { call } from "../api";
-import type { Overview, ProfileInput, Protocol, ProtocolInfo } from "../bindings";
+import type { Overview, ProfileInput, ProfileView, Protocol, ProtocolInfo } from "../bindings";
 import { NOT_AVAILABLE, carriesText, titleOf } from "../protocols";
-import { FORM_FIELDS, type FieldSet } from "./fields";
+import { FORM_FIELDS, SECRETS, isPlainHttp, type FieldSet, type Secret } from "./fields";
 
 /** Runs a command that returns the overview; false if it failed (the error is shown). */
 export type Runner = (command: () => Promise<Overview>) => Promise<boolean>;
@@ -21,6 +22,7 @@ export class ProfilesView {
     private run: Runner,
   ) {
     form.addEventListener("change", () => this.sync());
+    this.secretInput().addEventListener("input", () => this.secretInput().removeAttribute("aria-invalid"));
     form.addEventListener("submit", (e) => {
       e.preventDefault();
       void this.save();
@@ -80,6 +82,16 @@ export class ProfilesView {
     this.sync();
   }
 
+  /** The form's secret field (named `token` whatever it holds). */
+  private secretInput(): HTMLInputElement {
+    return this.form.elements.namedItem("token") as HTMLInputElement;
+  }
+
+  /** The secret the chosen protocol's profile signs in with. */
+  private secret(): Secret {
+    return SECRETS[this.fields?.kind() ?? "gateway"];
+  }
+
   /** The protocol chosen in the form. */
   private checked(): Protocol | null {
     const radio = this.form.querySelector<HTMLInputElement>('input[name="protocol"]:checked');
@@ -96,6 +108,12 @@ export class ProfilesView {
       this.el("#profile-fields").replaceChildren(...(this.fields ? [this.fields.element] : []));
     }
     this.fields?.sync();
+    const secret = this.secret();
+    const label = this.el("#profile-secret-label");
+    if (label.textContent !== secret.label) {
+      label.textContent = secret.label;
+      this.secretInput().removeAttribute("aria-invalid");
+    }
     const unusable = this.el("#profile-unusable");
     unusable.hidden = !!this.fields;
     unusable.textContent = this.fields
@@ -116,7 +134,16 @@ export class ProfilesView {
       ...this.fields.read(data),
     };
     const token = String(data.get("token") ?? "");
+    const secret = this.secret();
     const status = this.el("#profile-status");
+    // A secret the app would refuse is refused here, before the profile is saved.
+    const refused = secret.check(token);
+    if (refused) {
+      this.secretInput().setAttribute("aria-invalid", "true");
+      this.secretInput().focus();
+      status.textContent = `Not saved: ${refused}`;
+      return;
+    }
     status.textContent = "Saving…";
     const saved = await this.run(() => call("save_profile", { input }));
     if (!saved) {
@@ -124,16 +151,16 @@ export class ProfilesView {
       return;
     }
     const signedIn = await this.run(() => call("sign_in", { name: input.name, token }));
-    // The token leaves the form as soon as it has been handed over.
-    (this.form.elements.namedItem("token") as HTMLInputElement).value = "";
+    // The secret leaves the form as soon as it has been handed over.
+    this.secretInput().value = "";
     status.textContent = signedIn
-      ? `Profile “${input.name}” saved; its token is in the system keychain.`
-      : `Profile “${input.name}” saved, but the token was not stored.`;
+      ? `Profile “${input.name}” saved; its ${secret.noun} is in the system keychain.`
+      : `Profile “${input.name}” saved, but the ${secret.noun} was not stored.`;
     if (signedIn) this.form.reset();
     this.sync();
   }
 
-  /** The saved profiles, with their protocol's title. */
+  /** The saved profiles, with their protocol's title and whether their secret is stored. */
   render(o: Overview): void {
     this.list.replaceChildren(
       ...o.profiles.map((p) => {
@@ -145,13 +172,13 @@ export class ProfilesView {
         const protocol = document.createElement("span");
         protocol.className = "tag";
         protocol.textContent = titleOf(o.protocols, p.protocol);
+        const secret = SECRETS[p.kind];
         const detail = document.createElement("span");
         detail.className = "hint";
-        detail.textContent = `${p.server}${p.device_id ? ` · device ${p.device_id}` : ""} · ${
-          p.signed_in ? "signed in (token in keychain)" : "signed out"
-        }`;
+        detail.dataset.testid = "profile-detail";
+        detail.textContent = profileDetail(p, secret);
         const signOut = document.createElement("button");
-        signOut.textContent = "Sign out";
+        signOut.textContent = secret.forget;
         signOut.disabled = !p.signed_in;
         signOut.dataset.testid = "sign-out";
         signOut.addEventListener("click", () => void this.run(() => call("sign_out", { name: p.name })));
@@ -163,4 +190,15 @@ export class ProfilesView {
       }),
     );
   }
+}
+
+/** A saved profile's line: where it connects, its options, its secret. */
+export function profileDetail(p: ProfileView, secret: Secret): string {
+  const parts = [p.server];
+  if (isPlainHttp(p.server)) parts.push("no TLS");
+  if (p.device_id) parts.push(`device ${p.device_id}`);
+  if (p.connections !== null) parts.push(`${p.connections} connection${p.connections === 1 ? "" : "s"}`);
+  if (p.dns_listen) parts.push(`DNS on ${p.dns_listen}`);
+  parts.push(p.signed_in ? secret.stored : secret.missing);
+  return parts.join(" · ");
 }

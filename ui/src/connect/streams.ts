@@ -4,15 +4,31 @@
 import type { StreamInfo } from "../bindings";
 import { bytes, duration, rate } from "../format";
 
-const COLUMNS = ["target", "id", "up", "down", "rate_up", "rate_down", "age", "state", "reason"] as const;
+const COLUMNS = ["protocol", "target", "id", "up", "down", "rate_up", "rate_down", "age", "state", "reason"] as const;
 type Column = (typeof COLUMNS)[number];
 
 /** How many closed streams stay in the table. */
 export const CLOSED_SHOWN = 50;
 
+/** How a row arrived at the local proxy (`StreamInfo.protocol`), for the
+ * protocol column: UDP flows and DNS queries show as such. */
+const PROTOCOL_LABELS: Record<string, string> = {
+  socks5: "SOCKS5",
+  "socks5-udp": "UDP",
+  "http-connect": "HTTP",
+  "http-forward": "HTTP",
+  dns: "DNS",
+};
+
+/** The protocol column's short label (the app's own name if it is new). */
+export function protocolLabel(protocol: string): string {
+  return PROTOCOL_LABELS[protocol.replace(/_/g, "-")] ?? protocol;
+}
+
 function cells(s: StreamInfo, nowSec: number): Record<Column, string> {
   const open = s.state !== "closed";
   return {
+    protocol: protocolLabel(s.protocol),
     target: s.target,
     id: s.stream_id ?? "—",
     up: bytes(s.bytes_up),
@@ -85,6 +101,7 @@ export class StreamTable {
       }
       row.dataset.state = s.state;
       row.dataset.target = s.target;
+      row.dataset.protocol = s.protocol;
       const values = cells(s, nowSec);
       COLUMNS.forEach((column, i) => {
         const cell = row!.children[i] as HTMLTableCellElement;
