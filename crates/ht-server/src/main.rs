@@ -52,6 +52,18 @@ struct Args {
     /// Bytes buffered per stream and direction.
     #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_buffer)]
     max_buffer: usize,
+    /// Transport connections one session may hold at once; more get 503.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_connections_per_session)]
+    max_connections_per_session: usize,
+    /// Queries in flight on one connection (open batches included).
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_in_flight)]
+    max_in_flight: usize,
+    /// Upload packets a client may send past a withheld acknowledgement.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_upload_ahead)]
+    max_upload_ahead: u64,
+    /// Datagrams queued per UDP stream; the oldest is dropped when full.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_datagrams)]
+    max_datagrams: usize,
     /// Seconds a session without any connection lives before it is reclaimed.
     #[arg(long, value_name = "SECS", default_value_t = 180)]
     session_idle: u64,
@@ -82,6 +94,10 @@ impl Args {
         l.max_sessions = self.max_sessions;
         l.max_chunk = self.max_chunk;
         l.max_buffer = self.max_buffer;
+        l.max_connections_per_session = self.max_connections_per_session;
+        l.max_in_flight = self.max_in_flight;
+        l.max_upload_ahead = self.max_upload_ahead;
+        l.max_datagrams = self.max_datagrams;
         l.session_idle = Duration::from_secs(self.session_idle);
         l.check()?;
         Ok(config)
