@@ -4,7 +4,12 @@
 //!
 //! It listens on loopback only, so it allows loopback and private targets: a
 //! machine with no internet can try it against a local web server.
+//! [`DemoHt`] does the same with an HT server (TCP, UDP and DNS).
 #![warn(missing_docs)]
+
+mod ht;
+
+pub use ht::DemoHt;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -41,25 +46,15 @@ impl DemoGateway {
     /// Starts the gateway on `listen`, which must be a loopback address
     /// (`127.0.0.1:0` picks a free port).
     pub async fn start(listen: SocketAddr) -> Result<DemoGateway, DemoError> {
-        if !listen.ip().is_loopback() {
-            return Err(DemoError::Gateway(format!(
-                "the demo gateway allows private targets, so it only listens on loopback, not {listen}"
-            )));
-        }
-        let cert = rcgen::generate_simple_self_signed(vec![
-            "localhost".to_owned(),
-            listen.ip().to_string(),
-        ])
-        .map_err(|e| DemoError::Certificate(e.to_string()))?;
-        let pin = httvps_client::spki_sha256(cert.cert.der())
-            .map_err(|e| DemoError::Certificate(e.to_string()))?;
+        let cert = SelfSigned::for_loopback(listen)?;
         let mut bytes = [0u8; 24];
         rand::rng().fill_bytes(&mut bytes);
         let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
 
+        let pin = cert.pin;
         let tls = TlsSource::Pem {
-            cert_pem: cert.cert.pem(),
-            key_pem: cert.signing_key.serialize_pem(),
+            cert_pem: cert.cert_pem,
+            key_pem: cert.key_pem,
         };
         let mut config = GatewayConfig::new(
             listen,
@@ -127,9 +122,38 @@ impl DemoGateway {
     }
 }
 
+/// A fresh self-signed certificate for a loopback listener, and its pin.
+struct SelfSigned {
+    cert_pem: String,
+    key_pem: String,
+    pin: [u8; 32],
+}
+
+impl SelfSigned {
+    fn for_loopback(listen: SocketAddr) -> Result<SelfSigned, DemoError> {
+        if !listen.ip().is_loopback() {
+            return Err(DemoError::Gateway(format!(
+                "the demo servers allow private targets, so they only listen on loopback, not {listen}"
+            )));
+        }
+        let cert = rcgen::generate_simple_self_signed(vec![
+            "localhost".to_owned(),
+            listen.ip().to_string(),
+        ])
+        .map_err(|e| DemoError::Certificate(e.to_string()))?;
+        let pin = httvps_client::spki_sha256(cert.cert.der())
+            .map_err(|e| DemoError::Certificate(e.to_string()))?;
+        Ok(SelfSigned {
+            cert_pem: cert.cert.pem(),
+            key_pem: cert.signing_key.serialize_pem(),
+            pin,
+        })
+    }
+}
+
 const DEMO_PAGE: &str = "<!doctype html><html><head><meta charset=\"utf-8\"><title>httvps demo</title></head>\
-<body><h1>It works.</h1><p>This page came to you through the HTTVPS tunnel: \
-your client, a TLS WebSocket, the demo gateway, then this local server.</p></body></html>\n";
+<body><h1>It works.</h1><p>This page came to you through the tunnel: \
+your client, TLS to the demo server (an HTTVPS gateway or an HT server), then this local server.</p></body></html>\n";
 
 /// A tiny local web page to fetch through the demo tunnel, so the demo works
 /// on a machine with no internet. One request per connection; stops when

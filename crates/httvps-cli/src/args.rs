@@ -145,6 +145,13 @@ pub struct DemoArgs {
     /// Local proxy address [default: 127.0.0.1:1080].
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+    /// Demonstrate HT instead of HTTVPS: an embedded ht-server, with UDP
+    /// and DNS through the tunnel as well.
+    #[arg(long)]
+    pub ht: bool,
+    /// Also serve DNS here through the tunnel (with --ht), e.g. 127.0.0.1:5353.
+    #[arg(long, value_name = "ADDR", requires = "ht")]
+    pub dns_listen: Option<SocketAddr>,
     /// Print events as JSON lines on stdout.
     #[arg(long)]
     pub json: bool,

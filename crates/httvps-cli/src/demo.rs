@@ -6,12 +6,15 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use demo::{DemoGateway, DemoPage};
+use demo::{DemoGateway, DemoHt, DemoPage};
 
 use crate::args::{DemoArgs, Global};
 use crate::connect::supervise;
 
 pub async fn run(global: &Global, args: DemoArgs) -> anyhow::Result<ExitCode> {
+    if args.ht {
+        return run_ht(global, args).await;
+    }
     let gateway = DemoGateway::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?;
     let page = DemoPage::start()
         .await
@@ -34,5 +37,33 @@ pub async fn run(global: &Global, args: DemoArgs) -> anyhow::Result<ExitCode> {
     let code = supervise(global, options, args.json, Some(banner), None).await;
     drop(page);
     gateway.shutdown().await;
+    code
+}
+
+/// `httvps demo --ht`: the same with an embedded HT server, whose tunnel
+/// also carries UDP and (with --dns-listen) DNS.
+async fn run_ht(global: &Global, args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let server = DemoHt::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?;
+    let page = DemoPage::start()
+        .await
+        .context("starting the demo web page")?;
+    let page_url = page.url();
+    let listen = args
+        .listen
+        .unwrap_or(httvps_client::profile::DEFAULT_LISTEN);
+    let options = server.start_options(listen)?;
+    let server_addr = server.addr();
+    let banner: crate::connect::Banner = Box::new(move |proxy: SocketAddr| {
+        let text = format!(
+            "demo HT server on https://{server_addr} (loopback only)\n\
+             try it:\n  curl --socks5-hostname {proxy} {page_url}\n  curl -x http://{proxy} {page_url}\n\
+             SOCKS5 UDP ASSOCIATE works too; Ctrl-C stops."
+        );
+        let data = serde_json::json!({ "server": format!("https://{server_addr}"), "page": page_url.clone() });
+        (text, data)
+    });
+    let code = supervise(global, options, args.json, Some(banner), args.dns_listen).await;
+    drop(page);
+    server.shutdown().await;
     code
 }

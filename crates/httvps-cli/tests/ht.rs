@@ -223,3 +223,46 @@ async fn downloads_survive_connections_cut_mid_transfer() {
         "cut connections are replaced inside the session, not by a reconnect"
     );
 }
+
+/// `httvps demo --ht`: an embedded HT server with no configuration; the
+/// page through SOCKS5 and DNS through `--dns-listen`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ht_demo_works_with_no_configuration() {
+    let client = JsonClient::start(
+        &[
+            "demo",
+            "--ht",
+            "--listen",
+            "127.0.0.1:0",
+            "--dns-listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    )
+    .await;
+    client.wait_state("active", Duration::from_secs(20)).await;
+    let demo = client
+        .wait_line("demo info", |v| v["type"] == "demo", Duration::from_secs(5))
+        .await;
+    assert!(
+        demo["data"]["server"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://127.0.0.1:")
+    );
+    let page = demo["data"]["page"].as_str().unwrap().to_owned();
+    let (code, body) = curl(&["--socks5-hostname", &client.proxy.to_string(), &page]).await;
+    assert_eq!(code, 0);
+    assert!(String::from_utf8_lossy(&body).contains("It works."));
+    let dns: SocketAddr = client
+        .lines()
+        .iter()
+        .find(|l| l["type"] == "listening")
+        .unwrap()["data"]["dns"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let a = dig(dns, &["localhost", "A"]).await;
+    assert!(a.contains("127.0.0.1"), "{a}");
+}

@@ -26,7 +26,7 @@ impl Default for Config {
         Config {
             download_window: 32,
             upload_window: 32,
-            max_streams: 256,
+            max_streams: 1024,
             query_id_len: 8,
             seed: 0x5eed,
         }

@@ -47,7 +47,7 @@ impl Default for Limits {
         Limits {
             max_sessions: 1024,
             max_connections_per_session: 32,
-            max_streams: 256,
+            max_streams: 1024,
             // `U` + a 16-character id + a space, rounded up generously.
             max_chunk: MAX_PAYLOAD + 64,
             max_buffer: 1024 * 1024,
