@@ -309,9 +309,7 @@ impl Engine {
             addr: listen,
             source,
         };
-        let udp = UdpSocket::bind(listen).await.map_err(listen_error)?;
-        let addr = udp.local_addr().map_err(listen_error)?;
-        let tcp = TcpListener::bind(addr).await.map_err(listen_error)?;
+        let (udp, tcp, addr) = bind_udp_and_tcp(listen).await.map_err(listen_error)?;
         let server = DnsServer {
             current: self.inner.current.subscribe(),
             table: self.inner.table.clone(),
@@ -623,6 +621,24 @@ async fn drive_sessions(
     // Under the slot's lock: a new run's states cannot come before this one.
     inner.set_state(state);
     drop(slot);
+}
+
+/// A UDP socket and a TCP listener on the same address. With port 0 the
+/// UDP port is picked first and may be taken for TCP: then another pair is
+/// tried, a few times.
+async fn bind_udp_and_tcp(
+    listen: SocketAddr,
+) -> std::io::Result<(UdpSocket, TcpListener, SocketAddr)> {
+    let mut attempts = if listen.port() == 0 { 16 } else { 1 };
+    loop {
+        let udp = UdpSocket::bind(listen).await?;
+        let addr = udp.local_addr()?;
+        match TcpListener::bind(addr).await {
+            Ok(tcp) => return Ok((udp, tcp, addr)),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && attempts > 1 => attempts -= 1,
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// The rate sampler: measures stream rates on its cadence (the only caller of
