@@ -9,8 +9,7 @@
 //! and every connection of a session reuses the same keystream. TLS outside
 //! is what protects users.
 
-use salsa20::Salsa20;
-use salsa20::cipher::{KeyIvInit, StreamCipher};
+use crate::salsa::Keystream;
 use sha1::{Digest, Sha1};
 
 /// The pre-shared key.
@@ -113,7 +112,7 @@ pub enum Direction {
 /// One direction of one connection: a keystream applied to chunk after
 /// chunk, in order.
 pub struct ChunkCipher {
-    stream: Salsa20,
+    stream: Keystream,
 }
 
 impl std::fmt::Debug for ChunkCipher {
@@ -127,14 +126,14 @@ impl ChunkCipher {
     pub fn new(key: &Key, session: &SessionId, direction: Direction) -> ChunkCipher {
         let nonce = session.nonce(direction);
         ChunkCipher {
-            stream: Salsa20::new(key.as_bytes().into(), &nonce.into()),
+            stream: Keystream::new(key.as_bytes(), &nonce),
         }
     }
 
     /// Encrypts or decrypts one chunk in place (the same operation), moving
     /// the keystream on by its length.
     pub fn apply(&mut self, chunk: &mut [u8]) {
-        self.stream.apply_keystream(chunk);
+        self.stream.apply(chunk);
     }
 }
 

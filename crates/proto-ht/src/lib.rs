@@ -28,6 +28,7 @@ pub mod cipher;
 pub mod client;
 pub mod packets;
 pub mod query;
+mod salsa;
 pub mod server;
 
 pub use cipher::{ChunkCipher, Direction, Key, KeyError, SessionId};
