@@ -75,7 +75,7 @@ pub enum HeadError {
 /// `buf` it took (what follows is the body's start).
 pub async fn read_head<R: AsyncRead + Unpin>(
     io: &mut R,
-    buf: &mut Vec<u8>,
+    buf: &mut bytes::BytesMut,
 ) -> Result<(Head, usize), HeadError> {
     loop {
         if let Some(done) = parse_head(buf)? {

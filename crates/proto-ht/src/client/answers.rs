@@ -100,11 +100,22 @@ impl Client {
             return Ok(());
         };
         if !ok {
-            // The server does not know the stream (any more).
+            // The server refused the batch (the stream is unknown there, its
+            // target failed, or its limits were hit): what was written is
+            // lost, so the stream is over in both directions. The reader
+            // gets its end too, instead of waiting for an answer to a
+            // request that never arrived.
             self.queries.remove(q);
             s.up.batch = None;
             s.up.failed = true;
             s.up.kept.clear();
+            if !s.down.eof {
+                s.down.eof = true;
+                if let Some(batch) = s.down.batch.take() {
+                    self.queries.remove(&batch.q);
+                }
+                self.events.push_back(Event::Eof(key));
+            }
             self.events.push_back(Event::Writable(key));
             self.maybe_disconnect(key);
             return Ok(());

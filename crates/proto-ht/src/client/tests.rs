@@ -753,3 +753,38 @@ proptest! {
         prop_assert!(pair.events.contains(&Event::Eof(key)));
     }
 }
+
+#[test]
+fn a_refused_upload_ends_the_stream_for_its_reader_too() {
+    let mut client = Client::new(Config::default());
+    let conn = client.add_connection();
+    let (_, probe) = client.poll_transmit().unwrap();
+    let pq = crate::query::query_id(&probe).unwrap().to_owned();
+    client
+        .handle_chunk(conn, &answer(false, &pq, None))
+        .unwrap();
+    let key = client.open("example.com", Proto::Tcp, 80).unwrap();
+    let (_, c) = client.poll_transmit().unwrap();
+    let cq = crate::query::query_id(&c).unwrap().to_owned();
+    client
+        .handle_chunk(conn, &answer(true, &cq, Some(b"1")))
+        .unwrap();
+    while client.poll_transmit().is_some() {}
+    client.send(key, b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    let mut uq = None;
+    while let Some((_, chunk)) = client.poll_transmit() {
+        if let Ok(Query::Upload { q, .. }) = Query::decode(&chunk) {
+            uq = Some(q.to_owned());
+        }
+    }
+    let uq = uq.expect("a u batch");
+    while client.poll_event().is_some() {}
+    // The server refuses the batch (e.g. too many queries in flight): the
+    // request is lost, so the reader must not wait for an answer.
+    client
+        .handle_chunk(conn, &answer(false, &uq, None))
+        .unwrap();
+    let events: Vec<Event> = std::iter::from_fn(|| client.poll_event()).collect();
+    assert!(events.contains(&Event::Eof(key)), "{events:?}");
+    assert_eq!(client.send(key, b"more"), Err(SendError::Closed));
+}

@@ -50,9 +50,9 @@ impl Default for Limits {
             max_streams: 1024,
             // `U` + a 16-character id + a space, rounded up generously.
             max_chunk: MAX_PAYLOAD + 64,
-            max_buffer: 1024 * 1024,
+            max_buffer: 4 * 1024 * 1024,
             max_upload_ahead: 64,
-            max_in_flight: 512,
+            max_in_flight: 4096,
             max_datagrams: 256,
             read_size: MAX_PAYLOAD,
             session_idle: Duration::from_secs(180),
