@@ -116,18 +116,20 @@ async fn serve_tcp(
     let (mut rd, mut wr) = tcp.into_split();
     let read_size = core.dial.read_size;
     let reader = async {
-        let mut buf = vec![0u8; read_size];
         loop {
             let Ok(permit) = grants.acquire().await else {
                 return;
             };
             permit.forget();
-            match rd.read(&mut buf).await {
+            // Read straight into the packet the machine keeps: no zeroing,
+            // no copy.
+            let mut buf = Vec::with_capacity(read_size);
+            match rd.read_buf(&mut buf).await {
                 Ok(0) => {
                     core.with(|m| m.handle_target_end(id, TargetEnd::Eof));
                     return;
                 }
-                Ok(n) => core.with(|m| m.handle_read(id, buf[..n].to_vec())),
+                Ok(_) => core.with(|m| m.handle_read(id, buf)),
                 Err(e) => {
                     debug!(error = %e, "target read failed");
                     core.with(|m| m.handle_target_end(id, TargetEnd::Error));

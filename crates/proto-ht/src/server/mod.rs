@@ -609,12 +609,7 @@ impl Server {
 
     /// Encrypts `answer` on `conn`'s keystream and queues it.
     fn send(&mut self, conn: ConnId, answer: &Answer<'_>) {
-        if let Some(c) = self.conns.get_mut(&conn) {
-            let mut chunk = Vec::new();
-            answer.encode(&mut chunk);
-            c.tx.apply(&mut chunk);
-            self.actions.push_back(Action::Send { conn, chunk });
-        }
+        push_answer(&mut self.conns, &mut self.actions, conn, answer);
     }
 
     fn fail(&mut self, conn: ConnId, q: &str, verb: &'static str) {
@@ -625,5 +620,26 @@ impl Server {
     fn ok(&mut self, conn: ConnId, q: &str, body: Option<&[u8]>, verb: &'static str) {
         self.send(conn, &Answer::Ok { q, body });
         self.event(Event::Query { verb, ok: true });
+    }
+}
+
+/// Encrypts `answer` with `conn`'s keystream and queues it. A free function
+/// so that a download packet can be encoded straight from the stream's
+/// buffer (borrowed from `sessions`) without copying it out first.
+fn push_answer(
+    conns: &mut HashMap<ConnId, Conn>,
+    actions: &mut VecDeque<Action>,
+    conn: ConnId,
+    answer: &Answer<'_>,
+) {
+    if let Some(c) = conns.get_mut(&conn) {
+        let body = match answer {
+            Answer::Ok { body: Some(b), .. } => b.len(),
+            _ => 0,
+        };
+        let mut chunk = Vec::with_capacity(body + crate::query::MAX_QUERY_ID + 2);
+        answer.encode(&mut chunk);
+        c.tx.apply(&mut chunk);
+        actions.push_back(Action::Send { conn, chunk });
     }
 }

@@ -6,7 +6,9 @@ use crate::packets::Next;
 use crate::query::{Answer, MAX_DNS_ANSWERS};
 
 use super::stream::Stream;
-use super::{Action, ConnId, DnsFailure, Event, LookupId, Pending, Server, TargetId, TargetRef};
+use super::{
+    Action, DnsFailure, Event, LookupId, Pending, Server, TargetId, TargetRef, push_answer,
+};
 
 /// How a target ended, as the driver reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -224,25 +226,34 @@ impl Server {
     /// Sends what the stream's download batch may send now, ends the batch
     /// after the target's end, and grants the next read of the target.
     pub(super) fn pump(&mut self, session: &SessionId, sid: &str) {
-        let Some(st) = self
-            .sessions
+        let Server {
+            sessions,
+            conns,
+            actions,
+            ..
+        } = self;
+        let Some(st) = sessions
             .get_mut(session)
             .and_then(|s| s.streams.get_mut(sid))
         else {
             return;
         };
         st.refill();
-        let mut out: Vec<(ConnId, String, Option<Vec<u8>>)> = Vec::new();
         let mut ended = None;
         if let Some(down) = st.down.as_mut() {
             while let Some(next) = down.batch.poll(&st.download) {
                 match next {
+                    // Encoded straight from the kept packet: no copy of it.
                     Next::Packet(id) => {
-                        let payload = st.download.get(id).unwrap_or_default().to_vec();
-                        out.push((down.conn, down.q.clone(), Some(payload)));
+                        let body = st.download.get(id).unwrap_or_default();
+                        let answer = Answer::Ok {
+                            q: &down.q,
+                            body: Some(body),
+                        };
+                        push_answer(conns, actions, down.conn, &answer);
                     }
                     Next::Closed => {
-                        out.push((down.conn, down.q.clone(), None));
+                        push_answer(conns, actions, down.conn, &Answer::Fail { q: &down.q });
                         ended = Some((down.conn, down.q.clone()));
                         break;
                     }
@@ -256,18 +267,6 @@ impl Server {
             st.reading = true;
             st.target
         });
-        for (conn, q, payload) in out {
-            match payload {
-                Some(p) => self.send(
-                    conn,
-                    &Answer::Ok {
-                        q: &q,
-                        body: Some(&p),
-                    },
-                ),
-                None => self.send(conn, &Answer::Fail { q: &q }),
-            }
-        }
         if let Some((conn, q)) = ended {
             if let Some(c) = self.conns.get_mut(&conn) {
                 c.queries.remove(&q);
