@@ -112,10 +112,10 @@ impl HtProfile {
         if let Some(pin) = &self.pin_sha256 {
             client_kit::decode_pin(pin).map_err(|m| invalid(&m))?;
         }
-        if let Some(n) = self.connections {
-            if !(1..=64).contains(&n) {
-                return Err(invalid("connections must be 1 to 64"));
-            }
+        if let Some(n) = self.connections
+            && !(1..=64).contains(&n)
+        {
+            return Err(invalid("connections must be 1 to 64"));
         }
         ServerUrl::parse(&self.url).map_err(|e| invalid(&e.to_string()))
     }

@@ -115,10 +115,10 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, HeadError> {
             });
         } else if h.name.eq_ignore_ascii_case("content-length") {
             content_length = true;
-        } else if h.name.eq_ignore_ascii_case("cookie") {
-            if let Some(id) = cookie(h.value, "PHPSESSID") {
-                phpsessid = Some(id);
-            }
+        } else if h.name.eq_ignore_ascii_case("cookie")
+            && let Some(id) = cookie(h.value, "PHPSESSID")
+        {
+            phpsessid = Some(id);
         }
     }
     let path = req.path.unwrap_or("");

@@ -6,7 +6,8 @@
 //! Eight blocks side by side in `wide`'s `u32x8` (SSE2 on every x86-64, NEON
 //! on aarch64, scalar elsewhere) measured 2.2× the crate's speed on this
 //! machine; on x86-64 with AVX2 (checked at run time) the same rounds run
-//! in one 256-bit register per word ([`avx2`]). The crate stays as the
+//! in one 256-bit register per word, with AVX-512VL's one-op rotate where
+//! the CPU has it ([`avx2`]). The crate stays as the
 //! reference: the tests compare every byte against it for random keys,
 //! nonces, positions and splits, on both paths.
 
@@ -27,8 +28,8 @@ pub struct Keystream {
     /// Keystream not used yet: `buf[pos..]`.
     buf: [u8; BATCH],
     pos: usize,
-    /// Whether the AVX2 path may run (detected once per keystream).
-    avx2: bool,
+    /// The vector path this CPU runs (detected once per keystream).
+    path: avx2::Path,
 }
 
 impl Keystream {
@@ -51,7 +52,7 @@ impl Keystream {
             input,
             buf: [0; BATCH],
             pos: BATCH,
-            avx2: avx2::available(),
+            path: avx2::detect(),
         }
     }
 
@@ -74,10 +75,9 @@ impl Keystream {
     /// Computes the next `LANES` blocks into `buf`.
     fn refill(&mut self) {
         let counter = u64::from(self.input[8]) | (u64::from(self.input[9]) << 32);
-        if self.avx2 {
-            avx2::refill(&self.input, counter, &mut self.buf);
-        } else {
-            self.refill_portable(counter);
+        match self.path {
+            avx2::Path::Portable => self.refill_portable(counter),
+            path => avx2::refill(path, &self.input, counter, &mut self.buf),
         }
         let next = counter.wrapping_add(LANES as u64);
         self.input[8] = next as u32;
@@ -118,9 +118,15 @@ impl Keystream {
     /// A keystream starting at block `block` (for tests of the counter's
     /// carry into its high word).
     #[cfg(test)]
-    fn at_block(key: &[u8; 32], nonce: &[u8; 8], block: u64, avx2: bool) -> Keystream {
+    fn at_block(key: &[u8; 32], nonce: &[u8; 8], block: u64, path: avx2::Path) -> Keystream {
         let mut stream = Keystream::new(key, nonce);
-        stream.avx2 = avx2 && avx2::available();
+        // A path this CPU lacks falls back to the best one it has.
+        let best = avx2::detect();
+        stream.path = match (path, best) {
+            (avx2::Path::Avx512Vl, avx2::Path::Avx2) => avx2::Path::Avx2,
+            (avx2::Path::Portable, _) | (_, avx2::Path::Portable) => avx2::Path::Portable,
+            (wanted, _) => wanted,
+        };
         stream.input[8] = block as u32;
         stream.input[9] = (block >> 32) as u32;
         stream
@@ -142,98 +148,142 @@ fn rotl<const N: u32>(v: u32x8) -> u32x8 {
 }
 
 /// The rounds in AVX2 registers: one `__m256i` per state word holds that
-/// word of all eight blocks.
+/// word of all eight blocks. Where AVX-512VL is there too, its one-op
+/// rotate (`vprold`) replaces the two shifts and the OR (the same 256-bit
+/// registers, so no wide-vector clock penalty on CPUs that have one).
 mod avx2 {
     use super::{BATCH, LANES};
 
-    /// Whether this CPU runs the AVX2 path.
-    pub(super) fn available() -> bool {
-        #[cfg(target_arch = "x86_64")]
-        {
-            std::arch::is_x86_feature_detected!("avx2")
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            false
-        }
+    /// Which vector path this CPU runs.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(super) enum Path {
+        /// `wide`'s portable lanes.
+        Portable,
+        /// AVX2.
+        Avx2,
+        /// AVX2 with AVX-512VL's rotate.
+        Avx512Vl,
     }
 
-    /// Eight blocks from `counter` into `buf`. Only called when
-    /// [`available`] said yes.
-    pub(super) fn refill(input: &[u32; 16], counter: u64, buf: &mut [u8; BATCH]) {
+    /// The best path for this CPU.
+    pub(super) fn detect() -> Path {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: the caller checked that the CPU has AVX2.
+        {
+            if std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512vl")
+            {
+                return Path::Avx512Vl;
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                return Path::Avx2;
+            }
+        }
+        Path::Portable
+    }
+
+    /// Eight blocks from `counter` into `buf` on a vector `path` that
+    /// [`detect`] found (not [`Path::Portable`]).
+    pub(super) fn refill(path: Path, input: &[u32; 16], counter: u64, buf: &mut [u8; BATCH]) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `detect` found the features each function needs.
         unsafe {
-            rounds(input, counter, buf)
+            match path {
+                Path::Avx512Vl => rounds_avx512vl(input, counter, buf),
+                _ => rounds_avx2(input, counter, buf),
+            }
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
-            let _ = (input, counter, buf);
-            unreachable!("AVX2 is only detected on x86-64")
+            let _ = (path, input, counter, buf);
+            unreachable!("vector paths are only detected on x86-64")
         }
     }
 
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn rounds(input: &[u32; 16], counter: u64, buf: &mut [u8; BATCH]) {
-        use std::arch::x86_64::*;
-
-        macro_rules! rotl {
-            ($v:expr, $n:literal) => {
-                _mm256_or_si256(
-                    _mm256_slli_epi32::<$n>($v),
-                    _mm256_srli_epi32::<{ 32 - $n }>($v),
-                )
-            };
-        }
-        macro_rules! quarter {
-            ($x:ident, $a:literal, $b:literal, $c:literal, $d:literal) => {
-                $x[$b] = _mm256_xor_si256($x[$b], rotl!(_mm256_add_epi32($x[$a], $x[$d]), 7));
-                $x[$c] = _mm256_xor_si256($x[$c], rotl!(_mm256_add_epi32($x[$b], $x[$a]), 9));
-                $x[$d] = _mm256_xor_si256($x[$d], rotl!(_mm256_add_epi32($x[$c], $x[$b]), 13));
-                $x[$a] = _mm256_xor_si256($x[$a], rotl!(_mm256_add_epi32($x[$d], $x[$c]), 18));
-            };
-        }
-
-        let mut start = [_mm256_setzero_si256(); 16];
-        for (word, lanes) in start.iter_mut().enumerate() {
-            *lanes = _mm256_set1_epi32(input[word] as i32);
-        }
-        let blocks: [u64; LANES] = std::array::from_fn(|lane| counter.wrapping_add(lane as u64));
-        let low = blocks.map(|b| b as u32 as i32);
-        let high = blocks.map(|b| (b >> 32) as u32 as i32);
-        start[8] = _mm256_setr_epi32(
-            low[0], low[1], low[2], low[3], low[4], low[5], low[6], low[7],
-        );
-        start[9] = _mm256_setr_epi32(
-            high[0], high[1], high[2], high[3], high[4], high[5], high[6], high[7],
-        );
-        let mut x = start;
-        for _ in 0..10 {
-            quarter!(x, 0, 4, 8, 12);
-            quarter!(x, 5, 9, 13, 1);
-            quarter!(x, 10, 14, 2, 6);
-            quarter!(x, 15, 3, 7, 11);
-            quarter!(x, 0, 1, 2, 3);
-            quarter!(x, 5, 6, 7, 4);
-            quarter!(x, 10, 11, 8, 9);
-            quarter!(x, 15, 12, 13, 14);
-        }
-        for word in 0..16 {
-            let mut out = [0u32; LANES];
-            // SAFETY: `out` is 32 bytes, what an unaligned store writes.
-            unsafe {
-                _mm256_storeu_si256(
-                    out.as_mut_ptr().cast(),
-                    _mm256_add_epi32(x[word], start[word]),
-                )
-            };
-            for (lane, value) in out.iter().enumerate() {
-                let at = 64 * lane + 4 * word;
-                buf[at..at + 4].copy_from_slice(&value.to_le_bytes());
-            }
-        }
+    macro_rules! rotl_shifts {
+        ($v:expr, $n:literal) => {
+            _mm256_or_si256(
+                _mm256_slli_epi32::<$n>($v),
+                _mm256_srli_epi32::<{ 32 - $n }>($v),
+            )
+        };
     }
+
+    #[cfg(target_arch = "x86_64")]
+    macro_rules! rotl_vprold {
+        ($v:expr, $n:literal) => {
+            _mm256_rol_epi32::<$n>($v)
+        };
+    }
+
+    /// One `rounds_*` function per rotate flavour, with the same body.
+    #[cfg(target_arch = "x86_64")]
+    macro_rules! rounds {
+        ($name:ident, $features:literal, $rotl:ident) => {
+            #[target_feature(enable = $features)]
+            unsafe fn $name(input: &[u32; 16], counter: u64, buf: &mut [u8; BATCH]) {
+                use std::arch::x86_64::*;
+
+                macro_rules! quarter {
+                    ($x:ident, $a:literal, $b:literal, $c:literal, $d:literal) => {
+                        $x[$b] =
+                            _mm256_xor_si256($x[$b], $rotl!(_mm256_add_epi32($x[$a], $x[$d]), 7));
+                        $x[$c] =
+                            _mm256_xor_si256($x[$c], $rotl!(_mm256_add_epi32($x[$b], $x[$a]), 9));
+                        $x[$d] =
+                            _mm256_xor_si256($x[$d], $rotl!(_mm256_add_epi32($x[$c], $x[$b]), 13));
+                        $x[$a] =
+                            _mm256_xor_si256($x[$a], $rotl!(_mm256_add_epi32($x[$d], $x[$c]), 18));
+                    };
+                }
+
+                let mut start = [_mm256_setzero_si256(); 16];
+                for (word, lanes) in start.iter_mut().enumerate() {
+                    *lanes = _mm256_set1_epi32(input[word] as i32);
+                }
+                let blocks: [u64; LANES] =
+                    std::array::from_fn(|lane| counter.wrapping_add(lane as u64));
+                let low = blocks.map(|b| b as u32 as i32);
+                let high = blocks.map(|b| (b >> 32) as u32 as i32);
+                start[8] = _mm256_setr_epi32(
+                    low[0], low[1], low[2], low[3], low[4], low[5], low[6], low[7],
+                );
+                start[9] = _mm256_setr_epi32(
+                    high[0], high[1], high[2], high[3], high[4], high[5], high[6], high[7],
+                );
+                let mut x = start;
+                for _ in 0..10 {
+                    quarter!(x, 0, 4, 8, 12);
+                    quarter!(x, 5, 9, 13, 1);
+                    quarter!(x, 10, 14, 2, 6);
+                    quarter!(x, 15, 3, 7, 11);
+                    quarter!(x, 0, 1, 2, 3);
+                    quarter!(x, 5, 6, 7, 4);
+                    quarter!(x, 10, 11, 8, 9);
+                    quarter!(x, 15, 12, 13, 14);
+                }
+                for word in 0..16 {
+                    let mut out = [0u32; LANES];
+                    // SAFETY: `out` is 32 bytes, what an unaligned store writes.
+                    unsafe {
+                        _mm256_storeu_si256(
+                            out.as_mut_ptr().cast(),
+                            _mm256_add_epi32(x[word], start[word]),
+                        )
+                    };
+                    for (lane, value) in out.iter().enumerate() {
+                        let at = 64 * lane + 4 * word;
+                        buf[at..at + 4].copy_from_slice(&value.to_le_bytes());
+                    }
+                }
+            }
+        };
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    rounds!(rounds_avx2, "avx2", rotl_shifts);
+    #[cfg(target_arch = "x86_64")]
+    rounds!(rounds_avx512vl, "avx2,avx512f,avx512vl", rotl_vprold);
 }
 
 #[cfg(test)]
@@ -241,6 +291,9 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use salsa20::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};
+
+    /// Every path, each checked where the CPU has it (else its fallback).
+    const PATHS: [avx2::Path; 3] = [avx2::Path::Portable, avx2::Path::Avx2, avx2::Path::Avx512Vl];
 
     fn reference(key: &[u8; 32], nonce: &[u8; 8], skip: u64, len: usize) -> Vec<u8> {
         let mut cipher = salsa20::Salsa20::new(key.into(), nonce.into());
@@ -265,13 +318,13 @@ mod tests {
     fn the_counter_carries_into_its_high_word() {
         let (key, nonce) = ([7u8; 32], [9u8; 8]);
         let first = (1u64 << 32) - 3;
-        for avx2 in [false, true] {
+        for path in PATHS {
             let mut out = vec![0u8; 64 * 20];
-            Keystream::at_block(&key, &nonce, first, avx2).apply(&mut out);
+            Keystream::at_block(&key, &nonce, first, path).apply(&mut out);
             assert_eq!(
                 out,
                 reference(&key, &nonce, first * 64, out.len()),
-                "avx2: {avx2}"
+                "{path:?}"
             );
         }
     }
@@ -283,10 +336,10 @@ mod tests {
             nonce in any::<[u8; 8]>(),
             len in 0usize..5000,
             cuts in proptest::collection::vec(0usize..5000, 0..8),
-            avx2 in any::<bool>(),
+            path in proptest::sample::select(PATHS.to_vec()),
         ) {
             let mut ours = vec![0u8; len];
-            let mut stream = Keystream::at_block(&key, &nonce, 0, avx2);
+            let mut stream = Keystream::at_block(&key, &nonce, 0, path);
             let mut cuts: Vec<usize> = cuts.into_iter().filter(|&c| c <= len).collect();
             cuts.sort_unstable();
             let mut from = 0;

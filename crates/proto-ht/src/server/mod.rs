@@ -416,10 +416,10 @@ impl Server {
             self.event(Event::StreamClosed(stream.proto));
         }
         // Dials in progress find no session when they finish, and close.
-        if self.reclaimed.order.len() >= self.limits.max_reclaimed {
-            if let Some((_, old)) = self.reclaimed.order.pop_front() {
-                self.reclaimed.ids.remove(&old);
-            }
+        if self.reclaimed.order.len() >= self.limits.max_reclaimed
+            && let Some((_, old)) = self.reclaimed.order.pop_front()
+        {
+            self.reclaimed.ids.remove(&old);
         }
         self.reclaimed.ids.insert(id.clone());
         self.reclaimed.order.push_back((now, id));
@@ -585,17 +585,17 @@ impl Server {
         for pending in c.queries.values() {
             match pending {
                 Pending::Download(sid) => {
-                    if let Some(st) = session.streams.get_mut(sid) {
-                        if st.down.as_ref().is_some_and(|d| d.conn == conn) {
-                            st.down = None;
-                        }
+                    if let Some(st) = session.streams.get_mut(sid)
+                        && st.down.as_ref().is_some_and(|d| d.conn == conn)
+                    {
+                        st.down = None;
                     }
                 }
                 Pending::Upload(sid) => {
-                    if let Some(st) = session.streams.get_mut(sid) {
-                        if st.up.as_ref().is_some_and(|u| u.conn == conn) {
-                            st.up = None;
-                        }
+                    if let Some(st) = session.streams.get_mut(sid)
+                        && st.up.as_ref().is_some_and(|u| u.conn == conn)
+                    {
+                        st.up = None;
                     }
                 }
                 Pending::Dial(_) | Pending::Dns(_) => {}

@@ -202,10 +202,10 @@ impl Server {
         });
         st.upload.forget_owed();
         let expected = st.upload.expected();
-        if let Some(old) = old {
-            if let Some(c) = self.conns.get_mut(&old.conn) {
-                c.queries.remove(&old.q);
-            }
+        if let Some(old) = old
+            && let Some(c) = self.conns.get_mut(&old.conn)
+        {
+            c.queries.remove(&old.q);
         }
         self.pending(conn, q, Pending::Upload(stream.to_owned()));
         self.ok(conn, q, Some(format!("{expected:x}").as_bytes()), "upload");
@@ -285,10 +285,10 @@ impl Server {
             q: q.to_owned(),
             batch,
         });
-        if let Some(old) = old {
-            if let Some(c) = self.conns.get_mut(&old.conn) {
-                c.queries.remove(&old.q);
-            }
+        if let Some(old) = old
+            && let Some(c) = self.conns.get_mut(&old.conn)
+        {
+            c.queries.remove(&old.q);
         }
         self.pending(conn, q, Pending::Download(stream.to_owned()));
         self.event(Event::Query {

@@ -267,10 +267,10 @@ impl Server {
             st.reading = true;
             st.target
         });
-        if let Some((conn, q)) = ended {
-            if let Some(c) = self.conns.get_mut(&conn) {
-                c.queries.remove(&q);
-            }
+        if let Some((conn, q)) = ended
+            && let Some(c) = self.conns.get_mut(&conn)
+        {
+            c.queries.remove(&q);
         }
         if let Some(target) = read {
             self.actions.push_back(Action::Read { target });
