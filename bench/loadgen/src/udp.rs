@@ -188,10 +188,8 @@ pub async fn run(opts: UdpOptions) -> Result<UdpReport, UdpError> {
             .unwrap_or(Duration::from_millis(1));
         let n = match tokio::time::timeout(wait, socket.recv(&mut buf)).await {
             Ok(Ok(n)) => n,
-            Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                // An ICMP port unreachable from an earlier send: nothing listens.
-                return Err(e.into());
-            }
+            // Including ConnectionRefused: an ICMP port unreachable from an
+            // earlier send, nothing listens.
             Ok(Err(e)) => return Err(e.into()),
             Err(_) => continue,
         };

@@ -5,7 +5,6 @@
 //! real server's resolver behind it.
 
 use std::net::{IpAddr, SocketAddr};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -104,20 +103,6 @@ async fn start() -> (Engine, SocketAddr) {
     (engine, dns)
 }
 
-/// `dig` against `server` with `args`; its full output.
-async fn dig(server: SocketAddr, args: &[&str]) -> String {
-    let mut command = Command::new("dig");
-    command
-        .arg(format!("@{}", server.ip()))
-        .args(["-p", &server.port().to_string(), "+tries=1", "+time=5"])
-        .args(args);
-    let out = tokio::task::spawn_blocking(move || command.output())
-        .await
-        .unwrap()
-        .expect("dig runs (Debian's dnsutils)");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn answers(output: &str) -> Vec<String> {
     let mut lines: Vec<String> = output
         .lines()
@@ -133,14 +118,14 @@ fn answers(output: &str) -> Vec<String> {
 #[tokio::test]
 async fn dig_gets_a_aaaa_and_ptr_through_the_tunnel_resolver() {
     let (engine, dns) = start().await;
-    let a = dig(dns, &["web.test", "A"]).await;
+    let a = testkit::dig(dns, &["web.test", "A"]).await;
     assert!(a.contains("status: NOERROR"), "{a}");
     assert_eq!(answers(&a), ["192.0.2.1", "192.0.2.2"]);
-    let aaaa = dig(dns, &["web.test", "AAAA"]).await;
+    let aaaa = testkit::dig(dns, &["web.test", "AAAA"]).await;
     assert_eq!(answers(&aaaa), ["2001:db8::1"], "{aaaa}");
-    let ptr = dig(dns, &["-x", "192.0.2.1"]).await;
+    let ptr = testkit::dig(dns, &["-x", "192.0.2.1"]).await;
     assert_eq!(answers(&ptr), ["web.test."], "{ptr}");
-    let tcp = dig(dns, &["+tcp", "web.test", "A"]).await;
+    let tcp = testkit::dig(dns, &["+tcp", "web.test", "A"]).await;
     assert_eq!(answers(&tcp), ["192.0.2.1", "192.0.2.2"], "{tcp}");
 
     // Each query is a row of the live table, with its outcome.
@@ -157,18 +142,18 @@ async fn dig_gets_a_aaaa_and_ptr_through_the_tunnel_resolver() {
 #[tokio::test]
 async fn other_types_missing_names_and_big_answers() {
     let (engine, dns) = start().await;
-    let mx = dig(dns, &["web.test", "MX"]).await;
+    let mx = testkit::dig(dns, &["web.test", "MX"]).await;
     assert!(mx.contains("status: NOTIMP"), "{mx}");
-    let missing = dig(dns, &["nowhere.test", "A"]).await;
+    let missing = testkit::dig(dns, &["nowhere.test", "A"]).await;
     assert!(missing.contains("status: NXDOMAIN"), "{missing}");
-    let empty = dig(dns, &["v6only.test", "A"]).await;
+    let empty = testkit::dig(dns, &["v6only.test", "A"]).await;
     assert!(
         empty.contains("status: NOERROR") && answers(&empty).is_empty(),
         "{empty}"
     );
     // Without EDNS the answer does not fit 512 bytes: dig is told it was
     // truncated and retries over TCP on the same port, getting all 16.
-    let big = dig(dns, &["+noedns", "-x", "192.0.2.99"]).await;
+    let big = testkit::dig(dns, &["+noedns", "-x", "192.0.2.99"]).await;
     assert!(big.contains("Truncated, retrying in TCP mode"), "{big}");
     assert_eq!(answers(&big).len(), 16, "{big}");
     engine.stop().await;

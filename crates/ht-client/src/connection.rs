@@ -223,8 +223,9 @@ async fn read_loop(
 }
 
 /// One of the session's `N` connection slots: keeps a connection up while
-/// the session lives. Before the session was ever live a failure gives up
-/// at once (so `connect` reports it promptly); afterwards a broken
+/// the session lives. Before the session was ever live a failed slot waits:
+/// when every slot failed, they give up together (so `connect` reports it
+/// promptly); when another made the session live, it retries. A broken
 /// connection is replaced after a backoff, at most `attempts` times in a row.
 pub(crate) async fn run_slot(shared: Arc<Shared>) {
     let policy = shared.config.reconnect;
@@ -239,8 +240,23 @@ pub(crate) async fn run_slot(shared: Arc<Shared>) {
             failures = 0;
         }
         tracing::debug!(session = shared.session.as_str(), %error, "HT connection ended");
-        if matches!(error, HtError::WrongKey | HtError::Reclaimed) || !state.borrow().was_live {
+        if matches!(error, HtError::WrongKey | HtError::Reclaimed) {
             break error;
+        }
+        if !state.borrow().was_live {
+            // Before the session is live: give up only once every slot has
+            // failed too (so `connect` reports promptly); if another slot
+            // makes the session live, retry like any broken connection.
+            shared.state.send_modify(|s| s.failed_early += 1);
+            let outcome = state
+                .wait_for(|s| s.was_live || s.ended.is_some() || s.failed_early >= s.slots)
+                .await
+                .map(|s| (s.was_live, s.ended.is_some()));
+            match outcome {
+                Ok((_, true)) | Err(_) => return,
+                Ok((true, false)) => shared.state.send_modify(|s| s.failed_early -= 1),
+                Ok((false, false)) => break error,
+            }
         }
         failures += 1;
         if failures > policy.attempts {

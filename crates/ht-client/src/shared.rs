@@ -32,6 +32,9 @@ pub(crate) struct SessionState {
     pub(crate) was_live: bool,
     /// Connection slots still trying.
     pub(crate) slots: usize,
+    /// Slots that failed before the session was live, waiting to learn
+    /// whether another slot succeeds.
+    pub(crate) failed_early: usize,
     /// Why the session ended, with the engine's code.
     pub(crate) ended: Option<(ErrorCode, String)>,
 }
@@ -199,6 +202,15 @@ impl Shared {
             }
         }
         let live = inner.machine.live_connections();
+        // Pumps run for every chunk: take the watch's write lock only when
+        // the live count moved.
+        let seen = {
+            let s = self.state.borrow();
+            s.live == live && (live == 0 || s.was_live)
+        };
+        if seen {
+            return;
+        }
         self.state.send_if_modified(|s| {
             let changed = s.live != live || (live > 0 && !s.was_live);
             s.live = live;

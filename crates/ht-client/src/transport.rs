@@ -43,11 +43,6 @@ impl HtTransport {
         Ok(HtTransport { config, url, tls })
     }
 
-    /// The configuration in force.
-    pub fn config(&self) -> &HtClientConfig {
-        &self.config
-    }
-
     /// Makes a session (what [`Transport::connect`] does, with the typed
     /// session).
     pub async fn connect_session(&self) -> Result<HtSession, TransportError> {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use proto_ht::chunked::{ChunkError, Decoded, LAST_CHUNK, decode_chunk};
+use proto_ht::chunked::{ChunkError, Decoded, LAST_CHUNK, decode_chunk, size_line};
 use proto_ht::server::ConnId;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -172,7 +172,7 @@ async fn write_answers<W: AsyncWrite + Unpin>(
             match item {
                 Outgoing::Chunk(chunk) => {
                     bytes += chunk.len();
-                    heads.push(format!("{:x}\r\n", chunk.len()));
+                    heads.push(size_line(chunk.len()));
                     chunks.push(chunk);
                 }
                 Outgoing::End => {

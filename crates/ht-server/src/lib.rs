@@ -194,13 +194,15 @@ impl HtServer {
             .await
             .map_err(bind_error(config.listen))?;
         let local_addr = listener.local_addr().map_err(bind_error(config.listen))?;
-        info!(addr = %local_addr, tls = tls.is_some(), "listening");
+        // The warning comes before `listening`, the line that tells a
+        // watcher the start-up is over.
         if tls.is_none() {
             warn!(
                 "serving HT over plain HTTP: HT's own encryption has no integrity and reuses \
                  its keystream across a session's connections; only TLS outside protects users"
             );
         }
+        info!(addr = %local_addr, tls = tls.is_some(), "listening");
         let metrics = match config.metrics_listen {
             Some(addr) => {
                 let l = server_kit::metrics::bind(addr)

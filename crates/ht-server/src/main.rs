@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use clap::Parser;
 use ht_server::{Config, HtServer, TlsSource};
 use proto_ht::Key;
@@ -65,7 +65,7 @@ struct Args {
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_datagrams)]
     max_datagrams: usize,
     /// Seconds a session without any connection lives before it is reclaimed.
-    #[arg(long, value_name = "SECS", default_value_t = 180)]
+    #[arg(long, value_name = "SECS", default_value_t = Limits::default().session_idle.as_secs())]
     session_idle: u64,
     /// Serve Prometheus metrics at http://ADDR/metrics.
     #[arg(long, value_name = "ADDR")]
@@ -79,9 +79,6 @@ impl Args {
         // The error names the length only, never the key.
         let key = Key::from_hex(&text)
             .with_context(|| format!("the key file {}", self.key_file.display()))?;
-        if self.session_idle == 0 {
-            bail!("--session-idle must be at least 1 second");
-        }
         let mut config = Config::new(self.listen, key);
         config.tls = match (self.cert, self.key) {
             (Some(cert), Some(key)) => Some(TlsSource::Files { cert, key }),

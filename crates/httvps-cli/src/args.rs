@@ -78,7 +78,8 @@ pub struct ServerArgs {
     #[arg(long, value_name = "URL", conflicts_with_all = ["backend", "device_id", "optimistic_open"])]
     pub ht: Option<String>,
     /// HT: transport connections per session [default: 4].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64),
+          conflicts_with_all = ["gateway", "backend"])]
     pub connections: Option<u16>,
     /// Control-plane URL (https://…); the device token comes from the keychain,
     /// --token-stdin, or HTTVPS_DEVICE_TOKEN.

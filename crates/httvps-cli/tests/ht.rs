@@ -9,7 +9,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use cli::JsonClient;
-use testkit::{CuttingRelay, HttpServer, Socks5Udp, TestHtServer, UdpEchoServer, bytes_sha256};
+use testkit::{
+    CuttingRelay, HttpServer, Socks5Udp, TestHtServer, UdpEchoServer, bytes_sha256, dig,
+};
 use tokio::process::Command;
 
 /// The `ht-server` binary, built beside `httvps` (see `cli::gateway_bin`).
@@ -181,17 +183,6 @@ fn datagram(n: u32) -> Vec<u8> {
     let mut payload = n.to_be_bytes().to_vec();
     payload.extend((0..(n % 1200)).map(|i| (i ^ n) as u8));
     payload
-}
-
-async fn dig(server: SocketAddr, args: &[&str]) -> String {
-    let out = Command::new("dig")
-        .arg(format!("@{}", server.ip()))
-        .args(["-p", &server.port().to_string(), "+tries=1", "+time=10"])
-        .args(args)
-        .output()
-        .await
-        .expect("dig runs (Debian's dnsutils)");
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// A relay that cuts every transport connection after 8 MiB of answers:

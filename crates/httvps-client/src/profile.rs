@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use client_kit::decode_pin;
 use engine::backoff::{ReconnectPolicy, secs_f64};
 use profiles::{ProfileError, SecretKind, StoredProfile, check_name};
 
@@ -214,8 +215,6 @@ impl StoredProfile for HttvpsProfile {
     }
 }
 
-pub use client_kit::decode_pin;
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,11 +290,5 @@ mod tests {
         assert!(!text.contains("optimistic_open = false"), "{text}");
         let back: ProfilesFile<HttvpsProfile> = toml::from_str(&text).unwrap();
         assert_eq!(back, file);
-    }
-
-    #[test]
-    fn pins_accept_colons() {
-        let pin = decode_pin(&["ab"; 32].join(":")).unwrap();
-        assert_eq!(pin, [0xab; 32]);
     }
 }

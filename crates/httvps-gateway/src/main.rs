@@ -12,6 +12,7 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 use httvps_gateway::config::parse_duration;
 use httvps_gateway::{AuthSource, Gateway, GatewayConfig, OutlineNode, SiteSource, TlsSource};
 use net::Secret;
+use server_kit::signal::ShutdownSignals;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::info;
 
@@ -225,8 +226,7 @@ impl Args {
 async fn run(args: Args) -> anyhow::Result<()> {
     let config = args.into_config()?;
     // Handlers go in before serving so that an early signal is not lost.
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let shutdown = ShutdownSignals::install().context("installing signal handlers")?;
     let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     let gateway = Gateway::bind(config)
         .await
@@ -240,10 +240,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     });
     let stop = async move {
-        let which = tokio::select! {
-            _ = term.recv() => "SIGTERM",
-            _ = int.recv() => "SIGINT",
-        };
+        let which = shutdown.wait().await;
         info!(signal = which, "shutdown requested");
     };
     gateway.run(stop).await.context("serving")?;

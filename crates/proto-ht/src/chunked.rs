@@ -130,13 +130,19 @@ fn extensions_ok(rest: &[u8]) -> bool {
 
 /// Appends `data` as one chunk to `out`.
 pub fn encode_chunk(data: &[u8], out: &mut Vec<u8>) {
-    out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+    out.extend_from_slice(size_line(data.len()).as_bytes());
     out.extend_from_slice(data);
     out.extend_from_slice(b"\r\n");
 }
 
 /// The last chunk, ending a body.
 pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
+/// The line before a chunk of `len` bytes (hex size, CRLF), for writers
+/// that send the chunk's bytes from where they are.
+pub fn size_line(len: usize) -> String {
+    format!("{len:x}\r\n")
+}
 
 #[cfg(test)]
 mod tests {

@@ -49,7 +49,7 @@ impl Key {
 }
 
 /// A session's PHPSESSID: 26 characters of `[a-z0-9]`, chosen by the client.
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionId(String);
 
 impl SessionId {

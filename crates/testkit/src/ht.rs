@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context as _;
 
@@ -25,7 +26,8 @@ impl TestHtServer {
     pub async fn start(bin: &Path, tls: bool, extra: &[&str]) -> anyhow::Result<TestHtServer> {
         let dir = tempfile::tempdir().context("creating the server's directory")?;
         // A key of its own per server: tests never share one by accident.
-        let seed = u64::from(std::process::id()) ^ dir.path().as_os_str().len() as u64;
+        static SERVERS: AtomicU64 = AtomicU64::new(0);
+        let seed = (u64::from(std::process::id()) << 32) | SERVERS.fetch_add(1, Ordering::Relaxed);
         let key_hex: String = pseudo_random_bytes(seed ^ 0x4854, 32)
             .iter()
             .map(|b| format!("{b:02x}"))

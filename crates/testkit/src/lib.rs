@@ -7,6 +7,7 @@
 
 pub mod backend;
 pub mod certs;
+pub mod dns;
 pub mod gateway;
 pub mod ht;
 pub mod process;
@@ -17,6 +18,7 @@ pub mod socks;
 
 pub use backend::{Grant, OutlineNode, TestBackend, TestBackendBuilder};
 pub use certs::{TestCert, install_crypto_provider};
+pub use dns::dig;
 pub use gateway::TestGateway;
 pub use ht::TestHtServer;
 pub use process::{GatewayProcess, wait_for_port};

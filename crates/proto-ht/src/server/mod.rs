@@ -51,7 +51,7 @@ mod targets;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
 pub use limits::{Limits, LimitsError};
@@ -301,6 +301,10 @@ pub struct Server {
     targets: HashMap<TargetId, TargetRef>,
     lookups: HashMap<LookupId, (ConnId, String)>,
     reclaimed: Reclaimed,
+    /// Sessions without a connection, by the time they lost their last one:
+    /// the next reclaim without a scan of every session (the driver asks
+    /// for the deadline after every input).
+    idle: BTreeSet<(Instant, SessionId)>,
     /// Connections the machine ended, until the driver reports them closed.
     ending: HashMap<ConnId, SessionId>,
     actions: VecDeque<Action>,
@@ -329,6 +333,7 @@ impl Server {
             targets: HashMap::new(),
             lookups: HashMap::new(),
             reclaimed: Reclaimed::default(),
+            idle: BTreeSet::new(),
             ending: HashMap::new(),
             actions: VecDeque::new(),
             next_id: 1,
@@ -365,11 +370,9 @@ impl Server {
     /// reclaim, or a remembered id's expiry.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let idle = self
-            .sessions
-            .values()
-            .filter_map(|s| s.idle_since)
-            .min()
-            .map(|t| t + self.limits.session_idle);
+            .idle
+            .first()
+            .map(|(t, _)| *t + self.limits.session_idle);
         let forget = self
             .reclaimed
             .order
@@ -383,10 +386,10 @@ impl Server {
     pub fn handle_timeout(&mut self, now: Instant) {
         let idle = self.limits.session_idle;
         let due: Vec<SessionId> = self
-            .sessions
+            .idle
             .iter()
-            .filter(|(_, s)| s.idle_since.is_some_and(|t| t + idle <= now))
-            .map(|(id, _)| id.clone())
+            .take_while(|(t, _)| *t + idle <= now)
+            .map(|(_, id)| id.clone())
             .collect();
         for id in due {
             self.reclaim(id, now);
@@ -405,6 +408,9 @@ impl Server {
         let Some(session) = self.sessions.remove(&id) else {
             return;
         };
+        if let Some(t) = session.idle_since {
+            self.idle.remove(&(t, id.clone()));
+        }
         // Only sessions without connections are reclaimed: nothing of
         // theirs is left in `conns` or `ending`.
         debug_assert!(session.conns.is_empty());
@@ -440,6 +446,7 @@ impl Server {
             self.actions.push_back(Action::CloseTarget { target });
         }
         self.sessions.clear();
+        self.idle.clear();
         self.lookups.clear();
     }
 
@@ -504,7 +511,9 @@ impl Server {
         let conn = ConnId(self.next_id());
         let session = self.sessions.get_mut(&id).expect("inserted above");
         session.conns.insert(conn);
-        session.idle_since = None;
+        if let Some(t) = session.idle_since.take() {
+            self.idle.remove(&(t, id.clone()));
+        }
         let tx = ChunkCipher::new(&self.key, &id, Direction::ServerToClient);
         self.conns.insert(
             conn,
@@ -571,6 +580,7 @@ impl Server {
             s.conns.remove(&conn);
             if s.conns.is_empty() {
                 s.idle_since = Some(now);
+                self.idle.insert((now, session.clone()));
             }
         }
         self.event(Event::ConnectionClosed);

@@ -31,8 +31,6 @@ pub(crate) struct Stream {
     pub upload: UploadState,
     /// A read of the target is granted and not reported yet.
     pub reading: bool,
-    /// The target will send nothing more (end of stream or error).
-    pub read_done: bool,
     /// No more bytes go to the target: the client half-closed (TCP), or a
     /// write failed.
     pub write_done: bool,
@@ -49,7 +47,6 @@ impl Stream {
             datagrams: (proto == Proto::Udp).then(|| DatagramQueue::new(limits.max_datagrams)),
             upload: UploadState::new(limits.max_buffer),
             reading: false,
-            read_done: false,
             write_done: false,
             down: None,
             up: None,
@@ -60,7 +57,9 @@ impl Stream {
     /// reads while its download buffer has room (the backpressure that
     /// bounds it); a UDP stream always reads, its queue dropping the oldest.
     pub fn may_read(&self) -> bool {
-        !self.reading && !self.read_done && (self.proto == Proto::Udp || self.download.has_room())
+        !self.reading
+            && !self.download.is_closed()
+            && (self.proto == Proto::Udp || self.download.has_room())
     }
 
     /// Moves waiting datagrams into the download buffer while it has room.

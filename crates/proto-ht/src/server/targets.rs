@@ -129,11 +129,9 @@ impl Server {
                 self.handle_target_end(target, TargetEnd::Eof);
                 return;
             }
+            // Granted only with room (`Stream::may_read`), so it fits.
             None => {
-                // Granted only with room (`Stream::may_read`).
-                if st.download.has_room() {
-                    st.download.push(data);
-                }
+                st.download.push(data);
             }
         }
         self.event(Event::BytesDown(len));
@@ -154,7 +152,6 @@ impl Server {
             return;
         };
         st.reading = false;
-        st.read_done = true;
         st.refill();
         st.datagrams = None;
         st.download.close();

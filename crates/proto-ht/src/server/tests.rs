@@ -32,11 +32,7 @@ impl Wire {
         Wire {
             sid: sid.to_owned(),
             up: ChunkCipher::new(key, &id, Direction::ClientToServer),
-            down: ChunkCipher::new(
-                &crate::Key::from_hex(&"2a".repeat(32)).unwrap(),
-                &id,
-                Direction::ServerToClient,
-            ),
+            down: ChunkCipher::new(key, &id, Direction::ServerToClient),
             conn: None,
         }
     }
