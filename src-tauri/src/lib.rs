@@ -122,13 +122,18 @@ fn forward_events(app: &AppHandle, controller: &Controller) {
     });
 }
 
+/// Logs on stderr, filtered by `HTTVPS_LOG` (default `info`) under
+/// [`net::log_filter`]'s cap: the WebSocket library never logs above DEBUG,
+/// since at TRACE it prints every frame, the hello with the session token
+/// included.
 fn init_logging() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("HTTVPS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .try_init();
+        .with_filter(net::log_filter::from_env("HTTVPS_LOG", "info"));
+    let _ = tracing_subscriber::registry().with(layer).try_init();
 }
 
 /// Runs the app until Quit.

@@ -29,6 +29,7 @@ function overview(over: Partial<Overview> = {}): Overview {
       state: { state: "disconnected", reason: null },
       proxy_addr: null,
       endpoints: [],
+      warnings: [],
       open: [],
       closed: [],
       totals: { streams_total: 0, streams_open: 0, bytes_up: 0, bytes_down: 0, rate_up: 0, rate_down: 0, connections: 1, slot_waits: 0, evictions: 0 },
@@ -191,6 +192,46 @@ describe("the main window", () => {
     expect(q("proxy-addr").textContent).toBe("127.0.0.1:1080");
     expect((q("copy-proxy") as HTMLButtonElement).disabled).toBe(false);
     expect(q("connect").textContent).toBe("Disconnect");
+  });
+
+  it("warns while the proxy is open to the network, and not otherwise", async () => {
+    const active = {
+      state: "active" as const,
+      session_id: "abc123",
+      gateway: "wss://gw.example/ws",
+      max_streams: 8,
+      since_unix: Math.floor(Date.now() / 1000),
+    };
+    const exposure = q("exposure");
+    expect(exposure.hidden).toBe(true);
+    current = overview({
+      snapshot: {
+        ...overview().snapshot,
+        state: active,
+        proxy_addr: "0.0.0.0:1080",
+        warnings: [
+          {
+            code: "open_proxy",
+            addr: "0.0.0.0:1080",
+            message: "the local proxy listens on 0.0.0.0:1080 without a user name and password: anyone who can reach this address can use your tunnel",
+          },
+        ],
+      },
+    });
+    await engine({ type: "state", data: active });
+    await tick();
+    expect(exposure.hidden).toBe(false);
+    expect(exposure.getAttribute("role")).toBe("alert");
+    expect(exposure.textContent).toContain("The local proxy listens on 0.0.0.0:1080");
+    expect(exposure.textContent).toContain("anyone who can reach this address can use your tunnel");
+    expect(exposure.textContent).toContain("127.0.0.1");
+    expect(exposure.querySelector('[data-code="open_proxy"]')).not.toBeNull();
+
+    current = overview();
+    await engine({ type: "state", data: { state: "disconnected", reason: null } });
+    await tick();
+    expect(exposure.hidden).toBe(true);
+    expect(exposure.textContent).toBe("");
   });
 
   it("updates stream rows in place, then shows them closed with the reason", async () => {

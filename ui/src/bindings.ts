@@ -139,6 +139,23 @@ slot_waits: number,
  */
 evictions: number, };
 
+export type WarningCode = "open_proxy" | "open_dns";
+
+export type Warning = { 
+/**
+ * Stable code.
+ */
+code: WarningCode, 
+/**
+ * The listening address it is about.
+ */
+addr: string, 
+/**
+ * Human sentence, without a remedy (front-ends name their own: a flag,
+ * a setting).
+ */
+message: string, };
+
 export type Snapshot = { 
 /**
  * The session state.
@@ -152,6 +169,11 @@ proxy_addr: string | null,
  * Where others reach what is published, while a publication is active.
  */
 endpoints: Array<string>, 
+/**
+ * What the current run exposes (a proxy or DNS server open to the
+ * network), while it runs.
+ */
+warnings: Array<Warning>, 
 /**
  * Open streams.
  */

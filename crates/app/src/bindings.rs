@@ -16,7 +16,7 @@ use crate::settings::{Preferences, ProfileInput, ProfileKind, ProfileView};
 use crate::tray::{TrayIcon, TraySummary};
 use crate::view::{AppEvent, Connection, Overview, StreamsUpdate};
 use engine::table::StreamState;
-use engine::{EngineEvent, SessionState, Snapshot, StreamInfo, Totals};
+use engine::{EngineEvent, SessionState, Snapshot, StreamInfo, Totals, Warning, WarningCode};
 use net::ErrorCode;
 
 /// A command the shell registers: its name, its arguments (name and
@@ -107,6 +107,8 @@ pub fn typescript() -> String {
         StreamState::decl(&cfg),
         StreamInfo::decl(&cfg),
         Totals::decl(&cfg),
+        WarningCode::decl(&cfg),
+        Warning::decl(&cfg),
         Snapshot::decl(&cfg),
         ErrorCode::decl(&cfg),
         EngineEvent::decl(&cfg),

@@ -64,6 +64,25 @@ fn start_options(
     }
 }
 
+/// An engine warning as a log sentence: capitalised, with how to keep the
+/// address on this computer.
+fn warning_sentence(warning: &engine::Warning) -> String {
+    let mut chars = warning.message.chars();
+    let message: String = chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default();
+    let remedy = match warning.code {
+        engine::WarningCode::OpenProxy => {
+            "Give the profile a 127.0.0.1 listen address (or none) to keep it on this computer"
+        }
+        engine::WarningCode::OpenDns => {
+            "Set the profile's DNS address to 127.0.0.1 to keep it on this computer"
+        }
+    };
+    format!("{message}. {remedy}.")
+}
+
 /// The demo's running parts.
 struct Demo {
     gateway: DemoGateway,
@@ -388,6 +407,7 @@ impl Controller {
                 }
             }
         }
+        self.log_warnings();
         Ok(self.overview().await)
     }
 
@@ -416,6 +436,7 @@ impl Controller {
             gateway,
             _page: page,
         });
+        self.log_warnings();
         Ok(self.overview().await)
     }
 
@@ -642,6 +663,19 @@ impl Controller {
         })?;
         let _ = self.inner.events.send(AppEvent::Changed);
         Ok(())
+    }
+
+    /// Logs what the new run exposes (a proxy or DNS server open to the
+    /// network, see [`engine::Warning`]); the overview's snapshot keeps
+    /// showing it while the run lasts.
+    fn log_warnings(&self) {
+        for warning in self.inner.engine.warnings() {
+            self.log(
+                LogLevel::Warn,
+                Some(warning.code.as_str()),
+                warning_sentence(&warning),
+            );
+        }
     }
 
     fn log(&self, level: LogLevel, code: Option<&str>, message: impl Into<String>) {

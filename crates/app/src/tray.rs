@@ -132,6 +132,7 @@ mod tests {
             state,
             proxy_addr: None,
             endpoints: vec![],
+            warnings: vec![],
             open,
             closed: vec![],
             totals: Totals {

@@ -494,3 +494,69 @@ fn commands_are_send(c: &Controller, input: ProfileInput) {
     send(c.sign_out(String::new()));
     send(c.set_preferences(prefs(1080, false)));
 }
+
+/// A profile whose proxy listens on every interface (its `listen`, from the
+/// profiles file): the overview the UI gets carries the warning while
+/// connected, and the log says it at warn level.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_open_to_the_network_is_a_warning_in_the_overview_and_the_log() {
+    let fixture = gateway().await;
+    let storage = SharedStorage::default();
+    let secrets = Arc::new(MemoryStore::default());
+    let first = controller(&storage, &secrets);
+    first
+        .save_profile(profile_input("work", &fixture))
+        .await
+        .unwrap();
+    first.sign_in("work".into(), TOKEN.into()).await.unwrap();
+    // The profiles file names an address on every interface.
+    let mut settings = storage.load().unwrap().unwrap();
+    let port = free_port();
+    let app::Profile::Httvps(profile) = &mut settings.profiles[0] else {
+        panic!("an HTTVPS profile");
+    };
+    profile.listen = Some(SocketAddr::from(([0, 0, 0, 0], port)));
+    storage.save(&settings).unwrap();
+    let c = controller(&storage, &secrets);
+
+    let overview = c.connect().await.unwrap();
+    let warnings = &overview.snapshot.warnings;
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(warnings[0].code, engine::WarningCode::OpenProxy);
+    assert_eq!(warnings[0].addr.port(), port);
+    let logged = overview
+        .log
+        .iter()
+        .find(|e| e.code.as_deref() == Some("open_proxy"))
+        .expect("a log entry");
+    assert_eq!(logged.level, app::LogLevel::Warn);
+    assert!(
+        logged
+            .message
+            .contains("anyone who can reach this address can use your tunnel"),
+        "{}",
+        logged.message
+    );
+    assert!(matches!(settled(&c).await, SessionState::Active { .. }));
+    assert_eq!(c.overview().await.snapshot.warnings.len(), 1);
+    let overview = c.disconnect().await;
+    assert!(overview.snapshot.warnings.is_empty());
+
+    // The same profile on loopback: no warning.
+    let mut settings = storage.load().unwrap().unwrap();
+    let app::Profile::Httvps(profile) = &mut settings.profiles[0] else {
+        panic!("an HTTVPS profile");
+    };
+    profile.listen = Some(SocketAddr::from(([127, 0, 0, 1], free_port())));
+    storage.save(&settings).unwrap();
+    let c = controller(&storage, &secrets);
+    let overview = c.connect().await.unwrap();
+    assert!(overview.snapshot.warnings.is_empty());
+    assert!(
+        overview
+            .log
+            .iter()
+            .all(|e| e.code.as_deref() != Some("open_proxy"))
+    );
+    c.disconnect().await;
+}

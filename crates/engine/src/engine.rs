@@ -39,6 +39,7 @@ use crate::publish::{Inbound, Publication, Publisher};
 use crate::state::{SessionState, unix_now};
 use crate::table::{StreamInfo, StreamTable, Totals};
 use crate::transport::{BoxFuture, Transport, TransportError, TunnelSession};
+use crate::warning::Warning;
 
 /// How often stream rates are sampled (and counters published while streams
 /// move).
@@ -102,6 +103,9 @@ pub struct Snapshot {
     pub proxy_addr: Option<SocketAddr>,
     /// Where others reach what is published, while a publication is active.
     pub endpoints: Vec<String>,
+    /// What the current run exposes (a proxy or DNS server open to the
+    /// network), while it runs.
+    pub warnings: Vec<Warning>,
     /// Open streams.
     pub open: Vec<StreamInfo>,
     /// Recently closed streams, oldest first.
@@ -116,6 +120,8 @@ struct Running {
     cancel: CancellationToken,
     /// The local proxy and its address (outbound only).
     proxy: Option<(ProxyHandle, SocketAddr)>,
+    /// What this run exposes (see [`Engine::warnings`]).
+    warnings: Vec<Warning>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -230,6 +236,16 @@ impl Engine {
         }
     }
 
+    /// What the current run exposes to the network, logged at warn level
+    /// when it began: a local proxy beyond loopback without credentials, a
+    /// DNS server beyond loopback. Empty when nothing runs.
+    pub fn warnings(&self) -> Vec<Warning> {
+        match &*self.inner.slot() {
+            Slot::Running(r) => r.warnings.clone(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Whether a run holds the engine (starting, live, or being stopped):
     /// `false` once the session manager ended on its own or `stop` returned.
     pub fn is_running(&self) -> bool {
@@ -254,6 +270,7 @@ impl Engine {
             state: self.state(),
             proxy_addr: self.proxy_addr(),
             endpoints: self.endpoints(),
+            warnings: self.warnings(),
             open,
             closed,
             totals,
@@ -262,6 +279,10 @@ impl Engine {
 
     /// Binds the local proxy and starts the session manager. Returns the
     /// proxy's address at once; follow [`Engine::watch_state`] for the session.
+    ///
+    /// A proxy that listens beyond loopback without credentials is logged
+    /// at warn level and kept in [`Engine::warnings`]: anyone who can reach
+    /// it can use the tunnel.
     pub async fn start(&self, options: StartOptions) -> Result<SocketAddr, EngineError> {
         // Reserved before the bind: a concurrent start fails at once and
         // binds nothing; a failed (or abandoned) bind frees the slot.
@@ -274,6 +295,7 @@ impl Engine {
             slot_wait: options.slot_wait,
         };
         let listen = options.proxy.listen;
+        let open_to_network = options.proxy.open_to_network();
         let proxy = LocalProxy::bind(options.proxy, Arc::new(connector))
             .await
             .map_err(|source| EngineError::Listen {
@@ -281,6 +303,12 @@ impl Engine {
                 source,
             })?;
         let proxy_addr = proxy.local_addr();
+        let mut warnings = Vec::new();
+        if open_to_network {
+            let warning = Warning::open_proxy(proxy_addr);
+            warn!(code = warning.code.as_str(), %proxy_addr, "{}", warning.message);
+            warnings.push(warning);
+        }
         let link = Link::Outbound(options.transport);
         let supervisor = Supervisor {
             policy: options.reconnect,
@@ -291,6 +319,7 @@ impl Engine {
             link,
             supervisor,
             Some((proxy.spawn(), proxy_addr)),
+            warnings,
         );
         info!(%proxy_addr, "local proxy listening");
         Ok(proxy_addr)
@@ -299,7 +328,9 @@ impl Engine {
     /// Serves plain DNS (UDP and TCP, one port) on `listen` for as long as
     /// the current run lasts, answered through the session's
     /// [`Resolver`](crate::Resolver). Call after [`Engine::start`]; returns
-    /// the bound address (port 0 picks one).
+    /// the bound address (port 0 picks one). A DNS server beyond loopback
+    /// (which has no authentication) is logged at warn level and kept in
+    /// [`Engine::warnings`].
     pub async fn serve_dns(
         &self,
         listen: SocketAddr,
@@ -325,6 +356,11 @@ impl Engine {
         running
             .tasks
             .push(tokio::spawn(server.run(udp, tcp, cancel)));
+        if local_proxy::beyond_loopback(addr.ip()) {
+            let warning = Warning::open_dns(addr);
+            warn!(code = warning.code.as_str(), %addr, "{}", warning.message);
+            running.warnings.push(warning);
+        }
         info!(%addr, "dns listening");
         Ok(addr)
     }
@@ -339,7 +375,7 @@ impl Engine {
             policy: options.reconnect,
             retry_initial: options.retry_initial,
         };
-        self.launch(reservation, link, supervisor, None);
+        self.launch(reservation, link, supervisor, None, Vec::new());
         Ok(())
     }
 
@@ -350,6 +386,7 @@ impl Engine {
         link: Link,
         supervisor: Supervisor,
         proxy: Option<(ProxyHandle, SocketAddr)>,
+        warnings: Vec<Warning>,
     ) {
         let id = self.inner.runs.fetch_add(1, Ordering::Relaxed) + 1;
         let cancel = CancellationToken::new();
@@ -368,6 +405,7 @@ impl Engine {
             id,
             cancel,
             proxy,
+            warnings,
             tasks: vec![manager, ticker],
         });
         reservation.inner = None;
@@ -606,7 +644,10 @@ async fn drive_sessions(
     // `Disconnected`, so that whoever sees that state can start again.
     cancel.cancel();
     let proxy = match &mut *inner.slot() {
-        Slot::Running(r) if r.id == id => r.proxy.take(),
+        Slot::Running(r) if r.id == id => {
+            r.warnings.clear();
+            r.proxy.take()
+        }
         _ => None,
     };
     if let Some((proxy, _)) = proxy {

@@ -4,7 +4,8 @@
 //!   session kept alive by a session manager (states of seed 004, reconnect
 //!   with backoff), and keeps a live [`StreamTable`].
 //! - Front-ends subscribe to [`EngineEvent`]s (state, streams, errors) or take
-//!   a [`Snapshot`].
+//!   a [`Snapshot`], whose [`Warning`]s say what a run exposes (a proxy open
+//!   to the network without credentials).
 //! - A [`Transport`] is how the engine reaches the far side. The engine names
 //!   no protocol: each protocol's client crate implements the traits of
 //!   [`transport`] (streams, and optionally datagrams and a resolver), and
@@ -24,6 +25,7 @@ pub mod state;
 pub mod table;
 pub mod transport;
 pub mod units;
+pub mod warning;
 
 pub use backoff::ReconnectPolicy;
 pub use dns::DnsLimits;
@@ -36,3 +38,4 @@ pub use transport::{
     DatagramSession, DnsQuestion, DnsRecord, OpenedStream, Resolver, SlotStats, Transport,
     TransportError, TunnelSession,
 };
+pub use warning::{Warning, WarningCode};

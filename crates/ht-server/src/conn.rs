@@ -8,6 +8,7 @@ use std::time::Duration;
 use bytes::{Buf, BytesMut};
 use proto_ht::chunked::{ChunkError, Decoded, LAST_CHUNK, decode_chunk, size_line};
 use proto_ht::server::ConnId;
+use server_kit::admission::Ticket;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -22,9 +23,14 @@ const READ_BUFFER: usize = 64 * 1024;
 
 /// Serves one connection until it ends, or until `stop` fires before it
 /// became a tunnel (a tunnel is ended by the machine at shutdown).
+///
+/// The connection is pending (evicted when newer ones need its place) until
+/// its first chunk proves the key; then it takes a tunnel connection's place,
+/// or is answered 503 when none is left.
 pub async fn serve<S>(
     core: Arc<Core>,
     io: S,
+    mut ticket: Ticket,
     first_chunk_timeout: Duration,
     stop: CancellationToken,
 ) where
@@ -45,8 +51,10 @@ pub async fn serve<S>(
         let chunk = read_chunk(&mut rd, &mut buf, max_chunk).await.ok()??;
         Some((phpsessid, chunk))
     };
+    let evicted = ticket.eviction();
     let opened = tokio::select! {
         _ = stop.cancelled() => return,
+        _ = evicted.cancelled() => return,
         r = tokio::time::timeout(first_chunk_timeout, opening) => r.ok().flatten(),
     };
     let Some((phpsessid, mut chunk)) = opened else {
@@ -61,6 +69,11 @@ pub async fn serve<S>(
             return;
         }
     };
+    if ticket.promote().is_err() {
+        core.closed(conn);
+        refuse(&mut wr, 503).await;
+        return;
+    }
     debug!(conn = conn.0, "tunnel connection opened");
     let reading = read_queries(&core, conn, &mut rd, &mut buf, max_chunk);
     let writing = write_answers(&mut wr, rx);

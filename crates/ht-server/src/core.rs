@@ -7,8 +7,9 @@
 //! connection reach its writer in keystream order. Dispatching never waits:
 //! it sends on channels, adds read permits, cancels tokens and spawns tasks.
 //! The channels to writers are unbounded; what bounds them is the machine
-//! (answers follow queries, download packets are capped by windows and by
-//! each stream's buffer, uploads by `max_buffer` and `max_upload_ahead`).
+//! (answers follow queries, download packets are capped by windows, by
+//! each stream's buffer and by the session's `max_session_buffer`, uploads
+//! by `max_buffer` and `max_upload_ahead`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

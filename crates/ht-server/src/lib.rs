@@ -40,7 +40,8 @@ use std::time::Duration;
 
 use proto_ht::Key;
 use proto_ht::server::{Limits, Server};
-use server_kit::accept::BoundedAcceptor;
+use server_kit::accept::Acceptor;
+use server_kit::admission::{Admission, AdmissionLimits};
 use server_kit::dial::{DialOptions, Dialer};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -132,11 +133,26 @@ pub struct Config {
     pub dial_timeout: Duration,
     /// Time from accepting a connection to its first complete chunk.
     pub first_chunk_timeout: Duration,
-    /// Connections being served at once (tunnels and strangers).
+    /// Tunnel connections at once: connections whose first chunk proved
+    /// the key (`server_kit::admission`'s admitted stage).
     pub max_connections: usize,
+    /// Connections not yet proven (TLS handshakes, strangers, connections
+    /// waiting for their first chunk); when full, the oldest is closed to
+    /// make room for the newest.
+    pub max_pending: usize,
+    /// Connections from one client address (IPv6: one /64), both stages.
+    pub max_per_source: usize,
 }
 
 impl Config {
+    /// Default of [`Config::max_connections`].
+    pub const DEFAULT_MAX_CONNECTIONS: usize = 8192;
+    /// Default of [`Config::max_pending`].
+    pub const DEFAULT_MAX_PENDING: usize = 4096;
+    /// Default of [`Config::max_per_source`]: room for several sessions of
+    /// many connections each behind one NAT.
+    pub const DEFAULT_MAX_PER_SOURCE: usize = 256;
+
     /// A configuration with the default limits.
     pub fn new(listen: SocketAddr, key: Key) -> Config {
         Config {
@@ -148,7 +164,9 @@ impl Config {
             metrics_listen: None,
             dial_timeout: Duration::from_secs(10),
             first_chunk_timeout: Duration::from_secs(10),
-            max_connections: 8192,
+            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
+            max_pending: Self::DEFAULT_MAX_PENDING,
+            max_per_source: Self::DEFAULT_MAX_PER_SOURCE,
         }
     }
 }
@@ -161,7 +179,7 @@ pub struct HtServer {
     tls: Option<TlsAcceptor>,
     metrics: Option<(TcpListener, SocketAddr)>,
     first_chunk_timeout: Duration,
-    max_connections: usize,
+    admission: Arc<Admission>,
 }
 
 fn tls_acceptor(source: &TlsSource) -> Result<TlsAcceptor, ServerError> {
@@ -190,9 +208,8 @@ impl HtServer {
         let machine = Server::new(config.key.clone(), config.limits.clone())?;
         let tls = config.tls.as_ref().map(tls_acceptor).transpose()?;
         let bind_error = |addr| move |source| ServerError::Bind { addr, source };
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(bind_error(config.listen))?;
+        let listener =
+            server_kit::accept::bind_tcp(config.listen).map_err(bind_error(config.listen))?;
         let local_addr = listener.local_addr().map_err(bind_error(config.listen))?;
         // The warning comes before `listening`, the line that tells a
         // watcher the start-up is over.
@@ -231,7 +248,14 @@ impl HtServer {
             tls,
             metrics,
             first_chunk_timeout: config.first_chunk_timeout,
-            max_connections: config.max_connections.max(1),
+            admission: Admission::new(
+                AdmissionLimits {
+                    max_pending: config.max_pending,
+                    max_admitted: config.max_connections,
+                    max_per_source: config.max_per_source,
+                },
+                metrics::PREFIX,
+            ),
         })
     }
 
@@ -255,7 +279,7 @@ impl HtServer {
             tls,
             metrics: metrics_listener,
             first_chunk_timeout,
-            max_connections,
+            admission,
             ..
         } = self;
         let background = CancellationToken::new();
@@ -270,27 +294,31 @@ impl HtServer {
         let tracker = TaskTracker::new();
         let stop = CancellationToken::new();
         tokio::pin!(shutdown);
-        let mut acceptor = BoundedAcceptor::new(&listener, max_connections, shutdown.as_mut());
-        while let Some((tcp, peer, permit)) = acceptor.next().await {
+        let mut acceptor = Acceptor::new(&listener, admission, shutdown.as_mut());
+        while let Some((tcp, peer, ticket)) = acceptor.next().await {
             let _ = tcp.set_nodelay(true);
             let core = core.clone();
             let tls = tls.clone();
             let stop = stop.clone();
             tracker.spawn(async move {
+                let evicted = ticket.eviction();
                 match tls {
                     Some(acceptor) => {
                         let handshake =
                             tokio::time::timeout(first_chunk_timeout, acceptor.accept(tcp));
-                        match handshake.await {
+                        let accepted = tokio::select! {
+                            r = handshake => r,
+                            _ = evicted.cancelled() => return,
+                        };
+                        match accepted {
                             Ok(Ok(stream)) => {
-                                conn::serve(core, stream, first_chunk_timeout, stop).await
+                                conn::serve(core, stream, ticket, first_chunk_timeout, stop).await
                             }
                             _ => tracing::debug!(%peer, "TLS handshake failed"),
                         }
                     }
-                    None => conn::serve(core, tcp, first_chunk_timeout, stop).await,
+                    None => conn::serve(core, tcp, ticket, first_chunk_timeout, stop).await,
                 }
-                drop(permit);
             });
         }
         drop(acceptor);

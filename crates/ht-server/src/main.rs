@@ -52,6 +52,9 @@ struct Args {
     /// Bytes buffered per stream and direction.
     #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_buffer)]
     max_buffer: usize,
+    /// Download bytes one session keeps across all its streams.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_session_buffer)]
+    max_session_buffer: usize,
     /// Transport connections one session may hold at once; more get 503.
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_connections_per_session)]
     max_connections_per_session: usize,
@@ -67,6 +70,27 @@ struct Args {
     /// Seconds a session without any connection lives before it is reclaimed.
     #[arg(long, value_name = "SECS", default_value_t = Limits::default().session_idle.as_secs())]
     session_idle: u64,
+    /// Tunnel connections at once (connections whose first chunk proved the key).
+    #[arg(long, value_name = "N", default_value_t = Config::DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
+    /// Connections not yet proven (TLS handshakes, strangers, connections
+    /// waiting for their first chunk); when full, the oldest is closed.
+    #[arg(long, value_name = "N", default_value_t = Config::DEFAULT_MAX_PENDING)]
+    max_pending: usize,
+    /// Connections from one client address (IPv6: one /64).
+    #[arg(long, value_name = "N", default_value_t = Config::DEFAULT_MAX_PER_SOURCE)]
+    max_per_source: usize,
+    /// Reclaimed session ids remembered (answered 403) at most; the oldest
+    /// is forgotten first.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_reclaimed)]
+    max_reclaimed: usize,
+    /// Seconds from accepting a connection (TLS handshake included) to its
+    /// first complete chunk; then it gets the stranger's 404.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    first_chunk_timeout: u64,
+    /// Seconds a dial may take, name resolution included (and a DNS question).
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    dial_timeout: u64,
     /// Serve Prometheus metrics at http://ADDR/metrics.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
@@ -86,16 +110,23 @@ impl Args {
         };
         config.allow_private_targets = self.allow_private_targets;
         config.metrics_listen = self.metrics;
+        config.max_connections = self.max_connections;
+        config.max_pending = self.max_pending;
+        config.max_per_source = self.max_per_source;
         let l = &mut config.limits;
         l.max_streams = self.max_streams;
         l.max_sessions = self.max_sessions;
         l.max_chunk = self.max_chunk;
         l.max_buffer = self.max_buffer;
+        l.max_session_buffer = self.max_session_buffer;
         l.max_connections_per_session = self.max_connections_per_session;
         l.max_in_flight = self.max_in_flight;
         l.max_upload_ahead = self.max_upload_ahead;
         l.max_datagrams = self.max_datagrams;
         l.session_idle = Duration::from_secs(self.session_idle);
+        l.max_reclaimed = self.max_reclaimed;
+        config.first_chunk_timeout = Duration::from_secs(self.first_chunk_timeout.max(1));
+        config.dial_timeout = Duration::from_secs(self.dial_timeout.max(1));
         l.check()?;
         Ok(config)
     }

@@ -9,6 +9,9 @@ use proto_ht::server::{EndReason, Event};
 
 /// Sessions alive (gauge).
 pub const SESSIONS_ACTIVE: &str = "ht_server_sessions_active";
+/// The prefix of every metric here, and of admission's
+/// (`ht_server_connections_pending` and the rest, see `server_kit::admission`).
+pub const PREFIX: &str = "ht_server";
 /// Sessions created (counter).
 pub const SESSIONS_TOTAL: &str = "ht_server_sessions_total";
 /// Transport connections open (gauge).

@@ -284,6 +284,46 @@ async fn too_many_sessions_are_answered_503() {
     srv.shutdown().await.unwrap();
 }
 
+/// Strangers wait in the pending stage, where a full stage closes the
+/// oldest; a tunnel connection, once its first chunk proved the key, is
+/// never evicted, and tunnel connections past their bound get 503.
+#[tokio::test]
+async fn strangers_are_evicted_for_newcomers_and_tunnels_are_bounded() {
+    let srv = server(|c| {
+        c.max_pending = 2;
+        c.max_connections = 1;
+    })
+    .await;
+    let addr = srv.local_addr();
+    let mut idle = Vec::new();
+    for _ in 0..2 {
+        idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    let mut tunnel = open(addr, &session_id(), b"qp 0").await.tunnel();
+    tunnel.recv().await.expect("the tunnel is served");
+    let mut byte = [0u8; 1];
+    let first = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read(&mut idle[0], &mut byte),
+    )
+    .await;
+    assert!(
+        matches!(first, Ok(Ok(0) | Err(_))),
+        "the oldest stranger is closed"
+    );
+    let (status, _) = open(addr, &session_id(), b"qp 0").await.refused();
+    assert_eq!(status, 503, "no tunnel place left");
+    for _ in 0..3 {
+        idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    assert_eq!(
+        tunnel.ask("qp 0").await,
+        "!p",
+        "the tunnel is never evicted"
+    );
+    srv.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn shutdown_ends_tunnels_with_the_last_chunk() {
     let srv = server(|_| {}).await;

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use app::Profile;
 use engine::control::{ControlServer, default_control_file};
-use engine::{DnsLimits, Engine, EngineEvent, SessionState, StartOptions};
+use engine::{DnsLimits, Engine, EngineEvent, SessionState, StartOptions, Warning, WarningCode};
 use ht_client::launch as ht_launch;
 use ht_client::{HT_KEY, HtProfile};
 use httvps_client::profile::DEVICE_TOKEN;
@@ -205,6 +205,22 @@ fn proxy_password(
     }
 }
 
+/// What the CLI prints on stderr for an engine warning: the engine's
+/// sentence and how to fix it with this command's flags.
+fn warning_text(warning: &Warning) -> String {
+    let remedy = match warning.code {
+        WarningCode::OpenProxy => format!(
+            "Listen on loopback only (--listen 127.0.0.1:{}), or require a user name and password (--proxy-user NAME, the password from the keychain or HTTVPS_PROXY_PASSWORD).",
+            warning.addr.port()
+        ),
+        WarningCode::OpenDns => format!(
+            "Serve DNS on loopback only (--dns-listen 127.0.0.1:{}).",
+            warning.addr.port()
+        ),
+    };
+    format!("WARNING: {}. {remedy}", warning.message)
+}
+
 /// Extra start-up lines, given the proxy address: (text for people, JSON data).
 pub type Banner = Box<dyn Fn(std::net::SocketAddr) -> (String, serde_json::Value) + Send>;
 
@@ -242,12 +258,19 @@ pub async fn supervise(
         }
     };
     let extra = banner.map(|b| b(proxy_addr));
+    // On stderr even with --json (stdout is for scripts): whoever started
+    // the client must see it. The engine also logged it.
+    let warnings = engine.warnings();
+    for warning in &warnings {
+        eprintln!("{}", warning_text(warning));
+    }
     if json {
         // Scripts learn the bound address (with --listen …:0) from this line.
         let data = serde_json::json!({
             "proxy": proxy_addr.to_string(),
             "dns": dns_addr.map(|a| a.to_string()),
             "control_file": control_file,
+            "warnings": warnings,
         });
         println!(
             "{}",
@@ -312,4 +335,22 @@ pub async fn supervise(
     };
     engine.stop().await;
     Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warnings_name_the_address_and_the_flags_that_fix_them() {
+        let text = warning_text(&Warning::open_proxy("0.0.0.0:1080".parse().unwrap()));
+        assert!(
+            text.starts_with("WARNING: the local proxy listens on 0.0.0.0:1080"),
+            "{text}"
+        );
+        assert!(text.contains("anyone who can reach this address can use your tunnel"));
+        assert!(text.contains("--listen 127.0.0.1:1080") && text.contains("--proxy-user"));
+        let text = warning_text(&Warning::open_dns("[::]:53".parse().unwrap()));
+        assert!(text.contains("--dns-listen 127.0.0.1:53"), "{text}");
+    }
 }

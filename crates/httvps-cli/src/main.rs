@@ -70,17 +70,21 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr so that `--json` output on stdout stays clean.
+/// Logs go to stderr so that `--json` output on stdout stays clean. The
+/// filter is `RUST_LOG` (or `-v`'s level) under [`net::log_filter`]'s cap:
+/// the WebSocket library never logs above DEBUG, since at TRACE it prints
+/// every frame, the hello with the session token included.
 fn init_logging(verbose: u8) {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let default = match verbose {
         0 => "warn",
         1 => "info",
         _ => "debug",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .init();
+        .with_filter(net::log_filter::from_env("RUST_LOG", default));
+    tracing_subscriber::registry().with(layer).init();
 }

@@ -41,6 +41,11 @@ pub async fn status(global: &Global, args: StatusArgs) -> anyhow::Result<ExitCod
     if let Some(addr) = snap["proxy_addr"].as_str() {
         println!("proxy:    {addr} (SOCKS5 and HTTP)");
     }
+    for warning in snap["warnings"].as_array().into_iter().flatten() {
+        if let Some(message) = warning["message"].as_str() {
+            println!("WARNING:  {message}");
+        }
+    }
     let totals = &snap["totals"];
     println!(
         "streams:  {} open, {} total; ↑{} ↓{}",

@@ -249,12 +249,25 @@ impl fmt::Debug for OutlineNode {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Limits {
-    /// Concurrent WebSocket sessions; the upgrade past it is answered 503.
+    /// Concurrent authenticated sessions. A place is taken only once the
+    /// token is valid, so unauthenticated clients never hold one; an upgrade
+    /// while all are taken is answered 503.
     pub max_sessions: usize,
-    /// Concurrent TCP connections before any upgrade (TLS handshakes, decoy
-    /// visitors); past it the listener stops accepting until one ends.
-    /// Upgraded sessions count against `max_sessions` instead.
+    /// Connections not yet in a session (TLS handshakes, decoy visitors,
+    /// upgrades waiting for their hello). When full, the oldest is closed to
+    /// make room for the newest (`server_kit::admission`).
     pub max_connections: usize,
+    /// Connections from one client address (IPv4 address, IPv6 /64), in
+    /// sessions or not; past it new ones are closed at accept.
+    pub max_per_source: usize,
+    /// Bytes the WebSocket layer may hold toward one client that does not
+    /// read (its pongs included); past it the session ends. At least the
+    /// frame limit plus 128 KiB.
+    pub max_write_buffer: usize,
+    /// How many pings (WebSocket or JSON; frames of unknown types too) a
+    /// client may send: a burst, then a rate. Past it each is a violation,
+    /// and before the hello, past the burst the connection is closed.
+    pub pings: proto_httvps::server::PingLimit,
     /// Streams per session when the backend does not say (default 8).
     pub max_streams: u32,
     /// Largest WebSocket message accepted, and sent (contract: 256 KiB).
@@ -288,6 +301,9 @@ impl Default for Limits {
         Limits {
             max_sessions: 1024,
             max_connections: 4096,
+            max_per_source: 64,
+            max_write_buffer: 1024 * 1024,
+            pings: proto_httvps::server::PingLimit::default(),
             max_streams: 8,
             max_frame_len: MAX_FRAME_LEN,
             max_violations: 16,
@@ -306,7 +322,7 @@ impl Default for Limits {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Timeouts {
-    /// From upgrade to `hello`.
+    /// From upgrade to `hello` (absolute: nothing the client sends extends it).
     pub hello: Duration,
     /// A session that receives nothing this long is closed.
     pub idle: Duration,
@@ -324,7 +340,9 @@ pub struct Timeouts {
     pub write: Duration,
     /// After our Close frame, how long we wait for the peer's.
     pub close: Duration,
-    /// TLS handshake and HTTP request head.
+    /// The TLS handshake, and then each HTTP request head (a kept-alive
+    /// decoy visitor that sends nothing is closed after it). Traffic does
+    /// not extend either: a slow-loris head gets no more time.
     pub handshake: Duration,
     /// How often the token file's modification time is checked (`None`: never).
     pub tokens_poll: Option<Duration>,

@@ -43,6 +43,8 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tracing::{debug, info, warn};
 
+use server_kit::admission::Ticket;
+
 use crate::Shared;
 use crate::auth::AuthError;
 use crate::inbox::{Credit, Inbox, StreamCredit, Written};
@@ -72,8 +74,12 @@ struct StreamHandle {
 enum Inbound {
     Text(tungstenite::Utf8Bytes),
     Binary(tungstenite::Bytes),
-    Control,
+    /// A ping (tungstenite queues the pong itself).
+    Ping,
+    Pong,
     Oversized,
+    /// The peer broke the WebSocket framing (RFC 6455 §7.4.1: close 1002).
+    Broken,
     Closed,
 }
 
@@ -84,13 +90,30 @@ where
     match reader.next().await {
         Some(Ok(Message::Text(t))) => Inbound::Text(t),
         Some(Ok(Message::Binary(b))) => Inbound::Binary(b),
-        Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Inbound::Control,
+        Some(Ok(Message::Ping(_))) => Inbound::Ping,
+        // Raw frames are never read, only written.
+        Some(Ok(Message::Pong(_) | Message::Frame(_))) => Inbound::Pong,
         Some(Ok(Message::Close(_))) | None => Inbound::Closed,
         Some(Err(tungstenite::Error::Capacity(_))) => Inbound::Oversized,
+        Some(Err(tungstenite::Error::Protocol(e))) => {
+            debug!(error = %e, "websocket protocol error");
+            Inbound::Broken
+        }
         Some(Err(e)) => {
+            // Includes a full write buffer: the client stopped reading.
             debug!(error = %e, "websocket read failed");
             Inbound::Closed
         }
+    }
+}
+
+/// How a session ends after the client broke the framing: a Close frame
+/// (not a bare TCP close), then raw draining, since the parser is out of step.
+fn broken() -> Ending {
+    Ending::Close {
+        code: close_code::PROTOCOL,
+        reason: "websocket protocol error",
+        raw_drain: true,
     }
 }
 
@@ -115,11 +138,17 @@ pub(crate) struct Conn<S> {
     pub(crate) out: Arc<Outbox>,
     pub(crate) reader: SplitStream<WebSocketStream<S>>,
     pub(crate) writer: JoinHandle<Option<Sink<S>>>,
+    /// The connection's place: pending until the token is valid, then a session's.
+    ticket: Ticket,
 }
 
 /// Runs one WebSocket session from `hello` to close.
-pub async fn run_session<S>(ws: WebSocketStream<S>, shared: Arc<Shared>, peer: SocketAddr)
-where
+pub async fn run_session<S>(
+    ws: WebSocketStream<S>,
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    ticket: Ticket,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (sink, reader) = ws.split();
@@ -140,6 +169,7 @@ where
         out,
         reader,
         writer,
+        ticket,
     };
     let ending = match handshake(&mut conn).await {
         Ok((grant, mode, params)) => {
@@ -205,19 +235,35 @@ where
 {
     let shared = conn.shared.clone();
     let cfg = &shared.config;
-    let machine = Handshake::new(
+    let mut machine = Handshake::new(
         Instant::now().into_std(),
         cfg.timeouts.hello,
         cfg.limits.max_frame_len,
+        cfg.limits.pings,
     );
     let deadline = Instant::from_std(machine.poll_timeout());
+    let evicted = conn.ticket.eviction();
     let first = loop {
         let next = tokio::select! {
             _ = shared.shutdown.cancelled() => return Err(going_away()),
+            _ = evicted.cancelled() => {
+                m::handshake("evicted");
+                return Err(busy());
+            }
             r = tokio::time::timeout_at(deadline, next_inbound(&mut conn.reader)) => r,
         };
         match next {
-            Ok(Inbound::Control) => continue,
+            Ok(Inbound::Ping | Inbound::Pong) => {
+                if let Some(rej) = machine.handle_control() {
+                    return Err(
+                        reject(conn, "bad_hello", rej.code, rej.message, rej.close_code).await,
+                    );
+                }
+            }
+            Ok(Inbound::Broken) => {
+                m::handshake("bad_hello");
+                return Err(broken());
+            }
             Ok(inbound) => break inbound,
             Err(_) => {
                 if let Some(rej) = machine.handle_timeout(Instant::now().into_std()) {
@@ -244,7 +290,9 @@ where
                 raw_drain: true,
             });
         }
-        Inbound::Closed | Inbound::Control => return Err(Ending::Gone),
+        Inbound::Closed | Inbound::Ping | Inbound::Pong | Inbound::Broken => {
+            return Err(Ending::Gone);
+        }
     };
     let mut hello = match machine.handle_text(&text) {
         Ok(h) => h,
@@ -262,6 +310,10 @@ where
     hello.flow_control &= cfg.flow_control;
     let validated = tokio::select! {
         _ = shared.shutdown.cancelled() => return Err(going_away()),
+        _ = evicted.cancelled() => {
+            m::handshake("evicted");
+            return Err(busy());
+        }
         r = shared.auth.validate(&hello.token) => r,
     };
     let grant = match validated {
@@ -291,6 +343,19 @@ where
             .await);
         }
     };
+    // The token is good: the connection may now take a session's place.
+    if conn.ticket.promote().is_err() {
+        info!(peer = %conn.peer, session_id = %grant.session_id, "session refused: gateway full");
+        let msg = "the gateway is full; try again later".to_owned();
+        return Err(reject(
+            conn,
+            "full",
+            ErrorCode::SessionError,
+            msg,
+            close_code::TRY_AGAIN,
+        )
+        .await);
+    }
     let mode = match (&grant.outline, &shared.fixed_outline) {
         (Some(node), _) => match upstream::outline_config(node) {
             Ok(c) => UpstreamMode::outline(Arc::new(c), cfg.allow_private_targets),
@@ -361,6 +426,7 @@ where
         rtt: ASSUMED_RTT,
         idle_timeout: cfg.timeouts.idle,
         drain_timeout: cfg.timeouts.drain,
+        pings: cfg.limits.pings,
     };
     Ok((grant, mode, params))
 }
@@ -378,6 +444,15 @@ async fn reject<S>(
     Ending::Close {
         code: close,
         reason: result,
+        raw_drain: false,
+    }
+}
+
+/// A pending connection evicted for a newer one, or no session place left.
+fn busy() -> Ending {
+    Ending::Close {
+        code: close_code::TRY_AGAIN,
+        reason: "busy",
         raw_drain: false,
     }
 }
@@ -505,10 +580,16 @@ impl Streams {
                     match msg {
                         Inbound::Text(t) => session.handle_text(now(), &t),
                         Inbound::Binary(b) => session.handle_binary_message(now(), &b),
-                        Inbound::Control => session.handle_control(now()),
+                        Inbound::Ping => session.handle_ping(now()),
+                        Inbound::Pong => session.handle_pong(now()),
                         Inbound::Oversized => {
                             raw_drain = true;
                             session.handle_oversized();
+                        }
+                        Inbound::Broken => {
+                            session.abort_all();
+                            self.drain_aborts(&mut session).await;
+                            break broken();
                         }
                         Inbound::Closed => {
                             session.abort_all();

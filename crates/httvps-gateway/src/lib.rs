@@ -50,11 +50,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use server_kit::accept::BoundedAcceptor;
+use server_kit::accept::Acceptor;
+use server_kit::admission::{Admission, AdmissionLimits};
 use shadowsocks::config::{ServerConfig, ServerType};
 use shadowsocks::context::{Context, SharedContext};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -124,7 +124,8 @@ pub(crate) struct Shared {
     pub(crate) tls: TlsAcceptor,
     pub(crate) auth: auth::Authenticator,
     pub(crate) site: http::Site,
-    pub(crate) sessions: Arc<Semaphore>,
+    /// Places: pending connections, sessions, per source.
+    pub(crate) admission: Arc<Admission>,
     /// Fired when shutdown begins: sessions drain, listeners stop.
     pub(crate) shutdown: CancellationToken,
     pub(crate) tracker: TaskTracker,
@@ -163,11 +164,25 @@ fn check_config(config: &GatewayConfig) -> Result<(), GatewayError> {
     if !config.ws_path.starts_with('/') {
         return bad("the WebSocket path must start with '/'");
     }
-    if l.max_sessions == 0 || l.max_connections == 0 {
-        return bad("max sessions and connections must be at least 1");
+    if l.max_sessions == 0 || l.max_connections == 0 || l.max_per_source == 0 {
+        return bad("max sessions, connections and connections per source must be at least 1");
+    }
+    if l.pings.burst == 0 {
+        return bad("the ping burst must be at least 1");
     }
     if l.max_streams == 0 {
         return bad("max streams must be at least 1");
+    }
+    if l.out_queue == 0 || l.max_stream_id_len == 0 {
+        return bad("the out queue and the stream id limit must be at least 1");
+    }
+    if l.windows.max_stream_window < proto_httvps::flow::INITIAL_STREAM_WINDOW
+        || l.windows.max_session_window < proto_httvps::flow::INITIAL_SESSION_WINDOW
+    {
+        return bad("the windows may not be smaller than their initial sizes (256 KiB, 16 MiB)");
+    }
+    if config.timeouts.write.is_zero() || config.timeouts.handshake.is_zero() {
+        return bad("write and handshake timeouts must be positive");
     }
     if l.max_frame_len < 1024 {
         return bad("the frame limit must be at least 1024 bytes");
@@ -197,12 +212,10 @@ impl Gateway {
         };
         let prometheus = metrics::handle();
         let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| GatewayError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
+            server_kit::accept::bind_tcp(config.listen).map_err(|source| GatewayError::Bind {
+                addr: config.listen,
+                source,
+            })?;
         let local_addr = listener.local_addr().map_err(|source| GatewayError::Bind {
             addr: config.listen,
             source,
@@ -223,7 +236,14 @@ impl Gateway {
         };
         let shared = Arc::new(Shared {
             site,
-            sessions: Arc::new(Semaphore::new(config.limits.max_sessions)),
+            admission: Admission::new(
+                AdmissionLimits {
+                    max_pending: config.limits.max_connections,
+                    max_admitted: config.limits.max_sessions,
+                    max_per_source: config.limits.max_per_source,
+                },
+                metrics::PREFIX,
+            ),
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
             ss_context: Context::new_shared(ServerType::Local),
@@ -300,22 +320,18 @@ impl Gateway {
             });
         }
         tokio::pin!(shutdown);
-        let mut acceptor = BoundedAcceptor::new(
-            &listener,
-            shared.config.limits.max_connections,
-            shutdown.as_mut(),
-        );
-        while let Some((tcp, peer, permit)) = acceptor.next().await {
+        let mut acceptor = Acceptor::new(&listener, shared.admission.clone(), shutdown.as_mut());
+        while let Some((tcp, peer, ticket)) = acceptor.next().await {
             let shared = shared.clone();
-            shared.tracker.clone().spawn(async move {
-                http::serve_connection(tcp, peer, shared).await;
-                drop(permit);
-            });
+            shared
+                .tracker
+                .clone()
+                .spawn(http::serve_connection(tcp, peer, shared, ticket));
         }
         drop(acceptor);
         drop(listener);
         info!(
-            sessions = shared.config.limits.max_sessions - shared.sessions.available_permits(),
+            sessions = shared.admission.occupancy().admitted,
             "shutting down"
         );
         shared.shutdown.cancel();

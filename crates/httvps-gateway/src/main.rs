@@ -118,9 +118,32 @@ struct Args {
     /// How often the token file's modification time is checked (0: only on SIGHUP).
     #[arg(long, value_name = "DUR", default_value = "2", value_parser = parse_duration)]
     tokens_poll: Duration,
-    /// Concurrent sessions; more upgrades are answered 503.
+    /// Concurrent authenticated sessions (a place is taken only once the
+    /// token is valid); upgrades while all are taken are answered 503.
     #[arg(long, value_name = "N", default_value_t = 1024)]
     max_sessions: usize,
+    /// Connections not yet in a session (TLS handshakes, decoy visitors,
+    /// upgrades waiting for hello); when full, the oldest is closed to make
+    /// room for the newest.
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    max_connections: usize,
+    /// Connections from one client address (IPv6: one /64), sessions included.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    max_per_source: usize,
+    /// TLS handshake time, and then the time for each HTTP request head.
+    #[arg(long, value_name = "DUR", default_value = "10", value_parser = parse_duration)]
+    handshake_timeout: Duration,
+    /// Bytes queued toward a client that does not read before its session
+    /// ends (at least the frame limit plus 128 KiB).
+    #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024)]
+    max_write_buffer: usize,
+    /// Pings a client may send per second (WebSocket or JSON, and frames of
+    /// unknown types); past the rate and burst each is a violation.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    ping_rate: u32,
+    /// Pings a client may send at once; also the most control frames before hello.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    ping_burst: u32,
     /// Largest WebSocket message accepted, in bytes (contract: 262144).
     #[arg(long, value_name = "BYTES", default_value_t = proto_httvps::MAX_FRAME_LEN)]
     max_frame_bytes: usize,
@@ -136,6 +159,30 @@ struct Args {
     /// Protocol violations tolerated per session.
     #[arg(long, value_name = "N", default_value_t = 16)]
     max_violations: u32,
+    /// With flow_control: how far one stream's receive window may grow (the
+    /// bytes a stream may hold toward its upstream).
+    #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024 * 1024)]
+    max_stream_window: u64,
+    /// With flow_control: how far the session's receive window may grow.
+    #[arg(long, value_name = "BYTES", default_value_t = 96 * 1024 * 1024)]
+    max_session_window: u64,
+    /// Messages queued toward the client, shared by the streams (each gets
+    /// at least 4); control messages past twice this end the session.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    out_queue: usize,
+    /// Recently closed stream ids a session remembers (late frames for them
+    /// are dropped quietly).
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    recently_closed: usize,
+    /// Longest stream id accepted, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 128)]
+    max_stream_id_len: usize,
+    /// A write to a client that makes no progress this long ends the session.
+    #[arg(long, value_name = "DUR", default_value = "60", value_parser = parse_duration)]
+    write_timeout: Duration,
+    /// After the gateway's Close, how long it waits for the client's.
+    #[arg(long, value_name = "DUR", default_value = "2", value_parser = parse_duration)]
+    close_timeout: Duration,
 }
 
 /// Keeps the URL out of `Debug` (and so out of any log of the flags). Never
@@ -206,13 +253,30 @@ impl Args {
         let l = &mut config.limits;
         l.max_streams = self.max_streams;
         l.max_sessions = self.max_sessions;
+        l.max_connections = self.max_connections;
+        l.max_per_source = self.max_per_source;
+        l.max_write_buffer = self.max_write_buffer;
+        l.pings = proto_httvps::server::PingLimit {
+            per_second: self.ping_rate,
+            burst: self.ping_burst,
+        };
         l.max_frame_len = self.max_frame_bytes;
         l.stream_buffer_bytes = self.stream_buffer;
         l.stream_buffer_frames = self.stream_buffer_frames;
         l.read_buffer = self.read_buffer;
         l.max_violations = self.max_violations;
+        l.windows = proto_httvps::flow::WindowLimits {
+            max_stream_window: self.max_stream_window,
+            max_session_window: self.max_session_window,
+        };
+        l.out_queue = self.out_queue;
+        l.recently_closed = self.recently_closed;
+        l.max_stream_id_len = self.max_stream_id_len;
         let t = &mut config.timeouts;
         t.hello = self.hello_timeout;
+        t.handshake = self.handshake_timeout;
+        t.write = self.write_timeout;
+        t.close = self.close_timeout;
         t.idle = self.idle_timeout;
         t.drain = self.drain_timeout;
         t.stall = self.stall_timeout;

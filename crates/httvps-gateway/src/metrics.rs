@@ -7,6 +7,10 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 pub use server_kit::metrics::{bind, serve};
 
+/// The prefix of every gateway metric (admission's too:
+/// `httvps_gateway_connections_pending` and the rest, see
+/// `server_kit::admission`).
+pub const PREFIX: &str = "httvps_gateway";
 /// Sessions currently open (gauge).
 pub const SESSIONS_ACTIVE: &str = "httvps_gateway_sessions_active";
 /// Sessions that reached `ready` (counter).

@@ -8,8 +8,12 @@ use rustls::ServerConfig;
 use crate::GatewayError;
 use crate::config::TlsSource;
 
-/// Loads the certificate and key and builds the server configuration
-/// (HTTP/1.1 only: the WebSocket upgrade needs it).
+/// The ALPN names offered: HTTP/1 only (the WebSocket upgrade needs it),
+/// every version a stock nginx accepts, so that a client offering only
+/// `http/1.0` is served as nginx serves it rather than refused with an alert.
+const ALPN: &[&[u8]] = &[b"http/1.1", b"http/1.0", b"http/0.9"];
+
+/// Loads the certificate and key and builds the server configuration.
 pub fn server_config(source: &TlsSource) -> Result<Arc<ServerConfig>, GatewayError> {
     let (cert_pem, key_pem) = match source {
         TlsSource::Files { cert, key } => {
@@ -25,6 +29,5 @@ pub fn server_config(source: &TlsSource) -> Result<Arc<ServerConfig>, GatewayErr
             (cert_pem.as_bytes().to_vec(), key_pem.as_bytes().to_vec())
         }
     };
-    server_kit::tls::server_config(&cert_pem, &key_pem, &[b"http/1.1"])
-        .map_err(|e| GatewayError::Tls(e.0))
+    server_kit::tls::server_config(&cert_pem, &key_pem, ALPN).map_err(|e| GatewayError::Tls(e.0))
 }

@@ -5,11 +5,14 @@ mod util;
 
 use std::time::{Duration, Instant};
 
+use futures_util::SinkExt;
 use httvps_gateway::AuthSource;
 use proto_httvps::TargetAddr;
 use serde_json::json;
 use testkit::{EchoServer, ServerFirst, TcpBlackhole, TestBackend, closed_port};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
 use util::{Event, start_gateway, tokens};
 
 const TOKEN: &str = "tok-good";
@@ -492,6 +495,101 @@ async fn session_limit_answers_503() {
         }
         other => panic!("expected 503, got {:?}", other.map(|_| ())),
     }
+}
+
+/// Unauthenticated upgrades never hold a session's place: with one place,
+/// a tokenless upgrade waiting for its hello does not keep a real client out.
+#[tokio::test]
+async fn a_session_place_is_taken_only_after_the_token_is_valid() {
+    let gw = start_gateway(tokens(&[TOKEN]), |c| c.limits.max_sessions = 1).await;
+    let _silent = util::Client::connect(gw.addr(), &gw.cert).await;
+    let mut wrong = util::Client::connect(gw.addr(), &gw.cert).await;
+    assert_eq!(wrong.hello("not-a-token").await["code"], "auth_failed");
+    assert_eq!(wrong.close_code().await, Some(1008));
+    let mut real = gw.ready_client(TOKEN).await;
+    real.ping_pong().await;
+}
+
+/// A full pending stage closes its oldest connection for the newest, so
+/// idle connections cannot keep a real client waiting; sessions are never
+/// evicted.
+#[tokio::test]
+async fn idle_connections_are_evicted_oldest_first_for_a_new_client() {
+    async fn closed(tcp: &mut TcpStream) -> bool {
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut byte)).await;
+        matches!(read, Ok(Ok(0) | Err(_)))
+    }
+    let gw = start_gateway(tokens(&[TOKEN]), |c| c.limits.max_connections = 3).await;
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(TcpStream::connect(gw.addr()).await.unwrap());
+    }
+    // Each newcomer evicts the oldest pending connection.
+    let mut waiting = util::Client::connect(gw.addr(), &gw.cert).await;
+    let started = Instant::now();
+    let mut real = gw.ready_client(TOKEN).await;
+    real.ping_pong().await;
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert!(closed(&mut idle[0]).await, "the oldest went first");
+    assert!(closed(&mut idle[1]).await, "then the next");
+    // The session left the pending stage: one arrival fits, two more evict
+    // the last idle connection, then the upgrade still waiting for its
+    // hello (told so with close 1013); never the session.
+    let mut newer = Vec::new();
+    for _ in 0..3 {
+        newer.push(TcpStream::connect(gw.addr()).await.unwrap());
+    }
+    assert!(closed(&mut idle[2]).await);
+    assert_eq!(waiting.close_code().await, Some(1013));
+    real.ping_pong().await;
+}
+
+/// Before its hello a client may send a few pings; a flood is cut.
+#[tokio::test]
+async fn pings_before_hello_are_capped() {
+    let gw = start_gateway(tokens(&[TOKEN]), |c| {
+        c.limits.pings = proto_httvps::server::PingLimit {
+            per_second: 1,
+            burst: 3,
+        }
+    })
+    .await;
+    let mut c = util::Client::connect(gw.addr(), &gw.cert).await;
+    for _ in 0..4 {
+        c.ws.send(Message::Ping(Vec::new().into())).await.unwrap();
+    }
+    c.expect_error_then_close("bad_hello", 1008).await;
+}
+
+/// After the hello, pings past the budget are violations that end the session.
+#[tokio::test]
+async fn a_ping_flood_after_hello_ends_the_session() {
+    let gw = start_gateway(tokens(&[TOKEN]), |c| {
+        c.limits.pings = proto_httvps::server::PingLimit {
+            per_second: 1,
+            burst: 2,
+        };
+        c.limits.max_violations = 3;
+    })
+    .await;
+    let mut c = gw.ready_client(TOKEN).await;
+    for _ in 0..8 {
+        c.send(json!({"type": "ping"})).await;
+    }
+    let mut pongs = 0;
+    let code = loop {
+        match c.event().await {
+            Event::Close(code) => break code,
+            Event::Frame(f) if f["type"] == "pong" => pongs += 1,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(code, Some(1008));
+    assert!(
+        pongs <= 3,
+        "pings past the budget are not answered ({pongs})"
+    );
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 /// How the local proxy listens and what it allows.
@@ -58,7 +58,24 @@ impl Default for ProxyConfig {
     }
 }
 
+/// Whether a listener on `ip` can be reached from other machines: anything
+/// but loopback (`127.0.0.0/8`, `::1`, and `::ffff:127.0.0.0/104`, which
+/// is IPv4 loopback). The unspecified addresses `0.0.0.0` and `::` listen
+/// on every interface; LAN, link-local and public addresses on one that
+/// others reach.
+pub fn beyond_loopback(ip: IpAddr) -> bool {
+    !ip.to_canonical().is_loopback()
+}
+
 impl ProxyConfig {
+    /// Whether anyone who can reach the proxy over the network may use it:
+    /// it listens [beyond loopback](beyond_loopback) and asks for no
+    /// credentials. Front-ends warn about it (it opens the tunnel to the
+    /// network); with [`ProxyConfig::auth`] set, it is the user's choice.
+    pub fn open_to_network(&self) -> bool {
+        self.auth.is_none() && beyond_loopback(self.listen.ip())
+    }
+
     /// Checks the values that would make the proxy useless or unbounded.
     pub(crate) fn validate(&self) -> io::Result<()> {
         let bad = |what: &str| Err(io::Error::new(io::ErrorKind::InvalidInput, what.to_owned()));
@@ -147,6 +164,56 @@ mod tests {
         assert!(!c.matches(b"u", b"q"));
         assert!(!c.matches(b"u", b"pp"));
         assert!(!c.matches(b"", b"p"));
+    }
+
+    #[test]
+    fn only_loopback_stays_on_this_machine() {
+        for ip in [
+            "0.0.0.0",
+            "::",
+            "::ffff:0.0.0.0",
+            "192.168.1.20",
+            "10.0.0.5",
+            "172.16.0.1",
+            "100.64.0.1",
+            "169.254.10.1",
+            "8.8.8.8",
+            "fe80::1",
+            "fd00::1",
+            "2001:db8::1",
+            // IPv4-compatible, not mapped: not IPv4 loopback.
+            "::127.0.0.1",
+        ] {
+            assert!(beyond_loopback(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in [
+            "127.0.0.1",
+            "127.0.0.2",
+            "127.255.255.254",
+            "::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(!beyond_loopback(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[test]
+    fn open_to_network_means_beyond_loopback_without_credentials() {
+        let listen = |addr: &str| ProxyConfig {
+            listen: addr.parse().unwrap(),
+            ..ProxyConfig::default()
+        };
+        assert!(!ProxyConfig::default().open_to_network());
+        assert!(!listen("127.0.0.1:0").open_to_network());
+        assert!(!listen("[::1]:1080").open_to_network());
+        assert!(listen("0.0.0.0:1080").open_to_network());
+        assert!(listen("[::]:1080").open_to_network());
+        assert!(listen("192.168.1.20:1080").open_to_network());
+        let with_auth = ProxyConfig {
+            auth: Some(Credentials::new("u", "p")),
+            ..listen("0.0.0.0:1080")
+        };
+        assert!(!with_auth.open_to_network());
     }
 
     #[test]

@@ -110,7 +110,7 @@ pub mod http1;
 mod server;
 pub mod socks5;
 
-pub use config::{Credentials, ProxyConfig};
+pub use config::{Credentials, ProxyConfig, beyond_loopback};
 pub use connector::{
     AssociateFuture, AssociateRequest, BoxDatagrams, BoxFuture, BoxStream, ConnectError,
     ConnectErrorKind, ConnectFuture, ConnectRequest, Connector, DatagramChannel, ProxyProtocol,

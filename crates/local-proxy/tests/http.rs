@@ -825,8 +825,11 @@ async fn smuggling_bad_chunked_bodies_get_400() {
         long_trailers.as_str(),
         // Not a hex size.
         "zz\r\nhello\r\n0\r\n\r\n",
-        // A size that overflows 64 bits.
+        // Sizes that overflow 64 bits: 17 and 18 hex digits.
         "1ffffffffffffffff\r\nhello\r\n0\r\n\r\n",
+        "ffffffffffffffffff\r\nhello\r\n0\r\n\r\n",
+        "100000000000000000\r\nhello\r\n0\r\n\r\n",
+        "123456789ABCDEF012;ext=1\r\nhello\r\n0\r\n\r\n",
         // Chunk data not followed by CRLF.
         "5\r\nhelloXX0\r\n\r\n",
         // A bare LF ending the size line.
@@ -855,5 +858,55 @@ async fn smuggling_bad_chunked_bodies_get_400() {
             !String::from_utf8_lossy(&forwarded).contains("/next"),
             "{forwarded:?}"
         );
+    }
+}
+
+/// An overflowing chunk size (18 hex digits) however the client's writes
+/// split the request: the head alone first (the proxy has already sent it
+/// upstream when the size arrives), the size line itself in two pieces, or
+/// after a good chunk that went upstream. The origin waits for the whole
+/// body, so the answer is the proxy's: 400, then close. (An origin that
+/// answers before reading the body has the client's one response; a 400
+/// cannot follow it, and the connection just closes.)
+#[tokio::test]
+async fn overflowing_chunk_sizes_get_400_whenever_they_arrive() {
+    let server = raw_server(|mut s| async move {
+        let mut all = Vec::new();
+        let _ = s.read_to_end(&mut all).await;
+    })
+    .await;
+    let proxy = start(config(), DirectConnector::new()).await;
+    let port = server.port();
+    let head = format!(
+        "POST http://127.0.0.1:{port}/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+    let size = "ffffffffffffffffff";
+    let splits: [Vec<String>; 3] = [
+        vec![head.clone(), format!("{size}\r\nhello\r\n0\r\n\r\n")],
+        vec![
+            head.clone(),
+            size[..9].to_owned(),
+            format!("{}\r\nhello\r\n0\r\n\r\n", &size[9..]),
+        ],
+        vec![
+            format!("{head}5\r\nhello\r\n"),
+            format!("{size}\r\nworld\r\n0\r\n\r\n"),
+        ],
+    ];
+    for pieces in splits {
+        let mut s = TcpStream::connect(proxy.local_addr()).await.unwrap();
+        for piece in &pieces {
+            s.write_all(piece.as_bytes()).await.unwrap();
+            // Each piece its own read on the proxy's side.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let text = String::from_utf8_lossy(&read_all(&mut s, CLOSE_WITHIN).await).into_owned();
+        assert!(
+            text.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+            "{pieces:?}: {text}"
+        );
+        assert!(text.contains("invalid chunk size"), "{text}");
+        assert!(text.contains("Connection: close\r\n"), "{text}");
+        assert_eq!(text.matches("HTTP/1.1 ").count(), 1, "{text}");
     }
 }

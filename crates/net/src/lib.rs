@@ -12,11 +12,16 @@
 //! - [`ErrorCode`]: the stable code of the `{code, message}` the engine, the
 //!   CLI's `--json` and the UI report;
 //! - [`policy`]: which addresses a server refuses to dial (loopback, private,
-//!   metadata…), one policy for every server we ship.
+//!   metadata…), one policy for every server we ship;
+//! - `log_filter` (feature `log-filter`): the log filter every binary
+//!   installs, which keeps wire payloads (and the token in the hello) out of
+//!   the logs at any level.
 #![warn(missing_docs)]
 
 pub mod code;
 pub mod datagram;
+#[cfg(feature = "log-filter")]
+pub mod log_filter;
 pub mod policy;
 pub mod secret;
 pub mod target;

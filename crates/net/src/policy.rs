@@ -614,6 +614,55 @@ mod tests {
         assert_eq!(range("2003:7f00:1::"), None);
     }
 
+    /// The three IPv4-carrying forms of issue 17, written out: 6to4
+    /// `2002::/16`, IPv4-compatible `::/96` and IPv4-translated
+    /// `::ffff:0:0:0/96`, each around a private and a public IPv4 address,
+    /// at the edges of its block, and through [`TargetPolicy::check`].
+    #[test]
+    fn six_to_four_compatible_and_translated_forms_written_out() {
+        for (ip, label) in [
+            // 6to4: bits 16..48 are the IPv4 address, whatever follows.
+            ("2002:a00:1::", Some("private")),
+            ("2002:c0a8:101:ffff:ffff:ffff:ffff:ffff", Some("private")),
+            ("2002:ac10:1::1", Some("private")),
+            ("2002:a9fe:a9fe::1", Some("cloud metadata")),
+            ("2002::", Some("unspecified")),
+            ("2002:ffff:ffff::", Some("broadcast")),
+            ("2002:808:808::", None),
+            ("2002:101:101:1234:5678::1", None),
+            // IPv4-compatible ::a.b.c.d (`::` and `::1` are IPv6's own).
+            ("::10.0.0.1", Some("private")),
+            ("::192.168.0.1", Some("private")),
+            ("::0.0.0.2", Some("unspecified")),
+            ("::255.255.255.255", Some("broadcast")),
+            ("::1.1.1.1", None),
+            ("::8.8.4.4", None),
+            // IPv4-translated ::ffff:0:a.b.c.d.
+            ("::ffff:0:10.0.0.1", Some("private")),
+            ("::ffff:0:172.16.5.4", Some("private")),
+            ("::ffff:0:127.0.0.1", Some("loopback")),
+            ("::ffff:0:0.0.0.0", Some("unspecified")),
+            ("::ffff:0:255.255.255.255", Some("broadcast")),
+            ("::ffff:0:8.8.8.8", None),
+            ("::ffff:0:1.1.1.1", None),
+            // Next to the translated block: not a wrapper, reserved.
+            ("::ffff:1:808:808", Some("reserved")),
+            ("::fffe:0:808:808", Some("reserved")),
+        ] {
+            assert_eq!(range(ip), label, "{ip}");
+            let parsed: IpAddr = ip.parse().unwrap();
+            let checked = TargetPolicy::default().check(&ip, [parsed]);
+            assert_eq!(checked.err().map(|e| e.range), label, "check {ip}");
+            assert!(
+                TargetPolicy {
+                    allow_private: true
+                }
+                .check(&ip, [parsed])
+                .is_ok()
+            );
+        }
+    }
+
     fn split(v4: Ipv4Addr) -> [u16; 2] {
         let [a, b, c, d] = v4.octets();
         [u16::from_be_bytes([a, b]), u16::from_be_bytes([c, d])]

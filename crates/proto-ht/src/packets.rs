@@ -36,6 +36,8 @@ pub struct DownloadBuffer {
     /// Id of the first packet in `packets`.
     base: u64,
     packets: VecDeque<Vec<u8>>,
+    /// Bytes of `packets`.
+    bytes: usize,
     max_packets: usize,
     closed: bool,
 }
@@ -46,6 +48,7 @@ impl DownloadBuffer {
         DownloadBuffer {
             base: 0,
             packets: VecDeque::new(),
+            bytes: 0,
             max_packets: max_packets.max(1),
             closed: false,
         }
@@ -60,6 +63,7 @@ impl DownloadBuffer {
     /// Keeps a packet read from the target; returns its id.
     pub fn push(&mut self, payload: Vec<u8>) -> u64 {
         debug_assert!(self.has_room());
+        self.bytes += payload.len();
         self.packets.push_back(payload);
         self.end() - 1
     }
@@ -89,10 +93,17 @@ impl DownloadBuffer {
             });
         }
         for _ in self.base..next {
-            self.packets.pop_front();
+            if let Some(packet) = self.packets.pop_front() {
+                self.bytes -= packet.len();
+            }
         }
         self.base = next;
         Ok(())
+    }
+
+    /// Bytes of the packets kept.
+    pub fn kept_bytes(&self) -> usize {
+        self.bytes
     }
 
     /// Packet `id`, if it is kept.
@@ -241,6 +252,8 @@ impl UploadState {
 #[derive(Debug)]
 pub struct DatagramQueue {
     queue: VecDeque<Vec<u8>>,
+    /// Bytes of `queue`.
+    bytes: usize,
     max_datagrams: usize,
     dropped: u64,
 }
@@ -250,6 +263,7 @@ impl DatagramQueue {
     pub fn new(max_datagrams: usize) -> DatagramQueue {
         DatagramQueue {
             queue: VecDeque::new(),
+            bytes: 0,
             max_datagrams: max_datagrams.max(1),
             dropped: 0,
         }
@@ -258,15 +272,34 @@ impl DatagramQueue {
     /// Queues a datagram, dropping the oldest when full.
     pub fn push(&mut self, datagram: Vec<u8>) {
         if self.queue.len() == self.max_datagrams {
-            self.queue.pop_front();
-            self.dropped += 1;
+            self.drop_oldest();
         }
+        self.bytes += datagram.len();
         self.queue.push_back(datagram);
+    }
+
+    /// Drops the oldest datagram (counted as dropped); false when empty.
+    pub fn drop_oldest(&mut self) -> bool {
+        match self.queue.pop_front() {
+            Some(old) => {
+                self.bytes -= old.len();
+                self.dropped += 1;
+                true
+            }
+            None => false,
+        }
     }
 
     /// The oldest datagram, for the next download packet.
     pub fn pop(&mut self) -> Option<Vec<u8>> {
-        self.queue.pop_front()
+        let datagram = self.queue.pop_front()?;
+        self.bytes -= datagram.len();
+        Some(datagram)
+    }
+
+    /// Bytes waiting.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// Datagrams dropped so far (for metrics).

@@ -225,10 +225,11 @@ impl<'a> Fields<'a> {
         fn space(b: &u8) -> bool {
             *b == b' '
         }
-        let tail = tail.unwrap_or(&[]);
-        let mut parts = tail.split(space as fn(&u8) -> bool);
-        if tail.is_empty() {
-            // `split` yields one empty part for an empty slice: none here.
+        // No tail: no fields (`split` would yield one empty part). A tail
+        // that is empty — the chunk ends in a space after the id — is one
+        // empty field, which every verb refuses: `!66 ` is not `!66`.
+        let mut parts = tail.unwrap_or(&[]).split(space as fn(&u8) -> bool);
+        if tail.is_none() {
             parts.next();
         }
         Fields { parts }
@@ -327,15 +328,15 @@ impl<'a> Query<'a> {
                     }
                 };
                 let port = f.next("port")?;
-                let port = port
-                    .iter()
-                    .all(u8::is_ascii_digit)
+                // Digits only and no leading zero, so that a query reads
+                // back as written (found by fuzzing: `043` read as 43).
+                let port = (port.iter().all(u8::is_ascii_digit) && port.first() != Some(&b'0'))
                     .then(|| as_str(port).parse::<u16>().ok())
                     .flatten()
                     .filter(|&p| p != 0)
                     .ok_or(DecodeError::Bad {
                         field: "port",
-                        why: "not a decimal number from 1 to 65535",
+                        why: "not a decimal number from 1 to 65535 without leading zeros",
                     })?;
                 f.end("port")?;
                 Query::Connect {
@@ -660,6 +661,21 @@ mod tests {
         big.resize(4 + MAX_PAYLOAD + 1, 0);
         assert_eq!(bad(&big), DecodeError::PayloadTooLarge(MAX_PAYLOAD + 1));
         assert_eq!(bad(b"!q1 x"), DecodeError::Extra("query id"));
+        // A trailing space is an empty field, not nothing (found by fuzzing:
+        // `!66 ` read as `!66` did not encode back to itself).
+        assert_eq!(bad(b"!66 "), DecodeError::Extra("query id"));
+        assert!(matches!(
+            bad(b"c1 example.com tcp 043"),
+            DecodeError::Bad { field: "port", .. }
+        ));
+        assert!(matches!(
+            bad(b"qq1 "),
+            DecodeError::Bad { .. } | DecodeError::Missing(_)
+        ));
+        assert!(matches!(
+            bad(b".q1 "),
+            DecodeError::Bad { .. } | DecodeError::Missing(_)
+        ));
         // The id of a chunk whose rest is broken, for the `!{q}` answer.
         assert_eq!(query_id(b"cq1 a tcp 0"), Some("q1"));
         assert_eq!(query_id(b"c"), None);

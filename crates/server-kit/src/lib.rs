@@ -7,13 +7,18 @@
 //! - [`dial`]: the resolver and RFC 8305 racing.
 //! - [`tls`]: a rustls server configuration from PEM.
 //! - [`metrics`]: the process-wide Prometheus recorder and its listener.
-//! - [`accept`]: the bounded accept loop.
+//! - [`decoy`]: the decoy website, answering every request as a stock nginx
+//!   serving a static directory would.
+//! - [`admission`] and [`accept`]: admission in stages (pending, admitted,
+//!   per source) and the accept loop that applies it.
 //! - [`logs`] and [`signal`]: JSON logs and the shutdown signals of a binary;
 //!   [`binary`]: what a server binary's `main` does around its `run`.
 #![warn(missing_docs)]
 
 pub mod accept;
+pub mod admission;
 pub mod binary;
+pub mod decoy;
 pub mod dial;
 pub mod direct;
 pub mod logs;

@@ -14,6 +14,7 @@ import type {
   SessionState,
   StreamsUpdate,
   Totals,
+  Warning,
 } from "../bindings";
 import { bytes, clock, duration, rate } from "../format";
 import { titleOf } from "../protocols";
@@ -58,6 +59,7 @@ const TEMPLATE = `
     <p class="proxy"><code id="proxy-addr" data-testid="proxy-addr">not running</code>
       <button id="copy-proxy" data-testid="copy-proxy" disabled>Copy</button></p>
     <p class="hint" id="proxy-hint">SOCKS5 and HTTP on the same port.</p>
+    <div id="exposure" class="warning" role="alert" data-testid="exposure" hidden></div>
     <p class="hint" id="demo-page" data-testid="demo-page" hidden></p>
   </div>
   <div class="card">
@@ -132,6 +134,17 @@ function stateLabel(state: SessionState): string {
     case "reconnecting":
       return `Reconnecting (attempt ${state.attempt} of ${state.max_attempts})`;
   }
+}
+
+/** What the window says about an exposed listener: the engine's sentence
+ * and how to keep it on this computer. */
+export function exposureText(warning: Warning): string {
+  const message = warning.message.charAt(0).toUpperCase() + warning.message.slice(1);
+  const remedy =
+    warning.code === "open_proxy"
+      ? "Give the profile a 127.0.0.1 listen address (or none) to keep it on this computer."
+      : "Set the profile's DNS address to 127.0.0.1 to keep it on this computer.";
+  return `${message}. ${remedy}`;
 }
 
 function $(root: ParentNode, selector: string): HTMLElement {
@@ -346,6 +359,18 @@ export class ConnectPanel {
     this.el("#uptime").textContent = active ? duration(Date.now() / 1000 - active.since_unix) : "—";
     const addr = this.overview?.snapshot.proxy_addr ?? null;
     this.el("#proxy-addr").textContent = addr ?? "not running";
+    // A proxy (or DNS server) open to the network: said while it runs.
+    const warnings = this.overview?.snapshot.warnings ?? [];
+    const exposure = this.el("#exposure");
+    exposure.hidden = warnings.length === 0;
+    exposure.replaceChildren(
+      ...warnings.map((w) => {
+        const line = document.createElement("p");
+        line.dataset.code = w.code;
+        line.textContent = exposureText(w);
+        return line;
+      }),
+    );
     (this.el("#copy-proxy") as HTMLButtonElement).disabled = !addr;
     const connection = this.overview?.connection;
     const page = this.el("#demo-page");

@@ -24,13 +24,17 @@ struct Client {
 /// sent raw. Asserts: no answer goes to a connection the driver does not
 /// hold, every answer decrypts to a well-formed answer, a connection is
 /// ended once, and reads are granted only between reports.
+/// The read size of the driven server.
+const READ_SIZE: usize = 2;
+
 pub fn drive(data: &[u8]) {
     let key = Key::from_hex(&"5a".repeat(32)).expect("a valid key");
     let limits = Limits {
         max_sessions: 1,
         max_streams: 3,
         max_buffer: 8,
-        read_size: 2,
+        max_session_buffer: 12,
+        read_size: READ_SIZE,
         max_datagrams: 2,
         max_in_flight: 4,
         max_upload_ahead: 2,
@@ -105,7 +109,10 @@ pub fn drive(data: &[u8]) {
             9 => {
                 if let Some(t) = target() {
                     reading.remove(&t);
-                    server.handle_read(t, arg.get(1..).unwrap_or_default().to_vec());
+                    // The driver never reads more than `read_size` at once.
+                    let data = arg.get(1..).unwrap_or_default();
+                    let data = &data[..data.len().min(READ_SIZE)];
+                    server.handle_read(t, data.to_vec());
                 }
             }
             10 => {
@@ -142,6 +149,7 @@ pub fn drive(data: &[u8]) {
             14 => server.handle_oversized_chunk(clients[c].conn.unwrap_or(ConnId(0))),
             _ => server.shutdown(),
         }
+        server.check_session_buffers();
         // What the machine ends, the driver closes (and says so), as the
         // real driver does; that may produce more actions.
         loop {

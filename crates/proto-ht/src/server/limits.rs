@@ -22,6 +22,12 @@ pub struct Limits {
     /// acknowledged, and upload bytes not yet written to the target beyond
     /// which acknowledgements are withheld.
     pub max_buffer: usize,
+    /// Download bytes one session keeps across its streams (packets not yet
+    /// acknowledged, datagrams waiting): without it a session could hold
+    /// `max_streams × max_buffer` (4 GiB by default). A TCP stream waits
+    /// for room before its next read; a UDP datagram that finds none is
+    /// dropped, the oldest of its stream first.
+    pub max_session_buffer: usize,
     /// Upload packets a client may send past a withheld acknowledgement
     /// (its window); one more ends the connection. With `max_buffer` it
     /// bounds what an upload can make the server hold.
@@ -51,6 +57,7 @@ impl Default for Limits {
             // `U` + a 16-character id + a space, rounded up generously.
             max_chunk: MAX_PAYLOAD + 64,
             max_buffer: 4 * 1024 * 1024,
+            max_session_buffer: 64 * 1024 * 1024,
             max_upload_ahead: 64,
             max_in_flight: 4096,
             max_datagrams: 256,
@@ -91,6 +98,9 @@ impl Limits {
         }
         if self.max_buffer == 0 || self.max_datagrams == 0 {
             return bad("the stream buffer and datagram queue must hold something");
+        }
+        if self.max_session_buffer < self.read_size {
+            return bad("the session buffer must hold at least one read");
         }
         if self.session_idle.is_zero() {
             return bad("the session idle time must be positive");

@@ -269,6 +269,60 @@ struct Session {
     next_stream: u64,
     /// When the last connection went away.
     idle_since: Option<Instant>,
+    /// Download bytes kept by all streams (`Limits::max_session_buffer`).
+    kept: usize,
+    /// TCP streams refused a read for want of session room, first refused
+    /// first: pumped again, in turn, when room comes back.
+    starved: Starved,
+}
+
+impl Server {
+    /// Asserts that every session's count of kept bytes is the sum of its
+    /// streams' and within `max_session_buffer` (for the fuzz driver).
+    #[doc(hidden)]
+    pub fn check_session_buffers(&self) {
+        for s in self.sessions.values() {
+            let sum: usize = s.streams.values().map(Stream::kept_bytes).sum();
+            assert_eq!(s.kept, sum, "a session's kept bytes drifted");
+            assert!(s.kept <= self.limits.max_session_buffer, "{} kept", s.kept);
+        }
+    }
+}
+
+/// A queue of stream ids without duplicates.
+#[derive(Default)]
+struct Starved {
+    order: VecDeque<String>,
+    ids: HashSet<String>,
+}
+
+impl Starved {
+    fn push(&mut self, sid: &str) {
+        if self.ids.insert(sid.to_owned()) {
+            self.order.push_back(sid.to_owned());
+        }
+    }
+
+    fn pop(&mut self) -> Option<String> {
+        let sid = self.order.pop_front()?;
+        self.ids.remove(&sid);
+        Some(sid)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+}
+
+impl Session {
+    /// Runs `f` on a stream and keeps `kept` in step with what it changed.
+    fn with_stream<R>(&mut self, sid: &str, f: impl FnOnce(&mut Stream) -> R) -> Option<R> {
+        let st = self.streams.get_mut(sid)?;
+        let before = st.kept_bytes();
+        let r = f(st);
+        self.kept = self.kept + st.kept_bytes() - before;
+        Some(r)
+    }
 }
 
 /// Where a target belongs.
@@ -503,6 +557,8 @@ impl Server {
                         dialing: 0,
                         next_stream: 1,
                         idle_since: None,
+                        kept: 0,
+                        starved: Starved::default(),
                     },
                 );
                 self.event(Event::SessionOpened);

@@ -146,10 +146,11 @@ impl Server {
 
     fn disconnect(&mut self, conn: ConnId, q: &str, stream: &str) {
         let session_id = self.conns[&conn].session.clone();
-        let removed = self
-            .sessions
-            .get_mut(&session_id)
-            .and_then(|s| s.streams.remove(stream));
+        let removed = self.sessions.get_mut(&session_id).and_then(|s| {
+            let st = s.streams.remove(stream)?;
+            s.kept -= st.kept_bytes();
+            Some(st)
+        });
         match removed {
             Some(st) => {
                 for (c, bq) in [
@@ -168,6 +169,7 @@ impl Server {
                     .push_back(Action::CloseTarget { target: st.target });
                 self.event(Event::StreamClosed(st.proto));
                 self.ok(conn, q, None, "disconnect");
+                self.pump_starved(&session_id);
             }
             None => self.fail(conn, q, "disconnect"),
         }
@@ -268,23 +270,23 @@ impl Server {
     fn download(&mut self, conn: ConnId, q: &str, stream: &str, packet: u64, window: Option<u64>) {
         let session_id = self.conns[&conn].session.clone();
         let max_window = self.limits.max_window();
-        let Some(st) = self
-            .sessions
-            .get_mut(&session_id)
-            .and_then(|s| s.streams.get_mut(stream))
-        else {
-            self.fail(conn, q, "download");
-            return;
-        };
-        let Ok(batch) = DownloadBatch::start(&mut st.download, packet, window, max_window) else {
-            self.fail(conn, q, "download");
-            return;
-        };
-        let old = st.down.replace(OpenDownload {
-            conn,
-            q: q.to_owned(),
-            batch,
+        // Starting a batch acknowledges the packets below it: room may come back.
+        let replaced = self.sessions.get_mut(&session_id).and_then(|s| {
+            s.with_stream(stream, |st| {
+                let batch = DownloadBatch::start(&mut st.download, packet, window, max_window);
+                batch.ok().map(|batch| {
+                    st.down.replace(OpenDownload {
+                        conn,
+                        q: q.to_owned(),
+                        batch,
+                    })
+                })
+            })
         });
+        let Some(Some(old)) = replaced else {
+            self.fail(conn, q, "download");
+            return;
+        };
         if let Some(old) = old
             && let Some(c) = self.conns.get_mut(&old.conn)
         {
@@ -296,6 +298,7 @@ impl Server {
             ok: true,
         });
         self.pump(&session_id, stream);
+        self.pump_starved(&session_id);
     }
 
     fn ack(&mut self, conn: ConnId, q: &str, next: u64) {
@@ -311,21 +314,23 @@ impl Server {
             None => return,
         };
         let session_id = c.session.clone();
-        let Some(st) = self
-            .sessions
-            .get_mut(&session_id)
-            .and_then(|s| s.streams.get_mut(&sid))
-        else {
+        let Some(s) = self.sessions.get_mut(&session_id) else {
             return;
         };
-        let Some(down) = st.down.as_mut() else {
-            return;
-        };
-        if down.batch.ack(&mut st.download, next).is_err() {
-            self.end_connection(conn, EndReason::BadAck);
-            return;
+        let acked = s.with_stream(&sid, |st| match st.down.as_mut() {
+            Some(down) => down.batch.ack(&mut st.download, next).is_ok(),
+            None => true,
+        });
+        match acked {
+            Some(true) => {}
+            Some(false) => {
+                self.end_connection(conn, EndReason::BadAck);
+                return;
+            }
+            None => return,
         }
         self.pump(&session_id, &sid);
+        self.pump_starved(&session_id);
     }
 
     fn end_batch(&mut self, conn: ConnId, q: &str) {

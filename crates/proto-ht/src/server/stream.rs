@@ -31,6 +31,10 @@ pub(crate) struct Stream {
     pub upload: UploadState,
     /// A read of the target is granted and not reported yet.
     pub reading: bool,
+    /// Bytes a granted read holds against the session's room until it is
+    /// reported: a whole read for TCP; nothing for UDP, whose reads are
+    /// never refused (its datagrams are trimmed instead).
+    pub read_reserve: usize,
     /// No more bytes go to the target: the client half-closed (TCP), or a
     /// write failed.
     pub write_done: bool,
@@ -47,6 +51,11 @@ impl Stream {
             datagrams: (proto == Proto::Udp).then(|| DatagramQueue::new(limits.max_datagrams)),
             upload: UploadState::new(limits.max_buffer),
             reading: false,
+            read_reserve: if proto == Proto::Tcp {
+                limits.read_size
+            } else {
+                0
+            },
             write_done: false,
             down: None,
             up: None,
@@ -60,6 +69,13 @@ impl Stream {
         !self.reading
             && !self.download.is_closed()
             && (self.proto == Proto::Udp || self.download.has_room())
+    }
+
+    /// Download bytes this stream keeps (packets and waiting datagrams):
+    /// what it counts against its session's `max_session_buffer`.
+    pub fn kept_bytes(&self) -> usize {
+        let reserved = if self.reading { self.read_reserve } else { 0 };
+        self.download.kept_bytes() + self.datagrams.as_ref().map_or(0, |q| q.bytes()) + reserved
     }
 
     /// Moves waiting datagrams into the download buffer while it has room.

@@ -106,39 +106,73 @@ impl Server {
         let Some((session, sid)) = self.stream_of(target) else {
             return;
         };
-        let Some(st) = self.stream_mut(&session, &sid) else {
+        let max_kept = self.limits.max_session_buffer;
+        let Some(s) = self.sessions.get_mut(&session) else {
             return;
         };
-        if !st.reading {
+        if !s.streams.get(&sid).is_some_and(|st| st.reading) {
             return;
         }
-        st.reading = false;
         let len = data.len();
-        let mut dropped = 0;
-        match &mut st.datagrams {
-            Some(queue) => {
-                // Download payloads are never empty (docs/ht.md): an empty
-                // datagram cannot be carried down, and is skipped.
-                if !data.is_empty() {
+        let outcome = s.with_stream(&sid, |st| {
+            st.reading = false;
+            match &mut st.datagrams {
+                Some(queue) => {
+                    // Download payloads are never empty (docs/ht.md): an empty
+                    // datagram cannot be carried down, and is skipped.
                     let before = queue.dropped();
-                    queue.push(data);
-                    dropped = queue.dropped() - before;
+                    if !data.is_empty() {
+                        queue.push(data);
+                    }
+                    Some(queue.dropped() - before)
+                }
+                None if data.is_empty() => None,
+                // Granted only with room (`Stream::may_read`) and reserved
+                // against the session's room, so it fits.
+                None => {
+                    st.download.push(data);
+                    Some(0)
                 }
             }
-            None if data.is_empty() => {
-                self.handle_target_end(target, TargetEnd::Eof);
-                return;
+        });
+        let Some(Some(mut dropped)) = outcome else {
+            self.handle_target_end(target, TargetEnd::Eof);
+            return;
+        };
+        // A datagram that finds no room in the session goes, oldest of its
+        // stream first (UDP promises nothing; a TCP read waits instead).
+        while s.kept > max_kept {
+            let trimmed = s.with_stream(&sid, |st| {
+                st.datagrams.as_mut().is_some_and(|q| q.drop_oldest())
+            });
+            if trimmed != Some(true) {
+                break;
             }
-            // Granted only with room (`Stream::may_read`), so it fits.
-            None => {
-                st.download.push(data);
-            }
+            dropped += 1;
         }
         self.event(Event::BytesDown(len));
         if dropped > 0 {
             self.event(Event::DatagramsDropped(dropped));
         }
         self.pump(&session, &sid);
+        // A short read gave back part of its reservation.
+        self.pump_starved(&session);
+    }
+
+    /// Room came back in a session: its starved streams read again, first
+    /// refused first, while a whole read fits.
+    pub(super) fn pump_starved(&mut self, session: &SessionId) {
+        let room = |server: &Server| {
+            server.sessions.get(session).is_some_and(|s| {
+                s.kept + server.limits.read_size <= server.limits.max_session_buffer
+            })
+        };
+        while room(self) {
+            let Some(sid) = self.sessions.get_mut(session).and_then(|s| s.starved.pop()) else {
+                return;
+            };
+            self.pump_stream(session, &sid, true);
+        }
     }
 
     /// The target ended: downloads answer `!{q}` after the last packet; on
@@ -148,18 +182,22 @@ impl Server {
         let Some((session, sid)) = self.stream_of(target) else {
             return;
         };
-        let Some(st) = self.stream_mut(&session, &sid) else {
+        let Some(s) = self.sessions.get_mut(&session) else {
             return;
         };
-        st.reading = false;
-        st.refill();
-        st.datagrams = None;
-        st.download.close();
-        let mut failed_upload = None;
-        if end == TargetEnd::Error {
-            st.write_done = true;
-            failed_upload = st.up.take();
-        }
+        let Some(failed_upload) = s.with_stream(&sid, |st| {
+            st.reading = false;
+            st.refill();
+            st.datagrams = None;
+            st.download.close();
+            if end == TargetEnd::Error {
+                st.write_done = true;
+                return st.up.take();
+            }
+            None
+        }) else {
+            return;
+        };
         if let Some(up) = failed_upload {
             if let Some(c) = self.conns.get_mut(&up.conn) {
                 c.queries.remove(&up.q);
@@ -167,6 +205,7 @@ impl Server {
             self.fail(up.conn, &up.q, "upload");
         }
         self.pump(&session, &sid);
+        self.pump_starved(&session);
     }
 
     /// `n` bytes (or one datagram of `n` bytes) of the [`Action::Write`]s
@@ -221,18 +260,30 @@ impl Server {
     }
 
     /// Sends what the stream's download batch may send now, ends the batch
-    /// after the target's end, and grants the next read of the target.
+    /// after the target's end, and grants the next read of the target when
+    /// the stream and its session have room (a TCP read reserves a whole
+    /// read's bytes until it is reported; a stream refused for want of
+    /// session room waits in `starved`).
     pub(super) fn pump(&mut self, session: &SessionId, sid: &str) {
+        self.pump_stream(session, sid, false);
+    }
+
+    /// [`Server::pump`]; `turn` says the stream's turn came in the starved
+    /// queue. Otherwise a stream waits behind streams already starved, so
+    /// the stream whose packets are being acknowledged does not take every
+    /// byte of room that frees.
+    fn pump_stream(&mut self, session: &SessionId, sid: &str, turn: bool) {
         let Server {
             sessions,
             conns,
             actions,
+            limits,
             ..
         } = self;
-        let Some(st) = sessions
-            .get_mut(session)
-            .and_then(|s| s.streams.get_mut(sid))
-        else {
+        let Some(s) = sessions.get_mut(session) else {
+            return;
+        };
+        let Some(st) = s.streams.get_mut(sid) else {
             return;
         };
         st.refill();
@@ -260,10 +311,17 @@ impl Server {
         if ended.is_some() {
             st.down = None;
         }
-        let read = st.may_read().then(|| {
-            st.reading = true;
-            st.target
-        });
+        let mut read = None;
+        if st.may_read() {
+            let fits = s.kept + st.read_reserve <= limits.max_session_buffer;
+            if st.read_reserve == 0 || (fits && (turn || s.starved.is_empty())) {
+                st.reading = true;
+                s.kept += st.read_reserve;
+                read = Some(st.target);
+            } else {
+                s.starved.push(sid);
+            }
+        }
         if let Some((conn, q)) = ended
             && let Some(c) = self.conns.get_mut(&conn)
         {

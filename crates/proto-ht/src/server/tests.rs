@@ -494,6 +494,62 @@ fn udp_datagrams_queue_and_the_oldest_drop() {
     );
 }
 
+/// One session keeps at most `max_session_buffer` download bytes across
+/// its streams: a TCP stream waits for room, first refused first; a UDP
+/// stream's datagrams are trimmed.
+#[test]
+fn a_session_keeps_at_most_its_buffer_across_streams() {
+    let limits = Limits {
+        read_size: 4,
+        max_buffer: 16,
+        max_session_buffer: 12,
+        ..Limits::default()
+    };
+    let mut h = Harness::with(limits);
+    let mut w = Wire::new(SID);
+    h.open(&mut w, b"qp 0").unwrap();
+    h.answers(&mut w);
+    let (a, sa) = h.stream(&mut w, "c1", "tcp");
+    let (b, _) = h.stream(&mut w, "c2", "tcp");
+    // a: 4 + 4 kept and one read reserved = 12: b's read waits.
+    assert_eq!(h.reads(), [a, b], "each stream reads once it opens");
+    h.server.handle_read(a, b"aaaa".to_vec());
+    h.server.handle_read(b, b"bbbb".to_vec());
+    h.drain();
+    let granted = h.reads();
+    assert_eq!(granted.len(), 1, "room for one more read: {granted:?}");
+    let first = granted[0];
+    h.server.handle_read(first, b"xxxx".to_vec());
+    h.drain();
+    assert!(h.reads().is_empty(), "12 bytes kept: no more reads");
+    // The client takes a's packets: room comes back, the other stream
+    // (starved first) reads before a.
+    h.send(&mut w, format!("dd {sa} 0 8").as_bytes());
+    let got = h.answers(&mut w).len();
+    assert!(got >= 1);
+    h.send(&mut w, format!(".d {got:x}").as_bytes());
+    let after = h.reads();
+    assert!(!after.is_empty(), "room came back");
+    let other = if first == a { b } else { a };
+    assert_eq!(after[0], other, "the starved stream reads first");
+    // UDP: datagrams past the session's room are dropped, oldest first.
+    let (u, _) = h.stream(&mut w, "c3", "udp");
+    for _ in 0..8 {
+        h.read(u, b"uuuu");
+    }
+    let dropped: u64 = h
+        .take(|a| match a {
+            Action::Event(Event::DatagramsDropped(n)) => Some(*n),
+            _ => None,
+        })
+        .iter()
+        .sum();
+    assert!(
+        dropped >= 5,
+        "the session's room bounds the queue ({dropped})"
+    );
+}
+
 #[test]
 fn idle_sessions_are_reclaimed_and_remembered() {
     let limits = Limits {
@@ -680,6 +736,7 @@ proptest! {
         let limits = Limits {
             session_idle: Duration::from_secs(100),
             max_buffer: 8,
+            max_session_buffer: 12,
             read_size: 2,
             max_datagrams: 2,
             ..Limits::default()
@@ -720,6 +777,7 @@ proptest! {
                 }
             }
             h.drain();
+            h.server.check_session_buffers();
             // Every answer decodes on its wire's keystream.
             for w in wires.iter_mut().filter(|w| w.conn.is_some()) {
                 for answer in h.answers(w) {

@@ -36,7 +36,12 @@ impl Pair {
         Pair {
             now,
             client: Client::new(Config { offer, ..config() }, "tok", now),
-            handshake: server::Handshake::new(now, Duration::from_secs(10), 4096),
+            handshake: server::Handshake::new(
+                now,
+                Duration::from_secs(10),
+                4096,
+                server::PingLimit::default(),
+            ),
             server: None,
             binary: false,
             dialed: HashMap::new(),
@@ -94,6 +99,7 @@ impl Pair {
                     windows: crate::flow::WindowLimits::default(),
                     rtt: Duration::from_millis(100),
                     idle_timeout: Duration::from_secs(60),
+                    pings: server::PingLimit::default(),
                     drain_timeout: Duration::from_secs(5),
                 },
                 now,

@@ -3,7 +3,9 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use super::{Action, CloseReason, Handshake, Session, SessionParams, StreamEnd, close_code};
+use super::{
+    Action, CloseReason, Handshake, PingLimit, Session, SessionParams, StreamEnd, close_code,
+};
 
 /// Drives a handshake and then a whole session from raw client bytes:
 /// `0xff` separates messages, the first one is the hello, and the first
@@ -12,7 +14,7 @@ use super::{Action, CloseReason, Handshake, Session, SessionParams, StreamEnd, c
 pub fn drive(data: &[u8]) {
     let start = Instant::now();
     let mut chunks = data.split(|&b| b == 0xff);
-    let handshake = Handshake::new(start, Duration::from_secs(10), 4096);
+    let handshake = Handshake::new(start, Duration::from_secs(10), 4096, PingLimit::default());
     let Some(first) = chunks.next() else { return };
     let (binary_data, flow_control) = match std::str::from_utf8(first) {
         Ok(text) => match handshake.handle_text(text) {
@@ -39,6 +41,7 @@ pub fn drive(data: &[u8]) {
         windows: crate::flow::WindowLimits::default(),
         rtt: Duration::from_millis(100),
         idle_timeout: Duration::from_secs(60),
+        pings: PingLimit::default(),
         drain_timeout: Duration::from_secs(5),
     };
     let mut session = Session::new(params, start);
@@ -75,7 +78,11 @@ pub fn drive(data: &[u8]) {
             }
             13 => session.handle_timeout(now),
             14 => session.begin_drain(now),
-            _ => session.handle_oversized(),
+            _ => match op & 3 {
+                0 => session.handle_oversized(),
+                1 => session.handle_ping(now),
+                _ => session.handle_pong(now),
+            },
         }
         let mut closes = 0;
         while let Some(action) = session.poll_action() {

@@ -111,20 +111,48 @@ pub fn check_hello(text: &str, max_frame_len: usize) -> Result<Hello, HandshakeR
 /// fires the timer from [`Handshake::poll_timeout`]; the machine says what to
 /// answer. What comes after a good hello (token validation, `ready`) needs
 /// the backend and stays with the driver.
+///
+/// The deadline is absolute: nothing the client sends before its hello
+/// moves it, and control frames before the hello are capped at the ping
+/// burst (a tokenless client could otherwise keep the gateway answering
+/// pings until the deadline).
 #[derive(Debug, Clone)]
 pub struct Handshake {
     deadline: Instant,
     hello_timeout: Duration,
     max_frame_len: usize,
+    controls_left: u32,
 }
 
 impl Handshake {
-    /// A connection accepted at `now`.
-    pub fn new(now: Instant, hello_timeout: Duration, max_frame_len: usize) -> Self {
+    /// A connection upgraded at `now`.
+    pub fn new(
+        now: Instant,
+        hello_timeout: Duration,
+        max_frame_len: usize,
+        pings: super::PingLimit,
+    ) -> Self {
         Handshake {
             deadline: now + hello_timeout,
             hello_timeout,
             max_frame_len,
+            controls_left: pings.burst,
+        }
+    }
+
+    /// A ping or pong before the hello: allowed up to the ping burst, then
+    /// the handshake fails with a policy close.
+    pub fn handle_control(&mut self) -> Option<HandshakeReject> {
+        match self.controls_left.checked_sub(1) {
+            Some(left) => {
+                self.controls_left = left;
+                None
+            }
+            None => Some(HandshakeReject {
+                code: ErrorCode::BadHello,
+                message: "too many control frames before hello".to_owned(),
+                close_code: close_code::POLICY,
+            }),
         }
     }
 

@@ -26,7 +26,7 @@
 //! before the close reaches the client's queue.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -211,8 +211,13 @@ pub struct SessionParams {
     /// The round-trip estimate that decides when a window grows.
     pub rtt: Duration,
     /// Silence after which the session closes (1000, "idle timeout"); the
-    /// gateway pings after half of it.
+    /// gateway pings after half of it. Only useful traffic counts: frames
+    /// other than pings, and pongs that answer the gateway's keepalive — a
+    /// client that only pings is idle.
     pub idle_timeout: Duration,
+    /// The client's ping budget (WebSocket and JSON pings, and frames of
+    /// unknown types, which are answered too); past it each one is a violation.
+    pub pings: PingLimit,
     /// How long open streams may run on after [`Session::begin_drain`].
     pub drain_timeout: Duration,
 }
@@ -225,18 +230,24 @@ struct Entry {
     recv: Option<RecvWindow>,
 }
 
-/// A bounded set of ids, forgetting the oldest first.
+/// A bounded set of ids, forgetting the oldest first, each with the late
+/// bytes it may still receive.
 struct RecentIds {
     cap: usize,
     order: VecDeque<StreamId>,
-    set: HashSet<StreamId>,
+    /// Id → bytes of late `stream_data` it may still receive quietly.
+    set: HashMap<StreamId, u64>,
+    /// What a closed stream may receive late: at most what the client could
+    /// have had in flight when the close crossed its writes.
+    late_allowance: u64,
 }
 
 impl RecentIds {
     fn insert(&mut self, id: StreamId) {
-        if self.cap == 0 || !self.set.insert(id.clone()) {
+        if self.cap == 0 || self.set.contains_key(&id) {
             return;
         }
+        self.set.insert(id.clone(), self.late_allowance);
         self.order.push_back(id);
         if self.order.len() > self.cap
             && let Some(old) = self.order.pop_front()
@@ -246,7 +257,24 @@ impl RecentIds {
     }
 
     fn contains(&self, id: &str) -> bool {
-        self.set.contains(id)
+        self.set.contains_key(id)
+    }
+
+    /// Late bytes for a closed stream: `None` when the id is not recent,
+    /// `Some(false)` once they pass the allowance (a client that keeps
+    /// sending to a closed stream costs CPU at line rate).
+    fn spend_late(&mut self, id: &str, n: usize) -> Option<bool> {
+        let left = self.set.get_mut(id)?;
+        match left.checked_sub(n as u64) {
+            Some(rest) => {
+                *left = rest;
+                Some(true)
+            }
+            None => {
+                *left = 0;
+                Some(false)
+            }
+        }
     }
 }
 
@@ -262,8 +290,9 @@ pub struct Session {
     /// Bounded by the input that caused them: a handful per message read,
     /// one abort per open stream on close.
     actions: VecDeque<Action>,
-    /// When the client was last heard from (any message, pings included).
+    /// When the client last sent useful traffic (see [`SessionParams::idle_timeout`]).
     last_rx: Instant,
+    pings: PingBudget,
     /// A keepalive ping went out since `last_rx`.
     pinged: bool,
     /// Set by [`Session::begin_drain`]: open streams end at this instant.
@@ -278,7 +307,8 @@ impl Session {
         let recent = RecentIds {
             cap: params.recently_closed,
             order: VecDeque::new(),
-            set: HashSet::new(),
+            set: HashMap::new(),
+            late_allowance: params.windows.max_stream_window,
         };
         Session {
             streams: HashMap::new(),
@@ -289,6 +319,7 @@ impl Session {
             next_serial: 0,
             actions: VecDeque::new(),
             last_rx: now,
+            pings: PingBudget::new(params.pings, now),
             pinged: false,
             drain_deadline: None,
             recv: params.flow_control.then(|| {
@@ -372,17 +403,29 @@ impl Session {
         if self.closed {
             return;
         }
-        self.heard(now);
         match decode_limited(text, self.params.max_frame_len) {
             Ok(frame) => self.handle_frame(now, frame),
-            Err(err) => self.handle_decode_error(err),
+            Err(err) => self.handle_decode_error(now, err),
         }
         self.check_drained();
     }
 
-    /// A WebSocket ping or pong: no frame, but the client is alive.
-    pub fn handle_control(&mut self, now: Instant) {
-        self.heard(now);
+    /// A WebSocket ping (the WebSocket layer answers it): spends the ping
+    /// budget, never counts as useful traffic.
+    pub fn handle_ping(&mut self, now: Instant) {
+        if self.closed {
+            return;
+        }
+        if !self.pings.take(now) {
+            self.violation();
+        }
+    }
+
+    /// A WebSocket pong: useful only as the answer to our keepalive.
+    pub fn handle_pong(&mut self, now: Instant) {
+        if self.pinged {
+            self.heard(now);
+        }
     }
 
     /// A binary WebSocket message: a `stream_data` when the `binary_data`
@@ -391,14 +434,14 @@ impl Session {
         if self.closed {
             return;
         }
-        self.heard(now);
         if !self.params.binary_data {
             self.handle_binary();
             return;
         }
+        self.heard(now);
         match decode_binary_frame(message, self.params.max_frame_len) {
             Ok(frame) => self.handle_frame(now, frame),
-            Err(err) => self.handle_decode_error(err),
+            Err(err) => self.handle_decode_error(now, err),
         }
         self.check_drained();
     }
@@ -479,9 +522,19 @@ impl Session {
     }
 
     fn handle_frame(&mut self, now: Instant, frame: Frame<'_>) {
+        match &frame {
+            Frame::Ping | Frame::Pong => {}
+            _ => self.heard(now),
+        }
         match frame {
-            Frame::Ping => self.actions.push_back(Action::Send(Frame::Pong)),
-            Frame::Pong => {}
+            Frame::Ping => {
+                if self.pings.take(now) {
+                    self.actions.push_back(Action::Send(Frame::Pong));
+                } else {
+                    self.violation();
+                }
+            }
+            Frame::Pong => self.handle_pong(now),
             Frame::StreamOpen { stream_id, target } => self.handle_open(&stream_id, &target),
             Frame::StreamData { stream_id, data } => self.handle_data(now, &stream_id, data),
             Frame::StreamClose { stream_id, .. } => self.handle_close(&stream_id),
@@ -504,8 +557,17 @@ impl Session {
         }
     }
 
-    fn handle_decode_error(&mut self, err: DecodeError) {
+    fn handle_decode_error(&mut self, now: Instant, err: DecodeError) {
         match &err {
+            // Frame types of a later version are answered and end nothing
+            // (the contract), within the ping budget: each costs an answer.
+            DecodeError::UnknownType(_) => {
+                if self.pings.take(now) {
+                    self.send_error(err.code(), &err.to_string(), None);
+                } else {
+                    self.violation();
+                }
+            }
             DecodeError::TooLarge { .. } => {
                 self.send_error(ErrorCode::BadFrame, &err.to_string(), None);
                 self.close(close_code::TOO_BIG, "message too big");
@@ -620,14 +682,20 @@ impl Session {
 
     fn handle_data(&mut self, now: Instant, id: &str, data: Vec<u8>) {
         let Some(id) = self.streams.get_key_value(id).map(|(k, _)| k.clone()) else {
-            // Late bytes for a stream that ended still used session credit.
-            if self.recv.is_some() && self.recent.contains(id) {
-                if self.receive(id, data.len()).is_ok() {
-                    self.release(data.len() as u64, now);
+            match self.recent.spend_late(id, data.len()) {
+                // Late bytes for a stream that ended still used session credit.
+                Some(true) => {
+                    if self.recv.is_some() && self.receive(id, data.len()).is_ok() {
+                        self.release(data.len() as u64, now);
+                    }
                 }
-                return;
+                Some(false) => {
+                    let msg = "data for a closed stream, past what could have been in flight";
+                    self.send_error(ErrorCode::StreamError, msg, Some(id));
+                    self.violation();
+                }
+                None => self.unknown_stream(id),
             }
-            self.unknown_stream(id);
             return;
         };
         let entry = self.streams.get_mut(&*id).expect("looked up just above");
@@ -793,7 +861,10 @@ fn header_len_ok(entry: &Entry) -> bool {
 
 mod credit;
 mod handshake;
+mod pings;
 pub use handshake::{Handshake, HandshakeReject, Hello, check_hello};
+use pings::PingBudget;
+pub use pings::PingLimit;
 
 #[doc(hidden)]
 pub mod fuzzing;

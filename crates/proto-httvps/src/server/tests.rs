@@ -20,6 +20,7 @@ fn params() -> SessionParams {
         windows: WindowLimits::default(),
         rtt: Duration::from_millis(100),
         idle_timeout: Duration::from_secs(60),
+        pings: PingLimit::default(),
         drain_timeout: Duration::from_secs(10),
     }
 }
@@ -513,17 +514,131 @@ fn idle_client_is_pinged_then_closed() {
 }
 
 #[test]
-fn any_message_resets_the_idle_timer() {
+fn useful_traffic_resets_the_idle_timer_pings_do_not() {
     let mut s = Session::new(params(), *T0);
     s.handle_timeout(*T0 + Duration::from_secs(30));
-    drain(&mut s);
+    assert_eq!(drain(&mut s), vec![Action::Send(Frame::Ping)]);
+    // Pings from the client are answered but prove nothing.
     let later = *T0 + Duration::from_secs(50);
-    s.handle_control(later);
+    s.handle_ping(later);
+    s.handle_text(later, r#"{"type":"ping"}"#);
+    assert_eq!(drain(&mut s), vec![Action::Send(Frame::Pong)]);
+    assert_eq!(s.poll_timeout(), Some(*T0 + Duration::from_secs(60)));
+    // A pong answering our keepalive does.
+    s.handle_pong(later);
     assert_eq!(s.poll_timeout(), Some(later + Duration::from_secs(30)));
     s.handle_timeout(*T0 + Duration::from_secs(60));
     assert!(drain(&mut s).is_empty(), "not idle: heard at 50 s");
+    // An unsolicited pong (no keepalive out) does not.
     s.handle_text(later + Duration::from_secs(10), r#"{"type":"pong"}"#);
-    assert_eq!(s.poll_timeout(), Some(later + Duration::from_secs(10 + 30)));
+    assert_eq!(s.poll_timeout(), Some(later + Duration::from_secs(30)));
+    // A frame that does something does.
+    s.handle_text(later + Duration::from_secs(20), &open("s1"));
+    assert_eq!(s.poll_timeout(), Some(later + Duration::from_secs(20 + 30)));
+}
+
+#[test]
+fn late_data_for_a_closed_stream_is_quiet_up_to_what_could_be_in_flight() {
+    let mut s = Session::new(
+        SessionParams {
+            windows: WindowLimits {
+                max_stream_window: 10,
+                ..WindowLimits::default()
+            },
+            ..params()
+        },
+        *T0,
+    );
+    open_and_dial(&mut s, "s1");
+    s.handle_text(*T0, &close("s1"));
+    drain(&mut s);
+    s.handle_text(*T0, &data("s1", b"0123456789"));
+    assert!(
+        drain(&mut s).is_empty(),
+        "within the allowance: dropped quietly"
+    );
+    for _ in 0..=params().max_violations {
+        s.handle_text(*T0, &data("s1", b"x"));
+    }
+    let actions = drain(&mut s);
+    assert!(actions.iter().any(|a| matches!(
+        a,
+        Action::Send(Frame::Error {
+            code: ErrorCode::StreamError,
+            ..
+        })
+    )));
+    assert!(
+        s.is_closed(),
+        "a client that keeps sending to a closed stream is cut"
+    );
+}
+
+#[test]
+fn a_client_that_only_pings_goes_idle() {
+    let mut s = Session::new(params(), *T0);
+    for n in 1..=70 {
+        let now = *T0 + Duration::from_secs(n);
+        s.handle_ping(now);
+        s.handle_timeout(now);
+    }
+    let actions = drain(&mut s);
+    assert!(
+        actions.contains(&Action::Close {
+            code: close_code::NORMAL,
+            reason: "idle timeout"
+        }),
+        "{actions:?}"
+    );
+}
+
+#[test]
+fn a_ping_flood_ends_the_session() {
+    let mut s = Session::new(params(), *T0);
+    let burst = PingLimit::default().burst;
+    for _ in 0..burst {
+        s.handle_text(*T0, r#"{"type":"ping"}"#);
+    }
+    assert_eq!(drain(&mut s).len(), burst as usize, "the burst is answered");
+    for _ in 0..=params().max_violations {
+        s.handle_text(*T0, r#"{"type":"ping"}"#);
+        s.handle_ping(*T0);
+    }
+    let actions = drain(&mut s);
+    assert!(
+        !actions.contains(&Action::Send(Frame::Pong)),
+        "over budget: no answers"
+    );
+    assert!(actions.contains(&Action::Close {
+        code: close_code::POLICY,
+        reason: "too many protocol violations"
+    }));
+}
+
+#[test]
+fn unknown_frame_types_are_answered_without_a_violation_within_the_budget() {
+    let mut s = Session::new(params(), *T0);
+    for n in 0..(params().max_violations + 4) {
+        // One a second: within the refill rate.
+        s.handle_text(
+            *T0 + Duration::from_secs(n.into()),
+            r#"{"type":"teleport"}"#,
+        );
+    }
+    assert!(!s.is_closed());
+    let errors = drain(&mut s)
+        .into_iter()
+        .filter(|a| {
+            matches!(
+                a,
+                Action::Send(Frame::Error {
+                    code: ErrorCode::Unsupported,
+                    ..
+                })
+            )
+        })
+        .count();
+    assert_eq!(errors as u32, params().max_violations + 4);
 }
 
 #[test]
@@ -582,7 +697,7 @@ fn drain_ends_at_its_deadline_or_when_the_last_stream_ends() {
 
 #[test]
 fn handshake_deadline_and_first_message() {
-    let h = Handshake::new(*T0, Duration::from_secs(5), 4096);
+    let h = Handshake::new(*T0, Duration::from_secs(5), 4096, PingLimit::default());
     assert_eq!(h.poll_timeout(), *T0 + Duration::from_secs(5));
     assert!(h.handle_timeout(*T0 + Duration::from_secs(4)).is_none());
     let late = h.handle_timeout(*T0 + Duration::from_secs(5)).unwrap();

@@ -1,0 +1,386 @@
+//! Admission in stages: who may hold a connection, and for how long.
+//!
+//! An internet-facing server meets two kinds of peers: clients that will
+//! prove who they are, and everyone else (probers, scanners, floods). If both
+//! draw on one pool of places, the second kind takes them all: a few hundred
+//! tokenless upgrades per second kept every real client of the gateway on
+//! 503, and 4,200 idle TCP connections made one wait 8.6 s. So a connection
+//! passes two stages:
+//!
+//! 1. **Pending** — from accept until it proves itself (the gateway: a
+//!    `hello` with a valid token; the HT server: a chunk that decrypts).
+//!    TLS handshakes, decoy-site visitors and upgrades waiting for `hello`
+//!    live here. The stage holds at most `max_pending`; when it is full the
+//!    *oldest* pending connection is evicted to make room for the newest, so
+//!    a flood of idle connections cannot lock anyone out: a real client only
+//!    has to finish its handshake before `max_pending` newer connections
+//!    arrive (each stage also has its own deadline, which no traffic
+//!    extends). This is the "drop the oldest unauthenticated" rule of
+//!    OpenSSH's `MaxStartups` without its randomness, since evicting the
+//!    oldest is what makes a quick handshake safe.
+//! 2. **Admitted** — after proof, up to `max_admitted` (sessions). Admitted
+//!    connections are never evicted, so unauthenticated peers can never take
+//!    their places.
+//!
+//! Across both stages each source address holds at most `max_per_source`
+//! connections (IPv4 by address, IPv6 by its /64, the block one subscriber
+//! usually gets), so one host cannot fill the pending stage on its own.
+//!
+//! The bookkeeping is a plain type behind a mutex held for a map update; no
+//! I/O happens under it. Metrics, under the server's prefix:
+//! `{prefix}_connections_pending` and `{prefix}_connections_admitted`
+//! (gauges), `{prefix}_connections_evicted_total` and
+//! `{prefix}_connections_refused_total{reason="per_source"|"full"}`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio_util::sync::CancellationToken;
+
+/// The bounds of each stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdmissionLimits {
+    /// Connections not yet proven (handshakes, decoy visitors, upgrades
+    /// waiting for their first message). When full, the oldest is evicted.
+    pub max_pending: usize,
+    /// Proven connections (sessions). When full, a connection that proves
+    /// itself is refused (the gateway answers `503`-like `session_error`).
+    pub max_admitted: usize,
+    /// Connections from one source (IPv4 address, IPv6 /64), both stages.
+    pub max_per_source: usize,
+}
+
+/// Why a connection was not admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// Its source already holds `max_per_source` connections.
+    #[error("too many connections from this address")]
+    PerSource,
+    /// The admitted stage is full.
+    #[error("the server is full")]
+    Full,
+}
+
+impl Refusal {
+    /// A short label for metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            Refusal::PerSource => "per_source",
+            Refusal::Full => "full",
+        }
+    }
+}
+
+/// Whom a per-source count belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Source {
+    V4(u32),
+    /// The upper 64 bits of an IPv6 address.
+    V6(u64),
+}
+
+impl Source {
+    fn of(ip: IpAddr) -> Source {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+            v4 => v4,
+        };
+        match ip {
+            IpAddr::V4(v4) => Source::V4(u32::from(v4)),
+            IpAddr::V6(v6) => Source::V6((u128::from(v6) >> 64) as u64),
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    per_source: HashMap<Source, usize>,
+    /// Pending connections by arrival; the first is the oldest.
+    pending: BTreeMap<u64, CancellationToken>,
+    admitted: usize,
+    next_seq: u64,
+    evicted_total: u64,
+}
+
+/// The stages of one server. Shared by its accept loop and its connections.
+pub struct Admission {
+    limits: AdmissionLimits,
+    state: Mutex<State>,
+    names: Names,
+}
+
+/// The metric names of one server.
+struct Names {
+    pending: String,
+    admitted: String,
+    evicted: String,
+    refused: String,
+}
+
+impl Names {
+    fn new(prefix: &str) -> Names {
+        Names {
+            pending: format!("{prefix}_connections_pending"),
+            admitted: format!("{prefix}_connections_admitted"),
+            evicted: format!("{prefix}_connections_evicted_total"),
+            refused: format!("{prefix}_connections_refused_total"),
+        }
+    }
+
+    fn record(&self, state: &State) {
+        metrics::gauge!(self.pending.clone()).set(state.pending.len() as f64);
+        metrics::gauge!(self.admitted.clone()).set(state.admitted as f64);
+    }
+
+    fn refused(&self, why: Refusal) {
+        metrics::counter!(self.refused.clone(), "reason" => why.label()).increment(1);
+    }
+}
+
+/// Counts of each stage, for logs and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Occupancy {
+    /// Connections in the pending stage.
+    pub pending: usize,
+    /// Connections in the admitted stage.
+    pub admitted: usize,
+    /// Pending connections evicted so far.
+    pub evicted_total: u64,
+}
+
+impl Admission {
+    /// Stages with these bounds (each at least 1); metrics are named
+    /// `{metric_prefix}_connections_…`.
+    pub fn new(limits: AdmissionLimits, metric_prefix: &str) -> Arc<Admission> {
+        Arc::new(Admission {
+            limits: AdmissionLimits {
+                max_pending: limits.max_pending.max(1),
+                max_admitted: limits.max_admitted.max(1),
+                max_per_source: limits.max_per_source.max(1),
+            },
+            state: Mutex::new(State::default()),
+            names: Names::new(metric_prefix),
+        })
+    }
+
+    /// The bounds in force.
+    pub fn limits(&self) -> AdmissionLimits {
+        self.limits
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The state is consistent after every statement that could panic.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Lets a new connection from `peer` into the pending stage, evicting
+    /// the oldest pending connection when the stage is full.
+    pub fn admit(self: &Arc<Self>, peer: IpAddr) -> Result<Ticket, Refusal> {
+        let source = Source::of(peer);
+        let mut state = self.lock();
+        let count = state.per_source.entry(source).or_insert(0);
+        if *count >= self.limits.max_per_source {
+            self.names.refused(Refusal::PerSource);
+            return Err(Refusal::PerSource);
+        }
+        *count += 1;
+        while state.pending.len() >= self.limits.max_pending {
+            let Some((_, oldest)) = state.pending.pop_first() else {
+                break;
+            };
+            oldest.cancel();
+            state.evicted_total += 1;
+            metrics::counter!(self.names.evicted.clone()).increment(1);
+        }
+        let seq = state.next_seq;
+        state.next_seq += 1;
+        let evict = CancellationToken::new();
+        state.pending.insert(seq, evict.clone());
+        self.names.record(&state);
+        Ok(Ticket {
+            admission: self.clone(),
+            source,
+            seq,
+            admitted: false,
+            evict,
+        })
+    }
+
+    /// How many connections each stage holds now.
+    pub fn occupancy(&self) -> Occupancy {
+        let state = self.lock();
+        Occupancy {
+            pending: state.pending.len(),
+            admitted: state.admitted,
+            evicted_total: state.evicted_total,
+        }
+    }
+}
+
+/// One connection's place. Dropping it frees the place.
+pub struct Ticket {
+    admission: Arc<Admission>,
+    source: Source,
+    seq: u64,
+    admitted: bool,
+    evict: CancellationToken,
+}
+
+impl Ticket {
+    /// Cancelled when this pending connection is evicted to make room for a
+    /// newer one: its owner should close it. Never cancelled once admitted.
+    pub fn eviction(&self) -> CancellationToken {
+        self.evict.clone()
+    }
+
+    /// Whether the connection passed into the admitted stage.
+    pub fn is_admitted(&self) -> bool {
+        self.admitted
+    }
+
+    /// Moves the connection into the admitted stage, once it proved itself.
+    /// Fails when that stage is full, or when the connection was evicted
+    /// meanwhile (then the caller closes it like any evicted one). Calling
+    /// it again after success does nothing.
+    pub fn promote(&mut self) -> Result<(), Refusal> {
+        if self.admitted {
+            return Ok(());
+        }
+        let mut state = self.admission.lock();
+        if self.evict.is_cancelled() || state.admitted >= self.admission.limits.max_admitted {
+            self.admission.names.refused(Refusal::Full);
+            return Err(Refusal::Full);
+        }
+        state.pending.remove(&self.seq);
+        state.admitted += 1;
+        self.admitted = true;
+        self.admission.names.record(&state);
+        Ok(())
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let mut state = self.admission.lock();
+        if self.admitted {
+            state.admitted -= 1;
+        } else {
+            state.pending.remove(&self.seq);
+        }
+        if let Some(count) = state.per_source.get_mut(&self.source) {
+            *count -= 1;
+            if *count == 0 {
+                state.per_source.remove(&self.source);
+            }
+        }
+        self.admission.names.record(&state);
+    }
+}
+
+impl std::fmt::Debug for Ticket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ticket")
+            .field("seq", &self.seq)
+            .field("admitted", &self.admitted)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(pending: usize, admitted: usize, per_source: usize) -> Arc<Admission> {
+        let limits = AdmissionLimits {
+            max_pending: pending,
+            max_admitted: admitted,
+            max_per_source: per_source,
+        };
+        Admission::new(limits, "test")
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn a_full_pending_stage_evicts_its_oldest() {
+        let a = limits(2, 10, 10);
+        let first = a.admit(ip("10.0.0.1")).unwrap();
+        let second = a.admit(ip("10.0.0.2")).unwrap();
+        let third = a.admit(ip("10.0.0.3")).unwrap();
+        assert!(first.eviction().is_cancelled(), "the oldest makes room");
+        assert!(!second.eviction().is_cancelled());
+        assert!(!third.eviction().is_cancelled());
+        assert_eq!(a.occupancy().pending, 2);
+        assert_eq!(a.occupancy().evicted_total, 1);
+        drop(first);
+        assert_eq!(
+            a.occupancy().pending,
+            2,
+            "an evicted ticket holds no pending place"
+        );
+    }
+
+    #[test]
+    fn admitted_connections_are_never_evicted_and_free_their_pending_place() {
+        let a = limits(1, 1, 10);
+        let mut client = a.admit(ip("10.0.0.1")).unwrap();
+        client.promote().unwrap();
+        assert!(client.is_admitted());
+        let hostile: Vec<_> = (0..5).map(|_| a.admit(ip("10.0.0.2"))).collect();
+        assert!(!client.eviction().is_cancelled());
+        assert_eq!(
+            a.occupancy(),
+            Occupancy {
+                pending: 1,
+                admitted: 1,
+                evicted_total: 4
+            }
+        );
+        // The admitted stage is full: a second proven connection is refused.
+        let mut late = hostile.into_iter().last().unwrap().unwrap();
+        assert_eq!(late.promote(), Err(Refusal::Full));
+        drop(client);
+        late.promote().unwrap();
+        assert_eq!(a.occupancy().admitted, 1);
+        drop(late);
+        assert_eq!(a.occupancy().admitted, 0);
+    }
+
+    #[test]
+    fn an_evicted_connection_cannot_be_promoted() {
+        let a = limits(1, 10, 10);
+        let mut old = a.admit(ip("10.0.0.1")).unwrap();
+        let _new = a.admit(ip("10.0.0.2")).unwrap();
+        assert_eq!(old.promote(), Err(Refusal::Full));
+    }
+
+    #[test]
+    fn one_source_is_bounded_and_ipv6_counts_by_64() {
+        let a = limits(100, 100, 2);
+        let v4 = [a.admit(ip("192.0.2.1")), a.admit(ip("192.0.2.1"))];
+        assert!(v4.iter().all(Result::is_ok));
+        assert_eq!(a.admit(ip("192.0.2.1")).unwrap_err(), Refusal::PerSource);
+        assert!(
+            a.admit(ip("192.0.2.2")).is_ok(),
+            "another address is not affected"
+        );
+        // The mapped form is the same source.
+        assert_eq!(
+            a.admit(ip("::ffff:192.0.2.1")).unwrap_err(),
+            Refusal::PerSource
+        );
+        let _a1 = a.admit(ip("2001:db8:1:2::1")).unwrap();
+        let _a2 = a.admit(ip("2001:db8:1:2:ffff::9")).unwrap();
+        assert_eq!(
+            a.admit(ip("2001:db8:1:2::77")).unwrap_err(),
+            Refusal::PerSource,
+            "one /64 is one source"
+        );
+        assert!(a.admit(ip("2001:db8:1:3::1")).is_ok());
+        drop(v4);
+        assert!(a.admit(ip("192.0.2.1")).is_ok(), "places come back on drop");
+    }
+}
