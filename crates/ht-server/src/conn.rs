@@ -2,6 +2,7 @@
 //! judged, then the tunnel's two directions until either side ends it.
 
 use std::io::IoSlice;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use bytes::{Buf, BytesMut};
 use proto_ht::chunked::{ChunkError, Decoded, LAST_CHUNK, decode_chunk, size_line};
 use proto_ht::server::ConnId;
 use server_kit::admission::Ticket;
+use server_kit::decoy;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -21,21 +23,56 @@ use crate::metrics;
 /// Bytes read from the client at a time.
 const READ_BUFFER: usize = 64 * 1024;
 
+/// What a connection is served with besides the machine.
+pub struct Edge {
+    /// The decoy website strangers get.
+    pub site: Arc<decoy::Site>,
+    /// The listener's address (the decoy's redirects name its port).
+    pub local_addr: SocketAddr,
+    /// Whether the connection is TLS.
+    pub tls: bool,
+    /// From accept to the first request head, and from the tunnel's head to
+    /// its first complete chunk.
+    pub first_chunk_timeout: Duration,
+    /// Shutdown: ends a connection that is not (yet) a tunnel.
+    pub stop: CancellationToken,
+}
+
 /// Serves one connection until it ends, or until `stop` fires before it
 /// became a tunnel (a tunnel is ended by the machine at shutdown).
 ///
-/// The connection is pending (evicted when newer ones need its place) until
-/// its first chunk proves the key; then it takes a tunnel connection's place,
-/// or is answered 503 when none is left.
-pub async fn serve<S>(
-    core: Arc<Core>,
-    io: S,
-    mut ticket: Ticket,
-    first_chunk_timeout: Duration,
-    stop: CancellationToken,
-) where
+/// Strangers get the decoy website, answered as nginx answers
+/// (`server_kit::decoy`); a `POST` to the tunnel path is claimed. The
+/// connection is pending (evicted when newer ones need its place) until
+/// its first chunk proves the key; then it takes a tunnel connection's
+/// place, or is answered 503 when none is left. A claimed request whose
+/// first chunk does not open a tunnel gets nginx's 404, as a `POST` to a
+/// missing file would.
+pub async fn serve<S>(core: Arc<Core>, io: S, mut ticket: Ticket, edge: Edge)
+where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
+    let Edge {
+        site,
+        local_addr,
+        tls,
+        first_chunk_timeout,
+        stop,
+    } = edge;
+    let evicted = ticket.eviction();
+    let mut opts = decoy::Options::new(local_addr, tls);
+    opts.header_timeout = first_chunk_timeout;
+    opts.keepalive_timeout = first_chunk_timeout;
+    let claim = |head: &decoy::Head<'_>| {
+        head.method() == b"POST"
+            && head.path() == http::TUNNEL_PATH.as_bytes()
+            && head.parses_strictly(http::MAX_HEADERS)
+    };
+    let claimed = tokio::select! {
+        _ = evicted.cancelled() => return,
+        c = decoy::serve(io, &site, &opts, &stop, claim) => c,
+    };
+    let Some(io) = claimed else { return };
     let (mut rd, mut wr) = tokio::io::split(io);
     let mut buf = BytesMut::with_capacity(READ_BUFFER);
     let max_chunk = core.with(|m| m.limits().max_chunk);
@@ -51,7 +88,6 @@ pub async fn serve<S>(
         let chunk = read_chunk(&mut rd, &mut buf, max_chunk).await.ok()??;
         Some((phpsessid, chunk))
     };
-    let evicted = ticket.eviction();
     let opened = tokio::select! {
         _ = stop.cancelled() => return,
         _ = evicted.cancelled() => return,
@@ -87,7 +123,7 @@ pub async fn serve<S>(
 
 async fn refuse<W: AsyncWrite + Unpin>(wr: &mut W, status: u16) {
     metrics::refused(status);
-    let _ = wr.write_all(http::refusal(status)).await;
+    let _ = wr.write_all(&http::refusal(status)).await;
     let _ = wr.flush().await;
     let _ = wr.shutdown().await;
 }

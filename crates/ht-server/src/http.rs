@@ -13,19 +13,10 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 /// Largest request head read; a longer one is answered like any stranger.
 pub const MAX_HEAD: usize = 16 * 1024;
 /// Most headers parsed.
-const MAX_HEADERS: usize = 64;
+pub const MAX_HEADERS: usize = 64;
 
 /// The path of HT's transport connections.
 pub const TUNNEL_PATH: &str = "/ht/create.php";
-
-/// The one page every stranger gets, byte for byte the same: a wrong key,
-/// garbage, a probe, another path or method. Nothing in it names HT.
-pub const NOT_FOUND: &[u8] = b"HTTP/1.1 404 Not Found\r\n\
-Content-Type: text/html; charset=utf-8\r\n\
-Content-Length: 143\r\n\
-Connection: close\r\n\
-\r\n\
-<!DOCTYPE html>\n<html><head><title>404 Not Found</title></head>\n<body><h1>Not Found</h1>\n<p>The requested URL was not found.</p></body></html>\n";
 
 /// A reclaimed PHPSESSID: the client starts a new session.
 pub const FORBIDDEN: &[u8] =
@@ -42,12 +33,14 @@ Cache-Control: no-store\r\n\
 Transfer-Encoding: chunked\r\n\
 \r\n";
 
-/// The response head for an HTTP status the server machine chose.
-pub fn refusal(status: u16) -> &'static [u8] {
+/// The answer for an HTTP status the server machine chose. A 404 (a wrong
+/// key, garbage, a probe on the tunnel path) is the decoy's: nginx's page,
+/// as for a `POST` to any missing file; nothing in it names HT.
+pub fn refusal(status: u16) -> std::borrow::Cow<'static, [u8]> {
     match status {
-        403 => FORBIDDEN,
-        503 => UNAVAILABLE,
-        _ => NOT_FOUND,
+        403 => FORBIDDEN.into(),
+        503 => UNAVAILABLE.into(),
+        _ => server_kit::decoy::error_response(404).into(),
     }
 }
 
@@ -145,10 +138,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_not_found_page_says_its_length_right() {
-        let text = std::str::from_utf8(NOT_FOUND).unwrap();
+    fn a_refusal_404_is_the_decoys_page_with_its_length() {
+        let bytes = refusal(404);
+        let text = std::str::from_utf8(&bytes).unwrap();
         let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(
+            head.starts_with("HTTP/1.1 404 Not Found\r\nServer: nginx\r\n"),
+            "{head}"
+        );
         assert!(head.contains(&format!("Content-Length: {}", body.len())));
+        assert!(!body.contains("HT"), "nothing names HT");
     }
 
     #[test]

@@ -42,6 +42,7 @@ use proto_ht::Key;
 use proto_ht::server::{Limits, Server};
 use server_kit::accept::Acceptor;
 use server_kit::admission::{Admission, AdmissionLimits};
+use server_kit::decoy;
 use server_kit::dial::{DialOptions, Dialer};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -68,6 +69,10 @@ pub enum ServerError {
     /// The certificate or key is unusable.
     #[error("TLS configuration: {0}")]
     Tls(#[from] server_kit::tls::TlsError),
+    /// The decoy site's directory is unusable, or the built-in page could
+    /// not be written.
+    #[error("decoy site {}", .0.path.display())]
+    Site(#[source] decoy::SiteError),
     /// A listener could not be bound.
     #[error("cannot listen on {addr}")]
     Bind {
@@ -142,6 +147,9 @@ pub struct Config {
     pub max_pending: usize,
     /// Connections from one client address (IPv6: one /64), both stages.
     pub max_per_source: usize,
+    /// What strangers see: the decoy website (`server_kit::decoy`) served
+    /// from this directory, or a built-in page when `None`.
+    pub site_dir: Option<PathBuf>,
 }
 
 impl Config {
@@ -167,6 +175,7 @@ impl Config {
             max_connections: Self::DEFAULT_MAX_CONNECTIONS,
             max_pending: Self::DEFAULT_MAX_PENDING,
             max_per_source: Self::DEFAULT_MAX_PER_SOURCE,
+            site_dir: None,
         }
     }
 }
@@ -180,6 +189,7 @@ pub struct HtServer {
     metrics: Option<(TcpListener, SocketAddr)>,
     first_chunk_timeout: Duration,
     admission: Arc<Admission>,
+    site: Arc<decoy::Site>,
 }
 
 fn tls_acceptor(source: &TlsSource) -> Result<TlsAcceptor, ServerError> {
@@ -206,6 +216,11 @@ impl HtServer {
     /// listening`) with the bound addresses.
     pub async fn bind(config: Config) -> Result<HtServer, ServerError> {
         let machine = Server::new(config.key.clone(), config.limits.clone())?;
+        let site = match &config.site_dir {
+            Some(dir) => decoy::Site::dir(dir),
+            None => decoy::Site::built_in(decoy::BUILT_IN_PAGE),
+        }
+        .map_err(ServerError::Site)?;
         let tls = config.tls.as_ref().map(tls_acceptor).transpose()?;
         let bind_error = |addr| move |source| ServerError::Bind { addr, source };
         let listener =
@@ -248,6 +263,7 @@ impl HtServer {
             tls,
             metrics,
             first_chunk_timeout: config.first_chunk_timeout,
+            site: Arc::new(site),
             admission: Admission::new(
                 AdmissionLimits {
                     max_pending: config.max_pending,
@@ -280,6 +296,8 @@ impl HtServer {
             metrics: metrics_listener,
             first_chunk_timeout,
             admission,
+            site,
+            local_addr,
             ..
         } = self;
         let background = CancellationToken::new();
@@ -298,8 +316,14 @@ impl HtServer {
         while let Some((tcp, peer, ticket)) = acceptor.next().await {
             let _ = tcp.set_nodelay(true);
             let core = core.clone();
+            let edge = conn::Edge {
+                site: site.clone(),
+                local_addr,
+                tls: tls.is_some(),
+                first_chunk_timeout,
+                stop: stop.clone(),
+            };
             let tls = tls.clone();
-            let stop = stop.clone();
             tracker.spawn(async move {
                 let evicted = ticket.eviction();
                 match tls {
@@ -311,13 +335,11 @@ impl HtServer {
                             _ = evicted.cancelled() => return,
                         };
                         match accepted {
-                            Ok(Ok(stream)) => {
-                                conn::serve(core, stream, ticket, first_chunk_timeout, stop).await
-                            }
+                            Ok(Ok(stream)) => conn::serve(core, stream, ticket, edge).await,
                             _ => tracing::debug!(%peer, "TLS handshake failed"),
                         }
                     }
-                    None => conn::serve(core, tcp, ticket, first_chunk_timeout, stop).await,
+                    None => conn::serve(core, tcp, ticket, edge).await,
                 }
             });
         }

@@ -91,6 +91,10 @@ struct Args {
     /// Seconds a dial may take, name resolution included (and a DNS question).
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     dial_timeout: u64,
+    /// Serve the decoy website strangers see from this directory (default:
+    /// a built-in page); it answers as nginx would.
+    #[arg(long, value_name = "DIR")]
+    site_dir: Option<PathBuf>,
     /// Serve Prometheus metrics at http://ADDR/metrics.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
@@ -113,6 +117,7 @@ impl Args {
         config.max_connections = self.max_connections;
         config.max_pending = self.max_pending;
         config.max_per_source = self.max_per_source;
+        config.site_dir = self.site_dir;
         let l = &mut config.limits;
         l.max_streams = self.max_streams;
         l.max_sessions = self.max_sessions;

@@ -326,21 +326,6 @@ fn upgrade(
     resp
 }
 
-/// The page a gateway without `--site-dir` serves at `/`.
-const BUILT_IN_PAGE: &str = "<!DOCTYPE html>
-<html lang=\"en\">
-<head>
-<meta charset=\"utf-8\">
-<title>Welcome</title>
-<style>body{font-family:sans-serif;max-width:40em;margin:3em auto;color:#333}</style>
-</head>
-<body>
-<h1>Welcome</h1>
-<p>This site is under construction. Please check back later.</p>
-</body>
-</html>
-";
-
 fn full(bytes: Bytes) -> Body {
     Full::new(bytes)
         .map_err(|never| match never {})
@@ -378,7 +363,7 @@ impl Site {
     /// built-in page to a fresh private directory.
     pub fn new(source: &SiteSource) -> Result<Self, GatewayError> {
         let site = match source {
-            SiteSource::BuiltIn => decoy::Site::built_in(BUILT_IN_PAGE),
+            SiteSource::BuiltIn => decoy::Site::built_in(decoy::BUILT_IN_PAGE),
             SiteSource::Dir(dir) => decoy::Site::dir(dir),
         };
         site.map(Site).map_err(|e| GatewayError::Site {

@@ -168,6 +168,33 @@ impl Head<'_> {
     }
 }
 
+/// A whole error answer as nginx sends it (head and page), with
+/// `Connection: close`: for a server that refuses a request it claimed
+/// (the HT server, for a first chunk with a wrong key) and must answer
+/// like the decoy does.
+pub fn error_response(status: u16) -> Vec<u8> {
+    let reply = reply::Reply::page(pages::Status::Code(status), false);
+    let mut bytes = reply.head(false);
+    bytes.extend_from_slice(pages::page(pages::Status::Code(status), false).as_bytes());
+    bytes
+}
+
+/// The page a server without a site directory serves at `/`: a bland
+/// placeholder, like a fresh install's.
+pub const BUILT_IN_PAGE: &str = "<!DOCTYPE html>
+<html lang=\"en\">
+<head>
+<meta charset=\"utf-8\">
+<title>Welcome</title>
+<style>body{font-family:sans-serif;max-width:40em;margin:3em auto;color:#333}</style>
+</head>
+<body>
+<h1>Welcome</h1>
+<p>This site is under construction. Please check back later.</p>
+</body>
+</html>
+";
+
 /// nginx's page for `status` (with `padding` for the browsers it pads
 /// error pages for); empty where nginx sends no body.
 pub fn error_page(status: u16, padding: bool) -> String {
