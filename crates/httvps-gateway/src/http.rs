@@ -267,23 +267,17 @@ fn upgrade(
     // the upgrade is refused with 503 before any WebSocket exists. The place
     // itself is taken only after the hello's token is valid (the driver's
     // `promote`), so tokenless upgrades never hold one.
-    let full = {
-        let admission = &shared.admission;
-        admission.occupancy().admitted >= admission.limits().max_admitted
-    };
-    let ticket = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
-    let ticket = match ticket {
-        Some(t) if !full && !shared.shutdown.is_cancelled() => t,
-        other => {
-            // Not upgrading: the connection keeps its place.
-            if let Some(t) = other {
-                *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(t);
-            }
-            let mut resp = plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable");
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-            return resp;
-        }
+    let admission = &shared.admission;
+    let full = admission.occupancy().admitted >= admission.limits().max_admitted;
+    // Taken only when upgrading; otherwise the connection keeps its place.
+    let ticket = (!full && !shared.shutdown.is_cancelled())
+        .then(|| slot.lock().unwrap_or_else(|p| p.into_inner()).take())
+        .flatten();
+    let Some(ticket) = ticket else {
+        let mut resp = plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable");
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        return resp;
     };
     // Unmasked client frames (the client's `x-httvps-unmasked` extension):
     // inside TLS masking protects nothing and costs a pass over every byte.

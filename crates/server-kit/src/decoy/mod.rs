@@ -175,7 +175,11 @@ impl Head<'_> {
 pub fn error_response(status: u16) -> Vec<u8> {
     let reply = reply::Reply::page(pages::Status::Code(status), false);
     let mut bytes = reply.head(false);
-    bytes.extend_from_slice(pages::page(pages::Status::Code(status), false).as_bytes());
+    for piece in reply.body {
+        if let reply::Piece::Bytes(page) = piece {
+            bytes.extend_from_slice(&page);
+        }
+    }
     bytes
 }
 
