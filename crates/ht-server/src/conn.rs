@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::{Buf, BytesMut};
 use proto_ht::chunked::{ChunkError, Decoded, LAST_CHUNK, decode_chunk, size_line};
 use proto_ht::server::ConnId;
-use server_kit::admission::Ticket;
+use server_kit::admission::{Progress, Ticket};
 use server_kit::decoy;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -73,6 +73,7 @@ where
         c = decoy::serve(io, &site, &opts, &stop, claim) => c,
     };
     let Some(io) = claimed else { return };
+    ticket.progressed(Progress::Claimed);
     let (mut rd, mut wr) = tokio::io::split(io);
     let mut buf = BytesMut::with_capacity(READ_BUFFER);
     let max_chunk = core.with(|m| m.limits().max_chunk);

@@ -41,7 +41,7 @@ use std::time::Duration;
 use proto_ht::Key;
 use proto_ht::server::{Limits, Server};
 use server_kit::accept::Acceptor;
-use server_kit::admission::{Admission, AdmissionLimits};
+use server_kit::admission::{Admission, AdmissionLimits, Progress};
 use server_kit::decoy;
 use server_kit::dial::{DialOptions, Dialer};
 use tokio::net::TcpListener;
@@ -142,8 +142,8 @@ pub struct Config {
     /// the key (`server_kit::admission`'s admitted stage).
     pub max_connections: usize,
     /// Connections not yet proven (TLS handshakes, strangers, connections
-    /// waiting for their first chunk); when full, the oldest is closed to
-    /// make room for the newest.
+    /// waiting for their first chunk); when full, the one that progressed
+    /// least recently is closed to make room for the newest.
     pub max_pending: usize,
     /// Connections from one client address (IPv6: one /64), both stages.
     pub max_per_source: usize,
@@ -325,21 +325,33 @@ impl HtServer {
             };
             let tls = tls.clone();
             tracker.spawn(async move {
+                let mut ticket = ticket;
                 let evicted = ticket.eviction();
-                match tls {
-                    Some(acceptor) => {
-                        let handshake =
-                            tokio::time::timeout(first_chunk_timeout, acceptor.accept(tcp));
-                        let accepted = tokio::select! {
-                            r = handshake => r,
-                            _ = evicted.cancelled() => return,
-                        };
-                        match accepted {
-                            Ok(Ok(stream)) => conn::serve(core, stream, ticket, edge).await,
-                            _ => tracing::debug!(%peer, "TLS handshake failed"),
-                        }
+                // Each step of the handshake moves the connection behind
+                // idle ones in the eviction order (`server_kit::admission`);
+                // together they have `first_chunk_timeout`.
+                let deadline = tokio::time::Instant::now() + first_chunk_timeout;
+                let spoke = tokio::select! {
+                    r = tokio::time::timeout_at(deadline, tcp.readable()) => matches!(r, Ok(Ok(()))),
+                    _ = evicted.cancelled() => return,
+                };
+                if !spoke {
+                    return;
+                }
+                ticket.progressed(Progress::Spoke);
+                let Some(acceptor) = tls else {
+                    return conn::serve(core, tcp, ticket, edge).await;
+                };
+                let accepted = tokio::select! {
+                    r = tokio::time::timeout_at(deadline, acceptor.accept(tcp)) => r,
+                    _ = evicted.cancelled() => return,
+                };
+                match accepted {
+                    Ok(Ok(stream)) => {
+                        ticket.progressed(Progress::Secured);
+                        conn::serve(core, stream, ticket, edge).await
                     }
-                    None => conn::serve(core, tcp, ticket, edge).await,
+                    _ => tracing::debug!(%peer, "TLS handshake failed or timed out"),
                 }
             });
         }

@@ -74,7 +74,8 @@ struct Args {
     #[arg(long, value_name = "N", default_value_t = Config::DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
     /// Connections not yet proven (TLS handshakes, strangers, connections
-    /// waiting for their first chunk); when full, the oldest is closed.
+    /// waiting for their first chunk); when full, the one that progressed
+    /// least recently is closed.
     #[arg(long, value_name = "N", default_value_t = Config::DEFAULT_MAX_PENDING)]
     max_pending: usize,
     /// Connections from one client address (IPv6: one /64).

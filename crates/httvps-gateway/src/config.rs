@@ -254,8 +254,9 @@ pub struct Limits {
     /// while all are taken is answered 503.
     pub max_sessions: usize,
     /// Connections not yet in a session (TLS handshakes, decoy visitors,
-    /// upgrades waiting for their hello). When full, the oldest is closed to
-    /// make room for the newest (`server_kit::admission`).
+    /// upgrades waiting for their hello). When full, the one that
+    /// progressed least recently is closed to make room for the newest
+    /// (`server_kit::admission`).
     pub max_connections: usize,
     /// Connections from one client address (IPv4 address, IPv6 /64), in
     /// sessions or not; past it new ones are closed at accept.

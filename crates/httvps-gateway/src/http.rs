@@ -25,7 +25,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tracing::debug;
 
-use server_kit::admission::Ticket;
+use server_kit::admission::{Progress, Ticket};
 
 use crate::config::SiteSource;
 use crate::{GatewayError, Shared, driver};
@@ -75,15 +75,21 @@ pub async fn serve_connection(
     tcp: TcpStream,
     peer: SocketAddr,
     shared: Arc<Shared>,
-    ticket: Ticket,
+    mut ticket: Ticket,
 ) {
     let _ = tcp.set_nodelay(true);
     let Ok(local) = tcp.local_addr() else { return };
     let evicted = ticket.eviction();
-    let slot: TicketSlot = Arc::new(Mutex::new(Some(ticket)));
     let handshake = shared.config.timeouts.handshake;
+    // Each step of the handshake moves the connection behind idle ones in
+    // the eviction order (see `server_kit::admission`).
+    let tls_handshake = async {
+        tcp.readable().await?;
+        ticket.progressed(Progress::Spoke);
+        shared.tls.accept(tcp).await
+    };
     let accepted = tokio::select! {
-        r = tokio::time::timeout(handshake, shared.tls.accept(tcp)) => r,
+        r = tokio::time::timeout(handshake, tls_handshake) => r,
         _ = shared.shutdown.cancelled() => return,
         _ = evicted.cancelled() => {
             debug!(%peer, "evicted during the TLS handshake");
@@ -101,6 +107,8 @@ pub async fn serve_connection(
             return;
         }
     };
+    ticket.progressed(Progress::Secured);
+    let slot: TicketSlot = Arc::new(Mutex::new(Some(ticket)));
     // The decoy serves the connection until a request is a valid upgrade
     // on the WebSocket path; that request, still unread, goes to hyper.
     let mut opts = decoy::Options::new(local, true);
@@ -114,6 +122,9 @@ pub async fn serve_connection(
         })
         .await;
         let Some(io) = claimed else { return };
+        if let Some(ticket) = slot.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            ticket.progressed(Progress::Claimed);
+        }
         let svc_shared = shared.clone();
         let svc_slot = slot.clone();
         let svc = hyper::service::service_fn(move |req| {

@@ -123,8 +123,8 @@ struct Args {
     #[arg(long, value_name = "N", default_value_t = 1024)]
     max_sessions: usize,
     /// Connections not yet in a session (TLS handshakes, decoy visitors,
-    /// upgrades waiting for hello); when full, the oldest is closed to make
-    /// room for the newest.
+    /// upgrades waiting for hello); when full, the one that progressed least
+    /// recently is closed to make room for the newest.
     #[arg(long, value_name = "N", default_value_t = 4096)]
     max_connections: usize,
     /// Connections from one client address (IPv6: one /64), sessions included.

@@ -358,9 +358,9 @@ impl Metrics {
 }
 
 /// 2,000 hostile connections of one kind held open at once, then a real
-/// client. Spread over 99 sources the pending stage evicts (the oldest
-/// first, so the newest, the real client, gets in); from one source all but
-/// 64 are refused at accept.
+/// client. Spread over 99 sources the pending stage evicts (the one that
+/// progressed least recently first, so the real client, which keeps moving,
+/// gets in); from one source all but 64 are refused at accept.
 async fn headline(
     f: &Fixture,
     notes: &mut Vec<String>,

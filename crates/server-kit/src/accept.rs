@@ -4,7 +4,7 @@
 //! like) are survived, and shutdown ends the loop.
 //!
 //! The loop never stops accepting while places are taken: a full pending
-//! stage evicts its oldest connection instead, so a real client is never left
+//! stage evicts its stalest connection instead, so a real client is never left
 //! waiting in the kernel's backlog behind idle connections.
 
 use std::future::Future;

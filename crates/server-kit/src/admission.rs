@@ -11,13 +11,22 @@
 //!    `hello` with a valid token; the HT server: a chunk that decrypts).
 //!    TLS handshakes, decoy-site visitors and upgrades waiting for `hello`
 //!    live here. The stage holds at most `max_pending`; when it is full the
-//!    *oldest* pending connection is evicted to make room for the newest, so
-//!    a flood of idle connections cannot lock anyone out: a real client only
-//!    has to finish its handshake before `max_pending` newer connections
-//!    arrive (each stage also has its own deadline, which no traffic
-//!    extends). This is the "drop the oldest unauthenticated" rule of
-//!    OpenSSH's `MaxStartups` without its randomness, since evicting the
-//!    oldest is what makes a quick handshake safe.
+//!    pending connection that *progressed least recently* is evicted to
+//!    make room for the newest. Each connection reports its [`Progress`]
+//!    (it spoke, its TLS finished, its request claimed the tunnel), and each
+//!    step counts as fresh as a new arrival. So a flood of idle connections
+//!    cannot lock anyone out: a real client only has to take its next step
+//!    before `max_pending` newer connections arrive, and an idle peer goes
+//!    first however recently it stalled. The steps are few and one-way, so
+//!    no peer stays fresh by talking; each stage also has its own deadline,
+//!    which no traffic extends. Two simpler orders failed the hostile-client
+//!    test: oldest first (in a burst of 2,000 connects, a client accepted
+//!    amid it became the oldest within 100 ms and lost its place before its
+//!    hello), and least progress first (a connection just accepted, not yet
+//!    read, was the first to go). This is the "drop the oldest
+//!    unauthenticated" rule of OpenSSH's `MaxStartups` without its
+//!    randomness, since a predictable order is what makes a quick handshake
+//!    safe.
 //! 2. **Admitted** — after proof, up to `max_admitted` (sessions). Admitted
 //!    connections are never evicted, so unauthenticated peers can never take
 //!    their places.
@@ -93,10 +102,26 @@ impl Source {
     }
 }
 
+/// How far a pending connection has come; each step moves it to the back
+/// of the eviction order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Progress {
+    /// Accepted; nothing received yet.
+    Accepted,
+    /// Its first bytes arrived.
+    Spoke,
+    /// Its TLS handshake finished.
+    Secured,
+    /// A request claimed the tunnel (an upgrade, an HT opening); it is
+    /// waiting for, or proving, its credentials.
+    Claimed,
+}
+
 #[derive(Default)]
 struct State {
     per_source: HashMap<Source, usize>,
-    /// Pending connections by arrival; the first is the oldest.
+    /// Pending connections by the sequence number of their last step
+    /// (arrival or progress): the first goes first.
     pending: BTreeMap<u64, CancellationToken>,
     admitted: usize,
     next_seq: u64,
@@ -175,7 +200,7 @@ impl Admission {
     }
 
     /// Lets a new connection from `peer` into the pending stage, evicting
-    /// the oldest pending connection when the stage is full.
+    /// the one that progressed least recently when the stage is full.
     pub fn admit(self: &Arc<Self>, peer: IpAddr) -> Result<Ticket, Refusal> {
         let source = Source::of(peer);
         let mut state = self.lock();
@@ -202,6 +227,7 @@ impl Admission {
             admission: self.clone(),
             source,
             seq,
+            progress: Progress::Accepted,
             admitted: false,
             evict,
         })
@@ -222,12 +248,30 @@ impl Admission {
 pub struct Ticket {
     admission: Arc<Admission>,
     source: Source,
+    /// Its place in the pending order: the sequence number of its last step.
     seq: u64,
+    progress: Progress,
     admitted: bool,
     evict: CancellationToken,
 }
 
 impl Ticket {
+    /// Records that the pending connection got this far, which moves it
+    /// to the back of the eviction order. Repeating a step or going back, or
+    /// calling it after eviction or promotion, does nothing.
+    pub fn progressed(&mut self, to: Progress) {
+        if self.admitted || to <= self.progress {
+            return;
+        }
+        self.progress = to;
+        let mut state = self.admission.lock();
+        if let Some(evict) = state.pending.remove(&self.seq) {
+            self.seq = state.next_seq;
+            state.next_seq += 1;
+            state.pending.insert(self.seq, evict);
+        }
+    }
+
     /// Cancelled when this pending connection is evicted to make room for a
     /// newer one: its owner should close it. Never cancelled once admitted.
     pub fn eviction(&self) -> CancellationToken {
@@ -282,6 +326,7 @@ impl std::fmt::Debug for Ticket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ticket")
             .field("seq", &self.seq)
+            .field("progress", &self.progress)
             .field("admitted", &self.admitted)
             .finish()
     }
@@ -347,6 +392,34 @@ mod tests {
         assert_eq!(a.occupancy().admitted, 1);
         drop(late);
         assert_eq!(a.occupancy().admitted, 0);
+    }
+
+    #[test]
+    fn each_step_moves_a_connection_behind_stalled_ones() {
+        let a = limits(3, 10, 10);
+        let mut client = a.admit(ip("10.0.0.1")).unwrap();
+        let stalled = [a.admit(ip("10.0.1.1")), a.admit(ip("10.0.1.2"))];
+        client.progressed(Progress::Spoke);
+        let fresh = a.admit(ip("10.0.1.3")).unwrap();
+        assert!(!client.eviction().is_cancelled(), "its step came later");
+        assert!(stalled[0].as_ref().unwrap().eviction().is_cancelled());
+        client.progressed(Progress::Secured);
+        client.progressed(Progress::Spoke); // never backwards
+        client.progressed(Progress::Secured); // nor twice for one step
+        let _newer = a.admit(ip("10.0.1.4")).unwrap();
+        assert!(stalled[1].as_ref().unwrap().eviction().is_cancelled());
+        assert!(
+            !fresh.eviction().is_cancelled(),
+            "a connection just accepted is not the first to go"
+        );
+        let _newest = a.admit(ip("10.0.1.5")).unwrap();
+        assert!(fresh.eviction().is_cancelled(), "it never spoke");
+        assert!(!client.eviction().is_cancelled());
+        // Out of steps, the client ages like anyone else.
+        let _later = a.admit(ip("10.0.1.6")).unwrap();
+        assert!(client.eviction().is_cancelled());
+        client.progressed(Progress::Claimed);
+        assert_eq!(a.occupancy().pending, 3, "an evicted ticket stays out");
     }
 
     #[test]
