@@ -9,6 +9,7 @@ pub mod backend;
 pub mod certs;
 pub mod dns;
 pub mod gateway;
+pub mod h3peer;
 pub mod hostile;
 pub mod ht;
 pub mod nginx;

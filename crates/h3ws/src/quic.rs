@@ -1,0 +1,93 @@
+//! QUIC settings both sides share: ALPN `h3`, TLS 1.3 only (QUIC allows
+//! nothing else), and the public proxy's idle timeout and keep-alive
+//! (CONTRACTS.md §3: 60 s idle, 20 s keep-alive).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The ALPN protocol of HTTP/3.
+pub const ALPN: &[u8] = b"h3";
+
+/// Idle timeout and keep-alive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    pub idle_timeout: Duration,
+    pub keep_alive: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Timing {
+        Timing {
+            idle_timeout: Duration::from_secs(60),
+            keep_alive: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Why an endpoint could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum QuicError {
+    /// The TLS configuration cannot serve QUIC (no TLS 1.3 cipher suite).
+    #[error("TLS configuration unusable for QUIC: {0}")]
+    Tls(String),
+    /// The UDP socket could not be bound.
+    #[error("cannot bind UDP {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+fn transport(timing: Timing, max_bidi_streams: u32) -> Arc<quinn::TransportConfig> {
+    let mut t = quinn::TransportConfig::default();
+    t.max_idle_timeout(timing.idle_timeout.try_into().ok());
+    t.keep_alive_interval(Some(timing.keep_alive));
+    t.max_concurrent_bidi_streams(max_bidi_streams.into());
+    // Control and the two QPACK streams, and room for grease.
+    t.max_concurrent_uni_streams(8u32.into());
+    // Windows large enough for a single stream at full speed on a fast
+    // link (quinn's defaults assume 100 Mbit/s at 100 ms).
+    t.stream_receive_window((8u32 << 20).into());
+    t.receive_window((32u32 << 20).into());
+    t.send_window(32 << 20);
+    Arc::new(t)
+}
+
+/// A server endpoint on `addr` with `tls` (its ALPN set to `h3` here).
+pub fn server_endpoint(
+    addr: std::net::SocketAddr,
+    mut tls: rustls::ServerConfig,
+    timing: Timing,
+    max_bidi_streams: u32,
+) -> Result<quinn::Endpoint, QuicError> {
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    tls.max_early_data_size = 0;
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+        .map_err(|e| QuicError::Tls(e.to_string()))?;
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    config.transport_config(transport(timing, max_bidi_streams));
+    quinn::Endpoint::server(config, addr).map_err(|source| QuicError::Bind { addr, source })
+}
+
+/// A client configuration from `tls` (its ALPN set to `h3` here).
+pub fn client_config(
+    mut tls: rustls::ClientConfig,
+    timing: Timing,
+) -> Result<quinn::ClientConfig, QuicError> {
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+        .map_err(|e| QuicError::Tls(e.to_string()))?;
+    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+    config.transport_config(transport(timing, 0));
+    Ok(config)
+}
+
+/// A client endpoint on an ephemeral UDP port of the right family.
+pub fn client_endpoint(peer: std::net::SocketAddr) -> Result<quinn::Endpoint, QuicError> {
+    let addr: std::net::SocketAddr = if peer.is_ipv4() {
+        "0.0.0.0:0".parse().expect("literal")
+    } else {
+        "[::]:0".parse().expect("literal")
+    };
+    quinn::Endpoint::client(addr).map_err(|source| QuicError::Bind { addr, source })
+}

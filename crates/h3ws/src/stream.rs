@@ -1,0 +1,158 @@
+//! A request stream as bytes: reads yield the payload of the peer's DATA
+//! frames, writes go out as DATA frames. A WebSocket runs on it as on TCP.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::{Buf, Bytes, BytesMut};
+use proto_h3ws::frame;
+use proto_h3ws::request::{Part, RequestStream};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::quic_code as code;
+
+/// The largest DATA frame we write: big enough that the 1–9 bytes of
+/// header are noise, small enough that one write does not hold much.
+const MAX_DATA_FRAME: usize = 256 * 1024;
+
+/// How much is read from QUIC at once.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// One request stream after its heads: the bytes of its DATA frames.
+pub struct H3Stream {
+    send: quinn::SendStream,
+    recv: quinn::RecvStream,
+    parser: RequestStream,
+    /// Payload already parsed, not yet read.
+    ready: Bytes,
+    /// The frame being written: header and payload.
+    out: Bytes,
+    read_done: bool,
+}
+
+fn protocol_error(e: proto_h3ws::H3Error) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e)
+}
+
+impl H3Stream {
+    pub(crate) fn new(
+        send: quinn::SendStream,
+        recv: quinn::RecvStream,
+        parser: RequestStream,
+    ) -> H3Stream {
+        H3Stream {
+            send,
+            recv,
+            parser,
+            ready: Bytes::new(),
+            out: Bytes::new(),
+            read_done: false,
+        }
+    }
+
+    /// Ends the stream abruptly in both directions with `c` (a protocol
+    /// error, or cancelling the request).
+    pub fn abort(&mut self, c: proto_h3ws::Code) {
+        let _ = self.send.reset(code(c));
+        let _ = self.recv.stop(code(c));
+    }
+
+    /// The QUIC stream id, for logs.
+    pub fn id(&self) -> u64 {
+        u64::from(self.send.id())
+    }
+
+    fn poll_flush_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.out.is_empty() {
+            let n = ready!(Pin::new(&mut self.send).poll_write(cx, &self.out))?;
+            self.out.advance(n);
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncRead for H3Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            if !this.ready.is_empty() {
+                let n = this.ready.len().min(buf.remaining());
+                buf.put_slice(&this.ready.split_to(n));
+                return Poll::Ready(Ok(()));
+            }
+            if this.read_done {
+                return Poll::Ready(Ok(()));
+            }
+            match this.parser.next_part().map_err(|e| {
+                this.abort(e.code);
+                protocol_error(e)
+            })? {
+                Some(Part::Data(d)) => this.ready = d,
+                // Trailers end nothing a WebSocket needs; the FIN does.
+                Some(Part::Trailers(_)) => {}
+                Some(Part::Head(_)) => unreachable!("the head was read before the stream"),
+                None => {
+                    let chunk = {
+                        let read = this.recv.read_chunk(READ_CHUNK, true);
+                        // `read_chunk` is cancel-safe: a fresh future per
+                        // poll loses nothing.
+                        let read = std::pin::pin!(read);
+                        ready!(std::future::Future::poll(read, cx))
+                    };
+                    match chunk {
+                        Ok(Some(c)) => this.parser.push(&c.bytes),
+                        Ok(None) => {
+                            this.parser.finish().map_err(protocol_error)?;
+                            this.read_done = true;
+                        }
+                        Err(e) => return Poll::Ready(Err(e.into())),
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl AsyncWrite for H3Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        ready!(this.poll_flush_out(cx))?;
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let n = buf.len().min(MAX_DATA_FRAME);
+        let mut f = BytesMut::with_capacity(n + 9);
+        frame::put_header(&mut f, frame::kind::DATA, n);
+        f.extend_from_slice(&buf[..n]);
+        this.out = f.freeze();
+        // Start sending now; what QUIC does not take yet goes on the next
+        // write or flush.
+        if let Poll::Ready(Err(e)) = this.poll_flush_out(cx) {
+            return Poll::Ready(Err(e));
+        }
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_flush_out(cx))?;
+        Pin::new(&mut this.send).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_flush_out(cx))?;
+        // Finishing twice (a second shutdown) is harmless.
+        let _ = this.send.finish();
+        Poll::Ready(Ok(()))
+    }
+}
