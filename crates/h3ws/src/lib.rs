@@ -18,6 +18,7 @@ pub mod quic;
 pub mod server;
 pub mod stream;
 
+pub use proto_h3ws::connect;
 pub use proto_h3ws::fields::{Request, Response};
 pub use proto_h3ws::{Code, H3Error};
 

@@ -10,19 +10,22 @@ use proto_httvps::client::{self, Client, CloseReason, Event, Features, Transmit}
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
-use tokio_rustls::client::TlsStream;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
-use crate::config::ClientConfig;
+use crate::carrier::{self, CarrierIo, H3Link};
+use crate::config::{ClientConfig, Transport};
 use crate::error::ClientError;
 use crate::upgrade::upgrade;
+use h3ws::client::ClientConnection;
 use net::Secret;
+use proto_httvps::unmasked::{UNMASKED_EXTENSION, lists_extension};
+use tracing::warn;
 
-/// The WebSocket over TLS over TCP that a session runs on.
-pub(crate) type WsStream = WebSocketStream<TlsStream<TcpStream>>;
+/// The WebSocket a session runs on, over HTTP/1.1 or HTTP/3.
+pub(crate) type WsStream = WebSocketStream<CarrierIo>;
 
 /// Where to connect, read from a `wss://` URL.
 struct Endpoint {
@@ -105,19 +108,15 @@ pub(crate) async fn connect(
     machine_config: client::Config,
 ) -> Result<(WsStream, Client, bool), ClientError> {
     let endpoint = parse_url(&config.url)?;
-    let rustls_config = Arc::new(client_kit::client_config(&config.tls, &[b"http/1.1"])?);
     let started = now();
-    let (ws, unmasked) = tokio::time::timeout(
-        config.handshake_timeout,
-        dial(config, endpoint, rustls_config),
-    )
-    .await
-    .map_err(|_| {
-        ClientError::handshake(format!(
-            "no ready from {} within {:?}",
-            config.url, config.handshake_timeout
-        ))
-    })??;
+    let (ws, unmasked) = tokio::time::timeout(config.handshake_timeout, dial(config, endpoint))
+        .await
+        .map_err(|_| {
+            ClientError::handshake(format!(
+                "no ready from {} within {:?}",
+                config.url, config.handshake_timeout
+            ))
+        })??;
     // The machine's handshake deadline counts from the start, like the timeout above.
     let machine = Client::new(machine_config, token.expose(), started);
     let (ws, machine) = handshake(ws, machine).await?;
@@ -143,18 +142,54 @@ pub(crate) fn machine_config(config: &ClientConfig, offer: Features) -> client::
     }
 }
 
-async fn dial(
+/// Opens the WebSocket over the configured transport.
+async fn dial(config: &ClientConfig, endpoint: Endpoint) -> Result<(WsStream, bool), ClientError> {
+    match config.transport {
+        Transport::H1 => dial_h1(config, &endpoint).await,
+        Transport::H3 => dial_h3(config, &endpoint).await,
+        Transport::Auto => {
+            let key = format!("{}:{}", endpoint.host, endpoint.port);
+            if carrier::h3_recently_failed(&key) {
+                return dial_h1(config, &endpoint).await;
+            }
+            let h3 = tokio::time::timeout(Transport::AUTO_H3_WAIT, dial_h3(config, &endpoint));
+            match h3.await {
+                Ok(Ok(opened)) => Ok(opened),
+                failed => {
+                    let why = match failed {
+                        Ok(Err(e)) => e.to_string(),
+                        _ => format!("no answer within {:?}", Transport::AUTO_H3_WAIT),
+                    };
+                    warn!(gateway = %key, reason = %why, "HTTP/3 failed; using HTTP/1.1 for this gateway for a while");
+                    carrier::remember_h3_failure(&key);
+                    dial_h1(config, &endpoint).await
+                }
+            }
+        }
+    }
+}
+
+/// The server name the certificate is checked against.
+fn server_name(config: &ClientConfig, endpoint: &Endpoint) -> String {
+    config
+        .tls
+        .sni
+        .clone()
+        .unwrap_or_else(|| endpoint.host.clone())
+}
+
+async fn dial_h1(
     config: &ClientConfig,
-    endpoint: Endpoint,
-    rustls_config: Arc<rustls::ClientConfig>,
+    endpoint: &Endpoint,
 ) -> Result<(WsStream, bool), ClientError> {
     let Endpoint { uri, host, port } = endpoint;
-    let tcp = TcpStream::connect((host.as_str(), port))
+    let rustls_config = Arc::new(client_kit::client_config(&config.tls, &[b"http/1.1"])?);
+    let tcp = TcpStream::connect((host.as_str(), *port))
         .await
         .map_err(|e| ClientError::handshake(format!("cannot reach gateway {host}:{port}: {e}")))?;
     tcp.set_nodelay(true)
         .map_err(|e| ClientError::handshake(format!("cannot set TCP_NODELAY: {e}")))?;
-    let name = config.tls.sni.clone().unwrap_or_else(|| host.clone());
+    let name = server_name(config, endpoint);
     let server_name = ServerName::try_from(name.clone())
         .map_err(|_| ClientError::TlsConfig(format!("{name:?} is not a valid TLS server name")))?;
     let tls = TlsConnector::from(rustls_config)
@@ -162,7 +197,66 @@ async fn dial(
         .await
         .map_err(|e| ClientError::handshake(format!("TLS handshake with {name} failed: {e}")))?;
     let ws_config = ws_config(config.max_frame_len);
-    upgrade(tls, &uri, config.unmasked_frames, ws_config).await
+    let io = CarrierIo::Tls(Box::new(tls));
+    upgrade(io, uri, config.unmasked_frames, ws_config).await
+}
+
+/// HTTP/3: QUIC to UDP on the URL's port, then an extended CONNECT for
+/// `websocket` on the URL's path (RFC 9220). The unmasked-frames offer
+/// rides in `sec-websocket-extensions`, as in the HTTP/1.1 upgrade.
+async fn dial_h3(
+    config: &ClientConfig,
+    endpoint: &Endpoint,
+) -> Result<(WsStream, bool), ClientError> {
+    let Endpoint { uri, host, port } = endpoint;
+    let failed = |why: String| ClientError::handshake(format!("HTTP/3 to {host}:{port}: {why}"));
+    let addr = tokio::net::lookup_host((host.as_str(), *port))
+        .await
+        .map_err(|e| failed(format!("cannot resolve: {e}")))?
+        .next()
+        .ok_or_else(|| failed("no address".into()))?;
+    let tls = client_kit::client_config(&config.tls, &[h3ws::quic::ALPN])?;
+    let quic = h3ws::quic::client_config(tls, h3ws::quic::Timing::default())
+        .map_err(|e| failed(e.to_string()))?;
+    let quic_endpoint = h3ws::quic::client_endpoint(addr).map_err(|e| failed(e.to_string()))?;
+    let name = server_name(config, endpoint);
+    let mut connection =
+        ClientConnection::connect(&quic_endpoint, quic, addr, &name, h3ws::Limits::default())
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+    let authority = uri.authority().map_or(host.as_str(), |a| a.as_str());
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut fields: Vec<(&str, &[u8])> = vec![("sec-websocket-version", b"13")];
+    if config.unmasked_frames {
+        fields.push(("sec-websocket-extensions", UNMASKED_EXTENSION.as_bytes()));
+    }
+    let request = h3ws::Request::extended_connect(authority, path, "websocket", &fields);
+    let (response, stream) = connection
+        .open(&request, config.handshake_timeout)
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    let Some(stream) = stream else {
+        return Err(failed(format!("the gateway answered {}", response.status)));
+    };
+    let unmasked = config.unmasked_frames
+        && response
+            .fields
+            .get("sec-websocket-extensions")
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .is_some_and(|v| lists_extension(v, UNMASKED_EXTENSION));
+    let ws_config = ws_config(config.max_frame_len);
+    let (role, ws_config) = if unmasked {
+        (Role::Server, ws_config.accept_unmasked_frames(true))
+    } else {
+        (Role::Client, ws_config)
+    };
+    let io = CarrierIo::H3(Box::new(H3Link {
+        stream,
+        _connection: connection,
+        endpoint: quic_endpoint,
+    }));
+    let ws = WebSocketStream::from_raw_socket(io, role, Some(ws_config)).await;
+    Ok((ws, unmasked))
 }
 
 /// Carries the machine's messages until it reports `ready` or the end of

@@ -22,6 +22,7 @@
 //! only drives them with tokio.
 #![warn(missing_docs)]
 
+mod carrier;
 mod config;
 mod connect;
 mod control;
@@ -36,7 +37,7 @@ mod tunnel;
 mod upgrade;
 
 pub use client_kit::spki_sha256;
-pub use config::{ClientConfig, KeepaliveConfig, TlsOptions};
+pub use config::{ClientConfig, KeepaliveConfig, TlsOptions, Transport};
 pub use control::{ControlPlane, DeviceCredentials, SessionGrant, connect_with_device};
 pub use error::{ClientError, StreamEnd};
 pub use net::Secret;

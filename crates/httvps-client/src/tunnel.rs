@@ -54,7 +54,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use crate::config::ClientConfig;
+use crate::config::{ClientConfig, Transport};
 use crate::connect::{WsStream, connect, machine_config, now, to_message};
 use crate::error::{ClientError, StreamEnd};
 use crate::stream::{BytesTx, EndCell, Stream, bytes_channel};
@@ -252,6 +252,10 @@ pub(crate) struct Shared {
     pub(crate) flow_control: bool,
     /// Whether this side sends unmasked frames (negotiated in the upgrade).
     unmasked: bool,
+    /// What carries the WebSocket (`H1` or `H3`).
+    carrier: Transport,
+    /// Over HTTP/3, the QUIC endpoint, to move to a new UDP socket.
+    quic: Option<quinn::Endpoint>,
     pub(crate) config: ClientConfig,
     conn: Mutex<Conn>,
     /// Wakes the writer: the machine has frames to send. `notify_one` keeps a
@@ -343,6 +347,8 @@ impl Tunnel {
         } = features;
         let (close_tx, close_rx) = mpsc::unbounded_channel();
         let (state, _) = watch::channel(TunnelState::Active);
+        let carrier = ws.get_ref().transport();
+        let quic = ws.get_ref().quic_endpoint();
         let shared = Arc::new(Shared {
             session_id,
             max_streams,
@@ -350,6 +356,8 @@ impl Tunnel {
             binary_data,
             flow_control,
             unmasked,
+            carrier,
+            quic,
             conn: Mutex::new(Conn {
                 machine,
                 slots: HashMap::new(),
@@ -405,6 +413,35 @@ impl Tunnel {
     /// in the upgrade.
     pub fn unmasked_frames(&self) -> bool {
         self.shared().unmasked
+    }
+
+    /// What carries this session: HTTP/1.1 or HTTP/3 (with
+    /// [`Transport::Auto`], the one that connected).
+    pub fn transport(&self) -> Transport {
+        self.shared().carrier
+    }
+
+    /// Moves an HTTP/3 session to a fresh UDP socket, as after a change of
+    /// network: QUIC migrates the connection and the session goes on
+    /// (RFC 9000 §9). Returns the new local address. Over HTTP/1.1 there is
+    /// nothing to move: an error.
+    pub fn rebind(&self) -> std::io::Result<std::net::SocketAddr> {
+        let Some(endpoint) = &self.shared().quic else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "only an HTTP/3 session can move to a new socket",
+            ));
+        };
+        let local = endpoint.local_addr()?;
+        let any: std::net::SocketAddr = if local.is_ipv4() {
+            (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+        } else {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let socket = std::net::UdpSocket::bind(any)?;
+        let bound = socket.local_addr()?;
+        endpoint.rebind(socket)?;
+        Ok(bound)
     }
 
     /// Idle streams closed so far to free a slot for a waiting one.

@@ -21,8 +21,7 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use crate::error::ClientError;
 
-/// The WebSocket extension token under which client frames travel unmasked.
-pub const UNMASKED_EXTENSION: &str = "x-httvps-unmasked";
+pub use proto_httvps::unmasked::UNMASKED_EXTENSION;
 
 /// The most a 101 answer's head may take; a gateway's is a few hundred bytes.
 const MAX_HEAD: usize = 16 * 1024;

@@ -31,6 +31,9 @@ pub struct GatewayConfig {
     pub site: SiteSource,
     /// Address of the Prometheus listener, if any.
     pub metrics_listen: Option<SocketAddr>,
+    /// UDP address of the HTTP/3 listener, if any: the same WebSocket on
+    /// `ws_path` by extended CONNECT (RFC 9220), with the same certificate.
+    pub h3_listen: Option<SocketAddr>,
     /// Fixed Outline node for token modes; `None` means direct mode.
     pub outline: Option<OutlineNode>,
     /// Let direct mode dial loopback, private, link-local and metadata addresses.
@@ -63,6 +66,7 @@ impl GatewayConfig {
             ws_path: "/ws".to_owned(),
             site: SiteSource::BuiltIn,
             metrics_listen: None,
+            h3_listen: None,
             outline: None,
             allow_private_targets: false,
             binary_data: true,

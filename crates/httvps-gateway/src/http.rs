@@ -225,9 +225,7 @@ fn header_has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) 
     })
 }
 
-/// The extension token under which clients send unmasked frames (the
-/// client's `upgrade` module explains why).
-pub const UNMASKED_EXTENSION: &str = "x-httvps-unmasked";
+pub use proto_httvps::unmasked::UNMASKED_EXTENSION;
 
 /// Whether `Sec-WebSocket-Extensions` offers `name` (parameters ignored).
 fn extension_offered(headers: &HeaderMap, name: &str) -> bool {
@@ -235,12 +233,7 @@ fn extension_offered(headers: &HeaderMap, name: &str) -> bool {
         .get_all(header::SEC_WEBSOCKET_EXTENSIONS)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|e| {
-            e.split(';')
-                .next()
-                .is_some_and(|n| n.trim().eq_ignore_ascii_case(name))
-        })
+        .any(|v| proto_httvps::unmasked::lists_extension(v, name))
 }
 
 fn wants_websocket(headers: &HeaderMap) -> bool {

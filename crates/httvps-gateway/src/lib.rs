@@ -35,6 +35,7 @@ pub mod config;
 /// server (`server-kit`).
 pub use server_kit::dial;
 mod driver;
+mod h3;
 mod http;
 mod inbox;
 pub mod metrics;
@@ -140,6 +141,8 @@ pub struct Gateway {
     shared: Arc<Shared>,
     listener: TcpListener,
     local_addr: SocketAddr,
+    /// The HTTP/3 endpoint (`h3_listen`) and its bound address.
+    h3: Option<(quinn::Endpoint, SocketAddr)>,
     metrics: Option<(TcpListener, SocketAddr)>,
     prometheus: metrics_exporter_prometheus::PrometheusHandle,
 }
@@ -220,6 +223,20 @@ impl Gateway {
             addr: config.listen,
             source,
         })?;
+        let h3 = match config.h3_listen {
+            Some(addr) => {
+                let tls = tls::server_config(&config.tls)?;
+                let max_streams = u32::try_from(config.limits.max_per_source).unwrap_or(u32::MAX);
+                let endpoint = h3::bind(addr, &tls, max_streams)
+                    .map_err(|e| GatewayError::Config(format!("HTTP/3 listener: {e}")))?;
+                let bound = endpoint
+                    .local_addr()
+                    .map_err(|source| GatewayError::Bind { addr, source })?;
+                info!(addr = %bound, path = %config.ws_path, "h3 listening");
+                Some((endpoint, bound))
+            }
+            None => None,
+        };
         info!(addr = %local_addr, path = %config.ws_path, "listening");
         let metrics = match config.metrics_listen {
             Some(addr) => {
@@ -260,6 +277,7 @@ impl Gateway {
             shared,
             listener,
             local_addr,
+            h3,
             metrics,
             prometheus,
         })
@@ -268,6 +286,11 @@ impl Gateway {
     /// The bound WebSocket (TLS) address.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The bound HTTP/3 (UDP) address, when `h3_listen` is set.
+    pub fn h3_addr(&self) -> Option<SocketAddr> {
+        self.h3.as_ref().map(|(_, a)| *a)
     }
 
     /// The bound metrics address, when metrics are served.
@@ -295,8 +318,15 @@ impl Gateway {
             listener,
             metrics: metrics_listener,
             prometheus,
+            h3,
             ..
         } = self;
+        let h3_endpoint = h3.map(|(endpoint, _)| {
+            shared
+                .tracker
+                .spawn(h3::serve(endpoint.clone(), shared.clone()));
+            endpoint
+        });
         let background = CancellationToken::new();
         if let Some((l, _)) = metrics_listener {
             tokio::spawn(metrics::serve(l, prometheus, background.clone()));
@@ -337,6 +367,9 @@ impl Gateway {
         shared.shutdown.cancel();
         shared.tracker.close();
         shared.tracker.wait().await;
+        if let Some(endpoint) = h3_endpoint {
+            endpoint.wait_idle().await;
+        }
         background.cancel();
         info!("stopped");
         Ok(())
@@ -345,6 +378,7 @@ impl Gateway {
     /// Runs the gateway on a task and returns a handle to stop it.
     pub fn spawn(self) -> RunningGateway {
         let local_addr = self.local_addr;
+        let h3_addr = self.h3_addr();
         let metrics_addr = self.metrics_addr();
         let reloader = self.reloader();
         let stop = CancellationToken::new();
@@ -352,6 +386,7 @@ impl Gateway {
         let join = tokio::spawn(self.run(fut));
         RunningGateway {
             local_addr,
+            h3_addr,
             metrics_addr,
             reloader,
             stop,
@@ -363,6 +398,7 @@ impl Gateway {
 /// A gateway serving on a task.
 pub struct RunningGateway {
     local_addr: SocketAddr,
+    h3_addr: Option<SocketAddr>,
     metrics_addr: Option<SocketAddr>,
     reloader: Reloader,
     stop: CancellationToken,
@@ -373,6 +409,11 @@ impl RunningGateway {
     /// The bound WebSocket (TLS) address.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The bound HTTP/3 (UDP) address, when `h3_listen` is set.
+    pub fn h3_addr(&self) -> Option<SocketAddr> {
+        self.h3_addr
     }
 
     /// The bound metrics address, when metrics are served.

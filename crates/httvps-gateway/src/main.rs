@@ -87,6 +87,10 @@ struct Args {
     /// Serve Prometheus metrics at http://ADDR/metrics.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
+    /// Also serve the WebSocket over HTTP/3 (QUIC, RFC 9220) on this UDP
+    /// address, with the same certificate (usually the TCP port's number).
+    #[arg(long, value_name = "ADDR")]
+    h3_listen: Option<SocketAddr>,
     /// The path that upgrades to WebSocket.
     #[arg(long, value_name = "PATH", default_value = "/ws")]
     ws_path: String,
@@ -246,6 +250,7 @@ impl Args {
         }
         config.ws_path = self.ws_path;
         config.metrics_listen = self.metrics;
+        config.h3_listen = self.h3_listen;
         config.allow_private_targets = self.allow_private_targets;
         config.binary_data = !self.no_binary_data;
         config.flow_control = !self.no_flow_control;

@@ -56,6 +56,7 @@ pub mod flow;
 pub mod frame;
 pub mod server;
 pub mod streams;
+pub mod unmasked;
 
 pub use address::{AddressError, TargetAddr};
 pub use binary::{FEATURE_BINARY_DATA, decode_binary_frame, decode_binary_limited};

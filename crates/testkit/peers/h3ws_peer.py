@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """An independent WebSocket-over-HTTP/3 peer (RFC 9220) for tests.
 
 Built on aioquic (QUIC, HTTP/3) and wsproto (WebSocket framing), sharing no
@@ -15,15 +14,20 @@ a peer that does not share our assumptions. Three modes:
       An HTTP/3 server accepting RFC 9220 WebSockets and relaying each one,
       message by message, to an HTTP/1.1 WebSocket backend.
 
+Run it with the Python that `scripts/python-peers` prints (a venv with the
+pinned aioquic and wsproto of requirements.txt beside this file):
+
+  "$(scripts/python-peers)" crates/testkit/peers/h3ws_peer.py MODE ...
+
 Machine-readable JSON lines go to stdout (one object per line, flushed);
 human logs go to stderr. Run `h3ws_peer.py MODE --help` for the options, and
 see each mode's section below for the exact JSON.
 
-Client exit codes: 0 normal end, 1 error (bad command line, benchmark
-failure), 2 the QUIC connection failed or closed before the response,
-3 the server did not advertise SETTINGS_ENABLE_CONNECT_PROTOCOL,
-4 timeout (handshake, SETTINGS or response). Servers run until SIGTERM or
-SIGINT and then exit 0.
+Client exit codes: 0 normal end (whatever the status), 1 benchmark failure,
+2 bad command line, 3 the server did not advertise
+SETTINGS_ENABLE_CONNECT_PROTOCOL, 4 timeout (handshake, SETTINGS, response,
+benchmark), 5 the connection or the stream ended before the response.
+Servers run until SIGTERM or SIGINT and then exit 0.
 
 The RFCs in short:
 - RFC 8441 §3/§4 (HTTP/2) and RFC 9220 §3 (HTTP/3): a server that sends
@@ -33,9 +37,9 @@ The RFCs in short:
 - RFC 8441 §5: `:protocol websocket` replaces the HTTP/1.1 Upgrade; there is no
   Connection/Upgrade header and no Sec-WebSocket-Key/Accept exchange, while
   Sec-WebSocket-Version, -Protocol, -Extensions and Origin keep their RFC 6455
-  meaning. A 200 response accepts, and from then on the stream is used "as if
-  it were the TCP connection" of RFC 6455: the WebSocket is OPEN and the
-  RFC 6455 framing applies unchanged, client-to-server masking included.
+  meaning. A 200 response accepts; from then on the stream takes the place of
+  RFC 6455's TCP connection: the WebSocket is OPEN and the RFC 6455 framing
+  applies unchanged, client-to-server masking included.
 - RFC 9220 §3: an orderly end of the stream (FIN) stands for a TCP close, and
   a stream error H3_REQUEST_CANCELLED for a TCP reset.
 """
@@ -49,6 +53,7 @@ import os
 import re
 import signal
 import ssl
+import stat
 import sys
 import time
 from urllib.parse import urlsplit
@@ -60,14 +65,13 @@ from aioquic.asyncio.server import QuicServer
 from aioquic.h3.connection import H3_ALPN, ErrorCode, H3Connection, Setting
 from aioquic.h3.events import DataReceived, HeadersReceived
 from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.events import ConnectionTerminated, StreamReset
+from aioquic.quic.events import ConnectionTerminated, HandshakeCompleted, StreamReset
 from wsproto import ConnectionType, WSConnection
 from wsproto.connection import Connection, ConnectionState
 from wsproto.events import (
     AcceptConnection,
     BytesMessage,
     CloseConnection,
-    Message,
     Ping,
     Pong,
     RejectConnection,
@@ -206,9 +210,10 @@ async def wait_for_stop_signal():
 #   {"listening": "HOST:PORT"}                       once bound
 #   {"event": "request", "path": "/ws?x=1", "headers": {name: value}}
 #   {"event": "ping", "b64": "..."}                  (answered with a pong)
-#   {"event": "closed", "code": N|null, "reason": "...", "initiator": "client"|"backend"}
-#       when a close handshake completes; "initiator" tells who sent the first
-#       Close. A connection lost without a Close gives code 1006.
+#   {"event": "closed", "code": N|null, "reason": "...", "initiator": "client"|"backend"|null}
+#       when a close handshake completes: the client's Close code and reason
+#       ("initiator" tells who sent the first Close), or code 1006 with
+#       initiator null when the connection was lost without one.
 #   {"event": "protocol_error", "code": N, "reason": "..."}
 #       when the client's frames are invalid (answered with that Close code)
 #
@@ -294,11 +299,13 @@ async def echo_connection(reader, writer):
                         # Answer with the same code and reason (RFC 6455 §5.5.1).
                         closing_initiator = "client"
                         writer.write(ws.send(event.response()))
+                    # wsproto's 1006: the connection was lost, no Close came.
+                    lost = event.code == CloseReason.ABNORMAL_CLOSURE
                     emit({
                         "event": "closed",
                         "code": close_code(event.code),
                         "reason": event.reason or "",
-                        "initiator": closing_initiator or "client",
+                        "initiator": None if lost else closing_initiator,
                     })
             await writer.drain()
             if ws.state is ConnectionState.CLOSED:
@@ -307,7 +314,7 @@ async def echo_connection(reader, writer):
             data = await reader.read(READ_CHUNK)
             # None tells wsproto the transport is gone: it reports code 1006.
             ws.receive_data(data or None)
-    except (ConnectionError, LocalProtocolError) as exc:
+    except OSError as exc:
         log(f"echo-backend: connection ended: {exc!r}")
     finally:
         writer.close()
@@ -330,8 +337,10 @@ async def run_echo_backend(args):
 #   {"event": "request", "method": "CONNECT", "protocol": "websocket"|null,
 #    "path": "/ws?x=1", "status": N, "headers": {all fields, pseudo-headers too}}
 #       for every request, with the status it is answered with
-#   {"event": "session", "path": "/ws?x=1", "backend_status": "ok"|"failed"}
+#   {"event": "session", "path": "/ws?x=1", "backend_status": "ok"|"failed"|"cancelled"}
 #       for every accepted extended CONNECT, once the backend dial ends
+#       ("cancelled": the client reset or ended the stream, or the connection
+#       closed, before the dial ended)
 
 
 class BackendRejected(Exception):
@@ -366,6 +375,32 @@ async def dial_backend(backend, backend_ca, path):
     except BaseException:
         writer.close()
         raise
+
+
+class H3Protocol(QuicConnectionProtocol):
+    """A QUIC connection speaking HTTP/3, client or server.
+
+    aioquic's H3Connection always puts SETTINGS_ENABLE_CONNECT_PROTOCOL=1 in
+    its SETTINGS, on both sides (H3Connection._get_local_settings): a server
+    needs nothing more to offer extended CONNECT; from a client the setting
+    is meaningless and ignored.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.h3 = H3Connection(self._quic)
+        self._flush_scheduled = False
+
+    def flush(self):
+        """Sends what was queued, once per turn of the event loop: many
+        messages written in one go share packets."""
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self):
+        self._flush_scheduled = False
+        self.transmit()
 
 
 class RelayEnd:
@@ -425,8 +460,10 @@ class RelaySession:
         # Events for the backend that arrive while it is being dialled.
         self.pending = []
         self.dial_failed = False
+        self.client_ended = False  # the client's sending side is ended (FIN or reset)
         self.stream_done = False  # our sending side is ended (FIN or reset)
         self.task = asyncio.ensure_future(self.run())
+        self.task.add_done_callback(self.on_task_done)
 
     # The client side (called from the QUIC protocol)
 
@@ -434,10 +471,16 @@ class RelaySession:
         if data:
             for event in self.client.receive(data):
                 self.on_client_event(event)
-        if ended and not self.client.closed:
-            log(f"stream {self.stream_id}: client ended the stream without a close handshake")
-            self.task.cancel()
-            self.finish_stream()
+        if ended:
+            self.client_ended = True
+            # A FIN after the client's Close only ends its half of the
+            # stream: the backend's answer still goes back. Before any Close
+            # it is a TCP close without a close handshake.
+            if self.client.rx.state is ConnectionState.OPEN:
+                log(f"stream {self.stream_id}: client ended the stream without a close handshake")
+                self.task.cancel()
+                self.finish_stream()
+            self.forget_if_done()
 
     def on_client_event(self, event):
         if isinstance(event, (TextMessage, BytesMessage)):
@@ -457,6 +500,7 @@ class RelaySession:
 
     def on_client_reset(self, error_code):
         log(f"stream {self.stream_id}: client reset the stream (error 0x{error_code:x})")
+        self.client_ended = True
         self.task.cancel()
         self.reset_stream()
 
@@ -465,6 +509,12 @@ class RelaySession:
         self.stream_done = True
 
     # The backend side
+
+    def on_task_done(self, task):
+        if task.cancelled() and self.backend is None:
+            # The client went away before the dial ended (the task may not
+            # even have started).
+            emit({"event": "session", "path": self.path, "backend_status": "cancelled"})
 
     async def run(self):
         options = self.protocol.options
@@ -495,11 +545,11 @@ class RelaySession:
                 for event in events:
                     self.on_backend_event(event)
                 await writer.drain()
-                if self.backend.closed:
+                if self.backend.closed or reader.at_eof():
                     return
                 data = await reader.read(READ_CHUNK)
                 events = self.backend.receive(data or None)
-        except ConnectionError as exc:
+        except OSError as exc:
             log(f"stream {self.stream_id}: backend connection lost: {exc!r}")
             self.reset_stream()
         finally:
@@ -549,7 +599,7 @@ class RelaySession:
         data = self.client.tx.send(event)
         self.protocol.h3.send_data(self.stream_id, data, end_stream=False)
         self.finish_stream_if_closed()
-        self.protocol.transmit()
+        self.protocol.flush()
 
     def finish_stream_if_closed(self):
         # A Close went each way: the stream ends with FIN, the HTTP/3 form
@@ -561,29 +611,34 @@ class RelaySession:
         if not self.stream_done:
             self.stream_done = True
             self.protocol.h3.send_data(self.stream_id, b"", end_stream=True)
-            self.protocol.transmit()
+            self.protocol.flush()
+            self.forget_if_done()
 
     def reset_stream(self):
         if not self.stream_done:
             self.stream_done = True
             self.protocol._quic.reset_stream(self.stream_id, ErrorCode.H3_REQUEST_CANCELLED)
-            self.protocol.transmit()
+            self.protocol.flush()
+            self.forget_if_done()
+
+    def forget_if_done(self):
+        # Both halves of the stream are over: nothing more reaches this
+        # session (a backend still closing ends on its own).
+        if self.client_ended and self.stream_done:
+            self.protocol.sessions.pop(self.stream_id, None)
 
 
-class H3ServerProtocol(QuicConnectionProtocol):
+class H3ServerProtocol(H3Protocol):
     """One QUIC connection of the server; any number of CONNECT streams."""
 
     def __init__(self, *args, options, **kwargs):
         super().__init__(*args, **kwargs)
         self.options = options
-        # aioquic's H3Connection always sends SETTINGS_ENABLE_CONNECT_PROTOCOL=1
-        # (see H3Connection._get_local_settings); nothing to switch on.
-        self.h3 = H3Connection(self._quic)
         self.sessions = {}
 
     def quic_event_received(self, event):
         if isinstance(event, StreamReset):
-            session = self.sessions.pop(event.stream_id, None)
+            session = self.sessions.get(event.stream_id)
             if session is not None:
                 session.on_client_reset(event.error_code)
         elif isinstance(event, ConnectionTerminated):
@@ -599,8 +654,6 @@ class H3ServerProtocol(QuicConnectionProtocol):
                 session = self.sessions.get(h3_event.stream_id)
                 if session is not None:
                     session.on_client_data(h3_event.data, h3_event.stream_ended)
-                    if h3_event.stream_ended:
-                        self.sessions.pop(h3_event.stream_id, None)
 
     def on_request(self, event):
         fields = headers_dict(event.headers)
@@ -638,16 +691,9 @@ class H3ServerProtocol(QuicConnectionProtocol):
         self.sessions[event.stream_id] = session
         if event.stream_ended:
             session.on_client_data(b"", True)
-            self.sessions.pop(event.stream_id, None)
 
 
 async def run_server(args):
-    backend = urlsplit(args.backend)
-    if backend.scheme not in ("ws", "wss") or not backend.hostname:
-        raise SystemExit(f"--backend must be ws://HOST:PORT or wss://HOST:PORT, got {args.backend!r}")
-    args.backend = backend
-    args.path_regex = re.compile(args.path_regex)
-
     configuration = QuicConfiguration(
         is_client=False,
         alpn_protocols=H3_ALPN,
@@ -694,7 +740,7 @@ async def run_server(args):
 #   {"event": "stream_reset", "error_code": N}       the server reset the stream
 #   {"event": "stream_ended"}                        FIN without a Close frame
 #   {"event": "connection_closed", "error_code": N, "reason": "..."}
-#   {"event": "timeout", "phase": "handshake"|"settings"|"response"|"wait_closed"}
+#   {"event": "timeout", "phase": "handshake"|"settings"|"response"|"wait_closed"|"bench"}
 #   {"event": "error", "message": "..."}             a command that could not be run
 #   {"bench": {"messages": N, "bytes": B, "seconds": S, "messages_per_s": R, "mb_per_s": R}}
 #
@@ -725,7 +771,7 @@ class ClientWebSocket:
         data = self.ws.send(event)
         self.protocol.h3.send_data(self.stream_id, data, end_stream=False)
         self.finish_if_closed()
-        self.protocol.transmit()
+        self.protocol.flush()
 
     def finish_if_closed(self):
         # After the close handshake the stream ends with FIN (RFC 9220 §3).
@@ -777,15 +823,14 @@ class ClientWebSocket:
             self.protocol.end()
 
 
-class H3ClientProtocol(QuicConnectionProtocol):
+class H3ClientProtocol(H3Protocol):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # aioquic's client sends SETTINGS_ENABLE_CONNECT_PROTOCOL=1 too; it is
-        # meaningless from a client and ignored by servers.
-        self.h3 = H3Connection(self._quic)
+        self.handshake_done = False
         self.settings_received = asyncio.Event()
-        self.response = asyncio.get_running_loop().create_future()
-        self.ended = asyncio.Event()
+        self.response_received = asyncio.Event()
+        self.status = None
+        self.ended = asyncio.Event()  # the WebSocket, its stream or the connection ended
         self.stream_id = None
         self.websocket = None
         self.quiet_binary = False
@@ -794,22 +839,31 @@ class H3ClientProtocol(QuicConnectionProtocol):
     def end(self):
         self.ended.set()
 
+    async def until(self, event, timeout):
+        """Waits for `event` (an asyncio.Event); False if the stream or the
+        connection ends first. Raises asyncio.TimeoutError after `timeout`."""
+        waiters = [asyncio.ensure_future(event.wait()), asyncio.ensure_future(self.ended.wait())]
+        try:
+            await asyncio.wait_for(asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED), timeout)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+        return event.is_set()
+
     def quic_event_received(self, event):
-        if isinstance(event, ConnectionTerminated):
+        if isinstance(event, HandshakeCompleted):
+            self.handshake_done = True
+        elif isinstance(event, ConnectionTerminated):
             if not self.closing:
                 emit({"event": "connection_closed", "error_code": event.error_code, "reason": event.reason_phrase})
-            if not self.response.done():
-                self.response.set_exception(ConnectionError(event.reason_phrase))
             self.end()
         elif isinstance(event, StreamReset) and event.stream_id == self.stream_id:
             emit({"event": "stream_reset", "error_code": event.error_code})
-            if not self.response.done():
-                self.response.set_exception(ConnectionError("stream reset"))
             self.end()
         for h3_event in self.h3.handle_event(event):
             if getattr(h3_event, "stream_id", None) != self.stream_id:
                 continue
-            if isinstance(h3_event, HeadersReceived) and not self.response.done():
+            if isinstance(h3_event, HeadersReceived) and not self.response_received.is_set():
                 self.on_response(h3_event)
             elif isinstance(h3_event, DataReceived) and self.websocket is not None:
                 self.websocket.on_data(h3_event.data, h3_event.stream_ended)
@@ -817,29 +871,29 @@ class H3ClientProtocol(QuicConnectionProtocol):
             self.settings_received.set()
 
     def on_response(self, event):
-        status = int(dict(event.headers)[b":status"])
-        emit({"status": status, "headers": headers_dict(event.headers, skip_pseudo=True)})
+        self.status = int(dict(event.headers)[b":status"])
+        self.response_received.set()
+        emit({"status": self.status, "headers": headers_dict(event.headers, skip_pseudo=True)})
         # The WebSocket exists from the 2xx on: DATA right behind the HEADERS
         # (even in the same packet) is already WebSocket data.
-        if 200 <= status < 300:
+        if 200 <= self.status < 300:
             self.websocket = ClientWebSocket(self, self.stream_id, self.quiet_binary)
             if event.stream_ended:
                 self.websocket.on_data(b"", True)
-        self.response.set_result(status)
 
 
-async def stdin_lines():
-    """Yields the lines of stdin without blocking the event loop."""
-    loop = asyncio.get_running_loop()
+async def stdin_reader():
+    """A StreamReader on stdin that does not block the event loop."""
     reader = asyncio.StreamReader(limit=256 * 1024 * 1024)
-    try:
+    mode = os.fstat(sys.stdin.fileno()).st_mode
+    if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or sys.stdin.isatty():
+        loop = asyncio.get_running_loop()
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    except ValueError:
-        # A regular file is not a pipe: read it whole.
+    else:
+        # A regular file or /dev/null, which epoll cannot watch: read it whole.
         reader.feed_data(sys.stdin.buffer.read())
         reader.feed_eof()
-    while line := await reader.readline():
-        yield line
+    return reader
 
 
 def command_events(command):
@@ -874,29 +928,43 @@ def command_events(command):
 
 
 async def run_commands(protocol):
-    async for line in stdin_lines():
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            command = json.loads(line)
-            if command.get("quit"):
+    """Runs stdin's commands until EOF, `quit`, or the QUIC connection ends."""
+    reader = await stdin_reader()
+    connection_closed = asyncio.ensure_future(protocol.wait_closed())
+    try:
+        while True:
+            next_line = asyncio.ensure_future(reader.readline())
+            await asyncio.wait([next_line, connection_closed], return_when=asyncio.FIRST_COMPLETED)
+            if not next_line.done():
+                next_line.cancel()
                 return
-            if "wait_closed" in command:
-                try:
-                    await asyncio.wait_for(protocol.ended.wait(), float(command["wait_closed"]))
-                except asyncio.TimeoutError:
-                    emit({"event": "timeout", "phase": "wait_closed"})
+            line = next_line.result().strip()
+            if not line:
+                if reader.at_eof():
+                    return
                 continue
-            for event in command_events(command):
-                protocol.websocket.send(event)
-        except (ValueError, KeyError, TypeError, LocalProtocolError) as exc:
-            emit({"event": "error", "message": f"{type(exc).__name__}: {exc}"})
+            try:
+                command = json.loads(line)
+                if command.get("quit"):
+                    return
+                if "wait_closed" in command:
+                    try:
+                        await asyncio.wait_for(protocol.ended.wait(), float(command["wait_closed"]))
+                    except asyncio.TimeoutError:
+                        emit({"event": "timeout", "phase": "wait_closed"})
+                    continue
+                for event in command_events(command):
+                    protocol.websocket.send(event)
+            except (AttributeError, KeyError, TypeError, ValueError, LocalProtocolError) as exc:
+                emit({"event": "error", "message": f"{type(exc).__name__}: {exc}"})
+    finally:
+        connection_closed.cancel()
 
 
-async def run_bench(protocol, count, size):
+async def run_bench(protocol, count, size, timeout):
     """Sends `count` binary messages of `size` bytes, at most BENCH_WINDOW
-    unanswered at a time, and waits for all the echoes."""
+    unanswered at a time, and waits for all the echoes (giving up when none
+    comes for `timeout` seconds)."""
     payload = os.urandom(size)
     websocket = protocol.websocket
     received = 0
@@ -917,12 +985,13 @@ async def run_bench(protocol, count, size):
             websocket.send(BytesMessage(data=payload))
             sent += 1
         progress.clear()
-        ended = asyncio.ensure_future(protocol.ended.wait())
-        await asyncio.wait([ended, asyncio.ensure_future(progress.wait())], return_when=asyncio.FIRST_COMPLETED)
-        if ended.done():
-            emit({"event": "error", "message": f"benchmark: the WebSocket ended after {received} echoes"})
-            return 1
-        ended.cancel()
+        try:
+            if not await protocol.until(progress, timeout):
+                emit({"event": "error", "message": f"benchmark: the WebSocket ended after {received} echoes"})
+                return 1
+        except asyncio.TimeoutError:
+            emit({"event": "timeout", "phase": "bench"})
+            return 4
     seconds = time.monotonic() - start
     if bad:
         emit({"event": "error", "message": f"benchmark: {bad} echoes differ from what was sent"})
@@ -937,16 +1006,14 @@ async def run_bench(protocol, count, size):
     }})
     websocket.send(CloseConnection(code=1000, reason=""))
     try:
-        await asyncio.wait_for(protocol.ended.wait(), 5.0)
+        await asyncio.wait_for(protocol.ended.wait(), timeout)
     except asyncio.TimeoutError:
         emit({"event": "timeout", "phase": "wait_closed"})
     return 0
 
 
 async def run_client(args):
-    url = urlsplit(args.url)
-    if url.scheme != "https" or not url.hostname:
-        raise SystemExit(f"--url must be https://HOST:PORT/PATH, got {args.url!r}")
+    url = args.url
     path = url.path or "/"
     if url.query:
         path += "?" + url.query
@@ -961,9 +1028,11 @@ async def run_client(args):
     if args.insecure:
         configuration.verify_mode = ssl.CERT_NONE
     elif args.ca:
-        configuration.load_verify_locations(cafile=args.ca)
+        # Read now: aioquic would open a cafile only during the handshake,
+        # where a missing file stalls it instead of failing.
+        with open(args.ca, "rb") as ca:
+            configuration.load_verify_locations(cadata=ca.read())
 
-    extended = args.method == "CONNECT" and args.protocol != "none"
     headers = [(b":method", args.method.encode())]
     if args.protocol != "none":
         headers.append((b":protocol", args.protocol.encode()))
@@ -988,44 +1057,73 @@ async def run_client(args):
         protocol.quiet_binary = args.bench_messages is not None
         protocol.transmit()  # wait_connected=False leaves the first flight to us
         try:
-            phase = "handshake"
-            await asyncio.wait_for(protocol.wait_connected(), args.timeout)
-            # Extended CONNECT only after the server's SETTINGS say it may be
-            # used (RFC 8441 §4, RFC 9220 §3).
-            phase = "settings"
-            await asyncio.wait_for(protocol.settings_received.wait(), args.timeout)
-            settings = protocol.h3.received_settings
-            emit({"event": "settings", "settings": {str(k): v for k, v in settings.items()}})
-            if extended and settings.get(Setting.ENABLE_CONNECT_PROTOCOL) != 1:
-                emit({"event": "no_extended_connect"})
-                protocol.closing = True
-                return 3
-            protocol.stream_id = protocol._quic.get_next_available_stream_id()
-            protocol.h3.send_headers(protocol.stream_id, headers, end_stream=False)
+            return await run_client_session(args, protocol, headers)
+        finally:
+            # Leaving the block closes the connection: send what is queued
+            # first, and expect the connection's end.
             protocol.transmit()
-            phase = "response"
-            status = await asyncio.wait_for(protocol.response, args.timeout)
-        except asyncio.TimeoutError:
-            emit({"event": "timeout", "phase": phase})
             protocol.closing = True
-            return 4
-        except ConnectionError as exc:
-            log(f"client: {exc!r}")
-            return 2
-        if 200 <= status < 300:
-            if args.bench_messages is not None:
-                result = await run_bench(protocol, args.bench_messages, args.bench_size)
-            else:
-                await run_commands(protocol)
-                result = 0
+
+
+async def run_client_session(args, protocol, headers):
+    try:
+        # Extended CONNECT only once the server's SETTINGS allow it
+        # (RFC 8441 §4, RFC 9220 §3). They come in 1-RTT data, so they also
+        # mean the handshake is done.
+        if not await protocol.until(protocol.settings_received, args.timeout):
+            return 5
+        settings = protocol.h3.received_settings
+        emit({"event": "settings", "settings": {str(k): v for k, v in settings.items()}})
+        extended = args.method == "CONNECT" and args.protocol != "none"
+        if extended and settings.get(Setting.ENABLE_CONNECT_PROTOCOL) != 1:
+            emit({"event": "no_extended_connect"})
+            return 3
+        protocol.stream_id = protocol._quic.get_next_available_stream_id()
+        protocol.h3.send_headers(protocol.stream_id, headers, end_stream=False)
+        protocol.transmit()
+        if not await protocol.until(protocol.response_received, args.timeout):
+            return 5
+    except asyncio.TimeoutError:
+        if not protocol.handshake_done:
+            phase = "handshake"
+        elif protocol.stream_id is None:
+            phase = "settings"
         else:
-            result = 0
-        protocol.closing = True
-        return result
+            phase = "response"
+        emit({"event": "timeout", "phase": phase})
+        return 4
+    if not 200 <= protocol.status < 300:
+        return 0
+    if args.bench_messages is not None:
+        return await run_bench(protocol, args.bench_messages, args.bench_size, args.timeout)
+    await run_commands(protocol)
+    return 0
 
 
 # ---------------------------------------------------------------------------
 # Command line
+
+
+def url_arg(*schemes):
+    def parse(value):
+        url = urlsplit(value)
+        if url.scheme not in schemes or not url.hostname:
+            raise argparse.ArgumentTypeError(f"expected a URL with scheme {' or '.join(schemes)}, got {value!r}")
+        return url
+    return parse
+
+
+def regex_arg(value):
+    try:
+        return re.compile(value)
+    except re.error as exc:
+        raise argparse.ArgumentTypeError(f"bad regex {value!r}: {exc}")
+
+
+def readable_file(value):
+    if not os.access(value, os.R_OK):
+        raise argparse.ArgumentTypeError(f"cannot read {value!r}")
+    return value
 
 
 def header_arg(value):
@@ -1043,9 +1141,9 @@ def parse_args(argv):
     echo.add_argument("--listen", type=split_host_port, required=True, metavar="HOST:PORT")
 
     client = modes.add_parser("client", help="RFC 9220 client, commands on stdin")
-    client.add_argument("--url", required=True, metavar="https://HOST:PORT/PATH?QUERY")
+    client.add_argument("--url", type=url_arg("https"), required=True, metavar="https://HOST:PORT/PATH?QUERY")
     trust = client.add_mutually_exclusive_group()
-    trust.add_argument("--ca", metavar="PEMFILE", help="verify the server against this CA")
+    trust.add_argument("--ca", type=readable_file, metavar="PEMFILE", help="verify the server against this CA")
     trust.add_argument("--insecure", action="store_true", help="do not verify the server")
     client.add_argument("--protocol", default="websocket", help=":protocol value, or 'none' to omit it")
     client.add_argument("--method", default="CONNECT")
@@ -1057,11 +1155,11 @@ def parse_args(argv):
 
     server = modes.add_parser("server", help="RFC 9220 server relaying to a WebSocket backend")
     server.add_argument("--listen", type=split_host_port, required=True, metavar="HOST:PORT")
-    server.add_argument("--cert", required=True, metavar="PEM")
-    server.add_argument("--key", required=True, metavar="PEM")
-    server.add_argument("--backend", required=True, metavar="ws[s]://HOST:PORT[/PREFIX]")
-    server.add_argument("--backend-ca", metavar="PEM")
-    server.add_argument("--path-regex", default="^/ws$", metavar="REGEX",
+    server.add_argument("--cert", type=readable_file, required=True, metavar="PEM")
+    server.add_argument("--key", type=readable_file, required=True, metavar="PEM")
+    server.add_argument("--backend", type=url_arg("ws", "wss"), required=True, metavar="ws[s]://HOST:PORT[/PREFIX]")
+    server.add_argument("--backend-ca", type=readable_file, metavar="PEM")
+    server.add_argument("--path-regex", type=regex_arg, default="^/ws$", metavar="REGEX",
                         help="paths (without the query) accepted for WebSockets")
     return parser.parse_args(argv)
 

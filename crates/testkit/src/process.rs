@@ -28,6 +28,7 @@ struct Log {
     lines: Mutex<VecDeque<String>>,
     listen: Mutex<Option<SocketAddr>>,
     metrics: Mutex<Option<SocketAddr>>,
+    h3: Mutex<Option<SocketAddr>>,
     /// Bumped on every line, so waiters wake up without polling.
     seen: watch::Sender<u64>,
 }
@@ -49,6 +50,9 @@ impl Log {
                 }
                 (Some("metrics listening"), Some(addr)) => {
                     *self.metrics.lock().expect("log lock") = Some(addr)
+                }
+                (Some("h3 listening"), Some(addr)) => {
+                    *self.h3.lock().expect("log lock") = Some(addr)
                 }
                 _ => {}
             }
@@ -179,6 +183,7 @@ impl GatewayProcess {
             lines: Mutex::new(VecDeque::new()),
             listen: Mutex::new(None),
             metrics: Mutex::new(None),
+            h3: Mutex::new(None),
             seen,
         });
         let mut readers = Vec::new();
@@ -232,6 +237,12 @@ impl GatewayProcess {
     /// The listener address from the `listening` line.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The HTTP/3 (UDP) address from an `h3 listening` line, if one was
+    /// logged (servers log it before `listening`).
+    pub fn h3_addr(&self) -> Option<SocketAddr> {
+        *self.log.h3.lock().expect("log lock")
     }
 
     /// The metrics address from a `metrics listening` line, if one was logged yet.
