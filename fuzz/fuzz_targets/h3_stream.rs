@@ -1,6 +1,6 @@
 //! The HTTP/3 layer (proto-h3ws) never panics on any bytes: the input is
 //! split at its first byte's value into a request stream and a control
-//! stream, each fed in pieces; every head that decodes is checked as a
+//! stream, each fed in pieces (copied and as kept chunks, mixed); every head that decodes is checked as a
 //! request and a response, and a request re-encodes to the same fields.
 #![no_main]
 
@@ -17,8 +17,13 @@ fuzz_target!(|data: &[u8]| {
     let at = (cut as usize * rest.len()) / 256;
     let (req, control) = rest.split_at(at);
     let mut stream = RequestStream::new(4096);
-    for piece in req.chunks(7) {
-        stream.push(piece);
+    for (i, piece) in req.chunks(7).enumerate() {
+        // Both ways of feeding it: copied, and kept as a chunk.
+        if i % 2 == 0 {
+            stream.push(piece);
+        } else {
+            stream.push_bytes(bytes::Bytes::copy_from_slice(piece));
+        }
         loop {
             match stream.next_part() {
                 Ok(Some(Part::Head(fields) | Part::Trailers(fields))) => {

@@ -11,8 +11,10 @@ const none = { streams: false, datagrams: false, dns: false };
 
 /** The registry as the app sends it (HTTVPS and HT available). */
 const PROTOCOLS: ProtocolInfo[] = [
-  { id: "httvps", title: "HTTVPS", summary: "Multiplexed streams over a TLS WebSocket to a gateway", mode: "connect", carries: { ...none, streams: true }, available: true },
-  { id: "httvps_h3", title: "HTTVPS over HTTP/3", summary: "HTTVPS with its WebSocket over HTTP/3 (QUIC)", mode: "connect", carries: { ...none, streams: true }, available: false },
+  { id: "httvps", title: "HTTVPS", summary: "Multiplexed streams over a WebSocket to a gateway, on HTTP/1.1 (TCP) or HTTP/3 (QUIC)", mode: "connect", carries: { ...none, streams: true }, available: true },
+  // Not a protocol of this build: it stands for one a registry could list
+  // as not yet available, so the form's disabled choice stays tested.
+  { id: "future" as ProtocolInfo["id"], title: "Future", summary: "A protocol not built yet", mode: "connect", carries: { ...none, streams: true }, available: false },
   { id: "ht", title: "HT", summary: "Chunked-HTTP tunnel: TCP, UDP and DNS", mode: "connect", carries: { streams: true, datagrams: true, dns: true }, available: true },
   { id: "hlhv", title: "HLHV", summary: "Publish a local web app through a queen", mode: "publish", carries: none, available: false },
   { id: "relay", title: "Relay", summary: "Let colleagues reach this machine's ports over WireGuard", mode: "remote_access", carries: none, available: false },
@@ -61,7 +63,8 @@ function stream(key: number, over: Partial<StreamInfo> = {}): StreamInfo {
 
 /** A saved HTTVPS gateway profile as the app lists it. */
 function profileView(name: string, server: string, over: Partial<ProfileView> = {}): ProfileView {
-  return { name, protocol: "httvps", kind: "gateway", server, device_id: null, region: null, ca_file: null, pin_sha256: null, sni: null, connections: null, dns_listen: null, signed_in: false, ...over };
+  const transport = (over.protocol ?? "httvps") === "httvps" ? "h1" : null;
+  return { name, protocol: "httvps", kind: "gateway", server, device_id: null, region: null, ca_file: null, pin_sha256: null, sni: null, connections: null, dns_listen: null, transport, signed_in: false, ...over };
 }
 
 const tick = () => new Promise((r) => setTimeout(r, 0));
@@ -128,6 +131,7 @@ beforeEach(async () => {
               kind: input.kind,
               connections: protocol === "ht" ? (input.connections ?? 4) : null,
               dns_listen: input.dns_listen ?? null,
+              transport: protocol === "httvps" ? (input.transport ?? "h1") : null,
             }],
             selected: input.name,
           });
@@ -192,6 +196,52 @@ describe("the main window", () => {
     expect(q("proxy-addr").textContent).toBe("127.0.0.1:1080");
     expect((q("copy-proxy") as HTMLButtonElement).disabled).toBe(false);
     expect(q("connect").textContent).toBe("Disconnect");
+  });
+
+  it("shows the transport the connected profile was started with", async () => {
+    const active = {
+      state: "active" as const,
+      session_id: "abc123",
+      gateway: "wss://gw.example/ws",
+      max_streams: 8,
+      since_unix: Math.floor(Date.now() / 1000),
+    };
+    expect(q("transport").textContent).toBe("—");
+    const connected = (transport: "h1" | "h3" | "auto" | null) =>
+      overview({
+        profiles: [profileView("work", "wss://gw.example/ws", { transport: transport ?? "h1", signed_in: true })],
+        selected: "work",
+        connection: { kind: "profile", name: "work", transport },
+        snapshot: { ...overview().snapshot, state: active, proxy_addr: "127.0.0.1:1080" },
+      });
+    current = connected("h3");
+    await engine({ type: "state", data: active });
+    await tick();
+    expect(q("transport").textContent).toBe("HTTP/3 (QUIC)");
+    expect(q("transport").title).toBe("");
+
+    app.apply(connected("auto"));
+    expect(q("transport").textContent).toBe("Automatic");
+    expect(q("transport").title).toContain("falling back to HTTP/1.1");
+    app.apply(connected("h1"));
+    expect(q("transport").textContent).toBe("HTTP/1.1 (TCP)");
+    // A protocol without the choice, and the demo: nothing to say.
+    app.apply(connected(null));
+    expect(q("transport").textContent).toBe("—");
+    app.apply(overview({
+      connection: { kind: "demo", gateway: "wss://127.0.0.1:1/ws", page: "http://127.0.0.1:2/" },
+      snapshot: { ...overview().snapshot, state: active, proxy_addr: "127.0.0.1:1080" },
+    }));
+    expect(q("transport").textContent).toBe("—");
+
+    // Once disconnected, no longer.
+    current = connected("h3");
+    app.apply(current);
+    expect(q("transport").textContent).toBe("HTTP/3 (QUIC)");
+    current = { ...current, snapshot: { ...current.snapshot, state: { state: "disconnected", reason: null } } };
+    await engine({ type: "state", data: { state: "disconnected", reason: null } });
+    await tick();
+    expect(q("transport").textContent).toBe("—");
   });
 
   it("warns while the proxy is open to the network, and not otherwise", async () => {
@@ -445,11 +495,11 @@ describe("the profile form", () => {
     const choice = q("profile-protocols");
     expect(choice.hidden).toBe(false);
     const offered = [...choice.querySelectorAll<HTMLInputElement>('input[name="protocol"]')].map((r) => r.value);
-    expect(offered).toEqual(["httvps", "httvps_h3", "ht"]);
+    expect(offered).toEqual(["httvps", "future", "ht"]);
     expect(radio("httvps").checked).toBe(true);
     expect(radio("httvps").disabled).toBe(false);
-    expect(radio("httvps_h3").disabled).toBe(true);
-    expect(radio("httvps_h3").closest("label")!.textContent).toContain("not available yet");
+    expect(radio("future").disabled).toBe(true);
+    expect(radio("future").closest("label")!.textContent).toContain("not available yet");
     for (const id of ["httvps", "ht"]) {
       expect(radio(id).disabled).toBe(false);
       expect(radio(id).closest("label")!.textContent).not.toContain("not available yet");
@@ -475,6 +525,7 @@ describe("the profile form", () => {
         kind: "gateway",
         server: "wss://gw.example/ws",
         sni: "gw.example",
+        transport: "h1",
       },
     });
     const item = q("profiles").querySelector('[data-profile="work"]') as HTMLElement;
@@ -498,6 +549,51 @@ describe("the profile form", () => {
     await submitProfile("cp", "wss://api.example", "t");
     const input = calls.find((c) => c.cmd === "save_profile")!.args.input as Record<string, unknown>;
     expect(input).toMatchObject({ protocol: "httvps", kind: "control_plane", device_id: "laptop", region: "eu" });
+  });
+
+  it("offers the transport, HTTP/1.1 by default, and saves the choice", async () => {
+    (q("tab-profiles") as HTMLButtonElement).click();
+    const select = q("profile-transport") as HTMLSelectElement;
+    expect(select.tagName).toBe("SELECT");
+    expect([...select.options].map((o) => [o.value, o.textContent])).toEqual([
+      ["h1", "HTTP/1.1 (TCP)"],
+      ["h3", "HTTP/3 (QUIC)"],
+      ["auto", "Automatic"],
+    ]);
+    expect(select.value).toBe("h1");
+    expect(select.closest("label")!.textContent).toContain("Transport");
+    const hint = root.querySelector(`#${select.getAttribute("aria-describedby")}`)!;
+    expect(hint.textContent).toContain("UDP");
+    expect(hint.textContent).toContain("falls back to HTTP/1.1");
+
+    select.value = "h3";
+    await submitProfile("quic", "wss://gw.example/ws", "t");
+    const input = calls.find((c) => c.cmd === "save_profile")!.args.input as Record<string, unknown>;
+    expect(input).toMatchObject({ protocol: "httvps", kind: "gateway", transport: "h3" });
+    const item = q("profiles").querySelector('[data-profile="quic"]') as HTMLElement;
+    expect(item.querySelector('[data-testid="profile-detail"]')!.textContent).toBe(
+      "wss://gw.example/ws · HTTP/3 (QUIC) · signed in (token in keychain)",
+    );
+    // The form is reset to the default for the next profile.
+    expect((q("profile-transport") as HTMLSelectElement).value).toBe("h1");
+
+    // Automatic, with a control plane too.
+    const form = q("profile-form") as HTMLFormElement;
+    (form.querySelector('input[name="kind"][value="control_plane"]') as HTMLInputElement).checked = true;
+    form.dispatchEvent(new Event("change"));
+    (q("profile-device") as HTMLInputElement).value = "laptop";
+    (q("profile-transport") as HTMLSelectElement).value = "auto";
+    await submitProfile("either", "wss://api.example", "t");
+    const last = calls.filter((c) => c.cmd === "save_profile").at(-1)!.args.input as Record<string, unknown>;
+    expect(last).toMatchObject({ kind: "control_plane", device_id: "laptop", transport: "auto" });
+    expect(q("profiles").textContent).toContain("Automatic");
+  });
+
+  it("has no transport choice for HT", () => {
+    (q("profile-protocol-ht") as HTMLInputElement).click();
+    expect(q("profile-transport")).toBeNull();
+    (q("profile-protocol-httvps") as HTMLInputElement).click();
+    expect((q("profile-transport") as HTMLSelectElement).value).toBe("h1");
   });
 
   it("cannot save when no connect protocol is available", () => {

@@ -207,7 +207,7 @@ code: ErrorCode,
  */
 message: string, } };
 
-export type Protocol = "httvps" | "httvps_h3" | "ht" | "hlhv" | "relay";
+export type Protocol = "httvps" | "ht" | "hlhv" | "relay";
 
 export type Mode = "connect" | "publish" | "remote_access";
 
@@ -252,6 +252,8 @@ carries: Carries,
 available: boolean, };
 
 export type ProfileKind = "gateway" | "control_plane" | "preshared_key";
+
+export type Transport = "h1" | "h3" | "auto";
 
 export type ProfileView = { 
 /**
@@ -298,6 +300,10 @@ connections: number | null,
  * Where DNS is served through the tunnel (HT), `host:port`.
  */
 dns_listen: string | null, 
+/**
+ * What carries the tunnel (HTTVPS).
+ */
+transport: Transport | null, 
 /**
  * Whether the keychain holds its token.
  */
@@ -347,7 +353,12 @@ connections?: number,
 /**
  * Serve DNS through the tunnel on this `host:port` (HT; absent: off).
  */
-dns_listen?: string, };
+dns_listen?: string, 
+/**
+ * What carries the tunnel (HTTVPS; absent: `h1`, as from a UI before
+ * there was a choice).
+ */
+transport?: Transport, };
 
 export type Preferences = { 
 /**
@@ -378,7 +389,12 @@ export type Connection = { "kind": "profile",
 /**
  * Its name.
  */
-name: string, } | { "kind": "demo", 
+name: string, 
+/**
+ * What carries its tunnel, as this run was started (HTTVPS; null
+ * for protocols without the choice).
+ */
+transport: Transport | null, } | { "kind": "demo", 
 /**
  * The demo gateway's URL.
  */

@@ -12,7 +12,7 @@ use crate::error::{CommandCode, CommandError};
 use crate::log::{LogEntry, LogLevel};
 use crate::notice::Notice;
 use crate::registry::{Carries, Mode, Protocol, ProtocolInfo};
-use crate::settings::{Preferences, ProfileInput, ProfileKind, ProfileView};
+use crate::settings::{Preferences, ProfileInput, ProfileKind, ProfileView, TransportName};
 use crate::tray::{TrayIcon, TraySummary};
 use crate::view::{AppEvent, Connection, Overview, StreamsUpdate};
 use engine::table::StreamState;
@@ -117,6 +117,7 @@ pub fn typescript() -> String {
         Carries::decl(&cfg),
         ProtocolInfo::decl(&cfg),
         ProfileKind::decl(&cfg),
+        TransportName::decl(&cfg),
         ProfileView::decl(&cfg),
         ProfileInput::decl(&cfg),
         Preferences::decl(&cfg),

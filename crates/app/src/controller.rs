@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use demo::{DemoGateway, DemoPage};
 use engine::{DnsLimits, Engine, EngineError, EngineEvent, SessionState, StartOptions};
-use httvps_client::launch;
+use httvps_client::{Transport, launch};
 use net::Secret;
 use profiles::{SecretStore, account};
 use tokio::sync::broadcast;
@@ -61,6 +61,15 @@ fn start_options(
             proxy.listen = settings.listen_for(Some(profile));
             Ok(ht_launch::start_options(ht, transport, proxy, false))
         }
+    }
+}
+
+/// A transport's name in log sentences ("connecting … over HTTP/3").
+fn transport_title(transport: Transport) -> &'static str {
+    match transport {
+        Transport::H1 => "HTTP/1.1",
+        Transport::H3 => "HTTP/3",
+        Transport::Auto => "HTTP/3 or HTTP/1.1 (automatic)",
     }
 }
 
@@ -382,6 +391,10 @@ impl Controller {
             options,
             Connection::Profile {
                 name: profile.name().to_owned(),
+                transport: match &profile {
+                    Profile::Httvps(p) => Some(p.transport),
+                    Profile::Ht(_) => None,
+                },
             },
         )
         .await?;
@@ -448,7 +461,14 @@ impl Controller {
         match self.inner.engine.start(options).await {
             Ok(addr) => {
                 let what = match &connection {
-                    Connection::Profile { name } => format!("profile {name:?}"),
+                    Connection::Profile {
+                        name,
+                        transport: None | Some(Transport::H1),
+                    } => format!("profile {name:?}"),
+                    Connection::Profile {
+                        name,
+                        transport: Some(transport),
+                    } => format!("profile {name:?} over {}", transport_title(*transport)),
                     Connection::Demo { .. } => "the demo gateway".to_owned(),
                 };
                 *self.inner.connection.lock().unwrap() = Some(connection);
@@ -592,7 +612,7 @@ impl Controller {
 
     fn connected_profile(&self) -> Option<String> {
         match &*self.inner.connection.lock().unwrap() {
-            Some(Connection::Profile { name }) => Some(name.clone()),
+            Some(Connection::Profile { name, .. }) => Some(name.clone()),
             _ => None,
         }
     }

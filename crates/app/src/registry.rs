@@ -12,8 +12,6 @@ use ts_rs::TS;
 pub enum Protocol {
     /// JSON frames over a TLS WebSocket, multiplexed streams (seed 000).
     Httvps,
-    /// HTTVPS with the WebSocket carried over HTTP/3 (seed 002).
-    HttvpsH3,
     /// The chunked-HTTP tunnel with Salsa20: TCP, UDP and DNS (seed 003).
     Ht,
     /// A cell publishing a local web app through a queen (seed 001).
@@ -64,9 +62,8 @@ pub struct ProtocolInfo {
 
 impl Protocol {
     /// Every protocol, in the order the UI lists them.
-    pub const ALL: [Protocol; 5] = [
+    pub const ALL: [Protocol; 4] = [
         Protocol::Httvps,
-        Protocol::HttvpsH3,
         Protocol::Ht,
         Protocol::Hlhv,
         Protocol::Relay,
@@ -76,7 +73,6 @@ impl Protocol {
     pub fn as_str(self) -> &'static str {
         match self {
             Protocol::Httvps => "httvps",
-            Protocol::HttvpsH3 => "httvps_h3",
             Protocol::Ht => "ht",
             Protocol::Hlhv => "hlhv",
             Protocol::Relay => "relay",
@@ -87,7 +83,6 @@ impl Protocol {
     pub fn title(self) -> &'static str {
         match self {
             Protocol::Httvps => "HTTVPS",
-            Protocol::HttvpsH3 => "HTTVPS over HTTP/3",
             Protocol::Ht => "HT",
             Protocol::Hlhv => "HLHV",
             Protocol::Relay => "Relay",
@@ -98,7 +93,7 @@ impl Protocol {
     pub fn info(self) -> ProtocolInfo {
         let (summary, mode, carries, available) = match self {
             Protocol::Httvps => (
-                "Multiplexed streams over a TLS WebSocket to a gateway",
+                "Multiplexed streams over a WebSocket to a gateway, on HTTP/1.1 (TCP) or HTTP/3 (QUIC)",
                 Mode::Connect,
                 Carries {
                     streams: true,
@@ -106,16 +101,6 @@ impl Protocol {
                     dns: false,
                 },
                 true,
-            ),
-            Protocol::HttvpsH3 => (
-                "HTTVPS with its WebSocket over HTTP/3 (QUIC)",
-                Mode::Connect,
-                Carries {
-                    streams: true,
-                    datagrams: false,
-                    dns: false,
-                },
-                false,
             ),
             Protocol::Ht => (
                 "Chunked-HTTP tunnel: TCP, UDP and DNS",

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use ht_client::HtProfile;
-use httvps_client::HttvpsProfile;
 use httvps_client::profile::ServerSpec;
+use httvps_client::{HttvpsProfile, Transport};
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
@@ -148,8 +148,27 @@ pub struct ProfileView {
     pub connections: Option<u32>,
     /// Where DNS is served through the tunnel (HT), `host:port`.
     pub dns_listen: Option<String>,
+    /// What carries the tunnel (HTTVPS).
+    #[ts(as = "Option<TransportName>")]
+    pub transport: Option<Transport>,
     /// Whether the keychain holds its token.
     pub signed_in: bool,
+}
+
+/// What carries an HTTVPS tunnel, as the UI spells it: `h1` (WebSocket over
+/// HTTP/1.1, TLS, TCP), `h3` (over HTTP/3, QUIC) or `auto` (HTTP/3, falling
+/// back to HTTP/1.1). Only the TypeScript twin of
+/// [`httvps_client::Transport`], whose serde names these are (a test checks).
+#[derive(TS)]
+#[ts(rename = "Transport", rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum TransportName {
+    /// HTTP/1.1 over TLS over TCP.
+    H1,
+    /// HTTP/3 over QUIC.
+    H3,
+    /// HTTP/3 first, HTTP/1.1 when it does not connect.
+    Auto,
 }
 
 impl ProfileView {
@@ -179,6 +198,7 @@ impl ProfileView {
             sni: profile.sni.clone(),
             connections: None,
             dns_listen: None,
+            transport: Some(profile.transport),
             signed_in,
         })
     }
@@ -197,6 +217,7 @@ impl ProfileView {
             sni: profile.sni.clone(),
             connections: Some(profile.connections() as u32),
             dns_listen: profile.dns_listen.map(|a| a.to_string()),
+            transport: None,
             signed_in,
         })
     }
@@ -243,6 +264,11 @@ pub struct ProfileInput {
     #[serde(default)]
     #[ts(optional)]
     pub dns_listen: Option<String>,
+    /// What carries the tunnel (HTTVPS; absent: `h1`, as from a UI before
+    /// there was a choice).
+    #[serde(default)]
+    #[ts(optional, as = "Option<TransportName>")]
+    pub transport: Option<Transport>,
 }
 
 fn default_protocol() -> Option<Protocol> {
@@ -275,6 +301,11 @@ impl ProfileInput {
             ));
         }
         if protocol == Protocol::Ht {
+            if self.transport.is_some_and(|t| t != Transport::H1) {
+                return Err(CommandError::invalid(
+                    "the transport (HTTP/3, automatic) is an HTTVPS setting; HT profiles do not take it",
+                ));
+            }
             return self.into_ht_profile(name, previous);
         }
         let mut profile = match previous {
@@ -307,6 +338,7 @@ impl ProfileInput {
         profile.ca_file = non_empty(&self.ca_file).map(PathBuf::from);
         profile.pin_sha256 = non_empty(&self.pin_sha256);
         profile.sni = non_empty(&self.sni);
+        profile.transport = self.transport.unwrap_or_default();
         profile
             .server()
             .map_err(|e| CommandError::invalid(e.to_string()))?;
@@ -410,6 +442,7 @@ mod tests {
             sni: Some("  ".into()),
             connections: None,
             dns_listen: None,
+            transport: None,
         }
     }
 
@@ -482,6 +515,92 @@ mod tests {
             input.into_profile(None).is_err(),
             "HT takes https:// or http://"
         );
+    }
+
+    #[test]
+    fn the_transport_is_saved_with_the_profile_and_shown() {
+        let httvps = |input: ProfileInput, previous: Option<&Profile>| {
+            let profile = input.into_profile(previous).unwrap();
+            let view = ProfileView::of(&profile, false).unwrap();
+            let Profile::Httvps(saved) = profile else {
+                panic!("not an HTTVPS profile")
+            };
+            assert_eq!(view.transport, Some(saved.transport));
+            saved
+        };
+        // Absent (an older UI): h1.
+        assert_eq!(
+            httvps(gateway_input("w", "wss://gw.example/ws"), None).transport,
+            Transport::H1
+        );
+        let mut input = gateway_input("w", "wss://gw.example/ws");
+        for transport in [Transport::H3, Transport::Auto] {
+            input.transport = Some(transport);
+            assert_eq!(httvps(input.clone(), None).transport, transport);
+        }
+        // Editing: the form's choice wins, back to h1 included; the
+        // policies of the previous profile stay.
+        let mut previous = HttvpsProfile::for_gateway("w", "wss://gw.example/ws");
+        previous.transport = Transport::Auto;
+        previous.reconnect.max_attempts = 3;
+        let previous = Profile::Httvps(previous);
+        input.transport = Some(Transport::H1);
+        let edited = httvps(input.clone(), Some(&previous));
+        assert_eq!(edited.transport, Transport::H1);
+        assert_eq!(edited.reconnect.max_attempts, 3);
+
+        // In the settings file (JSON): written only when not h1, and read back.
+        let mut settings = Settings::default();
+        input.transport = Some(Transport::H3);
+        settings
+            .profiles
+            .push(input.clone().into_profile(None).unwrap());
+        let json = serde_json::to_string(&settings).unwrap();
+        assert!(json.contains(r#""transport":"h3""#), "{json}");
+        let back: Settings = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, settings);
+        input.transport = Some(Transport::H1);
+        let h1 = serde_json::to_string(&input.into_profile(None).unwrap()).unwrap();
+        assert!(!h1.contains("transport"), "{h1}");
+
+        // From the UI's JSON.
+        let from_ui: ProfileInput = serde_json::from_str(
+            r#"{"name":"q","kind":"gateway","server":"wss://gw.example/ws","transport":"auto"}"#,
+        )
+        .unwrap();
+        assert_eq!(from_ui.transport, Some(Transport::Auto));
+        let bad = serde_json::from_str::<ProfileInput>(
+            r#"{"name":"q","kind":"gateway","server":"wss://gw.example/ws","transport":"h2"}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(bad.contains("h2"), "{bad}");
+    }
+
+    #[test]
+    fn ht_profiles_take_no_transport() {
+        let mut input = gateway_input("h", "https://ht.example:8443");
+        input.protocol = Some(Protocol::Ht);
+        input.kind = ProfileKind::PresharedKey;
+        input.transport = Some(Transport::H3);
+        let err = input.clone().into_profile(None).unwrap_err();
+        assert_eq!(err.code, CommandCode::InvalidInput);
+        assert!(err.message.contains("HTTVPS"), "{}", err.message);
+        input.transport = Some(Transport::H1);
+        let profile = input.into_profile(None).unwrap();
+        assert_eq!(ProfileView::of(&profile, true).unwrap().transport, None);
+    }
+
+    #[test]
+    fn the_typescript_transport_names_are_the_serde_names() {
+        let cfg = ts_rs::Config::new();
+        let decl = TransportName::decl(&cfg);
+        let names: Vec<String> = [Transport::H1, Transport::H3, Transport::Auto]
+            .iter()
+            .map(|t| serde_json::to_string(t).unwrap())
+            .collect();
+        assert_eq!(names, [r#""h1""#, r#""h3""#, r#""auto""#]);
+        assert_eq!(decl, format!("type Transport = {};", names.join(" | ")));
     }
 
     #[test]

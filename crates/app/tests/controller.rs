@@ -11,6 +11,7 @@ use std::time::Duration;
 use app::settings::{MemoryStorage, ProfileInput, ProfileKind, SettingsStorage};
 use app::{AppEvent, CommandCode, Controller, Parts, Preferences};
 use engine::SessionState;
+use httvps_client::Transport;
 use httvps_gateway::{AuthSource, Gateway, GatewayConfig, RunningGateway, TlsSource};
 use profiles::{MemoryStore, SecretStore};
 use testkit::{HttpServer, TestCert, closed_port, closes_without_data, free_port, socks5_connect};
@@ -81,6 +82,7 @@ fn profile_input(name: &str, fixture: &Fixture) -> ProfileInput {
         sni: None,
         connections: None,
         dns_listen: None,
+        transport: None,
     }
 }
 
@@ -388,6 +390,7 @@ async fn bad_inputs_are_refused_and_change_nothing() {
         sni: None,
         connections: None,
         dns_listen: None,
+        transport: None,
     };
     assert_eq!(
         c.save_profile(bad).await.unwrap_err().code,
@@ -474,6 +477,86 @@ async fn fast_connect_answers_apps_before_the_gateway_confirms() {
     c.start_demo().await.unwrap();
     assert!(matches!(settled(&c).await, SessionState::Active { .. }));
     assert_eq!(socks5_connect(proxy, nothing).await.err(), Some(5));
+    c.disconnect().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_transport_is_saved_with_the_profile_and_shown_while_connected() {
+    let fixture = gateway().await;
+    let storage = SharedStorage::default();
+    let secrets = Arc::new(MemoryStore::default());
+    let c = controller(&storage, &secrets);
+    set_port(&c).await;
+    let transport_of = |c: &Controller| match &c.settings().profiles[0] {
+        app::Profile::Httvps(p) => p.transport,
+        other => panic!("not HTTVPS: {other:?}"),
+    };
+
+    // Saved without a choice: HTTP/1.1.
+    let overview = c
+        .save_profile(profile_input("work", &fixture))
+        .await
+        .unwrap();
+    assert_eq!(overview.profiles[0].transport, Some(Transport::H1));
+    assert_eq!(transport_of(&c), Transport::H1);
+    c.sign_in("work".into(), TOKEN.into()).await.unwrap();
+
+    // Chosen in the form: saved, shown, and still there at the next start.
+    let mut quic = profile_input("work", &fixture);
+    quic.transport = Some(Transport::H3);
+    let overview = c.save_profile(quic).await.unwrap();
+    assert_eq!(overview.profiles[0].transport, Some(Transport::H3));
+    assert_eq!(transport_of(&c), Transport::H3);
+    assert!(overview.profiles[0].signed_in, "editing keeps the sign-in");
+    let json = serde_json::to_string(&overview).unwrap();
+    assert!(json.contains(r#""transport":"h3""#), "{json}");
+    drop(c);
+    let c = controller(&storage, &secrets);
+    assert_eq!(transport_of(&c), Transport::H3);
+    assert_eq!(
+        c.overview().await.profiles[0].transport,
+        Some(Transport::H3)
+    );
+
+    // The connection says which transport this run was started with.
+    let mut app_events = c.subscribe();
+    let overview = c.connect().await.unwrap();
+    assert_eq!(
+        overview.connection,
+        Some(app::Connection::Profile {
+            name: "work".into(),
+            transport: Some(Transport::H3),
+        })
+    );
+    let json = serde_json::to_string(&overview.connection).unwrap();
+    assert_eq!(json, r#"{"kind":"profile","name":"work","transport":"h3"}"#);
+    let mut said = false;
+    while let Ok(event) = app_events.try_recv() {
+        if let AppEvent::Log(entry) = event {
+            said |= entry.message.contains("profile \"work\" over HTTP/3");
+        }
+    }
+    assert!(said, "the log names the transport");
+    c.disconnect().await;
+
+    // Back to HTTP/1.1, which this gateway speaks: a working session.
+    let overview = c
+        .save_profile(ProfileInput {
+            transport: Some(Transport::H1),
+            ..profile_input("work", &fixture)
+        })
+        .await
+        .unwrap();
+    assert_eq!(overview.profiles[0].transport, Some(Transport::H1));
+    let active = connect_outcome(&c).await.unwrap();
+    assert!(matches!(active, SessionState::Active { .. }), "{active:?}");
+    assert_eq!(
+        c.overview().await.connection,
+        Some(app::Connection::Profile {
+            name: "work".into(),
+            transport: Some(Transport::H1),
+        })
+    );
     c.disconnect().await;
 }
 

@@ -105,7 +105,7 @@ impl AsyncRead for H3Stream {
                         ready!(std::future::Future::poll(read, cx))
                     };
                     match chunk {
-                        Ok(Some(c)) => this.parser.push(&c.bytes),
+                        Ok(Some(c)) => this.parser.push_bytes(c.bytes),
                         Ok(None) => {
                             this.parser.finish().map_err(protocol_error)?;
                             this.read_done = true;

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use httvps_client::Transport;
 
 /// A tunnel client: a local SOCKS5/HTTP proxy whose connections travel through
 /// an HTTVPS gateway (JSON frames over TLS WebSocket) or an HT server
@@ -75,7 +76,7 @@ pub struct ServerArgs {
     /// warning): the chunked-HTTP tunnel, which also carries UDP and DNS.
     /// The key (64 hex characters) comes from the keychain, --token-stdin,
     /// or HTTVPS_HT_KEY.
-    #[arg(long, value_name = "URL", conflicts_with_all = ["backend", "device_id", "optimistic_open"])]
+    #[arg(long, value_name = "URL", conflicts_with_all = ["backend", "device_id", "optimistic_open", "transport"])]
     pub ht: Option<String>,
     /// HT: transport connections per session [default: 4].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64),
@@ -114,6 +115,17 @@ pub struct ServerArgs {
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
           default_missing_value = "true")]
     pub optimistic_open: Option<bool>,
+    /// What carries the tunnel: h1 (WebSocket over HTTP/1.1: TLS, TCP), h3
+    /// (over HTTP/3: QUIC, UDP to the URL's port; RFC 9220) or auto (HTTP/3,
+    /// falling back to HTTP/1.1 within about a second when UDP is blocked,
+    /// and remembering that for the gateway for 10 minutes) [default: h1].
+    #[arg(long, value_name = "h1|h3|auto", value_parser = parse_transport)]
+    pub transport: Option<Transport>,
+}
+
+/// `--transport`'s value, spelled as in the profiles file.
+fn parse_transport(value: &str) -> Result<Transport, String> {
+    value.parse()
 }
 
 #[derive(Debug, Args)]
@@ -185,4 +197,56 @@ pub struct StatusArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("httvps").chain(args.iter().copied()))
+    }
+
+    fn server_of(cli: Cli) -> ServerArgs {
+        match cli.command {
+            Command::Connect(args) => args.server,
+            Command::Login(args) => args.server,
+            other => panic!("not connect or login: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn connect_and_login_take_a_transport() {
+        let gw = ["--gateway", "wss://gw.example/ws"];
+        for (flag, want) in [
+            ("h1", Transport::H1),
+            ("h3", Transport::H3),
+            ("auto", Transport::Auto),
+            ("H3", Transport::H3),
+        ] {
+            let connect = parse(&[&["connect"], &gw[..], &["--transport", flag]].concat()).unwrap();
+            assert_eq!(server_of(connect).transport, Some(want), "{flag}");
+            let login =
+                parse(&[&["login", "-p", "w"], &gw[..], &["--transport", flag]].concat()).unwrap();
+            assert_eq!(server_of(login).transport, Some(want), "{flag}");
+        }
+        let plain = parse(&[&["connect"], &gw[..]].concat()).unwrap();
+        assert_eq!(server_of(plain).transport, None, "absent: the profile's");
+        // A saved profile's transport can be overridden for one run.
+        let saved = parse(&["connect", "--profile", "work", "--transport=auto"]).unwrap();
+        assert_eq!(server_of(saved).transport, Some(Transport::Auto));
+    }
+
+    #[test]
+    fn a_bad_transport_is_a_clear_usage_error() {
+        let err = parse(&["connect", "--gateway", "wss://gw/ws", "--transport", "h2"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+        let text = err.to_string();
+        assert!(text.contains("--transport"), "{text}");
+        assert!(text.contains("h1, h3 or auto"), "{text}");
+        // HT has no transport choice.
+        let err =
+            parse(&["connect", "--ht", "https://ht.example", "--transport", "h3"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
 }

@@ -47,9 +47,12 @@ pub async fn run(global: &Global, args: ConnectArgs) -> anyhow::Result<ExitCode>
                     "--dns-listen needs a tunnel that resolves names: HTTVPS carries no DNS (use an HT server)"
                 );
             }
-            // The one flag that also overrides a saved profile for this run.
+            // The flags that also override a saved profile for this run.
             if let Some(optimistic) = server.optimistic_open {
                 profile.optimistic_open = optimistic;
+            }
+            if let Some(transport) = server.transport {
+                profile.transport = transport;
             }
             let transport = transport_for(&profile, keychain, args.token_stdin)?;
             let password = proxy_password(&profile.name, &profile.proxy_username, keychain)?;
@@ -58,6 +61,12 @@ pub async fn run(global: &Global, args: ConnectArgs) -> anyhow::Result<ExitCode>
             (options, None)
         }
         Profile::Ht(mut profile) => {
+            if server.transport.is_some() {
+                bail!(
+                    "--transport chooses what carries an HTTVPS tunnel; profile {:?} is an HT profile",
+                    profile.name
+                );
+            }
             if let Some(n) = server.connections {
                 profile.connections = Some(usize::from(n));
             }
@@ -120,6 +129,7 @@ pub fn profile_from_args(name: &str, server: &ServerArgs) -> anyhow::Result<Prof
     profile.listen = server.listen;
     profile.proxy_username = server.proxy_user.clone();
     profile.optimistic_open = server.optimistic_open.unwrap_or(false);
+    profile.transport = server.transport.unwrap_or_default();
     profile.server()?;
     Ok(Profile::Httvps(profile))
 }
@@ -340,6 +350,24 @@ pub async fn supervise(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_transport_flag_goes_into_the_profile() {
+        use httvps_client::Transport;
+        let mut server = ServerArgs {
+            gateway: Some("wss://gw.example/ws".into()),
+            ..ServerArgs::default()
+        };
+        let transport = |server: &ServerArgs| match profile_from_args("t", server).unwrap() {
+            Profile::Httvps(p) => p.transport,
+            other => panic!("not HTTVPS: {other:?}"),
+        };
+        assert_eq!(transport(&server), Transport::H1, "the default");
+        server.transport = Some(Transport::H3);
+        assert_eq!(transport(&server), Transport::H3);
+        server.transport = Some(Transport::Auto);
+        assert_eq!(transport(&server), Transport::Auto);
+    }
 
     #[test]
     fn warnings_name_the_address_and_the_flags_that_fix_them() {

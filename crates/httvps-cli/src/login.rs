@@ -8,10 +8,11 @@ use anyhow::{Context, bail};
 use app::Profile;
 use ht_client::HT_KEY;
 use httvps_client::profile::{DEVICE_TOKEN, SESSION_TOKEN, ServerSpec};
+use httvps_client::{HttvpsProfile, Transport};
 use net::Secret;
 use profiles::{KeyringStore, SecretKind, SecretStore, account};
 
-use crate::args::{Global, LoginArgs, LogoutArgs};
+use crate::args::{Global, LoginArgs, LogoutArgs, ServerArgs};
 use crate::connect::{load, profile_from_args, profile_store};
 
 /// Reads one secret: a hidden prompt on a terminal, else a line of stdin.
@@ -38,35 +39,11 @@ pub fn login(global: &Global, args: LoginArgs) -> anyhow::Result<ExitCode> {
     let mut file = load(&store)?;
     let mut profile = profile_from_args(&args.profile, &args.server)
         .context("a profile needs --gateway URL, --backend URL with --device-id ID, or --ht URL")?;
-    // Keep settings of an existing profile of the same protocol that were
-    // not given again.
-    match (
+    keep_unsaid(
         &mut profile,
         file.profiles.iter().find(|p| p.name() == args.profile),
-    ) {
-        (Profile::Httvps(profile), Some(Profile::Httvps(old))) => {
-            profile.reconnect = old.reconnect;
-            profile.limits = old.limits;
-            profile.listen = profile.listen.or(old.listen);
-            profile.proxy_username = profile
-                .proxy_username
-                .clone()
-                .or(old.proxy_username.clone());
-            profile.optimistic_open = args.server.optimistic_open.unwrap_or(old.optimistic_open);
-        }
-        (Profile::Ht(profile), Some(Profile::Ht(old))) => {
-            profile.reconnect = old.reconnect;
-            profile.limits = old.limits;
-            profile.listen = profile.listen.or(old.listen);
-            profile.proxy_username = profile
-                .proxy_username
-                .clone()
-                .or(old.proxy_username.clone());
-            profile.connections = profile.connections.or(old.connections);
-            profile.dns_listen = old.dns_listen;
-        }
-        _ => {}
-    }
+        &args.server,
+    );
     let kind = profile.token_kind()?;
     let prompt = match kind {
         SESSION_TOKEN => "Session token: ",
@@ -104,6 +81,36 @@ pub fn login(global: &Global, args: LoginArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Keeps the settings of an existing profile of the same protocol that were
+/// not given again.
+fn keep_unsaid(profile: &mut Profile, old: Option<&Profile>, server: &ServerArgs) {
+    match (profile, old) {
+        (Profile::Httvps(profile), Some(Profile::Httvps(old))) => {
+            profile.reconnect = old.reconnect;
+            profile.limits = old.limits;
+            profile.listen = profile.listen.or(old.listen);
+            profile.proxy_username = profile
+                .proxy_username
+                .clone()
+                .or(old.proxy_username.clone());
+            profile.optimistic_open = server.optimistic_open.unwrap_or(old.optimistic_open);
+            profile.transport = server.transport.unwrap_or(old.transport);
+        }
+        (Profile::Ht(profile), Some(Profile::Ht(old))) => {
+            profile.reconnect = old.reconnect;
+            profile.limits = old.limits;
+            profile.listen = profile.listen.or(old.listen);
+            profile.proxy_username = profile
+                .proxy_username
+                .clone()
+                .or(old.proxy_username.clone());
+            profile.connections = profile.connections.or(old.connections);
+            profile.dns_listen = old.dns_listen;
+        }
+        _ => {}
+    }
+}
+
 pub fn logout(global: &Global, args: LogoutArgs) -> anyhow::Result<ExitCode> {
     let keychain = KeyringStore::with_service(&global.keyring_service);
     let mut removed = 0;
@@ -134,6 +141,26 @@ pub fn logout(global: &Global, args: LogoutArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// An HTTVPS profile's server as `httvps profiles` shows it, with its
+/// transport when it is not the default, and the secret it signs in with.
+fn httvps_server(p: &HttvpsProfile) -> anyhow::Result<(String, SecretKind)> {
+    let (mut server, kind, mut notes) = match p.server()? {
+        ServerSpec::Gateway(url) => (url.to_owned(), SESSION_TOKEN, Vec::new()),
+        ServerSpec::ControlPlane { backend, device_id } => (
+            backend.to_owned(),
+            DEVICE_TOKEN,
+            vec![format!("device {device_id}")],
+        ),
+    };
+    if p.transport != Transport::H1 {
+        notes.push(format!("transport {}", p.transport));
+    }
+    if !notes.is_empty() {
+        server = format!("{server} ({})", notes.join(", "));
+    }
+    Ok((server, kind))
+}
+
 pub fn list(global: &Global) -> anyhow::Result<ExitCode> {
     let store = profile_store(global)?;
     let file = load(&store)?;
@@ -147,14 +174,10 @@ pub fn list(global: &Global) -> anyhow::Result<ExitCode> {
     let keychain = KeyringStore::with_service(&global.keyring_service);
     for profile in &file.profiles {
         let (server, kind, listen) = match profile {
-            Profile::Httvps(p) => match p.server()? {
-                ServerSpec::Gateway(url) => (url.to_owned(), SESSION_TOKEN, p.listen()),
-                ServerSpec::ControlPlane { backend, device_id } => (
-                    format!("{backend} (device {device_id})"),
-                    DEVICE_TOKEN,
-                    p.listen(),
-                ),
-            },
+            Profile::Httvps(p) => {
+                let (server, kind) = httvps_server(p)?;
+                (server, kind, p.listen())
+            }
             Profile::Ht(p) => (format!("{} (HT)", p.url), HT_KEY, p.listen()),
             other => {
                 println!("{}\t{} profile", other.name(), other.protocol().title());
@@ -179,4 +202,77 @@ pub fn list(global: &Global) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gateway_args(transport: Option<Transport>) -> ServerArgs {
+        ServerArgs {
+            gateway: Some("wss://gw.example/ws".into()),
+            transport,
+            ..ServerArgs::default()
+        }
+    }
+
+    fn transport_of(profile: &Profile) -> Transport {
+        match profile {
+            Profile::Httvps(p) => p.transport,
+            other => panic!("not HTTVPS: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn login_keeps_the_saved_transport_unless_given_again() {
+        let mut saved = HttvpsProfile::for_gateway("w", "wss://gw.example/ws");
+        saved.transport = Transport::H3;
+        let saved = Profile::Httvps(saved);
+        // Not given: kept.
+        let args = gateway_args(None);
+        let mut profile = profile_from_args("w", &args).unwrap();
+        keep_unsaid(&mut profile, Some(&saved), &args);
+        assert_eq!(transport_of(&profile), Transport::H3);
+        // Given: replaced, h1 included.
+        for given in [Transport::Auto, Transport::H1] {
+            let args = gateway_args(Some(given));
+            let mut profile = profile_from_args("w", &args).unwrap();
+            keep_unsaid(&mut profile, Some(&saved), &args);
+            assert_eq!(transport_of(&profile), given);
+        }
+        // A new profile: as given, else h1.
+        let args = gateway_args(None);
+        let mut profile = profile_from_args("w", &args).unwrap();
+        keep_unsaid(&mut profile, None, &args);
+        assert_eq!(transport_of(&profile), Transport::H1);
+    }
+
+    #[test]
+    fn the_profile_list_names_a_transport_other_than_h1() {
+        let mut p = HttvpsProfile::for_gateway("w", "wss://gw.example/ws");
+        assert_eq!(httvps_server(&p).unwrap().0, "wss://gw.example/ws");
+        p.transport = Transport::H3;
+        assert_eq!(
+            httvps_server(&p).unwrap(),
+            (
+                "wss://gw.example/ws (transport h3)".to_owned(),
+                SESSION_TOKEN
+            )
+        );
+        let mut device = HttvpsProfile::new("d");
+        device.backend = Some("https://api.example".into());
+        device.device_id = Some("dev-1".into());
+        assert_eq!(
+            httvps_server(&device).unwrap().0,
+            "https://api.example (device dev-1)"
+        );
+        device.transport = Transport::Auto;
+        assert_eq!(
+            httvps_server(&device).unwrap(),
+            (
+                "https://api.example (device dev-1, transport auto)".to_owned(),
+                DEVICE_TOKEN
+            )
+        );
+    }
 }

@@ -55,6 +55,7 @@ pub fn client_config(
         dead_after: profile.limits.dead_after,
     };
     config.optimistic_open = profile.optimistic_open;
+    config.transport = profile.transport;
     Ok(config)
 }
 
@@ -134,6 +135,7 @@ pub fn start_options(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Transport;
 
     #[test]
     fn gateway_profiles_need_a_session_token_and_control_planes_a_device_token() {
@@ -167,6 +169,24 @@ mod tests {
         assert!(!client_config(&profile, url, "t/1").unwrap().optimistic_open);
         profile.optimistic_open = true;
         assert!(client_config(&profile, url, "t/1").unwrap().optimistic_open);
+    }
+
+    #[test]
+    fn the_profile_chooses_the_transport() {
+        let mut profile = HttvpsProfile::for_gateway("g", "wss://gw.example/ws");
+        let url = "wss://gw.example/ws";
+        let chosen = |p: &HttvpsProfile| client_config(p, url, "t/1").unwrap().transport;
+        assert_eq!(chosen(&profile), Transport::H1);
+        for transport in [Transport::H3, Transport::Auto, Transport::H1] {
+            profile.transport = transport;
+            assert_eq!(chosen(&profile), transport);
+        }
+        // A device login's template (the gateway URL comes later) too.
+        let mut device = HttvpsProfile::new("d");
+        device.backend = Some("https://api.example".into());
+        device.device_id = Some("dev-1".into());
+        device.transport = Transport::Auto;
+        assert_eq!(chosen(&device), Transport::Auto);
     }
 
     #[test]

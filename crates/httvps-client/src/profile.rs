@@ -14,6 +14,8 @@ use client_kit::decode_pin;
 use engine::backoff::{ReconnectPolicy, secs_f64};
 use profiles::{ProfileError, SecretKind, StoredProfile, check_name};
 
+use crate::Transport;
+
 pub use client_kit::DEFAULT_LISTEN;
 
 /// The keychain kind of a gateway session token (single-use with a real
@@ -101,6 +103,16 @@ pub struct HttvpsProfile {
     /// SOCKS/HTTP refusal. See `ClientConfig::optimistic_open`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub optimistic_open: bool,
+    /// What carries the WebSocket: `h1` (HTTP/1.1 over TLS and TCP, the
+    /// default and what every gateway speaks), `h3` (HTTP/3 over QUIC, UDP to
+    /// the URL's port) or `auto` (HTTP/3, falling back to HTTP/1.1). Written
+    /// only when not `h1`. See `ClientConfig::transport`.
+    #[serde(default, skip_serializing_if = "is_h1")]
+    pub transport: Transport,
+}
+
+fn is_h1(transport: &Transport) -> bool {
+    *transport == Transport::H1
 }
 
 /// How a profile authenticates.
@@ -134,6 +146,7 @@ impl HttvpsProfile {
             reconnect: ReconnectPolicy::default(),
             limits: ClientLimits::default(),
             optimistic_open: false,
+            transport: Transport::H1,
         }
     }
 
@@ -290,5 +303,39 @@ mod tests {
         assert!(!text.contains("optimistic_open = false"), "{text}");
         let back: ProfilesFile<HttvpsProfile> = toml::from_str(&text).unwrap();
         assert_eq!(back, file);
+    }
+
+    #[test]
+    fn the_transport_is_written_only_when_not_h1() {
+        let mut file = ProfilesFile::default();
+        file.upsert(HttvpsProfile::for_gateway("tcp", "wss://gw.example/ws"));
+        let mut quic = HttvpsProfile::for_gateway("quic", "wss://gw.example/ws");
+        quic.transport = Transport::H3;
+        file.upsert(quic);
+        let mut either = HttvpsProfile::for_gateway("either", "wss://gw.example/ws");
+        either.transport = Transport::Auto;
+        file.upsert(either);
+        let text = toml::to_string_pretty(&file).unwrap();
+        assert_eq!(text.matches("transport = ").count(), 2, "{text}");
+        assert!(text.contains("transport = \"h3\""), "{text}");
+        assert!(text.contains("transport = \"auto\""), "{text}");
+        assert!(!text.contains("\"h1\""), "{text}");
+        let back: ProfilesFile<HttvpsProfile> = toml::from_str(&text).unwrap();
+        assert_eq!(back, file);
+    }
+
+    #[test]
+    fn files_without_a_transport_load_as_h1_and_bad_ones_are_explained() {
+        let old = "[[profile]]\nname = \"w\"\ngateway = \"wss://gw.example/ws\"\n";
+        let file: ProfilesFile<HttvpsProfile> = toml::from_str(old).unwrap();
+        assert_eq!(file.profiles[0].transport, Transport::H1);
+        let explicit = format!("{old}transport = \"h1\"\n");
+        let file: ProfilesFile<HttvpsProfile> = toml::from_str(&explicit).unwrap();
+        assert_eq!(file.profiles[0].transport, Transport::H1);
+        let bad = format!("{old}transport = \"h2\"\n");
+        let err = toml::from_str::<ProfilesFile<HttvpsProfile>>(&bad)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("h2") && err.contains("h3"), "{err}");
     }
 }

@@ -60,6 +60,9 @@ pub enum Frame {
 /// Reads frames off one stream's bytes.
 #[derive(Debug)]
 pub struct FrameReader {
+    /// A received chunk not yet looked at: DATA payload is cut from it
+    /// without a copy ([`FrameReader::push_bytes`]).
+    chunk: Bytes,
     buf: BytesMut,
     /// Bytes of the current DATA frame's payload still to come.
     data_left: u64,
@@ -70,6 +73,7 @@ impl FrameReader {
     /// A reader that refuses any non-DATA frame longer than `max_frame`.
     pub fn new(max_frame: usize) -> FrameReader {
         FrameReader {
+            chunk: Bytes::new(),
             buf: BytesMut::new(),
             data_left: 0,
             max_frame,
@@ -78,17 +82,45 @@ impl FrameReader {
 
     /// Adds bytes received on the stream.
     pub fn push(&mut self, bytes: &[u8]) {
+        self.absorb_chunk();
         self.buf.extend_from_slice(bytes);
+    }
+
+    /// Adds a chunk received on the stream, keeping it as it is: the DATA
+    /// payload in it is handed out as slices of it, not copied (the bulk of
+    /// a tunnel's bytes; only frame headers and other frames are copied).
+    pub fn push_bytes(&mut self, chunk: Bytes) {
+        self.absorb_chunk();
+        if self.buf.is_empty() {
+            self.chunk = chunk;
+        } else {
+            self.buf.extend_from_slice(&chunk);
+        }
+    }
+
+    /// Moves a kept chunk into the buffer (when more bytes arrive before
+    /// it was used up, or a frame header spans it).
+    fn absorb_chunk(&mut self) {
+        if !self.chunk.is_empty() {
+            let chunk = std::mem::take(&mut self.chunk);
+            self.buf.extend_from_slice(&chunk);
+        }
     }
 
     /// Whether the stream may end here: not inside a frame.
     pub fn at_boundary(&self) -> bool {
-        self.data_left == 0 && self.buf.is_empty()
+        self.data_left == 0 && self.buf.is_empty() && self.chunk.is_empty()
     }
 
     /// The next frame (or piece of DATA), `Ok(None)` when more bytes are
     /// needed.
     pub fn next_frame(&mut self) -> Result<Option<Frame>, H3Error> {
+        if self.data_left > 0 && self.buf.is_empty() && !self.chunk.is_empty() {
+            let take = (self.chunk.len() as u64).min(self.data_left) as usize;
+            self.data_left -= take as u64;
+            return Ok(Some(Frame::Data(self.chunk.split_to(take))));
+        }
+        self.absorb_chunk();
         if self.data_left > 0 {
             if self.buf.is_empty() {
                 return Ok(None);
@@ -207,10 +239,15 @@ mod tests {
             let mut got_data = Vec::new();
             let mut got_other = Vec::new();
             let mut at = 0;
-            for cut in cuts.iter().cycle() {
+            for (i, cut) in cuts.iter().cycle().enumerate() {
                 if at >= wire.len() { break; }
                 let end = (at + cut).min(wire.len());
-                r.push(&wire[at..end]);
+                // Both ways of feeding it, mixed.
+                if i % 2 == 0 {
+                    r.push(&wire[at..end]);
+                } else {
+                    r.push_bytes(Bytes::copy_from_slice(&wire[at..end]));
+                }
                 at = end;
                 while let Some(f) = r.next_frame().unwrap() {
                     match f {

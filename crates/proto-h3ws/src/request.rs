@@ -55,6 +55,12 @@ impl RequestStream {
         self.reader.push(bytes);
     }
 
+    /// Takes a chunk received on the stream; its DATA payload is handed
+    /// out without a copy (see [`FrameReader::push_bytes`]).
+    pub fn push_bytes(&mut self, chunk: Bytes) {
+        self.reader.push_bytes(chunk);
+    }
+
     /// After an interim (`1xx`) response: the next HEADERS is a head again.
     pub fn expect_head_again(&mut self) {
         if self.state == State::Body {

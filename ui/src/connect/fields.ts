@@ -3,7 +3,7 @@
 // protocol without an entry here cannot be saved from the window yet. The
 // secret each kind of profile signs in with (a token, a key) is described
 // by SECRETS, so the form and the profile list name it right.
-import type { ProfileInput, ProfileKind, Protocol } from "../bindings";
+import type { ProfileInput, ProfileKind, Protocol, Transport } from "../bindings";
 
 /** The protocol's part of a profile (everything but the name and protocol). */
 export type ProtocolPart = Omit<ProfileInput, "name" | "protocol">;
@@ -70,6 +70,27 @@ export const SECRETS: Record<ProfileKind, Secret> = {
 
 export type FormFields = () => FieldSet;
 
+/** Each HTTVPS transport's name for people, in the order the form offers them. */
+export const TRANSPORTS: Record<Transport, string> = {
+  h1: "HTTP/1.1 (TCP)",
+  h3: "HTTP/3 (QUIC)",
+  auto: "Automatic",
+};
+
+/** The form's default transport: what every gateway speaks. */
+export const DEFAULT_TRANSPORT: Transport = "h1";
+
+function transportOptions(): string {
+  return (Object.keys(TRANSPORTS) as Transport[])
+    .map((t) => `<option value="${t}"${t === DEFAULT_TRANSPORT ? " selected" : ""}>${TRANSPORTS[t]}</option>`)
+    .join("");
+}
+
+/** A transport from the form, or the default for anything else. */
+export function asTransport(value: unknown): Transport {
+  return (Object.keys(TRANSPORTS) as unknown[]).includes(value) ? (value as Transport) : DEFAULT_TRANSPORT;
+}
+
 const HTTVPS = `
 <fieldset>
   <legend>Sign in with</legend>
@@ -81,7 +102,12 @@ const HTTVPS = `
 <label class="device">Region (optional) <input name="region" data-testid="profile-region" /></label>
 <label>Extra CA file (PEM, optional) <input name="ca_file" placeholder="/path/to/ca.pem" data-testid="profile-ca" /></label>
 <label>Certificate pin (SHA-256 of the key, optional) <input name="pin_sha256" data-testid="profile-pin" /></label>
-<label>TLS server name (SNI, optional) <input name="sni" placeholder="the URL's host" data-testid="profile-sni" /></label>`;
+<label>TLS server name (SNI, optional) <input name="sni" placeholder="the URL's host" data-testid="profile-sni" /></label>
+<label>Transport <select name="transport" aria-describedby="profile-transport-hint" data-testid="profile-transport">
+  ${transportOptions()}
+</select>
+  <span id="profile-transport-hint" class="hint">What carries the tunnel. HTTP/3 needs UDP to the gateway's port; Automatic tries HTTP/3
+  and falls back to HTTP/1.1 within about a second when UDP is blocked.</span></label>`;
 
 /** HTTVPS: a gateway URL and a session token, or a control plane and a device. */
 export function httvpsFields(): FieldSet {
@@ -114,6 +140,7 @@ export function httvpsFields(): FieldSet {
         ca_file: text("ca_file") || undefined,
         pin_sha256: text("pin_sha256") || undefined,
         sni: text("sni") || undefined,
+        transport: asTransport(data.get("transport")),
       };
     },
   };

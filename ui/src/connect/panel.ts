@@ -20,7 +20,7 @@ import { bytes, clock, duration, rate } from "../format";
 import { titleOf } from "../protocols";
 import { Tabs } from "../tabs";
 import { ErrorBox } from "./errors";
-import { SECRETS } from "./fields";
+import { SECRETS, TRANSPORTS } from "./fields";
 import { ThroughputGraph } from "./graph";
 import { ProfilesView } from "./profiles";
 import { StreamTable } from "./streams";
@@ -50,6 +50,7 @@ const TEMPLATE = `
     <h2>Session</h2>
     <dl>
       <dt>Gateway</dt><dd id="gateway" data-testid="gateway">—</dd>
+      <dt>Transport</dt><dd id="transport" data-testid="transport">—</dd>
       <dt>Session id</dt><dd id="session-id" data-testid="session-id">—</dd>
       <dt>Uptime</dt><dd id="uptime" data-testid="uptime">—</dd>
     </dl>
@@ -356,6 +357,13 @@ export class ConnectPanel {
     this.el("#gateway").textContent =
       active?.gateway ?? (s.state === "authenticating" ? s.server : "—");
     this.el("#session-id").textContent = active?.session_id ?? "—";
+    // What this run was started with (Automatic: HTTP/3 or HTTP/1.1).
+    const connection = this.overview?.connection;
+    const transport =
+      s.state !== "disconnected" && connection?.kind === "profile" ? connection.transport : null;
+    const transportCell = this.el("#transport");
+    transportCell.textContent = transport ? TRANSPORTS[transport] : "—";
+    transportCell.title = transport === "auto" ? "HTTP/3, falling back to HTTP/1.1 when UDP is blocked" : "";
     this.el("#uptime").textContent = active ? duration(Date.now() / 1000 - active.since_unix) : "—";
     const addr = this.overview?.snapshot.proxy_addr ?? null;
     this.el("#proxy-addr").textContent = addr ?? "not running";
@@ -372,7 +380,6 @@ export class ConnectPanel {
       }),
     );
     (this.el("#copy-proxy") as HTMLButtonElement).disabled = !addr;
-    const connection = this.overview?.connection;
     const page = this.el("#demo-page");
     page.hidden = connection?.kind !== "demo";
     page.textContent =

@@ -5,7 +5,7 @@
 import { call } from "../api";
 import type { Overview, ProfileInput, ProfileView, Protocol, ProtocolInfo } from "../bindings";
 import { NOT_AVAILABLE, carriesText, titleOf } from "../protocols";
-import { FORM_FIELDS, SECRETS, isPlainHttp, type FieldSet, type Secret } from "./fields";
+import { FORM_FIELDS, SECRETS, TRANSPORTS, isPlainHttp, type FieldSet, type Secret } from "./fields";
 
 /** Runs a command that returns the overview; false if it failed (the error is shown). */
 export type Runner = (command: () => Promise<Overview>) => Promise<boolean>;
@@ -197,6 +197,7 @@ export function profileDetail(p: ProfileView, secret: Secret): string {
   const parts = [p.server];
   if (isPlainHttp(p.server)) parts.push("no TLS");
   if (p.device_id) parts.push(`device ${p.device_id}`);
+  if (p.transport) parts.push(TRANSPORTS[p.transport]);
   if (p.connections !== null) parts.push(`${p.connections} connection${p.connections === 1 ? "" : "s"}`);
   if (p.dns_listen) parts.push(`DNS on ${p.dns_listen}`);
   parts.push(p.signed_in ? secret.stored : secret.missing);
