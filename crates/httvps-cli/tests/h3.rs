@@ -48,8 +48,7 @@ async fn eight_downloads(client: &JsonClient, http: &HttpServer) {
 
 async fn h3_client(port: u16, gateway: &TestGateway) -> JsonClient {
     let url = format!("wss://127.0.0.1:{port}/ws");
-    let client =
-        JsonClient::connect(&url, gateway.ca(), TOKEN, &["--transport", "h3"], &[]).await;
+    let client = JsonClient::connect(&url, gateway.ca(), TOKEN, &["--transport", "h3"], &[]).await;
     client.wait_state("active", Duration::from_secs(20)).await;
     client
 }
