@@ -193,6 +193,9 @@ async fn serve_connection(conn: quinn::Connection, shared: Arc<Shared>) {
             return;
         }
     };
+    // This connection's sessions: on shutdown they end (close 1001) before
+    // the connection's control stream goes, which would end them abruptly.
+    let sessions = TaskTracker::new();
     loop {
         let req = tokio::select! {
             r = h3.accept() => r,
@@ -202,12 +205,10 @@ async fn serve_connection(conn: quinn::Connection, shared: Arc<Shared>) {
             }
         };
         let Some(req) = req else { break };
-        let shared = shared.clone();
-        shared
-            .tracker
-            .clone()
-            .spawn(serve_request(req, peer, shared));
+        sessions.spawn(serve_request(req, peer, shared.clone()));
     }
+    sessions.close();
+    sessions.wait().await;
 }
 
 /// A session's place among `max_conns`; freed on drop.

@@ -153,7 +153,7 @@ async fn aioquic_client_through_our_proxy_to_an_echo_backend() {
         .unwrap();
     assert_eq!(end["event"], "stream_reset", "aborted, not closed: {end}");
 
-    // The contract's metrics, by name and label.
+    // The contract's metrics, by name and label (before the shutdown below).
     let metrics_addr = px.wait_metrics_addr(T).await.unwrap();
     let text = testkit::hostile::http_get_text(metrics_addr, "/metrics")
         .await
@@ -176,6 +176,17 @@ async fn aioquic_client_through_our_proxy_to_an_echo_backend() {
     ] {
         assert!(text.contains(want), "metrics lack {want}:\n{text}");
     }
+
+    // SIGTERM: open sessions get close 1001 and the proxy exits cleanly.
+    let mut open = client(&px, dir.path(), "/ws", &[]).await;
+    assert_eq!(status(&mut open).await, 200);
+    open.send(json!({"text": "still here"})).await.unwrap();
+    assert_eq!(open.event("text", T).await.unwrap()["data"], "still here");
+    let mut px = px;
+    px.sigterm();
+    assert_eq!(close_code(&mut open).await, 1001);
+    let exit = px.wait_exit(T).await.expect("the proxy exits");
+    assert!(exit.success(), "{exit:?}");
 
     // The backend down: 200 first, then close 1011.
     let closed_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
