@@ -93,6 +93,42 @@ impl ClientConnection {
         }
     }
 
+    /// Sends `request` and hands out its stream at once, before the
+    /// response: what the caller writes follows the request without waiting
+    /// a round trip for it, and the first read consumes the response head
+    /// (an error unless it is `2xx`). RFC 8441 §4 still holds: only after
+    /// the server's SETTINGS allowed extended CONNECT.
+    pub async fn open_pipelined(
+        &mut self,
+        request: &Request,
+        settings_wait: Duration,
+    ) -> Result<H3Stream, ClientError> {
+        let (send, recv) = self.send_request(request, settings_wait).await?;
+        let parser = RequestStream::new(self.limits.max_field_section);
+        Ok(H3Stream::new(send, recv, parser).awaiting_response())
+    }
+
+    async fn send_request(
+        &mut self,
+        request: &Request,
+        settings_wait: Duration,
+    ) -> Result<(quinn::SendStream, quinn::RecvStream), ClientError> {
+        let settings = self.settings(settings_wait).await?;
+        if request.protocol.is_some() && !settings.enable_connect_protocol {
+            return Err(ClientError::NoExtendedConnect);
+        }
+        if self.peer.borrow().goaway.is_some() {
+            return Err(ClientError::GoingAway);
+        }
+        let (mut send, recv) = self.conn.open_bi().await?;
+        send.write_all(&frame::encode(
+            frame::kind::HEADERS,
+            &request.fields.encode(),
+        ))
+        .await?;
+        Ok((send, recv))
+    }
+
     /// Sends an extended CONNECT for `protocol` on a new stream and reads
     /// the response head. RFC 8441 §4: only after the server's SETTINGS
     /// allowed it. On `2xx` the stream comes with the response.

@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, Bytes, BytesMut};
+use proto_h3ws::fields::Response;
 use proto_h3ws::frame;
 use proto_h3ws::request::{Part, RequestStream};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -29,6 +30,10 @@ pub struct H3Stream {
     /// The frame being written: header and payload.
     out: Bytes,
     read_done: bool,
+    /// A client stream sent before its response arrived
+    /// ([`crate::client::ClientConnection::open_pipelined`]): the response
+    /// head is still to be read, and anything but `2xx` is an error.
+    awaiting_response: bool,
 }
 
 fn protocol_error(e: proto_h3ws::H3Error) -> io::Error {
@@ -48,7 +53,14 @@ impl H3Stream {
             ready: Bytes::new(),
             out: Bytes::new(),
             read_done: false,
+            awaiting_response: false,
         }
+    }
+
+    /// A client stream whose response head has not been read yet.
+    pub(crate) fn awaiting_response(mut self) -> H3Stream {
+        self.awaiting_response = true;
+        self
     }
 
     /// Ends the stream abruptly in both directions with `c` (a protocol
@@ -95,7 +107,21 @@ impl AsyncRead for H3Stream {
                 Some(Part::Data(d)) => this.ready = d,
                 // Trailers end nothing a WebSocket needs; the FIN does.
                 Some(Part::Trailers(_)) => {}
-                Some(Part::Head(_)) => unreachable!("the head was read before the stream"),
+                Some(Part::Head(fields)) if this.awaiting_response => {
+                    let response = Response::from_fields(fields).map_err(protocol_error)?;
+                    match response.status {
+                        100..=199 => this.parser.expect_head_again(),
+                        200..=299 => this.awaiting_response = false,
+                        status => {
+                            this.abort(proto_h3ws::Code::RequestCancelled);
+                            return Poll::Ready(Err(io::Error::new(
+                                io::ErrorKind::ConnectionRefused,
+                                format!("the server answered {status}"),
+                            )));
+                        }
+                    }
+                }
+                Some(Part::Head(_)) => unreachable!("a second head is parsed as trailers"),
                 None => {
                     let chunk = {
                         let read = this.recv.read_chunk(READ_CHUNK, true);

@@ -19,8 +19,6 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use tracing::debug;
 
 use crate::Shared;
-use proto_httvps::unmasked::{UNMASKED_EXTENSION, lists_extension};
-
 use crate::http::ws_config;
 
 /// Binds the QUIC endpoint on `addr` with the gateway's certificate.
@@ -158,19 +156,9 @@ async fn serve_request(
         return;
     }
     ticket.progressed(Progress::Claimed);
-    let unmasked = shared.config.unmasked_frames
-        && req
-            .request
-            .fields
-            .get("sec-websocket-extensions")
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .is_some_and(|v| lists_extension(v, UNMASKED_EXTENSION));
-    let extra: &[(&str, &[u8])] = if unmasked {
-        &[("sec-websocket-extensions", UNMASKED_EXTENSION.as_bytes())]
-    } else {
-        &[]
-    };
-    let stream = match req.accept(extra).await {
+    // No unmasked-frames extension here: our client pipelines its hello
+    // after the CONNECT and so masks (see the client's `dial_h3`).
+    let stream = match req.accept(&[]).await {
         Ok(s) => s,
         Err(e) => {
             debug!(%peer, error = %e, "could not answer the CONNECT");
@@ -178,8 +166,7 @@ async fn serve_request(
         }
     };
     let limits = &shared.config.limits;
-    let cfg =
-        ws_config(limits.max_frame_len, limits.max_write_buffer).accept_unmasked_frames(unmasked);
+    let cfg = ws_config(limits.max_frame_len, limits.max_write_buffer);
     let ws = WebSocketStream::from_raw_socket(stream, Role::Server, Some(cfg)).await;
     crate::driver::run_session(ws, shared, peer, ticket).await;
 }

@@ -44,8 +44,18 @@ async fn over_the_gateways_own_h3_listener_with_parallel_streams_and_migration()
         .await
         .expect("an HTTP/3 session");
     assert_eq!(tunnel.transport(), Transport::H3);
-    assert!(tunnel.unmasked_frames(), "offered in the CONNECT, accepted");
+    assert!(!tunnel.unmasked_frames(), "pipelined, so masked");
     transfers(&tunnel, 3_000_000, 2_000_000).await;
+
+    // The hello follows the CONNECT without waiting for its answer; a
+    // refusal still comes back as a clear error.
+    let mut wrong = h3_config(&gateway, h3.port());
+    wrong.url = format!("wss://127.0.0.1:{}/nope", h3.port());
+    let err = Tunnel::connect(wrong, &Secret::from(TOKEN))
+        .await
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("answered 404"), "{err}");
 
     // Eight streams at once, each byte-checked.
     let http = HttpServer::start().await;
@@ -105,8 +115,6 @@ async fn through_aioquics_rfc_9220_server_to_the_gateway() {
         .await
         .expect("a session through aioquic");
     assert_eq!(tunnel.transport(), Transport::H3);
-    // The relay does not pass the unmasked-frames offer on: masked frames,
-    // as the contract says.
     assert!(!tunnel.unmasked_frames());
     transfers(&tunnel, 2_000_000, 2_000_000).await;
     let session = relay
