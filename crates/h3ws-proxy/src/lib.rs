@@ -160,7 +160,7 @@ impl Proxy {
             let Some(incoming) = incoming else { break };
             let shared2 = shared.clone();
             shared.tracker.spawn(async move {
-                match incoming.await {
+                match h3ws::server::accept_early(incoming) {
                     Ok(conn) => serve_connection(conn, shared2).await,
                     Err(e) => {
                         m::error("handshake");

@@ -130,8 +130,20 @@ where
             () = sleep_until(server_deadline) => return silent(client, server, config, Dir::H1ToH3).await,
             _ = stop.cancelled() => {
                 let bye = || close(CloseCode::Away, "proxy shutting down");
-                let _ = tokio::time::timeout(config.write_timeout, client.send(bye())).await;
-                let _ = tokio::time::timeout(config.write_timeout, server.send(bye())).await;
+                let wt = config.write_timeout;
+                let _ = tokio::time::timeout(wt, client.send(bye())).await;
+                let _ = tokio::time::timeout(wt, server.send(bye())).await;
+                // The client's answer (bounded) says the close arrived: the
+                // QUIC connection closes right after the sessions end, and
+                // would take undelivered bytes with it.
+                let _ = tokio::time::timeout(wt, async {
+                    while let Some(Ok(m)) = client.next().await {
+                        if m.is_close() {
+                            break;
+                        }
+                    }
+                })
+                .await;
                 return Ending::Shutdown;
             }
         };

@@ -19,6 +19,22 @@ use crate::conn::{self, PeerState};
 use crate::stream::H3Stream;
 use crate::{Limits, quic_code as code};
 
+/// Accepts an incoming QUIC connection and returns it before its handshake
+/// completes (0.5-RTT, RFC 9001 §4.1.1), so that our SETTINGS leave in the
+/// server's first flight: a client may not send an extended CONNECT before
+/// it has them (RFC 8441 §4), and waiting for the handshake to end first
+/// cost every connect half a round trip. Nothing secret is sent that early;
+/// requests only arrive after the client finished its handshake.
+pub fn accept_early(
+    incoming: quinn::Incoming,
+) -> Result<quinn::Connection, quinn::ConnectionError> {
+    match incoming.accept()?.into_0rtt() {
+        Ok((conn, _)) => Ok(conn),
+        // quinn documents that an incoming connection always converts.
+        Err(_) => Err(quinn::ConnectionError::LocallyClosed),
+    }
+}
+
 /// One accepted HTTP/3 connection.
 pub struct ServerConnection {
     conn: quinn::Connection,

@@ -77,8 +77,19 @@ impl H3Stream {
 
     fn poll_flush_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while !self.out.is_empty() {
-            let n = ready!(Pin::new(&mut self.send).poll_write(cx, &self.out))?;
-            self.out.advance(n);
+            match ready!(Pin::new(&mut self.send).poll_write(cx, &self.out)) {
+                Ok(n) => self.out.advance(n),
+                // A server that refuses a request may answer at once and
+                // ask us to stop sending with H3_NO_ERROR; the answer must
+                // still be read (RFC 9114 §4.1.1). Until then what we write
+                // is dropped, and the read reports the status.
+                Err(quinn::WriteError::Stopped(stop))
+                    if self.awaiting_response && stop == code(proto_h3ws::Code::NoError) =>
+                {
+                    self.out.clear();
+                }
+                Err(e) => return Poll::Ready(Err(e.into())),
+            }
         }
         Poll::Ready(Ok(()))
     }

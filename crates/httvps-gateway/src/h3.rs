@@ -16,6 +16,7 @@ use h3ws::server::{IncomingRequest, ServerConnection};
 use server_kit::admission::{Progress, Ticket};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_util::task::TaskTracker;
 use tracing::debug;
 
 use crate::Shared;
@@ -52,32 +53,26 @@ pub(crate) async fn serve(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
                 continue;
             }
         };
-        let shared2 = shared.clone();
-        shared.tracker.spawn(async move {
-            let handshake = shared2.config.timeouts.handshake;
-            let evicted = ticket.eviction();
-            let connecting = tokio::time::timeout(handshake, incoming);
-            let conn = tokio::select! {
-                c = connecting => c,
-                _ = evicted.cancelled() => return,
-            };
-            match conn {
-                Ok(Ok(conn)) => serve_connection(conn, peer, ticket, shared2).await,
-                Ok(Err(e)) => debug!(%peer, error = %e, "QUIC handshake failed"),
-                Err(_) => debug!(%peer, "QUIC handshake timed out"),
+        match h3ws::server::accept_early(incoming) {
+            Ok(conn) => {
+                shared
+                    .tracker
+                    .spawn(serve_connection(conn, peer, ticket, shared.clone()));
             }
-        });
+            Err(e) => debug!(%peer, error = %e, "QUIC connection refused"),
+        }
     }
-    endpoint.close(h3ws::quic_code(h3ws::Code::NoError), b"shutting down");
+    // The endpoint closes once the sessions drained (`Gateway::run`).
 }
 
 async fn serve_connection(
     conn: quinn::Connection,
     peer: SocketAddr,
-    mut ticket: Ticket,
+    ticket: Ticket,
     shared: Arc<Shared>,
 ) {
-    ticket.progressed(Progress::Secured);
+    // The QUIC handshake finishes in the background (0.5-RTT, see
+    // `accept_early`); the first request's deadline covers it.
     let evicted = ticket.eviction();
     let limits = h3ws::Limits {
         head_timeout: shared.config.timeouts.handshake,
@@ -88,6 +83,9 @@ async fn serve_connection(
     };
     // The connection's own ticket, until its first request takes it.
     let mut first = Some(ticket);
+    // This connection's sessions: the connection (and its control stream,
+    // whose end would end them abruptly) stays until they drained.
+    let sessions = TaskTracker::new();
     let first_deadline = tokio::time::Instant::now() + shared.config.timeouts.handshake;
     loop {
         let pending = first.is_some();
@@ -95,7 +93,7 @@ async fn serve_connection(
             r = h3.accept() => r,
             _ = shared.shutdown.cancelled() => {
                 h3.goaway().await;
-                return;
+                break;
             }
             _ = evicted.cancelled(), if pending => {
                 debug!(%peer, "evicted before its first request");
@@ -107,7 +105,7 @@ async fn serve_connection(
                 return;
             }
         };
-        let Some(req) = req else { return };
+        let Some(req) = req else { break };
         let ticket = match first.take() {
             Some(t) => t,
             None => match shared.admission.admit(peer.ip()) {
@@ -118,12 +116,11 @@ async fn serve_connection(
                 }
             },
         };
-        let shared = shared.clone();
-        shared
-            .tracker
-            .clone()
-            .spawn(serve_request(req, peer, ticket, shared));
+        let session = sessions.track_future(serve_request(req, peer, ticket, shared.clone()));
+        shared.tracker.spawn(session);
     }
+    sessions.close();
+    sessions.wait().await;
 }
 
 fn close(h3: &ServerConnection, why: &str) {

@@ -368,6 +368,7 @@ impl Gateway {
         shared.tracker.close();
         shared.tracker.wait().await;
         if let Some(endpoint) = h3_endpoint {
+            endpoint.close(h3ws::quic_code(h3ws::Code::NoError), b"shutting down");
             endpoint.wait_idle().await;
         }
         background.cancel();
