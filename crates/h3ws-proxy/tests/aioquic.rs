@@ -17,17 +17,8 @@ const MAX_FRAME: usize = 65_536;
 const MAX_MESSAGE: usize = 262_144;
 
 async fn proxy(dir: &Path, backend: &str, max_conns: usize) -> GatewayProcess {
-    let cert = dir.join("cert.pem");
-    let key = dir.join("key.pem");
-    let args: Vec<String> = [
-        "-listen",
-        "127.0.0.1:0",
-        "-cert",
-        cert.to_str().unwrap(),
-        "-key",
-        key.to_str().unwrap(),
-        "-backend",
-        backend,
+    let bin = Path::new(env!("CARGO_BIN_EXE_h3ws-proxy"));
+    let extra = [
         "-metrics",
         "127.0.0.1:0",
         "-max-conns",
@@ -36,11 +27,9 @@ async fn proxy(dir: &Path, backend: &str, max_conns: usize) -> GatewayProcess {
         &MAX_FRAME.to_string(),
         "--max-message",
         &MAX_MESSAGE.to_string(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    GatewayProcess::spawn(Path::new(env!("CARGO_BIN_EXE_h3ws-proxy")), &args, &[])
+    ];
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    testkit::h3peer::start_h3ws_proxy(bin, &cert, &key, backend, &extra)
         .await
         .expect("h3ws-proxy starts")
 }

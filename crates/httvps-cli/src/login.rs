@@ -84,26 +84,23 @@ pub fn login(global: &Global, args: LoginArgs) -> anyhow::Result<ExitCode> {
 /// Keeps the settings of an existing profile of the same protocol that were
 /// not given again.
 fn keep_unsaid(profile: &mut Profile, old: Option<&Profile>, server: &ServerArgs) {
+    // The settings both protocols' profiles have, under the same names.
+    macro_rules! keep_common {
+        ($new:expr, $old:expr) => {{
+            $new.reconnect = $old.reconnect;
+            $new.limits = $old.limits;
+            $new.listen = $new.listen.or($old.listen);
+            $new.proxy_username = $new.proxy_username.clone().or($old.proxy_username.clone());
+        }};
+    }
     match (profile, old) {
         (Profile::Httvps(profile), Some(Profile::Httvps(old))) => {
-            profile.reconnect = old.reconnect;
-            profile.limits = old.limits;
-            profile.listen = profile.listen.or(old.listen);
-            profile.proxy_username = profile
-                .proxy_username
-                .clone()
-                .or(old.proxy_username.clone());
+            keep_common!(profile, old);
             profile.optimistic_open = server.optimistic_open.unwrap_or(old.optimistic_open);
             profile.transport = server.transport.unwrap_or(old.transport);
         }
         (Profile::Ht(profile), Some(Profile::Ht(old))) => {
-            profile.reconnect = old.reconnect;
-            profile.limits = old.limits;
-            profile.listen = profile.listen.or(old.listen);
-            profile.proxy_username = profile
-                .proxy_username
-                .clone()
-                .or(old.proxy_username.clone());
+            keep_common!(profile, old);
             profile.connections = profile.connections.or(old.connections);
             profile.dns_listen = old.dns_listen;
         }

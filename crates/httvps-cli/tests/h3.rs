@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use cli::JsonClient;
-use testkit::{GatewayProcess, HttpServer, TestGateway};
+use testkit::{HttpServer, TestGateway};
 use tokio::process::Command;
 
 const TOKEN: &str = "tok-h3-0123456789";
@@ -68,23 +68,9 @@ async fn curl_through_h3ws_proxy_and_through_the_gateways_h3_listener() {
     let cert = gateway.dir().join("cert.pem");
     let key = gateway.dir().join("key.pem");
     let backend = format!("wss://127.0.0.1:{}", gateway.addr().port());
-    let args: Vec<String> = [
-        "-listen",
-        "127.0.0.1:0",
-        "-cert",
-        cert.to_str().unwrap(),
-        "-key",
-        key.to_str().unwrap(),
-        "-backend",
-        &backend,
-        "-backend-ca",
-        cert.to_str().unwrap(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
     let proxy_bin = cli::sibling_bin("h3ws-proxy", "h3ws-proxy");
-    let proxy = GatewayProcess::spawn(&proxy_bin, &args, &[])
+    let ca = ["-backend-ca", cert.to_str().unwrap()];
+    let proxy = testkit::h3peer::start_h3ws_proxy(&proxy_bin, &cert, &key, &backend, &ca)
         .await
         .expect("h3ws-proxy starts");
     let client = h3_client(proxy.addr().port(), &gateway).await;

@@ -363,39 +363,7 @@ async fn a_frozen_gateway_is_detected_by_keepalive() {
 async fn sigterm_closes_sessions_cleanly() {
     let mut gateway = Gateway::direct(&["--drain-timeout", "1"]).await;
     let tunnel = gateway.tunnel().await;
-    let http = HttpServer::start().await;
-    // A long download that cannot finish before the drain deadline.
-    let mut stream = tunnel.open(TargetAddr::Ip(http.addr())).await.unwrap();
-    stream
-        .write_all(format!("GET /stream/{} HTTP/1.1\r\nHost: x\r\n\r\n", 1u64 << 40).as_bytes())
-        .await
-        .unwrap();
-    let mut buf = vec![0u8; 64 * 1024];
-    let first = stream.read(&mut buf).await.unwrap();
-    assert!(first > 0, "the download started");
-    gateway.process().sigterm();
-    // The stream ends with the gateway's shutdown reason, not a reset.
-    let err = loop {
-        match stream.read(&mut buf).await {
-            Ok(0) => panic!("a cut download must not look like a clean end"),
-            Ok(_) => continue,
-            Err(e) => break e,
-        }
-    };
-    assert!(err.to_string().contains("shutdown"), "{err}");
-    let reason = tokio::time::timeout(Duration::from_secs(10), tunnel.closed())
-        .await
-        .unwrap();
-    assert!(
-        matches!(reason, CloseReason::Gateway { code: 1001, .. }),
-        "{reason:?}"
-    );
-    let status = gateway
-        .process_mut()
-        .wait_exit(Duration::from_secs(10))
-        .await
-        .expect("gateway exits");
-    assert!(status.success(), "{status:?}");
+    sigterm_cuts_a_download_cleanly(&mut gateway, &tunnel).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

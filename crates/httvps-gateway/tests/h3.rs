@@ -7,10 +7,9 @@
 
 use std::time::{Duration, Instant};
 
-use httvps_client::{ClientConfig, CloseReason, Secret, TargetAddr, Transport, Tunnel};
+use httvps_client::{ClientConfig, Secret, Transport, Tunnel};
 use testkit::h3peer::PeerProcess;
 use testkit::{EchoServer, HttpServer};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 mod sdk;
 use sdk::*;
@@ -162,36 +161,5 @@ async fn sigterm_drains_http3_sessions_like_http1_ones() {
     let tunnel = Tunnel::connect(h3_config(&gateway, h3.port()), &Secret::from(TOKEN))
         .await
         .expect("an HTTP/3 session");
-    let http = HttpServer::start().await;
-    // A download that cannot finish before the drain deadline.
-    let mut stream = tunnel.open(TargetAddr::Ip(http.addr())).await.unwrap();
-    let request = format!("GET /stream/{} HTTP/1.1\r\nHost: x\r\n\r\n", 1u64 << 40);
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut buf = vec![0u8; 64 * 1024];
-    assert!(
-        stream.read(&mut buf).await.unwrap() > 0,
-        "the download started"
-    );
-    gateway.process().sigterm();
-    let err = loop {
-        match stream.read(&mut buf).await {
-            Ok(0) => panic!("a cut download must not look like a clean end"),
-            Ok(_) => continue,
-            Err(e) => break e,
-        }
-    };
-    assert!(err.to_string().contains("shutdown"), "{err}");
-    let reason = tokio::time::timeout(Duration::from_secs(10), tunnel.closed())
-        .await
-        .unwrap();
-    assert!(
-        matches!(reason, CloseReason::Gateway { code: 1001, .. }),
-        "{reason:?}"
-    );
-    let status = gateway
-        .process_mut()
-        .wait_exit(Duration::from_secs(10))
-        .await
-        .expect("gateway exits");
-    assert!(status.success(), "{status:?}");
+    sigterm_cuts_a_download_cleanly(&mut gateway, &tunnel).await;
 }

@@ -141,3 +141,28 @@ impl PeerProcess {
         Ok(tokio::time::timeout(timeout, self.child.wait()).await??)
     }
 }
+
+/// Our `h3ws-proxy` binary (`bin`) on a free loopback UDP port with `cert`
+/// and `key`, in front of `backend`, plus `extra` flags (Go-style single
+/// dash, as operators write them).
+pub async fn start_h3ws_proxy(
+    bin: &Path,
+    cert: &Path,
+    key: &Path,
+    backend: &str,
+    extra: &[&str],
+) -> anyhow::Result<crate::GatewayProcess> {
+    let path = |p: &Path| p.to_string_lossy().into_owned();
+    let mut args: Vec<String> = vec![
+        "-listen".into(),
+        "127.0.0.1:0".into(),
+        "-cert".into(),
+        path(cert),
+        "-key".into(),
+        path(key),
+        "-backend".into(),
+        backend.into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    crate::GatewayProcess::spawn(bin, &args, &[]).await
+}

@@ -160,3 +160,43 @@ pub async fn http_get(
     }
     (status, expected, hex(&hasher.finalize()), len)
 }
+
+/// SIGTERM with a download that cannot finish before the drain deadline:
+/// the stream ends with the gateway's shutdown reason (not a clean end, not
+/// a reset), the session with close 1001, and the gateway exits 0.
+pub async fn sigterm_cuts_a_download_cleanly(gateway: &mut Gateway, tunnel: &Tunnel) {
+    let http = HttpServer::start().await;
+    let mut stream = tunnel.open(TargetAddr::Ip(http.addr())).await.unwrap();
+    let request = format!("GET /stream/{} HTTP/1.1\r\nHost: x\r\n\r\n", 1u64 << 40);
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    assert!(
+        stream.read(&mut buf).await.unwrap() > 0,
+        "the download started"
+    );
+    gateway.process().sigterm();
+    let err = loop {
+        match stream.read(&mut buf).await {
+            Ok(0) => panic!("a cut download must not look like a clean end"),
+            Ok(_) => continue,
+            Err(e) => break e,
+        }
+    };
+    assert!(err.to_string().contains("shutdown"), "{err}");
+    let reason = tokio::time::timeout(std::time::Duration::from_secs(10), tunnel.closed())
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            reason,
+            httvps_client::CloseReason::Gateway { code: 1001, .. }
+        ),
+        "{reason:?}"
+    );
+    let status = gateway
+        .process_mut()
+        .wait_exit(std::time::Duration::from_secs(10))
+        .await
+        .expect("gateway exits");
+    assert!(status.success(), "{status:?}");
+}
