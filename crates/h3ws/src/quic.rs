@@ -47,6 +47,14 @@ fn transport(timing: Timing, max_bidi_streams: u32) -> Arc<quinn::TransportConfi
     t.max_concurrent_uni_streams(8u32.into());
     // Windows large enough for a single stream at full speed on a fast
     // link (quinn's defaults assume 100 Mbit/s at 100 ms).
+    // Packets as large as the path carries: quinn's discovery stops at 1452
+    // bytes by default, which on loopback (and jumbo-frame networks) meant
+    // a packet, its encryption and its system call per 1.4 KB; with the
+    // bound at the UDP maximum, discovery finds what the path takes (quinn:
+    // any bound is safe, a higher one only makes discovery take longer).
+    let mut mtu = quinn::MtuDiscoveryConfig::default();
+    mtu.upper_bound(65_527);
+    t.mtu_discovery_config(Some(mtu));
     t.stream_receive_window((8u32 << 20).into());
     t.receive_window((32u32 << 20).into());
     t.send_window(32 << 20);

@@ -5,7 +5,7 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use proto_h3ws::fields::Response;
 use proto_h3ws::frame;
 use proto_h3ws::request::{Part, RequestStream};
@@ -77,8 +77,15 @@ impl H3Stream {
 
     fn poll_flush_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while !self.out.is_empty() {
-            match ready!(Pin::new(&mut self.send).poll_write(cx, &self.out)) {
-                Ok(n) => self.out.advance(n),
+            // `write_chunks` hands quinn the frame as it is (no second copy)
+            // and is cancel-safe, so a fresh future per poll loses nothing.
+            let written = {
+                let write = self.send.write_chunks(std::slice::from_mut(&mut self.out));
+                ready!(std::future::Future::poll(std::pin::pin!(write), cx))
+            };
+            match written {
+                // The chunk was advanced past what quinn took.
+                Ok(_) => {}
                 // A server that refuses a request may answer at once and
                 // ask us to stop sending with H3_NO_ERROR; the answer must
                 // still be read (RFC 9114 §4.1.1). Until then what we write
