@@ -8,7 +8,12 @@
 //! number of bytes it read, so an upload benchmark can check that every byte
 //! arrived; [`udp`] sends datagrams to a UDP echo server through a SOCKS5 UDP
 //! association with a bounded number in flight, and counts datagrams per
-//! second and loss (and [`udp::Echo`] is that echo server).
+//! second and loss (and [`udp::Echo`] is that echo server); [`delay`] is a
+//! TCP and UDP relay that holds everything for a fixed time each way, a
+//! network path's delay on loopback; [`cold`] starts a tunnel client and
+//! times its first answer byte through it from a cold start; [`ws`] sends
+//! WebSocket messages over HTTP/3 (or TCP) to an echo server with a bounded
+//! number in flight (and [`ws::EchoServer`] is that echo server).
 //!
 //! They speak only the small subset of SOCKS5 and HTTP/1.1 a benchmark needs
 //! (no auth, `CONNECT` by name like `curl --socks5-hostname`, `UDP ASSOCIATE`, one GET with a
@@ -17,11 +22,14 @@
 
 #![warn(missing_docs)]
 
+pub mod cold;
+pub mod delay;
 pub mod http;
 pub mod sink;
 pub mod socks5;
 pub mod streams;
 pub mod udp;
+pub mod ws;
 
 pub use http::Target;
 pub use sink::{Sink, SinkOptions};

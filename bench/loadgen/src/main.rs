@@ -5,11 +5,15 @@
 //! loadgen sink --listen 127.0.0.1:0
 //! loadgen udp-echo --listen 127.0.0.1:0
 //! loadgen udp --proxy 127.0.0.1:1080 --target 127.0.0.1:7000 --in-flight 64 --duration 5
+//! loadgen delay --listen 127.0.0.1:0 --to 127.0.0.1:8443 --delay-ms 25
+//! loadgen cold-connect --url http://127.0.0.1:8080/1k.bin -- httvps connect --json …
+//! loadgen ws-echo --listen 127.0.0.1:0
+//! loadgen ws --url https://127.0.0.1:4433/ws --ca cert.pem --messages 10000 --size 1024
 //! ```
 //!
-//! `streams` and `udp` print one JSON report on stdout; `sink` and
-//! `udp-echo` print `{"listening":"ADDR"}` once bound, then serve until
-//! killed.
+//! `streams`, `udp`, `cold-connect` and `ws` print one JSON report on
+//! stdout; `sink`, `udp-echo`, `ws-echo` and `delay` print
+//! `{"listening":"ADDR"}` once bound, then serve until killed.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -18,7 +22,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use loadgen::cold::ColdOptions;
+use loadgen::delay::{DelayLink, DelayOptions};
 use loadgen::udp::{Echo, UdpOptions};
+use loadgen::ws::{EchoServer, WsOptions};
 use loadgen::{Sink, SinkOptions, StreamsOptions, Target};
 
 /// Most streams one run may start: each is a socket here and more in the
@@ -103,6 +110,71 @@ enum Command {
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
         listen: SocketAddr,
     },
+    /// Relay TCP connections and UDP datagrams (one port for both) to
+    /// another address, holding everything for a fixed time each way.
+    Delay {
+        /// Where to listen, TCP and UDP (port 0 picks one free for both;
+        /// the bound address is printed).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+        /// Where to relay to, TCP and UDP.
+        #[arg(long, value_name = "ADDR")]
+        to: SocketAddr,
+        /// One-way delay, milliseconds, added in each direction.
+        #[arg(long, value_name = "MS",
+              value_parser = clap::value_parser!(u64).range(0..=60_000))]
+        delay_ms: u64,
+        /// Most bytes held per TCP connection and direction (then backpressure).
+        #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
+        max_tcp_queued: usize,
+        /// Most datagram bytes held per direction (then datagrams are dropped).
+        #[arg(long, value_name = "BYTES", default_value_t = 16 << 20)]
+        max_udp_queued: usize,
+    },
+    /// Start a tunnel client (COMMAND, which must print `httvps connect
+    /// --json`'s lines), fetch URL through its SOCKS5 proxy as soon as it
+    /// listens, print the time to the first byte as JSON, and stop it.
+    ColdConnect {
+        /// What to fetch (http:// only; the answer needs a Content-Length).
+        #[arg(long, value_name = "URL")]
+        url: String,
+        /// Longest the whole measurement may take, seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+        timeout: f64,
+        /// The client and its arguments.
+        #[arg(last = true, required = true, value_name = "COMMAND")]
+        command: Vec<std::ffi::OsString>,
+    },
+    /// Serve HTTP/1.1 WebSocket: send every message back unchanged.
+    WsEcho {
+        /// Where to listen (port 0 picks one; the bound address is printed).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+    },
+    /// Send WebSocket messages to an echo server, over HTTP/3 (https://)
+    /// or TCP (ws://), a bounded number in flight; check every echo and
+    /// print messages/s and MB/s as JSON.
+    Ws {
+        /// https://HOST:PORT/PATH (HTTP/3, RFC 9220) or ws://HOST:PORT/PATH.
+        #[arg(long, value_name = "URL")]
+        url: String,
+        /// CA certificate (PEM) the server's certificate must chain to (https://).
+        #[arg(long, value_name = "PEM")]
+        ca: Option<std::path::PathBuf>,
+        /// Messages to send.
+        #[arg(long, value_name = "N", default_value_t = 10_000,
+              value_parser = clap::value_parser!(u64).range(1..))]
+        messages: u64,
+        /// Bytes per message (8 to 16 MiB).
+        #[arg(long, value_name = "BYTES", default_value_t = 1024)]
+        size: usize,
+        /// Most messages in flight (sent, not yet echoed).
+        #[arg(long, value_name = "N", default_value_t = 64)]
+        in_flight: usize,
+        /// Longest the connect may take, and the longest wait for one echo, seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+        timeout: f64,
+    },
 }
 
 fn print_listening(addr: SocketAddr) -> anyhow::Result<()> {
@@ -186,6 +258,76 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .with_context(|| format!("listening on {listen}"))?;
             print_listening(echo.addr()?)?;
             echo.run_forever().await.context("echoing")?;
+        }
+        Command::Delay {
+            listen,
+            to,
+            delay_ms,
+            max_tcp_queued,
+            max_udp_queued,
+        } => {
+            let link = DelayLink::bind(DelayOptions {
+                max_tcp_queued,
+                max_udp_queued,
+                ..DelayOptions::new(listen, to, Duration::from_millis(delay_ms))
+            })
+            .await
+            .with_context(|| format!("listening on {listen} (TCP and UDP)"))?;
+            print_listening(link.addr())?;
+            // Dropped datagrams are worth knowing about: say so on stderr
+            // once a second while the count grows.
+            let stats = link.stats();
+            tokio::spawn(async move {
+                let mut seen = 0;
+                loop {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    let counts = stats.counts();
+                    if counts.udp_dropped > seen {
+                        seen = counts.udp_dropped;
+                        eprintln!("{}", serde_json::json!({ "delay": counts }));
+                    }
+                }
+            });
+            link.run().await.context("relaying")?;
+        }
+        Command::ColdConnect {
+            url,
+            timeout,
+            command,
+        } => {
+            let report = loadgen::cold::run(ColdOptions {
+                command,
+                target: Target::parse(&url).map_err(anyhow::Error::msg)?,
+                timeout: seconds("timeout", timeout)?,
+            })
+            .await?;
+            println!("{}", serde_json::to_string(&report)?);
+        }
+        Command::WsEcho { listen } => {
+            let echo = EchoServer::bind(listen)
+                .await
+                .with_context(|| format!("listening on {listen}"))?;
+            print_listening(echo.addr()?)?;
+            echo.run_forever().await;
+        }
+        Command::Ws {
+            url,
+            ca,
+            messages,
+            size,
+            in_flight,
+            timeout,
+        } => {
+            let report = loadgen::ws::run(WsOptions {
+                url,
+                ca,
+                messages,
+                size,
+                in_flight,
+                timeout: seconds("timeout", timeout)?,
+            })
+            .await?;
+            println!("{}", serde_json::to_string(&report)?);
         }
     }
     Ok(())

@@ -74,7 +74,41 @@ pub fn server_endpoint(
         .map_err(|e| QuicError::Tls(e.to_string()))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     config.transport_config(transport(timing, max_bidi_streams));
-    quinn::Endpoint::server(config, addr).map_err(|source| QuicError::Bind { addr, source })
+    endpoint(addr, Some(config))
+}
+
+/// Socket buffers asked for (the kernel caps them at `net.core.rmem_max`
+/// and `wmem_max`). The default 208 KiB overflowed at full speed on
+/// loopback: 130–190 datagrams dropped per 256 MiB (the bench's count of
+/// the kernel's receive-buffer errors), each a loss that shrank QUIC's
+/// congestion window.
+const SOCKET_BUFFER: usize = 4 << 20;
+
+/// A UDP socket on `addr` with [`SOCKET_BUFFER`]-sized buffers.
+pub fn udp_socket(addr: std::net::SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        // Both families on `[::]`, as the standard library's bind does not
+        // promise but Linux does by default.
+        let _ = socket.set_only_v6(false);
+    }
+    // Best effort: a smaller buffer still works.
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+fn endpoint(
+    addr: std::net::SocketAddr,
+    server: Option<quinn::ServerConfig>,
+) -> Result<quinn::Endpoint, QuicError> {
+    let bind = |source| QuicError::Bind { addr, source };
+    let socket = udp_socket(addr).map_err(bind)?;
+    let runtime = quinn::default_runtime()
+        .ok_or_else(|| bind(std::io::Error::other("no async runtime for QUIC")))?;
+    quinn::Endpoint::new(quinn::EndpointConfig::default(), server, socket, runtime).map_err(bind)
 }
 
 /// A client configuration from `tls` (its ALPN set to `h3` here).
@@ -92,10 +126,14 @@ pub fn client_config(
 
 /// A client endpoint on an ephemeral UDP port of the right family.
 pub fn client_endpoint(peer: std::net::SocketAddr) -> Result<quinn::Endpoint, QuicError> {
-    let addr: std::net::SocketAddr = if peer.is_ipv4() {
-        "0.0.0.0:0".parse().expect("literal")
+    endpoint(unspecified_for(peer), None)
+}
+
+/// The any-address with port 0 of `peer`'s family.
+pub fn unspecified_for(peer: std::net::SocketAddr) -> std::net::SocketAddr {
+    if peer.is_ipv4() {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
     } else {
-        "[::]:0".parse().expect("literal")
-    };
-    quinn::Endpoint::client(addr).map_err(|source| QuicError::Bind { addr, source })
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    }
 }

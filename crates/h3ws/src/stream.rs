@@ -109,11 +109,18 @@ impl AsyncRead for H3Stream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        // Fill `buf` with all that is at hand, not one packet's worth: the
+        // WebSocket reader zero-fills its buffer before every read, which
+        // with a packet per read cost 6.5 % of the client's CPU (bench).
+        let started = buf.filled().len();
         loop {
             if !this.ready.is_empty() {
                 let n = this.ready.len().min(buf.remaining());
                 buf.put_slice(&this.ready.split_to(n));
-                return Poll::Ready(Ok(()));
+                if buf.remaining() == 0 {
+                    return Poll::Ready(Ok(()));
+                }
+                continue;
             }
             if this.read_done {
                 return Poll::Ready(Ok(()));
@@ -146,7 +153,14 @@ impl AsyncRead for H3Stream {
                         // `read_chunk` is cancel-safe: a fresh future per
                         // poll loses nothing.
                         let read = std::pin::pin!(read);
-                        ready!(std::future::Future::poll(read, cx))
+                        match std::future::Future::poll(read, cx) {
+                            Poll::Ready(chunk) => chunk,
+                            // Nothing more now: hand out what was gathered.
+                            Poll::Pending if buf.filled().len() > started => {
+                                return Poll::Ready(Ok(()));
+                            }
+                            Poll::Pending => return Poll::Pending,
+                        }
                     };
                     match chunk {
                         Ok(Some(c)) => this.parser.push_bytes(c.bytes),
@@ -154,6 +168,9 @@ impl AsyncRead for H3Stream {
                             this.parser.finish().map_err(protocol_error)?;
                             this.read_done = true;
                         }
+                        // What was gathered first; the error comes again on
+                        // the next read.
+                        Err(_) if buf.filled().len() > started => return Poll::Ready(Ok(())),
                         Err(e) => return Poll::Ready(Err(e.into())),
                     }
                 }

@@ -26,6 +26,7 @@ use crate::args::{Cli, Command};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    client_kit::warm_up_in_background();
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let json = match &cli.command {

@@ -432,13 +432,8 @@ impl Tunnel {
                 "only an HTTP/3 session can move to a new socket",
             ));
         };
-        let local = endpoint.local_addr()?;
-        let any: std::net::SocketAddr = if local.is_ipv4() {
-            (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
-        } else {
-            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-        };
-        let socket = std::net::UdpSocket::bind(any)?;
+        let any = h3ws::quic::unspecified_for(endpoint.local_addr()?);
+        let socket = h3ws::quic::udp_socket(any)?;
         let bound = socket.local_addr()?;
         endpoint.rebind(socket)?;
         Ok(bound)

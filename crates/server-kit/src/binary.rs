@@ -15,6 +15,13 @@ where
     crate::logs::init_json_logs();
     // One process-wide rustls provider (aws-lc-rs), for every TLS user.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    // aws-lc seeds its random generator on first use (30–50 ms measured
+    // here): done now, before the server listens, rather than in its first
+    // client's handshake.
+    let mut byte = [0u8; 1];
+    let _ = rustls::crypto::aws_lc_rs::default_provider()
+        .secure_random
+        .fill(&mut byte);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
