@@ -19,8 +19,7 @@
 //! the stream down for writing.
 
 use std::net::{SocketAddr, TcpListener};
-use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -65,26 +64,10 @@ fn contract_gateway_script() -> PathBuf {
     package.join("../testkit/peers/contract_gateway.py")
 }
 
-/// nginx (nginx-light) serving `big.bin` on a loopback socket that the test
-/// binds and hands over (nginx's `NGINX` inherited-sockets variable, which
-/// only its master process honours), so it accepts connections from the first
-/// instant: no port race, no polling for readiness. Its master and worker run
-/// in their own process group, killed together on drop.
-struct Nginx {
-    child: Child,
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        if let Some(pid) = self.child.id() {
-            // SAFETY: signals the process group this test started (its
-            // leader is our child, so the id is ours while it is unreaped).
-            unsafe { libc::kill(-(pid as libc::pid_t), libc::SIGKILL) };
-        }
-    }
-}
+/// nginx (nginx-light, `testkit::nginx`) serving `big.bin` on a loopback
+/// socket that the test binds and hands over, so it accepts connections
+/// from the first instant: no port race, no polling for readiness.
+struct Nginx(testkit::nginx::Nginx);
 
 impl Nginx {
     async fn start(body: &[u8]) -> Nginx {
@@ -132,50 +115,11 @@ http {{
 }}
 "
         );
-        let conf_path = dir.path().join("nginx.conf");
-        std::fs::write(&conf_path, conf).unwrap();
-        let fd = listener.as_raw_fd();
-        let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .unwrap_or("nginx");
-        let mut command = Command::new(nginx);
-        command
-            .arg("-e")
-            .arg(dir.path().join("error.log"))
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-c")
-            .arg(&conf_path)
-            .env("NGINX", format!("{fd};"))
-            .stdin(Stdio::null())
-            .process_group(0)
-            .kill_on_drop(true);
-        // SAFETY: only fcntl on a descriptor we own, between fork and exec.
-        unsafe {
-            command.pre_exec(move || {
-                // Keep the listening socket across exec (std opens it CLOEXEC).
-                let flags = libc::fcntl(fd, libc::F_GETFD);
-                if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let child = command
-            .spawn()
-            .expect("start nginx (apt-get install nginx-light)");
-        // nginx has its own copy; ours goes, so a dead nginx means "refused".
-        drop(listener);
-        Nginx {
-            child,
-            addr,
-            _dir: dir,
-        }
+        Nginx(testkit::nginx::Nginx::run(dir, &conf, listener))
     }
 
     fn url(&self) -> String {
-        format!("http://{}/big.bin", self.addr)
+        format!("http://{}/big.bin", self.0.addr)
     }
 }
 

@@ -84,6 +84,15 @@ http {{
 }}
 "
         );
+        Nginx::run(dir, &conf, listener)
+    }
+
+    /// Runs nginx with `conf` (written into `dir`, which lives as long as
+    /// the returned handle), handing it `listener` through nginx's
+    /// `NGINX` inherited-sockets variable; `conf` must `listen` on
+    /// `listener`'s address. Panics if nginx is missing.
+    pub fn run(dir: tempfile::TempDir, conf: &str, listener: TcpListener) -> Nginx {
+        let addr = listener.local_addr().unwrap();
         let conf_path = dir.path().join("nginx.conf");
         std::fs::write(&conf_path, conf).unwrap();
         let fd = listener.as_raw_fd();
