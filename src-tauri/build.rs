@@ -14,6 +14,9 @@ const COMMANDS: &[&str] = &[
     "connect",
     "start_demo",
     "disconnect",
+    "publish",
+    "start_publish_demo",
+    "stop_publishing",
     "set_preferences",
     "watch_streams",
 ];

@@ -65,6 +65,23 @@ pub async fn disconnect(c: State<'_, Controller>) -> Result<Overview, CommandErr
     Ok(c.disconnect().await)
 }
 
+/// Publishes a saved HLHV profile's local app (its cell key from the
+/// keychain).
+#[tauri::command]
+pub async fn publish(c: State<'_, Controller>, name: String) -> Result<Overview, CommandError> {
+    c.publish(name).await
+}
+
+#[tauri::command]
+pub async fn start_publish_demo(c: State<'_, Controller>) -> Result<Overview, CommandError> {
+    c.start_publish_demo().await
+}
+
+#[tauri::command]
+pub async fn stop_publishing(c: State<'_, Controller>) -> Result<Overview, CommandError> {
+    c.stop_publishing().await
+}
+
 #[tauri::command]
 pub async fn set_preferences(
     c: State<'_, Controller>,

@@ -210,6 +210,9 @@ pub fn run() {
             commands::connect,
             commands::start_demo,
             commands::disconnect,
+            commands::publish,
+            commands::start_publish_demo,
+            commands::stop_publishing,
             commands::set_preferences,
             commands::watch_streams,
         ])

@@ -29,6 +29,7 @@ struct Rendered {
 #[derive(PartialEq)]
 struct Shape {
     connected: bool,
+    publishing: bool,
     busiest: usize,
     can_connect: bool,
     profiles: Vec<String>,
@@ -47,6 +48,7 @@ impl Shape {
         let connected = summary.icon == TrayIcon::Connected;
         Shape {
             connected,
+            publishing: summary.publishing,
             busiest: if connected { summary.busiest.len() } else { 0 },
             can_connect: summary.can_connect,
             profiles,
@@ -102,6 +104,8 @@ fn menu(
         } else {
             "Connect"
         }
+    } else if summary.publishing {
+        "Stop publishing"
     } else {
         "Disconnect"
     };
@@ -147,7 +151,7 @@ fn menu(
 
 /// Creates the tray icon.
 pub fn create(app: &AppHandle) -> tauri::Result<()> {
-    let summary = TraySummary::of(&app.state::<Controller>().engine().snapshot());
+    let summary = app.state::<Controller>().tray_summary();
     let (first, _) = menu(app, &summary, &Shape::of(&summary, Vec::new(), None))?;
     TrayIconBuilder::with_id(TRAY_ID)
         .icon(icon(summary.icon))
@@ -164,11 +168,11 @@ pub fn create(app: &AppHandle) -> tauri::Result<()> {
 /// Brings the tray up to date with the engine and the settings.
 pub fn refresh(app: &AppHandle) {
     let controller = app.state::<Controller>();
-    let summary = TraySummary::of(&controller.engine().snapshot());
+    let summary = controller.tray_summary();
     let settings = controller.settings();
+    // Publishing profiles are started from the window, not switched to.
     let profiles: Vec<String> = settings
-        .profiles
-        .iter()
+        .connect_profiles()
         .map(|p| p.name().to_owned())
         .collect();
     let selected = settings.current_profile().map(|p| p.name().to_owned());
@@ -225,11 +229,13 @@ fn on_menu(app: &AppHandle, id: &str) {
         "toggle" => {
             tauri::async_runtime::spawn(async move {
                 let controller = app.state::<Controller>().inner().clone();
-                let summary = TraySummary::of(&controller.engine().snapshot());
-                let result = if !summary.can_connect {
+                let summary = controller.tray_summary();
+                let result = if summary.publishing && !summary.can_connect {
+                    controller.stop_publishing().await.map(drop)
+                } else if !summary.can_connect {
                     controller.disconnect().await;
                     Ok(())
-                } else if controller.settings().profiles.is_empty() {
+                } else if controller.settings().connect_profiles().next().is_none() {
                     controller.start_demo().await.map(drop)
                 } else {
                     controller.connect().await.map(drop)

@@ -64,7 +64,7 @@ function stream(key: number, over: Partial<StreamInfo> = {}): StreamInfo {
 /** A saved HTTVPS gateway profile as the app lists it. */
 function profileView(name: string, server: string, over: Partial<ProfileView> = {}): ProfileView {
   const transport = (over.protocol ?? "httvps") === "httvps" ? "h1" : null;
-  return { name, protocol: "httvps", kind: "gateway", server, device_id: null, region: null, ca_file: null, pin_sha256: null, sni: null, connections: null, dns_listen: null, transport, signed_in: false, ...over };
+  return { name, protocol: "httvps", kind: "gateway", server, device_id: null, region: null, ca_file: null, pin_sha256: null, sni: null, connections: null, dns_listen: null, transport, mount: null, to: null, max_body: null, public_url: null, signed_in: false, ...over };
 }
 
 const tick = () => new Promise((r) => setTimeout(r, 0));
@@ -445,9 +445,11 @@ describe("the shell", () => {
     expect(panel("publish").querySelectorAll("[data-protocol]")).toHaveLength(1);
     expect(panel("remote_access").querySelectorAll("[data-protocol]")).toHaveLength(1);
 
-    // Once available, the note goes.
+    // Once available, the note goes: the Publish panel itself is usable.
+    expect((q("publish-demo") as HTMLButtonElement).disabled).toBe(true);
     app.apply(overview({ protocols: PROTOCOLS.map((p) => (p.id === "hlhv" ? { ...p, available: true } : p)) }));
-    expect(card("publish", "hlhv").querySelector('[data-testid="not-available"]')).toBeNull();
+    expect(card("publish", "hlhv")).toBeNull();
+    expect((q("publish-demo") as HTMLButtonElement).disabled).toBe(false);
     expect(q("mode-tab-publish").textContent).toBe("Publish");
   });
 

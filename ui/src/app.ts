@@ -15,13 +15,15 @@ export class App {
   overview: Overview | null = null;
   readonly shell: Shell;
   readonly connect: ConnectPanel;
+  readonly publish: PublishPanel;
   private timer: ReturnType<typeof setInterval> | undefined;
 
   constructor(root: HTMLElement) {
     this.connect = new ConnectPanel(this);
+    this.publish = new PublishPanel(this);
     this.shell = new Shell(root, {
       connect: this.connect,
-      publish: new PublishPanel(),
+      publish: this.publish,
       remote_access: new RemotePanel(),
     });
   }
@@ -32,10 +34,16 @@ export class App {
     await on("httvps://app", (e) => this.onApp(e));
     // The live stream table: a channel, not an event (ordered, high rate).
     const feed = new Channel<StreamsUpdate>();
-    feed.onmessage = (update) => this.connect.onStreams(update);
+    feed.onmessage = (update) => {
+      this.connect.onStreams(update);
+      this.publish.onStreams(update);
+    };
     await call("watch_streams", { feed });
     this.apply(await call("overview", {}));
-    this.timer = setInterval(() => this.connect.tick(), 1000);
+    this.timer = setInterval(() => {
+      this.connect.tick();
+      this.publish.tick();
+    }, 1000);
   }
 
   stop(): void {
@@ -47,10 +55,12 @@ export class App {
     this.overview = overview;
     this.shell.render(overview.protocols);
     this.connect.apply(overview);
+    this.publish.apply(overview);
   }
 
   onEngine(event: EngineEvent): void {
     this.connect.onEngine(event);
+    this.publish.onEngine(event);
   }
 
   onApp(event: AppEvent): void {

@@ -251,7 +251,7 @@ carries: Carries,
  */
 available: boolean, };
 
-export type ProfileKind = "gateway" | "control_plane" | "preshared_key";
+export type ProfileKind = "gateway" | "control_plane" | "preshared_key" | "cell_key";
 
 export type Transport = "h1" | "h3" | "auto";
 
@@ -305,6 +305,24 @@ dns_listen: string | null,
  */
 transport: Transport | null, 
 /**
+ * Where the app is published, `HOST/PATH` (HLHV).
+ */
+mount: string | null, 
+/**
+ * The local app published, `http://HOST:PORT` (HLHV).
+ */
+to: string | null, 
+/**
+ * The largest request body passed to the local app, in bytes (HLHV;
+ * null: the cell's default).
+ */
+max_body: number | null, 
+/**
+ * Where people reach the app: the profile's own URL, or
+ * `https://` + the mount (HLHV).
+ */
+public_url: string | null, 
+/**
  * Whether the keychain holds its token.
  */
 signed_in: boolean, };
@@ -323,7 +341,8 @@ protocol?: Protocol,
  */
 kind: ProfileKind, 
 /**
- * `wss://…` gateway URL or `https://…` control-plane URL.
+ * `wss://…` gateway URL or `https://…` control-plane URL; for HLHV
+ * the queen's `HOST:PORT`.
  */
 server: string, 
 /**
@@ -358,7 +377,25 @@ dns_listen?: string,
  * What carries the tunnel (HTTVPS; absent: `h1`, as from a UI before
  * there was a choice).
  */
-transport?: Transport, };
+transport?: Transport, 
+/**
+ * Where to publish, `HOST/PATH` (HLHV).
+ */
+mount?: string, 
+/**
+ * The local app to publish, `http://HOST:PORT` (HLHV).
+ */
+to?: string, 
+/**
+ * The largest request body passed on, in bytes (HLHV; absent: the
+ * cell's default).
+ */
+max_body?: number, 
+/**
+ * The URL shown to people, when it is not `https://` + the mount
+ * (HLHV).
+ */
+public_url?: string, };
 
 export type Preferences = { 
 /**
@@ -402,7 +439,23 @@ gateway: string,
 /**
  * A local page to fetch through the tunnel.
  */
-page: string, };
+page: string, } | { "kind": "publish", 
+/**
+ * The saved profile's name; null for the demo publication.
+ */
+name: string | null, 
+/**
+ * The queen's cell address, `HOST:PORT`.
+ */
+queen: string, 
+/**
+ * Where it is mounted, `HOST/PATH`.
+ */
+mount: string, 
+/**
+ * The local app published, `http://HOST:PORT`.
+ */
+to: string, };
 
 export type LogLevel = "info" | "warn" | "error";
 
@@ -514,7 +567,12 @@ busiest: Array<string>,
 /**
  * Whether Connect (rather than Disconnect) is offered.
  */
-can_connect: boolean, };
+can_connect: boolean, 
+/**
+ * Whether the run is a publication (HLHV) rather than a tunnel: the
+ * menu then offers "Stop publishing".
+ */
+publishing: boolean, };
 
 /** Every command: its arguments and its result (errors are `CommandError`). */
 export interface Commands {
@@ -527,6 +585,9 @@ export interface Commands {
   connect: { args: {  }; returns: Overview };
   start_demo: { args: {  }; returns: Overview };
   disconnect: { args: {  }; returns: Overview };
+  publish: { args: { name: string }; returns: Overview };
+  start_publish_demo: { args: {  }; returns: Overview };
+  stop_publishing: { args: {  }; returns: Overview };
   set_preferences: { args: { prefs: Preferences }; returns: Overview };
   watch_streams: { args: { feed: Channel<StreamsUpdate> }; returns: null };
 }

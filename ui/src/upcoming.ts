@@ -1,4 +1,4 @@
-// A panel whose protocols are not usable yet (Publish, Remote access): for
+// A panel whose protocols are not usable yet (Remote access): for
 // each of its protocols, the title, the summary and a "not available yet"
 // note while the registry says so. The real panels replace this later.
 import type { ProtocolInfo } from "./bindings";

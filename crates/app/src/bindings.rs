@@ -79,6 +79,21 @@ pub const COMMANDS: &[CommandSig] = &[
         returns: "Overview",
     },
     CommandSig {
+        name: "publish",
+        args: &[("name", "string")],
+        returns: "Overview",
+    },
+    CommandSig {
+        name: "start_publish_demo",
+        args: &[],
+        returns: "Overview",
+    },
+    CommandSig {
+        name: "stop_publishing",
+        args: &[],
+        returns: "Overview",
+    },
+    CommandSig {
         name: "set_preferences",
         args: &[("prefs", "Preferences")],
         returns: "Overview",

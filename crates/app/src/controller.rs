@@ -1,11 +1,20 @@
 //! The desktop app's controller: every command the UI and the tray can give,
 //! over one [`Engine`]. The Tauri shell only translates commands and events.
+//!
+//! The engine has one run slot: a tunnel (Connect, the demo) or a
+//! publication (Publish, its demo; `publish`), never both. The connection
+//! record says which one holds it, so that each command can say what to
+//! stop first.
+
+mod publish;
+mod system_proxy;
+mod watcher;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use demo::{DemoGateway, DemoPage};
-use engine::{DnsLimits, Engine, EngineError, EngineEvent, SessionState, StartOptions};
+use demo::{DemoGateway, DemoPage, DemoQueen};
+use engine::{DnsLimits, Engine, EngineError, EngineEvent, StartOptions};
 use httvps_client::{Transport, launch};
 use net::Secret;
 use profiles::{SecretStore, account};
@@ -14,11 +23,11 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::error::{CommandCode, CommandError};
 use crate::log::{LogBook, LogEntry, LogLevel};
-use crate::notice::for_transition;
 use crate::profile::Profile;
-use crate::registry::registry;
+use crate::registry::{Mode, registry};
 use crate::settings::{Preferences, ProfileInput, ProfileView, Settings, SettingsStorage};
-use crate::sysproxy::{SystemProxy, restore_saved};
+use crate::sysproxy::SystemProxy;
+use crate::tray::TraySummary;
 use crate::view::{AppEvent, Connection, Overview, StreamsUpdate};
 
 /// The name the app sends in `hello`.
@@ -61,6 +70,10 @@ fn start_options(
             proxy.listen = settings.listen_for(Some(profile));
             Ok(ht_launch::start_options(ht, transport, proxy, false))
         }
+        Profile::Hlhv(p) => Err(CommandError::invalid(format!(
+            "profile {:?} publishes a local web app (HLHV): it has no tunnel to connect",
+            p.name
+        ))),
     }
 }
 
@@ -92,10 +105,26 @@ fn warning_sentence(warning: &engine::Warning) -> String {
     format!("{message}. {remedy}.")
 }
 
-/// The demo's running parts.
-struct Demo {
-    gateway: DemoGateway,
-    _page: DemoPage,
+/// The demo's running parts: a gateway to connect to, or a queen that
+/// publishes the page.
+enum Demo {
+    /// Try the demo (Connect): the tunnel to an embedded gateway.
+    Connect {
+        /// Boxed: a gateway is much larger than a queen handle.
+        gateway: Box<DemoGateway>,
+        _page: DemoPage,
+    },
+    /// Try the demo (Publish): the page published through an embedded queen.
+    Publish { queen: DemoQueen, _page: DemoPage },
+}
+
+impl Demo {
+    async fn shutdown(self) {
+        match self {
+            Demo::Connect { gateway, .. } => gateway.shutdown().await,
+            Demo::Publish { queen, .. } => queen.shutdown().await,
+        }
+    }
 }
 
 struct Inner {
@@ -147,6 +176,9 @@ impl Controller {
     /// Loads the settings, restores a system proxy left behind by a crash,
     /// and starts watching the engine. Must run inside a tokio runtime.
     pub fn new(parts: Parts) -> Controller {
+        // The crypto library's one-time set-up (30-50 ms of random-generator
+        // seeding) done now on a thread, not inside the first handshake.
+        client_kit::warm_up_in_background();
         let (events, _) = broadcast::channel(APP_EVENT_BUFFER);
         let log = LogBook::default();
         let settings = match parts.storage.load() {
@@ -271,10 +303,14 @@ impl Controller {
             let name = input.name.trim().to_owned();
             let previous = settings.profiles.iter().find(|p| p.name() == name);
             let profile = input.clone().into_profile(previous)?;
+            // A publishing profile is started by name; Connect keeps its own.
+            let outbound = profile.protocol().info().mode == Mode::Connect;
             settings.profiles.retain(|p| p.name() != profile.name());
             settings.profiles.push(profile);
             settings.profiles.sort_by(|a, b| a.name().cmp(b.name()));
-            settings.selected = Some(name);
+            if outbound {
+                settings.selected = Some(name);
+            }
             Ok(())
         })
         .await?;
@@ -310,7 +346,13 @@ impl Controller {
 
     /// Chooses the profile Connect uses.
     pub async fn select_profile(&self, name: String) -> Result<Overview, CommandError> {
-        self.find_profile(&name)?;
+        let profile = self.find_profile(&name)?;
+        if profile.protocol().info().mode != Mode::Connect {
+            return Err(CommandError::invalid(format!(
+                "profile {name:?} publishes a web app ({}): start it from the Publish panel",
+                profile.protocol().title()
+            )));
+        }
         self.update_settings(|settings| {
             settings.selected = Some(name.clone());
             Ok(())
@@ -393,7 +435,7 @@ impl Controller {
                 name: profile.name().to_owned(),
                 transport: match &profile {
                     Profile::Httvps(p) => Some(p.transport),
-                    Profile::Ht(_) => None,
+                    Profile::Ht(_) | Profile::Hlhv(_) => None,
                 },
             },
         )
@@ -445,8 +487,8 @@ impl Controller {
             gateway.shutdown().await;
             return Err(e);
         }
-        *self.inner.demo.lock().await = Some(Demo {
-            gateway,
+        *self.inner.demo.lock().await = Some(Demo::Connect {
+            gateway: Box::new(gateway),
             _page: page,
         });
         self.log_warnings();
@@ -470,6 +512,9 @@ impl Controller {
                         transport: Some(transport),
                     } => format!("profile {name:?} over {}", transport_title(*transport)),
                     Connection::Demo { .. } => "the demo gateway".to_owned(),
+                    Connection::Publish { .. } => {
+                        unreachable!("publications start in `publish`, not `start_engine`")
+                    }
                 };
                 *self.inner.connection.lock().unwrap() = Some(connection);
                 self.log(
@@ -480,10 +525,7 @@ impl Controller {
                 let _ = self.inner.events.send(AppEvent::Changed);
                 Ok(())
             }
-            Err(EngineError::AlreadyRunning) => Err(CommandError::new(
-                CommandCode::AlreadyRunning,
-                "the tunnel is already running; disconnect first",
-            )),
+            Err(EngineError::AlreadyRunning) => Err(self.slot_taken()),
             Err(e @ EngineError::Listen { .. }) => Err(CommandError::new(
                 CommandCode::ListenFailed,
                 format!("{e}; choose another proxy port in Settings"),
@@ -511,7 +553,7 @@ impl Controller {
         self.inner.engine.stop().await;
         self.restore_system_proxy().await;
         if let Some(demo) = self.inner.demo.lock().await.take() {
-            demo.gateway.shutdown().await;
+            demo.shutdown().await;
         }
         let was = self.inner.connection.lock().unwrap().take();
         let _ = self.inner.events.send(AppEvent::Changed);
@@ -610,11 +652,43 @@ impl Controller {
         self.disconnect().await;
     }
 
+    /// The saved profile the engine's run belongs to (a tunnel's or a
+    /// publication's).
     fn connected_profile(&self) -> Option<String> {
         match &*self.inner.connection.lock().unwrap() {
-            Some(Connection::Profile { name, .. }) => Some(name.clone()),
+            Some(Connection::Profile { name, .. })
+            | Some(Connection::Publish {
+                name: Some(name), ..
+            }) => Some(name.clone()),
             _ => None,
         }
+    }
+
+    /// Whether the engine's run is a publication.
+    fn is_publishing(&self) -> bool {
+        self.inner
+            .connection
+            .lock()
+            .unwrap()
+            .as_ref()
+            .is_some_and(Connection::is_publish)
+    }
+
+    /// What the tray shows now: the engine's snapshot, as a tunnel or as a
+    /// publication.
+    pub fn tray_summary(&self) -> TraySummary {
+        TraySummary::for_run(&self.inner.engine.snapshot(), self.is_publishing())
+    }
+
+    /// The error when the engine's one run slot is taken: what holds it
+    /// and how to free it.
+    fn slot_taken(&self) -> CommandError {
+        let message = if self.is_publishing() {
+            "a web app is being published; stop publishing first (the app runs one tunnel or one publication at a time)"
+        } else {
+            "the tunnel is already running; disconnect first (the app runs one tunnel or one publication at a time)"
+        };
+        CommandError::new(CommandCode::AlreadyRunning, message)
     }
 
     fn find_profile(&self, name: &str) -> Result<Profile, CommandError> {
@@ -702,190 +776,6 @@ impl Controller {
         let entry = LogEntry::now(level, code, message);
         self.inner.log.push(entry.clone());
         let _ = self.inner.events.send(AppEvent::Log(entry));
-    }
-
-    /// Points the desktop at the local proxy (the calls to the desktop run on
-    /// the blocking pool) and records what to put back.
-    async fn apply_system_proxy(&self) {
-        let (Some(system), Some(addr)) = (
-            self.inner.system_proxy.clone(),
-            self.inner.engine.proxy_addr(),
-        ) else {
-            return;
-        };
-        let _system_lock = self.inner.system_proxy_lock.lock().await;
-        if self.settings().saved_system_proxy.is_some() {
-            return; // already ours
-        }
-        let apply = system.clone();
-        match blocking(move || apply.apply(addr).map_err(|e| e.to_string())).await {
-            Ok(saved) => {
-                let result = self
-                    .update_settings(|s| {
-                        s.saved_system_proxy = Some(saved.clone());
-                        Ok(())
-                    })
-                    .await;
-                if let Err(e) = result {
-                    // Without a record we could not undo it after a crash.
-                    let _ =
-                        blocking(move || system.restore(&saved).map_err(|e| e.to_string())).await;
-                    self.log(LogLevel::Error, Some(e.code.as_str()), e.message);
-                } else {
-                    self.log(
-                        LogLevel::Info,
-                        None,
-                        format!("The system proxy now points at {addr}."),
-                    );
-                }
-            }
-            Err(e) => self.log(LogLevel::Error, Some("system_proxy"), e),
-        }
-    }
-
-    /// Puts the desktop's proxy settings back, if ours are in place.
-    async fn restore_system_proxy(&self) {
-        let _system_lock = self.inner.system_proxy_lock.lock().await;
-        let Some(saved) = self.settings().saved_system_proxy else {
-            return;
-        };
-        match blocking(move || restore_saved(&saved).map_err(|e| e.to_string())).await {
-            Ok(()) => {
-                let _ = self
-                    .update_settings(|s| {
-                        s.saved_system_proxy = None;
-                        Ok(())
-                    })
-                    .await;
-                self.log(
-                    LogLevel::Info,
-                    None,
-                    "The system proxy settings are restored.",
-                );
-            }
-            Err(e) => self.log(LogLevel::Error, Some("system_proxy"), e),
-        }
-    }
-
-    /// [`Self::restore_system_proxy`] for [`Controller::new`], which is not
-    /// async and already reads the settings in place (at startup, before any
-    /// command or connection).
-    fn restore_system_proxy_at_start(&self) {
-        if self.settings().saved_system_proxy.is_none() {
-            return;
-        }
-        // Taken now, before anything else can run: a Connect meanwhile
-        // waits for the restore instead of taking the record for its own.
-        let Ok(system_lock) = self.inner.system_proxy_lock.clone().try_lock_owned() else {
-            return;
-        };
-        let weak = Arc::downgrade(&self.inner);
-        // The desktop calls block (gsettings, kwriteconfig): on the blocking
-        // pool, not on the thread that builds the controller.
-        tokio::spawn(async move {
-            let _system_lock = system_lock;
-            let Some(inner) = weak.upgrade() else { return };
-            let this = Controller { inner };
-            let Some(saved) = this.settings().saved_system_proxy else {
-                return;
-            };
-            match blocking(move || restore_saved(&saved).map_err(|e| e.to_string())).await {
-                Ok(()) => {
-                    let forgot = this
-                        .update_settings(|s| {
-                            s.saved_system_proxy = None;
-                            Ok(())
-                        })
-                        .await;
-                    match forgot {
-                        Ok(()) => this.log(
-                            LogLevel::Info,
-                            None,
-                            "The system proxy settings are restored.",
-                        ),
-                        Err(e) => this.log(LogLevel::Error, Some(e.code.as_str()), e.message),
-                    }
-                }
-                Err(e) => this.log(LogLevel::Error, Some("system_proxy"), e),
-            }
-        });
-    }
-
-    /// Follows the engine: log lines for state changes and errors, notices
-    /// for drops, the system proxy while active.
-    fn spawn_watcher(&self) {
-        let weak = Arc::downgrade(&self.inner);
-        let mut events = self.inner.engine.subscribe();
-        let mut previous = self.inner.engine.state();
-        tokio::spawn(async move {
-            loop {
-                let event = match events.recv().await {
-                    Ok(event) => event,
-                    Err(RecvError::Lagged(_)) => continue,
-                    Err(RecvError::Closed) => return,
-                };
-                let Some(inner) = weak.upgrade() else { return };
-                let this = Controller { inner };
-                match event {
-                    EngineEvent::State(state) => {
-                        this.on_state(&previous, &state).await;
-                        previous = state;
-                    }
-                    EngineEvent::Error { code, message } => {
-                        this.log(LogLevel::Error, Some(code.as_str()), message);
-                    }
-                    _ => {}
-                }
-            }
-        });
-    }
-
-    async fn on_state(&self, previous: &SessionState, state: &SessionState) {
-        let user = self.inner.user_stopping.load(Ordering::SeqCst);
-        match state {
-            SessionState::Authenticating { server } => {
-                self.log(LogLevel::Info, None, format!("Signing in to {server}…"))
-            }
-            SessionState::Active {
-                session_id,
-                gateway,
-                ..
-            } => {
-                self.log(
-                    LogLevel::Info,
-                    None,
-                    format!("Connected to {gateway} (session {session_id})."),
-                );
-                if self.settings().system_proxy {
-                    self.apply_system_proxy().await;
-                }
-            }
-            SessionState::Reconnecting {
-                attempt,
-                max_attempts,
-                retry_in_secs,
-                last_error,
-            } => self.log(
-                LogLevel::Warn,
-                None,
-                format!(
-                    "{last_error}; reconnecting in {retry_in_secs:.1} s (attempt {attempt} of {max_attempts})."
-                ),
-            ),
-            SessionState::Disconnected { reason } => {
-                if !user {
-                    if let Some(reason) = reason {
-                        self.log(LogLevel::Error, None, format!("Disconnected: {reason}."));
-                    }
-                    // The engine gave up on its own: the desktop must not keep
-                    // pointing at a proxy with no tunnel behind it.
-                    self.spawn_wind_down();
-                }
-            }
-        }
-        if let Some(notice) = for_transition(previous, state, user) {
-            let _ = self.inner.events.send(AppEvent::Notice(notice));
-        }
     }
 }
 

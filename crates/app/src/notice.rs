@@ -61,6 +61,36 @@ pub fn for_transition(
     }
 }
 
+/// [`for_transition`] for a publication: the same moments, told as a
+/// published app going offline rather than a tunnel dropping.
+pub fn for_publication_transition(
+    previous: &SessionState,
+    next: &SessionState,
+    user_initiated: bool,
+) -> Option<Notice> {
+    let notice = for_transition(previous, next, user_initiated)?;
+    let (title, body) = match next {
+        SessionState::Reconnecting { .. } => (
+            "Publication dropped",
+            notice
+                .body
+                .replacen("Reconnecting", "Reconnecting to the queen", 1),
+        ),
+        _ if matches!(previous, SessionState::Reconnecting { .. }) => (
+            "Publishing stopped",
+            notice
+                .body
+                .replace("Press Connect", "Press Publish")
+                .replace("The gateway", "The queen"),
+        ),
+        _ => ("Publishing stopped", notice.body),
+    };
+    Some(Notice {
+        title: title.into(),
+        body,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,5 +137,33 @@ mod tests {
         let off = SessionState::Disconnected { reason: None };
         assert_eq!(for_transition(&active(), &off, true), None);
         assert_eq!(for_transition(&active(), &reconnecting(), true), None);
+        assert_eq!(
+            for_publication_transition(&active(), &reconnecting(), true),
+            None
+        );
+    }
+
+    #[test]
+    fn a_publication_is_announced_as_one() {
+        let drop = for_publication_transition(&active(), &reconnecting(), false).unwrap();
+        assert_eq!(drop.title, "Publication dropped");
+        assert!(
+            drop.body.contains("Reconnecting to the queen"),
+            "{}",
+            drop.body
+        );
+        let gave_up = for_publication_transition(
+            &reconnecting(),
+            &SessionState::Disconnected { reason: None },
+            false,
+        )
+        .unwrap();
+        assert_eq!(gave_up.title, "Publishing stopped");
+        assert!(
+            gave_up.body.contains("The queen could not be reached")
+                && gave_up.body.contains("Press Publish"),
+            "{}",
+            gave_up.body
+        );
     }
 }

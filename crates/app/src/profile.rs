@@ -6,6 +6,7 @@
 //! were other protocols). This is the only place, with [`crate::registry`],
 //! that names every protocol.
 
+use hlhv_cell::HlhvProfile;
 use ht_client::HtProfile;
 use httvps_client::HttvpsProfile;
 use profiles::{ProfileError, SecretKind, StoredProfile};
@@ -22,6 +23,8 @@ pub enum Profile {
     Httvps(HttvpsProfile),
     /// HT: the chunked-HTTP tunnel with a pre-shared key (TCP, UDP, DNS).
     Ht(HtProfile),
+    /// HLHV: a local web app published through a queen (inbound).
+    Hlhv(HlhvProfile),
 }
 
 impl Profile {
@@ -30,6 +33,7 @@ impl Profile {
         match self {
             Profile::Httvps(_) => Protocol::Httvps,
             Profile::Ht(_) => Protocol::Ht,
+            Profile::Hlhv(_) => Protocol::Hlhv,
         }
     }
 
@@ -38,6 +42,7 @@ impl Profile {
         match self {
             Profile::Httvps(p) => &p.name,
             Profile::Ht(p) => &p.name,
+            Profile::Hlhv(p) => &p.name,
         }
     }
 
@@ -47,6 +52,7 @@ impl Profile {
         match self {
             Profile::Httvps(p) => p.token_kind(),
             Profile::Ht(p) => p.server().map(|_| ht_client::HT_KEY),
+            Profile::Hlhv(p) => p.check().map(|_| hlhv_cell::CELL_KEY),
         }
     }
 
@@ -59,6 +65,7 @@ impl Profile {
                 SecretKind::PROXY_PASSWORD,
             ],
             Profile::Ht(_) => &[ht_client::HT_KEY, SecretKind::PROXY_PASSWORD],
+            Profile::Hlhv(_) => &[hlhv_cell::CELL_KEY],
         }
     }
 
@@ -67,13 +74,14 @@ impl Profile {
         match self {
             Profile::Httvps(p) => p.listen,
             Profile::Ht(p) => p.listen,
+            Profile::Hlhv(_) => None,
         }
     }
 
     /// Where the profile serves DNS through the tunnel, if anywhere.
     pub fn dns_listen(&self) -> Option<std::net::SocketAddr> {
         match self {
-            Profile::Httvps(_) => None,
+            Profile::Httvps(_) | Profile::Hlhv(_) => None,
             Profile::Ht(p) => p.dns_listen,
         }
     }
@@ -91,6 +99,12 @@ impl From<HtProfile> for Profile {
     }
 }
 
+impl From<HlhvProfile> for Profile {
+    fn from(profile: HlhvProfile) -> Self {
+        Profile::Hlhv(profile)
+    }
+}
+
 impl StoredProfile for Profile {
     fn name(&self) -> &str {
         Profile::name(self)
@@ -100,6 +114,7 @@ impl StoredProfile for Profile {
         match self {
             Profile::Httvps(p) => p.validate(),
             Profile::Ht(p) => p.validate(),
+            Profile::Hlhv(p) => p.validate(),
         }
     }
 }
@@ -122,6 +137,11 @@ impl Serialize for Profile {
             .serialize(serializer),
             Profile::Ht(fields) => Tagged {
                 protocol: Protocol::Ht,
+                fields,
+            }
+            .serialize(serializer),
+            Profile::Hlhv(fields) => Tagged {
+                protocol: Protocol::Hlhv,
                 fields,
             }
             .serialize(serializer),
@@ -156,6 +176,9 @@ impl<'de> Deserialize<'de> for Profile {
                 .map_err(D::Error::custom),
             Protocol::Ht => HtProfile::deserialize(fields)
                 .map(Profile::Ht)
+                .map_err(D::Error::custom),
+            Protocol::Hlhv => HlhvProfile::deserialize(fields)
+                .map(Profile::Hlhv)
                 .map_err(D::Error::custom),
             other => Err(D::Error::custom(format!(
                 "{} profiles are not supported by this version yet",
@@ -218,6 +241,28 @@ mod tests {
             profile.dns_listen(),
             Some("127.0.0.1:5353".parse().unwrap())
         );
+    }
+
+    #[test]
+    fn hlhv_profiles_round_trip_with_their_tag() {
+        let profile = Profile::Hlhv(HlhvProfile::new(
+            "site",
+            "queen.example:2001",
+            "demo.example/app/",
+            "http://127.0.0.1:3000",
+        ));
+        let json = serde_json::to_string(&profile).unwrap();
+        assert!(
+            json.starts_with(r#"{"protocol":"hlhv","name":"site""#),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<Profile>(&json).unwrap(), profile);
+        assert_eq!(profile.token_kind().unwrap(), hlhv_cell::CELL_KEY);
+        assert_eq!(profile.listen(), None);
+        let missing = serde_json::from_str::<Profile>(r#"{"protocol":"hlhv","name":"w"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(missing.contains("queen"), "{missing}");
     }
 
     #[test]

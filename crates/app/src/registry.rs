@@ -120,7 +120,7 @@ impl Protocol {
                     datagrams: false,
                     dns: false,
                 },
-                false,
+                true,
             ),
             Protocol::Relay => (
                 "Let colleagues reach this machine's ports over WireGuard",
@@ -167,6 +167,6 @@ mod tests {
             .filter(|p| p.available)
             .map(|p| p.id)
             .collect();
-        assert_eq!(available, [Protocol::Httvps, Protocol::Ht]);
+        assert_eq!(available, [Protocol::Httvps, Protocol::Ht, Protocol::Hlhv]);
     }
 }

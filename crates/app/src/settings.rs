@@ -17,8 +17,10 @@ use ts_rs::TS;
 
 use crate::error::{CommandCode, CommandError};
 use crate::profile::Profile;
-use crate::registry::Protocol;
+use crate::registry::{Mode, Protocol};
 use crate::sysproxy::SavedProxy;
+
+mod hlhv;
 
 /// The local proxy port when the user has not chosen one.
 pub const DEFAULT_PROXY_PORT: u16 = 1080;
@@ -68,12 +70,32 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// The profile Connect uses: the selected one, or the only one.
+    /// The profile Connect uses: the selected one, or the only outbound
+    /// one. A publishing profile (HLHV) is never Connect's: it is started by
+    /// name from the Publish panel.
     pub fn current_profile(&self) -> Option<&Profile> {
         match &self.selected {
-            Some(name) => self.profiles.iter().find(|p| p.name() == name),
-            None if self.profiles.len() == 1 => self.profiles.first(),
-            None => None,
+            Some(name) => self
+                .connect_profiles()
+                .find(|p| p.name() == name)
+                .or_else(|| self.only_connect_profile()),
+            None => self.only_connect_profile(),
+        }
+    }
+
+    /// The profiles Connect can use (outbound modes), in order: what the
+    /// tray's "Switch profile" lists.
+    pub fn connect_profiles(&self) -> impl Iterator<Item = &Profile> {
+        self.profiles
+            .iter()
+            .filter(|p| p.protocol().info().mode == Mode::Connect)
+    }
+
+    fn only_connect_profile(&self) -> Option<&Profile> {
+        let mut connect = self.connect_profiles();
+        match (connect.next(), connect.next()) {
+            (Some(only), None) => Some(only),
+            _ => None,
         }
     }
 
@@ -120,6 +142,8 @@ pub enum ProfileKind {
     ControlPlane,
     /// A server URL and a pre-shared key (HT: 64 hex characters).
     PresharedKey,
+    /// A queen's `HOST:PORT` and a cell key (HLHV: the queen's `connKey`).
+    CellKey,
 }
 
 /// A profile as the UI shows it. `signed_in` says whether the keychain holds
@@ -151,6 +175,16 @@ pub struct ProfileView {
     /// What carries the tunnel (HTTVPS).
     #[ts(as = "Option<TransportName>")]
     pub transport: Option<Transport>,
+    /// Where the app is published, `HOST/PATH` (HLHV).
+    pub mount: Option<String>,
+    /// The local app published, `http://HOST:PORT` (HLHV).
+    pub to: Option<String>,
+    /// The largest request body passed to the local app, in bytes (HLHV;
+    /// null: the cell's default).
+    pub max_body: Option<u64>,
+    /// Where people reach the app: the profile's own URL, or
+    /// `https://` + the mount (HLHV).
+    pub public_url: Option<String>,
     /// Whether the keychain holds its token.
     pub signed_in: bool,
 }
@@ -177,6 +211,7 @@ impl ProfileView {
         let profile = match profile {
             Profile::Httvps(profile) => profile,
             Profile::Ht(ht) => return ProfileView::of_ht(ht, signed_in),
+            Profile::Hlhv(hlhv) => return ProfileView::of_hlhv(hlhv, signed_in),
         };
         let (kind, server, device_id) = match profile.server().ok()? {
             ServerSpec::Gateway(url) => (ProfileKind::Gateway, url.to_owned(), None),
@@ -199,6 +234,10 @@ impl ProfileView {
             connections: None,
             dns_listen: None,
             transport: Some(profile.transport),
+            mount: None,
+            to: None,
+            max_body: None,
+            public_url: None,
             signed_in,
         })
     }
@@ -218,6 +257,10 @@ impl ProfileView {
             connections: Some(profile.connections() as u32),
             dns_listen: profile.dns_listen.map(|a| a.to_string()),
             transport: None,
+            mount: None,
+            to: None,
+            max_body: None,
+            public_url: None,
             signed_in,
         })
     }
@@ -239,7 +282,8 @@ pub struct ProfileInput {
     pub protocol: Option<Protocol>,
     /// How it signs in.
     pub kind: ProfileKind,
-    /// `wss://…` gateway URL or `https://…` control-plane URL.
+    /// `wss://…` gateway URL or `https://…` control-plane URL; for HLHV
+    /// the queen's `HOST:PORT`.
     pub server: String,
     /// The device id (control plane only).
     #[ts(optional)]
@@ -269,6 +313,24 @@ pub struct ProfileInput {
     #[serde(default)]
     #[ts(optional, as = "Option<TransportName>")]
     pub transport: Option<Transport>,
+    /// Where to publish, `HOST/PATH` (HLHV).
+    #[serde(default)]
+    #[ts(optional)]
+    pub mount: Option<String>,
+    /// The local app to publish, `http://HOST:PORT` (HLHV).
+    #[serde(default)]
+    #[ts(optional)]
+    pub to: Option<String>,
+    /// The largest request body passed on, in bytes (HLHV; absent: the
+    /// cell's default).
+    #[serde(default)]
+    #[ts(optional)]
+    pub max_body: Option<u64>,
+    /// The URL shown to people, when it is not `https://` + the mount
+    /// (HLHV).
+    #[serde(default)]
+    #[ts(optional)]
+    pub public_url: Option<String>,
 }
 
 fn default_protocol() -> Option<Protocol> {
@@ -300,6 +362,14 @@ impl ProfileInput {
                 format!("{} profiles are not available yet", protocol.title()),
             ));
         }
+        if protocol == Protocol::Hlhv {
+            return self.into_hlhv_profile(name, previous);
+        }
+        if self.mount.is_some() || self.to.is_some() {
+            return Err(CommandError::invalid(
+                "a mount and a local app are HLHV settings; outbound profiles do not take them",
+            ));
+        }
         if protocol == Protocol::Ht {
             if self.transport.is_some_and(|t| t != Transport::H1) {
                 return Err(CommandError::invalid(
@@ -329,9 +399,9 @@ impl ProfileInput {
                 profile.device_id = non_empty(&self.device_id);
                 profile.region = non_empty(&self.region);
             }
-            ProfileKind::PresharedKey => {
+            ProfileKind::PresharedKey | ProfileKind::CellKey => {
                 return Err(CommandError::invalid(
-                    "HTTVPS signs in with a session or device token, not a pre-shared key",
+                    "HTTVPS signs in with a session or device token, not a pre-shared or cell key",
                 ));
             }
         }
@@ -429,7 +499,7 @@ impl Preferences {
 mod tests {
     use super::*;
 
-    fn gateway_input(name: &str, server: &str) -> ProfileInput {
+    pub(super) fn gateway_input(name: &str, server: &str) -> ProfileInput {
         ProfileInput {
             name: name.into(),
             protocol: None,
@@ -443,6 +513,10 @@ mod tests {
             connections: None,
             dns_listen: None,
             transport: None,
+            mount: None,
+            to: None,
+            max_body: None,
+            public_url: None,
         }
     }
 

@@ -37,6 +37,9 @@ pub struct TraySummary {
     pub busiest: Vec<String>,
     /// Whether Connect (rather than Disconnect) is offered.
     pub can_connect: bool,
+    /// Whether the run is a publication (HLHV) rather than a tunnel: the
+    /// menu then offers "Stop publishing".
+    pub publishing: bool,
 }
 
 fn rate(stream: &StreamInfo) -> f64 {
@@ -44,8 +47,19 @@ fn rate(stream: &StreamInfo) -> f64 {
 }
 
 impl TraySummary {
-    /// The summary of a snapshot.
+    /// The summary of a tunnel's snapshot.
     pub fn of(snapshot: &Snapshot) -> TraySummary {
+        TraySummary::for_run(snapshot, false)
+    }
+
+    /// The summary of a snapshot; `publishing` when the run is a
+    /// publication, whose rows are requests served and whose status says
+    /// where the app is published (the snapshot alone cannot tell a
+    /// publication that is still connecting from a tunnel).
+    pub fn for_run(snapshot: &Snapshot, publishing: bool) -> TraySummary {
+        if publishing {
+            return TraySummary::of_publication(snapshot);
+        }
         let (icon, status) = match &snapshot.state {
             SessionState::Disconnected { reason: None } => {
                 (TrayIcon::Disconnected, "Disconnected".to_owned())
@@ -76,19 +90,68 @@ impl TraySummary {
             human_rate(totals.rate_down),
             human_rate(totals.rate_up)
         );
-        let mut open: Vec<&StreamInfo> = snapshot.open.iter().collect();
-        open.sort_by(|a, b| rate(b).total_cmp(&rate(a)).then(a.key.cmp(&b.key)));
-        let busiest = open
-            .iter()
-            .take(BUSIEST_SHOWN)
-            .map(|s| format!("{} · ↓ {}", s.target, human_rate(s.rate_down)))
-            .collect();
+        let busiest = busiest(snapshot, |s| {
+            format!("{} · ↓ {}", s.target, human_rate(s.rate_down))
+        });
         TraySummary {
             icon,
             status,
             traffic,
             busiest,
             can_connect: matches!(snapshot.state, SessionState::Disconnected { .. }),
+            publishing: false,
+        }
+    }
+
+    /// A publication: where it is reached, the requests being served and
+    /// the busiest responses.
+    fn of_publication(snapshot: &Snapshot) -> TraySummary {
+        let (icon, status) = match &snapshot.state {
+            SessionState::Disconnected { reason: None } => {
+                (TrayIcon::Disconnected, "Not publishing".to_owned())
+            }
+            SessionState::Disconnected {
+                reason: Some(reason),
+            } => (TrayIcon::Error, format!("Publishing stopped: {reason}")),
+            SessionState::Authenticating { server } => (
+                TrayIcon::Connecting,
+                format!("Connecting to the queen {server}…"),
+            ),
+            SessionState::Reconnecting {
+                attempt,
+                max_attempts,
+                ..
+            } => (
+                TrayIcon::Connecting,
+                format!("Reconnecting to the queen (attempt {attempt} of {max_attempts})…"),
+            ),
+            SessionState::Active { gateway, .. } if snapshot.endpoints.is_empty() => {
+                (TrayIcon::Connected, format!("Publishing through {gateway}"))
+            }
+            SessionState::Active { .. } => (
+                TrayIcon::Connected,
+                format!("Publishing {}", snapshot.endpoints.join(", ")),
+            ),
+        };
+        let totals = &snapshot.totals;
+        let count = snapshot.open.len();
+        // A request's response is what goes up to the public client.
+        let traffic = format!(
+            "{count} request{} · ↑ {} ↓ {}",
+            if count == 1 { "" } else { "s" },
+            human_rate(totals.rate_up),
+            human_rate(totals.rate_down)
+        );
+        let busiest = busiest(snapshot, |s| {
+            format!("{} · ↑ {}", s.target, human_rate(s.rate_up))
+        });
+        TraySummary {
+            icon,
+            status,
+            traffic,
+            busiest,
+            can_connect: matches!(snapshot.state, SessionState::Disconnected { .. }),
+            publishing: true,
         }
     }
 
@@ -100,6 +163,13 @@ impl TraySummary {
             format!("httvps — {}", self.status)
         }
     }
+}
+
+/// The busiest open rows, fastest first, as `line` writes them.
+fn busiest(snapshot: &Snapshot, line: impl Fn(&StreamInfo) -> String) -> Vec<String> {
+    let mut open: Vec<&StreamInfo> = snapshot.open.iter().collect();
+    open.sort_by(|a, b| rate(b).total_cmp(&rate(a)).then(a.key.cmp(&b.key)));
+    open.into_iter().take(BUSIEST_SHOWN).map(line).collect()
 }
 
 #[cfg(test)]
@@ -196,5 +266,53 @@ mod tests {
             summary.traffic
         );
         assert!(summary.tooltip().contains("4 streams"));
+        assert!(!summary.publishing);
+    }
+
+    #[test]
+    fn a_publication_says_where_it_is_published_and_counts_requests() {
+        let active = SessionState::Active {
+            session_id: "cell-uuid".into(),
+            gateway: "queen.example:2001".into(),
+            max_streams: 0,
+            since_unix: 0,
+        };
+        let mut upload = stream(1, "POST /app/upload", 0.0);
+        upload.rate_up = 10.0;
+        let mut page = stream(2, "GET /app/", 0.0);
+        page.rate_up = 2_000_000.0;
+        let mut snap = snapshot(active, vec![upload, page]);
+        snap.endpoints = vec!["https://demo.example/app/".into()];
+        let summary = TraySummary::for_run(&snap, true);
+        assert_eq!(summary.icon, TrayIcon::Connected);
+        assert_eq!(summary.status, "Publishing https://demo.example/app/");
+        assert!(summary.publishing && !summary.can_connect);
+        assert!(
+            summary.traffic.starts_with("2 requests"),
+            "{}",
+            summary.traffic
+        );
+        assert_eq!(summary.busiest[0], "GET /app/ · ↑ 2.0 MB/s");
+        assert!(
+            summary
+                .tooltip()
+                .contains("Publishing https://demo.example/app/")
+        );
+
+        let reconnecting = SessionState::Reconnecting {
+            attempt: 3,
+            max_attempts: 10,
+            retry_in_secs: 2.0,
+            last_error: "queen gone".into(),
+        };
+        let summary = TraySummary::for_run(&snapshot(reconnecting, vec![]), true);
+        assert_eq!(summary.icon, TrayIcon::Connecting);
+        assert!(
+            summary.status.contains("queen (attempt 3 of 10)"),
+            "{}",
+            summary.status
+        );
+        // The same snapshot as a tunnel says so.
+        assert!(!TraySummary::of(&snap).status.contains("Publishing"));
     }
 }

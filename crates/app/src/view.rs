@@ -32,6 +32,25 @@ pub enum Connection {
         /// A local page to fetch through the tunnel.
         page: String,
     },
+    /// A local web app published through a queen (HLHV): the engine's one
+    /// run slot is taken by a publication, not a tunnel.
+    Publish {
+        /// The saved profile's name; null for the demo publication.
+        name: Option<String>,
+        /// The queen's cell address, `HOST:PORT`.
+        queen: String,
+        /// Where it is mounted, `HOST/PATH`.
+        mount: String,
+        /// The local app published, `http://HOST:PORT`.
+        to: String,
+    },
+}
+
+impl Connection {
+    /// Whether this is a publication rather than a tunnel.
+    pub fn is_publish(&self) -> bool {
+        matches!(self, Connection::Publish { .. })
+    }
 }
 
 /// Everything the window shows, at one instant.

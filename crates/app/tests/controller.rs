@@ -83,6 +83,10 @@ fn profile_input(name: &str, fixture: &Fixture) -> ProfileInput {
         connections: None,
         dns_listen: None,
         transport: None,
+        mount: None,
+        to: None,
+        max_body: None,
+        public_url: None,
     }
 }
 
@@ -391,6 +395,10 @@ async fn bad_inputs_are_refused_and_change_nothing() {
         connections: None,
         dns_listen: None,
         transport: None,
+        mount: None,
+        to: None,
+        max_body: None,
+        public_url: None,
     };
     assert_eq!(
         c.save_profile(bad).await.unwrap_err().code,

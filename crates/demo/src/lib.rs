@@ -4,11 +4,14 @@
 //!
 //! It listens on loopback only, so it allows loopback and private targets: a
 //! machine with no internet can try it against a local web server.
-//! [`DemoHt`] does the same with an HT server (TCP, UDP and DNS).
+//! [`DemoHt`] does the same with an HT server (TCP, UDP and DNS), and
+//! [`DemoQueen`] publishes a local page through an HLHV queen.
 #![warn(missing_docs)]
 
+mod hlhv;
 mod ht;
 
+pub use hlhv::{DEMO_MOUNT, DemoQueen};
 pub use ht::DemoHt;
 
 use std::collections::HashSet;

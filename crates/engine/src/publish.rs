@@ -8,14 +8,18 @@
 //! reconnecting with backoff, disconnected). Each inbound connection a
 //! publication serves goes through [`Inbound::accept`], so it appears in the
 //! same live table, with byte counts and a close reason, as outbound streams.
+//! A publisher that serves HTTP requests rather than byte streams (the HLHV
+//! cell) records each request with [`Inbound::request`] instead: one row per
+//! request, closed with its status and duration.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use local_proxy::BoxStream;
 use tokio::sync::broadcast;
 
 use crate::events::EngineEvent;
-use crate::table::{Counted, StreamTable};
+use crate::table::{Counted, Counters, StreamTable};
 use crate::transport::{BoxFuture, TransportError};
 
 /// A way to publish something of this machine through a server.
@@ -77,5 +81,85 @@ impl Inbound {
                 let _ = events.send(EngineEvent::StreamClosed(info));
             }
         }))
+    }
+
+    /// Records one HTTP request from `peer` (the public client's address),
+    /// described as `request` (`GET /path`) and served over `connection`
+    /// (the band, shown as the row's stream id). The row stays open while
+    /// the request is served and is closed by [`InboundRequest::finish`]
+    /// with the status and duration, or as `aborted` if dropped first.
+    pub fn request(&self, peer: &str, request: &str, connection: &str) -> InboundRequest {
+        let (key, counters) =
+            self.table
+                .insert(request.to_owned(), peer.to_owned(), REQUEST_PROTOCOL);
+        if let Some(info) = self.table.opened(key, connection, 0) {
+            let _ = self.events.send(EngineEvent::StreamOpened(info));
+        }
+        InboundRequest {
+            inbound: self.clone(),
+            key,
+            counters,
+            started: Instant::now(),
+            done: false,
+        }
+    }
+}
+
+/// The protocol column of request rows.
+pub const REQUEST_PROTOCOL: &str = "inbound_http";
+
+/// One request's row in the live table, from [`Inbound::request`]. Bytes
+/// are counted as for streams: "down" is what the peer sent (the request
+/// body), "up" what we answered (the response body).
+pub struct InboundRequest {
+    inbound: Inbound,
+    key: u64,
+    counters: Arc<Counters>,
+    started: Instant,
+    done: bool,
+}
+
+impl InboundRequest {
+    /// Counts request body bytes received from the peer.
+    pub fn add_received(&self, n: usize) {
+        self.counters.add_down(n);
+    }
+
+    /// Counts response body bytes sent to the peer.
+    pub fn add_sent(&self, n: usize) {
+        self.counters.add_up(n);
+    }
+
+    /// Time since the request arrived.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Closes the row: its close reason is the status and the duration,
+    /// `"200 in 12 ms"` (the table has no duration column, and the reason
+    /// is what every front-end already shows for a closed row).
+    pub fn finish(mut self, status: u16) {
+        let ms = self.started.elapsed().as_millis();
+        self.close(format!("{status} in {ms} ms"));
+    }
+
+    /// Closes the row with another reason (the band broke mid-response).
+    pub fn fail(mut self, reason: &str) {
+        self.close(reason.to_owned());
+    }
+
+    fn close(&mut self, reason: String) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        if let Some(info) = self.inbound.table.close(self.key, reason) {
+            let _ = self.inbound.events.send(EngineEvent::StreamClosed(info));
+        }
+    }
+}
+
+impl Drop for InboundRequest {
+    fn drop(&mut self) {
+        self.close("aborted".to_owned());
     }
 }

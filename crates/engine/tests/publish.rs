@@ -238,3 +238,92 @@ async fn refused_credentials_stop_publishing_with_the_code() {
     }
     engine.stop().await;
 }
+
+/// Serves one pretend HTTP request per connect, recording it as a request
+/// row the way the HLHV cell does, then stays up until closed.
+struct RequestPublisher {
+    served: watch::Sender<u32>,
+}
+
+struct IdlePublication;
+
+impl Publication for IdlePublication {
+    fn session_id(&self) -> String {
+        "cell-uuid".into()
+    }
+    fn endpoints(&self) -> Vec<String> {
+        vec!["https://demo.example/app/".into()]
+    }
+    fn closed(&self) -> BoxFuture<'_, String> {
+        Box::pin(std::future::pending())
+    }
+    fn close(&self) {}
+}
+
+impl Publisher for RequestPublisher {
+    fn server(&self) -> String {
+        "queen.example:2001".into()
+    }
+    fn connect(
+        &self,
+        inbound: Inbound,
+    ) -> BoxFuture<'_, Result<Arc<dyn Publication>, TransportError>> {
+        let served = self.served.clone();
+        Box::pin(async move {
+            tokio::spawn(async move {
+                let ok = inbound.request("203.0.113.7", "POST /items?x=1", "band1");
+                ok.add_received(5);
+                ok.add_sent(1234);
+                ok.finish(201);
+                let lost = inbound.request("203.0.113.8", "GET /big", "band2");
+                lost.add_sent(10);
+                drop(lost);
+                served.send_replace(1);
+            });
+            Ok(Arc::new(IdlePublication) as Arc<dyn Publication>)
+        })
+    }
+}
+
+#[tokio::test]
+async fn request_rows_carry_method_path_status_bytes_duration_and_band() {
+    let (served, mut done) = watch::channel(0);
+    let engine = Engine::new();
+    engine
+        .publish(PublishOptions {
+            publisher: Arc::new(RequestPublisher { served }),
+            reconnect: ReconnectPolicy::default(),
+            retry_initial: false,
+        })
+        .unwrap();
+    wait_for(&engine, SessionState::is_active).await;
+    tokio::time::timeout(Duration::from_secs(5), done.wait_for(|n| *n == 1))
+        .await
+        .unwrap()
+        .unwrap();
+    let snapshot = engine.snapshot();
+    assert!(snapshot.open.is_empty(), "{:?}", snapshot.open);
+    let rows: Vec<_> = snapshot
+        .closed
+        .iter()
+        .filter(|r| r.protocol == engine::publish::REQUEST_PROTOCOL)
+        .collect();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let ok = rows[0];
+    assert_eq!(ok.target, "POST /items?x=1");
+    assert_eq!(ok.client, "203.0.113.7");
+    assert_eq!(ok.stream_id.as_deref(), Some("band1"));
+    assert_eq!((ok.bytes_down, ok.bytes_up), (5, 1234));
+    let reason = ok.close_reason.as_deref().unwrap();
+    assert!(
+        reason.starts_with("201 in ") && reason.ends_with(" ms"),
+        "{reason}"
+    );
+    let lost = rows[1];
+    assert_eq!(
+        (lost.target.as_str(), lost.close_reason.as_deref()),
+        ("GET /big", Some("aborted"))
+    );
+    assert_eq!(lost.bytes_up, 10);
+    engine.stop().await;
+}

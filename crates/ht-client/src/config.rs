@@ -37,7 +37,7 @@ pub struct HtClientConfig {
     /// reading cannot hold a stream slot forever.
     pub close_linger: Duration,
     /// How a broken connection of a live session is replaced.
-    pub reconnect: ReconnectPolicy,
+    pub connection_retry: ConnectionRetry,
     /// Largest chunk accepted from the server: one answer (64 KiB payload)
     /// plus its header.
     pub max_chunk: usize,
@@ -56,7 +56,7 @@ pub struct HtClientConfig {
 /// most, waiting `initial_backoff`, doubling up to `max_backoff`. A slot
 /// that runs out gives up; the session ends when every slot has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReconnectPolicy {
+pub struct ConnectionRetry {
     /// Consecutive failed tries before a connection slot gives up.
     pub attempts: u32,
     /// Wait before the first retry.
@@ -65,9 +65,9 @@ pub struct ReconnectPolicy {
     pub max_backoff: Duration,
 }
 
-impl Default for ReconnectPolicy {
+impl Default for ConnectionRetry {
     fn default() -> Self {
-        ReconnectPolicy {
+        ConnectionRetry {
             attempts: 5,
             initial_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(5),
@@ -75,7 +75,7 @@ impl Default for ReconnectPolicy {
     }
 }
 
-impl ReconnectPolicy {
+impl ConnectionRetry {
     /// The wait before retry number `attempt` (0-based).
     pub fn backoff(&self, attempt: u32) -> Duration {
         let factor = 1u32.checked_shl(attempt.min(16)).unwrap_or(u32::MAX);
@@ -98,7 +98,7 @@ impl HtClientConfig {
             open_timeout: Duration::from_secs(30),
             lookup_timeout: Duration::from_secs(10),
             close_linger: Duration::from_secs(30),
-            reconnect: ReconnectPolicy::default(),
+            connection_retry: ConnectionRetry::default(),
             max_chunk: proto_ht::query::MAX_PAYLOAD + 64,
             max_head: 16 * 1024,
             datagram_queue: 256,
@@ -125,7 +125,7 @@ impl HtClientConfig {
         if self.datagram_queue == 0 || self.datagram_targets == 0 {
             return bad("datagram limits must be at least 1");
         }
-        if self.reconnect.attempts == 0 {
+        if self.connection_retry.attempts == 0 {
             return bad("reconnect attempts must be at least 1");
         }
         Ok(url)
@@ -253,7 +253,7 @@ mod tests {
         c.max_chunk = 100;
         assert!(c.validate().is_err());
         let mut c = ok.clone();
-        c.reconnect.attempts = 0;
+        c.connection_retry.attempts = 0;
         assert!(c.validate().is_err());
         let debug = format!("{ok:?}");
         assert!(
@@ -264,7 +264,7 @@ mod tests {
 
     #[test]
     fn backoff_doubles_up_to_its_bound() {
-        let p = ReconnectPolicy::default();
+        let p = ConnectionRetry::default();
         assert_eq!(p.backoff(0), Duration::from_millis(200));
         assert_eq!(p.backoff(1), Duration::from_millis(400));
         assert_eq!(p.backoff(40), Duration::from_secs(5));

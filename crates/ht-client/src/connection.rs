@@ -228,7 +228,7 @@ async fn read_loop(
 /// promptly); when another made the session live, it retries. A broken
 /// connection is replaced after a backoff, at most `attempts` times in a row.
 pub(crate) async fn run_slot(shared: Arc<Shared>) {
-    let policy = shared.config.reconnect;
+    let policy = shared.config.connection_retry;
     let mut failures = 0u32;
     let mut state = shared.state.subscribe();
     let last = loop {

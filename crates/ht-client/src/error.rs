@@ -4,7 +4,7 @@
 use std::io;
 
 use net::ErrorCode;
-use proto_ht::client::ConnError;
+use proto_ht::client::{ConnError, EndReason};
 
 /// What went wrong making or keeping an HT session.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +67,20 @@ impl HtError {
             HtError::Busy | HtError::Status(_) => ErrorCode::ServerError,
             HtError::Io(_) | HtError::Timeout(_) => ErrorCode::HandshakeFailed,
             HtError::Http(_) | HtError::Protocol(_) => ErrorCode::ProtocolError,
+        }
+    }
+}
+
+/// How the machine ended a session, as the error it is (so that
+/// [`HtError::code`] stays the one mapping to the engine's codes).
+impl From<&EndReason> for HtError {
+    fn from(reason: &EndReason) -> Self {
+        match reason {
+            EndReason::WrongKey => HtError::WrongKey,
+            EndReason::Reclaimed => HtError::Reclaimed,
+            EndReason::Status(503) => HtError::Busy,
+            EndReason::Status(status) => HtError::Status(*status),
+            EndReason::Local(_) => HtError::Ended,
         }
     }
 }

@@ -32,7 +32,7 @@ mod stream;
 mod transport;
 
 pub use client_kit::TlsOptions;
-pub use config::{HtClientConfig, ReconnectPolicy, ServerUrl};
+pub use config::{ConnectionRetry, HtClientConfig, ServerUrl};
 pub use error::HtError;
 pub use profile::{HT_KEY, HtProfile};
 pub use proto_ht::Key;

@@ -303,7 +303,7 @@ fn config(server: &Server) -> HtClientConfig {
     c.connections = 2;
     c.machine.download_window = 4;
     c.machine.upload_window = 4;
-    c.reconnect.initial_backoff = Duration::from_millis(10);
+    c.connection_retry.initial_backoff = Duration::from_millis(10);
     c
 }
 

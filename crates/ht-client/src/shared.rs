@@ -22,6 +22,7 @@ use tokio::sync::{Notify, mpsc, oneshot, watch};
 use local_proxy::{ConnectError, ConnectErrorKind};
 
 use crate::config::{HtClientConfig, ServerUrl};
+use crate::error::HtError;
 
 /// What the session's waiters watch.
 #[derive(Debug, Clone, Default)]
@@ -69,15 +70,6 @@ pub(crate) struct Shared {
     pub(crate) url: ServerUrl,
     pub(crate) session: SessionId,
     pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
-}
-
-/// The engine's code for how a session ended.
-fn end_code(reason: &EndReason) -> ErrorCode {
-    match reason {
-        EndReason::WrongKey => ErrorCode::AuthFailed,
-        EndReason::Status(_) => ErrorCode::ServerError,
-        EndReason::Reclaimed | EndReason::Local(_) => ErrorCode::SessionLost,
-    }
 }
 
 impl Shared {
@@ -193,7 +185,7 @@ impl Shared {
                             w.wake();
                         }
                     }
-                    let code = end_code(&reason);
+                    let code = HtError::from(&reason).code();
                     self.state.send_modify(|s| {
                         s.ended.get_or_insert((code, reason.to_string()));
                     });

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use proto_ht::server::{Action, ConnId, Refusal, Server, TargetId};
+use proto_ht::server::{Action, ConnId, Event, Refusal, Server, TargetId};
 use server_kit::dial::Dialer;
 use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -104,7 +104,9 @@ impl Core {
     pub fn with<T>(self: &Arc<Self>, input: impl FnOnce(&mut Server) -> T) -> T {
         let mut inner = self.lock();
         let out = input(&mut inner.machine);
-        self.dispatch(&mut inner);
+        let events = self.dispatch(&mut inner);
+        drop(inner);
+        record(events);
         out
     }
 
@@ -126,7 +128,9 @@ impl Core {
         if let Ok(conn) = r {
             inner.conns.insert(conn, writer);
         }
-        self.dispatch(&mut inner);
+        let events = self.dispatch(&mut inner);
+        drop(inner);
+        record(events);
         r
     }
 
@@ -135,7 +139,9 @@ impl Core {
         let mut inner = self.lock();
         inner.closing = true;
         inner.machine.shutdown();
-        self.dispatch(&mut inner);
+        let events = self.dispatch(&mut inner);
+        drop(inner);
+        record(events);
     }
 
     /// The connection is gone, whoever ended it.
@@ -143,7 +149,9 @@ impl Core {
         let mut inner = self.lock();
         inner.conns.remove(&conn);
         inner.machine.handle_connection_closed(Instant::now(), conn);
-        self.dispatch(&mut inner);
+        let events = self.dispatch(&mut inner);
+        drop(inner);
+        record(events);
     }
 
     /// The machine's next deadline, and a future that fires when it moves.
@@ -155,7 +163,11 @@ impl Core {
         self.timer.notified().await;
     }
 
-    fn dispatch(self: &Arc<Self>, inner: &mut Inner) {
+    /// Carries out the machine's actions; returns its events, which the
+    /// caller records after releasing the lock (metric lookups hash their
+    /// labels: no need to make every other task wait for that).
+    fn dispatch(self: &Arc<Self>, inner: &mut Inner) -> Vec<Event> {
+        let mut events = Vec::new();
         while let Some(action) = inner.machine.poll_action() {
             match action {
                 Action::Send { conn, chunk } => {
@@ -217,7 +229,7 @@ impl Core {
                 Action::Resolve { lookup, host, kind } => {
                     tokio::spawn(dns::run(self.clone(), lookup, host, kind));
                 }
-                Action::Event(event) => metrics::record(&event),
+                Action::Event(event) => events.push(event),
             }
         }
         let next = inner.machine.poll_timeout();
@@ -225,6 +237,13 @@ impl Core {
             inner.armed = next;
             self.timer.notify_one();
         }
+        events
+    }
+}
+
+fn record(events: Vec<Event>) {
+    for event in &events {
+        metrics::record(event);
     }
 }
 

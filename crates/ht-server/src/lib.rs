@@ -87,37 +87,7 @@ pub enum ServerError {
     Limits(#[from] proto_ht::server::LimitsError),
 }
 
-/// Where the TLS certificate and key come from.
-#[derive(Clone)]
-pub enum TlsSource {
-    /// PEM files.
-    Files {
-        /// Certificate chain, leaf first.
-        cert: PathBuf,
-        /// Private key.
-        key: PathBuf,
-    },
-    /// PEM text in memory.
-    Pem {
-        /// Certificate chain, leaf first.
-        cert_pem: String,
-        /// Private key.
-        key_pem: String,
-    },
-}
-
-impl std::fmt::Debug for TlsSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            TlsSource::Files { cert, key } => f
-                .debug_struct("Files")
-                .field("cert", cert)
-                .field("key", key)
-                .finish(),
-            TlsSource::Pem { .. } => f.write_str("Pem(<in memory>)"),
-        }
-    }
-}
+pub use server_kit::tls::TlsSource;
 
 /// Everything a server needs.
 #[derive(Debug, Clone)]
@@ -193,20 +163,10 @@ pub struct HtServer {
 }
 
 fn tls_acceptor(source: &TlsSource) -> Result<TlsAcceptor, ServerError> {
-    let (cert, key) = match source {
-        TlsSource::Files { cert, key } => {
-            let read = |path: &PathBuf| {
-                std::fs::read(path).map_err(|source| ServerError::ReadFile {
-                    path: path.clone(),
-                    source,
-                })
-            };
-            (read(cert)?, read(key)?)
-        }
-        TlsSource::Pem { cert_pem, key_pem } => {
-            (cert_pem.clone().into_bytes(), key_pem.clone().into_bytes())
-        }
-    };
+    let (cert, key) = source.read().map_err(|e| ServerError::ReadFile {
+        path: e.path,
+        source: e.source,
+    })?;
     let config = server_kit::tls::server_config(&cert, &key, &[b"http/1.1"])?;
     Ok(TlsAcceptor::from(config))
 }

@@ -53,6 +53,9 @@ pub enum Command {
     /// Start an embedded gateway on loopback plus the client: a working tunnel
     /// with no server and no configuration.
     Demo(DemoArgs),
+    /// Publish a local web app through an HLHV queen until Ctrl-C, printing
+    /// each request it serves.
+    Publish(PublishArgs),
     /// Save a profile and store its secret (session or device token, HT key) in the OS keychain.
     Login(LoginArgs),
     /// Delete a profile's secrets from the keychain (and, with --forget, the profile).
@@ -153,6 +156,57 @@ pub struct ConnectArgs {
     pub json: bool,
 }
 
+/// Where an HLHV cell publishes what (command-line profile).
+#[derive(Debug, Args, Clone, Default)]
+pub struct CellArgs {
+    /// The queen's cell port, HOST:PORT (port 2001 when absent); the cell
+    /// key comes from the keychain, --key-stdin, or HTTVPS_CELL_KEY.
+    #[arg(long, value_name = "HOST:PORT", requires_all = ["mount", "to"])]
+    pub queen: Option<String>,
+    /// Where to publish, HOST/PATH (e.g. demo.example/app/; a path ending
+    /// in / takes everything below it).
+    #[arg(long, value_name = "HOST/PATH")]
+    pub mount: Option<String>,
+    /// The local web app, http://127.0.0.1:PORT.
+    #[arg(long, value_name = "URL")]
+    pub to: Option<String>,
+    /// The largest request body passed to the local app, in bytes (larger
+    /// requests get 413) [default: 8 MiB].
+    #[arg(long, value_name = "BYTES")]
+    pub max_body: Option<u64>,
+    /// The public URL to show, when it is not https://HOST/PATH.
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// Use a saved HLHV profile (see `httvps profiles`).
+    #[arg(long, short = 'p', conflicts_with = "queen")]
+    pub profile: Option<String>,
+    #[command(flatten)]
+    pub cell: CellArgs,
+    /// Extra CA certificate(s) to trust for the queen, PEM.
+    #[arg(long, value_name = "PEM")]
+    pub ca: Option<PathBuf>,
+    /// Pin the queen's certificate: hex SHA-256 of its SubjectPublicKeyInfo.
+    #[arg(long, value_name = "HEX")]
+    pub pin: Option<String>,
+    /// TLS server name, when it differs from the queen's host.
+    #[arg(long, value_name = "NAME")]
+    pub sni: Option<String>,
+    /// Read the cell key from standard input.
+    #[arg(long, alias = "token-stdin")]
+    pub key_stdin: bool,
+    /// Keep retrying when the first connect fails (a lost leash is always
+    /// retried; a refused key never is).
+    #[arg(long)]
+    pub reconnect: bool,
+    /// Print events as JSON lines on stdout, for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Local proxy address [default: 127.0.0.1:1080].
@@ -165,6 +219,10 @@ pub struct DemoArgs {
     /// Also serve DNS here through the tunnel (with --ht), e.g. 127.0.0.1:5353.
     #[arg(long, value_name = "ADDR", requires = "ht")]
     pub dns_listen: Option<SocketAddr>,
+    /// Demonstrate publishing instead: an embedded HLHV queen on loopback
+    /// and a cell publishing a local page through it.
+    #[arg(long, conflicts_with_all = ["ht", "listen"])]
+    pub publish: bool,
     /// Print events as JSON lines on stdout.
     #[arg(long)]
     pub json: bool,
@@ -177,6 +235,10 @@ pub struct LoginArgs {
     pub profile: String,
     #[command(flatten)]
     pub server: ServerArgs,
+    /// An HLHV profile (with --mount and --to; --ca, --pin and --sni apply
+    /// to the queen).
+    #[command(flatten)]
+    pub cell: CellArgs,
     /// Also set the local proxy password (asked after the token).
     #[arg(long)]
     pub proxy_password: bool,

@@ -134,7 +134,7 @@ pub fn profile_from_args(name: &str, server: &ServerArgs) -> anyhow::Result<Prof
     Ok(Profile::Httvps(profile))
 }
 
-fn absolute(path: PathBuf) -> PathBuf {
+pub fn absolute(path: PathBuf) -> PathBuf {
     std::fs::canonicalize(&path).unwrap_or(path)
 }
 
@@ -143,14 +143,18 @@ const CLIENT_NAME: &str = concat!("httvps-cli/", env!("CARGO_PKG_VERSION"));
 
 /// Finds profile `name`'s secret of `kind`: stdin when asked, else the
 /// keychain (saved profiles), else the environment variable.
-fn resolve_secret(
+pub fn resolve_secret(
     name: &str,
     kind: SecretKind,
     keychain: Option<&dyn SecretStore>,
     from_stdin: bool,
     env_var: &str,
 ) -> anyhow::Result<Secret> {
-    let what = if kind == HT_KEY { "key" } else { "token" };
+    let what = if kind == HT_KEY || kind == hlhv_cell::CELL_KEY {
+        "key"
+    } else {
+        "token"
+    };
     if from_stdin {
         let mut text = String::new();
         std::io::stdin()
@@ -244,7 +248,7 @@ pub async fn supervise(
     dns_listen: Option<SocketAddr>,
 ) -> anyhow::Result<ExitCode> {
     let engine = Engine::new();
-    let mut events = engine.subscribe();
+    let events = engine.subscribe();
     let proxy_addr = engine.start(options).await?;
     let dns_addr = match dns_listen {
         None => None,
@@ -260,13 +264,7 @@ pub async fn supervise(
         .control_file
         .clone()
         .unwrap_or_else(default_control_file);
-    let _control = match ControlServer::start(engine.clone(), &control_file).await {
-        Ok(server) => Some(server),
-        Err(e) => {
-            tracing::warn!("`httvps status` will not work: {e}");
-            None
-        }
-    };
+    let _control = control_server(global, &engine).await;
     let extra = banner.map(|b| b(proxy_addr));
     // On stderr even with --json (stdout is for scripts): whoever started
     // the client must see it. The engine also logged it.
@@ -298,6 +296,34 @@ pub async fn supervise(
             println!("{text}");
         }
     }
+    let code = follow(&engine, events, json).await;
+    engine.stop().await;
+    code
+}
+
+/// Starts the control endpoint `httvps status` talks to (a warning when it
+/// cannot).
+pub async fn control_server(global: &Global, engine: &Engine) -> Option<ControlServer> {
+    let control_file = global
+        .control_file
+        .clone()
+        .unwrap_or_else(default_control_file);
+    match ControlServer::start(engine.clone(), &control_file).await {
+        Ok(server) => Some(server),
+        Err(e) => {
+            tracing::warn!("`httvps status` will not work: {e}");
+            None
+        }
+    }
+}
+
+/// Prints the engine's events until Ctrl-C/SIGTERM, or until it gives up
+/// (then the exit code says whether it ended on an error).
+pub async fn follow(
+    engine: &Engine,
+    mut events: tokio::sync::broadcast::Receiver<EngineEvent>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     // Streams created once: a signal that arrives while an event is being
     // printed is kept for the next turn (a fresh `ctrl_c()` per turn would
     // miss it).
@@ -343,7 +369,6 @@ pub async fn supervise(
             Err(RecvError::Closed) => break ExitCode::SUCCESS,
         }
     };
-    engine.stop().await;
     Ok(code)
 }
 

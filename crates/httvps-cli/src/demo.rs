@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use demo::{DemoGateway, DemoHt, DemoPage};
+use demo::{DemoGateway, DemoHt, DemoPage, DemoQueen};
 
 use crate::args::{DemoArgs, Global};
 use crate::connect::supervise;
@@ -14,6 +14,9 @@ use crate::connect::supervise;
 pub async fn run(global: &Global, args: DemoArgs) -> anyhow::Result<ExitCode> {
     if args.ht {
         return run_ht(global, args).await;
+    }
+    if args.publish {
+        return run_publish(global, args).await;
     }
     let gateway = DemoGateway::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?;
     let page = DemoPage::start()
@@ -65,5 +68,26 @@ async fn run_ht(global: &Global, args: DemoArgs) -> anyhow::Result<ExitCode> {
     let code = supervise(global, options, args.json, Some(banner), args.dns_listen).await;
     drop(page);
     server.shutdown().await;
+    code
+}
+
+/// `httvps demo --publish`: an embedded HLHV queen on loopback and a cell
+/// publishing a local page through it, reached at the queen's HTTPS port.
+async fn run_publish(global: &Global, args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let queen = DemoQueen::start(Ipv4Addr::LOCALHOST.into()).await?;
+    let page = DemoPage::start()
+        .await
+        .context("starting the demo web page")?;
+    let options = queen.publish_options(&page.url())?;
+    let banner = format!(
+        "demo queen: cells on {}, HTTPS on {} (self-signed, loopback only)\n\
+         try it:\n  curl -k {}\nor open it in a browser (accept the certificate); Ctrl-C stops.",
+        queen.cells_addr(),
+        queen.https_addr(),
+        queen.public_url()
+    );
+    let code = crate::publish::publish(global, options, args.json, Some(banner)).await;
+    drop(page);
+    queen.shutdown().await;
     code
 }

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use app::Profile;
+use hlhv_cell::CELL_KEY;
 use ht_client::HT_KEY;
 use httvps_client::profile::{DEVICE_TOKEN, SESSION_TOKEN, ServerSpec};
 use httvps_client::{HttvpsProfile, Transport};
@@ -13,7 +14,8 @@ use net::Secret;
 use profiles::{KeyringStore, SecretKind, SecretStore, account};
 
 use crate::args::{Global, LoginArgs, LogoutArgs, ServerArgs};
-use crate::connect::{load, profile_from_args, profile_store};
+use crate::connect::{absolute, load, profile_from_args, profile_store};
+use crate::publish::cell_profile;
 
 /// Reads one secret: a hidden prompt on a terminal, else a line of stdin.
 fn read_secret(prompt: &str) -> anyhow::Result<Secret> {
@@ -37,8 +39,21 @@ fn read_secret(prompt: &str) -> anyhow::Result<Secret> {
 pub fn login(global: &Global, args: LoginArgs) -> anyhow::Result<ExitCode> {
     let store = profile_store(global)?;
     let mut file = load(&store)?;
-    let mut profile = profile_from_args(&args.profile, &args.server)
-        .context("a profile needs --gateway URL, --backend URL with --device-id ID, or --ht URL")?;
+    let mut profile = if args.cell.queen.is_some() {
+        let server = &args.server;
+        if server.gateway.is_some() || server.backend.is_some() || server.ht.is_some() {
+            bail!("--queen makes an HLHV profile; it cannot take --gateway, --backend or --ht");
+        }
+        let mut cell = cell_profile(&args.profile, &args.cell)?;
+        cell.ca_file = server.ca.clone().map(absolute);
+        cell.pin_sha256 = server.pin.clone();
+        cell.sni = server.sni.clone();
+        Profile::Hlhv(cell)
+    } else {
+        profile_from_args(&args.profile, &args.server).context(
+            "a profile needs --gateway URL, --backend URL with --device-id ID, --ht URL, or --queen HOST:PORT with --mount and --to",
+        )?
+    };
     keep_unsaid(
         &mut profile,
         file.profiles.iter().find(|p| p.name() == args.profile),
@@ -48,6 +63,7 @@ pub fn login(global: &Global, args: LoginArgs) -> anyhow::Result<ExitCode> {
     let prompt = match kind {
         SESSION_TOKEN => "Session token: ",
         DEVICE_TOKEN => "Device token: ",
+        CELL_KEY => "Cell key: ",
         _ => "HT key (64 hex characters): ",
     };
     let secret = read_secret(prompt)?;
@@ -104,6 +120,11 @@ fn keep_unsaid(profile: &mut Profile, old: Option<&Profile>, server: &ServerArgs
             profile.connections = profile.connections.or(old.connections);
             profile.dns_listen = old.dns_listen;
         }
+        (Profile::Hlhv(profile), Some(Profile::Hlhv(old))) => {
+            profile.reconnect = old.reconnect;
+            profile.max_body = profile.max_body.or(old.max_body);
+            profile.public_url = profile.public_url.clone().or(old.public_url.clone());
+        }
         _ => {}
     }
 }
@@ -115,6 +136,7 @@ pub fn logout(global: &Global, args: LogoutArgs) -> anyhow::Result<ExitCode> {
         SESSION_TOKEN,
         DEVICE_TOKEN,
         HT_KEY,
+        CELL_KEY,
         SecretKind::PROXY_PASSWORD,
     ] {
         if keychain.delete(&account(&args.profile, kind))? {
@@ -176,6 +198,18 @@ pub fn list(global: &Global) -> anyhow::Result<ExitCode> {
                 (server, kind, p.listen())
             }
             Profile::Ht(p) => (format!("{} (HT)", p.url), HT_KEY, p.listen()),
+            Profile::Hlhv(p) => {
+                let secret = match keychain.get(&account(&p.name, CELL_KEY)) {
+                    Ok(Some(_)) => "key in keychain",
+                    Ok(None) => "no key",
+                    Err(_) => "keychain unavailable",
+                };
+                println!(
+                    "{}\tpublishes {} at {} through {} (HLHV)\t{secret}",
+                    p.name, p.to, p.mount, p.queen
+                );
+                continue;
+            }
             other => {
                 println!("{}\t{} profile", other.name(), other.protocol().title());
                 continue;

@@ -10,6 +10,7 @@ mod demo;
 mod failure;
 mod login;
 mod output;
+mod publish;
 mod status;
 
 use std::process::ExitCode;
@@ -32,6 +33,7 @@ fn main() -> ExitCode {
     let json = match &cli.command {
         Command::Connect(args) => args.json,
         Command::Demo(args) => args.json,
+        Command::Publish(args) => args.json,
         Command::Status(args) | Command::Streams(args) => args.json,
         Command::Login(_) | Command::Logout(_) | Command::Profiles => false,
     };
@@ -49,6 +51,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Connect(args) => connect::run(&cli.global, args).await,
             Command::Demo(args) => demo::run(&cli.global, args).await,
+            Command::Publish(args) => publish::run(&cli.global, args).await,
             Command::Login(args) => login::login(&cli.global, args),
             Command::Logout(args) => login::logout(&cli.global, args),
             Command::Profiles => login::list(&cli.global),

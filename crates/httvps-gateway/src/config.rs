@@ -78,37 +78,7 @@ impl GatewayConfig {
     }
 }
 
-/// Where the certificate chain and key come from.
-#[derive(Clone)]
-pub enum TlsSource {
-    /// PEM files on disk.
-    Files {
-        /// The certificate chain, leaf first.
-        cert: PathBuf,
-        /// The private key (PKCS#8, PKCS#1 or SEC1).
-        key: PathBuf,
-    },
-    /// PEM text in memory, for an embedded gateway.
-    Pem {
-        /// The certificate chain, leaf first.
-        cert_pem: String,
-        /// The private key.
-        key_pem: String,
-    },
-}
-
-impl fmt::Debug for TlsSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TlsSource::Files { cert, key } => f
-                .debug_struct("Files")
-                .field("cert", cert)
-                .field("key", key)
-                .finish(),
-            TlsSource::Pem { .. } => f.write_str("Pem(<in memory>)"),
-        }
-    }
-}
+pub use server_kit::tls::TlsSource;
 
 /// Who validates session tokens.
 #[derive(Clone)]

@@ -15,19 +15,9 @@ const ALPN: &[&[u8]] = &[b"http/1.1", b"http/1.0", b"http/0.9"];
 
 /// Loads the certificate and key and builds the server configuration.
 pub fn server_config(source: &TlsSource) -> Result<Arc<ServerConfig>, GatewayError> {
-    let (cert_pem, key_pem) = match source {
-        TlsSource::Files { cert, key } => {
-            let read = |path: &std::path::Path| {
-                std::fs::read(path).map_err(|source| GatewayError::ReadFile {
-                    path: path.to_owned(),
-                    source,
-                })
-            };
-            (read(cert)?, read(key)?)
-        }
-        TlsSource::Pem { cert_pem, key_pem } => {
-            (cert_pem.as_bytes().to_vec(), key_pem.as_bytes().to_vec())
-        }
-    };
+    let (cert_pem, key_pem) = source.read().map_err(|e| GatewayError::ReadFile {
+        path: e.path,
+        source: e.source,
+    })?;
     server_kit::tls::server_config(&cert_pem, &key_pem, ALPN).map_err(|e| GatewayError::Tls(e.0))
 }

@@ -385,17 +385,14 @@ mod tests {
 
     #[test]
     fn missing_fields_and_null_values_default() {
-        let Frame::ResHead(head) = parse(0x39, br#"{"statusCode":204,"headers":{"x":null}}"#)
-            .unwrap()
+        let Frame::ResHead(head) =
+            parse(0x39, br#"{"statusCode":204,"headers":{"x":null}}"#).unwrap()
         else {
             panic!()
         };
         assert_eq!(head.status_code, 204);
         assert_eq!(head.headers["x"], Vec::<String>::new());
-        assert_eq!(
-            parse(0x00, b"{}").unwrap(),
-            Frame::IAm(IAm::default())
-        );
+        assert_eq!(parse(0x00, b"{}").unwrap(), Frame::IAm(IAm::default()));
     }
 
     #[test]
@@ -434,7 +431,16 @@ mod tests {
     fn bad_frames_say_what_is_wrong() {
         assert_eq!(parse(0x7F, b""), Err(FrameError::UnknownKind(0x7F)));
         let err = parse(0x10, b"{\"host\":5}").unwrap_err();
-        assert!(matches!(err, FrameError::Json { kind: Kind::Mount, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                FrameError::Json {
+                    kind: Kind::Mount,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         assert!(err.to_string().starts_with("bad Mount frame"));
     }
 

@@ -142,7 +142,10 @@ mod tests {
         let mut buf = BytesMut::from(&[0u8, 0, 4, 1][..]);
         assert_eq!(
             reader.split(&mut buf),
-            Err(FrameError::TooLarge { len: 1025, max: 1024 })
+            Err(FrameError::TooLarge {
+                len: 1025,
+                max: 1024
+            })
         );
         let mut ok = BytesMut::from(&[0u8, 0, 4, 0][..]);
         assert_eq!(reader.split(&mut ok), Ok(None));

@@ -27,4 +27,4 @@ pub mod route;
 pub use frame::{
     Accept, ConnKind, Frame, FrameError, IAm, Kind, Mount, NeedBand, ReqHead, ResHead, ResWant,
 };
-pub use fsock::{FrameReader, DEFAULT_MAX_FRAME};
+pub use fsock::{DEFAULT_MAX_FRAME, FrameReader};

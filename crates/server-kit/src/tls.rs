@@ -3,6 +3,7 @@
 //! Built with an explicit aws-lc-rs provider rather than the process default,
 //! so an embedded server works whether or not its host installed one.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use rustls::ServerConfig;
@@ -13,6 +14,71 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct TlsError(pub String);
+
+/// Where a server's certificate chain and key come from: files for the
+/// binaries, memory for the embedded demo servers and tests.
+#[derive(Clone)]
+pub enum TlsSource {
+    /// PEM files on disk.
+    Files {
+        /// The certificate chain, leaf first.
+        cert: PathBuf,
+        /// The private key (PKCS#8, PKCS#1 or SEC1).
+        key: PathBuf,
+    },
+    /// PEM text in memory.
+    Pem {
+        /// The certificate chain, leaf first.
+        cert_pem: String,
+        /// The private key.
+        key_pem: String,
+    },
+}
+
+/// A certificate or key file that cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read {}", path.display())]
+pub struct ReadPemError {
+    /// The file.
+    pub path: PathBuf,
+    /// Why.
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl TlsSource {
+    /// The certificate chain and the key, as PEM bytes.
+    pub fn read(&self) -> Result<(Vec<u8>, Vec<u8>), ReadPemError> {
+        match self {
+            TlsSource::Files { cert, key } => {
+                let read = |path: &PathBuf| {
+                    std::fs::read(path).map_err(|source| ReadPemError {
+                        path: path.clone(),
+                        source,
+                    })
+                };
+                Ok((read(cert)?, read(key)?))
+            }
+            TlsSource::Pem { cert_pem, key_pem } => {
+                Ok((cert_pem.as_bytes().to_vec(), key_pem.as_bytes().to_vec()))
+            }
+        }
+    }
+}
+
+/// The key stays out of debug output.
+impl std::fmt::Debug for TlsSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TlsSource::Files { cert, key } => f
+                .debug_struct("Files")
+                .field("cert", cert)
+                .field("key", key)
+                .finish(),
+            TlsSource::Pem { .. } => f.write_str("Pem(<in memory>)"),
+        }
+    }
+}
 
 /// A server configuration from a certificate chain (PEM, leaf first) and its
 /// private key (PEM), offering `alpn` (HTTP/1.1 for our servers: the

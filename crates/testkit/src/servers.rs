@@ -437,7 +437,13 @@ async fn serve(state: &HttpState, req: Request<Incoming>) -> Response<Body> {
         }
         requests.push_back(path.clone());
     }
-    match (req.method(), path.as_str()) {
+    // A trailing slash names the same resource: a reverse proxy with the Go
+    // HLHV queen's routing redirects `/upload` to `/upload/`.
+    let route = match path.as_str() {
+        "/" => "/",
+        p => p.strip_suffix('/').unwrap_or(p),
+    };
+    match (req.method(), route) {
         (&Method::GET, "/") => full(StatusCode::OK, "text/html; charset=utf-8", INDEX_HTML),
         (&Method::GET, "/page") => full(StatusCode::OK, "text/html; charset=utf-8", PAGE_HTML),
         (&Method::GET, "/static/a.css") => full(StatusCode::OK, "text/css", A_CSS),

@@ -42,27 +42,29 @@ export class ErrorBox {
     private box: HTMLElement,
     private onAction: (action: Exclude<ErrorAction, null>) => void,
   ) {
-    this.el("#error-dismiss").addEventListener("click", () => this.show(null));
-    this.el("#error-action").addEventListener("click", () => {
+    this.part("dismiss").addEventListener("click", () => this.show(null));
+    this.part("action").addEventListener("click", () => {
       if (this.action) this.onAction(this.action);
     });
   }
 
-  private el(selector: string): HTMLElement {
-    return this.box.querySelector(selector) as HTMLElement;
+  /** One of the banner's parts (`data-part`: code, message, hint, action,
+   * dismiss), so that each panel can have its own banner. */
+  private part(name: string): HTMLElement {
+    return this.box.querySelector(`[data-part="${name}"]`) as HTMLElement;
   }
 
   /** Shows an error (a command's or the engine's), or hides the banner. */
   show(error: { code: string; message: string } | null): void {
     this.box.hidden = !error;
-    this.el("#error-code").textContent = error ? error.code : "";
-    this.el("#error-message").textContent = error ? error.message : "";
+    this.part("code").textContent = error ? error.code : "";
+    this.part("message").textContent = error ? error.message : "";
     const next = error && isErrorCode(error.code) ? errorHint(error.code) : null;
-    const hint = this.el("#error-hint");
+    const hint = this.part("hint");
     hint.textContent = next?.hint ?? "";
     hint.hidden = !next;
     this.action = next?.action ?? null;
-    const button = this.el("#error-action");
+    const button = this.part("action");
     button.hidden = !this.action;
     button.textContent = this.action ? ACTION_LABELS[this.action] : "";
   }

@@ -61,11 +61,24 @@ const KEY: Secret = {
   },
 };
 
+/** An HLHV cell key (the queen's connKey): any printable text. Such
+ * profiles are made in the Publish panel; listed here so every kind of
+ * profile names its secret. */
+const CELL_KEY: Secret = {
+  label: "Cell key",
+  noun: "cell key",
+  stored: "key in keychain",
+  missing: "no key stored",
+  forget: "Forget key",
+  check: (value) => (value.trim() ? null : "Enter the cell key."),
+};
+
 /** The secret of each kind of profile. */
 export const SECRETS: Record<ProfileKind, Secret> = {
   gateway: TOKEN,
   control_plane: TOKEN,
   preshared_key: KEY,
+  cell_key: CELL_KEY,
 };
 
 export type FormFields = () => FieldSet;

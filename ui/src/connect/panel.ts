@@ -39,11 +39,11 @@ const TEMPLATE = `
   </div>
 </div>
 <div id="error" class="error" role="alert" data-testid="error" hidden>
-  <strong id="error-code" data-testid="error-code"></strong>
-  <span id="error-message" data-testid="error-message"></span>
-  <span id="error-hint" class="error-hint" data-testid="error-hint" hidden></span>
-  <button id="error-action" class="link" data-testid="error-action" hidden></button>
-  <button id="error-dismiss" class="link" aria-label="Dismiss the error">Dismiss</button>
+  <strong id="error-code" data-part="code" data-testid="error-code"></strong>
+  <span id="error-message" data-part="message" data-testid="error-message"></span>
+  <span id="error-hint" data-part="hint" class="error-hint" data-testid="error-hint" hidden></span>
+  <button id="error-action" data-part="action" class="link" data-testid="error-action" hidden></button>
+  <button id="error-dismiss" data-part="dismiss" class="link" aria-label="Dismiss the error">Dismiss</button>
 </div>
 <section class="cards" aria-label="Session">
   <div class="card">
@@ -238,7 +238,7 @@ export class ConnectPanel {
   }
 
   private async toggle(): Promise<void> {
-    if (this.state.state === "disconnected") {
+    if (this.publishing() || this.state.state === "disconnected") {
       this.showError(null);
       await this.run(() => call("connect", {}));
     } else {
@@ -296,15 +296,21 @@ export class ConnectPanel {
         this.table.opened(event.data);
         break;
       case "stream_closed":
-        this.table.closedStream(event.data);
+        this.table.closedRow(event.data);
         break;
       case "streams":
         // Carried by the stream feed (`onStreams`), not as an event.
         break;
       case "error":
-        this.showError(event.data);
+        // A publication's errors are the Publish panel's.
+        if (!this.publishing()) this.showError(event.data);
         break;
     }
+  }
+
+  /** Whether the engine's one run slot is taken by a publication. */
+  private publishing(): boolean {
+    return this.overview?.connection?.kind === "publish";
   }
 
   /** A stream-table update from the `watch_streams` channel. */
@@ -348,9 +354,10 @@ export class ConnectPanel {
   }
 
   private renderSession(): void {
-    const s = this.state;
+    // A publication's state is the Publish panel's business.
+    const s: SessionState = this.publishing() ? { state: "disconnected", reason: null } : this.state;
     const pill = this.el("#state");
-    pill.textContent = stateLabel(s);
+    pill.textContent = this.publishing() ? "Disconnected (a web app is being published)" : stateLabel(s);
     pill.dataset.state = s.state === "disconnected" && s.reason ? "error" : s.state;
     pill.title = s.state === "disconnected" && s.reason ? s.reason : "";
     const active = s.state === "active" ? s : null;
@@ -389,13 +396,15 @@ export class ConnectPanel {
   }
 
   private renderControls(): void {
-    const disconnected = this.state.state === "disconnected";
+    const publishing = this.publishing();
+    const disconnected = publishing || this.state.state === "disconnected";
     const connect = this.el("#connect") as HTMLButtonElement;
     connect.textContent = disconnected ? "Connect" : "Disconnect";
     const hasProfile = !!this.overview?.selected;
-    connect.disabled = this.busy || (disconnected && !hasProfile);
+    connect.disabled = this.busy || publishing || (disconnected && !hasProfile);
+    connect.title = publishing ? "Stop publishing first: one tunnel or one publication at a time" : "";
     const demo = this.el("#demo") as HTMLButtonElement;
-    demo.disabled = this.busy;
+    demo.disabled = this.busy || publishing;
     demo.hidden = !disconnected;
   }
 
@@ -408,8 +417,11 @@ export class ConnectPanel {
   }
 
   private renderProfiles(): void {
-    const o = this.overview;
-    if (!o) return;
+    const all = this.overview;
+    if (!all) return;
+    // Publication profiles live in the Publish panel.
+    const connect = new Set(all.protocols.filter((p) => p.mode === "connect").map((p) => p.id));
+    const o: Overview = { ...all, profiles: all.profiles.filter((p) => connect.has(p.protocol)) };
     const select = this.el("#profile-select") as HTMLSelectElement;
     select.replaceChildren(
       ...o.profiles.map((p) => {
@@ -422,7 +434,7 @@ export class ConnectPanel {
       }),
     );
     select.hidden = o.profiles.length === 0;
-    select.disabled = this.state.state !== "disconnected";
+    select.disabled = this.state.state !== "disconnected" && !this.publishing();
     this.profiles.render(o);
   }
 

@@ -1,8 +1,8 @@
-// The live stream table. Rows are keyed by the engine's row key and updated
-// in place (only the cells whose text changed), so that a few updates per
-// second never flicker, keep the selection and don't steal focus.
+// The live stream table: the outbound rows of the engine's live table,
+// updated in place (see LiveRows).
 import type { StreamInfo } from "../bindings";
 import { bytes, duration, rate } from "../format";
+import { LiveRows } from "../live-rows";
 
 const COLUMNS = ["protocol", "target", "id", "up", "down", "rate_up", "rate_down", "age", "state", "reason"] as const;
 type Column = (typeof COLUMNS)[number];
@@ -41,76 +41,18 @@ function cells(s: StreamInfo, nowSec: number): Record<Column, string> {
   };
 }
 
-export class StreamTable {
-  private rows = new Map<number, HTMLTableRowElement>();
-  private open = new Map<number, StreamInfo>();
-  private closed: StreamInfo[] = [];
+/** Rows of the live table that are requests served by a publication: the
+ * Publish panel's request log shows them, not this table. */
+const REQUEST_PROTOCOL = "inbound_http";
 
-  constructor(private body: HTMLTableSectionElement, private empty: HTMLElement) {}
+const isStream = (s: StreamInfo) => s.protocol !== REQUEST_PROTOCOL;
 
-  /** Replaces everything (from a snapshot). */
-  reset(open: StreamInfo[], closed: StreamInfo[]): void {
-    this.open = new Map(open.map((s) => [s.key, s]));
-    this.closed = closed.slice(-CLOSED_SHOWN).reverse();
-    this.render();
-  }
-
-  opened(s: StreamInfo): void {
-    this.open.set(s.key, s);
-    this.render();
-  }
-
-  closedStream(s: StreamInfo): void {
-    this.open.delete(s.key);
-    this.closed = [s, ...this.closed.filter((c) => c.key !== s.key)].slice(0, CLOSED_SHOWN);
-    this.render();
-  }
-
-  /** The open streams' latest counters (the complete open set). */
-  update(open: StreamInfo[]): void {
-    this.open = new Map(open.map((s) => [s.key, s]));
-    this.render();
-  }
-
-  /** Refreshes ages. */
-  tick(): void {
-    this.render();
-  }
-
-  render(nowSec = Date.now() / 1000): void {
-    const ordered = [...[...this.open.values()].sort((a, b) => b.key - a.key), ...this.closed];
-    const wanted = new Set(ordered.map((s) => s.key));
-    for (const [key, row] of this.rows) {
-      if (!wanted.has(key)) {
-        row.remove();
-        this.rows.delete(key);
-      }
-    }
-    let previous: HTMLTableRowElement | null = null;
-    for (const s of ordered) {
-      let row = this.rows.get(s.key);
-      if (!row) {
-        row = document.createElement("tr");
-        row.dataset.key = String(s.key);
-        for (const column of COLUMNS) {
-          const cell = document.createElement("td");
-          cell.dataset.col = column;
-          row.appendChild(cell);
-        }
-        this.rows.set(s.key, row);
-      }
-      row.dataset.state = s.state;
+export class StreamTable extends LiveRows<Column> {
+  constructor(body: HTMLTableSectionElement, empty: HTMLElement) {
+    super(body, empty, COLUMNS, isStream, CLOSED_SHOWN, (s, row, nowMs) => {
       row.dataset.target = s.target;
       row.dataset.protocol = s.protocol;
-      const values = cells(s, nowSec);
-      COLUMNS.forEach((column, i) => {
-        const cell = row!.children[i] as HTMLTableCellElement;
-        if (cell.textContent !== values[column]) cell.textContent = values[column];
-      });
-      const expectedPosition: ChildNode | null = previous ? previous.nextSibling : this.body.firstChild;
-      if (expectedPosition !== row) this.body.insertBefore(row, expectedPosition);
-      previous = row;
-    }
-    this.empty.hidden = ordered.length > 0;
+      return cells(s, nowMs / 1000);
+    });
   }
 }

@@ -1,8 +1,414 @@
-// Publish: a local web app reachable from outside through a server.
-import { UpcomingPanel } from "../upcoming";
+// The Publish panel: a web app on this computer reachable from outside
+// through an HLHV queen. Pick (or create) a publication profile, start and
+// stop it, see its state (with reconnect attempts after the queen
+// restarts), the public URL with a copy button, and a live log of the
+// requests served. Everything comes from the app through typed commands and
+// events, as in the Connect panel; the request log is fed by the same
+// events and stream channel as the Connect panel's table (its
+// "inbound_http" rows). Dynamic text is only ever set with textContent.
+import { asCommandError, call, type ShownError } from "../api";
+import type { EngineEvent, Overview, ProfileView, ProtocolInfo, SessionState, StreamsUpdate } from "../bindings";
+import { bytes, duration } from "../format";
+import { protocolCard } from "../protocols";
+import { Tabs } from "../tabs";
+import { ErrorBox } from "../connect/errors";
+import {
+  FORM,
+  fillForm,
+  fromProfileView,
+  publishDetail,
+  readForm,
+  showErrors,
+  toProfileInput,
+  validatePublish,
+} from "./form";
+import { RequestLog, headerRow } from "./requests";
 
-export class PublishPanel extends UpcomingPanel {
-  constructor() {
-    super("Publish", "Make a web app running on this computer reachable from outside, through a server.");
+const TEMPLATE = `
+<div class="toolbar">
+  <div id="publish-state" class="state" role="status" aria-live="polite" data-testid="publish-state"></div>
+  <div class="actions">
+    <label class="visually-hidden" for="publish-profile">Publication</label>
+    <select id="publish-profile" data-testid="publish-profile"></select>
+    <button id="publish-toggle" class="primary" data-testid="publish-toggle">Publish</button>
+    <button id="publish-demo" data-testid="publish-demo">Try the demo</button>
+  </div>
+</div>
+<div id="publish-error" class="error" role="alert" data-testid="publish-error" hidden>
+  <strong data-part="code" data-testid="publish-error-code"></strong>
+  <span data-part="message" data-testid="publish-error-message"></span>
+  <span data-part="hint" class="error-hint" hidden></span>
+  <button data-part="action" class="link" hidden></button>
+  <button data-part="dismiss" class="link" aria-label="Dismiss the error">Dismiss</button>
+</div>
+<div id="publish-unavailable" class="protocols" hidden></div>
+<section class="cards" aria-label="Publication">
+  <div class="card">
+    <h2>Publication</h2>
+    <dl>
+      <dt>Local app</dt><dd data-testid="publish-to">—</dd>
+      <dt>Queen</dt><dd data-testid="publish-queen">—</dd>
+      <dt>Mount</dt><dd data-testid="publish-mount">—</dd>
+      <dt>Cell id</dt><dd data-testid="publish-cell">—</dd>
+      <dt>Uptime</dt><dd data-testid="publish-uptime">—</dd>
+    </dl>
+    <p class="warning" data-testid="publish-retry" hidden></p>
+  </div>
+  <div class="card">
+    <h2>Public address</h2>
+    <p class="proxy"><code data-testid="public-url">not published</code>
+      <button data-testid="copy-public-url" aria-label="Copy the public address" disabled>Copy</button></p>
+    <p class="hint" data-testid="publish-note">Anyone who can reach the queen can open this address while the app is published.</p>
+  </div>
+  <div class="card">
+    <h2>Requests</h2>
+    <dl>
+      <dt>In progress</dt><dd data-testid="requests-open">0</dd>
+      <dt>Answered</dt><dd data-testid="requests-answered">0</dd>
+      <dt>Received / sent</dt><dd data-testid="requests-bytes" title="Request bodies from the public clients / response bodies to them">0 B / 0 B</dd>
+    </dl>
+  </div>
+</section>
+<nav id="publish-tabs" class="tabs" role="tablist" aria-label="Publish views">
+  <button role="tab" id="publish-tab-requests" aria-controls="publish-panel-requests" aria-selected="true" data-testid="publish-tab-requests">Requests</button>
+  <button role="tab" id="publish-tab-profiles" aria-controls="publish-panel-profiles" aria-selected="false" tabindex="-1" data-testid="publish-tab-profiles">Profiles</button>
+</nav>
+<section id="publish-panel-requests" role="tabpanel" aria-labelledby="publish-tab-requests" class="panel">
+  <div class="table-wrap">
+    <table class="streams requests" data-testid="requests">
+      <caption class="visually-hidden">Requests served, newest first</caption>
+      <thead><tr>${headerRow()}</tr></thead>
+      <tbody data-testid="requests-body"></tbody>
+    </table>
+    <p class="hint table-empty" data-testid="requests-empty">No requests yet. Open the public address once the app is published.</p>
+  </div>
+</section>
+<section id="publish-panel-profiles" role="tabpanel" aria-labelledby="publish-tab-profiles" class="panel" hidden>
+  <ul class="profiles" data-testid="publish-profiles"></ul>
+  ${FORM}
+</section>`;
+
+/** The state pill's words for a publication. */
+export function publishStateLabel(state: SessionState): string {
+  switch (state.state) {
+    case "disconnected":
+      return state.reason ? "Stopped (error)" : "Not published";
+    case "authenticating":
+      return "Connecting to the queen…";
+    case "active":
+      return "Published";
+    case "reconnecting":
+      return `Reconnecting (attempt ${state.attempt} of ${state.max_attempts})`;
+  }
+}
+
+/** What the panel needs from the window: a fresh overview for everyone. */
+export interface PublishHost {
+  apply(overview: Overview): void;
+}
+
+export class PublishPanel {
+  readonly element: HTMLElement;
+  private overview: Overview | null = null;
+  private state: SessionState = { state: "disconnected", reason: null };
+  private log: RequestLog;
+  private tabs: Tabs;
+  private errors: ErrorBox;
+  private busy = false;
+  /** The profile chosen in the toolbar (kept while the list changes). */
+  private chosen: string | null = null;
+  private protocols: readonly ProtocolInfo[] = [];
+
+  constructor(private host: PublishHost) {
+    this.element = document.createElement("div");
+    this.element.className = "publish";
+    this.element.innerHTML = TEMPLATE;
+    this.log = new RequestLog(this.q("requests-body") as HTMLTableSectionElement, this.q("requests-empty"));
+    this.tabs = new Tabs(this.el("#publish-tabs"), this.element);
+    this.errors = new ErrorBox(this.el("#publish-error"), () => this.tabs.select("publish-tab-profiles"));
+    this.wire();
+  }
+
+  private el(selector: string): HTMLElement {
+    const el = this.element.querySelector(selector);
+    if (!el) throw new Error(`missing ${selector}`);
+    return el as HTMLElement;
+  }
+
+  private q(testid: string): HTMLElement {
+    return this.el(`[data-testid="${testid}"]`);
+  }
+
+  private form(): HTMLFormElement {
+    return this.el("#publish-form") as HTMLFormElement;
+  }
+
+  private wire(): void {
+    this.q("publish-toggle").addEventListener("click", () => void this.toggle());
+    this.q("publish-demo").addEventListener("click", () => {
+      this.showError(null);
+      void this.run(() => call("start_publish_demo", {}));
+    });
+    this.q("copy-public-url").addEventListener("click", () => void this.copyUrl());
+    (this.q("publish-profile") as HTMLSelectElement).addEventListener("change", (e) => {
+      this.chosen = (e.target as HTMLSelectElement).value || null;
+      this.renderControls();
+    });
+    const form = this.form();
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      void this.save();
+    });
+  }
+
+  /** The publish-mode protocols (from the shell): unavailable ones are explained. */
+  render(protocols: readonly ProtocolInfo[]): void {
+    if (JSON.stringify(protocols) === JSON.stringify(this.protocols)) return;
+    this.protocols = protocols;
+    const usable = protocols.some((p) => p.available);
+    const note = this.el("#publish-unavailable");
+    note.hidden = usable;
+    note.replaceChildren(...(usable ? [] : protocols.map(protocolCard)));
+    this.renderControls();
+  }
+
+  /** Publication profiles: those of a publish-mode protocol. */
+  profiles(): ProfileView[] {
+    const o = this.overview;
+    if (!o) return [];
+    const publish = new Set(o.protocols.filter((p) => p.mode === "publish").map((p) => p.id));
+    return o.profiles.filter((p) => publish.has(p.protocol));
+  }
+
+  /** The engine's run, as far as this panel is concerned. */
+  private run_(): "publishing" | "tunnel" | null {
+    const kind = this.overview?.connection?.kind;
+    return kind === "publish" ? "publishing" : kind ? "tunnel" : null;
+  }
+
+  private async run(command: () => Promise<Overview>): Promise<boolean> {
+    this.busy = true;
+    this.renderControls();
+    try {
+      this.host.apply(await command());
+      return true;
+    } catch (e) {
+      this.showError(asCommandError(e));
+      return false;
+    } finally {
+      this.busy = false;
+      this.renderControls();
+    }
+  }
+
+  private async toggle(): Promise<void> {
+    if (this.run_() === "publishing") {
+      await this.run(() => call("stop_publishing", {}));
+      return;
+    }
+    const name = this.chosen;
+    if (!name) return;
+    this.showError(null);
+    await this.run(() => call("publish", { name }));
+  }
+
+  private async copyUrl(): Promise<void> {
+    const url = this.overview?.snapshot.endpoints[0];
+    if (!url) return;
+    const button = this.q("copy-public-url");
+    try {
+      await navigator.clipboard.writeText(url);
+      button.textContent = "Copied";
+      setTimeout(() => (button.textContent = "Copy"), 1500);
+    } catch (e) {
+      this.showError({ code: "clipboard", message: `Cannot copy: ${String(e)}` });
+    }
+  }
+
+  private async save(): Promise<void> {
+    const form = this.form();
+    const values = readForm(form);
+    const existing = this.profiles().find((p) => p.name === values.name.trim());
+    // Editing a signed-in profile may leave the key blank (it stays).
+    const needKey = !existing?.signed_in;
+    const errors = validatePublish(values, needKey);
+    showErrors(form, errors);
+    const status = this.q("publish-form-status");
+    if (Object.keys(errors).length > 0) {
+      status.textContent = "Not saved: check the marked fields.";
+      return;
+    }
+    const input = toProfileInput(values);
+    status.textContent = "Saving…";
+    if (!(await this.run(() => call("save_profile", { input })))) {
+      status.textContent = "Not saved.";
+      return;
+    }
+    this.chosen = input.name;
+    const key = values.key.trim();
+    if (!key) {
+      status.textContent = `Publication “${input.name}” saved; its key is unchanged.`;
+    } else {
+      const signedIn = await this.run(() => call("sign_in", { name: input.name, token: key }));
+      status.textContent = signedIn
+        ? `Publication “${input.name}” saved; its cell key is in the system keychain.`
+        : `Publication “${input.name}” saved, but the cell key was not stored.`;
+    }
+    // The key leaves the form as soon as it has been handed over.
+    form.reset();
+    this.renderControls();
+  }
+
+  /** Applies a full overview. */
+  apply(overview: Overview): void {
+    this.overview = overview;
+    this.state = overview.snapshot.state;
+    const names = this.profiles().map((p) => p.name);
+    const running = overview.connection?.kind === "publish" ? overview.connection.name : null;
+    if (running) this.chosen = running;
+    if (!this.chosen || !names.includes(this.chosen)) this.chosen = names[0] ?? null;
+    this.log.reset(overview.snapshot.open, overview.snapshot.closed);
+    this.renderAll();
+  }
+
+  onEngine(event: EngineEvent): void {
+    switch (event.type) {
+      case "state":
+        this.state = event.data;
+        if (this.overview) this.overview.snapshot.state = event.data;
+        this.renderSession();
+        this.renderControls();
+        break;
+      case "stream_opened":
+        this.log.opened(event.data);
+        this.renderTotals();
+        break;
+      case "stream_closed":
+        this.log.closedRow(event.data);
+        this.renderTotals();
+        break;
+      case "error":
+        // The engine's errors belong to this panel while it publishes.
+        if (this.run_() === "publishing") this.showError(event.data);
+        break;
+      case "streams":
+        break; // the stream channel (`onStreams`)
+    }
+  }
+
+  /** The live table from the `watch_streams` channel. */
+  onStreams(update: StreamsUpdate): void {
+    this.log.update(update.open);
+    this.renderTotals();
+  }
+
+  showError(error: ShownError | null): void {
+    this.errors.show(error);
+  }
+
+  tick(): void {
+    this.renderSession();
+    this.log.render();
+  }
+
+  private renderAll(): void {
+    this.renderSession();
+    this.renderControls();
+    this.renderTotals();
+    this.renderProfiles();
+  }
+
+  private renderSession(): void {
+    const connection = this.overview?.connection;
+    const publication = connection?.kind === "publish" ? connection : null;
+    // A tunnel's state is the Connect panel's business.
+    const s: SessionState = publication ? this.state : { state: "disconnected", reason: null };
+    const pill = this.q("publish-state");
+    pill.textContent = connection && !publication ? "Not published (a tunnel is connected)" : publishStateLabel(s);
+    pill.dataset.state = s.state === "disconnected" && s.reason ? "error" : s.state;
+    pill.title = s.state === "disconnected" && s.reason ? s.reason : "";
+    this.q("publish-to").textContent = publication?.to ?? "—";
+    this.q("publish-queen").textContent = publication?.queen ?? "—";
+    this.q("publish-mount").textContent = publication ? `${publication.mount}${publication.name ? "" : " (demo)"}` : "—";
+    const active = s.state === "active" ? s : null;
+    this.q("publish-cell").textContent = active?.session_id ?? "—";
+    this.q("publish-uptime").textContent = active ? duration(Date.now() / 1000 - active.since_unix) : "—";
+    const retry = this.q("publish-retry");
+    retry.hidden = s.state !== "reconnecting";
+    retry.textContent =
+      s.state === "reconnecting"
+        ? `${s.last_error}. Trying again in ${s.retry_in_secs.toFixed(1)} s (attempt ${s.attempt} of ${s.max_attempts}).`
+        : "";
+    const url = (publication && active && this.overview?.snapshot.endpoints[0]) || null;
+    this.q("public-url").textContent = url ?? "not published";
+    (this.q("copy-public-url") as HTMLButtonElement).disabled = !url;
+  }
+
+  private renderControls(): void {
+    const run = this.run_();
+    const toggle = this.q("publish-toggle") as HTMLButtonElement;
+    toggle.textContent = run === "publishing" ? "Stop publishing" : "Publish";
+    const usable = this.protocols.length === 0 || this.protocols.some((p) => p.available);
+    toggle.disabled = this.busy || run === "tunnel" || (run === null && (!this.chosen || !usable));
+    toggle.title = run === "tunnel" ? "Disconnect the tunnel first: one tunnel or one publication at a time" : "";
+    const demo = this.q("publish-demo") as HTMLButtonElement;
+    demo.hidden = run === "publishing";
+    demo.disabled = this.busy || run === "tunnel" || !usable;
+    const select = this.q("publish-profile") as HTMLSelectElement;
+    select.disabled = run !== null;
+    for (const option of select.options) option.selected = option.value === this.chosen;
+  }
+
+  private renderTotals(): void {
+    const t = this.log.totals();
+    this.q("requests-open").textContent = String(t.open);
+    this.q("requests-answered").textContent = t.failed ? `${t.answered} (${t.failed} not answered)` : String(t.answered);
+    this.q("requests-bytes").textContent = `${bytes(t.received)} / ${bytes(t.sent)}`;
+  }
+
+  private renderProfiles(): void {
+    const profiles = this.profiles();
+    const select = this.q("publish-profile") as HTMLSelectElement;
+    select.replaceChildren(
+      ...profiles.map((p) => {
+        const option = document.createElement("option");
+        option.value = p.name;
+        option.textContent = p.signed_in ? p.name : `${p.name} (no key stored)`;
+        return option;
+      }),
+    );
+    select.hidden = profiles.length === 0;
+    this.renderControls();
+    this.q("publish-profiles").replaceChildren(...profiles.map((p) => this.profileItem(p)));
+  }
+
+  private profileItem(p: ProfileView): HTMLElement {
+    const item = document.createElement("li");
+    item.dataset.profile = p.name;
+    const title = document.createElement("strong");
+    title.textContent = p.name;
+    const detail = document.createElement("span");
+    detail.className = "hint";
+    detail.dataset.testid = "publish-profile-detail";
+    detail.textContent = publishDetail(p);
+    const button = (label: string, testid: string, action: () => void) => {
+      const b = document.createElement("button");
+      b.textContent = label;
+      b.dataset.testid = testid;
+      b.setAttribute("aria-label", `${label}: ${p.name}`);
+      b.addEventListener("click", action);
+      return b;
+    };
+    const edit = button(p.signed_in ? "Edit" : "Sign in", "publish-edit", () => {
+      const form = this.form();
+      fillForm(form, fromProfileView(p));
+      showErrors(form, {});
+      (form.elements.namedItem(p.signed_in ? "to" : "key") as HTMLInputElement).focus();
+    });
+    const forget = button("Forget key", "publish-sign-out", () => void this.run(() => call("sign_out", { name: p.name })));
+    forget.disabled = !p.signed_in;
+    const remove = button("Remove", "publish-remove", () => void this.run(() => call("remove_profile", { name: p.name })));
+    item.append(title, detail, edit, forget, remove);
+    return item;
   }
 }

@@ -74,6 +74,25 @@ impl JsonClient {
     /// `httvps <args> --json` with its own settings and control file; token
     /// variables only as `envs` give them. Returns once it listens.
     pub async fn start(args: &[&str], envs: &[(&str, &str)]) -> JsonClient {
+        let mut client = JsonClient::spawn(args, envs);
+        let listening = client
+            .wait_line(
+                "listening",
+                |v| v["type"] == "listening",
+                Duration::from_secs(20),
+            )
+            .await;
+        client.proxy = listening["data"]["proxy"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        client
+    }
+
+    /// [`start`](Self::start) without waiting for a local proxy (`publish`
+    /// has none).
+    pub fn spawn(args: &[&str], envs: &[(&str, &str)]) -> JsonClient {
         let home = tempfile::tempdir().unwrap();
         let control_file = home.path().join("control.json");
         let mut child = Command::new(HTTVPS)
@@ -103,27 +122,14 @@ impl JsonClient {
                 bump.send_replace(lines.len());
             }
         });
-        let mut client = JsonClient {
+        JsonClient {
             child,
             lines,
             seen,
             proxy: "0.0.0.0:0".parse().unwrap(),
             control_file,
             _home: home,
-        };
-        let listening = client
-            .wait_line(
-                "listening",
-                |v| v["type"] == "listening",
-                Duration::from_secs(20),
-            )
-            .await;
-        client.proxy = listening["data"]["proxy"]
-            .as_str()
-            .unwrap()
-            .parse()
-            .unwrap();
-        client
+        }
     }
 
     /// `httvps connect` to the gateway at `url` (trusting `ca`) with

@@ -1,0 +1,315 @@
+//! A band's driver: dial, log in, then serve requests one at a time until
+//! the queen closes the band (it prunes idle ones) or the leash ends.
+//!
+//! A request goes to the local app as soon as its body is complete; the
+//! response head goes back as soon as the app sends it, and the body
+//! follows piece by piece, each written and flushed before the next is
+//! read from the app. A slow public client therefore slows the app down
+//! (TLS and TCP buffers are the only buffers) instead of filling memory.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use bytes::Bytes;
+use engine::Inbound;
+use engine::publish::InboundRequest;
+use http_body_util::BodyExt;
+use proto_hlhv::cell::map::{client_ip, encode_path, encode_query, map_request, map_response};
+use proto_hlhv::cell::{Band, BandEvent, Request, Session};
+use proto_hlhv::frame::Multimap;
+use tokio_util::sync::CancellationToken;
+
+use crate::conn::FrameStream;
+use crate::error::HlhvError;
+use crate::local::{LocalError, LocalResponse, bad_gateway_page, error_page};
+use crate::publisher::Shared;
+
+/// What every band of one publication shares.
+pub(crate) struct Bands {
+    pub shared: Arc<Shared>,
+    pub session: Session,
+    pub inbound: Option<Inbound>,
+    /// Bands dialling, logging in or serving now.
+    pub live: Arc<AtomicUsize>,
+    /// Bands the queen asked for while `max_bands` were open: each is
+    /// opened when a band closes. The queen counts every band it asked for
+    /// as on its way (the Go cell opens one per NeedBand), and would not ask
+    /// again for a request that waits on one we never open.
+    deferred: AtomicUsize,
+    next_id: AtomicU64,
+    /// Cancelled when the publication ends; every band stops with it.
+    cancel: CancellationToken,
+}
+
+impl Bands {
+    pub fn new(
+        shared: Arc<Shared>,
+        session: Session,
+        inbound: Option<Inbound>,
+        cancel: CancellationToken,
+    ) -> Bands {
+        Bands {
+            shared,
+            session,
+            inbound,
+            live: Arc::new(AtomicUsize::new(0)),
+            deferred: AtomicUsize::new(0),
+            next_id: AtomicU64::new(0),
+            cancel,
+        }
+    }
+
+    /// Opens `count` bands now (the queen has a request waiting), within
+    /// the configured maximum.
+    pub fn open(self: &Arc<Self>, count: u32) {
+        let max = self.shared.config.max_bands;
+        for opened in 0..count {
+            if self.live.load(Ordering::SeqCst) >= max {
+                tracing::warn!(
+                    max_bands = max,
+                    "the queen asks for another band, but max_bands are open; it opens when one closes"
+                );
+                let left = (count - opened) as usize;
+                self.deferred.fetch_add(left, Ordering::SeqCst);
+                return;
+            }
+            self.spawn_band();
+        }
+    }
+
+    fn spawn_band(self: &Arc<Self>) {
+        self.live.fetch_add(1, Ordering::SeqCst);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        tokio::spawn(run(self.clone(), format!("band{id}")));
+    }
+
+    /// A band closed: opens one the queen asked for earlier, if any.
+    fn closed(self: &Arc<Self>) {
+        self.live.fetch_sub(1, Ordering::SeqCst);
+        if self.cancel.is_cancelled() {
+            return;
+        }
+        let owed = self
+            .deferred
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if owed.is_ok() {
+            self.spawn_band();
+        }
+    }
+}
+
+/// Runs one band until it ends, then frees its place.
+async fn run(bands: Arc<Bands>, name: String) {
+    let result = tokio::select! {
+        _ = bands.cancel.cancelled() => Ok(()),
+        result = serve(&bands, &name) => result,
+    };
+    bands.closed();
+    match result {
+        Ok(()) => tracing::debug!(band = %name, "band closed"),
+        Err(e) => tracing::warn!(band = %name, error = %e, "band ended"),
+    }
+}
+
+async fn serve(bands: &Bands, name: &str) -> Result<(), HlhvError> {
+    let shared = &bands.shared;
+    let mut stream = shared.dialer.dial().await?;
+    let mut band = Band::new(Instant::now(), &bands.session, shared.band_config());
+    let mut logged_in = false;
+    loop {
+        flush(&mut stream, &mut band).await?;
+        while let Some(event) = band.poll_event() {
+            match event {
+                BandEvent::LoggedIn => {
+                    logged_in = true;
+                    tracing::debug!(band = %name, "band logged in");
+                }
+                BandEvent::Request(request) => {
+                    serve_request(bands, name, &mut stream, &mut band, request).await?;
+                }
+                BandEvent::Refused {
+                    head,
+                    status,
+                    received,
+                    sent,
+                } => {
+                    tracing::info!(band = %name, status, received, "request refused by the cell");
+                    let line = request_line(&head);
+                    if let Some(record) = record(bands, &head, &line, name) {
+                        record.add_received(received as usize);
+                        record.add_sent(sent as usize);
+                        record.finish(status);
+                    }
+                }
+            }
+        }
+        // The queued refusal (if any) goes out before the next read.
+        flush(&mut stream, &mut band).await?;
+        let frame = match band.poll_timeout() {
+            Some(deadline) => tokio::select! {
+                frame = stream.read_frame() => frame?,
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    band.handle_timeout(Instant::now())?;
+                    continue;
+                }
+            },
+            None => stream.read_frame().await?,
+        };
+        match frame {
+            Some(frame) => band.handle_frame(frame)?,
+            // The queen prunes idle bands by closing them.
+            None if logged_in => return Ok(()),
+            None => return Err(HlhvError::BandRefused),
+        }
+    }
+}
+
+/// `METHOD /path?query` as the local app sees it, for the request log.
+fn request_line(head: &proto_hlhv::ReqHead) -> String {
+    let query = encode_query(&head.query);
+    let sep = if query.is_empty() { "" } else { "?" };
+    format!("{} {}{sep}{query}", head.method, encode_path(&head.path))
+}
+
+fn record(
+    bands: &Bands,
+    head: &proto_hlhv::ReqHead,
+    line: &str,
+    band: &str,
+) -> Option<InboundRequest> {
+    let peer = client_ip(head).unwrap_or_else(|| "-".to_owned());
+    Some(bands.inbound.as_ref()?.request(&peer, line, band))
+}
+
+/// Writes whatever the machine has queued.
+async fn flush(stream: &mut FrameStream, band: &mut Band) -> Result<(), HlhvError> {
+    if let Some(bytes) = band.poll_transmit() {
+        stream.write(&bytes).await?;
+    }
+    Ok(())
+}
+
+/// One request: to the local app, and its response back to the queen.
+async fn serve_request(
+    bands: &Bands,
+    name: &str,
+    stream: &mut FrameStream,
+    band: &mut Band,
+    request: Request,
+) -> Result<(), HlhvError> {
+    let shared = &bands.shared;
+    let Request { head, body } = request;
+    let body_len = body.as_ref().map(Bytes::len);
+    let local = map_request(&head, body_len.map(|n| n as u64), &shared.forwarding);
+    let line = format!("{} {}", local.method, local.target);
+    let record = record(bands, &head, &line, name);
+    if let Some(record) = &record {
+        record.add_received(body_len.unwrap_or(0));
+    }
+    let LocalResponse { response, conn } = match shared
+        .local
+        .send(&local, body.unwrap_or_default())
+        .await
+    {
+        Ok(response) => response,
+        Err(e) => {
+            let url = &shared.local.target.url;
+            tracing::warn!(band = %name, request = %line, error = %e, "local app did not answer");
+            let (status, page) = match &e {
+                LocalError::BadRequest(why) => (400, error_page(400, "Bad Request", why)),
+                LocalError::Timeout(_) => (
+                    504,
+                    error_page(
+                        504,
+                        "Gateway Timeout",
+                        &format!("the local app at {url} gave no response in time ({e})"),
+                    ),
+                ),
+                _ => (502, bad_gateway_page(url, &e.to_string())),
+            };
+            return answer_page(stream, band, status, &page, record).await;
+        }
+    };
+    let (parts, mut incoming) = response.into_parts();
+    let status = parts.status.as_u16();
+    if status < 200 {
+        // Upgrade is hop-by-hop and never reaches the app; one that switches
+        // protocols anyway cannot be carried (and the Go queen turns any
+        // status below 200 into 502 itself).
+        let why = format!("it answered {status}, which cannot be passed on");
+        let page = bad_gateway_page(&shared.local.target.url, &why);
+        return answer_page(stream, band, 502, &page, record).await;
+    }
+    let headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .map(|(n, v)| {
+            let value = String::from_utf8_lossy(v.as_bytes()).into_owned();
+            (n.as_str().to_owned(), value)
+        })
+        .collect();
+    let res_head = map_response(
+        status,
+        headers.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+    );
+    band.send_head(&res_head)?;
+    flush(stream, band).await?;
+    while let Some(frame) = incoming.frame().await {
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(e) => {
+                // The status is out already: closing the band is the only
+                // way left to tell the queen the body is incomplete.
+                if let Some(record) = record {
+                    record.fail(&format!("the local app broke off: {e}"));
+                }
+                return Err(HlhvError::LocalApp(e.to_string()));
+            }
+        };
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers: HLHV has no frame for them
+        };
+        if data.is_empty() {
+            continue;
+        }
+        band.send_body(&data)?;
+        flush(stream, band).await?;
+        if let Some(record) = &record {
+            record.add_sent(data.len());
+        }
+    }
+    band.send_end()?;
+    flush(stream, band).await?;
+    shared.local.give_back(conn);
+    tracing::debug!(band = %name, request = %line, status, "served");
+    if let Some(record) = record {
+        record.finish(status);
+    }
+    Ok(())
+}
+
+/// Answers with a small HTML page.
+async fn answer_page(
+    stream: &mut FrameStream,
+    band: &mut Band,
+    status: u16,
+    page: &str,
+    record: Option<InboundRequest>,
+) -> Result<(), HlhvError> {
+    let headers: Multimap = [
+        ("content-type", "text/html; charset=utf-8".to_owned()),
+        ("content-length", page.len().to_string()),
+        ("cache-control", "no-store".to_owned()),
+    ]
+    .into_iter()
+    .map(|(n, v)| (n.to_owned(), vec![v]))
+    .collect();
+    band.respond(status, headers, page.as_bytes())?;
+    flush(stream, band).await?;
+    if let Some(record) = record {
+        record.add_sent(page.len());
+        record.finish(status);
+    }
+    Ok(())
+}
