@@ -121,42 +121,71 @@ async fn respond(ctx: &HttpsCtx, peer: SocketAddr, req: Request<Incoming>) -> Re
                 .map(str::to_owned)
         })
         .unwrap_or_default();
-    match ctx
+    let route = ctx
         .hub
-        .route(&host_full, parts.uri.path(), parts.uri.query())
-    {
-        Route::BadRequest => page(
-            StatusCode::BAD_REQUEST,
-            "bad request",
-            "The request target is not a path.",
-        ),
+        .route(&host_full, parts.uri.path(), parts.uri.query());
+    let Route::Cell { cell, path, .. } = route else {
+        // Answered without the body: read it on the side, so the client
+        // finishes sending and sees the answer (an HTTP/2 stream whose body
+        // is dropped unread is reset, and curl then loses the response).
+        tokio::spawn(discard(body));
+        return early_response(route, parts.method == Method::GET);
+    };
+    let host = strip_port(&host_full).to_ascii_lowercase();
+    let head = reqhead::build(
+        &parts,
+        Origin {
+            peer,
+            host: &host,
+            https_port: ctx.https_port,
+            path,
+        },
+    );
+    let result = match cell.take().await {
+        Ok(lease) => relay::exchange(lease, head, body, ctx.relay).await,
+        Err(f) => Err(f),
+    };
+    match result {
+        Ok((head, body)) => cell_response(head, body),
+        Err(failure) => failure_page(&failure),
+    }
+}
+
+/// The queen's own answer to a request no cell takes.
+fn early_response<K>(route: Route<K>, get: bool) -> Response<QueenBody> {
+    match route {
         Route::NotFound { path } => page(
             StatusCode::NOT_FOUND,
             "not found",
             &format!("No cell is mounted on {}.", html_escape(&path)),
         ),
-        Route::Redirect { location } => redirect(&location, parts.method == Method::GET),
-        Route::Cell { cell, path, .. } => {
-            let host = strip_port(&host_full).to_ascii_lowercase();
-            let head = reqhead::build(
-                &parts,
-                Origin {
-                    peer,
-                    host: &host,
-                    https_port: ctx.https_port,
-                    path,
-                },
-            );
-            let result = match cell.take().await {
-                Ok(lease) => relay::exchange(lease, head, body, ctx.relay).await,
-                Err(f) => Err(f),
-            };
-            match result {
-                Ok((head, body)) => cell_response(head, body),
-                Err(failure) => failure_page(&failure),
-            }
-        }
+        Route::Redirect { location } => redirect(&location, get),
+        Route::BadRequest | Route::Cell { .. } => page(
+            StatusCode::BAD_REQUEST,
+            "bad request",
+            "The request target is not a path.",
+        ),
     }
+}
+
+/// How much of an unwanted request body is read and thrown away, and for how
+/// long, before the connection is given up on.
+const DISCARD_LIMIT: usize = 16 * 1024 * 1024;
+const DISCARD_WAIT: Duration = Duration::from_secs(10);
+
+async fn discard(mut body: Incoming) {
+    use http_body_util::BodyExt as _;
+    let mut left = DISCARD_LIMIT;
+    let _ = tokio::time::timeout(DISCARD_WAIT, async {
+        while let Some(Ok(frame)) = body.frame().await {
+            let n = frame.data_ref().map_or(0, |d| d.len());
+            if n > left {
+                return;
+            }
+            left -= n;
+        }
+    })
+    .await;
 }
 
 /// Response headers that belong to one connection, not to the response

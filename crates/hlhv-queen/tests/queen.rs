@@ -281,3 +281,21 @@ async fn bad_frames_close_only_their_connection() {
     assert!(r.text().starts_with("cell=good"), "{}", r.text());
     q.queen.shutdown().await.unwrap();
 }
+
+/// A large body sent where no cell is mounted: the queen answers without
+/// it and reads it on the side, so the client (HTTP/2 too, where a body
+/// left unread resets the stream) sees the 404 and the 301.
+#[tokio::test]
+async fn a_body_nobody_takes_still_gets_its_answer() {
+    let q = queen(|_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("body.bin");
+    std::fs::write(&file, vec![7u8; 3 << 20]).unwrap();
+    for h2 in [false, true] {
+        let r = curl(q.port(), "demo.example", "/none.txt", h2, Some(&file)).await;
+        assert_eq!(r.status, 404, "h2 {h2}: {}", r.text());
+        let r = curl(q.port(), "demo.example", "/none", h2, Some(&file)).await;
+        assert_eq!(r.status, 301, "h2 {h2}: {}", r.text());
+    }
+    q.queen.shutdown().await.unwrap();
+}

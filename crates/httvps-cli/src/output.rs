@@ -47,9 +47,13 @@ pub fn describe_state(state: &SessionState) -> String {
             gateway,
             max_streams,
             ..
-        } => {
-            format!("✓ connected to {gateway} (session {session_id}, up to {max_streams} streams)")
-        }
+        } => match max_streams {
+            // A publication: nothing of ours is multiplexed there.
+            0 => format!("✓ connected to {gateway} (session {session_id})"),
+            _ => format!(
+                "✓ connected to {gateway} (session {session_id}, up to {max_streams} streams)"
+            ),
+        },
         SessionState::Reconnecting {
             attempt,
             max_attempts,
