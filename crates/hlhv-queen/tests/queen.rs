@@ -184,8 +184,12 @@ async fn a_closing_leash_fails_waiting_requests_fast() {
     let port = q.port();
     let waiting =
         tokio::spawn(async move { curl(port, "demo.example", "/x.txt", true, None).await });
-    // Give the request time to reach the queen and wait for a band.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The request waits for a band once the queen has asked for one.
+    let mut asked = cell.need_bands.clone();
+    tokio::time::timeout(Duration::from_secs(5), asked.wait_for(|n| *n > 0))
+        .await
+        .expect("the queen asks for a band")
+        .unwrap();
     let started = Instant::now();
     cell.quit();
     let r = waiting.await.unwrap();

@@ -149,6 +149,8 @@ pub struct TestCell {
     pub accept: Accept,
     pub bands: Arc<AtomicUsize>,
     pub requests: Arc<AtomicUsize>,
+    /// NeedBand frames received so far.
+    pub need_bands: tokio::sync::watch::Receiver<usize>,
     leash: tokio::task::JoinHandle<()>,
 }
 
@@ -196,12 +198,14 @@ impl TestCell {
             bands: bands.clone(),
             requests: requests.clone(),
         };
+        let (asked, need_bands) = tokio::sync::watch::channel(0);
         let leash = tokio::spawn(async move {
             while let Some(frame) = f.recv().await {
-                if let Frame::NeedBand(_) = frame
-                    && mode != Mode::NoBands
-                {
-                    tokio::spawn(band(ctx.clone()));
+                if let Frame::NeedBand(_) = frame {
+                    asked.send_modify(|n| *n += 1);
+                    if mode != Mode::NoBands {
+                        tokio::spawn(band(ctx.clone()));
+                    }
                 }
             }
         });
@@ -210,6 +214,7 @@ impl TestCell {
             accept,
             bands,
             requests,
+            need_bands,
             leash,
         }
     }
