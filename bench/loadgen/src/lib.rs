@@ -13,7 +13,10 @@
 //! network path's delay on loopback; [`cold`] starts a tunnel client and
 //! times its first answer byte through it from a cold start; [`ws`] sends
 //! WebSocket messages over HTTP/3 (or TCP) to an echo server with a bounded
-//! number in flight (and [`ws::EchoServer`] is that echo server).
+//! number in flight (and [`ws::EchoServer`] is that echo server);
+//! [`requests`] keeps N keep-alive HTTP/1.1 connections (over TLS or not)
+//! busy with GETs and reports requests/s and latency, or times one large
+//! download.
 //!
 //! They speak only the small subset of SOCKS5 and HTTP/1.1 a benchmark needs
 //! (no auth, `CONNECT` by name like `curl --socks5-hostname`, `UDP ASSOCIATE`, one GET with a
@@ -25,6 +28,7 @@
 pub mod cold;
 pub mod delay;
 pub mod http;
+pub mod requests;
 pub mod sink;
 pub mod socks5;
 pub mod streams;

@@ -9,9 +9,11 @@
 //! loadgen cold-connect --url http://127.0.0.1:8080/1k.bin -- httvps connect --json …
 //! loadgen ws-echo --listen 127.0.0.1:0
 //! loadgen ws --url https://127.0.0.1:4433/ws --ca cert.pem --messages 10000 --size 1024
+//! loadgen requests --url https://localhost:8443/1k.bin --ca cert.pem -c 50 --duration 10
+//! loadgen download --url https://localhost:8443/big.bin --ca cert.pem
 //! ```
 //!
-//! `streams`, `udp`, `cold-connect` and `ws` print one JSON report on
+//! `streams`, `udp`, `cold-connect`, `ws`, `requests` and `download` print one JSON report on
 //! stdout; `sink`, `udp-echo`, `ws-echo` and `delay` print
 //! `{"listening":"ADDR"}` once bound, then serve until killed.
 
@@ -24,6 +26,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use loadgen::cold::ColdOptions;
 use loadgen::delay::{DelayLink, DelayOptions};
+use loadgen::requests::{DownloadOptions, RequestsOptions, Url};
 use loadgen::udp::{Echo, UdpOptions};
 use loadgen::ws::{EchoServer, WsOptions};
 use loadgen::{Sink, SinkOptions, StreamsOptions, Target};
@@ -175,6 +178,49 @@ enum Command {
         #[arg(long, value_name = "SECS", default_value_t = 30.0)]
         timeout: f64,
     },
+    /// Keep N HTTP/1.1 connections (https:// or http://) busy with GETs of
+    /// URL, one request at a time each, for a fixed time; print requests/s
+    /// and per-request latency as JSON.
+    Requests {
+        /// What every request fetches; the answer must be 200.
+        #[arg(long, value_name = "URL")]
+        url: String,
+        /// CA certificate (PEM) the server's certificate must chain to (https://).
+        #[arg(long, value_name = "PEM")]
+        ca: Option<std::path::PathBuf>,
+        /// Connections, opened before the clock starts.
+        #[arg(short = 'c', long, default_value_t = 50,
+              value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        connections: u32,
+        /// How long requests are measured, seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+        duration: f64,
+        /// Requests before the measured time, not counted, seconds (0: none).
+        #[arg(long, value_name = "SECS", default_value_t = 1.0)]
+        warmup: f64,
+        /// Stop after this many measured requests, if sooner.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        max_requests: Option<u64>,
+        /// Deadline of each connect and each request, seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+        timeout: f64,
+    },
+    /// Fetch one large body (https:// or http://) on a connection opened
+    /// beforehand; print MB/s as JSON.
+    Download {
+        /// The file; the answer must be 200.
+        #[arg(long, value_name = "URL")]
+        url: String,
+        /// CA certificate (PEM) the server's certificate must chain to (https://).
+        #[arg(long, value_name = "PEM")]
+        ca: Option<std::path::PathBuf>,
+        /// Fail unless the body has exactly this many bytes.
+        #[arg(long, value_name = "BYTES")]
+        expect_bytes: Option<u64>,
+        /// Deadline of the connect and of the download, seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 900.0)]
+        timeout: f64,
+    },
 }
 
 fn print_listening(addr: SocketAddr) -> anyhow::Result<()> {
@@ -324,6 +370,47 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 messages,
                 size,
                 in_flight,
+                timeout: seconds("timeout", timeout)?,
+            })
+            .await?;
+            println!("{}", serde_json::to_string(&report)?);
+        }
+        Command::Requests {
+            url,
+            ca,
+            connections,
+            duration,
+            warmup,
+            max_requests,
+            timeout,
+        } => {
+            let warmup = if warmup == 0.0 {
+                Duration::ZERO
+            } else {
+                seconds("warmup", warmup)?
+            };
+            let report = loadgen::requests::run(RequestsOptions {
+                url: Url::parse(&url).map_err(anyhow::Error::msg)?,
+                ca,
+                connections: connections as usize,
+                duration: seconds("duration", duration)?,
+                warmup,
+                max_requests,
+                timeout: seconds("timeout", timeout)?,
+            })
+            .await?;
+            println!("{}", serde_json::to_string(&report)?);
+        }
+        Command::Download {
+            url,
+            ca,
+            expect_bytes,
+            timeout,
+        } => {
+            let report = loadgen::requests::download(DownloadOptions {
+                url: Url::parse(&url).map_err(anyhow::Error::msg)?,
+                ca,
+                expect_bytes,
                 timeout: seconds("timeout", timeout)?,
             })
             .await?;

@@ -340,7 +340,7 @@ fn client_endpoint(peer: SocketAddr) -> io::Result<quinn::Endpoint> {
 }
 
 /// A rustls client configuration trusting the system's roots and `ca`.
-fn tls_config(ca: Option<&std::path::Path>) -> Result<rustls::ClientConfig, String> {
+pub(crate) fn tls_config(ca: Option<&std::path::Path>) -> Result<rustls::ClientConfig, String> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
