@@ -14,6 +14,9 @@ pub fn print_event(event: &EngineEvent, json: bool) {
     }
     match event {
         EngineEvent::State(state) => println!("{}", describe_state(state)),
+        // A request served by a publication: its one line comes when it
+        // is answered (status, bytes, duration).
+        EngineEvent::StreamOpened(s) if s.protocol == engine::publish::REQUEST_PROTOCOL => {}
         EngineEvent::StreamOpened(s) => println!(
             "  + {} {} ({}, waited {} ms)",
             s.stream_id.as_deref().unwrap_or("-"),
