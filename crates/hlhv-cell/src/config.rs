@@ -67,11 +67,13 @@ impl CellConfig {
             max_body: DEFAULT_MAX_BODY,
             max_frame: DEFAULT_MAX_FRAME,
             max_piece: DEFAULT_MAX_PIECE,
-            max_bands: 32,
+            max_bands: 64,
             connect_timeout: Duration::from_secs(10),
             login_timeout: Duration::from_secs(10),
             local_timeout: Duration::from_secs(120),
-            local_idle: 16,
+            // As many as bands can serve at once: fewer, and a busy cell
+            // dialled the app again for every request past them.
+            local_idle: 64,
         }
     }
 
