@@ -321,6 +321,25 @@ async function main() {
     assert(refused.code !== 0, "the proxy port no longer answers");
   });
 
+  await step("the publish demo serves a page through a queen and logs the request", async () => {
+    await (await browser.$("#mode-tab-publish")).click();
+    await (await tid(browser, "publish-demo")).click();
+    await waitUntil("Published", async () => (await text(browser, "publish-state")) === "Published");
+    const url = await text(browser, "public-url");
+    assert(url.startsWith("https://localhost:"), `a public address (${url})`);
+    const got = spawnSync("curl", ["--silent", "--insecure", "--max-time", "20", url], { encoding: "utf8" });
+    assert(got.status === 0 && got.stdout.includes("It works."), `the page comes through the queen (${got.status})`);
+    await waitUntil("the answered request in the log", async () =>
+      browser.execute(() => {
+        const row = document.querySelector('[data-testid="requests-body"] tr');
+        return row !== null && row.querySelector('[data-col="status"]').textContent === "200";
+      }),
+    );
+    await (await tid(browser, "publish-toggle")).click();
+    await waitUntil("Not published", async () => (await text(browser, "publish-state")) === "Not published");
+    await (await browser.$("#mode-tab-connect")).click();
+  });
+
   await step("a second launch exits and leaves the first running", async () => {
     const second = spawnSync(APP_BIN, [], { timeout: 20000, env: process.env });
     assert(second.status === 0, `the second instance exits at once (status ${second.status}, signal ${second.signal})`);
