@@ -9,7 +9,7 @@ use std::time::Duration;
 use engine::{Engine, Publication, PublishOptions, ReconnectPolicy, SessionState};
 use hlhv_cell::HlhvError;
 use proto_hlhv::Frame;
-use support::{KEY, LocalApp, PublicRequest, TestQueen, config, publisher, queen_cert};
+use support::{KEY, LocalApp, PublicRequest, TestQueen, config, published, publisher, queen_cert};
 
 /// Bounds every test: a hang is a failure, not a stuck CI run.
 async fn bounded<T>(what: impl std::future::Future<Output = T>) -> T {
@@ -78,13 +78,7 @@ async fn get_bodies_arrive_byte_identical_in_bounded_pieces() {
 #[tokio::test]
 async fn responses_stream_before_the_app_has_finished() {
     bounded(async {
-        let cert = queen_cert();
-        let queen = TestQueen::start(&cert).await;
-        let app = LocalApp::start().await;
-        let _publication = publisher(config(&queen, &cert, &app.url()))
-            .connect_cell(None)
-            .await
-            .unwrap();
+        let (queen, app, _publication) = published().await;
         let mut exchange = queen.open(PublicRequest::get("/app/gated")).await;
         assert_eq!(exchange.status, 200);
         // The first piece arrives while the app still holds the rest.
@@ -100,13 +94,7 @@ async fn responses_stream_before_the_app_has_finished() {
 #[tokio::test]
 async fn post_bodies_reach_the_app_whole() {
     bounded(async {
-        let cert = queen_cert();
-        let queen = TestQueen::start(&cert).await;
-        let app = LocalApp::start().await;
-        let _publication = publisher(config(&queen, &cert, &app.url()))
-            .connect_cell(None)
-            .await
-            .unwrap();
+        let (queen, _app, _publication) = published().await;
         for len in [0, 1, 1025, 1024 * 1024] {
             let body = testkit::pseudo_random_bytes(7, len);
             let response = queen
@@ -279,13 +267,7 @@ async fn concurrent_requests_run_over_several_bands() {
 #[tokio::test]
 async fn keep_alive_connections_to_the_app_are_reused() {
     bounded(async {
-        let cert = queen_cert();
-        let queen = TestQueen::start(&cert).await;
-        let app = LocalApp::start().await;
-        let _publication = publisher(config(&queen, &cert, &app.url()))
-            .connect_cell(None)
-            .await
-            .unwrap();
+        let (queen, app, _publication) = published().await;
         for _ in 0..5 {
             let response = queen.request(PublicRequest::get("/app/bytes/100")).await;
             assert_eq!(response.status, 200);
@@ -298,13 +280,7 @@ async fn keep_alive_connections_to_the_app_are_reused() {
 #[tokio::test]
 async fn headers_are_mapped_both_ways() {
     bounded(async {
-        let cert = queen_cert();
-        let queen = TestQueen::start(&cert).await;
-        let app = LocalApp::start().await;
-        let _publication = publisher(config(&queen, &cert, &app.url()))
-            .connect_cell(None)
-            .await
-            .unwrap();
+        let (queen, app, _publication) = published().await;
         // What the Go queen makes of an HTTP/2 request: HTTP/2.0, no
         // scheme, host or port, lower-case merged headers, prefix gone.
         let request = PublicRequest::get("/app/inspect/a b")

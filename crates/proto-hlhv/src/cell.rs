@@ -29,6 +29,7 @@ mod leash;
 pub mod map;
 
 use std::fmt;
+use std::time::{Duration, Instant};
 
 pub use band::{Band, BandConfig, BandEvent, DEFAULT_MAX_BODY, DEFAULT_MAX_PIECE, Request};
 pub use leash::{Leash, LeashConfig, LeashEvent};
@@ -96,6 +97,21 @@ pub enum CellError {
     /// a body before the head). A bug in the driver, not in the queen.
     #[error("cell API misuse: {0}")]
     ApiMisuse(&'static str),
+}
+
+/// The login step both connection kinds share: an error once `now` has
+/// reached the deadline of a login still waiting for its `Accept`.
+fn check_login(
+    deadline: Option<Instant>,
+    now: Instant,
+    timeout: Duration,
+) -> Result<(), CellError> {
+    match deadline {
+        Some(deadline) if now >= deadline => Err(CellError::LoginTimeout(
+            timeout.as_millis().try_into().unwrap_or(u64::MAX),
+        )),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 pub mod app;
 pub mod queen;
 
-use hlhv_cell::{CellConfig, HlhvPublisher};
+use hlhv_cell::{CellConfig, HlhvPublication, HlhvPublisher};
 use net::Secret;
 use testkit::TestCert;
 
@@ -35,4 +35,17 @@ pub fn config(queen: &TestQueen, cert: &TestCert, to: &str) -> CellConfig {
 /// A publisher from a config.
 pub fn publisher(config: CellConfig) -> HlhvPublisher {
     HlhvPublisher::new(config).expect("a valid config")
+}
+
+/// A test queen, a local app and a cell publishing it with the defaults:
+/// what most tests start from.
+pub async fn published() -> (TestQueen, LocalApp, HlhvPublication) {
+    let cert = queen_cert();
+    let queen = TestQueen::start(&cert).await;
+    let app = LocalApp::start().await;
+    let publication = publisher(config(&queen, &cert, &app.url()))
+        .connect_cell(None)
+        .await
+        .unwrap();
+    (queen, app, publication)
 }

@@ -138,15 +138,7 @@ impl Leash {
 
     /// Fails the login once its deadline has passed.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), CellError> {
-        match self.state {
-            State::LoggingIn { deadline } if now >= deadline => Err(CellError::LoginTimeout(
-                self.login_timeout
-                    .as_millis()
-                    .try_into()
-                    .unwrap_or(u64::MAX),
-            )),
-            _ => Ok(()),
-        }
+        super::check_login(self.poll_timeout(), now, self.login_timeout)
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) must be called.
