@@ -2,7 +2,7 @@
 // types generated from the Rust side (bindings.ts).
 import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
-import type { CommandError, Commands, ErrorCode, Events } from "./bindings";
+import type { CommandError, Commands, ErrorCode, Events, Overview } from "./bindings";
 
 /** Calls a command; rejects with a `CommandError`. */
 export async function call<K extends keyof Commands>(
@@ -37,4 +37,27 @@ export function asCommandError(e: unknown): ShownError {
     return e as CommandError;
   }
   return { code: "internal", message: String(e) };
+}
+
+/** What a panel does around a command that returns the overview. */
+export interface CommandView {
+  /** Disables the panel's controls while the command runs, and back. */
+  setBusy(busy: boolean): void;
+  apply(overview: Overview): void;
+  showError(error: ShownError): void;
+}
+
+/** Runs `command` with the view busy; applies its overview or shows its
+ * error. Resolves to whether it succeeded. */
+export async function runCommand(view: CommandView, command: () => Promise<Overview>): Promise<boolean> {
+  view.setBusy(true);
+  try {
+    view.apply(await command());
+    return true;
+  } catch (e) {
+    view.showError(asCommandError(e));
+    return false;
+  } finally {
+    view.setBusy(false);
+  }
 }

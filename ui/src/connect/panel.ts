@@ -3,7 +3,7 @@
 // totals, the log, the profiles and the settings. All state comes from the
 // app through typed commands and events (api.ts); dynamic text is only ever
 // set with textContent (no HTML from data).
-import { asCommandError, call, type ShownError } from "../api";
+import { call, runCommand, type ShownError } from "../api";
 import type {
   AppEvent,
   EngineEvent,
@@ -218,19 +218,18 @@ export class ConnectPanel {
   }
 
   /** Runs a command that returns the overview; shows its error. */
-  private async run(command: () => Promise<Overview>): Promise<boolean> {
-    this.busy = true;
-    this.renderControls();
-    try {
-      this.host.apply(await command());
-      return true;
-    } catch (e) {
-      this.showError(asCommandError(e));
-      return false;
-    } finally {
-      this.busy = false;
-      this.renderControls();
-    }
+  private run(command: () => Promise<Overview>): Promise<boolean> {
+    return runCommand(
+      {
+        setBusy: (busy) => {
+          this.busy = busy;
+          this.renderControls();
+        },
+        apply: (overview) => this.host.apply(overview),
+        showError: (error) => this.showError(error),
+      },
+      command,
+    );
   }
 
   private refresh(): void {

@@ -6,7 +6,7 @@
 // events, as in the Connect panel; the request log is fed by the same
 // events and stream channel as the Connect panel's table (its
 // "inbound_http" rows). Dynamic text is only ever set with textContent.
-import { asCommandError, call, type ShownError } from "../api";
+import { call, runCommand, type ShownError } from "../api";
 import type { EngineEvent, Overview, ProfileView, ProtocolInfo, SessionState, StreamsUpdate } from "../bindings";
 import { bytes, duration } from "../format";
 import { protocolCard } from "../protocols";
@@ -186,19 +186,18 @@ export class PublishPanel {
     return kind === "publish" ? "publishing" : kind ? "tunnel" : null;
   }
 
-  private async run(command: () => Promise<Overview>): Promise<boolean> {
-    this.busy = true;
-    this.renderControls();
-    try {
-      this.host.apply(await command());
-      return true;
-    } catch (e) {
-      this.showError(asCommandError(e));
-      return false;
-    } finally {
-      this.busy = false;
-      this.renderControls();
-    }
+  private run(command: () => Promise<Overview>): Promise<boolean> {
+    return runCommand(
+      {
+        setBusy: (busy) => {
+          this.busy = busy;
+          this.renderControls();
+        },
+        apply: (overview) => this.host.apply(overview),
+        showError: (error) => this.showError(error),
+      },
+      command,
+    );
   }
 
   private async toggle(): Promise<void> {
