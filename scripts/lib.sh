@@ -35,6 +35,9 @@ TEST_PACKAGES=(shadowsocks-libev curl ca-certificates chromium build-essential p
   python3-websockets nginx-light
   # dig: an independent DNS client for the local DNS server (--dns-listen).
   dnsutils
+  # The Relay's real peers: a userspace WireGuard in a test namespace, and the
+  # shared tunnel registry's Redis.
+  wireguard-go wireguard-tools iproute2 redis-server
   libdbus-1-dev dbus dbus-x11 gnome-keyring libsecret-tools openssl
   "${APP_PACKAGES[@]}"
   # The system-proxy test uses real GSettings with the dconf backend.

@@ -13,4 +13,7 @@ mod tls;
 
 pub use profile::{DEFAULT_LISTEN, MissingProxyPassword, decode_pin, proxy_config};
 
-pub use tls::{TlsError, TlsOptions, client_config, provider, spki_sha256, warm_up_in_background};
+pub use tls::{
+    TlsError, TlsOptions, client_config, client_config_with_versions, provider, spki_sha256,
+    warm_up_in_background,
+};

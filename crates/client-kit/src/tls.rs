@@ -66,9 +66,19 @@ pub fn spki_sha256(cert_der: &[u8]) -> Result<[u8; 32], TlsError> {
 
 /// Builds the rustls client configuration for `opts`, with `alpn` protocols.
 pub fn client_config(opts: &TlsOptions, alpn: &[&[u8]]) -> Result<rustls::ClientConfig, TlsError> {
+    client_config_with_versions(opts, alpn, rustls::DEFAULT_VERSIONS)
+}
+
+/// [`client_config`] restricted to `versions` (the Relay's control channel
+/// is TLS 1.3 only, by its contract).
+pub fn client_config_with_versions(
+    opts: &TlsOptions,
+    alpn: &[&[u8]],
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Result<rustls::ClientConfig, TlsError> {
     let provider = provider();
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .map_err(|e| TlsError(e.to_string()))?;
     let mut config = if let Some(pin) = opts.pin_sha256 {
         builder

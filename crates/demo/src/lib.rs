@@ -5,14 +5,17 @@
 //! It listens on loopback only, so it allows loopback and private targets: a
 //! machine with no internet can try it against a local web server.
 //! [`DemoHt`] does the same with an HT server (TCP, UDP and DNS), and
-//! [`DemoQueen`] publishes a local page through an HLHV queen.
+//! [`DemoQueen`] publishes a local page through an HLHV queen, and
+//! [`DemoRelay`] shares a local port through a relay.
 #![warn(missing_docs)]
 
 mod hlhv;
 mod ht;
+mod relay;
 
 pub use hlhv::{DEMO_MOUNT, DemoQueen};
 pub use ht::DemoHt;
+pub use relay::{DEMO_FORWARD_PORTS, DemoRelay};
 
 use std::collections::HashSet;
 use std::net::SocketAddr;

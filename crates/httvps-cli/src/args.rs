@@ -56,6 +56,9 @@ pub enum Command {
     /// Publish a local web app through an HLHV queen until Ctrl-C, printing
     /// each request it serves.
     Publish(PublishArgs),
+    /// Share local TCP ports through a relay (WireGuard, no root) until
+    /// Ctrl-C, printing the tunnel, its public forwards and each connection.
+    Share(ShareArgs),
     /// Save a profile and store its secret (session or device token, HT key) in the OS keychain.
     Login(LoginArgs),
     /// Delete a profile's secrets from the keychain (and, with --forget, the profile).
@@ -208,6 +211,36 @@ pub struct PublishArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ShareArgs {
+    /// The relay's control channel, HOST[:PORT] (port 443 when absent); the
+    /// JWT comes from HTTVPS_RELAY_TOKEN or --token-stdin, never the
+    /// command line.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub relay: String,
+    /// Extra CA certificate(s) to trust for the relay, PEM.
+    #[arg(long, value_name = "PEM")]
+    pub ca: Option<PathBuf>,
+    /// Pin the relay's certificate: hex SHA-256 of its SubjectPublicKeyInfo.
+    #[arg(long, value_name = "HEX")]
+    pub pin: Option<String>,
+    /// TLS server name, when it differs from the relay's host.
+    #[arg(long, value_name = "NAME")]
+    pub sni: Option<String>,
+    /// The tunnel's name at the relay (A-Z a-z 0-9 . _ -).
+    #[arg(long, value_name = "NAME")]
+    pub name: String,
+    /// A local TCP port to share (repeatable), reached at 127.0.0.1:PORT.
+    #[arg(long = "port", value_name = "PORT", required = true)]
+    pub ports: Vec<u16>,
+    /// Read the JWT from standard input.
+    #[arg(long)]
+    pub token_stdin: bool,
+    /// Print events as JSON lines on stdout, for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Local proxy address [default: 127.0.0.1:1080].
     #[arg(long, value_name = "ADDR")]
@@ -223,6 +256,10 @@ pub struct DemoArgs {
     /// and a cell publishing a local page through it.
     #[arg(long, conflicts_with_all = ["ht", "listen"])]
     pub publish: bool,
+    /// Demonstrate sharing instead: an embedded relay on loopback and a
+    /// local page's port shared through it.
+    #[arg(long, conflicts_with_all = ["ht", "listen", "publish"])]
+    pub share: bool,
     /// Print events as JSON lines on stdout.
     #[arg(long)]
     pub json: bool,

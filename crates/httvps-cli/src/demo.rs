@@ -18,6 +18,9 @@ pub async fn run(global: &Global, args: DemoArgs) -> anyhow::Result<ExitCode> {
     if args.publish {
         return run_publish(global, args).await;
     }
+    if args.share {
+        return crate::share::run_demo(global, args.json).await;
+    }
     let gateway = DemoGateway::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?;
     let page = DemoPage::start()
         .await

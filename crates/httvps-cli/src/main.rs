@@ -11,6 +11,7 @@ mod failure;
 mod login;
 mod output;
 mod publish;
+mod share;
 mod status;
 
 use std::process::ExitCode;
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
         Command::Connect(args) => args.json,
         Command::Demo(args) => args.json,
         Command::Publish(args) => args.json,
+        Command::Share(args) => args.json,
         Command::Status(args) | Command::Streams(args) => args.json,
         Command::Login(_) | Command::Logout(_) | Command::Profiles => false,
     };
@@ -52,6 +54,7 @@ fn main() -> ExitCode {
             Command::Connect(args) => connect::run(&cli.global, args).await,
             Command::Demo(args) => demo::run(&cli.global, args).await,
             Command::Publish(args) => publish::run(&cli.global, args).await,
+            Command::Share(args) => share::run(&cli.global, args).await,
             Command::Login(args) => login::login(&cli.global, args),
             Command::Logout(args) => login::logout(&cli.global, args),
             Command::Profiles => login::list(&cli.global),

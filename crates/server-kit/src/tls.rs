@@ -88,6 +88,17 @@ pub fn server_config(
     key_pem: &[u8],
     alpn: &[&[u8]],
 ) -> Result<Arc<ServerConfig>, TlsError> {
+    server_config_with_versions(cert_pem, key_pem, alpn, rustls::DEFAULT_VERSIONS)
+}
+
+/// [`server_config`] restricted to `versions` (the Relay's control channel
+/// is TLS 1.3 only, by its contract).
+pub fn server_config_with_versions(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    alpn: &[&[u8]],
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Result<Arc<ServerConfig>, TlsError> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
         .collect::<Result<_, _>>()
         .map_err(|e| TlsError(format!("certificate PEM: {e}")))?;
@@ -98,7 +109,7 @@ pub fn server_config(
         .map_err(|e| TlsError(format!("private key PEM: {e}")))?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .map_err(|e| TlsError(e.to_string()))?
         .with_no_client_auth()
         .with_single_cert(certs, key)

@@ -18,6 +18,7 @@ pub mod relay;
 pub mod servers;
 pub mod shadowsocks;
 pub mod socks;
+pub mod wireguard;
 
 pub use backend::{Grant, OutlineNode, TestBackend, TestBackendBuilder};
 pub use certs::{TestCert, install_crypto_provider};

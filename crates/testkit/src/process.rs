@@ -40,11 +40,13 @@ impl Log {
                 value
                     .get("fields")
                     .and_then(|f| f.get(name))
+                    // The relay's seed-shaped lines: `event` and `details`.
+                    .or_else(|| value.get("details").and_then(|d| d.get(name)))
                     .or_else(|| value.get(name))
                     .and_then(|v| v.as_str())
             };
             let addr = field("addr").and_then(parse_addr);
-            match (field("message"), addr) {
+            match (field("message").or_else(|| field("event")), addr) {
                 (Some("listening"), Some(addr)) => {
                     *self.listen.lock().expect("log lock") = Some(addr)
                 }
