@@ -48,7 +48,8 @@ impl DemoRelay {
             .unwrap_or(TOKEN_LIFETIME)
             .as_secs();
         let claims = serde_json::json!({ "sub": "demo", "exp": exp });
-        let key = EncodingKey::from_secret(&secret).map_err(|e| DemoError::Gateway(e.to_string()))?;
+        let key =
+            EncodingKey::from_secret(&secret).map_err(|e| DemoError::Gateway(e.to_string()))?;
         let token = jsonwebtoken::encode(&Header::default(), &claims, &key)
             .map_err(|e| DemoError::Gateway(e.to_string()))?;
         let ports = PortRange::new(DEMO_FORWARD_PORTS.0, DEMO_FORWARD_PORTS.1)
@@ -88,7 +89,12 @@ impl DemoRelay {
     }
 
     /// Share settings for `ports` under `name` through this relay.
-    pub fn share_config(&self, name: &str, ports: Vec<u16>, private_key: PrivateKey) -> ShareConfig {
+    pub fn share_config(
+        &self,
+        name: &str,
+        ports: Vec<u16>,
+        private_key: PrivateKey,
+    ) -> ShareConfig {
         let addr = self.addr();
         let mut config = ShareConfig::new(
             addr.ip().to_string(),
@@ -112,7 +118,10 @@ impl DemoRelay {
     ) -> Result<(PublishOptions, RelayPublisher), DemoError> {
         let publisher = RelayPublisher::new(self.share_config(name, ports, PrivateKey::generate()))
             .map_err(|e| DemoError::Gateway(e.to_string()))?;
-        Ok((relay_client::launch::publish_options(publisher.clone()), publisher))
+        Ok((
+            relay_client::launch::publish_options(publisher.clone()),
+            publisher,
+        ))
     }
 
     /// Stops the relay.

@@ -16,7 +16,8 @@ use crate::args::{Global, ShareArgs};
 use crate::connect::{absolute, control_server, follow, resolve_secret};
 
 pub async fn run(global: &Global, args: ShareArgs) -> anyhow::Result<ExitCode> {
-    let mut profile = RelayProfile::new("command-line", &args.relay, &args.name, args.ports.clone());
+    let mut profile =
+        RelayProfile::new("command-line", &args.relay, &args.name, args.ports.clone());
     profile.ca_file = args.ca.clone().map(absolute);
     profile.pin_sha256 = args.pin.clone();
     profile.sni = args.sni.clone();
@@ -53,7 +54,9 @@ fn device_key(global: &Global) -> PrivateKey {
 /// page's port.
 pub async fn run_demo(global: &Global, json: bool) -> anyhow::Result<ExitCode> {
     let relay = DemoRelay::start(Ipv4Addr::LOCALHOST.into()).await?;
-    let page = DemoPage::start().await.context("starting the demo web page")?;
+    let page = DemoPage::start()
+        .await
+        .context("starting the demo web page")?;
     let port = page
         .url()
         .rsplit(':')
@@ -110,7 +113,11 @@ async fn report(mut status: watch::Receiver<ShareStatus>, json: bool, banner: Op
 
 fn print_state(status: &ShareStatus, json: bool, banner: Option<String>) {
     if json {
-        let kind = if status.state == "active" { "shared" } else { "share_state" };
+        let kind = if status.state == "active" {
+            "shared"
+        } else {
+            "share_state"
+        };
         let data = serde_json::to_value(status).unwrap_or_default();
         println!("{}", serde_json::json!({ "type": kind, "data": data }));
         return;

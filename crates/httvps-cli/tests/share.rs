@@ -17,7 +17,11 @@ const SECRET: &str = "share-test-secret-of-at-least-32-bytes";
 const WAIT: Duration = Duration::from_secs(30);
 
 fn token(sub: &str) -> String {
-    let exp = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() + 3600;
+    let exp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
     let claims = serde_json::json!({ "sub": sub, "exp": exp });
     let key = EncodingKey::from_secret(SECRET.as_bytes()).unwrap();
     jsonwebtoken::encode(&Header::default(), &claims, &key).unwrap()
@@ -40,7 +44,10 @@ async fn shared(client: &JsonClient) -> String {
     let line: Value = client
         .wait_line("shared", |v| v["type"] == "shared", WAIT)
         .await;
-    let public = line["data"]["forwards"][0]["public"].as_str().unwrap().to_owned();
+    let public = line["data"]["forwards"][0]["public"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     // The relay opens a forward when it reads register_ack, which has no
     // answer: the client is active a moment before.
     testkit::process::wait_for_port(public.parse().unwrap(), WAIT)
@@ -114,9 +121,15 @@ async fn share_serves_a_local_port_through_the_relay_binary() {
     // The JWT is in no output and no relay log line.
     let printed = serde_json::to_string(&client.lines()).unwrap();
     assert!(!printed.contains(&token), "the token was printed");
-    assert!(relay.logs().iter().all(|l| !l.contains(&token)), "the relay logged the token");
     assert!(
-        relay.logs().iter().any(|l| l.contains("\"event\":\"tunnel registered\"") && l.contains("\"tunnel_id\"")),
+        relay.logs().iter().all(|l| !l.contains(&token)),
+        "the relay logged the token"
+    );
+    assert!(
+        relay
+            .logs()
+            .iter()
+            .any(|l| l.contains("\"event\":\"tunnel registered\"") && l.contains("\"tunnel_id\"")),
         "seed-shaped log lines"
     );
 }

@@ -24,6 +24,8 @@ struct Registry {
     acks: Vec<String>,
     heartbeats: Vec<Stats>,
     closes: Vec<String>,
+    /// Error lines that kept the connection (a heartbeat too early…).
+    refusals: Vec<String>,
 }
 
 impl Registry {
@@ -180,6 +182,10 @@ impl Pair {
                         self.registry.heartbeats.push(stats);
                         server.heartbeat_ok("2026-05-01T10:00:00Z").unwrap();
                     }
+                    ServerEvent::Refused { failure } => self
+                        .registry
+                        .refusals
+                        .push(failure.wire().reason.to_owned()),
                     ServerEvent::Closed { failure } => {
                         self.registry.closes.push(failure.wire().reason.to_owned())
                     }
@@ -295,6 +301,11 @@ fn the_pair_reaches_active_and_exchanges_heartbeats() {
     assert_eq!(pair.answered(), 21);
     assert_eq!(pair.server_errors(), 0);
     assert!(pair.registry.closes.is_empty());
+    assert!(
+        pair.registry.refusals.is_empty(),
+        "{:?}",
+        pair.registry.refusals
+    );
 }
 
 #[test]

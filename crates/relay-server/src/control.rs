@@ -61,6 +61,8 @@ pub(crate) async fn serve(
             Err(_) => return debug!(%peer, "TLS handshake timed out"),
         },
         _ = eviction.cancelled() => return,
+        // Shutdown does not wait for a handshake that may never finish.
+        _ = ctx.stop.cancelled() => return,
     };
     ticket.progressed(Progress::Secured);
     let mut conn = Connection {
@@ -156,9 +158,6 @@ impl Connection {
                     resume,
                 } => {
                     let result = self.register(&info, resume).await;
-                    if let Err(refused) = &result {
-                        count_error(refused.code);
-                    }
                     self.session.register_result(result)
                 }
                 ServerEvent::RegisterAck { tunnel_id } => {
@@ -169,23 +168,30 @@ impl Connection {
                     self.heartbeat(&tunnel_id, &stats).await;
                     self.session.heartbeat_ok(&rfc3339(SystemTime::now()))
                 }
+                ServerEvent::Refused { failure } => {
+                    self.log_error(&failure, "refused");
+                    Ok(())
+                }
                 ServerEvent::Closed { failure } => {
-                    let wire = failure.wire();
-                    let (code, reason) = (wire.code, wire.reason);
-                    count_error(code);
-                    info!(
-                        tunnel_id = self.attachment.as_ref().map(|a| a.tunnel_id.as_str()).unwrap_or(""),
-                        peer = %self.peer,
-                        code = code.as_u16(),
-                        reason = reason,
-                        "control connection closed by the relay"
-                    );
+                    self.log_error(&failure, "control connection closed by the relay");
                     Ok(())
                 }
             };
             if let Err(e) = answered {
                 warn!(error = %e, "control session misuse");
             }
+        }
+    }
+
+    /// Counts an `error` line sent (the seed's `error_rate`) and logs it,
+    /// naming the tunnel when the connection holds one.
+    fn log_error(&self, failure: &proto_relay::Failure, event: &str) {
+        let wire = failure.wire();
+        count_error(wire.code);
+        let (code, reason) = (wire.code.as_u16(), wire.reason);
+        match &self.attachment {
+            Some(a) => info!(tunnel_id = %a.tunnel_id, peer = %self.peer, code, reason, "{event}"),
+            None => info!(peer = %self.peer, code, reason, "{event}"),
         }
     }
 
@@ -380,9 +386,7 @@ fn refusal(failed: &Failed) -> Refusal {
     Refusal::new(code, reason, message)
 }
 
-/// Counts an `error` line sent (the seed's `error_rate`). Sign-in refusals
-/// are counted when their session closes, registration refusals when they
-/// are answered.
+/// Counts an `error` line sent (the seed's `error_rate`).
 fn count_error(code: ErrorCode) {
     ::metrics::counter!(metrics::ERRORS, "code" => code.as_u16().to_string()).increment(1);
 }

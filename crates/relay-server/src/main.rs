@@ -213,7 +213,10 @@ impl Args {
             ..LimitsConfig::default()
         };
         config.session.heartbeat_interval = self.heartbeat_interval;
-        config.session.max_line = self.max_line.max(1024);
+        if self.max_line < 1024 {
+            bail!("--max-line must be at least 1024 bytes (a register line is a few hundred)");
+        }
+        config.session.max_line = self.max_line;
         config.session.auth_timeout = self.auth_timeout;
         config.session.limits.max_ports = self.max_ports;
         config.metrics_listen = self.metrics;

@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, SocketAddrV4};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::net::{TcpListener, TcpStream};
@@ -69,6 +69,8 @@ struct Running {
     record: Mutex<TunnelRecord>,
     peer: Mutex<PublicKey>,
     generation: AtomicUsize,
+    /// Whether a control connection holds it (the active-tunnels gauge).
+    attached: AtomicBool,
     /// Cancels the forwards' accept loops (connections already through
     /// them keep going until either side closes).
     forwards: Mutex<Option<CancellationToken>>,
@@ -135,6 +137,9 @@ impl Tunnels {
                 *peer = key;
             }
             *lock(&old.record) = record.clone();
+            if !old.attached.swap(true, Ordering::SeqCst) {
+                ::metrics::gauge!(metrics::ACTIVE_TUNNELS).increment(1.0);
+            }
             let generation = old.generation.fetch_add(1, Ordering::SeqCst) + 1;
             return Ok(Attachment {
                 tunnel_id: record.tunnel_id.clone(),
@@ -149,6 +154,7 @@ impl Tunnels {
                 record: Mutex::new(record.clone()),
                 peer: Mutex::new(key),
                 generation: AtomicUsize::new(0),
+                attached: AtomicBool::new(true),
                 forwards: Mutex::new(None),
                 teardown: Mutex::new(None),
                 open: Arc::new(AtomicUsize::new(0)),
@@ -238,6 +244,9 @@ impl Tunnels {
         if running.generation.load(Ordering::SeqCst) != attachment.generation {
             return;
         }
+        if running.attached.swap(false, Ordering::SeqCst) {
+            ::metrics::gauge!(metrics::ACTIVE_TUNNELS).decrement(1.0);
+        }
         let tunnels = self.clone();
         let id = attachment.tunnel_id.clone();
         let generation = attachment.generation;
@@ -284,7 +293,9 @@ impl Tunnels {
             cancel.cancel();
         }
         self.inner.node.remove_peer(&lock(&running.peer));
-        ::metrics::gauge!(metrics::ACTIVE_TUNNELS).decrement(1.0);
+        if running.attached.swap(false, Ordering::SeqCst) {
+            ::metrics::gauge!(metrics::ACTIVE_TUNNELS).decrement(1.0);
+        }
         debug!(tunnel_id = %tunnel_id, "tunnel stopped");
     }
 

@@ -78,6 +78,7 @@ pub fn drive(data: &[u8]) -> usize {
                 ServerEvent::RegisterAck { tunnel_id } => {
                     assert_eq!(session.tunnel_id(), Some(tunnel_id.as_str()));
                 }
+                ServerEvent::Refused { failure } => assert!(!failure.wire().close),
                 ServerEvent::Closed { .. } => closes += 1,
             }
         }

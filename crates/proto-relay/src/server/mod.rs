@@ -175,6 +175,13 @@ pub enum ServerEvent {
         /// The client's counters.
         stats: Stats,
     },
+    /// An `error` line was sent and the connection stays open (bad
+    /// `tunnel_info`, a heartbeat too early, a refused registration…): for
+    /// the driver's logs and metrics; nothing to answer.
+    Refused {
+        /// Why.
+        failure: Failure,
+    },
     /// The session is over: write what is queued, then close.
     Closed {
         /// Why.
@@ -559,6 +566,8 @@ impl ServerSession {
         if wire.close {
             self.closed = true;
             self.events.push_back(ServerEvent::Closed { failure });
+        } else {
+            self.events.push_back(ServerEvent::Refused { failure });
         }
     }
 

@@ -51,9 +51,12 @@ pub async fn handshake(
     let tcp = TcpStream::connect(addr).await?;
     tcp.set_nodelay(true)?;
     let name = ServerName::try_from(SERVER_NAME).expect("a valid server name");
-    tokio::time::timeout(WAIT, TlsConnector::from(Arc::new(config)).connect(name, tcp))
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake"))?
+    tokio::time::timeout(
+        WAIT,
+        TlsConnector::from(Arc::new(config)).connect(name, tcp),
+    )
+    .await
+    .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake"))?
 }
 
 /// One control connection.
@@ -146,9 +149,7 @@ impl Control {
                         String::from_utf8_lossy(&self.buf)
                     )
                 })
-                .unwrap_or_else(|e| {
-                    panic!("reading from the relay (no clean TLS close?): {e}")
-                });
+                .unwrap_or_else(|e| panic!("reading from the relay (no clean TLS close?): {e}"));
             if n == 0 {
                 assert!(
                     self.buf.is_empty(),
@@ -159,6 +160,11 @@ impl Control {
             }
             self.buf.extend_from_slice(&chunk[..n]);
         }
+    }
+
+    /// Closes from our side: TLS close_notify, then the TCP connection.
+    pub async fn close(mut self) {
+        self.tls.shutdown().await.expect("close the TLS session");
     }
 
     /// Sends `auth` with `token` and returns the answer.
