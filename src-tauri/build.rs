@@ -17,6 +17,9 @@ const COMMANDS: &[&str] = &[
     "publish",
     "start_publish_demo",
     "stop_publishing",
+    "share",
+    "share_demo",
+    "stop_share",
     "set_preferences",
     "watch_streams",
 ];

@@ -82,6 +82,28 @@ pub async fn stop_publishing(c: State<'_, Controller>) -> Result<Overview, Comma
     c.stop_publishing().await
 }
 
+/// Shares a saved Relay profile's ports (its relay token from the
+/// keychain).
+#[tauri::command]
+pub async fn share(c: State<'_, Controller>, name: String) -> Result<Overview, CommandError> {
+    c.share(name).await
+}
+
+/// The demo share: the demo page's port, or `ports`, through an embedded
+/// relay.
+#[tauri::command]
+pub async fn share_demo(
+    c: State<'_, Controller>,
+    ports: Option<Vec<u16>>,
+) -> Result<Overview, CommandError> {
+    c.share_demo(ports).await
+}
+
+#[tauri::command]
+pub async fn stop_share(c: State<'_, Controller>) -> Result<Overview, CommandError> {
+    c.stop_share().await
+}
+
 #[tauri::command]
 pub async fn set_preferences(
     c: State<'_, Controller>,

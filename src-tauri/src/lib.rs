@@ -115,7 +115,8 @@ fn forward_events(app: &AppHandle, controller: &Controller) {
             let _ = handle.emit(APP_EVENT, &event);
             match &event {
                 AppEvent::Notice(notice) => notify(&handle, &notice.title, &notice.body),
-                AppEvent::Changed => tray::refresh(&handle),
+                // The share's state and traffic: the tray shows them.
+                AppEvent::Changed | AppEvent::Share(_) => tray::refresh(&handle),
                 AppEvent::Log(_) => {}
             }
         }
@@ -213,6 +214,9 @@ pub fn run() {
             commands::publish,
             commands::start_publish_demo,
             commands::stop_publishing,
+            commands::share,
+            commands::share_demo,
+            commands::stop_share,
             commands::set_preferences,
             commands::watch_streams,
         ])

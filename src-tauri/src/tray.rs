@@ -1,7 +1,7 @@
 //! The tray icon: its look follows the session state; its tooltip and menu
 //! show the live stream count, the rates and the busiest streams (all
-//! computed by `app::TraySummary`); the menu connects, disconnects,
-//! switches profile, shows the window and quits.
+//! computed by `app::TraySummary`); the menu connects, disconnects, stops
+//! publishing or sharing, switches profile, shows the window and quits.
 
 use std::sync::Mutex;
 
@@ -30,6 +30,7 @@ struct Rendered {
 struct Shape {
     connected: bool,
     publishing: bool,
+    sharing: bool,
     busiest: usize,
     can_connect: bool,
     profiles: Vec<String>,
@@ -49,6 +50,7 @@ impl Shape {
         Shape {
             connected,
             publishing: summary.publishing,
+            sharing: summary.sharing,
             busiest: if connected { summary.busiest.len() } else { 0 },
             can_connect: summary.can_connect,
             profiles,
@@ -106,6 +108,8 @@ fn menu(
         }
     } else if summary.publishing {
         "Stop publishing"
+    } else if summary.sharing {
+        "Stop sharing"
     } else {
         "Disconnect"
     };
@@ -232,6 +236,8 @@ fn on_menu(app: &AppHandle, id: &str) {
                 let summary = controller.tray_summary();
                 let result = if summary.publishing && !summary.can_connect {
                     controller.stop_publishing().await.map(drop)
+                } else if summary.sharing && !summary.can_connect {
+                    controller.stop_share().await.map(drop)
                 } else if !summary.can_connect {
                     controller.disconnect().await;
                     Ok(())

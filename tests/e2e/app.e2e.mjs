@@ -340,6 +340,31 @@ async function main() {
     await (await browser.$("#mode-tab-connect")).click();
   });
 
+  await step("the remote access demo shares a page through a relay and lists the connection", async () => {
+    await (await browser.$("#mode-tab-remote_access")).click();
+    await (await tid(browser, "share-demo")).click();
+    await waitUntil("Active", async () => (await text(browser, "share-state")) === "Active");
+    const forward = await waitUntil("the public forward", async () => text(browser, "forward-public"));
+    assert(/^127\.0\.0\.1:\d+$/.test(forward), `a public forward (${forward})`);
+    // The relay opens the forward when it reads the app's register_ack,
+    // a moment after Active: curl retries a refused connection.
+    const got = spawnSync("curl", ["--silent", "--max-time", "20", "--retry", "10", "--retry-connrefused",
+      "--retry-delay", "1", `http://${forward}/`], { encoding: "utf8" });
+    assert(got.status === 0 && got.stdout.includes("It works."), `the page comes through the relay (${got.status})`);
+    await waitUntil("the connection in the table", async () =>
+      browser.execute(() => {
+        const row = document.querySelector('[data-testid="share-connections-body"] tr');
+        return row !== null && row.querySelector('[data-col="public"]').textContent !== "—";
+      }),
+    );
+    if (SCREENSHOT) await browser.saveScreenshot(SCREENSHOT.replace(/\.png$/, "-remote-access.png"));
+    await (await tid(browser, "share-toggle")).click();
+    await waitUntil("Disconnected", async () => (await text(browser, "share-state")) === "Disconnected");
+    const gone = spawnSync("curl", ["--silent", "--max-time", "5", `http://${forward}/`]);
+    assert(gone.status !== 0, "the forward is closed with the share");
+    await (await browser.$("#mode-tab-connect")).click();
+  });
+
   await step("a second launch exits and leaves the first running", async () => {
     const second = spawnSync(APP_BIN, [], { timeout: 20000, env: process.env });
     assert(second.status === 0, `the second instance exits at once (status ${second.status}, signal ${second.signal})`);

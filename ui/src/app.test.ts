@@ -37,6 +37,7 @@ function overview(over: Partial<Overview> = {}): Overview {
       totals: { streams_total: 0, streams_open: 0, bytes_up: 0, bytes_down: 0, rate_up: 0, rate_down: 0, connections: 1, slot_waits: 0, evictions: 0 },
     },
     connection: null,
+    share: null,
     log: [],
     ...over,
   };
@@ -64,7 +65,7 @@ function stream(key: number, over: Partial<StreamInfo> = {}): StreamInfo {
 /** A saved HTTVPS gateway profile as the app lists it. */
 function profileView(name: string, server: string, over: Partial<ProfileView> = {}): ProfileView {
   const transport = (over.protocol ?? "httvps") === "httvps" ? "h1" : null;
-  return { name, protocol: "httvps", kind: "gateway", server, device_id: null, region: null, ca_file: null, pin_sha256: null, sni: null, connections: null, dns_listen: null, transport, mount: null, to: null, max_body: null, public_url: null, signed_in: false, ...over };
+  return { name, protocol: "httvps", kind: "gateway", server, device_id: null, region: null, ca_file: null, pin_sha256: null, sni: null, connections: null, dns_listen: null, transport, mount: null, to: null, max_body: null, public_url: null, tunnel: null, ports: null, signed_in: false, ...over };
 }
 
 const tick = () => new Promise((r) => setTimeout(r, 0));

@@ -16,15 +16,17 @@ export class App {
   readonly shell: Shell;
   readonly connect: ConnectPanel;
   readonly publish: PublishPanel;
+  readonly remote: RemotePanel;
   private timer: ReturnType<typeof setInterval> | undefined;
 
   constructor(root: HTMLElement) {
     this.connect = new ConnectPanel(this);
     this.publish = new PublishPanel(this);
+    this.remote = new RemotePanel(this);
     this.shell = new Shell(root, {
       connect: this.connect,
       publish: this.publish,
-      remote_access: new RemotePanel(),
+      remote_access: this.remote,
     });
   }
 
@@ -37,12 +39,14 @@ export class App {
     feed.onmessage = (update) => {
       this.connect.onStreams(update);
       this.publish.onStreams(update);
+      this.remote.onStreams(update);
     };
     await call("watch_streams", { feed });
     this.apply(await call("overview", {}));
     this.timer = setInterval(() => {
       this.connect.tick();
       this.publish.tick();
+      this.remote.tick();
     }, 1000);
   }
 
@@ -56,15 +60,18 @@ export class App {
     this.shell.render(overview.protocols);
     this.connect.apply(overview);
     this.publish.apply(overview);
+    this.remote.apply(overview);
   }
 
   onEngine(event: EngineEvent): void {
     this.connect.onEngine(event);
     this.publish.onEngine(event);
+    this.remote.onEngine(event);
   }
 
   onApp(event: AppEvent): void {
     this.connect.onApp(event);
+    this.remote.onApp(event);
   }
 
   showError(error: ShownError | null): void {

@@ -251,7 +251,7 @@ carries: Carries,
  */
 available: boolean, };
 
-export type ProfileKind = "gateway" | "control_plane" | "preshared_key" | "cell_key";
+export type ProfileKind = "gateway" | "control_plane" | "preshared_key" | "cell_key" | "relay_token";
 
 export type Transport = "h1" | "h3" | "auto";
 
@@ -323,6 +323,14 @@ max_body: number | null,
  */
 public_url: string | null, 
 /**
+ * The tunnel's name at the relay (Relay).
+ */
+tunnel: string | null, 
+/**
+ * The local TCP ports shared (Relay).
+ */
+ports: Array<number> | null, 
+/**
  * Whether the keychain holds its token.
  */
 signed_in: boolean, };
@@ -342,7 +350,7 @@ protocol?: Protocol,
 kind: ProfileKind, 
 /**
  * `wss://…` gateway URL or `https://…` control-plane URL; for HLHV
- * the queen's `HOST:PORT`.
+ * the queen's `HOST:PORT`; for Relay the relay's `HOST[:PORT]`.
  */
 server: string, 
 /**
@@ -395,7 +403,15 @@ max_body?: number,
  * The URL shown to people, when it is not `https://` + the mount
  * (HLHV).
  */
-public_url?: string, };
+public_url?: string, 
+/**
+ * The tunnel's name at the relay (Relay).
+ */
+tunnel?: string, 
+/**
+ * The local TCP ports to share (Relay).
+ */
+ports?: Array<number>, };
 
 export type Preferences = { 
 /**
@@ -455,7 +471,85 @@ mount: string,
 /**
  * The local app published, `http://HOST:PORT`.
  */
-to: string, };
+to: string, } | { "kind": "share", 
+/**
+ * The saved profile's name; null for the demo share.
+ */
+name: string | null, 
+/**
+ * The relay's control address, `HOST:PORT`.
+ */
+relay: string, 
+/**
+ * The tunnel's name at the relay.
+ */
+tunnel: string, 
+/**
+ * The local ports shared (on 127.0.0.1).
+ */
+ports: Array<number>, };
+
+export type ForwardInfo = { 
+/**
+ * The local port.
+ */
+port: number, 
+/**
+ * Where people connect, `host:port`.
+ */
+public: string, };
+
+export type ShareStatus = { 
+/**
+ * The relay, `host:port`.
+ */
+relay: string, 
+/**
+ * Seed 004 §3.1: `disconnected`, `authenticating`, `registered`,
+ * `active`, `reconnecting`.
+ */
+state: "disconnected" | "authenticating" | "registered" | "active" | "reconnecting", 
+/**
+ * The tunnel's id, once registered.
+ */
+tunnel_id: string | null, 
+/**
+ * This machine's tunnel address (`10.0.0.7/32`).
+ */
+address: string | null, 
+/**
+ * The public forwards.
+ */
+forwards: Array<ForwardInfo>, 
+/**
+ * WireGuard bytes received from the relay.
+ */
+bytes_in: number, 
+/**
+ * WireGuard bytes sent to the relay.
+ */
+bytes_out: number, 
+/**
+ * The last completed WireGuard handshake (seconds since the Unix epoch).
+ */
+last_handshake_unix: number | null, 
+/**
+ * Connections open through the forwards now.
+ */
+open_connections: number, 
+/**
+ * The next reconnect attempt (1-based) while reconnecting.
+ */
+attempt: number | null, 
+/**
+ * Seconds until that attempt.
+ */
+retry_in_secs: number | null, 
+/**
+ * The last error, in words for people (an expired sign-in says to
+ * sign in again).
+ */
+error: string | null, };
 
 export type LogLevel = "info" | "warn" | "error";
 
@@ -487,7 +581,7 @@ title: string,
  */
 body: string, };
 
-export type AppEvent = { "type": "log", "data": LogEntry } | { "type": "notice", "data": Notice } | { "type": "changed" };
+export type AppEvent = { "type": "log", "data": LogEntry } | { "type": "notice", "data": Notice } | { "type": "changed" } | { "type": "share", "data": ShareStatus };
 
 export type Overview = { 
 /**
@@ -518,6 +612,12 @@ snapshot: Snapshot,
  * What is connected.
  */
 connection: Connection | null, 
+/**
+ * The share's status (Remote access): live while sharing, the last
+ * one after a share ended on its own (its error sentence), null
+ * otherwise.
+ */
+share: ShareStatus | null, 
 /**
  * The log, oldest first.
  */
@@ -572,7 +672,12 @@ can_connect: boolean,
  * Whether the run is a publication (HLHV) rather than a tunnel: the
  * menu then offers "Stop publishing".
  */
-publishing: boolean, };
+publishing: boolean, 
+/**
+ * Whether the run is a share (Relay, Remote access): the menu then
+ * offers "Stop sharing".
+ */
+sharing: boolean, };
 
 /** Every command: its arguments and its result (errors are `CommandError`). */
 export interface Commands {
@@ -588,6 +693,9 @@ export interface Commands {
   publish: { args: { name: string }; returns: Overview };
   start_publish_demo: { args: {  }; returns: Overview };
   stop_publishing: { args: {  }; returns: Overview };
+  share: { args: { name: string }; returns: Overview };
+  share_demo: { args: { ports: number[] | null }; returns: Overview };
+  stop_share: { args: {  }; returns: Overview };
   set_preferences: { args: { prefs: Preferences }; returns: Overview };
   watch_streams: { args: { feed: Channel<StreamsUpdate> }; returns: null };
 }

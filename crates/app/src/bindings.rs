@@ -18,6 +18,7 @@ use crate::view::{AppEvent, Connection, Overview, StreamsUpdate};
 use engine::table::StreamState;
 use engine::{EngineEvent, SessionState, Snapshot, StreamInfo, Totals, Warning, WarningCode};
 use net::ErrorCode;
+use relay_client::{ForwardInfo, ShareStatus};
 
 /// A command the shell registers: its name, its arguments (name and
 /// TypeScript type) and what it returns.
@@ -94,6 +95,21 @@ pub const COMMANDS: &[CommandSig] = &[
         returns: "Overview",
     },
     CommandSig {
+        name: "share",
+        args: &[("name", "string")],
+        returns: "Overview",
+    },
+    CommandSig {
+        name: "share_demo",
+        args: &[("ports", "number[] | null")],
+        returns: "Overview",
+    },
+    CommandSig {
+        name: "stop_share",
+        args: &[],
+        returns: "Overview",
+    },
+    CommandSig {
         name: "set_preferences",
         args: &[("prefs", "Preferences")],
         returns: "Overview",
@@ -137,6 +153,8 @@ pub fn typescript() -> String {
         ProfileInput::decl(&cfg),
         Preferences::decl(&cfg),
         Connection::decl(&cfg),
+        ForwardInfo::decl(&cfg),
+        ShareStatus::decl(&cfg),
         LogLevel::decl(&cfg),
         LogEntry::decl(&cfg),
         Notice::decl(&cfg),

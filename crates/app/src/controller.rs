@@ -1,19 +1,21 @@
 //! The desktop app's controller: every command the UI and the tray can give,
 //! over one [`Engine`]. The Tauri shell only translates commands and events.
 //!
-//! The engine has one run slot: a tunnel (Connect, the demo) or a
-//! publication (Publish, its demo; `publish`), never both. The connection
-//! record says which one holds it, so that each command can say what to
-//! stop first.
+//! The engine has one run slot: a tunnel (Connect, the demo), a
+//! publication (Publish, its demo; `publish`) or a share (Remote access,
+//! its demo; `share`), never two at once. The connection record says which
+//! one holds it, so that each command can say what to stop first.
 
+mod accounts;
 mod publish;
+mod share;
 mod system_proxy;
 mod watcher;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use demo::{DemoGateway, DemoPage, DemoQueen};
+use demo::{DemoGateway, DemoPage, DemoQueen, DemoRelay};
 use engine::{DnsLimits, Engine, EngineError, EngineEvent, StartOptions};
 use httvps_client::{Transport, launch};
 use net::Secret;
@@ -24,8 +26,8 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::error::{CommandCode, CommandError};
 use crate::log::{LogBook, LogEntry, LogLevel};
 use crate::profile::Profile;
-use crate::registry::{Mode, registry};
-use crate::settings::{Preferences, ProfileInput, ProfileView, Settings, SettingsStorage};
+use crate::registry::registry;
+use crate::settings::{Preferences, ProfileView, Settings, SettingsStorage};
 use crate::sysproxy::SystemProxy;
 use crate::tray::TraySummary;
 use crate::view::{AppEvent, Connection, Overview, StreamsUpdate};
@@ -74,6 +76,10 @@ fn start_options(
             "profile {:?} publishes a local web app (HLHV): it has no tunnel to connect",
             p.name
         ))),
+        Profile::Relay(p) => Err(CommandError::invalid(format!(
+            "profile {:?} shares this computer's ports (Relay): start it from the Remote access panel",
+            p.name
+        ))),
     }
 }
 
@@ -105,8 +111,8 @@ fn warning_sentence(warning: &engine::Warning) -> String {
     format!("{message}. {remedy}.")
 }
 
-/// The demo's running parts: a gateway to connect to, or a queen that
-/// publishes the page.
+/// The demo's running parts: a gateway to connect to, a queen that
+/// publishes the page, or a relay that shares its port.
 enum Demo {
     /// Try the demo (Connect): the tunnel to an embedded gateway.
     Connect {
@@ -116,6 +122,12 @@ enum Demo {
     },
     /// Try the demo (Publish): the page published through an embedded queen.
     Publish { queen: DemoQueen, _page: DemoPage },
+    /// Try the demo (Remote access): ports shared through an embedded
+    /// relay; the page when it is the port shared.
+    Share {
+        relay: DemoRelay,
+        _page: Option<DemoPage>,
+    },
 }
 
 impl Demo {
@@ -123,6 +135,7 @@ impl Demo {
         match self {
             Demo::Connect { gateway, .. } => gateway.shutdown().await,
             Demo::Publish { queen, .. } => queen.shutdown().await,
+            Demo::Share { relay, .. } => relay.shutdown().await,
         }
     }
 }
@@ -144,6 +157,9 @@ struct Inner {
     log: LogBook,
     events: broadcast::Sender<AppEvent>,
     connection: Mutex<Option<Connection>>,
+    /// The share's status feed while sharing, and the last status of one
+    /// that ended on its own.
+    share: Mutex<share::ShareSlot>,
     demo: tokio::sync::Mutex<Option<Demo>>,
     /// The task feeding the window's stream table; a new feed replaces it
     /// (the window reloaded).
@@ -205,6 +221,7 @@ impl Controller {
                 log,
                 events,
                 connection: Mutex::new(None),
+                share: Mutex::new(share::ShareSlot::default()),
                 demo: tokio::sync::Mutex::new(None),
                 stream_feed: Mutex::new(None),
                 lifecycle: tokio::sync::Mutex::new(()),
@@ -293,115 +310,9 @@ impl Controller {
             system_proxy_available: self.inner.system_proxy.is_some(),
             snapshot: self.inner.engine.snapshot(),
             connection: self.inner.connection.lock().unwrap().clone(),
+            share: self.share_status(),
             log: self.inner.log.entries(),
         }
-    }
-
-    /// Adds or replaces a profile (matched by name) and selects it.
-    pub async fn save_profile(&self, input: ProfileInput) -> Result<Overview, CommandError> {
-        self.update_settings(|settings| {
-            let name = input.name.trim().to_owned();
-            let previous = settings.profiles.iter().find(|p| p.name() == name);
-            let profile = input.clone().into_profile(previous)?;
-            // A publishing profile is started by name; Connect keeps its own.
-            let outbound = profile.protocol().info().mode == Mode::Connect;
-            settings.profiles.retain(|p| p.name() != profile.name());
-            settings.profiles.push(profile);
-            settings.profiles.sort_by(|a, b| a.name().cmp(b.name()));
-            if outbound {
-                settings.selected = Some(name);
-            }
-            Ok(())
-        })
-        .await?;
-        self.log(
-            LogLevel::Info,
-            None,
-            format!("Profile {:?} saved.", input.name.trim()),
-        );
-        Ok(self.overview().await)
-    }
-
-    /// Deletes a profile and its secrets from the keychain.
-    pub async fn remove_profile(&self, name: String) -> Result<Overview, CommandError> {
-        if self.connected_profile().as_deref() == Some(name.as_str()) {
-            return Err(CommandError::new(
-                CommandCode::Busy,
-                "disconnect before removing the profile in use",
-            ));
-        }
-        self.find_profile(&name)?;
-        self.delete_secrets(&name).await?;
-        self.update_settings(|settings| {
-            settings.profiles.retain(|p| p.name() != name);
-            if settings.selected.as_deref() == Some(name.as_str()) {
-                settings.selected = settings.profiles.first().map(|p| p.name().to_owned());
-            }
-            Ok(())
-        })
-        .await?;
-        self.log(LogLevel::Info, None, format!("Profile {name:?} removed."));
-        Ok(self.overview().await)
-    }
-
-    /// Chooses the profile Connect uses.
-    pub async fn select_profile(&self, name: String) -> Result<Overview, CommandError> {
-        let profile = self.find_profile(&name)?;
-        if profile.protocol().info().mode != Mode::Connect {
-            return Err(CommandError::invalid(format!(
-                "profile {name:?} publishes a web app ({}): start it from the Publish panel",
-                profile.protocol().title()
-            )));
-        }
-        self.update_settings(|settings| {
-            settings.selected = Some(name.clone());
-            Ok(())
-        })
-        .await?;
-        Ok(self.overview().await)
-    }
-
-    /// Stores a profile's token in the keychain. The token is never kept
-    /// anywhere else, logged, or returned.
-    pub async fn sign_in(&self, name: String, token: String) -> Result<Overview, CommandError> {
-        let profile = self.find_profile(&name)?;
-        let token = token.trim();
-        if token.is_empty() {
-            return Err(CommandError::invalid("enter the token"));
-        }
-        if token.len() > MAX_TOKEN_LEN || token.chars().any(char::is_control) {
-            return Err(CommandError::invalid(format!(
-                "a token is at most {MAX_TOKEN_LEN} printable characters"
-            )));
-        }
-        let kind = profile
-            .token_kind()
-            .map_err(|e| CommandError::invalid(e.to_string()))?;
-        if kind == ht_client::HT_KEY && ht_client::Key::from_hex(token).is_err() {
-            return Err(CommandError::invalid(
-                "an HT key is 64 hexadecimal characters (32 bytes)",
-            ));
-        }
-        let secret = Secret::new(token);
-        let account_name = account(&name, kind);
-        self.keychain(move |secrets| secrets.set(&account_name, &secret))
-            .await?;
-        self.log(
-            LogLevel::Info,
-            None,
-            format!("Signed in to {name:?}; the token is in the system keychain."),
-        );
-        let _ = self.inner.events.send(AppEvent::Changed);
-        Ok(self.overview().await)
-    }
-
-    /// Deletes a profile's tokens from the keychain.
-    pub async fn sign_out(&self, name: String) -> Result<Overview, CommandError> {
-        self.find_profile(&name)?;
-        self.delete_secrets(&name).await?;
-        self.log(LogLevel::Info, None, format!("Signed out of {name:?}."));
-        let _ = self.inner.events.send(AppEvent::Changed);
-        Ok(self.overview().await)
     }
 
     /// Connects with the selected profile.
@@ -435,7 +346,7 @@ impl Controller {
                 name: profile.name().to_owned(),
                 transport: match &profile {
                     Profile::Httvps(p) => Some(p.transport),
-                    Profile::Ht(_) | Profile::Hlhv(_) => None,
+                    Profile::Ht(_) | Profile::Hlhv(_) | Profile::Relay(_) => None,
                 },
             },
         )
@@ -512,8 +423,8 @@ impl Controller {
                         transport: Some(transport),
                     } => format!("profile {name:?} over {}", transport_title(*transport)),
                     Connection::Demo { .. } => "the demo gateway".to_owned(),
-                    Connection::Publish { .. } => {
-                        unreachable!("publications start in `publish`, not `start_engine`")
+                    Connection::Publish { .. } | Connection::Share { .. } => {
+                        unreachable!("publications and shares do not start in `start_engine`")
                     }
                 };
                 *self.inner.connection.lock().unwrap() = Some(connection);
@@ -550,8 +461,11 @@ impl Controller {
     /// Stops the engine and what belongs to the connection; returns whether
     /// something was connected. Callers hold the lifecycle lock.
     async fn wind_down(&self) -> bool {
+        // Whether a share's publication exists, so stopping ends its driver.
+        let was_active = self.inner.engine.state().is_active();
         self.inner.engine.stop().await;
         self.restore_system_proxy().await;
+        self.end_share(was_active).await;
         if let Some(demo) = self.inner.demo.lock().await.take() {
             demo.shutdown().await;
         }
@@ -659,6 +573,9 @@ impl Controller {
             Some(Connection::Profile { name, .. })
             | Some(Connection::Publish {
                 name: Some(name), ..
+            })
+            | Some(Connection::Share {
+                name: Some(name), ..
             }) => Some(name.clone()),
             _ => None,
         }
@@ -674,41 +591,37 @@ impl Controller {
             .is_some_and(Connection::is_publish)
     }
 
-    /// What the tray shows now: the engine's snapshot, as a tunnel or as a
-    /// publication.
+    /// Whether the engine's run is a share.
+    fn is_sharing(&self) -> bool {
+        self.inner
+            .connection
+            .lock()
+            .unwrap()
+            .as_ref()
+            .is_some_and(Connection::is_share)
+    }
+
+    /// What the tray shows now: the engine's snapshot, as a tunnel, a
+    /// publication or a share (with the share's own status).
     pub fn tray_summary(&self) -> TraySummary {
-        TraySummary::for_run(&self.inner.engine.snapshot(), self.is_publishing())
+        let snapshot = self.inner.engine.snapshot();
+        match self.share_status() {
+            Some(status) if self.is_sharing() => TraySummary::of_share(&snapshot, &status),
+            _ => TraySummary::for_run(&snapshot, self.is_publishing()),
+        }
     }
 
     /// The error when the engine's one run slot is taken: what holds it
     /// and how to free it.
     fn slot_taken(&self) -> CommandError {
         let message = if self.is_publishing() {
-            "a web app is being published; stop publishing first (the app runs one tunnel or one publication at a time)"
+            "a web app is being published; stop publishing first (the app runs one tunnel, publication or share at a time)"
+        } else if self.is_sharing() {
+            "this computer's ports are being shared; stop sharing first (the app runs one tunnel, publication or share at a time)"
         } else {
-            "the tunnel is already running; disconnect first (the app runs one tunnel or one publication at a time)"
+            "the tunnel is already running; disconnect first (the app runs one tunnel, publication or share at a time)"
         };
         CommandError::new(CommandCode::AlreadyRunning, message)
-    }
-
-    fn find_profile(&self, name: &str) -> Result<Profile, CommandError> {
-        self.settings()
-            .profiles
-            .into_iter()
-            .find(|p| p.name() == name)
-            .ok_or_else(|| CommandError::no_profile(name))
-    }
-
-    async fn delete_secrets(&self, name: &str) -> Result<(), CommandError> {
-        let kinds = self.find_profile(name)?.secret_kinds();
-        let name = name.to_owned();
-        self.keychain(move |secrets| {
-            for kind in kinds {
-                secrets.delete(&account(&name, *kind))?;
-            }
-            Ok(())
-        })
-        .await
     }
 
     /// Runs a keychain call on the blocking pool (the Secret Service is a

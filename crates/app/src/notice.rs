@@ -2,6 +2,8 @@
 //! rules are tested without a notification daemon.
 
 use engine::SessionState;
+use proto_relay::TunnelState;
+use relay_client::ShareStatus;
 use serde::Serialize;
 use ts_rs::TS;
 
@@ -91,6 +93,54 @@ pub fn for_publication_transition(
     })
 }
 
+/// A share's tunnel dropped and the share is reconnecting on its own
+/// (seed §6: the same tunnel and forwards come back). Told from the share's
+/// status: the engine sees a share that resumes as still active.
+pub fn for_share_drop(
+    previous: &ShareStatus,
+    next: &ShareStatus,
+    user_initiated: bool,
+) -> Option<Notice> {
+    let active = TunnelState::Active.as_str();
+    let reconnecting = TunnelState::Reconnecting.as_str();
+    if user_initiated || previous.state != active || next.state != reconnecting {
+        return None;
+    }
+    let why = next
+        .error
+        .as_deref()
+        .unwrap_or("The connection to the relay dropped");
+    Some(Notice {
+        title: "Remote access dropped".into(),
+        body: format!("{why}. Reconnecting to the relay; the public addresses stay the same…"),
+    })
+}
+
+/// A share ended without the user asking (refused, gave up): `error` is the
+/// share's own sentence when it has one, else the engine's reason.
+pub fn for_share_end(
+    next: &SessionState,
+    error: Option<&str>,
+    user_initiated: bool,
+) -> Option<Notice> {
+    let SessionState::Disconnected {
+        reason: Some(reason),
+    } = next
+    else {
+        return None;
+    };
+    if user_initiated {
+        return None;
+    }
+    Some(Notice {
+        title: "Remote access stopped".into(),
+        body: format!(
+            "{}. Press Start sharing to try again.",
+            error.unwrap_or(reason).trim_end_matches('.')
+        ),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,5 +215,52 @@ mod tests {
             "{}",
             gave_up.body
         );
+    }
+
+    #[test]
+    fn a_share_tells_its_drops_and_its_end() {
+        let status = |state: TunnelState| ShareStatus {
+            state: state.as_str().into(),
+            error: Some("cannot reach the relay".into()),
+            ..ShareStatus::default()
+        };
+        let up = status(TunnelState::Active);
+        let reconnecting = status(TunnelState::Reconnecting);
+        let drop = for_share_drop(&up, &reconnecting, false).unwrap();
+        assert_eq!(drop.title, "Remote access dropped");
+        assert!(
+            drop.body.starts_with("cannot reach the relay."),
+            "{}",
+            drop.body
+        );
+        assert_eq!(for_share_drop(&up, &reconnecting, true), None);
+        assert_eq!(for_share_drop(&reconnecting, &reconnecting, false), None);
+        assert_eq!(
+            for_share_drop(&status(TunnelState::Registered), &up, false),
+            None
+        );
+
+        let refused = SessionState::Disconnected {
+            reason: Some("auth_failed: token expired".into()),
+        };
+        let end =
+            for_share_end(&refused, Some("The token expired; sign in again."), false).unwrap();
+        assert_eq!(end.title, "Remote access stopped");
+        assert_eq!(
+            end.body,
+            "The token expired; sign in again. Press Start sharing to try again."
+        );
+        assert!(
+            for_share_end(&refused, None, false)
+                .unwrap()
+                .body
+                .starts_with("auth_failed")
+        );
+        assert_eq!(for_share_end(&refused, None, true), None);
+        assert_eq!(
+            for_share_end(&SessionState::Disconnected { reason: None }, None, false),
+            None
+        );
+        assert_eq!(for_share_end(&active(), None, false), None);
     }
 }

@@ -10,6 +10,7 @@ use hlhv_cell::HlhvProfile;
 use ht_client::HtProfile;
 use httvps_client::HttvpsProfile;
 use profiles::{ProfileError, SecretKind, StoredProfile};
+use relay_client::RelayProfile;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -25,6 +26,9 @@ pub enum Profile {
     Ht(HtProfile),
     /// HLHV: a local web app published through a queen (inbound).
     Hlhv(HlhvProfile),
+    /// Relay: this machine's TCP ports shared through a relay over
+    /// WireGuard (inbound, Remote access).
+    Relay(RelayProfile),
 }
 
 impl Profile {
@@ -34,6 +38,7 @@ impl Profile {
             Profile::Httvps(_) => Protocol::Httvps,
             Profile::Ht(_) => Protocol::Ht,
             Profile::Hlhv(_) => Protocol::Hlhv,
+            Profile::Relay(_) => Protocol::Relay,
         }
     }
 
@@ -43,6 +48,7 @@ impl Profile {
             Profile::Httvps(p) => &p.name,
             Profile::Ht(p) => &p.name,
             Profile::Hlhv(p) => &p.name,
+            Profile::Relay(p) => &p.name,
         }
     }
 
@@ -53,6 +59,7 @@ impl Profile {
             Profile::Httvps(p) => p.token_kind(),
             Profile::Ht(p) => p.server().map(|_| ht_client::HT_KEY),
             Profile::Hlhv(p) => p.check().map(|_| hlhv_cell::CELL_KEY),
+            Profile::Relay(p) => p.check().map(|_| relay_client::RELAY_TOKEN),
         }
     }
 
@@ -66,6 +73,9 @@ impl Profile {
             ],
             Profile::Ht(_) => &[ht_client::HT_KEY, SecretKind::PROXY_PASSWORD],
             Profile::Hlhv(_) => &[hlhv_cell::CELL_KEY],
+            // Not the device's WireGuard key: it is this machine's, shared
+            // by every Relay profile.
+            Profile::Relay(_) => &[relay_client::RELAY_TOKEN],
         }
     }
 
@@ -74,14 +84,14 @@ impl Profile {
         match self {
             Profile::Httvps(p) => p.listen,
             Profile::Ht(p) => p.listen,
-            Profile::Hlhv(_) => None,
+            Profile::Hlhv(_) | Profile::Relay(_) => None,
         }
     }
 
     /// Where the profile serves DNS through the tunnel, if anywhere.
     pub fn dns_listen(&self) -> Option<std::net::SocketAddr> {
         match self {
-            Profile::Httvps(_) | Profile::Hlhv(_) => None,
+            Profile::Httvps(_) | Profile::Hlhv(_) | Profile::Relay(_) => None,
             Profile::Ht(p) => p.dns_listen,
         }
     }
@@ -105,6 +115,12 @@ impl From<HlhvProfile> for Profile {
     }
 }
 
+impl From<RelayProfile> for Profile {
+    fn from(profile: RelayProfile) -> Self {
+        Profile::Relay(profile)
+    }
+}
+
 impl StoredProfile for Profile {
     fn name(&self) -> &str {
         Profile::name(self)
@@ -115,6 +131,7 @@ impl StoredProfile for Profile {
             Profile::Httvps(p) => p.validate(),
             Profile::Ht(p) => p.validate(),
             Profile::Hlhv(p) => p.validate(),
+            Profile::Relay(p) => p.validate(),
         }
     }
 }
@@ -142,6 +159,11 @@ impl Serialize for Profile {
             .serialize(serializer),
             Profile::Hlhv(fields) => Tagged {
                 protocol: Protocol::Hlhv,
+                fields,
+            }
+            .serialize(serializer),
+            Profile::Relay(fields) => Tagged {
+                protocol: Protocol::Relay,
                 fields,
             }
             .serialize(serializer),
@@ -180,10 +202,9 @@ impl<'de> Deserialize<'de> for Profile {
             Protocol::Hlhv => HlhvProfile::deserialize(fields)
                 .map(Profile::Hlhv)
                 .map_err(D::Error::custom),
-            other => Err(D::Error::custom(format!(
-                "{} profiles are not supported by this version yet",
-                other.title()
-            ))),
+            Protocol::Relay => RelayProfile::deserialize(fields)
+                .map(Profile::Relay)
+                .map_err(D::Error::custom),
         }
     }
 }
@@ -266,6 +287,27 @@ mod tests {
     }
 
     #[test]
+    fn relay_profiles_round_trip_in_toml_with_their_tag_and_no_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ProfileStore::at(dir.path().join("profiles.toml"));
+        let mut office = RelayProfile::new("office", "relay.example:8443", "desk", vec![22, 3389]);
+        office.pin_sha256 = Some("ab".repeat(32));
+        let mut file = ProfilesFile::default();
+        file.upsert(Profile::Relay(office));
+        store.save(&file).unwrap();
+        let text = std::fs::read_to_string(store.path()).unwrap();
+        assert!(text.contains("protocol = \"relay\""), "{text}");
+        assert!(!text.contains("token"), "{text}");
+        let back: ProfilesFile<Profile> = store.load().unwrap();
+        assert_eq!(back, file);
+        let office = back.pick(Some("office")).unwrap();
+        assert_eq!(office.protocol(), Protocol::Relay);
+        assert_eq!(office.token_kind().unwrap(), relay_client::RELAY_TOKEN);
+        assert_eq!(office.secret_kinds(), [relay_client::RELAY_TOKEN]);
+        assert_eq!((office.listen(), office.dns_listen()), (None, None));
+    }
+
+    #[test]
     fn bad_tables_are_explained() {
         let unknown = serde_json::from_str::<Profile>(r#"{"protocol":"gopher","name":"w"}"#)
             .unwrap_err()
@@ -282,10 +324,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(ht.contains("url"), "{ht}");
-        let later = serde_json::from_str::<Profile>(r#"{"protocol":"relay","name":"w"}"#)
+        let relay = serde_json::from_str::<Profile>(r#"{"protocol":"relay","name":"w"}"#)
             .unwrap_err()
             .to_string();
-        assert!(later.contains("not supported by this version"), "{later}");
+        assert!(relay.contains("missing field"), "{relay}");
     }
 
     #[test]

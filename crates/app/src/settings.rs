@@ -21,6 +21,7 @@ use crate::registry::{Mode, Protocol};
 use crate::sysproxy::SavedProxy;
 
 mod hlhv;
+mod relay;
 
 /// The local proxy port when the user has not chosen one.
 pub const DEFAULT_PROXY_PORT: u16 = 1080;
@@ -144,6 +145,8 @@ pub enum ProfileKind {
     PresharedKey,
     /// A queen's `HOST:PORT` and a cell key (HLHV: the queen's `connKey`).
     CellKey,
+    /// A relay's `HOST[:PORT]` and a JWT the relay verifies (Relay).
+    RelayToken,
 }
 
 /// A profile as the UI shows it. `signed_in` says whether the keychain holds
@@ -185,6 +188,10 @@ pub struct ProfileView {
     /// Where people reach the app: the profile's own URL, or
     /// `https://` + the mount (HLHV).
     pub public_url: Option<String>,
+    /// The tunnel's name at the relay (Relay).
+    pub tunnel: Option<String>,
+    /// The local TCP ports shared (Relay).
+    pub ports: Option<Vec<u16>>,
     /// Whether the keychain holds its token.
     pub signed_in: bool,
 }
@@ -212,6 +219,7 @@ impl ProfileView {
             Profile::Httvps(profile) => profile,
             Profile::Ht(ht) => return ProfileView::of_ht(ht, signed_in),
             Profile::Hlhv(hlhv) => return ProfileView::of_hlhv(hlhv, signed_in),
+            Profile::Relay(relay) => return ProfileView::of_relay(relay, signed_in),
         };
         let (kind, server, device_id) = match profile.server().ok()? {
             ServerSpec::Gateway(url) => (ProfileKind::Gateway, url.to_owned(), None),
@@ -238,6 +246,8 @@ impl ProfileView {
             to: None,
             max_body: None,
             public_url: None,
+            tunnel: None,
+            ports: None,
             signed_in,
         })
     }
@@ -261,6 +271,8 @@ impl ProfileView {
             to: None,
             max_body: None,
             public_url: None,
+            tunnel: None,
+            ports: None,
             signed_in,
         })
     }
@@ -283,7 +295,7 @@ pub struct ProfileInput {
     /// How it signs in.
     pub kind: ProfileKind,
     /// `wss://…` gateway URL or `https://…` control-plane URL; for HLHV
-    /// the queen's `HOST:PORT`.
+    /// the queen's `HOST:PORT`; for Relay the relay's `HOST[:PORT]`.
     pub server: String,
     /// The device id (control plane only).
     #[ts(optional)]
@@ -331,6 +343,14 @@ pub struct ProfileInput {
     #[serde(default)]
     #[ts(optional)]
     pub public_url: Option<String>,
+    /// The tunnel's name at the relay (Relay).
+    #[serde(default)]
+    #[ts(optional)]
+    pub tunnel: Option<String>,
+    /// The local TCP ports to share (Relay).
+    #[serde(default)]
+    #[ts(optional)]
+    pub ports: Option<Vec<u16>>,
 }
 
 fn default_protocol() -> Option<Protocol> {
@@ -361,6 +381,15 @@ impl ProfileInput {
                 CommandCode::Unsupported,
                 format!("{} profiles are not available yet", protocol.title()),
             ));
+        }
+        if protocol == Protocol::Relay {
+            return self.into_relay_profile(name, previous);
+        }
+        if non_empty(&self.tunnel).is_some() || self.ports.is_some() {
+            return Err(CommandError::invalid(format!(
+                "a tunnel name and shared ports are Relay settings; {} profiles do not take them",
+                protocol.title()
+            )));
         }
         if protocol == Protocol::Hlhv {
             return self.into_hlhv_profile(name, previous);
@@ -399,9 +428,9 @@ impl ProfileInput {
                 profile.device_id = non_empty(&self.device_id);
                 profile.region = non_empty(&self.region);
             }
-            ProfileKind::PresharedKey | ProfileKind::CellKey => {
+            ProfileKind::PresharedKey | ProfileKind::CellKey | ProfileKind::RelayToken => {
                 return Err(CommandError::invalid(
-                    "HTTVPS signs in with a session or device token, not a pre-shared or cell key",
+                    "HTTVPS signs in with a session or device token, not a pre-shared key, cell key or relay token",
                 ));
             }
         }
@@ -517,6 +546,8 @@ mod tests {
             to: None,
             max_body: None,
             public_url: None,
+            tunnel: None,
+            ports: None,
         }
     }
 
@@ -675,15 +706,6 @@ mod tests {
             .collect();
         assert_eq!(names, [r#""h1""#, r#""h3""#, r#""auto""#]);
         assert_eq!(decl, format!("type Transport = {};", names.join(" | ")));
-    }
-
-    #[test]
-    fn protocols_not_built_yet_are_refused_clearly() {
-        let mut input = gateway_input("r", "wss://relay.example");
-        input.protocol = Some(Protocol::Relay);
-        let err = input.into_profile(None).unwrap_err();
-        assert_eq!(err.code, CommandCode::Unsupported);
-        assert!(err.message.contains("Relay"), "{}", err.message);
     }
 
     #[test]

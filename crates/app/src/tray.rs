@@ -2,8 +2,10 @@
 //! state, a tooltip and status lines with the live stream count, the rates
 //! and the busiest streams. Pure, so it is tested without a tray.
 
-use engine::units::human_rate;
+use engine::units::{human_bytes, human_rate};
 use engine::{SessionState, Snapshot, StreamInfo};
+use proto_relay::TunnelState;
+use relay_client::ShareStatus;
 use serde::Serialize;
 use ts_rs::TS;
 
@@ -40,6 +42,9 @@ pub struct TraySummary {
     /// Whether the run is a publication (HLHV) rather than a tunnel: the
     /// menu then offers "Stop publishing".
     pub publishing: bool,
+    /// Whether the run is a share (Relay, Remote access): the menu then
+    /// offers "Stop sharing".
+    pub sharing: bool,
 }
 
 fn rate(stream: &StreamInfo) -> f64 {
@@ -100,6 +105,7 @@ impl TraySummary {
             busiest,
             can_connect: matches!(snapshot.state, SessionState::Disconnected { .. }),
             publishing: false,
+            sharing: false,
         }
     }
 
@@ -152,6 +158,68 @@ impl TraySummary {
             busiest,
             can_connect: matches!(snapshot.state, SessionState::Disconnected { .. }),
             publishing: true,
+            sharing: false,
+        }
+    }
+
+    /// A share: its seed state (from the share's own status: the engine
+    /// sees a share that resumes as still active), where the first port is
+    /// reached, the connections through the forwards and the WireGuard
+    /// traffic.
+    pub fn of_share(snapshot: &Snapshot, share: &ShareStatus) -> TraySummary {
+        let state = |s: TunnelState| share.state == s.as_str();
+        let (icon, status) = if state(TunnelState::Active) {
+            let status = match share.forwards.split_first() {
+                Some((first, [])) => {
+                    format!("Sharing port {} at {}", first.port, first.public)
+                }
+                Some((first, rest)) => format!(
+                    "Sharing port {} at {} and {} more",
+                    first.port,
+                    first.public,
+                    rest.len()
+                ),
+                None => format!("Sharing through {}", share.relay),
+            };
+            (TrayIcon::Connected, status)
+        } else if state(TunnelState::Reconnecting) {
+            let attempt = share
+                .attempt
+                .map(|a| format!(" (attempt {a})"))
+                .unwrap_or_default();
+            (
+                TrayIcon::Connecting,
+                format!("Reconnecting to the relay{attempt}…"),
+            )
+        } else if state(TunnelState::Disconnected) {
+            match &share.error {
+                Some(error) => (TrayIcon::Error, format!("Sharing stopped: {error}")),
+                None => (TrayIcon::Disconnected, "Not sharing".to_owned()),
+            }
+        } else {
+            (
+                TrayIcon::Connecting,
+                format!("Connecting to the relay {}…", share.relay),
+            )
+        };
+        let count = share.open_connections;
+        let traffic = format!(
+            "{count} connection{} · ↓ {} ↑ {}",
+            if count == 1 { "" } else { "s" },
+            human_bytes(share.bytes_in),
+            human_bytes(share.bytes_out)
+        );
+        let busiest = busiest(snapshot, |s| {
+            format!("{} · ↑ {}", s.target, human_rate(s.rate_up))
+        });
+        TraySummary {
+            icon,
+            status,
+            traffic,
+            busiest,
+            can_connect: matches!(snapshot.state, SessionState::Disconnected { .. }),
+            publishing: false,
+            sharing: true,
         }
     }
 
@@ -314,5 +382,59 @@ mod tests {
         );
         // The same snapshot as a tunnel says so.
         assert!(!TraySummary::of(&snap).status.contains("Publishing"));
+    }
+
+    #[test]
+    fn a_share_says_where_its_ports_are_reached() {
+        let active = SessionState::Active {
+            session_id: "t-1".into(),
+            gateway: "relay.example:443".into(),
+            max_streams: 0,
+            since_unix: 0,
+        };
+        let mut row = stream(1, "127.0.0.1:22", 0.0);
+        row.protocol = "inbound".into();
+        row.rate_up = 1_500.0;
+        let snap = snapshot(active, vec![row]);
+        let mut share = ShareStatus {
+            relay: "relay.example:443".into(),
+            state: "active".into(),
+            forwards: vec![relay_client::ForwardInfo {
+                port: 22,
+                public: "relay.example:40022".into(),
+            }],
+            open_connections: 1,
+            bytes_in: 2_000_000,
+            bytes_out: 3_000,
+            ..ShareStatus::default()
+        };
+        let summary = TraySummary::of_share(&snap, &share);
+        assert_eq!(summary.icon, TrayIcon::Connected);
+        assert_eq!(summary.status, "Sharing port 22 at relay.example:40022");
+        assert!(summary.sharing && !summary.publishing && !summary.can_connect);
+        assert_eq!(summary.traffic, "1 connection · ↓ 2.0 MB ↑ 3.0 kB");
+        assert_eq!(summary.busiest, ["127.0.0.1:22 · ↑ 1.5 kB/s"]);
+
+        share.forwards.push(relay_client::ForwardInfo {
+            port: 3389,
+            public: "relay.example:43389".into(),
+        });
+        assert!(
+            TraySummary::of_share(&snap, &share)
+                .status
+                .ends_with("and 1 more")
+        );
+        share.state = "reconnecting".into();
+        share.attempt = Some(3);
+        let summary = TraySummary::of_share(&snap, &share);
+        assert_eq!(summary.icon, TrayIcon::Connecting);
+        assert_eq!(summary.status, "Reconnecting to the relay (attempt 3)…");
+        share.state = "disconnected".into();
+        share.error = Some("gave up".into());
+        let summary = TraySummary::of_share(&snap, &share);
+        assert_eq!(
+            (summary.icon, summary.status.as_str()),
+            (TrayIcon::Error, "Sharing stopped: gave up")
+        );
     }
 }

@@ -4,6 +4,7 @@
 
 use engine::Snapshot;
 use httvps_client::Transport;
+use relay_client::ShareStatus;
 use serde::Serialize;
 use ts_rs::TS;
 
@@ -44,12 +45,30 @@ pub enum Connection {
         /// The local app published, `http://HOST:PORT`.
         to: String,
     },
+    /// This machine's ports shared through a relay (Remote access): the
+    /// engine's one run slot is taken by a share. Its live state is the
+    /// overview's `share`.
+    Share {
+        /// The saved profile's name; null for the demo share.
+        name: Option<String>,
+        /// The relay's control address, `HOST:PORT`.
+        relay: String,
+        /// The tunnel's name at the relay.
+        tunnel: String,
+        /// The local ports shared (on 127.0.0.1).
+        ports: Vec<u16>,
+    },
 }
 
 impl Connection {
-    /// Whether this is a publication rather than a tunnel.
+    /// Whether this is a publication (HLHV) rather than a tunnel or a share.
     pub fn is_publish(&self) -> bool {
         matches!(self, Connection::Publish { .. })
+    }
+
+    /// Whether this is a share (Relay).
+    pub fn is_share(&self) -> bool {
+        matches!(self, Connection::Share { .. })
     }
 }
 
@@ -70,6 +89,10 @@ pub struct Overview {
     pub snapshot: Snapshot,
     /// What is connected.
     pub connection: Option<Connection>,
+    /// The share's status (Remote access): live while sharing, the last
+    /// one after a share ended on its own (its error sentence), null
+    /// otherwise.
+    pub share: Option<ShareStatus>,
     /// The log, oldest first.
     pub log: Vec<LogEntry>,
 }
@@ -84,6 +107,10 @@ pub enum AppEvent {
     Notice(Notice),
     /// Profiles, preferences or the connection changed: fetch the overview.
     Changed,
+    /// The share's status changed (its seed state, forwards, traffic, the
+    /// WireGuard handshake, an error): at most about once a second while
+    /// it runs, and once more when it ends.
+    Share(ShareStatus),
 }
 
 /// The live stream table, a few times a second while anything moves: what

@@ -87,6 +87,8 @@ fn profile_input(name: &str, fixture: &Fixture) -> ProfileInput {
         to: None,
         max_body: None,
         public_url: None,
+        tunnel: None,
+        ports: None,
     }
 }
 
@@ -399,6 +401,8 @@ async fn bad_inputs_are_refused_and_change_nothing() {
         to: None,
         max_body: None,
         public_url: None,
+        tunnel: None,
+        ports: None,
     };
     assert_eq!(
         c.save_profile(bad).await.unwrap_err().code,

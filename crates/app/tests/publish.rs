@@ -58,6 +58,8 @@ fn site_input(queen: &DemoQueen, page: &DemoPage) -> ProfileInput {
         to: Some(page.url()),
         max_body: None,
         public_url: Some(queen.public_url()),
+        tunnel: None,
+        ports: None,
     }
 }
 

@@ -196,6 +196,11 @@ impl DemoPage {
     pub fn url(&self) -> String {
         format!("http://{}/", self.addr)
     }
+
+    /// The page's local port (what the Relay demo shares).
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
 }
 
 impl Drop for DemoPage {

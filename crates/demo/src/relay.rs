@@ -20,8 +20,15 @@ use server_kit::tls::TlsSource;
 
 use crate::{DemoError, SelfSigned};
 
-/// The public ports the demo relay hands out (on loopback).
-pub const DEMO_FORWARD_PORTS: (u16, u16) = (47_000, 47_999);
+/// Where the demo relay's public ports are picked from (on loopback): a
+/// random block of [`DEMO_FORWARD_BLOCK`] ports whose first ones are free,
+/// so two demos on one machine (tests run in parallel) do not hand out the
+/// same port.
+pub const DEMO_FORWARD_PORTS: (u16, u16) = (40_000, 59_999);
+/// Ports in one demo relay's block.
+pub const DEMO_FORWARD_BLOCK: u16 = 64;
+/// Ports checked free at the start of a block.
+const CHECKED: u16 = 8;
 /// How long the demo's token lasts.
 const TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
@@ -52,7 +59,8 @@ impl DemoRelay {
             EncodingKey::from_secret(&secret).map_err(|e| DemoError::Gateway(e.to_string()))?;
         let token = jsonwebtoken::encode(&Header::default(), &claims, &key)
             .map_err(|e| DemoError::Gateway(e.to_string()))?;
-        let ports = PortRange::new(DEMO_FORWARD_PORTS.0, DEMO_FORWARD_PORTS.1)
+        let first = free_block(ip)?;
+        let ports = PortRange::new(first, first + DEMO_FORWARD_BLOCK - 1)
             .map_err(|e| DemoError::Gateway(e.to_string()))?;
         let network = "10.77.0.0/24"
             .parse()
@@ -128,4 +136,21 @@ impl DemoRelay {
     pub async fn shutdown(self) {
         let _ = self.running.stop().await;
     }
+}
+
+/// The first port of a random block whose first [`CHECKED`] ports can be
+/// bound on `ip` now.
+fn free_block(ip: IpAddr) -> Result<u16, DemoError> {
+    let blocks = (DEMO_FORWARD_PORTS.1 - DEMO_FORWARD_PORTS.0 + 1) / DEMO_FORWARD_BLOCK;
+    for _ in 0..32 {
+        let first = DEMO_FORWARD_PORTS.0 + rand::random_range(0..blocks) * DEMO_FORWARD_BLOCK;
+        let free = (first..first + CHECKED)
+            .all(|port| std::net::TcpListener::bind(SocketAddr::new(ip, port)).is_ok());
+        if free {
+            return Ok(first);
+        }
+    }
+    Err(DemoError::Gateway(
+        "no free block of public ports for the demo relay".to_owned(),
+    ))
 }

@@ -210,13 +210,29 @@ pub struct PublishArgs {
     pub json: bool,
 }
 
+/// What a Relay share publishes where (command-line profile).
+#[derive(Debug, Args, Clone, Default)]
+pub struct RelayArgs {
+    /// The relay's control channel, HOST[:PORT] (port 443 when absent); the
+    /// JWT comes from the keychain, --token-stdin or HTTVPS_RELAY_TOKEN,
+    /// never the command line.
+    #[arg(long, value_name = "HOST:PORT", requires_all = ["name", "ports"])]
+    pub relay: Option<String>,
+    /// The tunnel's name at the relay (A-Z a-z 0-9 . _ -).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// A local TCP port to share (repeatable), reached at 127.0.0.1:PORT.
+    #[arg(long = "port", value_name = "PORT")]
+    pub ports: Vec<u16>,
+}
+
 #[derive(Debug, Args)]
 pub struct ShareArgs {
-    /// The relay's control channel, HOST[:PORT] (port 443 when absent); the
-    /// JWT comes from HTTVPS_RELAY_TOKEN or --token-stdin, never the
-    /// command line.
-    #[arg(long, value_name = "HOST:PORT")]
-    pub relay: String,
+    /// Use a saved Relay profile (see `httvps profiles`).
+    #[arg(long, short = 'p', conflicts_with = "relay")]
+    pub profile: Option<String>,
+    #[command(flatten)]
+    pub relay: RelayArgs,
     /// Extra CA certificate(s) to trust for the relay, PEM.
     #[arg(long, value_name = "PEM")]
     pub ca: Option<PathBuf>,
@@ -226,12 +242,6 @@ pub struct ShareArgs {
     /// TLS server name, when it differs from the relay's host.
     #[arg(long, value_name = "NAME")]
     pub sni: Option<String>,
-    /// The tunnel's name at the relay (A-Z a-z 0-9 . _ -).
-    #[arg(long, value_name = "NAME")]
-    pub name: String,
-    /// A local TCP port to share (repeatable), reached at 127.0.0.1:PORT.
-    #[arg(long = "port", value_name = "PORT", required = true)]
-    pub ports: Vec<u16>,
     /// Read the JWT from standard input.
     #[arg(long)]
     pub token_stdin: bool,
@@ -276,6 +286,10 @@ pub struct LoginArgs {
     /// to the queen).
     #[command(flatten)]
     pub cell: CellArgs,
+    /// A Relay profile (with --name and --port; --ca, --pin and --sni
+    /// apply to the relay).
+    #[command(flatten)]
+    pub relay: RelayArgs,
     /// Also set the local proxy password (asked after the token).
     #[arg(long)]
     pub proxy_password: bool,
@@ -334,6 +348,58 @@ mod tests {
         // A saved profile's transport can be overridden for one run.
         let saved = parse(&["connect", "--profile", "work", "--transport=auto"]).unwrap();
         assert_eq!(server_of(saved).transport, Some(Transport::Auto));
+    }
+
+    #[test]
+    fn share_takes_a_relay_with_its_name_and_ports_or_a_profile() {
+        let ok = parse(&[
+            "share",
+            "--relay",
+            "r.example",
+            "--name",
+            "desk",
+            "--port",
+            "22",
+            "--port",
+            "3389",
+        ])
+        .unwrap();
+        let Command::Share(args) = ok.command else {
+            panic!("not share")
+        };
+        assert_eq!(args.relay.ports, [22, 3389]);
+        assert!(
+            parse(&["share", "--relay", "r.example", "--port", "22"]).is_err(),
+            "--name is required"
+        );
+        assert!(
+            parse(&["share", "--relay", "r.example", "--name", "d"]).is_err(),
+            "a port is required"
+        );
+        assert!(parse(&["share", "-p", "office"]).is_ok());
+        let both = parse(&[
+            "share", "-p", "office", "--relay", "r", "--name", "d", "--port", "1",
+        ]);
+        assert_eq!(
+            both.unwrap_err().kind(),
+            clap::error::ErrorKind::ArgumentConflict
+        );
+        let login = parse(&[
+            "login",
+            "-p",
+            "office",
+            "--relay",
+            "r.example",
+            "--name",
+            "desk",
+            "--port",
+            "22",
+        ])
+        .unwrap();
+        let Command::Login(args) = login.command else {
+            panic!("not login")
+        };
+        assert_eq!(args.relay.name.as_deref(), Some("desk"));
     }
 
     #[test]

@@ -12,10 +12,12 @@ use httvps_client::profile::{DEVICE_TOKEN, SESSION_TOKEN, ServerSpec};
 use httvps_client::{HttvpsProfile, Transport};
 use net::Secret;
 use profiles::{KeyringStore, SecretKind, SecretStore, account};
+use relay_client::RELAY_TOKEN;
 
 use crate::args::{Global, LoginArgs, LogoutArgs, ServerArgs};
 use crate::connect::{absolute, load, profile_from_args, profile_store};
 use crate::publish::cell_profile;
+use crate::share::relay_profile;
 
 /// Reads one secret: a hidden prompt on a terminal, else a line of stdin.
 fn read_secret(prompt: &str) -> anyhow::Result<Secret> {
@@ -39,19 +41,32 @@ fn read_secret(prompt: &str) -> anyhow::Result<Secret> {
 pub fn login(global: &Global, args: LoginArgs) -> anyhow::Result<ExitCode> {
     let store = profile_store(global)?;
     let mut file = load(&store)?;
+    let server = &args.server;
+    let outbound = server.gateway.is_some() || server.backend.is_some() || server.ht.is_some();
     let mut profile = if args.cell.queen.is_some() {
-        let server = &args.server;
-        if server.gateway.is_some() || server.backend.is_some() || server.ht.is_some() {
-            bail!("--queen makes an HLHV profile; it cannot take --gateway, --backend or --ht");
+        if outbound || args.relay.relay.is_some() {
+            bail!(
+                "--queen makes an HLHV profile; it cannot take --gateway, --backend, --ht or --relay"
+            );
         }
         let mut cell = cell_profile(&args.profile, &args.cell)?;
         cell.ca_file = server.ca.clone().map(absolute);
         cell.pin_sha256 = server.pin.clone();
         cell.sni = server.sni.clone();
         Profile::Hlhv(cell)
+    } else if args.relay.relay.is_some() {
+        if outbound {
+            bail!("--relay makes a Relay profile; it cannot take --gateway, --backend or --ht");
+        }
+        let mut relay = relay_profile(&args.profile, &args.relay)?;
+        relay.ca_file = server.ca.clone().map(absolute);
+        relay.pin_sha256 = server.pin.clone();
+        relay.sni = server.sni.clone();
+        relay.check()?;
+        Profile::Relay(relay)
     } else {
         profile_from_args(&args.profile, &args.server).context(
-            "a profile needs --gateway URL, --backend URL with --device-id ID, --ht URL, or --queen HOST:PORT with --mount and --to",
+            "a profile needs --gateway URL, --backend URL with --device-id ID, --ht URL, --queen HOST:PORT with --mount and --to, or --relay HOST:PORT with --name and --port",
         )?
     };
     keep_unsaid(
@@ -64,6 +79,7 @@ pub fn login(global: &Global, args: LoginArgs) -> anyhow::Result<ExitCode> {
         SESSION_TOKEN => "Session token: ",
         DEVICE_TOKEN => "Device token: ",
         CELL_KEY => "Cell key: ",
+        RELAY_TOKEN => "Relay token (JWT): ",
         _ => "HT key (64 hex characters): ",
     };
     let secret = read_secret(prompt)?;
@@ -125,6 +141,9 @@ fn keep_unsaid(profile: &mut Profile, old: Option<&Profile>, server: &ServerArgs
             profile.max_body = profile.max_body.or(old.max_body);
             profile.public_url = profile.public_url.clone().or(old.public_url.clone());
         }
+        (Profile::Relay(profile), Some(Profile::Relay(old))) => {
+            profile.reconnect = old.reconnect;
+        }
         _ => {}
     }
 }
@@ -137,6 +156,7 @@ pub fn logout(global: &Global, args: LogoutArgs) -> anyhow::Result<ExitCode> {
         DEVICE_TOKEN,
         HT_KEY,
         CELL_KEY,
+        RELAY_TOKEN,
         SecretKind::PROXY_PASSWORD,
     ] {
         if keychain.delete(&account(&args.profile, kind))? {

@@ -5,27 +5,52 @@
 use std::net::Ipv4Addr;
 use std::process::ExitCode;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
+use app::Profile;
 use demo::{DemoPage, DemoRelay};
 use engine::{Engine, PublishOptions};
-use profiles::KeyringStore;
+use profiles::{KeyringStore, SecretStore};
 use relay_client::{PrivateKey, RELAY_TOKEN, RelayProfile, ShareStatus};
 use tokio::sync::watch;
 
-use crate::args::{Global, ShareArgs};
-use crate::connect::{absolute, control_server, follow, resolve_secret};
+use crate::args::{Global, RelayArgs, ShareArgs};
+use crate::connect::{absolute, control_server, follow, load, profile_store, resolve_secret};
 
 pub async fn run(global: &Global, args: ShareArgs) -> anyhow::Result<ExitCode> {
-    let mut profile =
-        RelayProfile::new("command-line", &args.relay, &args.name, args.ports.clone());
-    profile.ca_file = args.ca.clone().map(absolute);
-    profile.pin_sha256 = args.pin.clone();
-    profile.sni = args.sni.clone();
-    profile.check()?;
+    let store = profile_store(global)?;
+    let (profile, saved) = match (&args.profile, &args.relay.relay) {
+        (_, Some(_)) => {
+            let mut profile = relay_profile("command-line", &args.relay)?;
+            profile.ca_file = args.ca.clone().map(absolute);
+            profile.pin_sha256 = args.pin.clone();
+            profile.sni = args.sni.clone();
+            profile.check()?;
+            (profile, false)
+        }
+        (name, None) => {
+            let file = load(&store)?;
+            let picked = file.pick(name.as_deref()).with_context(|| {
+                format!(
+                    "nothing to share: pass --relay HOST:PORT --name NAME --port PORT, or save a Relay profile with `httvps login --relay` ({})",
+                    store.path().display()
+                )
+            })?;
+            let Profile::Relay(profile) = picked else {
+                bail!(
+                    "profile {:?} is a {} profile; `httvps share` needs a Relay profile (--relay, --name, --port)",
+                    picked.name(),
+                    picked.protocol().title()
+                );
+            };
+            (profile.clone(), true)
+        }
+    };
+    let secrets = KeyringStore::with_service(&global.keyring_service);
+    let keychain = saved.then_some(&secrets as &dyn SecretStore);
     let token = resolve_secret(
         &profile.name,
         RELAY_TOKEN,
-        None,
+        keychain,
         args.token_stdin,
         "HTTVPS_RELAY_TOKEN",
     )?;
@@ -34,6 +59,19 @@ pub async fn run(global: &Global, args: ShareArgs) -> anyhow::Result<ExitCode> {
     let status = publisher.status();
     let options = relay_client::launch::publish_options(publisher);
     share(global, options, status, args.json, None).await
+}
+
+/// A Relay profile from `--relay`, `--name` and `--port`.
+pub fn relay_profile(name: &str, relay: &RelayArgs) -> anyhow::Result<RelayProfile> {
+    let (Some(host), Some(tunnel)) = (&relay.relay, &relay.name) else {
+        bail!("a Relay profile needs --relay HOST:PORT, --name NAME and at least one --port PORT");
+    };
+    Ok(RelayProfile::new(
+        name,
+        host.clone(),
+        tunnel.clone(),
+        relay.ports.clone(),
+    ))
 }
 
 /// This device's WireGuard key from the keychain (made on first use); a
@@ -57,12 +95,7 @@ pub async fn run_demo(global: &Global, json: bool) -> anyhow::Result<ExitCode> {
     let page = DemoPage::start()
         .await
         .context("starting the demo web page")?;
-    let port = page
-        .url()
-        .rsplit(':')
-        .next()
-        .and_then(|rest| rest.trim_end_matches('/').parse::<u16>().ok())
-        .context("the demo page's port")?;
+    let port = page.port();
     let (options, publisher) = relay.publish_options("demo", vec![port])?;
     let banner = format!(
         "demo relay on {} (self-signed, loopback only), sharing the demo page's port {port}\n\

@@ -171,6 +171,9 @@ impl RelayPublisher {
         });
         let mut status = self.status.subscribe();
         let mut ended_rx = ended.clone();
+        // A caller that gives up waiting (the user pressed Stop while the
+        // share was still signing in or retrying) must stop the share too.
+        let stop_unless_active = cancel.clone().drop_guard();
         tokio::select! {
             active = status.wait_for(|s| s.state == TunnelState::Active.as_str()) => {
                 if active.is_err() {
@@ -182,6 +185,7 @@ impl RelayPublisher {
                 return Err(ended_error(message, code));
             }
         }
+        stop_unless_active.disarm();
         let snapshot = self.status.borrow().clone();
         Ok(RelayPublication {
             tunnel_id: snapshot.tunnel_id.clone().unwrap_or_default(),

@@ -23,6 +23,12 @@ pub struct ShareStatus {
     pub relay: String,
     /// Seed 004 §3.1: `disconnected`, `authenticating`, `registered`,
     /// `active`, `reconnecting`.
+    #[cfg_attr(
+        feature = "ts",
+        ts(
+            type = "\"disconnected\" | \"authenticating\" | \"registered\" | \"active\" | \"reconnecting\""
+        )
+    )]
     pub state: String,
     /// The tunnel's id, once registered.
     pub tunnel_id: Option<String>,

@@ -198,7 +198,7 @@ impl Relay {
         } else {
             metrics::handle();
         }
-        tokio::spawn(sweep(self.ctx.clone(), background.clone()));
+        let sweeper = tokio::spawn(sweep(self.ctx.clone(), background.clone()));
         let admission = Admission::new(self.admission, &format!("{}_control", metrics::PREFIX));
         let tasks = TaskTracker::new();
         let accepting = CancellationToken::new();
@@ -223,9 +223,9 @@ impl Relay {
         self.ctx.stop.cancel();
         tasks.close();
         tasks.wait().await;
-        self.ctx.tunnels.shutdown();
-        self.ctx.tunnels.node().shutdown().await;
+        self.ctx.tunnels.shutdown().await;
         background.cancel();
+        let _ = sweeper.await;
         info!("stopped");
         Ok(())
     }

@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 use wg_userspace::{AllowedIp, Node, PeerConfig, PublicKey};
 
@@ -62,6 +63,10 @@ struct Inner {
     running: Mutex<HashMap<String, Arc<Running>>>,
     /// Ends every forward and teardown timer at shutdown.
     stop: CancellationToken,
+    /// Every task holding the node (forwards, their connections, timers):
+    /// shutdown waits for them, so the WireGuard socket is closed when it
+    /// returns (a restarted relay binds the same port).
+    tasks: TaskTracker,
 }
 
 /// One tunnel running here.
@@ -102,6 +107,7 @@ impl Tunnels {
                 limits,
                 running: Mutex::new(HashMap::new()),
                 stop: CancellationToken::new(),
+                tasks: TaskTracker::new(),
             }),
         }
     }
@@ -181,7 +187,7 @@ impl Tunnels {
             return;
         };
         let stop = self.inner.stop.clone();
-        tokio::spawn(async move {
+        self.inner.tasks.spawn(async move {
             let mut seen = *watch.borrow_and_update();
             loop {
                 tokio::select! {
@@ -220,7 +226,7 @@ impl Tunnels {
                 bound.push(addr);
             }
             let target = SocketAddrV4::new(record.address, forward.port);
-            tokio::spawn(serve_forward(
+            self.inner.tasks.spawn(serve_forward(
                 self.inner.clone(),
                 listener,
                 forward,
@@ -252,7 +258,7 @@ impl Tunnels {
         let generation = attachment.generation;
         let grace = self.inner.limits.detach_grace;
         let stop = self.inner.stop.clone();
-        let task = tokio::spawn(async move {
+        let task = self.inner.tasks.spawn(async move {
             tokio::select! {
                 _ = tokio::time::sleep(grace) => {}
                 _ = stop.cancelled() => {}
@@ -306,13 +312,17 @@ impl Tunnels {
             .ok_or_else(|| ForwardError::NotRunning(tunnel_id.to_owned()))
     }
 
-    /// Stops every forward and timer (the relay is shutting down).
-    pub fn shutdown(&self) {
+    /// Stops every forward and timer (the relay is shutting down) and waits
+    /// for their tasks, then for the node.
+    pub async fn shutdown(&self) {
         self.inner.stop.cancel();
         let all: Vec<_> = lock(&self.inner.running).drain().collect();
         for (id, running) in all {
             self.stop_running(&id, &running);
         }
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+        self.inner.node.shutdown().await;
     }
 }
 
@@ -349,7 +359,7 @@ async fn serve_forward(
         let node = inner.node.clone();
         let tunnel_id = tunnel_id.clone();
         let stop = inner.stop.clone();
-        tokio::spawn(async move {
+        inner.tasks.spawn(async move {
             let _guard = guard;
             carry(node, tcp, peer, target, forward, &tunnel_id, stop).await;
         });

@@ -73,12 +73,24 @@ const CELL_KEY: Secret = {
   check: (value) => (value.trim() ? null : "Enter the cell key."),
 };
 
+/** A Relay's JWT. Such profiles are made in the Remote access panel;
+ * listed here so every kind of profile names its secret. */
+const RELAY_TOKEN: Secret = {
+  label: "Relay token",
+  noun: "relay token",
+  stored: "token in keychain",
+  missing: "no token stored",
+  forget: "Forget token",
+  check: (value) => (value.trim() ? null : "Enter the relay token."),
+};
+
 /** The secret of each kind of profile. */
 export const SECRETS: Record<ProfileKind, Secret> = {
   gateway: TOKEN,
   control_plane: TOKEN,
   preshared_key: KEY,
   cell_key: CELL_KEY,
+  relay_token: RELAY_TOKEN,
 };
 
 export type FormFields = () => FieldSet;

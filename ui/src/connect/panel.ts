@@ -237,7 +237,7 @@ export class ConnectPanel {
   }
 
   private async toggle(): Promise<void> {
-    if (this.publishing() || this.state.state === "disconnected") {
+    if (this.inbound() || this.state.state === "disconnected") {
       this.showError(null);
       await this.run(() => call("connect", {}));
     } else {
@@ -301,15 +301,23 @@ export class ConnectPanel {
         // Carried by the stream feed (`onStreams`), not as an event.
         break;
       case "error":
-        // A publication's errors are the Publish panel's.
-        if (!this.publishing()) this.showError(event.data);
+        // A publication's or a share's errors are their panel's.
+        if (!this.inbound()) this.showError(event.data);
         break;
     }
   }
 
-  /** Whether the engine's one run slot is taken by a publication. */
-  private publishing(): boolean {
-    return this.overview?.connection?.kind === "publish";
+  /** What holds the engine's one run slot instead of a tunnel, in words
+   * (a publication, a share), or null. */
+  private inbound(): string | null {
+    switch (this.overview?.connection?.kind) {
+      case "publish":
+        return "a web app is being published";
+      case "share":
+        return "this computer's ports are being shared";
+      default:
+        return null;
+    }
   }
 
   /** A stream-table update from the `watch_streams` channel. */
@@ -353,10 +361,11 @@ export class ConnectPanel {
   }
 
   private renderSession(): void {
-    // A publication's state is the Publish panel's business.
-    const s: SessionState = this.publishing() ? { state: "disconnected", reason: null } : this.state;
+    // A publication's or a share's state is its panel's business.
+    const inbound = this.inbound();
+    const s: SessionState = inbound ? { state: "disconnected", reason: null } : this.state;
     const pill = this.el("#state");
-    pill.textContent = this.publishing() ? "Disconnected (a web app is being published)" : stateLabel(s);
+    pill.textContent = inbound ? `Disconnected (${inbound})` : stateLabel(s);
     pill.dataset.state = s.state === "disconnected" && s.reason ? "error" : s.state;
     pill.title = s.state === "disconnected" && s.reason ? s.reason : "";
     const active = s.state === "active" ? s : null;
@@ -395,15 +404,15 @@ export class ConnectPanel {
   }
 
   private renderControls(): void {
-    const publishing = this.publishing();
-    const disconnected = publishing || this.state.state === "disconnected";
+    const inbound = this.inbound() !== null;
+    const disconnected = inbound || this.state.state === "disconnected";
     const connect = this.el("#connect") as HTMLButtonElement;
     connect.textContent = disconnected ? "Connect" : "Disconnect";
     const hasProfile = !!this.overview?.selected;
-    connect.disabled = this.busy || publishing || (disconnected && !hasProfile);
-    connect.title = publishing ? "Stop publishing first: one tunnel or one publication at a time" : "";
+    connect.disabled = this.busy || inbound || (disconnected && !hasProfile);
+    connect.title = inbound ? "Stop publishing or sharing first: one tunnel, publication or share at a time" : "";
     const demo = this.el("#demo") as HTMLButtonElement;
-    demo.disabled = this.busy || publishing;
+    demo.disabled = this.busy || inbound;
     demo.hidden = !disconnected;
   }
 
@@ -418,7 +427,7 @@ export class ConnectPanel {
   private renderProfiles(): void {
     const all = this.overview;
     if (!all) return;
-    // Publication profiles live in the Publish panel.
+    // Publication and share profiles live in their panels.
     const connect = new Set(all.protocols.filter((p) => p.mode === "connect").map((p) => p.id));
     const o: Overview = { ...all, profiles: all.profiles.filter((p) => connect.has(p.protocol)) };
     const select = this.el("#profile-select") as HTMLSelectElement;
@@ -433,7 +442,7 @@ export class ConnectPanel {
       }),
     );
     select.hidden = o.profiles.length === 0;
-    select.disabled = this.state.state !== "disconnected" && !this.publishing();
+    select.disabled = this.state.state !== "disconnected" && !this.inbound();
     this.profiles.render(o);
   }
 

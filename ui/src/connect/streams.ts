@@ -41,11 +41,12 @@ function cells(s: StreamInfo, nowSec: number): Record<Column, string> {
   };
 }
 
-/** Rows of the live table that are requests served by a publication: the
- * Publish panel's request log shows them, not this table. */
-const REQUEST_PROTOCOL = "inbound_http";
+/** Rows of the live table that came in rather than went out: requests
+ * served by a publication (the Publish panel's log) and connections
+ * through a share's forwards (the Remote access panel's table). */
+const INBOUND_PROTOCOLS = new Set(["inbound_http", "inbound"]);
 
-const isStream = (s: StreamInfo) => s.protocol !== REQUEST_PROTOCOL;
+const isStream = (s: StreamInfo) => !INBOUND_PROTOCOLS.has(s.protocol);
 
 export class StreamTable extends LiveRows<Column> {
   constructor(body: HTMLTableSectionElement, empty: HTMLElement) {

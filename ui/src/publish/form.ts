@@ -4,6 +4,7 @@
 // mistake is pointed at in its field before anything is saved; the app
 // checks again and has the last word.
 import type { ProfileInput, ProfileView } from "../bindings";
+import { MAX_SECRET_LEN, fillValues, hostPort, hostPortError, readValues, secretError, showFieldErrors, validPort } from "../form-kit";
 
 /** The form's fields, by input name. */
 export interface PublishValues {
@@ -23,22 +24,11 @@ export interface PublishValues {
 export type FieldErrors = Partial<Record<keyof PublishValues, string>>;
 
 /** The longest cell key the app accepts (`MAX_TOKEN_LEN`). */
-export const MAX_KEY_LEN = 4096;
+export const MAX_KEY_LEN = MAX_SECRET_LEN;
 
 const MIB = 1024 * 1024;
 
-/** `HOST[:PORT]` or `[v6][:PORT]`, as `hlhv-cell` splits it; null when malformed. */
-function hostPort(text: string): { host: string; port: string | null } | null {
-  const v6 = /^\[([^\]]+)\](?::(.*))?$/.exec(text);
-  if (v6) return { host: v6[1], port: v6[2] ?? null };
-  const parts = text.split(":");
-  if (parts.length > 2) return null;
-  return { host: parts[0], port: parts.length === 2 ? parts[1] : null };
-}
-
-function validPort(port: string | null): boolean {
-  return port === null || (/^\d{1,5}$/.test(port) && Number(port) >= 1 && Number(port) <= 65535);
-}
+const FIELDS = ["name", "queen", "mount", "to", "ca_file", "pin_sha256", "sni", "max_body_mib", "public_url", "key"] as const;
 
 /** Why each field is refused; `needKey`: a new profile needs its key. */
 export function validatePublish(v: PublishValues, needKey: boolean): FieldErrors {
@@ -47,11 +37,8 @@ export function validatePublish(v: PublishValues, needKey: boolean): FieldErrors
   else if (v.name.includes("/")) errors.name = "A name cannot contain “/”.";
   else if ([...v.name.trim()].length > 64) errors.name = "A name has at most 64 characters.";
 
-  const queen = v.queen.trim();
-  const qp = hostPort(queen);
-  if (!queen) errors.queen = "Enter the queen's HOST:PORT.";
-  else if (queen.includes("://") || queen.includes("/")) errors.queen = "Give HOST:PORT, without a scheme or path.";
-  else if (!qp || !qp.host || !validPort(qp.port)) errors.queen = "Expected HOST:PORT, e.g. queen.example:2001.";
+  const queen = hostPortError(v.queen, "the queen's", "queen.example:2001");
+  if (queen) errors.queen = queen;
 
   const mount = v.mount.trim();
   const slash = mount.indexOf("/");
@@ -78,11 +65,8 @@ export function validatePublish(v: PublishValues, needKey: boolean): FieldErrors
   const url = v.public_url.trim();
   if (url && !/^https?:\/\/\S+$/.test(url)) errors.public_url = "A URL starting with https://.";
 
-  const key = v.key.trim();
-  if (needKey && !key) errors.key = "Enter the cell key.";
-  else if (key.length > MAX_KEY_LEN || /[\u0000-\u001f\u007f]/.test(key)) {
-    errors.key = `A cell key is at most ${MAX_KEY_LEN} printable characters.`;
-  }
+  const key = secretError(v.key, "cell key", needKey);
+  if (key) errors.key = key;
   return errors;
 }
 
@@ -159,39 +143,15 @@ export const FORM = `
 
 /** The form's current values. */
 export function readForm(form: HTMLFormElement): PublishValues {
-  const get = (k: keyof PublishValues) => String((form.elements.namedItem(k) as HTMLInputElement | null)?.value ?? "");
-  return {
-    name: get("name"),
-    queen: get("queen"),
-    mount: get("mount"),
-    to: get("to"),
-    ca_file: get("ca_file"),
-    pin_sha256: get("pin_sha256"),
-    sni: get("sni"),
-    max_body_mib: get("max_body_mib"),
-    public_url: get("public_url"),
-    key: get("key"),
-  };
+  return readValues(form, FIELDS);
 }
 
 /** Puts values into the form. */
 export function fillForm(form: HTMLFormElement, v: PublishValues): void {
-  for (const [k, value] of Object.entries(v)) {
-    const input = form.elements.namedItem(k) as HTMLInputElement | null;
-    if (input) input.value = value;
-  }
+  fillValues(form, { ...v });
 }
 
 /** Marks the refused fields (aria-invalid, the message under each); focuses the first. */
 export function showErrors(form: HTMLFormElement, errors: FieldErrors): void {
-  for (const span of form.querySelectorAll<HTMLElement>("[data-error]")) {
-    const name = span.dataset.error as keyof PublishValues;
-    const message = errors[name] ?? "";
-    span.textContent = message;
-    const input = form.elements.namedItem(name) as HTMLInputElement | null;
-    if (message) input?.setAttribute("aria-invalid", "true");
-    else input?.removeAttribute("aria-invalid");
-  }
-  const first = form.querySelector<HTMLInputElement>('[aria-invalid="true"]');
-  first?.focus();
+  showFieldErrors(form, errors);
 }

@@ -323,7 +323,8 @@ export class PublishPanel {
     // A tunnel's state is the Connect panel's business.
     const s: SessionState = publication ? this.state : { state: "disconnected", reason: null };
     const pill = this.q("publish-state");
-    pill.textContent = connection && !publication ? "Not published (a tunnel is connected)" : publishStateLabel(s);
+    const other = connection?.kind === "share" ? "this computer's ports are being shared" : "a tunnel is connected";
+    pill.textContent = connection && !publication ? `Not published (${other})` : publishStateLabel(s);
     pill.dataset.state = s.state === "disconnected" && s.reason ? "error" : s.state;
     pill.title = s.state === "disconnected" && s.reason ? s.reason : "";
     this.q("publish-to").textContent = publication?.to ?? "—";
@@ -349,7 +350,7 @@ export class PublishPanel {
     toggle.textContent = run === "publishing" ? "Stop publishing" : "Publish";
     const usable = this.protocols.length === 0 || this.protocols.some((p) => p.available);
     toggle.disabled = this.busy || run === "tunnel" || (run === null && (!this.chosen || !usable));
-    toggle.title = run === "tunnel" ? "Disconnect the tunnel first: one tunnel or one publication at a time" : "";
+    toggle.title = run === "tunnel" ? "Disconnect the tunnel or stop sharing first: one tunnel, publication or share at a time" : "";
     const demo = this.q("publish-demo") as HTMLButtonElement;
     demo.hidden = run === "publishing";
     demo.disabled = this.busy || run === "tunnel" || !usable;

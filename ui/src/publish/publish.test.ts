@@ -121,7 +121,7 @@ describe("the publication form's checks", () => {
     const view: ProfileView = {
       name: "site", protocol: "hlhv", kind: "cell_key", server: "q:2001", device_id: null, region: null, ca_file: null,
       pin_sha256: null, sni: null, connections: null, dns_listen: null, transport: null, mount: "d.example/app/",
-      to: "http://127.0.0.1:3000", max_body: 3 * 1024 * 1024, public_url: "https://d.example/app/", signed_in: true,
+      to: "http://127.0.0.1:3000", max_body: 3 * 1024 * 1024, public_url: "https://d.example/app/", tunnel: null, ports: null, signed_in: true,
     };
     expect(fromProfileView(view)).toMatchObject({ queen: "q:2001", max_body_mib: "3", public_url: "", key: "" });
     expect(fromProfileView({ ...view, public_url: "https://pretty.example/" }).public_url).toBe("https://pretty.example/");
@@ -139,7 +139,7 @@ describe("the publication form's checks", () => {
 const SITE: ProfileView = {
   name: "site", protocol: "hlhv", kind: "cell_key", server: "queen.example:2001", device_id: null, region: null,
   ca_file: null, pin_sha256: null, sni: null, connections: null, dns_listen: null, transport: null,
-  mount: "demo.example/app/", to: "http://127.0.0.1:3000", max_body: null, public_url: "https://demo.example/app/", signed_in: true,
+  mount: "demo.example/app/", to: "http://127.0.0.1:3000", max_body: null, public_url: "https://demo.example/app/", tunnel: null, ports: null, signed_in: true,
 };
 const WORK: ProfileView = { ...SITE, name: "work", protocol: "httvps", kind: "gateway", server: "wss://gw.example/ws", mount: null, to: null, public_url: null, transport: "h1" };
 
@@ -162,6 +162,7 @@ function overview(over: Partial<Overview> = {}): Overview {
       totals: { streams_total: 0, streams_open: 0, bytes_up: 0, bytes_down: 0, rate_up: 0, rate_down: 0, connections: 1, slot_waits: 0, evictions: 0 },
     },
     connection: null,
+    share: null,
     log: [],
     ...over,
   };

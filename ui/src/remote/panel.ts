@@ -1,8 +1,460 @@
-// Remote access: colleagues reach this machine's ports through a relay.
-import { UpcomingPanel } from "../upcoming";
+// The Remote access panel: colleagues reach ports on this computer through
+// a relay (seed 004). Pick (or create) a Relay profile, start and stop
+// sharing, see the share's state (the seed's five names), its tunnel, each
+// public forward with a copy button, the WireGuard traffic and last
+// handshake, the error sentence when there is one, and the live
+// connections through the forwards. The share's status comes from the app
+// (`Overview.share`, then `AppEvent::Share` on every change); the
+// connections from the same live-table events and stream channel as the
+// other panels (its "inbound" rows). Dynamic text is only ever set with
+// textContent.
+import { call, runCommand, type ShownError } from "../api";
+import type { AppEvent, EngineEvent, Overview, ProfileView, ProtocolInfo, ShareStatus, StreamsUpdate } from "../bindings";
+import { ErrorBox } from "../connect/errors";
+import { bytes } from "../format";
+import { protocolCard } from "../protocols";
+import { Tabs } from "../tabs";
+import { ConnectionTable, SHARE_STATE_LABELS, handshakeAge, headerRow, problemText } from "./connections";
+import { FORM, fillForm, fromProfileView, readForm, relayDetail, showErrors, toProfileInput, validateRelay } from "./form";
 
-export class RemotePanel extends UpcomingPanel {
-  constructor() {
-    super("Remote access", "Let colleagues reach ports on this computer through a relay.");
+const TEMPLATE = `
+<div class="toolbar">
+  <div id="share-state" class="state" role="status" aria-live="polite" data-testid="share-state"></div>
+  <div class="actions">
+    <label class="visually-hidden" for="share-profile">Shared machine</label>
+    <select id="share-profile" data-testid="share-profile"></select>
+    <button id="share-toggle" class="primary" data-testid="share-toggle">Start sharing</button>
+    <button id="share-demo" data-testid="share-demo">Try the demo</button>
+  </div>
+</div>
+<div id="share-error" class="error" role="alert" data-testid="share-error" hidden>
+  <strong data-part="code" data-testid="share-error-code"></strong>
+  <span data-part="message" data-testid="share-error-message"></span>
+  <span data-part="hint" class="error-hint" hidden></span>
+  <button data-part="action" class="link" hidden></button>
+  <button data-part="dismiss" class="link" aria-label="Dismiss the error">Dismiss</button>
+</div>
+<div id="share-unavailable" class="protocols" hidden></div>
+<section class="cards" aria-label="Share">
+  <div class="card">
+    <h2>Tunnel</h2>
+    <dl>
+      <dt>Relay</dt><dd data-testid="share-relay">—</dd>
+      <dt>Tunnel</dt><dd data-testid="share-tunnel">—</dd>
+      <dt>Tunnel id</dt><dd data-testid="share-tunnel-id">—</dd>
+      <dt>Address</dt><dd data-testid="share-address" title="This computer's address inside the tunnel">—</dd>
+      <dt>Last handshake</dt><dd data-testid="share-handshake" title="The last completed WireGuard handshake with the relay">—</dd>
+    </dl>
+    <p class="warning" data-testid="share-problem" hidden></p>
+  </div>
+  <div class="card">
+    <h2>Public addresses</h2>
+    <ul class="forwards" data-testid="share-forwards"></ul>
+    <p class="hint" data-testid="share-forwards-empty">Not shared.</p>
+    <p class="hint">Anyone who can reach the relay can connect to these addresses while this computer is shared.</p>
+  </div>
+  <div class="card">
+    <h2>Traffic</h2>
+    <dl>
+      <dt>Open connections</dt><dd data-testid="share-open">0</dd>
+      <dt>WireGuard in / out</dt><dd data-testid="share-bytes" title="Bytes received from / sent to the relay, encryption included">0 B / 0 B</dd>
+    </dl>
+  </div>
+</section>
+<nav id="share-tabs" class="tabs" role="tablist" aria-label="Remote access views">
+  <button role="tab" id="share-tab-connections" aria-controls="share-panel-connections" aria-selected="true" data-testid="share-tab-connections">Connections</button>
+  <button role="tab" id="share-tab-profiles" aria-controls="share-panel-profiles" aria-selected="false" tabindex="-1" data-testid="share-tab-profiles">Profiles</button>
+</nav>
+<section id="share-panel-connections" role="tabpanel" aria-labelledby="share-tab-connections" class="panel">
+  <div class="table-wrap">
+    <table class="streams connections" data-testid="share-connections">
+      <caption class="visually-hidden">Connections through the public addresses, newest first</caption>
+      <thead><tr>${headerRow()}</tr></thead>
+      <tbody data-testid="share-connections-body"></tbody>
+    </table>
+    <p class="hint table-empty" data-testid="share-connections-empty">No connections yet. Connect to a public address once this computer is shared.</p>
+  </div>
+</section>
+<section id="share-panel-profiles" role="tabpanel" aria-labelledby="share-tab-profiles" class="panel" hidden>
+  <ul class="profiles" data-testid="share-profiles"></ul>
+  ${FORM}
+</section>`;
+
+/** What a share that is not running shows. */
+const IDLE: ShareStatus = {
+  relay: "",
+  state: "disconnected",
+  tunnel_id: null,
+  address: null,
+  forwards: [],
+  bytes_in: 0,
+  bytes_out: 0,
+  last_handshake_unix: null,
+  open_connections: 0,
+  attempt: null,
+  retry_in_secs: null,
+  error: null,
+};
+
+/** What the panel needs from the window: a fresh overview for everyone. */
+export interface RemoteHost {
+  apply(overview: Overview): void;
+}
+
+export class RemotePanel {
+  readonly element: HTMLElement;
+  private overview: Overview | null = null;
+  /** The share's latest status (null: none since the app started). */
+  private status: ShareStatus | null = null;
+  private table: ConnectionTable;
+  private tabs: Tabs;
+  private errors: ErrorBox;
+  private busy = false;
+  /** The profile chosen in the toolbar (kept while the list changes). */
+  private chosen: string | null = null;
+  private protocols: readonly ProtocolInfo[] = [];
+  /** What the forwards list shows, so it is rebuilt only when it changes. */
+  private shownForwards = "";
+
+  constructor(private host: RemoteHost) {
+    this.element = document.createElement("div");
+    this.element.className = "remote";
+    this.element.innerHTML = TEMPLATE;
+    this.table = new ConnectionTable(
+      this.q("share-connections-body") as HTMLTableSectionElement,
+      this.q("share-connections-empty"),
+      () => this.sharedPorts(),
+      (port) => this.current().forwards.find((f) => f.port === port)?.public,
+    );
+    this.tabs = new Tabs(this.el("#share-tabs"), this.element);
+    this.errors = new ErrorBox(this.el("#share-error"), () => this.tabs.select("share-tab-profiles"));
+    this.wire();
   }
+
+  private el(selector: string): HTMLElement {
+    const el = this.element.querySelector(selector);
+    if (!el) throw new Error(`missing ${selector}`);
+    return el as HTMLElement;
+  }
+
+  private q(testid: string): HTMLElement {
+    return this.el(`[data-testid="${testid}"]`);
+  }
+
+  private form(): HTMLFormElement {
+    return this.el("#share-form") as HTMLFormElement;
+  }
+
+  private wire(): void {
+    this.q("share-toggle").addEventListener("click", () => void this.toggle());
+    this.q("share-demo").addEventListener("click", () => {
+      this.showError(null);
+      void this.run(() => call("share_demo", { ports: null }));
+    });
+    (this.q("share-profile") as HTMLSelectElement).addEventListener("change", (e) => {
+      this.chosen = (e.target as HTMLSelectElement).value || null;
+      this.renderControls();
+    });
+    this.form().addEventListener("submit", (e) => {
+      e.preventDefault();
+      void this.save();
+    });
+  }
+
+  /** The remote-access protocols (from the shell): unavailable ones are explained. */
+  render(protocols: readonly ProtocolInfo[]): void {
+    if (JSON.stringify(protocols) === JSON.stringify(this.protocols)) return;
+    this.protocols = protocols;
+    const usable = protocols.some((p) => p.available);
+    const note = this.el("#share-unavailable");
+    note.hidden = usable;
+    note.replaceChildren(...(usable ? [] : protocols.map(protocolCard)));
+    this.renderControls();
+  }
+
+  /** Relay profiles: those of a remote-access protocol. */
+  profiles(): ProfileView[] {
+    const o = this.overview;
+    if (!o) return [];
+    const remote = new Set(o.protocols.filter((p) => p.mode === "remote_access").map((p) => p.id));
+    return o.profiles.filter((p) => remote.has(p.protocol));
+  }
+
+  /** The engine's run, as far as this panel is concerned. */
+  private runKind(): "sharing" | "other" | null {
+    const kind = this.overview?.connection?.kind;
+    return kind === "share" ? "sharing" : kind ? "other" : null;
+  }
+
+  /** The status shown: the share's, or an idle one. */
+  private current(): ShareStatus {
+    return this.status ?? IDLE;
+  }
+
+  /** The ports the share holds, for its connection rows. */
+  private sharedPorts(): Set<number> {
+    const connection = this.overview?.connection;
+    const ports = connection?.kind === "share" ? connection.ports : [];
+    return new Set([...ports, ...this.current().forwards.map((f) => f.port)]);
+  }
+
+  private run(command: () => Promise<Overview>): Promise<boolean> {
+    return runCommand(
+      {
+        setBusy: (busy) => {
+          this.busy = busy;
+          this.renderControls();
+        },
+        apply: (overview) => this.host.apply(overview),
+        showError: (error) => this.showError(error),
+      },
+      command,
+    );
+  }
+
+  private async toggle(): Promise<void> {
+    if (this.runKind() === "sharing") {
+      await this.run(() => call("stop_share", {}));
+      return;
+    }
+    const name = this.chosen;
+    if (!name) return;
+    this.showError(null);
+    await this.run(() => call("share", { name }));
+  }
+
+  private async copy(text: string, button: HTMLElement): Promise<void> {
+    try {
+      await navigator.clipboard.writeText(text);
+      button.textContent = "Copied";
+      setTimeout(() => (button.textContent = "Copy"), 1500);
+    } catch (e) {
+      this.showError({ code: "clipboard", message: `Cannot copy: ${String(e)}` });
+    }
+  }
+
+  private async save(): Promise<void> {
+    const form = this.form();
+    const values = readForm(form);
+    const existing = this.profiles().find((p) => p.name === values.name.trim());
+    // Editing a signed-in profile may leave the token blank (it stays).
+    const errors = validateRelay(values, !existing?.signed_in);
+    showErrors(form, errors);
+    const status = this.q("share-form-status");
+    if (Object.keys(errors).length > 0) {
+      status.textContent = "Not saved: check the marked fields.";
+      return;
+    }
+    const input = toProfileInput(values);
+    status.textContent = "Saving…";
+    if (!(await this.run(() => call("save_profile", { input })))) {
+      status.textContent = "Not saved.";
+      return;
+    }
+    this.chosen = input.name;
+    const token = values.token.trim();
+    if (!token) {
+      status.textContent = `“${input.name}” saved; its relay token is unchanged.`;
+    } else {
+      const signedIn = await this.run(() => call("sign_in", { name: input.name, token }));
+      status.textContent = signedIn
+        ? `“${input.name}” saved; its relay token is in the system keychain.`
+        : `“${input.name}” saved, but the relay token was not stored.`;
+    }
+    // The token leaves the form as soon as it has been handed over.
+    form.reset();
+    this.renderControls();
+  }
+
+  /** Applies a full overview. */
+  apply(overview: Overview): void {
+    this.overview = overview;
+    this.status = overview.share;
+    const names = this.profiles().map((p) => p.name);
+    const running = overview.connection?.kind === "share" ? overview.connection.name : null;
+    if (running) this.chosen = running;
+    if (!this.chosen || !names.includes(this.chosen)) this.chosen = names[0] ?? null;
+    this.table.reset(overview.snapshot.open, overview.snapshot.closed);
+    this.renderSession();
+    this.renderControls();
+    this.renderProfiles();
+  }
+
+  /** The share's status changed (`AppEvent::Share`). */
+  onApp(event: AppEvent): void {
+    if (event.type !== "share") return;
+    this.status = event.data;
+    this.renderSession();
+    this.renderControls();
+  }
+
+  onEngine(event: EngineEvent): void {
+    switch (event.type) {
+      case "state":
+        if (this.overview) this.overview.snapshot.state = event.data;
+        this.renderControls();
+        break;
+      case "stream_opened":
+        this.table.opened(event.data);
+        this.renderForwardCounts();
+        break;
+      case "stream_closed":
+        this.table.closedRow(event.data);
+        this.renderForwardCounts();
+        break;
+      case "error":
+      case "streams":
+        // A share's errors come with its status (its sentence is the
+        // relay's, with the seed's code); rows come on the stream channel.
+        break;
+    }
+  }
+
+  /** The live table from the `watch_streams` channel. */
+  onStreams(update: StreamsUpdate): void {
+    this.table.update(update.open);
+    this.renderForwardCounts();
+  }
+
+  showError(error: ShownError | null): void {
+    this.errors.show(error);
+  }
+
+  tick(): void {
+    this.renderSession();
+    this.table.render();
+  }
+
+  private renderSession(nowMs = Date.now()): void {
+    const connection = this.overview?.connection;
+    const share = connection?.kind === "share" ? connection : null;
+    const s = this.current();
+    const pill = this.q("share-state");
+    const label = SHARE_STATE_LABELS[s.state] ?? s.state;
+    pill.textContent = connection && !share ? `${label} (${otherRun(connection.kind)})` : label;
+    pill.dataset.state = s.state === "disconnected" && s.error ? "error" : s.state;
+    pill.title = s.error ?? "";
+    this.q("share-relay").textContent = share?.relay ?? (s.relay || "—");
+    this.q("share-tunnel").textContent = share ? `${share.tunnel}${share.name ? "" : " (demo)"}` : "—";
+    this.q("share-tunnel-id").textContent = s.tunnel_id ?? "—";
+    this.q("share-address").textContent = s.address ?? "—";
+    const live = s.state !== "disconnected";
+    this.q("share-handshake").textContent = live ? handshakeAge(s.last_handshake_unix, nowMs) : "—";
+    const problem = this.q("share-problem");
+    problem.textContent = problemText(s);
+    problem.hidden = problem.textContent === "";
+    this.q("share-open").textContent = String(s.open_connections);
+    this.q("share-bytes").textContent = `${bytes(s.bytes_in)} / ${bytes(s.bytes_out)}`;
+    this.renderForwards(s);
+  }
+
+  /** Each public forward with its local port, its open connections and a
+   * copy button; shown while the relay holds them (active, reconnecting). */
+  private renderForwards(s: ShareStatus): void {
+    const shown = s.state === "active" || s.state === "reconnecting" ? s.forwards : [];
+    const key = JSON.stringify(shown);
+    if (key !== this.shownForwards) {
+      this.shownForwards = key;
+      this.q("share-forwards").replaceChildren(
+        ...shown.map((f) => {
+          const item = document.createElement("li");
+          item.dataset.port = String(f.port);
+          const code = document.createElement("code");
+          code.dataset.testid = "forward-public";
+          code.textContent = f.public;
+          const local = document.createElement("span");
+          local.textContent = ` → 127.0.0.1:${f.port}`;
+          const open = document.createElement("span");
+          open.className = "hint";
+          open.dataset.testid = "forward-open";
+          const copy = document.createElement("button");
+          copy.textContent = "Copy";
+          copy.dataset.testid = "copy-forward";
+          copy.setAttribute("aria-label", `Copy the public address of port ${f.port}`);
+          copy.addEventListener("click", () => void this.copy(f.public, copy));
+          item.append(code, local, " ", open, " ", copy);
+          return item;
+        }),
+      );
+    }
+    this.q("share-forwards-empty").hidden = shown.length > 0;
+    this.renderForwardCounts();
+  }
+
+  /** "2 open" beside each forward, from the connection rows. */
+  private renderForwardCounts(): void {
+    const counts = this.table.openByPort();
+    for (const item of this.q("share-forwards").querySelectorAll<HTMLElement>("li[data-port]")) {
+      const n = counts.get(Number(item.dataset.port)) ?? 0;
+      const text = n === 0 ? "" : `${n} open`;
+      const cell = item.querySelector('[data-testid="forward-open"]') as HTMLElement;
+      if (cell.textContent !== text) cell.textContent = text;
+    }
+  }
+
+  private renderControls(): void {
+    const run = this.runKind();
+    const toggle = this.q("share-toggle") as HTMLButtonElement;
+    toggle.textContent = run === "sharing" ? "Stop sharing" : "Start sharing";
+    const usable = this.protocols.length === 0 || this.protocols.some((p) => p.available);
+    toggle.disabled = this.busy || run === "other" || (run === null && (!this.chosen || !usable));
+    toggle.title = run === "other" ? "Stop the tunnel or the publication first: the app runs one at a time" : "";
+    const demo = this.q("share-demo") as HTMLButtonElement;
+    demo.hidden = run === "sharing";
+    demo.disabled = this.busy || run === "other" || !usable;
+    const select = this.q("share-profile") as HTMLSelectElement;
+    select.disabled = run !== null;
+    for (const option of select.options) option.selected = option.value === this.chosen;
+  }
+
+  private renderProfiles(): void {
+    const profiles = this.profiles();
+    const select = this.q("share-profile") as HTMLSelectElement;
+    select.replaceChildren(
+      ...profiles.map((p) => {
+        const option = document.createElement("option");
+        option.value = p.name;
+        option.textContent = p.signed_in ? p.name : `${p.name} (no token stored)`;
+        return option;
+      }),
+    );
+    select.hidden = profiles.length === 0;
+    this.renderControls();
+    this.q("share-profiles").replaceChildren(...profiles.map((p) => this.profileItem(p)));
+  }
+
+  private profileItem(p: ProfileView): HTMLElement {
+    const item = document.createElement("li");
+    item.dataset.profile = p.name;
+    const title = document.createElement("strong");
+    title.textContent = p.name;
+    const detail = document.createElement("span");
+    detail.className = "hint";
+    detail.dataset.testid = "share-profile-detail";
+    detail.textContent = relayDetail(p);
+    const button = (label: string, testid: string, action: () => void) => {
+      const b = document.createElement("button");
+      b.textContent = label;
+      b.dataset.testid = testid;
+      b.setAttribute("aria-label", `${label}: ${p.name}`);
+      b.addEventListener("click", action);
+      return b;
+    };
+    const edit = button(p.signed_in ? "Edit" : "Sign in", "share-edit", () => {
+      const form = this.form();
+      fillForm(form, fromProfileView(p));
+      showErrors(form, {});
+      (form.elements.namedItem(p.signed_in ? "ports" : "token") as HTMLInputElement).focus();
+    });
+    const forget = button("Forget token", "share-sign-out", () => void this.run(() => call("sign_out", { name: p.name })));
+    forget.disabled = !p.signed_in;
+    const remove = button("Remove", "share-remove", () => void this.run(() => call("remove_profile", { name: p.name })));
+    item.append(title, detail, edit, forget, remove);
+    return item;
+  }
+}
+
+/** What holds the engine's slot instead of a share, in words. */
+function otherRun(kind: string): string {
+  return kind === "publish" ? "a web app is being published" : "a tunnel is connected";
 }

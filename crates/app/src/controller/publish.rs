@@ -33,11 +33,19 @@ impl Controller {
             return Err(self.slot_taken());
         }
         let profile = self.find_profile(&name)?;
-        let Profile::Hlhv(hlhv) = profile else {
-            return Err(CommandError::invalid(format!(
-                "profile {name:?} is an outbound {} profile: connect it from the Connect panel",
-                profile.protocol().title()
-            )));
+        let hlhv = match profile {
+            Profile::Hlhv(hlhv) => hlhv,
+            Profile::Relay(_) => {
+                return Err(CommandError::invalid(format!(
+                    "profile {name:?} shares this computer's ports (Relay): start it from the Remote access panel"
+                )));
+            }
+            other => {
+                return Err(CommandError::invalid(format!(
+                    "profile {name:?} is an outbound {} profile: connect it from the Connect panel",
+                    other.protocol().title()
+                )));
+            }
         };
         let account_name = account(&name, CELL_KEY);
         let key = self
@@ -115,6 +123,12 @@ impl Controller {
                 self.wind_down().await;
                 self.log(LogLevel::Info, None, "Stopped publishing.");
                 self.inner.user_stopping.store(false, Ordering::SeqCst);
+            }
+            Some(Connection::Share { .. }) => {
+                return Err(CommandError::new(
+                    CommandCode::Busy,
+                    "this computer's ports are being shared, not a web app: stop sharing from the Remote access panel",
+                ));
             }
             Some(_) => {
                 return Err(CommandError::new(

@@ -1,7 +1,8 @@
 //! The controller following the engine: a log line for each state change
-//! and error, a desktop notice when a tunnel or a publication drops or
-//! gives up, the system proxy once a tunnel is up, and the wind-down when
-//! the engine ends a run on its own.
+//! and error, a desktop notice when a tunnel, a publication or a share
+//! drops or gives up, the system proxy once a tunnel is up, and the
+//! wind-down when the engine ends a run on its own. (A share's own states
+//! are followed from its status, in `share`.)
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -11,7 +12,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::Controller;
 use crate::log::LogLevel;
-use crate::notice::{for_publication_transition, for_transition};
+use crate::notice::{for_publication_transition, for_share_end, for_transition};
 use crate::view::AppEvent;
 
 impl Controller {
@@ -46,15 +47,19 @@ impl Controller {
 
     async fn on_state(&self, previous: &SessionState, state: &SessionState) {
         let user = self.inner.user_stopping.load(Ordering::SeqCst);
+        // Read once: a wind-down spawned below may clear the record.
+        let (publishing, sharing) = (self.is_publishing(), self.is_sharing());
         match state {
             SessionState::Authenticating { server } => {
                 self.log(LogLevel::Info, None, format!("Signing in to {server}…"))
             }
+            // The share's status says where it is reached, once per resume.
+            SessionState::Active { .. } if sharing => {}
             SessionState::Active {
                 session_id,
                 gateway,
                 ..
-            } if self.is_publishing() => {
+            } if publishing => {
                 let endpoints = self.inner.engine.endpoints().join(", ");
                 self.log(
                     LogLevel::Info,
@@ -91,8 +96,10 @@ impl Controller {
             SessionState::Disconnected { reason } => {
                 if !user {
                     if let Some(reason) = reason {
-                        let what = if self.is_publishing() {
+                        let what = if publishing {
                             "Publishing stopped"
+                        } else if sharing {
+                            "Sharing stopped"
                         } else {
                             "Disconnected"
                         };
@@ -104,7 +111,10 @@ impl Controller {
                 }
             }
         }
-        let notice = if self.is_publishing() {
+        let notice = if sharing {
+            let error = self.share_status().and_then(|s| s.error);
+            for_share_end(state, error.as_deref(), user)
+        } else if publishing {
             for_publication_transition(previous, state, user)
         } else {
             for_transition(previous, state, user)

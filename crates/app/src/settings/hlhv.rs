@@ -35,6 +35,8 @@ impl ProfileView {
             to: Some(profile.to.clone()),
             max_body: profile.max_body,
             public_url: Some(checked.public_url),
+            tunnel: None,
+            ports: None,
             signed_in,
         })
     }
