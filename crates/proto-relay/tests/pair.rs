@@ -290,15 +290,17 @@ fn the_pair_reaches_active_and_exchanges_heartbeats() {
             TunnelState::Active
         ]
     );
+    // The heartbeat right behind register_ack, whose answer made it Active.
+    assert_eq!(pair.registry.heartbeats.len(), 1);
     pair.client.set_stats(10, 20, "2026-05-01T10:00:00Z");
     pair.advance(Duration::from_secs(30));
-    assert_eq!(pair.registry.heartbeats.len(), 1);
-    assert_eq!(pair.registry.heartbeats[0].bytes_out, 20);
-    assert_eq!(pair.answered(), 1);
+    assert_eq!(pair.registry.heartbeats.len(), 2);
+    assert_eq!(pair.registry.heartbeats[1].bytes_out, 20);
+    assert_eq!(pair.answered(), 2);
     // Ten minutes: a heartbeat every 30 s, never rate-limited, never idle.
     pair.advance(Duration::from_secs(600));
-    assert_eq!(pair.registry.heartbeats.len(), 21);
-    assert_eq!(pair.answered(), 21);
+    assert_eq!(pair.registry.heartbeats.len(), 22);
+    assert_eq!(pair.answered(), 22);
     assert_eq!(pair.server_errors(), 0);
     assert!(pair.registry.closes.is_empty());
     assert!(
@@ -391,8 +393,9 @@ proptest! {
         pair.connect();
         prop_assert_eq!(pair.client.state(), TunnelState::Active);
         pair.advance(Duration::from_secs(30 * u64::from(intervals) + extra));
-        prop_assert_eq!(pair.registry.heartbeats.len(), intervals as usize);
-        prop_assert_eq!(pair.answered(), intervals as usize);
+        // One right behind register_ack, then one per interval.
+        prop_assert_eq!(pair.registry.heartbeats.len(), intervals as usize + 1);
+        prop_assert_eq!(pair.answered(), intervals as usize + 1);
         prop_assert_eq!(pair.server_errors(), 0);
         prop_assert!(pair.registry.closes.is_empty());
     }

@@ -173,11 +173,8 @@ fn pattern(n: usize) -> Vec<u8> {
 
 /// Reads the banner through `public`, downloads `n` bytes, returns their hash.
 async fn fetch(public: &str, n: usize) -> [u8; 32] {
-    // The relay opens a forward when it reads the client's register_ack,
-    // which has no answer: the client is Active a moment before.
-    testkit::process::wait_for_port(public.parse().unwrap(), WAIT)
-        .await
-        .expect("the forward opens");
+    // No waiting: Active means the relay has opened the forwards (the
+    // client waits for the answer to a heartbeat sent behind register_ack).
     let mut tcp = TcpStream::connect(public)
         .await
         .expect("public forward accepts");

@@ -108,7 +108,13 @@ impl NodeConfig {
 
     /// Checks every range; `Node::start` calls it.
     pub fn validate(&self) -> Result<(), Error> {
-        let check = |ok: bool, what: &'static str| if ok { Ok(()) } else { Err(Error::InvalidConfig(what)) };
+        let check = |ok: bool, what: &'static str| {
+            if ok {
+                Ok(())
+            } else {
+                Err(Error::InvalidConfig(what))
+            }
+        };
         check(
             (MIN_MTU..=MAX_MTU).contains(&self.mtu),
             "mtu must be within 576..=9000",

@@ -116,7 +116,13 @@ impl phy::Device for Device {
         // A reply to a received packet is always accepted: it is bounded by
         // the packets received in one batch.
         let packet = self.rx.pop_front()?;
-        Some((RxToken { packet, tx: &self.tx }, TxToken { tx: &self.tx }))
+        Some((
+            RxToken {
+                packet,
+                tx: &self.tx,
+            },
+            TxToken { tx: &self.tx },
+        ))
     }
 
     fn transmit(&mut self, _timestamp: Instant) -> Option<TxToken<'_>> {

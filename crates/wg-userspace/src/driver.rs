@@ -187,8 +187,12 @@ impl Driver {
         let counters = &shared.counters;
         counters.rx_datagrams.fetch_add(received, Ordering::Relaxed);
         if unknown + invalid > 0 {
-            counters.dropped_unknown_peer.fetch_add(unknown, Ordering::Relaxed);
-            counters.dropped_invalid.fetch_add(invalid, Ordering::Relaxed);
+            counters
+                .dropped_unknown_peer
+                .fetch_add(unknown, Ordering::Relaxed);
+            counters
+                .dropped_invalid
+                .fetch_add(invalid, Ordering::Relaxed);
             shared.drops.send_modify(|n| *n += unknown + invalid);
         }
         full
@@ -200,14 +204,21 @@ impl Driver {
         let shared = self.shared.clone();
         let mut stack = shared.lock_stack();
         stack.prepare_listeners(&self.inbound);
+        let stack = &mut *stack;
         for packet in self.inbound.drain(..) {
-            stack.device.push_rx(packet);
+            let device = &mut stack.device;
+            stack
+                .ack_rescue
+                .extra_acks(&packet, |ack| device.push_rx(ack));
+            device.push_rx(packet);
         }
         let now = stack.now();
-        let stack = &mut *stack;
         stack.device.tx_exhausted = false;
         stack.iface.poll(now, &mut stack.device, &mut stack.sockets);
         stack.device.take_tx(&mut self.outgoing);
+        for packet in &self.outgoing {
+            stack.ack_rescue.observe_outgoing(packet);
+        }
         stack.maintain();
         while self.spare.len() < self.settings.batch {
             match stack.device.spare_buffer() {

@@ -30,6 +30,7 @@
 
 #![warn(missing_docs)]
 
+mod ack_rescue;
 mod config;
 mod device;
 mod driver;

@@ -124,7 +124,11 @@ impl Node {
             drops: watch::Sender::new(0),
         });
         let (stop, stopped) = watch::channel(false);
-        let driver = tokio::spawn(driver::run(shared.clone(), stopped, driver::Settings::from(&config)));
+        let driver = tokio::spawn(driver::run(
+            shared.clone(),
+            stopped,
+            driver::Settings::from(&config),
+        ));
         Ok(Node {
             handle: Arc::new(Handle {
                 shared,
@@ -245,18 +249,6 @@ impl Node {
         if let Some(driver) = driver {
             let _ = driver.await;
         }
-    }
-
-    #[doc(hidden)]
-    pub fn debug_sockets(&self) -> String {
-        let stack = self.handle.shared.lock_stack();
-        let mut out = String::new();
-        for (h, s) in stack.sockets.iter() {
-            if let Some(s) = <smoltcp::socket::tcp::Socket as smoltcp::socket::AnySocket>::downcast(s) {
-                out += &format!("{h}: {:?} {:?}->{:?} recvq {} sendq {} can_send {} may_recv {}\n", s.state(), s.local_endpoint(), s.remote_endpoint(), s.recv_queue(), s.send_queue(), s.can_send(), s.may_recv());
-            }
-        }
-        out
     }
 
     /// Open TCP sockets, listening spares and closing ones included.

@@ -159,7 +159,9 @@ impl PeerTable {
         let mut tx_bytes = 0;
         if let Some(endpoint) = config.endpoint {
             let mut buf = [0u8; MIN_SCRATCH];
-            if let TunnResult::WriteToNetwork(packet) = tunn.format_handshake_initiation(&mut buf, false) {
+            if let TunnResult::WriteToNetwork(packet) =
+                tunn.format_handshake_initiation(&mut buf, false)
+            {
                 tx_bytes = packet.len() as u64;
                 self.initiations.push(packet, endpoint);
             }
@@ -294,7 +296,10 @@ impl PeerTable {
             Packet::HandshakeInit(init) => {
                 // MAC check (and cookie under load) first: the static key's
                 // decryption costs an X25519 and must not be free to trigger.
-                match self.limiter.verify_packet(Some(src.ip()), datagram, scratch) {
+                match self
+                    .limiter
+                    .verify_packet(Some(src.ip()), datagram, scratch)
+                {
                     Ok(_) => {}
                     Err(TunnResult::WriteToNetwork(cookie)) => {
                         out.push(cookie, src);
@@ -305,7 +310,10 @@ impl PeerTable {
                 let Ok(half) = parse_handshake_anon(&self.secret, &self.public, init) else {
                     return Verdict::Invalid;
                 };
-                match self.by_key.get(&PublicKey::from_bytes(half.peer_static_public)) {
+                match self
+                    .by_key
+                    .get(&PublicKey::from_bytes(half.peer_static_public))
+                {
                     Some(slot) => *slot,
                     None => return Verdict::UnknownPeer,
                 }

@@ -16,6 +16,7 @@ use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint};
 
+use crate::ack_rescue::AckRescue;
 use crate::config::{CongestionControl, NodeConfig};
 use crate::device::Device;
 use crate::error::Error;
@@ -57,6 +58,7 @@ pub(crate) struct Stack {
     pub(crate) iface: Interface,
     pub(crate) device: Device,
     pub(crate) sockets: SocketSet<'static>,
+    pub(crate) ack_rescue: AckRescue,
     address: Ipv4Addr,
     limits: Limits,
     listeners: HashMap<u16, Listener>,
@@ -104,6 +106,7 @@ impl Stack {
             iface,
             device,
             sockets: SocketSet::new(Vec::new()),
+            ack_rescue: AckRescue::new(2 * config.max_connections),
             address: config.address,
             limits: Limits {
                 rx_buffer: config.rx_buffer,
@@ -320,7 +323,8 @@ impl Stack {
             .filter(|h| self.sockets.get::<tcp::Socket>(**h).state() == tcp::State::Listen)
             .count();
         let queued = listener.pending.len() - listening + listener.ready.len();
-        let room = (self.limits.accept_backlog + self.limits.listen_spares).saturating_sub(queued + listening);
+        let room = (self.limits.accept_backlog + self.limits.listen_spares)
+            .saturating_sub(queued + listening);
         for _ in 0..want.saturating_sub(listening).min(room) {
             let Ok(handle) = self.new_listening(port) else {
                 return;
@@ -389,7 +393,8 @@ impl Stack {
     pub(crate) fn shutdown(&mut self) {
         self.closed = true;
         for (_, socket) in self.sockets.iter_mut() {
-            if let Some(socket) = <tcp::Socket as smoltcp::socket::AnySocket>::downcast_mut(socket) {
+            if let Some(socket) = <tcp::Socket as smoltcp::socket::AnySocket>::downcast_mut(socket)
+            {
                 // abort() wakes the socket's readers and writers.
                 socket.abort();
             }

@@ -192,7 +192,9 @@ pub struct WgListener {
 
 impl std::fmt::Debug for WgListener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WgListener").field("port", &self.port).finish()
+        f.debug_struct("WgListener")
+            .field("port", &self.port)
+            .finish()
     }
 }
 
@@ -208,10 +210,12 @@ impl WgListener {
 
     /// The next established connection and its remote address.
     pub async fn accept(&self) -> Result<(WgStream, SocketAddrV4), Error> {
-        let accepted = poll_fn(|cx| match self.shared.lock_stack().accept(self.port, cx.waker()) {
-            Some(accepted) => Poll::Ready(accepted),
-            None => Poll::Pending,
-        })
+        let accepted = poll_fn(
+            |cx| match self.shared.lock_stack().accept(self.port, cx.waker()) {
+                Some(accepted) => Poll::Ready(accepted),
+                None => Poll::Pending,
+            },
+        )
         .await;
         match accepted {
             Accepted::Stream(handle, remote) => {

@@ -114,26 +114,44 @@ async fn node_as_client_against_wireguard_go() {
     .unwrap();
     tokio::time::timeout(STEP, node.handshake_completed(&relay_pk))
         .await
-        .unwrap_or_else(|_| panic!("handshake with wireguard-go in time; its log:\n{}", wg.log()))
+        .unwrap_or_else(|_| {
+            panic!(
+                "handshake with wireguard-go in time; its log:\n{}",
+                wg.log()
+            )
+        })
         .unwrap();
     assert!(wg.latest_handshake(&our_pk.to_base64()).unwrap().is_some());
 
     // Our node dials a kernel TCP server behind wireguard-go.
     spawn_echo(wg.tcp_listener(SocketAddr::from((relay_ip, 5000))).unwrap());
     let stream = node.connect(at(relay_ip, 5000)).await.unwrap();
-    echo_round_trip(stream, testkit::pseudo_random_bytes(21, 4 * MIB), "node → namespace").await;
+    echo_round_trip(
+        stream,
+        testkit::pseudo_random_bytes(21, 4 * MIB),
+        "node → namespace",
+    )
+    .await;
 
     // A kernel TCP client behind wireguard-go reaches our listener.
     spawn_node_echo(node.listen(6000).unwrap());
     let target = SocketAddr::from((our_ip, 6000));
     let stream = tokio::task::block_in_place(|| wg.tcp_connect(target, STEP)).unwrap();
-    echo_round_trip(stream, testkit::pseudo_random_bytes(22, 4 * MIB), "namespace → node").await;
+    echo_round_trip(
+        stream,
+        testkit::pseudo_random_bytes(22, 4 * MIB),
+        "namespace → node",
+    )
+    .await;
 
     // Both ends count the traffic.
     let stats = node.peer_stats(&relay_pk).unwrap();
     let (wg_rx, wg_tx) = wg.transfer(&our_pk.to_base64()).unwrap();
     assert!(stats.tx_bytes >= (8 * MIB) as u64, "{stats:?}");
-    assert!(wg_rx >= (8 * MIB) as u64 && wg_tx >= (8 * MIB) as u64, "{wg_rx} {wg_tx}");
+    assert!(
+        wg_rx >= (8 * MIB) as u64 && wg_tx >= (8 * MIB) as u64,
+        "{wg_rx} {wg_tx}"
+    );
 }
 
 /// Our node as the Relay SERVER: wireguard-go is a client peer that knows
@@ -169,7 +187,12 @@ async fn node_as_server_against_wireguard_go() {
     .unwrap();
     tokio::time::timeout(STEP, node.handshake_completed(&client_pk))
         .await
-        .unwrap_or_else(|_| panic!("handshake from wireguard-go in time; its log:\n{}", wg.log()))
+        .unwrap_or_else(|_| {
+            panic!(
+                "handshake from wireguard-go in time; its log:\n{}",
+                wg.log()
+            )
+        })
         .unwrap();
     let stats = node.peer_stats(&client_pk).unwrap();
     assert!(stats.last_handshake.is_some());
@@ -182,15 +205,28 @@ async fn node_as_server_against_wireguard_go() {
     // The relay's direction: we dial the client's service.
     spawn_echo(wg.tcp_listener(SocketAddr::from((client_ip, 22))).unwrap());
     let stream = node.connect(at(client_ip, 22)).await.unwrap();
-    echo_round_trip(stream, testkit::pseudo_random_bytes(31, 4 * MIB), "node → client").await;
+    echo_round_trip(
+        stream,
+        testkit::pseudo_random_bytes(31, 4 * MIB),
+        "node → client",
+    )
+    .await;
 
     // And the client can reach a listener of ours.
     spawn_node_echo(node.listen(7000).unwrap());
     let target = SocketAddr::from((our_ip, 7000));
     let stream = tokio::task::block_in_place(|| wg.tcp_connect(target, STEP)).unwrap();
-    echo_round_trip(stream, testkit::pseudo_random_bytes(32, 4 * MIB), "client → node").await;
+    echo_round_trip(
+        stream,
+        testkit::pseudo_random_bytes(32, 4 * MIB),
+        "client → node",
+    )
+    .await;
 
     // A refused port behind wireguard-go is reported as such.
     let err = node.connect(at(client_ip, 9)).await.unwrap_err();
-    assert!(matches!(err, wg_userspace::Error::ConnectionRefused(_)), "{err}");
+    assert!(
+        matches!(err, wg_userspace::Error::ConnectionRefused(_)),
+        "{err}"
+    );
 }

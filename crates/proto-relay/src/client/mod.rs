@@ -249,14 +249,24 @@ impl ClientMachine {
             return;
         }
         let tunnel_id = self.tunnel_id.clone().unwrap_or_default();
-        self.send(ClientMessage::RegisterAck(RegisterAck { tunnel_id }));
+        self.send(ClientMessage::RegisterAck(RegisterAck {
+            tunnel_id: tunnel_id.clone(),
+        }));
+        // `register_ack` has no answer, and the relay opens the public
+        // forwards when it reads it. A heartbeat right behind it is answered
+        // only after the ack was handled (one connection, lines in order):
+        // its answer is what makes the tunnel Active, so "Active" means
+        // people can connect now.
+        self.send(ClientMessage::Heartbeat(Heartbeat {
+            tunnel_id,
+            stats: self.stats.clone(),
+        }));
         self.phase = Phase::Active {
             next_at: now + self.config.heartbeat_interval,
-            outstanding: None,
+            outstanding: Some(now),
             misses: 0,
         };
         self.retries = 0;
-        self.set_state(TunnelState::Active);
     }
 
     /// The counters the next heartbeat carries.
@@ -423,6 +433,7 @@ impl ClientMachine {
                         outstanding: None,
                         misses: 0,
                     };
+                    self.set_state(TunnelState::Active);
                     self.events.push_back(ClientEvent::HeartbeatAnswered {
                         rtt: now.saturating_duration_since(sent),
                         server_time: r.server_time,

@@ -94,12 +94,18 @@ fn registered() -> ClientMachine {
     m
 }
 
-/// Active since 2 s.
+/// The answer to the heartbeat that confirms the ack.
+const HEARTBEAT_OK: &str = r#"{"type":"heartbeat_response","status":"ok","server_time":"t"}"#;
+
+/// WireGuard up at 2 s, the relay's answer at 2 s: Active, heartbeats
+/// every 30 s from 2 s.
 fn active() -> ClientMachine {
     let mut m = registered();
     m.wireguard_up(at(2.0));
+    feed(&mut m, HEARTBEAT_OK, 2.0);
     sent(&mut m);
     events(&mut m);
+    assert_eq!(m.state(), TunnelState::Active);
     m
 }
 
@@ -202,14 +208,27 @@ fn register_response_registers_then_wireguard_makes_it_active() {
     m.wireguard_up(at(2.0));
     assert_eq!(
         sent(&mut m),
-        [format!(r#"{{"type":"register_ack","tunnel_id":"{TID}"}}"#)]
+        [
+            format!(r#"{{"type":"register_ack","tunnel_id":"{TID}"}}"#),
+            format!(
+                r#"{{"type":"heartbeat","tunnel_id":"{TID}","stats":{{"bytes_in":0,"bytes_out":0,"connected_since":""}}}}"#
+            )
+        ]
     );
+    assert!(events(&mut m).is_empty(), "Active once the relay answers");
+    m.wireguard_up(at(2.5));
+    assert!(sent(&mut m).is_empty(), "only once per registration");
+    feed(&mut m, HEARTBEAT_OK, 2.5);
     assert_eq!(
         events(&mut m),
-        [changed(TunnelState::Registered, TunnelState::Active)]
+        [
+            changed(TunnelState::Registered, TunnelState::Active),
+            ClientEvent::HeartbeatAnswered {
+                rtt: Duration::from_millis(500),
+                server_time: "t".into()
+            }
+        ]
     );
-    m.wireguard_up(at(3.0));
-    assert!(sent(&mut m).is_empty(), "only once per registration");
 }
 
 #[test]
@@ -331,13 +350,16 @@ fn a_drop_resumes_with_the_saved_tunnel() {
     assert_eq!(m.state(), TunnelState::Reconnecting);
     assert_eq!(m.retries(), 1);
     m.wireguard_up(at(12.0));
+    let lines = sent(&mut m);
     assert_eq!(
-        sent(&mut m),
-        [format!(r#"{{"type":"register_ack","tunnel_id":"{TID}"}}"#)]
+        lines[0],
+        format!(r#"{{"type":"register_ack","tunnel_id":"{TID}"}}"#)
     );
+    assert!(lines[1].starts_with(r#"{"type":"heartbeat""#), "{lines:?}");
+    feed(&mut m, HEARTBEAT_OK, 12.1);
     assert_eq!(
-        events(&mut m),
-        [changed(TunnelState::Reconnecting, TunnelState::Active)]
+        events(&mut m)[0],
+        changed(TunnelState::Reconnecting, TunnelState::Active)
     );
     assert_eq!(m.retries(), 0);
     assert_eq!(m.saved().unwrap().reconnect_token, Token::new("rt-2"));

@@ -102,3 +102,52 @@ pub async fn read_to_end_hash<R: AsyncRead + Unpin>(r: &mut R) -> (usize, [u8; 3
         hasher.update(&buf[..n]);
     }
 }
+
+/// A UDP relay between two nodes that loses datagrams on purpose: after
+/// the first `spare` datagrams of each direction, `burst` consecutive ones
+/// out of every `period` are dropped (bursts, as a full queue drops them).
+pub struct LossyRelay {
+    pub addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl LossyRelay {
+    pub async fn start(
+        a: std::net::SocketAddr,
+        b: std::net::SocketAddr,
+        spare: u64,
+        period: u64,
+        burst: u64,
+    ) -> LossyRelay {
+        let socket = udp().await;
+        let addr = socket.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let mut buf = vec![0u8; 65536];
+            let (mut from_a, mut from_b) = (0u64, 0u64);
+            loop {
+                let Ok((n, src)) = socket.recv_from(&mut buf).await else {
+                    return;
+                };
+                let (count, dst) = if src == a {
+                    (&mut from_a, b)
+                } else if src == b {
+                    (&mut from_b, a)
+                } else {
+                    continue;
+                };
+                *count += 1;
+                if *count > spare && (*count % period) >= period - burst {
+                    continue;
+                }
+                let _ = socket.send_to(&buf[..n], dst).await;
+            }
+        });
+        LossyRelay { addr, task }
+    }
+}
+
+impl Drop for LossyRelay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
