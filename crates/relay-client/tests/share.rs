@@ -16,6 +16,7 @@ use relay_server::server::{Relay, RunningRelay};
 use server_kit::tls::TlsSource;
 use sha2::{Digest, Sha256};
 use testkit::certs::TestCert;
+use testkit::wireguard::{WgPeer, WireguardGo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -89,13 +90,25 @@ impl Fixture {
         name: &str,
         ports: Vec<u16>,
     ) -> RelayPublisher {
+        self.share_as(relay, token, name, ports, PrivateKey::generate())
+    }
+
+    /// [`Fixture::share`] with this device's WireGuard key.
+    fn share_as(
+        &self,
+        relay: &RunningRelay,
+        token: &str,
+        name: &str,
+        ports: Vec<u16>,
+        key: PrivateKey,
+    ) -> RelayPublisher {
         let mut config = ShareConfig::new(
             "localhost",
             relay.addr().port(),
             Secret::new(token),
             name,
             ports,
-            PrivateKey::generate(),
+            key,
         );
         config.tls.pin_sha256 = Some(self.cert.spki_sha256());
         config.reconnect.initial_delay = Duration::from_millis(100);
@@ -175,9 +188,14 @@ fn pattern(n: usize) -> Vec<u8> {
 async fn fetch(public: &str, n: usize) -> [u8; 32] {
     // No waiting: Active means the relay has opened the forwards (the
     // client waits for the answer to a heartbeat sent behind register_ack).
-    let mut tcp = TcpStream::connect(public)
+    let tcp = TcpStream::connect(public)
         .await
         .expect("public forward accepts");
+    fetch_over(tcp, n).await
+}
+
+/// Reads the banner from `tcp`, downloads `n` bytes, returns their hash.
+async fn fetch_over(mut tcp: TcpStream, n: usize) -> [u8; 32] {
     let mut banner = vec![0u8; BANNER.len()];
     tokio::time::timeout(WAIT, tcp.read_exact(&mut banner))
         .await
@@ -394,4 +412,90 @@ async fn the_share_resumes_after_a_relay_restart_with_its_address_and_forwards()
     assert_eq!(after.forwards, before.forwards);
     assert_eq!(fetch(&public, 1 << 20).await, expected(1 << 20));
     second.stop().await.unwrap();
+}
+
+/// Our share's data plane against another WireGuard implementation:
+/// Debian's wireguard-go, in a namespace with the kernel's TCP behind it,
+/// holds the relay's key and is the endpoint our relay-server hands out
+/// (its `wg_endpoint`), so the share's handshake, its listener on the
+/// tunnel address and its forwarding to the local service all meet a
+/// peer we did not write. Skipped, with a message, where namespaces or
+/// wireguard-go are unavailable (not root).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_share_serves_a_wireguard_go_relay() {
+    if let Some(reason) = WireguardGo::unavailable() {
+        println!("skipping: wireguard-go cannot run here: {reason}");
+        return;
+    }
+    let fx = Fixture::new();
+    let relay_key = PrivateKey::generate();
+    let device_key = PrivateKey::generate();
+    let device_public = device_key.public_key().to_base64();
+    let wg = WireguardGo::start_unaddressed(&relay_key.to_base64()).unwrap();
+    // The relay's own tunnel address (the network's first host), so the
+    // namespace's connections come from where the share expects the relay.
+    wg.add_address("10.99.0.1/24").unwrap();
+    wg.set_peer(&WgPeer {
+        public_key: device_public.clone(),
+        endpoint: None,
+        allowed_ips: vec!["10.99.0.0/24".into()],
+        persistent_keepalive: None,
+    })
+    .unwrap();
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let mut config = fx.config(any, any, RegistryBackend::Memory, relay_key);
+    config.wg_endpoint = Some(wg.endpoint().to_string());
+    let relay = Relay::bind(config).await.expect("relay binds").spawn();
+
+    let (port, _service) = banner_service().await;
+    let publisher = fx.share_as(&relay, &good_token("erin"), "desk", vec![port], device_key);
+    // Active: the handshake with wireguard-go completed, then register_ack
+    // and a heartbeat went through our relay's control channel.
+    let publication = tokio::time::timeout(WAIT, publisher.share(None))
+        .await
+        .expect("active in time")
+        .expect("active");
+    assert!(
+        wg.latest_handshake(&device_public).unwrap().is_some(),
+        "wireguard-go saw the handshake: {}",
+        wg.log()
+    );
+    let address = publisher.status().borrow().address.clone().unwrap();
+    let ip = address
+        .split('/')
+        .next()
+        .unwrap()
+        .parse::<std::net::Ipv4Addr>()
+        .unwrap();
+    let target = SocketAddr::from((ip, port));
+
+    // From the relay's side of the tunnel: the banner and 32 MiB, then ten
+    // connections at once, every byte identical.
+    let n = 32 << 20;
+    let tcp = wg.tcp_connect(target, WAIT).expect("the share accepts");
+    assert_eq!(fetch_over(tcp, n).await, expected(n), "32 MiB identical");
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let tcp = wg.tcp_connect(target, WAIT).expect("the share accepts");
+        tasks.push(tokio::spawn(fetch_over(tcp, 1 << 20)));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), expected(1 << 20));
+    }
+    // Both implementations count the traffic.
+    let (received, _sent) = wg.transfer(&device_public).unwrap();
+    assert!(
+        received > (n + (10 << 20)) as u64,
+        "wireguard-go received {received}"
+    );
+    let mut status = publisher.status();
+    let counted = tokio::time::timeout(
+        WAIT,
+        status
+            .wait_for(|s| s.bytes_out > (n + (10 << 20)) as u64 && s.last_handshake_unix.is_some()),
+    )
+    .await;
+    assert!(counted.is_ok(), "{:?}", publisher.status().borrow());
+    drop(publication);
+    relay.stop().await.unwrap();
 }

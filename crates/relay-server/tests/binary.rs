@@ -2,167 +2,29 @@
 //! real files, flags, TLS and signals, driven over raw control connections
 //! (tests/support/control.rs). Each test starts its own relay (it binds
 //! port 0 everywhere and is up in milliseconds), so rate limits and
-//! metrics never leak between tests. No test sends `register_ack`, so no
-//! public port is ever bound and the tests may share one port range.
+//! metrics never leak between tests. No test here sends `register_ack`,
+//! so no public port is ever bound and the tests may share one port range
+//! (tests/wireguard_go.rs does, on another address).
 
 #[path = "support/control.rs"]
 mod control;
+#[path = "support/relay_bin.rs"]
+mod relay_bin;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use control::{Control, WAIT, assert_error};
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use relay_bin::*;
 use serde_json::{Value, json};
-use testkit::{GatewayProcess, TestCert};
+use testkit::TestCert;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-/// The HS256 secret in the relay's secret file.
-const SECRET: &str = "binary-test-secret-of-at-least-32-bytes";
-const AUDIENCE: &str = "relay-binary-test";
-const NETWORK: &str = "10.77.0.0/24";
-const PUBLIC_HOST: &str = "relay.test";
-const FIRST_PORT: u16 = 41_000;
-const LAST_PORT: u16 = 41_099;
-
-fn relay_bin() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_relay-server"))
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-fn hs256(claims: &Value, secret: &[u8]) -> String {
-    encode(
-        &Header::new(Algorithm::HS256),
-        claims,
-        &EncodingKey::from_secret(secret).unwrap(),
-    )
-    .unwrap()
-}
-
-/// A token the relay accepts, for `sub`.
-fn token(sub: &str) -> String {
-    hs256(
-        &json!({"sub": sub, "exp": now() + 3600, "aud": AUDIENCE}),
-        SECRET.as_bytes(),
-    )
-}
-
-/// A relay-server child process, its certificate and its files.
-struct RelayBin {
-    process: GatewayProcess,
-    cert: TestCert,
-    /// The certificate, key and secret files, removed on drop.
-    _dir: tempfile::TempDir,
-}
-
-impl RelayBin {
-    /// Starts the binary at RUST_LOG=info with `extra` flags; the fixture's
-    /// defaults fill in every flag `extra` leaves out.
-    async fn start(extra: &[&str]) -> RelayBin {
-        RelayBin::start_logging(extra, "info").await
-    }
-
-    async fn start_logging(extra: &[&str], rust_log: &str) -> RelayBin {
-        let dir = tempfile::tempdir().unwrap();
-        let cert = TestCert::generate(&["localhost"]);
-        let args = base_args(dir.path(), &cert, extra);
-        let process = GatewayProcess::spawn(relay_bin(), &args, &[("RUST_LOG", rust_log)])
-            .await
-            .expect("relay-server starts and logs `listening`");
-        RelayBin {
-            process,
-            cert,
-            _dir: dir,
-        }
-    }
-
-    fn addr(&self) -> SocketAddr {
-        self.process.addr()
-    }
-
-    /// A control connection past the relay's `hello`.
-    async fn open(&self) -> Control {
-        Control::open(self.addr(), &self.cert).await
-    }
-
-    /// A control connection signed in as `sub`.
-    async fn signed_in(&self, sub: &str) -> Control {
-        let mut control = self.open().await;
-        control.sign_in(&token(sub)).await;
-        control
-    }
-
-    /// The `wireguard listening` line's details.
-    async fn wireguard(&self) -> Value {
-        let line = self
-            .process
-            .wait_for_log("wireguard listening", WAIT)
-            .await
-            .unwrap();
-        serde_json::from_str::<Value>(&line).unwrap()["details"].clone()
-    }
-
-    /// Every log line, once the process has logged `stopped` (its last).
-    async fn logs_until_stopped(&self) -> Vec<String> {
-        self.process
-            .wait_for_log(r#""event":"stopped""#, WAIT)
-            .await
-            .unwrap();
-        self.process.logs()
-    }
-}
-
-/// Writes the certificate, key and JWT secret into `dir` and returns the
-/// flags: the fixture's, except those `extra` gives itself.
-fn base_args(dir: &Path, cert: &TestCert, extra: &[&str]) -> Vec<String> {
-    let (cert_path, key_path) = cert.write_to(dir);
-    let secret = dir.join("jwt.secret");
-    // A trailing newline, as `echo` writes it, is not part of the secret.
-    std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
-    let ports = format!("{FIRST_PORT}-{LAST_PORT}");
-    let defaults: [(&str, String); 13] = [
-        ("--listen", "127.0.0.1:0".into()),
-        ("--cert", path(&cert_path)),
-        ("--key", path(&key_path)),
-        ("--wg-listen", "127.0.0.1:0".into()),
-        ("--public-host", PUBLIC_HOST.into()),
-        ("--forward-ports", ports),
-        ("--forward-bind", "127.0.0.1".into()),
-        ("--network", NETWORK.into()),
-        ("--jwt-secret-file", path(&secret)),
-        ("--jwt-audience", AUDIENCE.into()),
-        // Every test signs in from 127.0.0.1 several times; only the rate
-        // limit tests keep the seed's small quotas.
-        ("--auth-per-minute", "1000".into()),
-        ("--tunnels-per-hour", "1000".into()),
-        ("--detach-grace", "120s".into()),
-    ];
-    let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-    for (flag, value) in defaults {
-        let replaced = extra.contains(&flag)
-            || (flag == "--jwt-secret-file" && extra.contains(&"--jwt-public-key"));
-        if !replaced {
-            args.push(flag.to_owned());
-            args.push(value);
-        }
-    }
-    args
-}
-
-fn path(p: &Path) -> String {
-    p.to_str().unwrap().to_owned()
-}
 
 // ---------------------------------------------------------------------
 // 1. The control channel.

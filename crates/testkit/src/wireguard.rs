@@ -153,6 +153,15 @@ impl WireguardGo {
     /// Starts wireguard-go with `private_key` (standard base64) and the
     /// tunnel address `tunnel_cidr` (e.g. `10.78.0.1/24`) in a new namespace.
     pub fn start(private_key: &str, tunnel_cidr: &str) -> anyhow::Result<WireguardGo> {
+        let peer = WireguardGo::start_unaddressed(private_key)?;
+        peer.add_address(tunnel_cidr)?;
+        Ok(peer)
+    }
+
+    /// Starts wireguard-go with `private_key` and no tunnel address yet:
+    /// for a peer that learns its address later (a Relay client learns it
+    /// from `register_response`); see [`WireguardGo::add_address`].
+    pub fn start_unaddressed(private_key: &str) -> anyhow::Result<WireguardGo> {
         if let Some(reason) = Self::unavailable() {
             bail!("wireguard-go cannot run here: {reason}");
         }
@@ -177,7 +186,7 @@ impl WireguardGo {
         // From here on, drop cleans up whatever was created.
         peer.set_up_namespace()?;
         peer.spawn()?;
-        peer.configure(private_key, tunnel_cidr)?;
+        peer.configure(private_key)?;
         Ok(peer)
     }
 
@@ -282,7 +291,7 @@ impl WireguardGo {
         Ok(())
     }
 
-    fn configure(&mut self, private_key: &str, tunnel_cidr: &str) -> anyhow::Result<()> {
+    fn configure(&mut self, private_key: &str) -> anyhow::Result<()> {
         // `wg` reads the key from a file, never from argv (visible in ps).
         let key_path = self.dir.path().join("private.key");
         let mut key_file = std::fs::OpenOptions::new()
@@ -295,12 +304,10 @@ impl WireguardGo {
         drop(key_file);
         let key_path = key_path.to_string_lossy().into_owned();
         self.wg(&["set", &self.interface, "private-key", &key_path])?;
-        let ns = self.namespace.as_str();
         run(
             "ip",
-            &["-n", ns, "addr", "add", tunnel_cidr, "dev", &self.interface],
+            &["-n", &self.namespace, "link", "set", &self.interface, "up"],
         )?;
-        run("ip", &["-n", ns, "link", "set", &self.interface, "up"])?;
         // The port is chosen by wireguard-go when the interface comes up.
         let port = self.wg(&["show", &self.interface, "listen-port"])?;
         self.listen_port = port
@@ -311,6 +318,41 @@ impl WireguardGo {
             bail!("wireguard-go did not bind a port: {}", self.log());
         }
         Ok(())
+    }
+
+    /// Gives the tunnel interface the address `cidr` (e.g. `10.78.0.1/24`).
+    pub fn add_address(&self, cidr: &str) -> anyhow::Result<()> {
+        run(
+            "ip",
+            &[
+                "-n",
+                &self.namespace,
+                "addr",
+                "add",
+                cidr,
+                "dev",
+                &self.interface,
+            ],
+        )
+        .map(|_| ())
+    }
+
+    /// Routes `cidr` through the tunnel interface (for a /32 address whose
+    /// peers' network has no connected route).
+    pub fn add_route(&self, cidr: &str) -> anyhow::Result<()> {
+        run(
+            "ip",
+            &[
+                "-n",
+                &self.namespace,
+                "route",
+                "add",
+                cidr,
+                "dev",
+                &self.interface,
+            ],
+        )
+        .map(|_| ())
     }
 
     /// Runs `wg ARGS` inside the namespace.

@@ -3,6 +3,9 @@
 //! line both ways (CONTRACTS.md §5). It checks nothing on its own beyond
 //! the framing, so each test states what it expects of every line.
 
+// Each test binary uses a part of it.
+#![allow(dead_code)]
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
