@@ -3,7 +3,6 @@
 //! forwards and to a local service.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{EncodingKey, Header, encode};
@@ -11,11 +10,12 @@ use net::Secret;
 use relay_client::{PrivateKey, RelayPublisher, ShareConfig, ShareError};
 use relay_server::config::{Config, RegistryBackend};
 use relay_server::jwt::TokenVerifier;
-use relay_server::registry::{MemoryRegistry, RegistryConfig, TunnelRegistry};
+use relay_server::registry::RegistryConfig;
 use relay_server::server::{Relay, RunningRelay};
 use server_kit::tls::TlsSource;
 use sha2::{Digest, Sha256};
 use testkit::certs::TestCert;
+use testkit::redis::RedisServer;
 use testkit::wireguard::{WgPeer, WireguardGo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -368,22 +368,23 @@ async fn bad_tokens_and_a_duplicate_name_get_the_seeds_codes() {
     other.share(None).await.expect("another owner's tunnel");
 }
 
+/// The relay restarts as a new process would: the second relay shares
+/// nothing with the first but the registry in a real Redis (as relays
+/// behind one load balancer do) and the addresses it binds, and the share
+/// resumes there with its tunnel id, address and forwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_share_resumes_after_a_relay_restart_with_its_address_and_forwards() {
+async fn the_share_resumes_on_another_relay_sharing_the_redis_registry() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
     let fx = Fixture::new();
-    let registry: Arc<dyn TunnelRegistry> =
-        Arc::new(MemoryRegistry::new(fx.registry_config()).unwrap());
+    let backend = || RegistryBackend::Redis(redis.url());
     let wg_key = PrivateKey::generate();
     let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let first = Relay::bind(fx.config(
-        any,
-        any,
-        RegistryBackend::Shared(registry.clone()),
-        wg_key.clone(),
-    ))
-    .await
-    .unwrap()
-    .spawn();
+    let first = Relay::bind(fx.config(any, any, backend(), wg_key.clone()))
+        .await
+        .unwrap()
+        .spawn();
     let (listen, wg) = (first.addr(), first.wg_addr());
     let (port, _service) = banner_service().await;
     let publisher = fx.share(&first, &good_token("erin"), "desk", vec![port]);
@@ -398,9 +399,9 @@ async fn the_share_resumes_after_a_relay_restart_with_its_address_and_forwards()
         .await
         .expect("reconnecting in time")
         .unwrap();
-    let second = Relay::bind(fx.config(listen, wg, RegistryBackend::Shared(registry), wg_key))
+    let second = Relay::bind(fx.config(listen, wg, backend(), wg_key))
         .await
-        .expect("the relay restarts on the same ports")
+        .expect("the second relay binds the same addresses")
         .spawn();
     tokio::time::timeout(WAIT, status.wait_for(|s| s.state == "active"))
         .await

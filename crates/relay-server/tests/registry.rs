@@ -3,8 +3,6 @@
 //! "two servers" are two registries connected to the same Redis; for
 //! memory, two handles on one registry.
 
-mod support;
-
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
@@ -14,7 +12,7 @@ use relay_server::registry::{
     Clock, MemoryRegistry, PortRange, ReconnectToken, RedisRegistry, RegistryConfig, RegistryError,
     RequestError, TunnelNetwork, TunnelRegistry,
 };
-use support::RedisServer;
+use testkit::redis::RedisServer;
 
 const KEY_A: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
 const KEY_B: &str = "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBA=";

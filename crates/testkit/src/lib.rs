@@ -14,6 +14,7 @@ pub mod hostile;
 pub mod ht;
 pub mod nginx;
 pub mod process;
+pub mod redis;
 pub mod relay;
 pub mod servers;
 pub mod shadowsocks;

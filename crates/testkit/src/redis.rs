@@ -1,4 +1,4 @@
-//! A real Redis for the registry tests: Debian's `redis-server`, started on
+//! A real Redis for the Relay's registry tests: Debian's `redis-server`, started on
 //! a free port with no persistence, killed when dropped.
 
 use std::net::{TcpListener, TcpStream};
