@@ -346,10 +346,9 @@ async function main() {
     await waitUntil("Active", async () => (await text(browser, "share-state")) === "Active");
     const forward = await waitUntil("the public forward", async () => text(browser, "forward-public"));
     assert(/^127\.0\.0\.1:\d+$/.test(forward), `a public forward (${forward})`);
-    // The relay opens the forward when it reads the app's register_ack,
-    // a moment after Active: curl retries a refused connection.
-    const got = spawnSync("curl", ["--silent", "--max-time", "20", "--retry", "10", "--retry-connrefused",
-      "--retry-delay", "1", `http://${forward}/`], { encoding: "utf8" });
+    // Active means the relay answered a heartbeat sent after register_ack,
+    // so the forward is already listening: no retry.
+    const got = spawnSync("curl", ["--silent", "--max-time", "20", `http://${forward}/`], { encoding: "utf8" });
     assert(got.status === 0 && got.stdout.includes("It works."), `the page comes through the relay (${got.status})`);
     await waitUntil("the connection in the table", async () =>
       browser.execute(() => {
