@@ -161,7 +161,7 @@ impl Connection {
                     self.session.register_result(result)
                 }
                 ServerEvent::RegisterAck { tunnel_id } => {
-                    self.acknowledged(&tunnel_id);
+                    self.acknowledged(&tunnel_id).await;
                     Ok(())
                 }
                 ServerEvent::Heartbeat { tunnel_id, stats } => {
@@ -289,7 +289,7 @@ impl Connection {
         }
     }
 
-    fn acknowledged(&mut self, tunnel_id: &str) {
+    async fn acknowledged(&mut self, tunnel_id: &str) {
         let Some(attachment) = self
             .attachment
             .as_ref()
@@ -297,7 +297,7 @@ impl Connection {
         else {
             return;
         };
-        match self.ctx.tunnels.open_forwards(attachment) {
+        match self.ctx.tunnels.open_forwards(attachment).await {
             Ok(_) => {
                 ::metrics::histogram!(metrics::CONNECTION_TIME)
                     .record(self.accepted.elapsed().as_secs_f64());
@@ -307,7 +307,7 @@ impl Connection {
                 warn!(tunnel_id = %tunnel_id, error = %e, "cannot open the forwards");
                 // The client sees SERVER_ERROR and reconnects with backoff;
                 // the ports may be free by then.
-                self.session.shutdown();
+                self.session.forwards_failed();
             }
         }
     }

@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -152,6 +153,21 @@ impl Tunnels {
                 generation,
             });
         }
+        // The registry hands an address or a public port out again only
+        // once its tunnel is gone there (replaced, forgotten); a runtime
+        // here still holding one is stale and would keep the port bound
+        // for the rest of its grace.
+        let stale: Vec<String> = running
+            .iter()
+            .filter(|(_, r)| shares_resources(&lock(&r.record), record))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in stale {
+            if let Some(old) = running.remove(&id) {
+                info!(tunnel_id = %id, replaced_by = %record.tunnel_id, "tunnel replaced: torn down");
+                self.stop_running(&id, &old);
+            }
+        }
         self.add_peer(&key, record)?;
         self.watch_handshakes(&key);
         running.insert(
@@ -202,22 +218,23 @@ impl Tunnels {
     }
 
     /// Opens the tunnel's public forwards (once; later calls do nothing).
-    pub fn open_forwards(&self, attachment: &Attachment) -> Result<Vec<SocketAddr>, ForwardError> {
+    pub async fn open_forwards(
+        &self,
+        attachment: &Attachment,
+    ) -> Result<Vec<SocketAddr>, ForwardError> {
         let running = self.running(&attachment.tunnel_id)?;
-        let mut slot = lock(&running.forwards);
-        if slot.is_some() {
+        if lock(&running.forwards).is_some() {
             return Ok(Vec::new());
         }
         let record = lock(&running.record).clone();
         let mut listeners = Vec::new();
         for forward in &record.forwards {
             let addr = SocketAddr::new(self.inner.forward_bind, forward.public_port);
-            let listener =
-                server_kit::accept::bind_tcp(addr).map_err(|source| ForwardError::Bind {
-                    port: forward.public_port,
-                    source,
-                })?;
-            listeners.push((listener, *forward));
+            listeners.push((bind_forward(addr).await?, *forward));
+        }
+        let mut slot = lock(&running.forwards);
+        if slot.is_some() {
+            return Ok(Vec::new());
         }
         let cancel = self.inner.stop.child_token();
         let mut bound = Vec::new();
@@ -323,6 +340,42 @@ impl Tunnels {
         self.inner.tasks.close();
         self.inner.tasks.wait().await;
         self.inner.node.shutdown().await;
+    }
+}
+
+/// Whether two tunnels hold the same address or a same public port.
+fn shares_resources(a: &TunnelRecord, b: &TunnelRecord) -> bool {
+    a.tunnel_id != b.tunnel_id
+        && (a.address == b.address
+            || a.forwards
+                .iter()
+                .any(|f| b.forwards.iter().any(|g| g.public_port == f.public_port)))
+}
+
+/// How long a forward's port may stay taken by a tunnel just torn down
+/// (its accept loop ends at its next poll, and drops the listener then).
+const REBIND_PATIENCE: Duration = Duration::from_secs(2);
+
+/// Binds a public forward, waiting a moment while the port is still held
+/// by a replaced tunnel's accept loop that is ending.
+async fn bind_forward(addr: SocketAddr) -> Result<TcpListener, ForwardError> {
+    let deadline = tokio::time::Instant::now() + REBIND_PATIENCE;
+    loop {
+        match server_kit::accept::bind_tcp(addr) {
+            Ok(listener) => return Ok(listener),
+            Err(source)
+                if source.kind() == std::io::ErrorKind::AddrInUse
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(source) => {
+                return Err(ForwardError::Bind {
+                    port: addr.port(),
+                    source,
+                });
+            }
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 //! port 0 everywhere and is up in milliseconds), so rate limits and
 //! metrics never leak between tests. No test here sends `register_ack`,
 //! so no public port is ever bound and the tests may share one port range
-//! (tests/wireguard_go.rs does, on another address).
+//! (tests/data_plane.rs does, on other ports or addresses).
 
 #[path = "support/control.rs"]
 mod control;

@@ -99,6 +99,11 @@ pub enum Failure {
     /// No heartbeat (nor auth) within the idle timeout.
     #[error("no heartbeat within {0:?}")]
     Idle(Duration),
+    /// The relay could not open the tunnel's public forwards at
+    /// `register_ack` (a port taken by another program): the client
+    /// reconnects with backoff, and the port may be free by then.
+    #[error("the relay could not open the tunnel's public forwards")]
+    ForwardsUnavailable,
     /// The relay is going away.
     #[error("the relay is shutting down")]
     Shutdown,
@@ -143,6 +148,7 @@ impl Failure {
             }
             Failure::TooManyErrors => (RateLimit, "too_many_errors", None, true),
             Failure::Idle(_) => (ServerError, "idle_timeout", None, true),
+            Failure::ForwardsUnavailable => (ServerError, "forwards_unavailable", None, true),
             Failure::Shutdown => (ServerError, "shutting_down", None, true),
         };
         WireError {

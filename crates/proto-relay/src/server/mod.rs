@@ -399,6 +399,14 @@ impl ServerSession {
         Ok(())
     }
 
+    /// The driver could not open the acknowledged tunnel's forwards:
+    /// SERVER_ERROR `forwards_unavailable`, then closed.
+    pub fn forwards_failed(&mut self) {
+        if !self.closed {
+            self.fail(Failure::ForwardsUnavailable);
+        }
+    }
+
     /// The relay is going away: SERVER_ERROR `shutting_down`, then closed.
     pub fn shutdown(&mut self) {
         if !self.closed {

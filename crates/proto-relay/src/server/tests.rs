@@ -694,6 +694,23 @@ fn shutdown() {
 }
 
 #[test]
+fn forwards_that_cannot_open_end_the_session_with_their_own_reason() {
+    let mut s = registered();
+    s.forwards_failed();
+    assert_eq!(
+        sent(&mut s),
+        [error_line(
+            5000,
+            "the relay could not open the tunnel's public forwards",
+            "forwards_unavailable"
+        )]
+    );
+    assert_closed(&mut s, "forwards_unavailable");
+    s.shutdown();
+    assert!(sent(&mut s).is_empty(), "closed once");
+}
+
+#[test]
 fn lines_after_the_closing_one_are_not_read() {
     let mut s = fresh();
     s.handle_bytes(format!("{REGISTER}\n{AUTH}\n{AUTH}\n").as_bytes(), at(1.0));

@@ -1,6 +1,6 @@
 //! The `relay-server` binary as the tests start it: a child process with
 //! a test certificate, an HS256 secret file and every flag filled in, and
-//! tokens it accepts. Shared by tests/binary.rs and tests/wireguard_go.rs.
+//! tokens it accepts. Shared by tests/binary.rs and tests/data_plane.rs.
 
 // Each test binary uses a part of it.
 #![allow(dead_code)]

@@ -1,11 +1,13 @@
-//! The relay-server binary's WireGuard endpoint against another
-//! implementation: Debian's wireguard-go plays the Relay client, in a
-//! network namespace with the kernel's TCP behind it. The test speaks the
-//! control channel itself (tests/support/control.rs), configures
-//! wireguard-go from the `register_response` as a client would, and
-//! reaches the namespace's service through the relay's public forward.
-//! Skipped, with a message, where namespaces or wireguard-go are
-//! unavailable (not root).
+//! The relay-server binary's data plane: its public forwards and its
+//! WireGuard endpoint.
+//!
+//! The endpoint meets another implementation: Debian's wireguard-go plays
+//! the Relay client, in a network namespace with the kernel's TCP behind
+//! it. The test speaks the control channel itself
+//! (tests/support/control.rs), configures wireguard-go from the
+//! `register_response` as a client would, and reaches the namespace's
+//! service through the relay's public forward. Skipped, with a message,
+//! where namespaces or wireguard-go are unavailable (not root).
 
 #[path = "support/control.rs"]
 mod control;
@@ -15,7 +17,7 @@ mod relay_bin;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use control::{WAIT, wireguard_key};
+use control::{Control, WAIT, wireguard_key};
 use relay_bin::RelayBin;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -185,4 +187,79 @@ async fn a_wireguard_go_client_is_reached_through_the_public_forward() {
         "wireguard-go counted {received} in, {sent} out"
     );
     control.close().await;
+}
+
+/// Sends `register_ack` for `tunnel_id`, then a heartbeat whose answer
+/// (read after the relay handled the ack) says whether the forwards opened.
+async fn acknowledge(control: &mut Control, tunnel_id: &str) -> Value {
+    control
+        .send(&json!({"type": "register_ack", "tunnel_id": tunnel_id}))
+        .await;
+    control.heartbeat(tunnel_id).await
+}
+
+/// A tunnel whose client went away keeps its forwards through the detach
+/// grace, but once the registry has forgotten it and hands its address
+/// and public port to a new tunnel, the old one is torn down at once: the
+/// new tunnel's forward opens on that port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_tunnel_gives_up_its_public_port_at_once() {
+    // One client address (a /30) and one public port; forgotten 2 s after
+    // its last heartbeat; the default grace (120 s) would hold the port.
+    let relay = RelayBin::start(&[
+        "--network",
+        "10.77.0.0/30",
+        "--forward-ports",
+        "41099-41099",
+        "--lease",
+        "1s",
+        "--resume-window",
+        "1s",
+    ])
+    .await;
+    let mut first = relay.signed_in("hank").await;
+    let answer = first.registered("desk", &[22]).await;
+    let old_id = answer["tunnel_id"].as_str().unwrap().to_owned();
+    let beat = acknowledge(&mut first, &old_id).await;
+    assert_eq!(beat["type"], "heartbeat_response", "{beat}");
+    TcpStream::connect("127.0.0.1:41099")
+        .await
+        .expect("the first tunnel's forward listens");
+    first.close().await;
+
+    // Nothing to await but the registry's clock: ask until the address
+    // and the port are free again.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let (mut second, answer) = loop {
+        let mut control = relay.signed_in("hank").await;
+        let answer = control.register("laptop", &[22]).await;
+        if answer["type"] == "register_response" {
+            break (control, answer);
+        }
+        assert!(Instant::now() < deadline, "never registered: {answer}");
+        control.close().await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let new_id = answer["tunnel_id"].as_str().unwrap().to_owned();
+    assert_ne!(new_id, old_id);
+    assert_eq!(answer["config"]["address"], "10.77.0.2/32", "{answer}");
+    assert_eq!(
+        answer["config"]["forwards"][0]["public"], "relay.test:41099",
+        "{answer}"
+    );
+    let beat = acknowledge(&mut second, &new_id).await;
+    assert_eq!(
+        beat["type"], "heartbeat_response",
+        "the forward opened on the port: {beat}"
+    );
+    TcpStream::connect("127.0.0.1:41099")
+        .await
+        .expect("the new tunnel's forward listens");
+    let line = relay
+        .process
+        .wait_for_log("tunnel replaced: torn down", WAIT)
+        .await
+        .expect("the old tunnel's teardown is logged");
+    assert!(line.contains(&old_id), "{line}");
+    second.close().await;
 }
