@@ -15,10 +15,13 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, SocketAddrV4};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -449,19 +452,81 @@ async fn carry(
     };
     ::metrics::counter!(metrics::FORWARDS, "result" => "ok").increment(1);
     ::metrics::gauge!(metrics::FORWARDS_OPEN).increment(1.0);
+    let mut public = Metered::new(
+        &mut tcp,
+        ::metrics::counter!(metrics::BYTES, "direction" => "in"),
+    );
+    let mut client = Metered::new(
+        &mut remote,
+        ::metrics::counter!(metrics::BYTES, "direction" => "out"),
+    );
     let copied = tokio::select! {
-        r = tokio::io::copy_bidirectional_with_sizes(&mut tcp, &mut remote, COPY_BUFFER, COPY_BUFFER) => r,
+        r = tokio::io::copy_bidirectional_with_sizes(&mut public, &mut client, COPY_BUFFER, COPY_BUFFER) => r,
         _ = stop.cancelled() => Ok((0, 0)),
     };
     ::metrics::gauge!(metrics::FORWARDS_OPEN).decrement(1.0);
+    let (inbound, outbound) = (public.read, client.read);
     match copied {
-        Ok((inbound, outbound)) => {
-            ::metrics::counter!(metrics::BYTES, "direction" => "in").increment(inbound);
-            ::metrics::counter!(metrics::BYTES, "direction" => "out").increment(outbound);
+        Ok(_) => {
             debug!(tunnel_id = %tunnel_id, %peer, port = forward.port, inbound, outbound, "forwarded connection closed");
         }
         Err(e) => {
-            debug!(tunnel_id = %tunnel_id, %peer, port = forward.port, error = %e, "forwarded connection failed")
+            debug!(tunnel_id = %tunnel_id, %peer, port = forward.port, inbound, outbound, error = %e, "forwarded connection failed")
         }
+    }
+}
+
+/// Counts the bytes read from a stream into a metric as they are read, so
+/// `relay_bytes_transferred_total` grows during a long connection (an SSH
+/// session of hours) and keeps what a broken or cancelled one carried.
+struct Metered<S> {
+    inner: S,
+    counter: ::metrics::Counter,
+    /// Bytes read so far, for the closing log line.
+    read: u64,
+}
+
+impl<S> Metered<S> {
+    fn new(inner: S, counter: ::metrics::Counter) -> Metered<S> {
+        Metered {
+            inner,
+            counter,
+            read: 0,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Metered<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let n = (buf.filled().len() - before) as u64;
+        if n > 0 {
+            self.read += n;
+            self.counter.increment(n);
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Metered<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

@@ -18,7 +18,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use control::{Control, WAIT, wireguard_key};
-use relay_bin::RelayBin;
+use relay_bin::{RelayBin, sample, scrape};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use testkit::wireguard::{WgPeer, WireguardGo};
@@ -103,8 +103,11 @@ async fn a_wireguard_go_client_is_reached_through_the_public_forward() {
         &host,
         "--forward-bind",
         &host,
+        "--metrics",
+        "127.0.0.1:0",
     ])
     .await;
+    let metrics = relay.process.wait_metrics_addr(WAIT).await.unwrap();
     let mut control = relay.signed_in("grace").await;
     control
         .send(&json!({
@@ -169,6 +172,19 @@ async fn a_wireguard_go_client_is_reached_through_the_public_forward() {
     assert_eq!(beat["type"], "heartbeat_response", "{beat}");
     let public = config["forwards"][0]["public"].as_str().unwrap().to_owned();
     assert!(public.starts_with(&format!("{host}:")), "{public}");
+
+    // The bytes metric counts a connection while it is still open (an SSH
+    // session can last hours): the banner is in before anything closes.
+    let mut held = TcpStream::connect(&public).await.unwrap();
+    let mut banner = vec![0u8; BANNER.len()];
+    held.read_exact(&mut banner).await.unwrap();
+    let out = r#"relay_bytes_transferred_total{direction="out"}"#;
+    assert_eq!(
+        sample(&scrape(metrics).await, out),
+        Some(BANNER.len() as f64),
+        "counted while open"
+    );
+    drop(held);
 
     banner_and_echo(&public, testkit::pseudo_random_bytes(5, 16 * MIB)).await;
     let mut parallel = Vec::new();
