@@ -11,6 +11,7 @@ mod failure;
 mod login;
 mod output;
 mod publish;
+mod saved;
 mod share;
 mod status;
 

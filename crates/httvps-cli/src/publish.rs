@@ -3,14 +3,14 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use app::Profile;
 use engine::{Engine, PublishOptions, SessionState};
 use hlhv_cell::{CELL_KEY, HlhvProfile};
-use profiles::{KeyringStore, SecretStore};
 
 use crate::args::{CellArgs, Global, PublishArgs};
-use crate::connect::{control_server, follow, load, profile_store, resolve_secret};
+use crate::connect::{control_server, follow, profile_store};
+use crate::saved::{self, Wanted};
 
 pub async fn run(global: &Global, args: PublishArgs) -> anyhow::Result<ExitCode> {
     let store = profile_store(global)?;
@@ -23,29 +23,25 @@ pub async fn run(global: &Global, args: PublishArgs) -> anyhow::Result<ExitCode>
             (profile, false)
         }
         (name, None) => {
-            let file = load(&store)?;
-            let picked = file.pick(name.as_deref()).with_context(|| {
-                format!(
-                    "nothing to publish: pass --queen HOST:PORT --mount HOST/PATH --to URL, or save an HLHV profile with `httvps login` ({})",
-                    store.path().display()
-                )
-            })?;
-            let Profile::Hlhv(profile) = picked else {
-                bail!(
-                    "profile {:?} is a {} profile; `httvps publish` needs an HLHV profile (--queen, --mount, --to)",
-                    picked.name(),
-                    picked.protocol().title()
-                );
+            let wanted = Wanted {
+                command: "publish",
+                protocol: "an HLHV",
+                flags: "--queen HOST:PORT --mount HOST/PATH --to URL",
+                flag_names: "--queen, --mount, --to",
+                login: "httvps login",
             };
-            (profile.clone(), true)
+            let profile = saved::pick(&store, name.as_deref(), &wanted, |p| match p {
+                Profile::Hlhv(h) => Some(h),
+                _ => None,
+            })?;
+            (profile, true)
         }
     };
-    let secrets = KeyringStore::with_service(&global.keyring_service);
-    let keychain = saved.then_some(&secrets as &dyn SecretStore);
-    let key = resolve_secret(
+    let key = saved::secret(
+        global,
         &profile.name,
         CELL_KEY,
-        keychain,
+        saved,
         args.key_stdin,
         "HTTVPS_CELL_KEY",
     )?;

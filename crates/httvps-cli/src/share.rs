@@ -9,12 +9,13 @@ use anyhow::{Context, bail};
 use app::Profile;
 use demo::{DemoPage, DemoRelay};
 use engine::{Engine, PublishOptions};
-use profiles::{KeyringStore, SecretStore};
+use profiles::KeyringStore;
 use relay_client::{PrivateKey, RELAY_TOKEN, RelayProfile, ShareStatus};
 use tokio::sync::watch;
 
 use crate::args::{Global, RelayArgs, ShareArgs};
-use crate::connect::{absolute, control_server, follow, load, profile_store, resolve_secret};
+use crate::connect::{absolute, control_server, follow, profile_store};
+use crate::saved::{self, Wanted};
 
 pub async fn run(global: &Global, args: ShareArgs) -> anyhow::Result<ExitCode> {
     let store = profile_store(global)?;
@@ -28,29 +29,25 @@ pub async fn run(global: &Global, args: ShareArgs) -> anyhow::Result<ExitCode> {
             (profile, false)
         }
         (name, None) => {
-            let file = load(&store)?;
-            let picked = file.pick(name.as_deref()).with_context(|| {
-                format!(
-                    "nothing to share: pass --relay HOST:PORT --name NAME --port PORT, or save a Relay profile with `httvps login --relay` ({})",
-                    store.path().display()
-                )
-            })?;
-            let Profile::Relay(profile) = picked else {
-                bail!(
-                    "profile {:?} is a {} profile; `httvps share` needs a Relay profile (--relay, --name, --port)",
-                    picked.name(),
-                    picked.protocol().title()
-                );
+            let wanted = Wanted {
+                command: "share",
+                protocol: "a Relay",
+                flags: "--relay HOST:PORT --name NAME --port PORT",
+                flag_names: "--relay, --name, --port",
+                login: "httvps login --relay",
             };
-            (profile.clone(), true)
+            let profile = saved::pick(&store, name.as_deref(), &wanted, |p| match p {
+                Profile::Relay(r) => Some(r),
+                _ => None,
+            })?;
+            (profile, true)
         }
     };
-    let secrets = KeyringStore::with_service(&global.keyring_service);
-    let keychain = saved.then_some(&secrets as &dyn SecretStore);
-    let token = resolve_secret(
+    let token = saved::secret(
+        global,
         &profile.name,
         RELAY_TOKEN,
-        keychain,
+        saved,
         args.token_stdin,
         "HTTVPS_RELAY_TOKEN",
     )?;
