@@ -21,6 +21,11 @@ const COMMANDS: &[&str] = &[
     "share_demo",
     "stop_share",
     "set_preferences",
+    "share_link",
+    "add_from_link",
+    "routing_rules",
+    "save_routing_rules",
+    "test_route",
     "watch_streams",
 ];
 

@@ -218,6 +218,11 @@ pub fn run() {
             commands::share_demo,
             commands::stop_share,
             commands::set_preferences,
+            commands::share_link,
+            commands::add_from_link,
+            commands::routing_rules,
+            commands::save_routing_rules,
+            commands::test_route,
             commands::watch_streams,
         ])
         .build(tauri::generate_context!())

@@ -58,6 +58,8 @@ function stream(key: number, over: Partial<StreamInfo> = {}): StreamInfo {
     state: "open",
     close_reason: null,
     wait_ms: 0,
+    route: null,
+    rule: null,
     ...over,
   };
 }

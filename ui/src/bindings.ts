@@ -47,6 +47,50 @@ last_error: string, };
 
 export type StreamState = "opening" | "open" | "closed";
 
+export type Action = "tunnel" | "direct" | "block";
+
+export type RuleKind = "domain" | "domain-suffix" | "domain-keyword" | "ip" | "port" | "private";
+
+export type Rule = { 
+/**
+ * What the rule looks at.
+ */
+match: RuleKind, 
+/**
+ * The domain, CIDR or port; empty for `private`.
+ */
+value?: string, 
+/**
+ * Where a matching connection goes.
+ */
+action: Action, };
+
+export type RuleSet = { 
+/**
+ * Where connections no rule matches go.
+ */
+default: Action, 
+/**
+ * The rules, in order.
+ */
+rules: Array<Rule>, };
+
+export type Decision = { 
+/**
+ * Where the connection goes.
+ */
+action: Action, 
+/**
+ * The rule that matched, from 0 (the position in [`RuleSet::rules`]);
+ * `None` when none did and the default applies.
+ */
+rule: number | null, 
+/**
+ * For people and the stream table: `rule 2: domain-suffix corp.example
+ * → direct`, or `default → tunnel`.
+ */
+label: string, };
+
 export type StreamInfo = { 
 /**
  * Engine-wide row id (unique across sessions).
@@ -99,7 +143,17 @@ close_reason: string | null,
 /**
  * Milliseconds spent waiting for a slot or the tunnel before opening.
  */
-wait_ms: number, };
+wait_ms: number, 
+/**
+ * Where the routing rules sent this connection (`tunnel`, `direct`,
+ * `block`); `None` for rows the rules do not judge (DNS, inbound).
+ */
+route: Action | null, 
+/**
+ * Which rule decided, as the user wrote it (`rule 2: domain-suffix
+ * corp.example → direct`), or `default → tunnel`.
+ */
+rule: string | null, };
 
 export type Totals = { 
 /**
@@ -623,6 +677,49 @@ share: ShareStatus | null,
  */
 log: Array<LogEntry>, };
 
+export type LinkShare = { 
+/**
+ * The `httvps://add?…` link.
+ */
+link: string, 
+/**
+ * The link as a QR code (an SVG document).
+ */
+qr_svg: string, 
+/**
+ * Whether the link carries the profile's secret: then it is a
+ * password, and the window says so in red.
+ */
+contains_secret: boolean, 
+/**
+ * Fields of the profile that stayed out (`ca_file`; a `listen` or
+ * `dns_listen` open to the network), for the dialog to mention.
+ */
+left_out: Array<string>, };
+
+export type LinkAdded = { 
+/**
+ * The profile's name (the link's, or the one the user gave).
+ */
+name: string, 
+/**
+ * Its protocol: which panel it belongs to.
+ */
+protocol: Protocol, 
+/**
+ * Whether the link's secret went into the keychain (else the profile
+ * needs a sign-in).
+ */
+secret_saved: boolean, 
+/**
+ * Whether a profile of that name was replaced.
+ */
+replaced: boolean, 
+/**
+ * Everything the window shows, after the change.
+ */
+overview: Overview, };
+
 export type StreamsUpdate = { 
 /**
  * Open streams with their counters and rates.
@@ -697,6 +794,11 @@ export interface Commands {
   share_demo: { args: { ports: number[] | null }; returns: Overview };
   stop_share: { args: {  }; returns: Overview };
   set_preferences: { args: { prefs: Preferences }; returns: Overview };
+  share_link: { args: { name: string; includeSecret: boolean }; returns: LinkShare };
+  add_from_link: { args: { link: string; name: string | null; replace: boolean }; returns: LinkAdded };
+  routing_rules: { args: { name: string }; returns: RuleSet };
+  save_routing_rules: { args: { name: string; routing: RuleSet }; returns: Overview };
+  test_route: { args: { routing: RuleSet; host: string; port: number }; returns: Decision };
   watch_streams: { args: { feed: Channel<StreamsUpdate> }; returns: null };
 }
 

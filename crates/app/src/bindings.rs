@@ -8,6 +8,7 @@
 
 use ts_rs::{Config, TS};
 
+use crate::controller::links::{LinkAdded, LinkShare};
 use crate::error::{CommandCode, CommandError};
 use crate::log::{LogEntry, LogLevel};
 use crate::notice::Notice;
@@ -19,6 +20,7 @@ use engine::table::StreamState;
 use engine::{EngineEvent, SessionState, Snapshot, StreamInfo, Totals, Warning, WarningCode};
 use net::ErrorCode;
 use relay_client::{ForwardInfo, ShareStatus};
+use routing::{Action, Decision, Rule, RuleKind, RuleSet};
 
 /// A command the shell registers: its name, its arguments (name and
 /// TypeScript type) and what it returns.
@@ -114,6 +116,40 @@ pub const COMMANDS: &[CommandSig] = &[
         args: &[("prefs", "Preferences")],
         returns: "Overview",
     },
+    // Tauri passes arguments in camelCase (`include_secret` → `includeSecret`).
+    CommandSig {
+        name: "share_link",
+        args: &[("name", "string"), ("includeSecret", "boolean")],
+        returns: "LinkShare",
+    },
+    CommandSig {
+        name: "add_from_link",
+        args: &[
+            ("link", "string"),
+            ("name", "string | null"),
+            ("replace", "boolean"),
+        ],
+        returns: "LinkAdded",
+    },
+    CommandSig {
+        name: "routing_rules",
+        args: &[("name", "string")],
+        returns: "RuleSet",
+    },
+    CommandSig {
+        name: "save_routing_rules",
+        args: &[("name", "string"), ("routing", "RuleSet")],
+        returns: "Overview",
+    },
+    CommandSig {
+        name: "test_route",
+        args: &[
+            ("routing", "RuleSet"),
+            ("host", "string"),
+            ("port", "number"),
+        ],
+        returns: "Decision",
+    },
     CommandSig {
         name: "watch_streams",
         args: &[("feed", "Channel<StreamsUpdate>")],
@@ -136,6 +172,11 @@ pub fn typescript() -> String {
     let decls = [
         SessionState::decl(&cfg),
         StreamState::decl(&cfg),
+        Action::decl(&cfg),
+        RuleKind::decl(&cfg),
+        Rule::decl(&cfg),
+        RuleSet::decl(&cfg),
+        Decision::decl(&cfg),
         StreamInfo::decl(&cfg),
         Totals::decl(&cfg),
         WarningCode::decl(&cfg),
@@ -160,6 +201,8 @@ pub fn typescript() -> String {
         Notice::decl(&cfg),
         AppEvent::decl(&cfg),
         Overview::decl(&cfg),
+        LinkShare::decl(&cfg),
+        LinkAdded::decl(&cfg),
         StreamsUpdate::decl(&cfg),
         CommandCode::decl(&cfg),
         CommandError::decl(&cfg),

@@ -7,7 +7,9 @@
 //! one holds it, so that each command can say what to stop first.
 
 mod accounts;
+pub mod links;
 mod publish;
+pub mod rules;
 mod share;
 mod system_proxy;
 mod watcher;
@@ -210,7 +212,11 @@ impl Controller {
         };
         let controller = Controller {
             inner: Arc::new(Inner {
-                engine: Engine::new(),
+                engine: {
+                    let engine = Engine::new();
+                    engine.watch_system_network();
+                    engine
+                },
                 storage: Arc::from(parts.storage),
                 settings: Mutex::new(settings),
                 settings_writer: Arc::new(tokio::sync::Mutex::new(())),

@@ -13,6 +13,7 @@
 pub mod bindings;
 pub mod controller;
 pub mod error;
+pub mod link;
 pub mod log;
 pub mod notice;
 pub mod profile;
@@ -22,12 +23,14 @@ pub mod sysproxy;
 pub mod tray;
 pub mod view;
 
+pub use controller::links::{LinkAdded, LinkShare};
 pub use controller::{Autostart, Controller, Parts};
 pub use error::{CommandCode, CommandError};
 pub use log::{LogEntry, LogLevel};
 pub use notice::Notice;
 pub use profile::Profile;
 pub use registry::{Mode, Protocol, ProtocolInfo, registry};
+pub use routing::{Action, Decision, Rule, RuleKind, RuleSet};
 pub use settings::{
     MemoryStorage, Preferences, ProfileInput, ProfileKind, ProfileView, Settings, SettingsStorage,
 };

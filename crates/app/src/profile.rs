@@ -88,6 +88,25 @@ impl Profile {
         }
     }
 
+    /// The routing rules of an outbound profile (HTTVPS, HT); `None` for
+    /// inbound ones (publish, remote access), which the rules do not apply to.
+    pub fn routing(&self) -> Option<&routing::RuleSet> {
+        match self {
+            Profile::Httvps(p) => Some(&p.routing),
+            Profile::Ht(p) => Some(&p.routing),
+            Profile::Hlhv(_) | Profile::Relay(_) => None,
+        }
+    }
+
+    /// The routing rules to change, for an outbound profile.
+    pub fn routing_mut(&mut self) -> Option<&mut routing::RuleSet> {
+        match self {
+            Profile::Httvps(p) => Some(&mut p.routing),
+            Profile::Ht(p) => Some(&mut p.routing),
+            Profile::Hlhv(_) | Profile::Relay(_) => None,
+        }
+    }
+
     /// Where the profile serves DNS through the tunnel, if anywhere.
     pub fn dns_listen(&self) -> Option<std::net::SocketAddr> {
         match self {
@@ -213,6 +232,40 @@ impl<'de> Deserialize<'de> for Profile {
 mod tests {
     use super::*;
     use profiles::{ProfileStore, ProfilesFile};
+
+    #[test]
+    fn routing_tables_load_for_both_outbound_protocols() {
+        let text = r#"
+            [[profile]]
+            name = "work"
+            gateway = "wss://gw.example/ws"
+            [profile.routing]
+            default = "direct"
+            rules = [{ match = "domain-suffix", value = "corp.example", action = "tunnel" }]
+
+            [[profile]]
+            protocol = "ht"
+            name = "ht"
+            url = "https://ht.example"
+            [[profile.routing.rules]]
+            match = "private"
+            action = "direct"
+        "#;
+        let dir = tempfile::tempdir().unwrap();
+        let store = ProfileStore::at(dir.path().join("profiles.toml"));
+        std::fs::write(store.path(), text).unwrap();
+        let file: ProfilesFile<Profile> = store.load().unwrap();
+        let work = file.pick(Some("work")).unwrap();
+        assert_eq!(work.routing().unwrap().default, routing::Action::Direct);
+        let ht = file.pick(Some("ht")).unwrap();
+        assert_eq!(
+            ht.routing().unwrap().rules[0].kind,
+            routing::RuleKind::Private
+        );
+        ht.validate().unwrap();
+        store.save(&file).unwrap();
+        assert_eq!(store.load::<Profile>().unwrap(), file);
+    }
 
     #[test]
     fn files_without_a_protocol_load_as_httvps_and_are_written_with_one() {

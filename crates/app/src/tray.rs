@@ -261,6 +261,8 @@ mod tests {
             state: StreamState::Open,
             close_reason: None,
             wait_ms: 0,
+            route: None,
+            rule: None,
         }
     }
 

@@ -3,6 +3,16 @@
 //! opens the stream (or, for SOCKS5 `UDP ASSOCIATE`, a datagram association
 //! where the session can carry one), counts its bytes into the table and
 //! reports its life as events.
+//!
+//! Routing rules come first ([`routing::Router`]): the target is judged as
+//! the client named it, so a domain name is never resolved here before the
+//! decision (no DNS leak for tunnelled names). `tunnel` goes on as above;
+//! `direct` dials from this machine (resolving the name locally then is the
+//! user's choice); `block` fails with [`ConnectErrorKind::NotAllowed`]
+//! (SOCKS5 "connection not allowed", HTTP 403) and is logged. Each row of
+//! the table records the action and the rule. UDP datagrams are judged one
+//! by one: `tunnel` ones go through the association, `block` and `direct`
+//! ones are dropped (direct UDP is not carried from this machine).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -10,9 +20,12 @@ use std::time::{Duration, Instant};
 
 use local_proxy::{
     AssociateFuture, AssociateRequest, BoxDatagrams, BoxFuture, BoxStream, ConnectError,
-    ConnectErrorKind, ConnectRequest, Connector, Datagram, DatagramChannel,
+    ConnectErrorKind, ConnectRequest, Connector, Datagram, DatagramChannel, TargetAddr,
 };
+use routing::{Action, Router};
+use tokio::net::TcpStream;
 use tokio::sync::{broadcast, watch};
+use tracing::{debug, info};
 
 use crate::events::EngineEvent;
 use crate::table::{Counted, Counters, StreamTable};
@@ -27,6 +40,54 @@ pub(crate) struct EngineConnector {
     pub events: broadcast::Sender<EngineEvent>,
     pub reconnect_wait: Duration,
     pub slot_wait: Duration,
+    /// The routing rules of this run.
+    pub router: Arc<Router>,
+}
+
+/// How long a `direct` connection may take (name resolution included),
+/// as long as the gateway's own dial timeout.
+const DIRECT_DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Opens a `direct` connection from this machine: resolves a name with the
+/// system resolver and tries its addresses in order.
+async fn dial_direct(target: &TargetAddr) -> Result<TcpStream, ConnectError> {
+    let dial = async {
+        let addrs: Vec<std::net::SocketAddr> = match target {
+            TargetAddr::Ip(addr) => vec![*addr],
+            TargetAddr::Domain(name, port) => tokio::net::lookup_host((name.as_str(), *port))
+                .await
+                .map_err(|e| {
+                    ConnectError::new(
+                        ConnectErrorKind::Unreachable,
+                        format!("cannot resolve {name} (direct): {e}"),
+                    )
+                })?
+                .collect(),
+        };
+        let mut last = None;
+        for addr in addrs {
+            match TcpStream::connect(addr).await {
+                Ok(stream) => {
+                    let _ = stream.set_nodelay(true);
+                    return Ok(stream);
+                }
+                Err(e) => last = Some(ConnectError::from(e)),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            ConnectError::new(
+                ConnectErrorKind::Unreachable,
+                format!("{target} has no address (direct)"),
+            )
+        }))
+    };
+    match tokio::time::timeout(DIRECT_DIAL_TIMEOUT, dial).await {
+        Ok(result) => result,
+        Err(_) => Err(ConnectError::new(
+            ConnectErrorKind::TimedOut,
+            format!("direct connection to {target} took over {DIRECT_DIAL_TIMEOUT:?}"),
+        )),
+    }
 }
 
 impl EngineConnector {
@@ -58,6 +119,7 @@ impl EngineConnector {
             events: self.events.clone(),
             reconnect_wait: self.reconnect_wait,
             slot_wait: self.slot_wait,
+            router: self.router.clone(),
         }
     }
 
@@ -89,11 +151,34 @@ impl Connector for EngineConnector {
                 request.client.to_string(),
                 &protocol,
             );
-            let opened = async {
-                let session = this.session().await?;
-                session.open(request.target.clone(), this.slot_wait).await
-            }
-            .await;
+            let decision = this.router.decide(&request.target);
+            this.table
+                .route(key, decision.action, decision.label.clone());
+            let opened = match decision.action {
+                Action::Block => {
+                    info!(target = %request.target, client = %request.client, rule = %decision.label, "blocked by the routing rules");
+                    Err(ConnectError::new(
+                        ConnectErrorKind::NotAllowed,
+                        format!("blocked by the routing rules ({})", decision.label),
+                    ))
+                }
+                Action::Direct => {
+                    debug!(target = %request.target, rule = %decision.label, "direct");
+                    dial_direct(&request.target).await.map(|stream| {
+                        crate::transport::OpenedStream {
+                            stream_id: "direct".to_owned(),
+                            stream: Box::new(stream),
+                        }
+                    })
+                }
+                Action::Tunnel => {
+                    async {
+                        let session = this.session().await?;
+                        session.open(request.target.clone(), this.slot_wait).await
+                    }
+                    .await
+                }
+            };
             match opened {
                 Ok(opened) => {
                     let waited = started.elapsed().as_millis() as u64;
@@ -143,6 +228,7 @@ impl Connector for EngineConnector {
                         table: this.table,
                         events: this.events,
                         key,
+                        router: this.router,
                     }) as BoxDatagrams)
                 }
                 Err(e) => {
@@ -161,10 +247,20 @@ struct CountedDatagrams {
     table: StreamTable,
     events: broadcast::Sender<EngineEvent>,
     key: u64,
+    router: Arc<Router>,
 }
 
 impl DatagramChannel for CountedDatagrams {
     fn send(&self, datagram: Datagram) -> BoxFuture<'_, Result<(), ConnectError>> {
+        if !self.router.tunnels_everything() {
+            let decision = self.router.decide(&datagram.target);
+            if decision.action != Action::Tunnel {
+                // UDP may drop: a datagram the rules keep out of the tunnel
+                // is not sent (direct UDP is not carried from here).
+                debug!(target = %datagram.target, rule = %decision.label, "datagram not tunnelled; dropped");
+                return Box::pin(async { Ok(()) });
+            }
+        }
         self.counters.add_up(datagram.payload.len());
         self.inner.send(datagram)
     }

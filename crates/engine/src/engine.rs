@@ -35,6 +35,7 @@ use crate::backoff::ReconnectPolicy;
 use crate::connector::EngineConnector;
 use crate::dns::{DnsLimits, DnsServer};
 use crate::events::{EVENT_BUFFER, EngineEvent};
+use crate::netwatch::NetworkChanges;
 use crate::publish::{Inbound, Publication, Publisher};
 use crate::state::{SessionState, unix_now};
 use crate::table::{StreamInfo, StreamTable, Totals};
@@ -147,6 +148,18 @@ struct Inner {
     running: Mutex<Slot>,
     /// The id of the last run.
     runs: AtomicU64,
+    /// Where runs learn of network changes (see [`Engine::watch_network`]).
+    network: Mutex<NetworkSource>,
+}
+
+/// Which network changes the engine follows.
+enum NetworkSource {
+    /// The system's, from the next run on (made inside the runtime).
+    System,
+    /// These (tests; a platform notification fed by the caller).
+    Given(NetworkChanges),
+    /// None, the default: sessions rely on their keepalive.
+    Off,
 }
 
 impl Inner {
@@ -209,8 +222,26 @@ impl Engine {
                 events,
                 running: Mutex::new(Slot::Idle),
                 runs: AtomicU64::new(0),
+                network: Mutex::new(NetworkSource::Off),
             }),
         }
+    }
+
+    /// Follows this machine's network from the next run on (the app and
+    /// the CLI do; a library user opts in): on a change, an active session
+    /// is probed at once (see [`TunnelSession::probe`]) and a waiting
+    /// reconnect is tried at once, with its attempts counted afresh.
+    pub fn watch_system_network(&self) {
+        *self.inner.network.lock().unwrap_or_else(|e| e.into_inner()) = NetworkSource::System;
+    }
+
+    /// Follows `changes` instead (`None`: nothing), as
+    /// [`Engine::watch_system_network`] does.
+    pub fn watch_network(&self, changes: Option<NetworkChanges>) {
+        *self.inner.network.lock().unwrap_or_else(|e| e.into_inner()) = match changes {
+            Some(c) => NetworkSource::Given(c),
+            None => NetworkSource::Off,
+        };
     }
 
     /// Subscribes to events (state changes, streams, errors).
@@ -293,6 +324,9 @@ impl Engine {
             events: self.inner.events.clone(),
             reconnect_wait: options.reconnect_wait,
             slot_wait: options.slot_wait,
+            // The proxy serves these rules as its PAC file; the connector
+            // applies the same ones.
+            router: options.proxy.rules.clone(),
         };
         let listen = options.proxy.listen;
         let open_to_network = options.proxy.open_to_network();
@@ -390,6 +424,7 @@ impl Engine {
     ) {
         let id = self.inner.runs.fetch_add(1, Ordering::Relaxed) + 1;
         let cancel = CancellationToken::new();
+        let network = self.inner.network_changes();
         // Holding the slot's lock while spawning: the manager's own release
         // (if it ends at once) waits until the run is in the slot.
         let mut slot = self.inner.slot();
@@ -398,6 +433,7 @@ impl Engine {
             id,
             link,
             supervisor,
+            network,
             cancel.clone(),
         ));
         let ticker = tokio::spawn(drive_stats(self.inner.clone(), cancel.clone()));
@@ -533,6 +569,22 @@ struct Supervisor {
 }
 
 impl Inner {
+    /// The network changes a new run follows; the system's watcher is made
+    /// once, on the first run.
+    fn network_changes(&self) -> Option<NetworkChanges> {
+        let mut source = self.network.lock().unwrap_or_else(|e| e.into_inner());
+        if let NetworkSource::System = *source {
+            *source = match NetworkChanges::system() {
+                Some(changes) => NetworkSource::Given(changes),
+                None => NetworkSource::Off,
+            };
+        }
+        match &*source {
+            NetworkSource::Given(changes) => Some(changes.clone()),
+            _ => None,
+        }
+    }
+
     /// Fills the current session's slot figures into `totals`.
     fn add_slot_stats(&self, totals: &mut Totals) {
         if let Some(session) = &*self.current.borrow() {
@@ -556,11 +608,23 @@ impl Inner {
     }
 }
 
+/// How long a session has to answer the probe after a network change.
+const PROBE_DEADLINE: Duration = Duration::from_secs(3);
+
+/// Resolves at the next network change; never without a watcher.
+async fn network_changed(network: &mut Option<NetworkChanges>) {
+    match network {
+        Some(changes) => changes.changed().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn drive_sessions(
     inner: Arc<Inner>,
     id: u64,
     link: Link,
     supervisor: Supervisor,
+    mut network: Option<NetworkChanges>,
     cancel: CancellationToken,
 ) {
     let Supervisor {
@@ -570,7 +634,7 @@ async fn drive_sessions(
     let server = link.server();
     let mut attempt: u32 = 0;
     let mut ever_active = false;
-    let final_reason = loop {
+    let final_reason = 'sessions: loop {
         inner.set_state(SessionState::Authenticating {
             server: server.clone(),
         });
@@ -593,16 +657,38 @@ async fn drive_sessions(
                     max_streams,
                     since_unix: unix_now(),
                 });
-                let reason = tokio::select! {
-                    _ = cancel.cancelled() => {
-                        live.close();
-                        inner.set_live(None);
-                        break None;
+                // Until when a lost session counts as lost to the probe.
+                let mut probing_until: Option<tokio::time::Instant> = None;
+                let reason = loop {
+                    tokio::select! {
+                        _ = cancel.cancelled() => {
+                            live.close();
+                            inner.set_live(None);
+                            break 'sessions None;
+                        }
+                        reason = live.closed() => break reason,
+                        _ = network_changed(&mut network) => {
+                            // The path may be gone: ask now rather than
+                            // wait out the keepalive.
+                            if let Live::Outbound(session) = &live
+                                && session.probe(PROBE_DEADLINE)
+                            {
+                                info!("the network changed: checking the session");
+                                probing_until =
+                                    Some(tokio::time::Instant::now() + PROBE_DEADLINE * 2);
+                            }
+                        }
                     }
-                    reason = live.closed() => reason,
                 };
                 inner.set_live(None);
                 inner.error(ErrorCode::SessionLost, &reason);
+                if probing_until.is_some_and(|until| tokio::time::Instant::now() <= until) {
+                    // Lost to a probe after a network change: the old path
+                    // is gone, a new one may be up already; no backoff.
+                    info!("the session did not survive the network change: reconnecting now");
+                    attempt = 0;
+                    continue;
+                }
                 reason
             }
             Err(e) => {
@@ -629,6 +715,12 @@ async fn drive_sessions(
         tokio::select! {
             _ = cancel.cancelled() => break None,
             _ = tokio::time::sleep(delay) => {}
+            _ = network_changed(&mut network) => {
+                // A new network is a new chance: retry now, with the
+                // attempts counted afresh.
+                info!("the network changed: reconnecting now");
+                attempt = 0;
+            }
         }
     };
     inner.set_live(None);

@@ -66,6 +66,12 @@ pub struct StreamInfo {
     pub close_reason: Option<String>,
     /// Milliseconds spent waiting for a slot or the tunnel before opening.
     pub wait_ms: u64,
+    /// Where the routing rules sent this connection (`tunnel`, `direct`,
+    /// `block`); `None` for rows the rules do not judge (DNS, inbound).
+    pub route: Option<routing::Action>,
+    /// Which rule decided, as the user wrote it (`rule 2: domain-suffix
+    /// corp.example → direct`), or `default → tunnel`.
+    pub rule: Option<String>,
 }
 
 /// Totals across all streams of the engine's life.
@@ -161,6 +167,8 @@ impl StreamTable {
             state: StreamState::Opening,
             close_reason: None,
             wait_ms: 0,
+            route: None,
+            rule: None,
         };
         inner.open.insert(
             key,
@@ -171,6 +179,15 @@ impl StreamTable {
             },
         );
         (key, counters)
+    }
+
+    /// Records the routing decision of a row (before it opens, so that a
+    /// blocked or failed connection keeps it in the history).
+    pub fn route(&self, key: u64, action: routing::Action, rule: String) {
+        if let Some(row) = self.lock().open.get_mut(&key) {
+            row.info.route = Some(action);
+            row.info.rule = Some(rule);
+        }
     }
 
     /// Marks a row open with its tunnel stream id.

@@ -46,6 +46,15 @@ pub trait TunnelSession: Send + Sync + 'static {
     fn closed(&self) -> BoxFuture<'_, String>;
     /// Ends the session.
     fn close(&self);
+    /// The path to the server may have changed (a new default route or
+    /// address, a wake-up from sleep): checks the session now, ending it
+    /// (so [`TunnelSession::closed`] resolves) unless the server answers
+    /// within `deadline`. Returns whether the protocol can check on demand;
+    /// one that cannot (the default) is left to its own keepalive.
+    fn probe(&self, deadline: Duration) -> bool {
+        let _ = deadline;
+        false
+    }
     /// The session's datagram ability, when its protocol carries UDP.
     /// `None` (the default) makes SOCKS5 `UDP ASSOCIATE` fail with a clear
     /// "command not supported".

@@ -132,3 +132,159 @@ async fn a_session_manager_that_gives_up_releases_the_engine_before_saying_so() 
     ));
     assert!(!listening(port));
 }
+
+/// Sessions that end when told, or when probed while `dead_path` is set
+/// (as a session whose network path is gone fails its probe).
+#[derive(Default)]
+struct Probed {
+    connects: std::sync::atomic::AtomicU32,
+    probes: std::sync::atomic::AtomicU32,
+    dead_path: std::sync::atomic::AtomicBool,
+    current: std::sync::Mutex<Option<Arc<ProbedSession>>>,
+}
+
+struct ProbedSession {
+    id: u32,
+    owner: Arc<Probed>,
+    end: tokio_util::sync::CancellationToken,
+}
+
+struct ProbedTransport(Arc<Probed>);
+
+impl Transport for ProbedTransport {
+    fn server(&self) -> String {
+        "probed".into()
+    }
+
+    fn connect(&self) -> BoxFuture<'_, Result<Arc<dyn TunnelSession>, TransportError>> {
+        Box::pin(async move {
+            use std::sync::atomic::Ordering::SeqCst;
+            self.0.dead_path.store(false, SeqCst);
+            let session = Arc::new(ProbedSession {
+                id: self.0.connects.fetch_add(1, SeqCst) + 1,
+                owner: self.0.clone(),
+                end: tokio_util::sync::CancellationToken::new(),
+            });
+            *self.0.current.lock().unwrap() = Some(session.clone());
+            Ok(session as Arc<dyn TunnelSession>)
+        })
+    }
+}
+
+impl TunnelSession for ProbedSession {
+    fn session_id(&self) -> String {
+        format!("s{}", self.id)
+    }
+
+    fn max_streams(&self) -> u32 {
+        1
+    }
+
+    fn open(
+        &self,
+        _target: net::TargetAddr,
+        _slot_wait: Duration,
+    ) -> BoxFuture<'_, Result<engine::OpenedStream, local_proxy::ConnectError>> {
+        Box::pin(async {
+            Err(local_proxy::ConnectError::new(
+                local_proxy::ConnectErrorKind::Other,
+                "no streams here",
+            ))
+        })
+    }
+
+    fn closed(&self) -> BoxFuture<'_, String> {
+        Box::pin(async move {
+            self.end.cancelled().await;
+            "ended".into()
+        })
+    }
+
+    fn close(&self) {
+        self.end.cancel();
+    }
+
+    fn probe(&self, _deadline: Duration) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.owner.probes.fetch_add(1, SeqCst);
+        if self.owner.dead_path.load(SeqCst) {
+            self.end.cancel();
+        }
+        true
+    }
+}
+
+/// A session on `probed` with reconnect delays far longer than any wait
+/// here: a reconnect that happens at all happened without backoff.
+async fn probed_engine(probed: &Arc<Probed>) -> (Engine, tokio::sync::watch::Sender<u64>) {
+    let engine = Engine::new();
+    let (changes_tx, changes) = engine::NetworkChanges::manual();
+    engine.watch_network(Some(changes));
+    let mut options = options(free_port(), false);
+    options.transport = Arc::new(ProbedTransport(probed.clone()));
+    options.reconnect = ReconnectPolicy {
+        initial_delay: Duration::from_secs(600),
+        max_delay: Duration::from_secs(600),
+        ..ReconnectPolicy::default()
+    };
+    engine.start(options).await.unwrap();
+    (engine, changes_tx)
+}
+
+async fn active_session(engine: &Engine, id: &str) {
+    let mut state = engine.watch_state();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        state
+            .wait_for(|s| matches!(s, SessionState::Active { session_id, .. } if session_id == id)),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("session {id} active in time: {:?}", engine.state()))
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_network_change_probes_the_session_and_replaces_a_dead_one_at_once() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let probed = Arc::new(Probed::default());
+    let (engine, changes) = probed_engine(&probed).await;
+    active_session(&engine, "s1").await;
+
+    // The path still works: the probe is answered, the session stays.
+    changes.send_modify(|n| *n += 1);
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while probed.probes.load(SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("probed");
+    assert_eq!(probed.connects.load(SeqCst), 1);
+    assert!(matches!(engine.state(), SessionState::Active { .. }));
+
+    // The path is gone: the probe ends the session and the next one comes
+    // at once, not after the ten-minute backoff.
+    probed.dead_path.store(true, SeqCst);
+    changes.send_modify(|n| *n += 1);
+    active_session(&engine, "s2").await;
+    engine.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_network_change_cuts_a_reconnect_wait_short() {
+    let probed = Arc::new(Probed::default());
+    let (engine, changes) = probed_engine(&probed).await;
+    active_session(&engine, "s1").await;
+    // Lost on its own: the engine waits out its (ten-minute) backoff...
+    let session = probed.current.lock().unwrap().clone().unwrap();
+    session.close();
+    let mut state = engine.watch_state();
+    state
+        .wait_for(|s| matches!(s, SessionState::Reconnecting { .. }))
+        .await
+        .unwrap();
+    // ...unless the network changes.
+    changes.send_modify(|n| *n += 1);
+    active_session(&engine, "s2").await;
+    engine.stop().await;
+}

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use engine::backoff::{ReconnectPolicy, secs_f64};
 use profiles::{ProfileError, SecretKind, StoredProfile, check_name};
+use routing::{Router, RuleSet};
 use serde::{Deserialize, Serialize};
 
 use crate::config::ServerUrl;
@@ -85,6 +86,12 @@ pub struct HtProfile {
     /// Client-side limits.
     #[serde(default)]
     pub limits: HtLimits,
+    /// Routing rules (split tunnelling): the `[profile.routing]` table,
+    /// `default = "tunnel" | "direct" | "block"` and an ordered `rules`
+    /// list (docs/routing.md). Absent: everything through the tunnel, as
+    /// before rules existed; written only when set.
+    #[serde(default, skip_serializing_if = "RuleSet::is_default")]
+    pub routing: RuleSet,
 }
 
 impl HtProfile {
@@ -102,6 +109,7 @@ impl HtProfile {
             dns_listen: None,
             reconnect: ReconnectPolicy::default(),
             limits: HtLimits::default(),
+            routing: RuleSet::default(),
         }
     }
 
@@ -140,13 +148,24 @@ impl HtProfile {
     }
 }
 
+impl HtProfile {
+    /// The validated routing rules; a bad rule is reported with the
+    /// profile's name, the rule's position and what is wrong.
+    pub fn router(&self) -> Result<Router, ProfileError> {
+        self.routing
+            .compile()
+            .map_err(|e| ProfileError::invalid(&self.name, format!("routing: {e}")))
+    }
+}
+
 impl StoredProfile for HtProfile {
     fn name(&self) -> &str {
         &self.name
     }
 
     fn validate(&self) -> Result<(), ProfileError> {
-        self.server().map(|_| ())
+        self.server()?;
+        self.router().map(|_| ())
     }
 }
 
@@ -154,6 +173,30 @@ impl StoredProfile for HtProfile {
 mod tests {
     use super::*;
     use profiles::{ProfileStore, ProfilesFile};
+
+    #[test]
+    fn routing_rules_round_trip_and_bad_ones_are_named() {
+        use routing::{Action, Rule, RuleKind};
+        let mut file = ProfilesFile::default();
+        let mut p = HtProfile::new("ht", "https://ht.example");
+        p.routing
+            .rules
+            .push(Rule::new(RuleKind::Port, "25", Action::Block));
+        file.upsert(p.clone());
+        file.upsert(HtProfile::new("plain", "https://ht.example"));
+        let text = toml::to_string(&file).unwrap();
+        assert_eq!(text.matches("[profile.routing]").count(), 1, "{text}");
+        let back: ProfilesFile<HtProfile> = toml::from_str(&text).unwrap();
+        assert_eq!(back, file);
+        p.routing
+            .rules
+            .push(Rule::new(RuleKind::Domain, "", Action::Direct));
+        let err = p.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("routing: rule 2 (domain → direct): domain needs a value"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn round_trips_through_toml_without_the_key() {

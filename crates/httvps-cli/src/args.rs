@@ -61,6 +61,9 @@ pub enum Command {
     Share(ShareArgs),
     /// Save a profile and store its secret (session or device token, HT key) in the OS keychain.
     Login(LoginArgs),
+    /// Print a saved profile's share link (docs/links.md), without its
+    /// secret unless --with-secret; `httvps login --link` adds it elsewhere.
+    Link(LinkArgs),
     /// Delete a profile's secrets from the keychain (and, with --forget, the profile).
     Logout(LogoutArgs),
     /// List the saved profiles.
@@ -154,6 +157,10 @@ pub struct ConnectArgs {
     /// retried; refused credentials never are).
     #[arg(long)]
     pub reconnect: bool,
+    /// Routing rules for this run, from a TOML file (`default = "tunnel"`
+    /// and a `rules` list; docs/routing.md), instead of the profile's.
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
     /// Print events as JSON lines on stdout, for scripts.
     #[arg(long)]
     pub json: bool,
@@ -277,9 +284,19 @@ pub struct DemoArgs {
 
 #[derive(Debug, Args)]
 pub struct LoginArgs {
-    /// The profile to create or update.
-    #[arg(long, short = 'p')]
-    pub profile: String,
+    /// The profile to create or update (with --link: the name to save the
+    /// link's profile under, instead of the link's own).
+    #[arg(long, short = 'p', required_unless_present = "link")]
+    pub profile: Option<String>,
+    /// Create or update the profile from a share link (docs/links.md); `-`
+    /// reads the link from standard input. A link carrying its secret is
+    /// refused on the command line, where other users see it (ps): use `-`.
+    #[arg(
+        long,
+        value_name = "URL|-",
+        conflicts_with_all = ["gateway", "backend", "ht", "queen", "relay", "proxy_password"]
+    )]
+    pub link: Option<String>,
     #[command(flatten)]
     pub server: ServerArgs,
     /// An HLHV profile (with --mount and --to; --ca, --pin and --sni apply
@@ -293,6 +310,21 @@ pub struct LoginArgs {
     /// Also set the local proxy password (asked after the token).
     #[arg(long)]
     pub proxy_password: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LinkArgs {
+    /// The saved profile to share.
+    #[arg(long, short = 'p')]
+    pub profile: String,
+    /// Put the profile's secret (from the keychain) in the link: whoever
+    /// has the link can then sign in as you.
+    #[arg(long)]
+    pub with_secret: bool,
+    /// Also print the link as a QR code, for a phone or another computer's
+    /// camera.
+    #[arg(long)]
+    pub qr: bool,
 }
 
 #[derive(Debug, Args)]

@@ -2,7 +2,7 @@
 
 use std::io::Read;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
@@ -14,7 +14,10 @@ use ht_client::{HT_KEY, HtProfile};
 use httvps_client::profile::DEVICE_TOKEN;
 use httvps_client::{HttvpsProfile, HttvpsTransport, launch};
 use net::Secret;
-use profiles::{KeyringStore, ProfileStore, ProfilesFile, SecretKind, SecretStore, account};
+use profiles::{
+    KeyringStore, ProfileError, ProfileStore, ProfilesFile, SecretKind, SecretStore, account,
+};
+use routing::RuleSet;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::args::{ConnectArgs, Global, ServerArgs};
@@ -38,6 +41,14 @@ pub async fn run(global: &Global, args: ConnectArgs) -> anyhow::Result<ExitCode>
         }
         None => (profile_from_args("command-line", server)?, false),
     };
+    let mut profile = profile;
+    if let Some(path) = &args.rules {
+        let rules = load_rules(profile.name(), path)?;
+        match profile.routing_mut() {
+            Some(routing) => *routing = rules,
+            None => bail!("--rules applies to Connect profiles (HTTVPS, HT)"),
+        }
+    }
     let secrets = KeyringStore::with_service(&global.keyring_service);
     let keychain = saved.then_some(&secrets as &dyn SecretStore);
     let (options, dns_listen) = match profile {
@@ -103,6 +114,19 @@ pub fn profile_store(global: &Global) -> anyhow::Result<ProfileStore> {
 /// The profiles file (every protocol's profiles).
 pub fn load(store: &ProfileStore) -> anyhow::Result<ProfilesFile<Profile>> {
     Ok(store.load()?)
+}
+
+/// Reads a `--rules` file (the `routing` table of a profile, at the top
+/// level) and checks every rule, so a mistake names the file and the rule.
+pub fn load_rules(profile: &str, path: &Path) -> anyhow::Result<RuleSet> {
+    let invalid = |message: String| {
+        ProfileError::invalid(profile, format!("--rules {}: {message}", path.display()))
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the routing rules {}", path.display()))?;
+    let rules: RuleSet = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+    rules.compile().map_err(|e| invalid(e.to_string()))?;
+    Ok(rules)
 }
 
 /// A profile made from command-line flags: HT with `--ht`, else HTTVPS.
@@ -248,6 +272,7 @@ pub async fn supervise(
     dns_listen: Option<SocketAddr>,
 ) -> anyhow::Result<ExitCode> {
     let engine = Engine::new();
+    engine.watch_system_network();
     let events = engine.subscribe();
     let proxy_addr = engine.start(options).await?;
     let dns_addr = match dns_listen {

@@ -20,7 +20,7 @@ use crate::publish::cell_profile;
 use crate::share::relay_profile;
 
 /// Reads one secret: a hidden prompt on a terminal, else a line of stdin.
-fn read_secret(prompt: &str) -> anyhow::Result<Secret> {
+pub fn read_secret(prompt: &str) -> anyhow::Result<Secret> {
     let text = if std::io::stdin().is_terminal() {
         rpassword::prompt_password(prompt).context("reading from the terminal")?
     } else {
@@ -38,7 +38,25 @@ fn read_secret(prompt: &str) -> anyhow::Result<Secret> {
     Ok(Secret::new(text))
 }
 
+/// What `login` asks for, by the secret's kind.
+pub fn prompt_for(kind: SecretKind) -> &'static str {
+    match kind {
+        SESSION_TOKEN => "Session token: ",
+        DEVICE_TOKEN => "Device token: ",
+        CELL_KEY => "Cell key: ",
+        RELAY_TOKEN => "Relay token (JWT): ",
+        _ => "HT key (64 hex characters): ",
+    }
+}
+
 pub fn login(global: &Global, args: LoginArgs) -> anyhow::Result<ExitCode> {
+    if let Some(link) = &args.link {
+        return crate::link::login(global, link, args.profile.as_deref());
+    }
+    let name = args
+        .profile
+        .clone()
+        .context("--profile NAME is required (or --link URL)")?;
     let store = profile_store(global)?;
     let mut file = load(&store)?;
     let server = &args.server;
@@ -49,7 +67,7 @@ pub fn login(global: &Global, args: LoginArgs) -> anyhow::Result<ExitCode> {
                 "--queen makes an HLHV profile; it cannot take --gateway, --backend, --ht or --relay"
             );
         }
-        let mut cell = cell_profile(&args.profile, &args.cell)?;
+        let mut cell = cell_profile(&name, &args.cell)?;
         cell.ca_file = server.ca.clone().map(absolute);
         cell.pin_sha256 = server.pin.clone();
         cell.sni = server.sni.clone();
@@ -58,31 +76,24 @@ pub fn login(global: &Global, args: LoginArgs) -> anyhow::Result<ExitCode> {
         if outbound {
             bail!("--relay makes a Relay profile; it cannot take --gateway, --backend or --ht");
         }
-        let mut relay = relay_profile(&args.profile, &args.relay)?;
+        let mut relay = relay_profile(&name, &args.relay)?;
         relay.ca_file = server.ca.clone().map(absolute);
         relay.pin_sha256 = server.pin.clone();
         relay.sni = server.sni.clone();
         relay.check()?;
         Profile::Relay(relay)
     } else {
-        profile_from_args(&args.profile, &args.server).context(
+        profile_from_args(&name, &args.server).context(
             "a profile needs --gateway URL, --backend URL with --device-id ID, --ht URL, --queen HOST:PORT with --mount and --to, or --relay HOST:PORT with --name and --port",
         )?
     };
     keep_unsaid(
         &mut profile,
-        file.profiles.iter().find(|p| p.name() == args.profile),
+        file.profiles.iter().find(|p| p.name() == name),
         &args.server,
     );
     let kind = profile.token_kind()?;
-    let prompt = match kind {
-        SESSION_TOKEN => "Session token: ",
-        DEVICE_TOKEN => "Device token: ",
-        CELL_KEY => "Cell key: ",
-        RELAY_TOKEN => "Relay token (JWT): ",
-        _ => "HT key (64 hex characters): ",
-    };
-    let secret = read_secret(prompt)?;
+    let secret = read_secret(prompt_for(kind))?;
     if kind == HT_KEY && ht_client::Key::from_hex(secret.expose()).is_err() {
         bail!("an HT key is 64 hexadecimal characters (32 bytes); nothing was saved");
     }

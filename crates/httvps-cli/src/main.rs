@@ -8,6 +8,7 @@ mod args;
 mod connect;
 mod demo;
 mod failure;
+mod link;
 mod login;
 mod output;
 mod publish;
@@ -38,7 +39,7 @@ fn main() -> ExitCode {
         Command::Publish(args) => args.json,
         Command::Share(args) => args.json,
         Command::Status(args) | Command::Streams(args) => args.json,
-        Command::Login(_) | Command::Logout(_) | Command::Profiles => false,
+        Command::Login(_) | Command::Link(_) | Command::Logout(_) | Command::Profiles => false,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -57,6 +58,7 @@ fn main() -> ExitCode {
             Command::Publish(args) => publish::run(&cli.global, args).await,
             Command::Share(args) => share::run(&cli.global, args).await,
             Command::Login(args) => login::login(&cli.global, args),
+            Command::Link(args) => link::print(&cli.global, args),
             Command::Logout(args) => login::logout(&cli.global, args),
             Command::Profiles => login::list(&cli.global),
             Command::Status(args) => status::status(&cli.global, args).await,

@@ -69,8 +69,8 @@ pub async fn streams(global: &Global, args: StatusArgs) -> anyhow::Result<ExitCo
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{:<6} {:<36} {:>10} {:>10} {:>12} {:<8} REASON",
-        "ID", "TARGET", "UP", "DOWN", "RATE ↓/s", "STATE"
+        "{:<6} {:<36} {:<16} {:>10} {:>10} {:>12} {:<8} REASON",
+        "ID", "TARGET", "ROUTE", "UP", "DOWN", "RATE ↓/s", "STATE"
     );
     let rows = snap["open"].as_array().into_iter().flatten().chain(
         snap["closed"]
@@ -82,9 +82,10 @@ pub async fn streams(global: &Global, args: StatusArgs) -> anyhow::Result<ExitCo
     );
     for s in rows {
         println!(
-            "{:<6} {:<36} {:>10} {:>10} {:>12} {:<8} {}",
+            "{:<6} {:<36} {:<16} {:>10} {:>10} {:>12} {:<8} {}",
             s["stream_id"].as_str().unwrap_or("-"),
             s["target"].as_str().unwrap_or("?"),
+            route_column(s),
             human_bytes(num(&s["bytes_up"])),
             human_bytes(num(&s["bytes_down"])),
             human_bytes(s["rate_down"].as_f64().unwrap_or(0.0) as u64),
@@ -93,4 +94,36 @@ pub async fn streams(global: &Global, args: StatusArgs) -> anyhow::Result<ExitCo
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `direct (rule 2)`, `tunnel` (the default decided), or `-` for rows the
+/// routing rules do not judge (DNS, inbound); the whole rule is in `--json`.
+fn route_column(row: &serde_json::Value) -> String {
+    let Some(route) = row["route"].as_str() else {
+        return "-".to_owned();
+    };
+    let number = row["rule"]
+        .as_str()
+        .and_then(|rule| rule.strip_prefix("rule "))
+        .and_then(|rest| rest.split_once(':'))
+        .map(|(n, _)| n);
+    match number {
+        Some(n) => format!("{route} (rule {n})"),
+        None => route.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::route_column;
+    use serde_json::json;
+
+    #[test]
+    fn the_route_column_names_the_rule_number() {
+        let row = json!({"route": "direct", "rule": "rule 2: domain-suffix corp.example → direct"});
+        assert_eq!(route_column(&row), "direct (rule 2)");
+        let row = json!({"route": "tunnel", "rule": "default → tunnel"});
+        assert_eq!(route_column(&row), "tunnel");
+        assert_eq!(route_column(&json!({"route": null, "rule": null})), "-");
+    }
 }

@@ -99,17 +99,23 @@ pub fn transport(
     })
 }
 
-/// The local proxy settings for a profile; `password` is needed when the
-/// profile has a proxy user name.
+/// The local proxy settings for a profile, its routing rules included;
+/// `password` is needed when the profile has a proxy user name.
 pub fn proxy_config(
     profile: &HttvpsProfile,
     password: Option<Secret>,
 ) -> Result<ProxyConfig, LaunchError> {
+    // The rules first: a bad one names the profile and the rule.
+    let router = profile.router()?;
     client_kit::proxy_config(
         profile.listen(),
         profile.proxy_username.as_deref(),
         password,
     )
+    .map(|config| ProxyConfig {
+        rules: Arc::new(router),
+        ..config
+    })
     .map_err(|_| LaunchError::MissingProxyPassword(profile.name.clone()))
 }
 

@@ -187,6 +187,15 @@ impl TunnelSession for Pool {
         }
     }
 
+    fn probe(&self, deadline: Duration) -> bool {
+        // Every connection took the same path; the primary's end is the
+        // session's, and a dead extra is dropped from the pool.
+        for tunnel in self.tunnels() {
+            tunnel.probe(deadline);
+        }
+        true
+    }
+
     fn slot_stats(&self) -> SlotStats {
         let tunnels = self.tunnels();
         SlotStats {

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use routing::{Router, RuleSet};
 use serde::{Deserialize, Serialize};
 
 use client_kit::decode_pin;
@@ -109,6 +110,12 @@ pub struct HttvpsProfile {
     /// only when not `h1`. See `ClientConfig::transport`.
     #[serde(default, skip_serializing_if = "is_h1")]
     pub transport: Transport,
+    /// Routing rules (split tunnelling): the `[profile.routing]` table,
+    /// `default = "tunnel" | "direct" | "block"` and an ordered `rules`
+    /// list (docs/routing.md). Absent: everything through the tunnel, as
+    /// before rules existed; written only when set.
+    #[serde(default, skip_serializing_if = "RuleSet::is_default")]
+    pub routing: RuleSet,
 }
 
 fn is_h1(transport: &Transport) -> bool {
@@ -147,6 +154,7 @@ impl HttvpsProfile {
             limits: ClientLimits::default(),
             optimistic_open: false,
             transport: Transport::H1,
+            routing: RuleSet::default(),
         }
     }
 
@@ -218,13 +226,24 @@ impl HttvpsProfile {
     }
 }
 
+impl HttvpsProfile {
+    /// The validated routing rules; a bad rule is reported with the
+    /// profile's name, the rule's position and what is wrong.
+    pub fn router(&self) -> Result<Router, ProfileError> {
+        self.routing
+            .compile()
+            .map_err(|e| ProfileError::invalid(&self.name, format!("routing: {e}")))
+    }
+}
+
 impl StoredProfile for HttvpsProfile {
     fn name(&self) -> &str {
         &self.name
     }
 
     fn validate(&self) -> Result<(), ProfileError> {
-        self.server().map(|_| ())
+        self.server()?;
+        self.router().map(|_| ())
     }
 }
 
@@ -267,6 +286,50 @@ mod tests {
                 backend: "https://api.example",
                 device_id: "dev-1"
             }
+        );
+    }
+
+    #[test]
+    fn routing_rules_load_from_toml_and_bad_ones_are_named() {
+        use routing::{Action, Rule, RuleKind};
+        let text = r#"
+            [[profile]]
+            name = "work"
+            gateway = "wss://gw.example/ws"
+
+            [profile.routing]
+            default = "direct"
+            rules = [
+              { match = "domain-suffix", value = "corp.example", action = "tunnel" },
+              { match = "private", action = "direct" },
+            ]
+
+            [[profile]]
+            name = "old"
+            gateway = "wss://gw.example/ws"
+        "#;
+        let file: ProfilesFile<HttvpsProfile> = toml::from_str(text).unwrap();
+        let work = file.pick(Some("work")).unwrap();
+        assert_eq!(work.routing.default, Action::Direct);
+        assert_eq!(
+            work.routing.rules[0],
+            Rule::new(RuleKind::DomainSuffix, "corp.example", Action::Tunnel)
+        );
+        work.validate().unwrap();
+        // A file from before rules: everything through the tunnel, and
+        // nothing new is written back.
+        let old = file.pick(Some("old")).unwrap();
+        assert!(old.routing.is_default());
+        assert!(!toml::to_string(old).unwrap().contains("routing"));
+        let mut bad = work.clone();
+        bad.routing
+            .rules
+            .push(Rule::new(RuleKind::Ip, "10.0.0.0/40", Action::Block));
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(err.contains("\"work\""), "{err}");
+        assert!(
+            err.contains("routing: rule 3 (ip 10.0.0.0/40 → block)"),
+            "{err}"
         );
     }
 

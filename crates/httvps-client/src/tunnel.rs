@@ -261,6 +261,8 @@ pub(crate) struct Shared {
     /// Wakes the writer: the machine has frames to send. `notify_one` keeps a
     /// permit when the writer is busy, so no wake-up is lost.
     pub(crate) writer: Notify,
+    /// Wakes the reader to re-arm its timer (a probe moved the deadline).
+    timer_moved: Notify,
     /// Unbounded on purpose: `Drop` cannot wait. Bounded in practice by the
     /// number of streams, since each stream sends exactly one message.
     pub(crate) close_tx: mpsc::UnboundedSender<LocalClose>,
@@ -365,6 +367,7 @@ impl Tunnel {
                 blocked: Vec::new(),
             }),
             writer: Notify::new(),
+            timer_moved: Notify::new(),
             close_tx,
             permits: Arc::new(Semaphore::new(max_streams as usize)),
             evictions: AtomicU64::new(0),
@@ -475,6 +478,16 @@ impl Tunnel {
                 return CloseReason::Local;
             }
         }
+    }
+
+    /// Checks the gateway now, because the path to it may have changed: a
+    /// ping goes out at once and the session ends unless anything arrives
+    /// within `deadline` (see `proto_httvps::client::Client::probe`).
+    pub fn probe(&self, deadline: Duration) {
+        let shared = self.shared();
+        shared.conn().machine.probe(now(), deadline);
+        shared.writer.notify_one();
+        shared.timer_moved.notify_one();
     }
 
     /// Ends the session: streams see `SessionLost`, the gateway a close frame.
@@ -679,6 +692,8 @@ async fn drive_reader(
         let ended = tokio::select! {
             biased;
             _ = shared.cancel.cancelled() => return,
+            // The loop's top re-reads the machine's deadline.
+            _ = shared.timer_moved.notified() => None,
             Some(close) = close_rx.recv() => {
                 handle_local_close(&shared, close);
                 None

@@ -359,6 +359,37 @@ async fn a_frozen_gateway_is_detected_by_keepalive() {
     );
 }
 
+/// After a network change the engine probes: a live gateway answers and
+/// the session stays; a frozen one is declared dead at the probe's short
+/// deadline, not after the keepalive's minute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_probe_finds_a_frozen_gateway_at_its_deadline() {
+    let gateway = Gateway::direct(&[]).await;
+    let mut config = gateway.config();
+    config.keepalive = KeepaliveConfig {
+        interval: Duration::from_secs(30),
+        dead_after: Duration::from_secs(60),
+    };
+    let tunnel = Tunnel::connect(config, &Secret::from(TOKEN)).await.unwrap();
+    tunnel.probe(Duration::from_millis(500));
+    let answered = tokio::time::timeout(Duration::from_secs(2), tunnel.closed()).await;
+    assert!(
+        answered.is_err(),
+        "a live gateway answers the probe: {answered:?}"
+    );
+    assert!(tunnel.is_active());
+
+    let pid = gateway.process().pid().expect("pid") as i32;
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    tunnel.probe(Duration::from_millis(500));
+    let reason = tokio::time::timeout(Duration::from_secs(10), tunnel.closed()).await;
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    assert_eq!(
+        reason.expect("declared dead well before the keepalive would"),
+        CloseReason::KeepaliveTimeout(Duration::from_millis(500))
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_closes_sessions_cleanly() {
     let mut gateway = Gateway::direct(&["--drain-timeout", "1"]).await;

@@ -3,7 +3,10 @@
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
+
+use routing::Router;
 
 /// How the local proxy listens and what it allows.
 #[derive(Debug, Clone)]
@@ -41,6 +44,12 @@ pub struct ProxyConfig {
     /// Default 65 507 bytes, the most an IPv4 UDP datagram can carry. Each
     /// association holds one receive buffer of this size plus a header.
     pub udp_max_datagram: usize,
+    /// The routing rules (split tunnelling) of the running profile. The
+    /// proxy serves them as a PAC file at `GET /proxy.pac`; applying them is
+    /// the [`Connector`](crate::Connector)'s job (the engine's does), since
+    /// it is what can connect directly. Default: everything through the
+    /// tunnel.
+    pub rules: Arc<Router>,
 }
 
 impl Default for ProxyConfig {
@@ -54,6 +63,7 @@ impl Default for ProxyConfig {
             copy_buffer: 64 * 1024,
             udp_idle_timeout: Duration::from_secs(120),
             udp_max_datagram: net::datagram::MAX_DATAGRAM_LEN,
+            rules: Arc::default(),
         }
     }
 }

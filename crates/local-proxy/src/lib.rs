@@ -82,6 +82,13 @@
 //!   channel are dropped then. It runs in the control connection's task, so
 //!   it holds one slot under [`ProxyConfig::max_connections`]. Target names
 //!   stay names here too.
+//! - **The PAC file.** `GET /proxy.pac` sent to the proxy port as an
+//!   ordinary request (origin form, not a proxy request) is answered with
+//!   [`ProxyConfig::rules`] as a proxy auto-config file
+//!   ([`http1::pac_response`]), naming the address the client reached. It
+//!   is served before the credentials check: browsers send no
+//!   `Proxy-Authorization` when they fetch it. Applying the rules is the
+//!   connector's job (the engine's connects `direct` targets itself).
 //! - **HTTP keep-alive.** Plain `http://` requests are forwarded over one
 //!   upstream per client connection, reused while requests go to the same
 //!   `host:port` and replaced when the target changes or the origin closes

@@ -1,9 +1,12 @@
 // The Profiles tab: the saved profiles and the form that adds one. The
 // form's protocol choice comes from the registry's connect-mode entries;
 // each protocol's own inputs come from FORM_FIELDS, and the secret its
-// profiles sign in with (a token, a key) from SECRETS.
-import { call } from "../api";
+// profiles sign in with (a token, a key) from SECRETS. Each saved profile
+// has a "Share link" action (its link and QR code), and "Add from a link" adds a
+// profile of any protocol from a share link (links.ts).
+import { call, type ShownError } from "../api";
 import type { Overview, ProfileInput, ProfileView, Protocol, ProtocolInfo } from "../bindings";
+import { AddFromLink, ShareDialog } from "../links";
 import { NOT_AVAILABLE, carriesText, titleOf } from "../protocols";
 import { FORM_FIELDS, SECRETS, TRANSPORTS, isPlainHttp, type FieldSet, type Secret } from "./fields";
 
@@ -15,12 +18,26 @@ export class ProfilesView {
   private shownChoice = "";
   private fields: FieldSet | null = null;
   private fieldsFor: Protocol | null = null;
+  /** Every protocol (the overview's), for the words after "Add from a link". */
+  private allProtocols: ProtocolInfo[] = [];
+  private share: ShareDialog;
+  private adder: AddFromLink;
 
   constructor(
     private form: HTMLFormElement,
     private list: HTMLElement,
     private run: Runner,
   ) {
+    // Errors and overviews go through the panel's runner, which shows the
+    // one and applies the other as for any command.
+    const showError = (error: ShownError) => void this.run(() => Promise.reject(error));
+    this.share = new ShareDialog({ showError });
+    this.adder = new AddFromLink({
+      apply: (overview) => void this.run(() => Promise.resolve(overview)),
+      protocols: () => this.allProtocols,
+    });
+    list.after(this.share.element);
+    form.after(this.adder.element);
     form.addEventListener("change", () => this.sync());
     this.secretInput().addEventListener("input", () => this.secretInput().removeAttribute("aria-invalid"));
     form.addEventListener("submit", (e) => {
@@ -162,6 +179,7 @@ export class ProfilesView {
 
   /** The saved profiles, with their protocol's title and whether their secret is stored. */
   render(o: Overview): void {
+    this.allProtocols = [...o.protocols];
     this.list.replaceChildren(
       ...o.profiles.map((p) => {
         const item = document.createElement("li");
@@ -182,10 +200,14 @@ export class ProfilesView {
         signOut.disabled = !p.signed_in;
         signOut.dataset.testid = "sign-out";
         signOut.addEventListener("click", () => void this.run(() => call("sign_out", { name: p.name })));
+        const share = document.createElement("button");
+        share.textContent = "Share link";
+        share.dataset.testid = "link-share";
+        share.addEventListener("click", () => void this.share.open(p.name));
         const remove = document.createElement("button");
         remove.textContent = "Remove";
         remove.addEventListener("click", () => void this.run(() => call("remove_profile", { name: p.name })));
-        item.append(title, protocol, detail, signOut, remove);
+        item.append(title, protocol, detail, share, signOut, remove);
         return item;
       }),
     );

@@ -10,6 +10,7 @@ import { call, runCommand, type ShownError } from "../api";
 import type { EngineEvent, Overview, ProfileView, ProtocolInfo, SessionState, StreamsUpdate } from "../bindings";
 import { bytes, duration } from "../format";
 import { protocolCard } from "../protocols";
+import { ShareDialog } from "../links";
 import { Tabs } from "../tabs";
 import { ErrorBox } from "../connect/errors";
 import {
@@ -119,6 +120,8 @@ export class PublishPanel {
   private chosen: string | null = null;
   private protocols: readonly ProtocolInfo[] = [];
 
+  private linkDialog: ShareDialog;
+
   constructor(private host: PublishHost) {
     this.element = document.createElement("div");
     this.element.className = "publish";
@@ -126,6 +129,9 @@ export class PublishPanel {
     this.log = new RequestLog(this.q("requests-body") as HTMLTableSectionElement, this.q("requests-empty"));
     this.tabs = new Tabs(this.el("#publish-tabs"), this.element);
     this.errors = new ErrorBox(this.el("#publish-error"), () => this.tabs.select("publish-tab-profiles"));
+    // A profile's share link and QR code (links.ts), under the list.
+    this.linkDialog = new ShareDialog({ showError: (error) => this.showError(error) });
+    this.q("publish-profiles").after(this.linkDialog.element);
     this.wire();
   }
 
@@ -408,7 +414,8 @@ export class PublishPanel {
     const forget = button("Forget key", "publish-sign-out", () => void this.run(() => call("sign_out", { name: p.name })));
     forget.disabled = !p.signed_in;
     const remove = button("Remove", "publish-remove", () => void this.run(() => call("remove_profile", { name: p.name })));
-    item.append(title, detail, edit, forget, remove);
+    const link = button("Share link", "link-share", () => void this.linkDialog.open(p.name));
+    item.append(title, detail, edit, link, forget, remove);
     return item;
   }
 }

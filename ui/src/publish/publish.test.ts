@@ -31,6 +31,8 @@ function row(key: number, over: Partial<StreamInfo> = {}): StreamInfo {
     state: "open",
     close_reason: null,
     wait_ms: 0,
+    route: null,
+    rule: null,
     ...over,
   };
 }

@@ -13,6 +13,7 @@ import type { AppEvent, EngineEvent, Overview, ProfileView, ProtocolInfo, ShareS
 import { ErrorBox } from "../connect/errors";
 import { bytes } from "../format";
 import { protocolCard } from "../protocols";
+import { ShareDialog } from "../links";
 import { Tabs } from "../tabs";
 import { ConnectionTable, SHARE_STATE_LABELS, handshakeAge, headerRow, problemText } from "./connections";
 import { FORM, fillForm, fromProfileView, readForm, relayDetail, showErrors, toProfileInput, validateRelay } from "./form";
@@ -116,6 +117,8 @@ export class RemotePanel {
   /** What the forwards list shows, so it is rebuilt only when it changes. */
   private shownForwards = "";
 
+  private linkDialog: ShareDialog;
+
   constructor(private host: RemoteHost) {
     this.element = document.createElement("div");
     this.element.className = "remote";
@@ -128,6 +131,9 @@ export class RemotePanel {
     );
     this.tabs = new Tabs(this.el("#share-tabs"), this.element);
     this.errors = new ErrorBox(this.el("#share-error"), () => this.tabs.select("share-tab-profiles"));
+    // A profile's share link and QR code (links.ts), under the list.
+    this.linkDialog = new ShareDialog({ showError: (error) => this.showError(error) });
+    this.q("share-profiles").after(this.linkDialog.element);
     this.wire();
   }
 
@@ -449,7 +455,8 @@ export class RemotePanel {
     const forget = button("Forget token", "share-sign-out", () => void this.run(() => call("sign_out", { name: p.name })));
     forget.disabled = !p.signed_in;
     const remove = button("Remove", "share-remove", () => void this.run(() => call("remove_profile", { name: p.name })));
-    item.append(title, detail, edit, forget, remove);
+    const link = button("Share link", "link-share", () => void this.linkDialog.open(p.name));
+    item.append(title, detail, edit, link, forget, remove);
     return item;
   }
 }

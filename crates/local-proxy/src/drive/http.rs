@@ -102,6 +102,8 @@ impl Builders {
 struct ConnState {
     shared: Arc<Shared>,
     client: SocketAddr,
+    /// The proxy address this client reached: the one a PAC file names.
+    local: Option<SocketAddr>,
     /// Set once the first request head is complete.
     started: AtomicBool,
     /// The upstream kept for the next request.
@@ -140,9 +142,11 @@ pub(crate) async fn serve(
     handshake_deadline: Instant,
 ) {
     let (drivers, mut new_drivers) = mpsc::unbounded_channel();
+    let local = stream.local_addr().ok();
     let state = Arc::new(ConnState {
         shared: Arc::clone(&shared),
         client: addr,
+        local,
         started: AtomicBool::new(false),
         origin: Mutex::new(None),
         drivers,
@@ -205,6 +209,15 @@ async fn handle(
     mut req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Dropped> {
     state.started.store(true, Ordering::Relaxed);
+    // Before the credentials check: a browser fetching its PAC file sends no
+    // Proxy-Authorization (it is not a proxy request).
+    if http1::is_pac_request(req.method(), req.uri())
+        && let Some(local) = state.local
+    {
+        debug!("served the PAC file");
+        let pac = state.shared.config.rules.pac(local);
+        return Ok(http1::pac_response(req.method(), pac).map(Either::Right));
+    }
     let credentials = http1::take_proxy_authorization(req.headers_mut());
     if let Some(creds) = &state.shared.config.auth
         && !basic_auth_matches(creds, credentials.as_ref())

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::http::{request, response};
-use hyper::{Response, StatusCode, Uri, Version};
+use hyper::{Method, Response, StatusCode, Uri, Version};
 use net::TargetAddr;
 
 use crate::ConnectErrorKind;
@@ -105,6 +105,43 @@ pub fn error_response(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
             HeaderValue::from_static(PROXY_AUTHENTICATE),
         );
     }
+    response
+}
+
+/// Where the proxy serves its proxy auto-config file: `GET /proxy.pac` sent
+/// to the proxy port as an ordinary (origin-form) request.
+pub const PAC_PATH: &str = "/proxy.pac";
+
+/// The PAC file's media type (Netscape's, which every browser accepts).
+pub const PAC_CONTENT_TYPE: &str = "application/x-ns-proxy-autoconfig";
+
+/// Whether a request asks for the PAC file: `GET` or `HEAD` of
+/// [`PAC_PATH`] in origin form (a query string is ignored). An
+/// absolute-form `http://…/proxy.pac` is a proxy request like any other.
+pub fn is_pac_request(method: &Method, uri: &Uri) -> bool {
+    (method == Method::GET || method == Method::HEAD)
+        && uri.scheme().is_none()
+        && uri.authority().is_none()
+        && uri.path() == PAC_PATH
+}
+
+/// The answer to a PAC request: the file, not cached (the rules change
+/// with the profile), no body for `HEAD`.
+pub fn pac_response(method: &Method, pac: String) -> Response<Full<Bytes>> {
+    let len = pac.len();
+    let body = if method == Method::HEAD {
+        Bytes::new()
+    } else {
+        Bytes::from(pac)
+    };
+    let mut response = Response::new(Full::new(body));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(PAC_CONTENT_TYPE),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     response
 }
 

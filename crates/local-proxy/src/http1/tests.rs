@@ -294,6 +294,26 @@ fn proxy_credentials_are_taken_out_and_redacted() {
     assert!(!format!("{parts:?}").contains("c2VjcmV0"));
 }
 
+#[test]
+fn only_origin_form_get_or_head_of_the_pac_path_is_the_pac_file() {
+    let pac = |method: Method, uri: &str| is_pac_request(&method, &uri.parse().unwrap());
+    assert!(pac(Method::GET, "/proxy.pac"));
+    assert!(pac(Method::HEAD, "/proxy.pac"));
+    assert!(pac(Method::GET, "/proxy.pac?v=2"));
+    assert!(!pac(Method::POST, "/proxy.pac"));
+    assert!(!pac(Method::GET, "/proxy.pac/x"));
+    assert!(!pac(Method::GET, "/"));
+    assert!(!pac(Method::GET, "http://127.0.0.1:1080/proxy.pac"));
+    let response = pac_response(&Method::GET, "function FindProxyForURL() {}".into());
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "application/x-ns-proxy-autoconfig"
+    );
+    assert_eq!(response.headers()[header::CONTENT_LENGTH], "29");
+    let head = pac_response(&Method::HEAD, "function FindProxyForURL() {}".into());
+    assert_eq!(head.headers()[header::CONTENT_LENGTH], "29");
+}
+
 proptest! {
     #[test]
     fn forward_targets_match_the_url(

@@ -170,6 +170,17 @@ pub struct Client {
     events: VecDeque<Event>,
     last_rx: Instant,
     next_ping: Instant,
+    /// A probe in flight: when it was sent and how long the gateway has to
+    /// answer it (see [`Client::probe`]).
+    probe: Option<(Instant, Duration)>,
+    /// Pongs received: the probe is answered by a pong that comes after
+    /// its ping went out (other bytes still arriving from before the path
+    /// broke are no answer). A gateway answers every ping it read with one
+    /// pong, so only a pong already in flight when the probe started can
+    /// be taken for the answer; the keepalive then still notices.
+    pongs_received: u64,
+    /// The pongs received when the unanswered probe's ping went out.
+    pongs_at_probe: u64,
 }
 
 impl fmt::Debug for Client {
@@ -222,6 +233,9 @@ impl Client {
             pong_due: false,
             updates: Vec::new(),
             ping_sent: None,
+            probe: None,
+            pongs_received: 0,
+            pongs_at_probe: 0,
             srtt,
             events: VecDeque::new(),
             last_rx: now,
@@ -326,7 +340,37 @@ impl Client {
     }
 
     fn dead_at(&self) -> Instant {
-        self.last_rx + self.config.dead_after
+        let silent = self.last_rx + self.config.dead_after;
+        match self.unanswered_probe() {
+            Some((sent, deadline)) => silent.min(sent + deadline),
+            None => silent,
+        }
+    }
+
+    /// The probe still waiting for the pong to its ping.
+    fn unanswered_probe(&self) -> Option<(Instant, Duration)> {
+        self.probe
+            .filter(|_| self.pongs_received == self.pongs_at_probe)
+    }
+
+    /// Checks the gateway now, because the path to it may have changed
+    /// (a new default route or address, a wake-up from sleep): a ping goes
+    /// out at once and, unless its pong arrives within `deadline`, the
+    /// session closes with [`CloseReason::KeepaliveTimeout`] of `deadline`
+    /// instead of after the whole `dead_after`. Does nothing before the
+    /// session is established or after it closed.
+    pub fn probe(&mut self, now: Instant, deadline: Duration) {
+        if !matches!(self.state, State::Established(_)) {
+            return;
+        }
+        // A second probe before the first is answered keeps the first one's
+        // start and the earlier end, and waits for its own ping's pong.
+        self.probe = Some(match self.unanswered_probe() {
+            Some((sent, earlier)) => (sent, earlier.min(now + deadline - sent)),
+            None => (now, deadline),
+        });
+        self.pongs_at_probe = self.pongs_received;
+        self.send_ping(now);
     }
 
     // ---- inputs ----
@@ -340,8 +384,11 @@ impl Client {
             }
             State::Established(_) => {
                 if now >= self.dead_at() {
-                    let dead_after = self.config.dead_after;
-                    self.close(CloseReason::KeepaliveTimeout(dead_after));
+                    let waited = match self.unanswered_probe() {
+                        Some((sent, deadline)) if sent + deadline <= now => deadline,
+                        _ => self.config.dead_after,
+                    };
+                    self.close(CloseReason::KeepaliveTimeout(waited));
                 } else if now >= self.next_ping {
                     self.send_ping(now);
                     // Like a ticker that delays missed ticks: a late timer
@@ -534,6 +581,7 @@ impl Client {
             }
             Frame::Ping => self.pong_due = true,
             Frame::Pong => {
+                self.pongs_received += 1;
                 if let Some(sent) = self.ping_sent.take() {
                     let sample = now.saturating_duration_since(sent);
                     // RFC 6298's smoothing: one sample moves it by an eighth.

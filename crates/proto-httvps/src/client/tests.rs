@@ -453,6 +453,48 @@ fn keepalive_pings_and_declares_a_silent_gateway_dead() {
 }
 
 #[test]
+fn a_probe_pings_at_once_and_ends_a_silent_session_at_its_deadline() {
+    let mut c = connected(2);
+    c.probe(secs(5), Duration::from_secs(3));
+    assert_eq!(texts(&mut c), vec![Frame::Ping], "the ping goes at once");
+    assert_eq!(c.poll_timeout(), Some(secs(8)), "not the keepalive's 45 s");
+    // A second probe cannot push the first one's deadline back.
+    c.probe(secs(6), Duration::from_secs(10));
+    assert_eq!(c.poll_timeout(), Some(secs(8)));
+    texts(&mut c);
+    c.handle_timeout(secs(8));
+    assert_eq!(
+        events(&mut c),
+        vec![Event::SessionClosed(CloseReason::KeepaliveTimeout(
+            Duration::from_secs(3)
+        ))]
+    );
+}
+
+#[test]
+fn an_answered_probe_leaves_the_keepalive_as_it_was() {
+    let mut c = connected(2);
+    c.probe(secs(5), Duration::from_secs(3));
+    texts(&mut c);
+    // Bytes still arriving from before the path broke are no answer.
+    c.handle_text(secs(6), r#"{"type":"ping"}"#);
+    assert_eq!(
+        c.poll_timeout(),
+        Some(secs(8)),
+        "still waiting for the pong"
+    );
+    c.handle_text(secs(6), r#"{"type":"pong"}"#);
+    assert_eq!(c.poll_timeout(), Some(secs(15)), "the next keepalive ping");
+    c.handle_timeout(secs(9));
+    assert!(c.is_established(), "the probe's deadline no longer counts");
+    // Before the session is up, a probe does nothing.
+    let mut fresh = Client::new(config(), "tok", *T0);
+    while fresh.poll_transmit().is_some() {}
+    fresh.probe(*T0, Duration::from_secs(1));
+    assert!(fresh.poll_transmit().is_none());
+}
+
+#[test]
 fn websocket_control_frames_count_as_life() {
     let mut c = connected(2);
     c.handle_control(secs(40));
