@@ -6,15 +6,13 @@
 // events, as in the Connect panel; the request log is fed by the same
 // events and stream channel as the Connect panel's table (its
 // "inbound_http" rows). Dynamic text is only ever set with textContent.
-import { call, runCommand, type ShownError } from "../api";
-import type { EngineEvent, Overview, ProfileView, ProtocolInfo, SessionState, StreamsUpdate } from "../bindings";
+import { call } from "../api";
+import type { EngineEvent, Overview, SessionState, StreamsUpdate } from "../bindings";
 import { bytes, duration } from "../format";
-import { protocolCard } from "../protocols";
-import { ShareDialog } from "../links";
-import { Tabs } from "../tabs";
-import { ErrorBox } from "../connect/errors";
+import { type InboundForm, InboundPanel, type InboundWords } from "../inbound-panel";
 import {
   FORM,
+  type PublishValues,
   fillForm,
   fromProfileView,
   publishDetail,
@@ -24,6 +22,27 @@ import {
   validatePublish,
 } from "./form";
 import { RequestLog, headerRow } from "./requests";
+
+const WORDS: InboundWords = {
+  prefix: "publish",
+  mode: "publish",
+  secret: "cell key",
+  secretShort: "key",
+  saved: (name) => `Publication “${name}”`,
+  editField: "to",
+  signInField: "key",
+};
+
+const PUBLISH_FORM: InboundForm<PublishValues> = {
+  read: readForm,
+  fill: fillForm,
+  showErrors,
+  validate: validatePublish,
+  toInput: toProfileInput,
+  fromView: fromProfileView,
+  secret: (v) => v.key,
+  detail: publishDetail,
+};
 
 const TEMPLATE = `
 <div class="toolbar">
@@ -108,102 +127,28 @@ export interface PublishHost {
   apply(overview: Overview): void;
 }
 
-export class PublishPanel {
-  readonly element: HTMLElement;
-  private overview: Overview | null = null;
+export class PublishPanel extends InboundPanel<PublishValues> {
   private state: SessionState = { state: "disconnected", reason: null };
   private log: RequestLog;
-  private tabs: Tabs;
-  private errors: ErrorBox;
-  private busy = false;
-  /** The profile chosen in the toolbar (kept while the list changes). */
-  private chosen: string | null = null;
-  private protocols: readonly ProtocolInfo[] = [];
 
-  private linkDialog: ShareDialog;
-
-  constructor(private host: PublishHost) {
-    this.element = document.createElement("div");
-    this.element.className = "publish";
-    this.element.innerHTML = TEMPLATE;
+  constructor(host: PublishHost) {
+    super(host, WORDS, PUBLISH_FORM, "publish", TEMPLATE);
     this.log = new RequestLog(this.q("requests-body") as HTMLTableSectionElement, this.q("requests-empty"));
-    this.tabs = new Tabs(this.el("#publish-tabs"), this.element);
-    this.errors = new ErrorBox(this.el("#publish-error"), () => this.tabs.select("publish-tab-profiles"));
-    // A profile's share link and QR code (links.ts), under the list.
-    this.linkDialog = new ShareDialog({ showError: (error) => this.showError(error) });
-    this.q("publish-profiles").after(this.linkDialog.element);
-    this.wire();
-  }
-
-  private el(selector: string): HTMLElement {
-    const el = this.element.querySelector(selector);
-    if (!el) throw new Error(`missing ${selector}`);
-    return el as HTMLElement;
-  }
-
-  private q(testid: string): HTMLElement {
-    return this.el(`[data-testid="${testid}"]`);
-  }
-
-  private form(): HTMLFormElement {
-    return this.el("#publish-form") as HTMLFormElement;
-  }
-
-  private wire(): void {
     this.q("publish-toggle").addEventListener("click", () => void this.toggle());
     this.q("publish-demo").addEventListener("click", () => {
       this.showError(null);
       void this.run(() => call("start_publish_demo", {}));
     });
-    this.q("copy-public-url").addEventListener("click", () => void this.copyUrl());
-    (this.q("publish-profile") as HTMLSelectElement).addEventListener("change", (e) => {
-      this.chosen = (e.target as HTMLSelectElement).value || null;
-      this.renderControls();
+    this.q("copy-public-url").addEventListener("click", () => {
+      const url = this.overview?.snapshot.endpoints[0];
+      if (url) void this.copy(url, this.q("copy-public-url"));
     });
-    const form = this.form();
-    form.addEventListener("submit", (e) => {
-      e.preventDefault();
-      void this.save();
-    });
-  }
-
-  /** The publish-mode protocols (from the shell): unavailable ones are explained. */
-  render(protocols: readonly ProtocolInfo[]): void {
-    if (JSON.stringify(protocols) === JSON.stringify(this.protocols)) return;
-    this.protocols = protocols;
-    const usable = protocols.some((p) => p.available);
-    const note = this.el("#publish-unavailable");
-    note.hidden = usable;
-    note.replaceChildren(...(usable ? [] : protocols.map(protocolCard)));
-    this.renderControls();
-  }
-
-  /** Publication profiles: those of a publish-mode protocol. */
-  profiles(): ProfileView[] {
-    const o = this.overview;
-    if (!o) return [];
-    const publish = new Set(o.protocols.filter((p) => p.mode === "publish").map((p) => p.id));
-    return o.profiles.filter((p) => publish.has(p.protocol));
   }
 
   /** The engine's run, as far as this panel is concerned. */
   private run_(): "publishing" | "tunnel" | null {
     const kind = this.overview?.connection?.kind;
     return kind === "publish" ? "publishing" : kind ? "tunnel" : null;
-  }
-
-  private run(command: () => Promise<Overview>): Promise<boolean> {
-    return runCommand(
-      {
-        setBusy: (busy) => {
-          this.busy = busy;
-          this.renderControls();
-        },
-        apply: (overview) => this.host.apply(overview),
-        showError: (error) => this.showError(error),
-      },
-      command,
-    );
   }
 
   private async toggle(): Promise<void> {
@@ -217,61 +162,10 @@ export class PublishPanel {
     await this.run(() => call("publish", { name }));
   }
 
-  private async copyUrl(): Promise<void> {
-    const url = this.overview?.snapshot.endpoints[0];
-    if (!url) return;
-    const button = this.q("copy-public-url");
-    try {
-      await navigator.clipboard.writeText(url);
-      button.textContent = "Copied";
-      setTimeout(() => (button.textContent = "Copy"), 1500);
-    } catch (e) {
-      this.showError({ code: "clipboard", message: `Cannot copy: ${String(e)}` });
-    }
-  }
-
-  private async save(): Promise<void> {
-    const form = this.form();
-    const values = readForm(form);
-    const existing = this.profiles().find((p) => p.name === values.name.trim());
-    // Editing a signed-in profile may leave the key blank (it stays).
-    const needKey = !existing?.signed_in;
-    const errors = validatePublish(values, needKey);
-    showErrors(form, errors);
-    const status = this.q("publish-form-status");
-    if (Object.keys(errors).length > 0) {
-      status.textContent = "Not saved: check the marked fields.";
-      return;
-    }
-    const input = toProfileInput(values);
-    status.textContent = "Saving…";
-    if (!(await this.run(() => call("save_profile", { input })))) {
-      status.textContent = "Not saved.";
-      return;
-    }
-    this.chosen = input.name;
-    const key = values.key.trim();
-    if (!key) {
-      status.textContent = `Publication “${input.name}” saved; its key is unchanged.`;
-    } else {
-      const signedIn = await this.run(() => call("sign_in", { name: input.name, token: key }));
-      status.textContent = signedIn
-        ? `Publication “${input.name}” saved; its cell key is in the system keychain.`
-        : `Publication “${input.name}” saved, but the cell key was not stored.`;
-    }
-    // The key leaves the form as soon as it has been handed over.
-    form.reset();
-    this.renderControls();
-  }
-
   /** Applies a full overview. */
   apply(overview: Overview): void {
-    this.overview = overview;
+    this.take(overview, "publish");
     this.state = overview.snapshot.state;
-    const names = this.profiles().map((p) => p.name);
-    const running = overview.connection?.kind === "publish" ? overview.connection.name : null;
-    if (running) this.chosen = running;
-    if (!this.chosen || !names.includes(this.chosen)) this.chosen = names[0] ?? null;
     this.log.reset(overview.snapshot.open, overview.snapshot.closed);
     this.renderAll();
   }
@@ -305,10 +199,6 @@ export class PublishPanel {
   onStreams(update: StreamsUpdate): void {
     this.log.update(update.open);
     this.renderTotals();
-  }
-
-  showError(error: ShownError | null): void {
-    this.errors.show(error);
   }
 
   tick(): void {
@@ -350,11 +240,11 @@ export class PublishPanel {
     (this.q("copy-public-url") as HTMLButtonElement).disabled = !url;
   }
 
-  private renderControls(): void {
+  protected renderControls(): void {
     const run = this.run_();
     const toggle = this.q("publish-toggle") as HTMLButtonElement;
     toggle.textContent = run === "publishing" ? "Stop publishing" : "Publish";
-    const usable = this.protocols.length === 0 || this.protocols.some((p) => p.available);
+    const usable = this.usable();
     toggle.disabled = this.busy || run === "tunnel" || (run === null && (!this.chosen || !usable));
     toggle.title = run === "tunnel" ? "Disconnect the tunnel or stop sharing first: one tunnel, publication or share at a time" : "";
     const demo = this.q("publish-demo") as HTMLButtonElement;
@@ -370,52 +260,5 @@ export class PublishPanel {
     this.q("requests-open").textContent = String(t.open);
     this.q("requests-answered").textContent = t.failed ? `${t.answered} (${t.failed} not answered)` : String(t.answered);
     this.q("requests-bytes").textContent = `${bytes(t.received)} / ${bytes(t.sent)}`;
-  }
-
-  private renderProfiles(): void {
-    const profiles = this.profiles();
-    const select = this.q("publish-profile") as HTMLSelectElement;
-    select.replaceChildren(
-      ...profiles.map((p) => {
-        const option = document.createElement("option");
-        option.value = p.name;
-        option.textContent = p.signed_in ? p.name : `${p.name} (no key stored)`;
-        return option;
-      }),
-    );
-    select.hidden = profiles.length === 0;
-    this.renderControls();
-    this.q("publish-profiles").replaceChildren(...profiles.map((p) => this.profileItem(p)));
-  }
-
-  private profileItem(p: ProfileView): HTMLElement {
-    const item = document.createElement("li");
-    item.dataset.profile = p.name;
-    const title = document.createElement("strong");
-    title.textContent = p.name;
-    const detail = document.createElement("span");
-    detail.className = "hint";
-    detail.dataset.testid = "publish-profile-detail";
-    detail.textContent = publishDetail(p);
-    const button = (label: string, testid: string, action: () => void) => {
-      const b = document.createElement("button");
-      b.textContent = label;
-      b.dataset.testid = testid;
-      b.setAttribute("aria-label", `${label}: ${p.name}`);
-      b.addEventListener("click", action);
-      return b;
-    };
-    const edit = button(p.signed_in ? "Edit" : "Sign in", "publish-edit", () => {
-      const form = this.form();
-      fillForm(form, fromProfileView(p));
-      showErrors(form, {});
-      (form.elements.namedItem(p.signed_in ? "to" : "key") as HTMLInputElement).focus();
-    });
-    const forget = button("Forget key", "publish-sign-out", () => void this.run(() => call("sign_out", { name: p.name })));
-    forget.disabled = !p.signed_in;
-    const remove = button("Remove", "publish-remove", () => void this.run(() => call("remove_profile", { name: p.name })));
-    const link = button("Share link", "link-share", () => void this.linkDialog.open(p.name));
-    item.append(title, detail, edit, link, forget, remove);
-    return item;
   }
 }

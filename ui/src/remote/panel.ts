@@ -8,15 +8,43 @@
 // connections from the same live-table events and stream channel as the
 // other panels (its "inbound" rows). Dynamic text is only ever set with
 // textContent.
-import { call, runCommand, type ShownError } from "../api";
-import type { AppEvent, EngineEvent, Overview, ProfileView, ProtocolInfo, ShareStatus, StreamsUpdate } from "../bindings";
-import { ErrorBox } from "../connect/errors";
+import { call } from "../api";
+import type { AppEvent, EngineEvent, Overview, ShareStatus, StreamsUpdate } from "../bindings";
 import { bytes } from "../format";
-import { protocolCard } from "../protocols";
-import { ShareDialog } from "../links";
-import { Tabs } from "../tabs";
+import { type InboundForm, InboundPanel, type InboundWords } from "../inbound-panel";
 import { ConnectionTable, SHARE_STATE_LABELS, handshakeAge, headerRow, problemText } from "./connections";
-import { FORM, fillForm, fromProfileView, readForm, relayDetail, showErrors, toProfileInput, validateRelay } from "./form";
+import {
+  FORM,
+  type RelayValues,
+  fillForm,
+  fromProfileView,
+  readForm,
+  relayDetail,
+  showErrors,
+  toProfileInput,
+  validateRelay,
+} from "./form";
+
+const WORDS: InboundWords = {
+  prefix: "share",
+  mode: "remote_access",
+  secret: "relay token",
+  secretShort: "token",
+  saved: (name) => `“${name}”`,
+  editField: "ports",
+  signInField: "token",
+};
+
+const RELAY_FORM: InboundForm<RelayValues> = {
+  read: readForm,
+  fill: fillForm,
+  showErrors,
+  validate: validateRelay,
+  toInput: toProfileInput,
+  fromView: fromProfileView,
+  secret: (v) => v.token,
+  detail: relayDetail,
+};
 
 const TEMPLATE = `
 <div class="toolbar">
@@ -102,88 +130,26 @@ export interface RemoteHost {
   apply(overview: Overview): void;
 }
 
-export class RemotePanel {
-  readonly element: HTMLElement;
-  private overview: Overview | null = null;
+export class RemotePanel extends InboundPanel<RelayValues> {
   /** The share's latest status (null: none since the app started). */
   private status: ShareStatus | null = null;
   private table: ConnectionTable;
-  private tabs: Tabs;
-  private errors: ErrorBox;
-  private busy = false;
-  /** The profile chosen in the toolbar (kept while the list changes). */
-  private chosen: string | null = null;
-  private protocols: readonly ProtocolInfo[] = [];
   /** What the forwards list shows, so it is rebuilt only when it changes. */
   private shownForwards = "";
 
-  private linkDialog: ShareDialog;
-
-  constructor(private host: RemoteHost) {
-    this.element = document.createElement("div");
-    this.element.className = "remote";
-    this.element.innerHTML = TEMPLATE;
+  constructor(host: RemoteHost) {
+    super(host, WORDS, RELAY_FORM, "remote", TEMPLATE);
     this.table = new ConnectionTable(
       this.q("share-connections-body") as HTMLTableSectionElement,
       this.q("share-connections-empty"),
       () => this.sharedPorts(),
       (port) => this.current().forwards.find((f) => f.port === port)?.public,
     );
-    this.tabs = new Tabs(this.el("#share-tabs"), this.element);
-    this.errors = new ErrorBox(this.el("#share-error"), () => this.tabs.select("share-tab-profiles"));
-    // A profile's share link and QR code (links.ts), under the list.
-    this.linkDialog = new ShareDialog({ showError: (error) => this.showError(error) });
-    this.q("share-profiles").after(this.linkDialog.element);
-    this.wire();
-  }
-
-  private el(selector: string): HTMLElement {
-    const el = this.element.querySelector(selector);
-    if (!el) throw new Error(`missing ${selector}`);
-    return el as HTMLElement;
-  }
-
-  private q(testid: string): HTMLElement {
-    return this.el(`[data-testid="${testid}"]`);
-  }
-
-  private form(): HTMLFormElement {
-    return this.el("#share-form") as HTMLFormElement;
-  }
-
-  private wire(): void {
     this.q("share-toggle").addEventListener("click", () => void this.toggle());
     this.q("share-demo").addEventListener("click", () => {
       this.showError(null);
       void this.run(() => call("share_demo", { ports: null }));
     });
-    (this.q("share-profile") as HTMLSelectElement).addEventListener("change", (e) => {
-      this.chosen = (e.target as HTMLSelectElement).value || null;
-      this.renderControls();
-    });
-    this.form().addEventListener("submit", (e) => {
-      e.preventDefault();
-      void this.save();
-    });
-  }
-
-  /** The remote-access protocols (from the shell): unavailable ones are explained. */
-  render(protocols: readonly ProtocolInfo[]): void {
-    if (JSON.stringify(protocols) === JSON.stringify(this.protocols)) return;
-    this.protocols = protocols;
-    const usable = protocols.some((p) => p.available);
-    const note = this.el("#share-unavailable");
-    note.hidden = usable;
-    note.replaceChildren(...(usable ? [] : protocols.map(protocolCard)));
-    this.renderControls();
-  }
-
-  /** Relay profiles: those of a remote-access protocol. */
-  profiles(): ProfileView[] {
-    const o = this.overview;
-    if (!o) return [];
-    const remote = new Set(o.protocols.filter((p) => p.mode === "remote_access").map((p) => p.id));
-    return o.profiles.filter((p) => remote.has(p.protocol));
   }
 
   /** The engine's run, as far as this panel is concerned. */
@@ -204,20 +170,6 @@ export class RemotePanel {
     return new Set([...ports, ...this.current().forwards.map((f) => f.port)]);
   }
 
-  private run(command: () => Promise<Overview>): Promise<boolean> {
-    return runCommand(
-      {
-        setBusy: (busy) => {
-          this.busy = busy;
-          this.renderControls();
-        },
-        apply: (overview) => this.host.apply(overview),
-        showError: (error) => this.showError(error),
-      },
-      command,
-    );
-  }
-
   private async toggle(): Promise<void> {
     if (this.runKind() === "sharing") {
       await this.run(() => call("stop_share", {}));
@@ -229,57 +181,10 @@ export class RemotePanel {
     await this.run(() => call("share", { name }));
   }
 
-  private async copy(text: string, button: HTMLElement): Promise<void> {
-    try {
-      await navigator.clipboard.writeText(text);
-      button.textContent = "Copied";
-      setTimeout(() => (button.textContent = "Copy"), 1500);
-    } catch (e) {
-      this.showError({ code: "clipboard", message: `Cannot copy: ${String(e)}` });
-    }
-  }
-
-  private async save(): Promise<void> {
-    const form = this.form();
-    const values = readForm(form);
-    const existing = this.profiles().find((p) => p.name === values.name.trim());
-    // Editing a signed-in profile may leave the token blank (it stays).
-    const errors = validateRelay(values, !existing?.signed_in);
-    showErrors(form, errors);
-    const status = this.q("share-form-status");
-    if (Object.keys(errors).length > 0) {
-      status.textContent = "Not saved: check the marked fields.";
-      return;
-    }
-    const input = toProfileInput(values);
-    status.textContent = "Saving…";
-    if (!(await this.run(() => call("save_profile", { input })))) {
-      status.textContent = "Not saved.";
-      return;
-    }
-    this.chosen = input.name;
-    const token = values.token.trim();
-    if (!token) {
-      status.textContent = `“${input.name}” saved; its relay token is unchanged.`;
-    } else {
-      const signedIn = await this.run(() => call("sign_in", { name: input.name, token }));
-      status.textContent = signedIn
-        ? `“${input.name}” saved; its relay token is in the system keychain.`
-        : `“${input.name}” saved, but the relay token was not stored.`;
-    }
-    // The token leaves the form as soon as it has been handed over.
-    form.reset();
-    this.renderControls();
-  }
-
   /** Applies a full overview. */
   apply(overview: Overview): void {
-    this.overview = overview;
+    this.take(overview, "share");
     this.status = overview.share;
-    const names = this.profiles().map((p) => p.name);
-    const running = overview.connection?.kind === "share" ? overview.connection.name : null;
-    if (running) this.chosen = running;
-    if (!this.chosen || !names.includes(this.chosen)) this.chosen = names[0] ?? null;
     this.table.reset(overview.snapshot.open, overview.snapshot.closed);
     this.renderSession();
     this.renderControls();
@@ -320,10 +225,6 @@ export class RemotePanel {
   onStreams(update: StreamsUpdate): void {
     this.table.update(update.open);
     this.renderForwardCounts();
-  }
-
-  showError(error: ShownError | null): void {
-    this.errors.show(error);
   }
 
   tick(): void {
@@ -398,11 +299,11 @@ export class RemotePanel {
     }
   }
 
-  private renderControls(): void {
+  protected renderControls(): void {
     const run = this.runKind();
     const toggle = this.q("share-toggle") as HTMLButtonElement;
     toggle.textContent = run === "sharing" ? "Stop sharing" : "Start sharing";
-    const usable = this.protocols.length === 0 || this.protocols.some((p) => p.available);
+    const usable = this.usable();
     toggle.disabled = this.busy || run === "other" || (run === null && (!this.chosen || !usable));
     toggle.title = run === "other" ? "Stop the tunnel or the publication first: the app runs one at a time" : "";
     const demo = this.q("share-demo") as HTMLButtonElement;
@@ -411,53 +312,6 @@ export class RemotePanel {
     const select = this.q("share-profile") as HTMLSelectElement;
     select.disabled = run !== null;
     for (const option of select.options) option.selected = option.value === this.chosen;
-  }
-
-  private renderProfiles(): void {
-    const profiles = this.profiles();
-    const select = this.q("share-profile") as HTMLSelectElement;
-    select.replaceChildren(
-      ...profiles.map((p) => {
-        const option = document.createElement("option");
-        option.value = p.name;
-        option.textContent = p.signed_in ? p.name : `${p.name} (no token stored)`;
-        return option;
-      }),
-    );
-    select.hidden = profiles.length === 0;
-    this.renderControls();
-    this.q("share-profiles").replaceChildren(...profiles.map((p) => this.profileItem(p)));
-  }
-
-  private profileItem(p: ProfileView): HTMLElement {
-    const item = document.createElement("li");
-    item.dataset.profile = p.name;
-    const title = document.createElement("strong");
-    title.textContent = p.name;
-    const detail = document.createElement("span");
-    detail.className = "hint";
-    detail.dataset.testid = "share-profile-detail";
-    detail.textContent = relayDetail(p);
-    const button = (label: string, testid: string, action: () => void) => {
-      const b = document.createElement("button");
-      b.textContent = label;
-      b.dataset.testid = testid;
-      b.setAttribute("aria-label", `${label}: ${p.name}`);
-      b.addEventListener("click", action);
-      return b;
-    };
-    const edit = button(p.signed_in ? "Edit" : "Sign in", "share-edit", () => {
-      const form = this.form();
-      fillForm(form, fromProfileView(p));
-      showErrors(form, {});
-      (form.elements.namedItem(p.signed_in ? "ports" : "token") as HTMLInputElement).focus();
-    });
-    const forget = button("Forget token", "share-sign-out", () => void this.run(() => call("sign_out", { name: p.name })));
-    forget.disabled = !p.signed_in;
-    const remove = button("Remove", "share-remove", () => void this.run(() => call("remove_profile", { name: p.name })));
-    const link = button("Share link", "link-share", () => void this.linkDialog.open(p.name));
-    item.append(title, detail, edit, link, forget, remove);
-    return item;
   }
 }
 
