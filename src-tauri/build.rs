@@ -26,6 +26,8 @@ const COMMANDS: &[&str] = &[
     "routing_rules",
     "save_routing_rules",
     "test_route",
+    "close_stream",
+    "export_log",
     "watch_streams",
 ];
 

@@ -223,6 +223,8 @@ pub fn run() {
             commands::routing_rules,
             commands::save_routing_rules,
             commands::test_route,
+            commands::close_stream,
+            commands::export_log,
             commands::watch_streams,
         ])
         .build(tauri::generate_context!())

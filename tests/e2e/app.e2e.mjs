@@ -302,6 +302,31 @@ async function main() {
     assert(parseBytes(closed.down) >= 2.9e6, `the closed row counts the bytes (${closed.down})`);
   });
 
+  await step("a long download's row is closed with its ×, ends with the reason, and is exported", async () => {
+    const download = curlSocks(proxyPort, `http://${target}/slow/30000000`);
+    const key = await waitUntil("the long download's open row with bytes", () => browser.execute((t) => {
+      const row = [...document.querySelectorAll('[data-testid="streams"] tbody tr')]
+        .find((r) => r.dataset.target === t && r.dataset.state === "open" && r.querySelector('[data-col="down"]').textContent !== "0 B");
+      return row ? row.dataset.key : null;
+    }, target));
+    const closeButton = await browser.$(`[data-testid="streams"] tr[data-key="${key}"] button.row-close`);
+    await closeButton.scrollIntoView();
+    await closeButton.click();
+    const ended = await waitUntil("the row closed from the app", () => browser.execute((k) => {
+      const row = document.querySelector(`[data-testid="streams"] tr[data-key="${k}"]`);
+      return row?.dataset.state === "closed" ? row.querySelector('[data-col="reason"]').textContent : null;
+    }, key), 10000);
+    assert(ended === "closed from the app", `the row says why it ended (${ended})`);
+    const result = await download;
+    assert(result.code !== 0 && result.size < 30000000, `curl saw its connection cut (${JSON.stringify(result)})`);
+    await (await tid(browser, "streams-export")).click();
+    const csv = await waitUntil("the export's paths", async () => (await text(browser, "streams-exported-csv")) || null, 10000);
+    assert(csv.startsWith(join(HOME, "Downloads")) && existsSync(csv), `the CSV is in Downloads (${csv})`);
+    const line = readFileSync(csv, "utf8").split("\r\n").find((l) => l.startsWith(`${key},`));
+    assert(line?.endsWith(",closed from the app"), `the CSV holds the closed row (${line})`);
+    assert(existsSync(await text(browser, "streams-exported-log")), "the log file is there");
+  });
+
   await step("at 200% zoom the window reflows without a horizontal scroll bar", async () => {
     const overflow = await browser.execute(() => {
       document.documentElement.style.zoom = "2";
@@ -319,6 +344,38 @@ async function main() {
     await waitUntil("the proxy to be shown stopped", async () => (await text(browser, "proxy-addr")) === "not running");
     const refused = await curlSocks(proxyPort, `http://${target}/`);
     assert(refused.code !== 0, "the proxy port no longer answers");
+  });
+
+  await step("a routing rule is added, tested unsaved, saved and read back in the Rules tab", async () => {
+    await (await tid(browser, "tab-rules")).click();
+    await waitUntil("the e2e profile's rules", async () =>
+      (await (await tid(browser, "rules-profile")).getValue()) === "e2e" && (await tid(browser, "rules-add")).isEnabled());
+    await (await tid(browser, "rules-add")).click();
+    const last = '[data-testid="rules-list"] li:last-child';
+    await (await browser.$(`${last} [data-testid="rule-value"]`)).setValue("example.invalid");
+    // Selects set as a script would: WebKitWebDriver's option clicks vary.
+    await browser.execute((sel) => {
+      for (const [id, value] of [["rule-match", "domain-suffix"], ["rule-action", "block"]]) {
+        const select = document.querySelector(`${sel} [data-testid="${id}"]`);
+        select.value = value;
+        select.dispatchEvent(new Event("change", { bubbles: true }));
+      }
+    }, last);
+    await setValue(browser, "rules-test-host", "www.example.invalid");
+    await (await tid(browser, "rules-test-run")).click();
+    await waitUntil("the test to say block", async () => (await text(browser, "rules-test-action")) === "block");
+    if (SCREENSHOT) await browser.saveScreenshot(SCREENSHOT.replace(/\.png$/, "-rules.png"));
+    await (await tid(browser, "rules-save")).click();
+    await waitUntil("the rules saved", async () => (await text(browser, "rules-status")).startsWith("Saved."));
+    assert((await text(browser, "rules-status")).includes("next connect"), "it says when the rules apply");
+    await waitUntil("the rule in the settings file", () => settingsFile()?.includes("example.invalid"), 5000);
+    await (await tid(browser, "tab-streams")).click();
+    await (await tid(browser, "tab-rules")).click();
+    await waitUntil("the saved rule read back", () => browser.execute((sel) => {
+      const get = (id) => document.querySelector(`${sel} [data-testid="${id}"]`)?.value;
+      return get("rule-match") === "domain-suffix" && get("rule-value") === "example.invalid" && get("rule-action") === "block";
+    }, last));
+    await (await tid(browser, "tab-streams")).click();
   });
 
   await step("the publish demo serves a page through a queen and logs the request", async () => {

@@ -1,9 +1,11 @@
+/// <reference types="node" />
 // The window with Tauri's IPC mocked: commands answer from a fake app state,
 // events are emitted through the mocked event system.
 import { clearMocks, mockIPC } from "@tauri-apps/api/mocks";
 import { emit } from "@tauri-apps/api/event";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { App } from "./app";
+import { readFileSync } from "node:fs";
 import type { Channel } from "@tauri-apps/api/core";
 import type { EngineEvent, Overview, ProfileInput, ProfileView, ProtocolInfo, StreamInfo, StreamsUpdate } from "./bindings";
 
@@ -779,5 +781,168 @@ describe("errors", () => {
     await submitProfile("bad", "http://nope", "t");
     expect(q("error-code").textContent).toBe("invalid_input");
     expect(q("error-hint").hidden).toBe(true);
+  });
+});
+
+describe("the stream table's tools (filter, close, export) and routing columns", () => {
+  const rows = () => [...q("streams").querySelectorAll<HTMLTableRowElement>("tbody tr")];
+  const visibleKeys = () => rows().filter((r) => !r.hidden).map((r) => r.dataset.key);
+  const cellOf = (key: number, col: string) =>
+    q("streams").querySelector<HTMLElement>(`tr[data-key="${key}"] [data-col="${col}"]`)!;
+  const search = async (text: string) => {
+    const box = q("streams-search") as HTMLInputElement;
+    box.value = text;
+    box.dispatchEvent(new Event("input"));
+    await tick();
+  };
+
+  async function fill() {
+    await engine({ type: "stream_opened", data: stream(1, { target: "corp.example:443", route: "direct", rule: "rule 2: domain-suffix corp.example → direct" }) });
+    await engine({ type: "stream_opened", data: stream(2, { target: "127.0.0.1:2967", protocol: "http-connect", route: "tunnel", rule: "default → tunnel" }) });
+    await engine({ type: "stream_opened", data: stream(3, { target: "example.com A", protocol: "dns" }) });
+    await engine({ type: "stream_closed", data: stream(4, { target: "ads.example:443", state: "closed", close_reason: "blocked by the routing rules (rule 1: domain ads.example → block)", route: "block", rule: "rule 1: domain ads.example → block" }) });
+  }
+
+  it("shows the route and the rule compactly, the whole rule on hover", async () => {
+    await fill();
+    const headers = [...q("streams").querySelectorAll("thead th")].map((th) => th.textContent);
+    expect(headers.slice(0, 4)).toEqual(["Protocol", "Target", "Route", "Rule"]);
+    expect(cellOf(1, "route").textContent).toBe("direct");
+    expect(cellOf(1, "rule").textContent).toBe("rule 2");
+    expect(cellOf(1, "rule").title).toBe("rule 2: domain-suffix corp.example → direct");
+    expect(cellOf(2, "route").textContent).toBe("tunnel");
+    expect(cellOf(2, "rule").textContent).toBe("default");
+    // Rows the rules do not judge (DNS) have neither.
+    expect(cellOf(3, "route").textContent).toBe("—");
+    expect(cellOf(3, "rule").textContent).toBe("—");
+    expect(cellOf(3, "rule").title).toBe("");
+    expect(rows().find((r) => r.dataset.key === "4")!.dataset.route).toBe("block");
+  });
+
+  it("never breaks an address inside host:port", async () => {
+    // The app's own style sheet, as the window loads it.
+    const style = document.createElement("style");
+    style.textContent = readFileSync(`${__dirname}/style.css`, "utf8");
+    document.head.appendChild(style);
+    try {
+      await fill();
+      const target = cellOf(2, "target");
+      expect(target.textContent).toBe("127.0.0.1:2967");
+      expect(getComputedStyle(target).whiteSpace).toBe("nowrap");
+      // The wrapper scrolls sideways instead.
+      expect(getComputedStyle(target.closest(".table-wrap")!).overflowX).toBe("auto");
+    } finally {
+      style.remove();
+    }
+  });
+
+  it("filters by target, protocol, route, rule or state, and hides closed rows", async () => {
+    await fill();
+    expect(visibleKeys()).toEqual(["3", "2", "1", "4"]);
+    expect(q("streams-count").textContent).toBe("4 of 4");
+    const kept = rows()[1];
+
+    await search("CORP");
+    expect(visibleKeys()).toEqual(["1"]);
+    expect(q("streams-count").textContent).toBe("1 of 4");
+    await search("http");
+    expect(visibleKeys()).toEqual(["2"]);
+    await search("block");
+    expect(visibleKeys()).toEqual(["4"]);
+    await search("default");
+    expect(visibleKeys()).toEqual(["2"]);
+    await search("closed");
+    expect(visibleKeys()).toEqual(["4"]);
+    // Every word must match somewhere.
+    await search("direct  rule 2");
+    expect(visibleKeys()).toEqual(["1"]);
+    await search("nothing.example");
+    expect(visibleKeys()).toEqual([]);
+    expect(q("streams-count").textContent).toBe("0 of 4");
+
+    await search("");
+    const hide = q("streams-hide-closed") as HTMLInputElement;
+    hide.checked = true;
+    hide.dispatchEvent(new Event("change"));
+    await tick();
+    expect(visibleKeys()).toEqual(["3", "2", "1"]);
+    expect(q("streams-count").textContent).toBe("3 of 4");
+
+    // Updates keep the filter and the same elements (no redraw).
+    await streams({
+      open: [stream(1, { target: "corp.example:443", route: "direct", bytes_down: 9_000_000 }), stream(2, { target: "127.0.0.1:2967", protocol: "http-connect", route: "tunnel" }), stream(3, { target: "example.com A", protocol: "dns" })],
+      totals: { streams_total: 3, streams_open: 3, bytes_up: 0, bytes_down: 0, rate_up: 0, rate_down: 0, connections: 1, slot_waits: 0, evictions: 0 },
+    });
+    expect(rows()[1]).toBe(kept);
+    expect(cellOf(1, "down").textContent).toBe("9.0 MB");
+    expect(visibleKeys()).toEqual(["3", "2", "1"]);
+    // A row that closes while closed rows are hidden disappears from view.
+    await engine({ type: "stream_closed", data: stream(2, { target: "127.0.0.1:2967", state: "closed", close_reason: "eof" }) });
+    expect(visibleKeys()).toEqual(["3", "1"]);
+    expect(q("streams-count").textContent).toBe("2 of 4");
+  });
+
+  it("closes one connection with its row's key from the ×, on open rows only", async () => {
+    await fill();
+    const button = (key: number) => q("streams").querySelector<HTMLButtonElement>(`tr[data-key="${key}"] button.row-close`)!;
+    expect(button(2).hidden).toBe(false);
+    expect(button(2).getAttribute("aria-label")).toBe("Close the connection to 127.0.0.1:2967");
+    expect(button(4).hidden).toBe(true);
+    button(2).click();
+    await tick();
+    expect(calls.filter((c) => c.cmd === "close_stream")).toEqual([{ cmd: "close_stream", args: { key: 2 } }]);
+    expect(button(2).disabled).toBe(true);
+    // The row then closes through the usual event; the × goes.
+    await engine({ type: "stream_closed", data: stream(2, { state: "closed", close_reason: "closed from the app" }) });
+    expect(button(2).hidden).toBe(true);
+    expect(cellOf(2, "reason").textContent).toBe("closed from the app");
+    expect(q("error").hidden).toBe(true);
+  });
+
+  it("says so when closing fails, but not when the row had ended already", async () => {
+    await fill();
+    mockIPC((cmd) => {
+      if (cmd === "close_stream") throw { code: "not_found", message: "connection 1 is not open (it has ended already)" };
+      return current;
+    });
+    const button = q("streams").querySelector<HTMLButtonElement>('tr[data-key="1"] button.row-close')!;
+    button.click();
+    await tick();
+    expect(q("error").hidden).toBe(true);
+    expect(button.disabled).toBe(false);
+    mockIPC((cmd) => {
+      if (cmd === "close_stream") throw { code: "engine", message: "it broke" };
+      return current;
+    });
+    button.click();
+    await tick();
+    expect(q("error").hidden).toBe(false);
+    expect(q("error-message").textContent).toBe("it broke");
+  });
+
+  it("exports the table and the log through the app and shows where, with a copy button", async () => {
+    const saved = { connections: "/home/me/Downloads/httvps-connections-20261207-113122.csv", log: "/home/me/Downloads/httvps-log-20261207-113122.txt", rows: 4, entries: 2 };
+    mockIPC((cmd) => (cmd === "export_log" ? saved : current));
+    expect(q("streams-exported").hidden).toBe(true);
+    q("streams-export").click();
+    await tick();
+    expect(q("streams-exported").hidden).toBe(false);
+    expect(q("streams-exported-csv").textContent).toBe(saved.connections);
+    expect(q("streams-exported-log").textContent).toBe(saved.log);
+    let copied = "";
+    Object.defineProperty(navigator, "clipboard", { value: { writeText: async (t: string) => void (copied = t) }, configurable: true });
+    q("streams-exported-copy").click();
+    await tick();
+    expect(copied).toBe(`${saved.connections}\n${saved.log}`);
+    expect(q("streams-exported-copy").textContent).toBe("Copied");
+
+    mockIPC((cmd) => {
+      if (cmd === "export_log") throw { code: "unsupported", message: "this user has no home directory to save the export in" };
+      return current;
+    });
+    q("streams-export").click();
+    await tick();
+    expect(q("error-message").textContent).toBe("this user has no home directory to save the export in");
+    expect((q("streams-export") as HTMLButtonElement).disabled).toBe(false);
   });
 });

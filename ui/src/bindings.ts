@@ -33,7 +33,7 @@ since_unix: number, } | { "state": "reconnecting",
  */
 attempt: number, 
 /**
- * The policy's limit.
+ * The policy's limit; 0 when it keeps trying without one.
  */
 max_attempts: number, 
 /**
@@ -730,6 +730,24 @@ open: Array<StreamInfo>,
  */
 totals: Totals, };
 
+export type ExportedLog = { 
+/**
+ * The connections, CSV.
+ */
+connections: string, 
+/**
+ * The log, text.
+ */
+log: string, 
+/**
+ * Rows in the CSV.
+ */
+rows: number, 
+/**
+ * Log entries in the text file.
+ */
+entries: number, };
+
 export type CommandCode = "invalid_input" | "not_found" | "no_profile" | "not_signed_in" | "busy" | "already_running" | "listen_failed" | "unsupported" | "keychain" | "settings" | "autostart" | "demo_failed" | "engine";
 
 export type CommandError = { 
@@ -799,6 +817,8 @@ export interface Commands {
   routing_rules: { args: { name: string }; returns: RuleSet };
   save_routing_rules: { args: { name: string; routing: RuleSet }; returns: Overview };
   test_route: { args: { routing: RuleSet; host: string; port: number }; returns: Decision };
+  close_stream: { args: { key: number }; returns: null };
+  export_log: { args: {  }; returns: ExportedLog };
   watch_streams: { args: { feed: Channel<StreamsUpdate> }; returns: null };
 }
 

@@ -3,7 +3,8 @@
 // closed ones, newest first, rendered in place. Rows are keyed by the
 // engine's row key and only the cells whose text changed are written, so a
 // few updates per second never flicker, keep the selection and don't steal
-// focus.
+// focus. A filter hides rows (they stay in place, updated, and come back
+// as they were) rather than removing them.
 import type { StreamInfo } from "./bindings";
 
 /** What a view makes of one row: its cells, by column. `row` is the table
@@ -14,6 +15,7 @@ export class LiveRows<C extends string> {
   private rows = new Map<number, HTMLTableRowElement>();
   protected open = new Map<number, StreamInfo>();
   protected closed: StreamInfo[] = [];
+  private shows: (s: StreamInfo) => boolean = () => true;
 
   /** `keep` picks this view's rows; `limit` closed rows stay. */
   constructor(
@@ -56,6 +58,15 @@ export class LiveRows<C extends string> {
     this.render();
   }
 
+  /** Shows only the rows `shows` keeps (all of them: `() => true`). */
+  setFilter(shows: (s: StreamInfo) => boolean): void {
+    this.shows = shows;
+    this.render();
+  }
+
+  /** Called after every render with the rows shown and the rows kept. */
+  protected rendered(_shown: number, _total: number): void {}
+
   render(nowMs = Date.now()): void {
     const ordered = [...[...this.open.values()].sort((a, b) => b.key - a.key), ...this.closed];
     const wanted = new Set(ordered.map((s) => s.key));
@@ -66,6 +77,7 @@ export class LiveRows<C extends string> {
       }
     }
     let previous: HTMLTableRowElement | null = null;
+    let shown = 0;
     for (const s of ordered) {
       let row = this.rows.get(s.key);
       if (!row) {
@@ -79,6 +91,9 @@ export class LiveRows<C extends string> {
         this.rows.set(s.key, row);
       }
       row.dataset.state = s.state;
+      const visible = this.shows(s);
+      if (row.hidden === visible) row.hidden = !visible;
+      if (visible) shown += 1;
       const values = this.fill(s, row, nowMs);
       this.columns.forEach((column, i) => {
         const cell = row!.children[i] as HTMLTableCellElement;
@@ -89,5 +104,6 @@ export class LiveRows<C extends string> {
       previous = row;
     }
     this.empty.hidden = ordered.length > 0;
+    this.rendered(shown, ordered.length);
   }
 }

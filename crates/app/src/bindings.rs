@@ -9,6 +9,7 @@
 use ts_rs::{Config, TS};
 
 use crate::controller::links::{LinkAdded, LinkShare};
+use crate::controller::streams::ExportedLog;
 use crate::error::{CommandCode, CommandError};
 use crate::log::{LogEntry, LogLevel};
 use crate::notice::Notice;
@@ -151,6 +152,16 @@ pub const COMMANDS: &[CommandSig] = &[
         returns: "Decision",
     },
     CommandSig {
+        name: "close_stream",
+        args: &[("key", "number")],
+        returns: "null",
+    },
+    CommandSig {
+        name: "export_log",
+        args: &[],
+        returns: "ExportedLog",
+    },
+    CommandSig {
         name: "watch_streams",
         args: &[("feed", "Channel<StreamsUpdate>")],
         returns: "null",
@@ -204,6 +215,7 @@ pub fn typescript() -> String {
         LinkShare::decl(&cfg),
         LinkAdded::decl(&cfg),
         StreamsUpdate::decl(&cfg),
+        ExportedLog::decl(&cfg),
         CommandCode::decl(&cfg),
         CommandError::decl(&cfg),
         TrayIcon::decl(&cfg),

@@ -11,6 +11,7 @@ pub mod links;
 mod publish;
 pub mod rules;
 mod share;
+pub mod streams;
 mod system_proxy;
 mod watcher;
 

@@ -24,6 +24,7 @@ pub mod tray;
 pub mod view;
 
 pub use controller::links::{LinkAdded, LinkShare};
+pub use controller::streams::ExportedLog;
 pub use controller::{Autostart, Controller, Parts};
 pub use error::{CommandCode, CommandError};
 pub use log::{LogEntry, LogLevel};

@@ -22,6 +22,9 @@ pub struct ReconnectPolicy {
     pub max_attempts: u32,
     /// Fraction of each delay that is randomised (0.2 = ±20 %).
     pub jitter: f64,
+    /// After `max_attempts`, keep trying at `max_delay` instead of giving
+    /// up (`httvps connect --keep-trying`, for a machine left unattended).
+    pub keep_trying: bool,
 }
 
 impl Default for ReconnectPolicy {
@@ -32,19 +35,26 @@ impl Default for ReconnectPolicy {
             backoff_factor: 2.0,
             max_attempts: 10,
             jitter: 0.2,
+            keep_trying: false,
         }
     }
 }
 
 impl ReconnectPolicy {
     /// The delay before attempt `attempt` (1-based), given a uniform sample
-    /// `unit` in [0, 1) for the jitter; `None` once attempts are used up.
+    /// `unit` in [0, 1) for the jitter; `None` once attempts are used up
+    /// (never with `keep_trying`, unless reconnecting is off altogether).
     /// Pure, so the schedule is testable without a clock or a random source.
     pub fn delay(&self, attempt: u32, unit: f64) -> Option<Duration> {
-        if attempt == 0 || attempt > self.max_attempts {
+        if attempt == 0 || self.max_attempts == 0 {
             return None;
         }
-        let base = self.initial_delay.as_secs_f64() * self.backoff_factor.powi(attempt as i32 - 1);
+        if attempt > self.max_attempts && !self.keep_trying {
+            return None;
+        }
+        // Capped before the power, so a long unattended run cannot overflow.
+        let exponent = attempt.min(64) as i32 - 1;
+        let base = self.initial_delay.as_secs_f64() * self.backoff_factor.powi(exponent);
         let capped = base.min(self.max_delay.as_secs_f64());
         let spread = capped * self.jitter.clamp(0.0, 1.0);
         let jittered = capped - spread + 2.0 * spread * unit.clamp(0.0, 1.0);
@@ -106,6 +116,27 @@ mod tests {
             assert!(high <= policy.max_delay);
             assert!(low.as_secs_f64() >= mid.as_secs_f64() * 0.79);
         }
+    }
+
+    #[test]
+    fn keep_trying_goes_on_at_the_longest_interval() {
+        let policy = ReconnectPolicy {
+            jitter: 0.0,
+            keep_trying: true,
+            ..Default::default()
+        };
+        for attempt in [11, 12, 1_000, u32::MAX] {
+            assert_eq!(
+                policy.delay(attempt, 0.5),
+                Some(policy.max_delay),
+                "{attempt}"
+            );
+        }
+        let off = ReconnectPolicy {
+            max_attempts: 0,
+            ..policy
+        };
+        assert_eq!(off.delay(1, 0.5), None, "reconnecting off stays off");
     }
 
     #[test]

@@ -28,7 +28,7 @@ use tokio::sync::{broadcast, watch};
 use tracing::{debug, info};
 
 use crate::events::EngineEvent;
-use crate::table::{Counted, Counters, StreamTable};
+use crate::table::{CLOSED_ON_REQUEST, Counted, Counters, StreamTable};
 use crate::transport::TunnelSession;
 
 /// The session the proxy serves through, `None` while there is none.
@@ -154,29 +154,40 @@ impl Connector for EngineConnector {
             let decision = this.router.decide(&request.target);
             this.table
                 .route(key, decision.action, decision.label.clone());
-            let opened = match decision.action {
-                Action::Block => {
-                    info!(target = %request.target, client = %request.client, rule = %decision.label, "blocked by the routing rules");
-                    Err(ConnectError::new(
-                        ConnectErrorKind::NotAllowed,
-                        format!("blocked by the routing rules ({})", decision.label),
-                    ))
-                }
-                Action::Direct => {
-                    debug!(target = %request.target, rule = %decision.label, "direct");
-                    dial_direct(&request.target).await.map(|stream| {
-                        crate::transport::OpenedStream {
-                            stream_id: "direct".to_owned(),
-                            stream: Box::new(stream),
-                        }
-                    })
-                }
-                Action::Tunnel => {
-                    async {
-                        let session = this.session().await?;
-                        session.open(request.target.clone(), this.slot_wait).await
+            let open = async {
+                match decision.action {
+                    Action::Block => {
+                        info!(target = %request.target, client = %request.client, rule = %decision.label, "blocked by the routing rules");
+                        Err(ConnectError::new(
+                            ConnectErrorKind::NotAllowed,
+                            format!("blocked by the routing rules ({})", decision.label),
+                        ))
                     }
-                    .await
+                    Action::Direct => {
+                        debug!(target = %request.target, rule = %decision.label, "direct");
+                        dial_direct(&request.target).await.map(|stream| {
+                            crate::transport::OpenedStream {
+                                stream_id: "direct".to_owned(),
+                                stream: Box::new(stream),
+                            }
+                        })
+                    }
+                    Action::Tunnel => {
+                        async {
+                            let session = this.session().await?;
+                            session.open(request.target.clone(), this.slot_wait).await
+                        }
+                        .await
+                    }
+                }
+            };
+            // A row closed from the table while it waits for the tunnel or
+            // a slot gives up at once.
+            let opened = tokio::select! {
+                opened = open => opened,
+                () = counters.closing() => {
+                    Self::close_row(&this.table, &this.events, key, CLOSED_ON_REQUEST.to_owned());
+                    return Err(ConnectError::new(ConnectErrorKind::Other, CLOSED_ON_REQUEST));
                 }
             };
             match opened {
@@ -267,7 +278,12 @@ impl DatagramChannel for CountedDatagrams {
 
     fn recv(&self) -> BoxFuture<'_, Option<Datagram>> {
         Box::pin(async move {
-            let datagram = self.inner.recv().await?;
+            // Closed from the table: the association ends as if the tunnel
+            // had ended it.
+            let datagram = tokio::select! {
+                datagram = self.inner.recv() => datagram?,
+                () = self.counters.closing() => return None,
+            };
             self.counters.add_down(datagram.payload.len());
             Some(datagram)
         })
@@ -276,11 +292,11 @@ impl DatagramChannel for CountedDatagrams {
 
 impl Drop for CountedDatagrams {
     fn drop(&mut self) {
-        EngineConnector::close_row(
-            &self.table,
-            &self.events,
-            self.key,
-            "association ended".to_owned(),
-        );
+        let reason = if self.counters.is_closing() {
+            CLOSED_ON_REQUEST
+        } else {
+            "association ended"
+        };
+        EngineConnector::close_row(&self.table, &self.events, self.key, reason.to_owned());
     }
 }

@@ -2,7 +2,9 @@
 //! the live table of a running instance.
 //!
 //! HTTP on 127.0.0.1 (random port), answering `GET /v1/snapshot` with the
-//! engine's [`crate::Snapshot`] as JSON. Every request must carry
+//! engine's [`crate::Snapshot`] as JSON, and `POST /v1/streams/KEY/close`
+//! by closing that row's connection ([`Engine::close_stream`]: 200 with the
+//! row, 404 when it is not open). Every request must carry
 //! `Authorization: Bearer TOKEN`; the address and the random token are written
 //! to a file only this user can read (mode 0600, in a directory created 0700
 //! under the user's runtime or state directory, never a shared temporary
@@ -58,6 +60,9 @@ pub enum ControlError {
     /// No running instance (no control file, or nothing answers).
     #[error("no running httvps instance found ({0})")]
     NotRunning(String),
+    /// The instance has no open row with that key (`close_stream`).
+    #[error("connection {0} is not open (it has ended already)")]
+    StreamGone(u64),
 }
 
 /// The default control file, always in a directory of this user's own:
@@ -180,8 +185,29 @@ fn answer(
             StatusCode::OK,
             serde_json::to_vec(&engine.snapshot()).expect("snapshot serializes"),
         ),
+        ("POST", path) => match close_path(path) {
+            Some(key) => match engine.close_stream(key) {
+                Ok(row) => reply(
+                    StatusCode::OK,
+                    serde_json::to_vec(&row).expect("row serializes"),
+                ),
+                Err(_) => reply(
+                    StatusCode::NOT_FOUND,
+                    br#"{"error":"stream not open"}"#.to_vec(),
+                ),
+            },
+            None => reply(StatusCode::NOT_FOUND, br#"{"error":"not found"}"#.to_vec()),
+        },
         _ => reply(StatusCode::NOT_FOUND, br#"{"error":"not found"}"#.to_vec()),
     }
+}
+
+/// The row key of `/v1/streams/KEY/close`.
+fn close_path(path: &str) -> Option<u64> {
+    path.strip_prefix("/v1/streams/")?
+        .strip_suffix("/close")?
+        .parse()
+        .ok()
 }
 
 /// Writes `bytes` to `path`, readable by this user only: the file is created
@@ -215,6 +241,42 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), ControlError> {
 
 /// Reads the snapshot of the instance that wrote `file`.
 pub async fn fetch_snapshot(file: &Path) -> Result<serde_json::Value, ControlError> {
+    match request(file, hyper::Method::GET, "/v1/snapshot").await? {
+        (status, body) if status.is_success() => serde_json::from_slice(&body)
+            .map_err(|e| ControlError::Io(format!("bad snapshot: {e}"))),
+        (status, _) => Err(ControlError::Io(format!(
+            "control endpoint answered {status}"
+        ))),
+    }
+}
+
+/// Closes row `key` of the instance that wrote `file` and returns the row
+/// as it was when asked.
+pub async fn close_stream(file: &Path, key: u64) -> Result<serde_json::Value, ControlError> {
+    match request(
+        file,
+        hyper::Method::POST,
+        &format!("/v1/streams/{key}/close"),
+    )
+    .await?
+    {
+        (status, body) if status.is_success() => {
+            serde_json::from_slice(&body).map_err(|e| ControlError::Io(format!("bad row: {e}")))
+        }
+        (StatusCode::NOT_FOUND, _) => Err(ControlError::StreamGone(key)),
+        (status, _) => Err(ControlError::Io(format!(
+            "control endpoint answered {status}"
+        ))),
+    }
+}
+
+/// One authenticated request to the instance that wrote `file`: the status
+/// and the body.
+async fn request(
+    file: &Path,
+    method: hyper::Method,
+    path: &str,
+) -> Result<(StatusCode, Bytes), ControlError> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| ControlError::NotRunning(format!("cannot read {}: {e}", file.display())))?;
     let info: ControlInfo = serde_json::from_str(&text)
@@ -231,7 +293,9 @@ pub async fn fetch_snapshot(file: &Path) -> Result<serde_json::Value, ControlErr
         .await
         .map_err(|e| ControlError::Io(e.to_string()))?;
     tokio::spawn(conn);
-    let request = Request::get("/v1/snapshot")
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
         .header("host", info.addr.to_string())
         .header("authorization", format!("Bearer {}", info.token))
         .body(http_body_util::Empty::<Bytes>::new())
@@ -245,12 +309,7 @@ pub async fn fetch_snapshot(file: &Path) -> Result<serde_json::Value, ControlErr
         .await
         .map_err(|e| ControlError::Io(e.to_string()))?
         .to_bytes();
-    if !status.is_success() {
-        return Err(ControlError::Io(format!(
-            "control endpoint answered {status}"
-        )));
-    }
-    serde_json::from_slice(&body).map_err(|e| ControlError::Io(format!("bad snapshot: {e}")))
+    Ok((status, body))
 }
 
 #[cfg(test)]

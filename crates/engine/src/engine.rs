@@ -73,10 +73,17 @@ pub struct PublishOptions {
     pub retry_initial: bool,
 }
 
-/// The engine could not start.
+/// The engine could not start, or could not do what it was asked.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EngineError {
+    /// [`Engine::close_stream`] named a row that is not open (it ended,
+    /// or never was).
+    #[error("connection {key} is not open (it has ended already)")]
+    StreamGone {
+        /// The row's key.
+        key: u64,
+    },
     /// `start` was called while running.
     #[error("the tunnel is already running; disconnect first")]
     AlreadyRunning,
@@ -306,6 +313,18 @@ impl Engine {
             closed,
             totals,
         }
+    }
+
+    /// Closes one live row's connection (the app's ×, `httvps streams
+    /// --close`): both of its ends are dropped as soon as its copy loop
+    /// next waits on it, and the row closes with the reason
+    /// [`crate::table::CLOSED_ON_REQUEST`] (see [`StreamTable::request_close`]).
+    /// Returns the row as it was when asked.
+    pub fn close_stream(&self, key: u64) -> Result<StreamInfo, EngineError> {
+        self.inner
+            .table
+            .request_close(key)
+            .ok_or(EngineError::StreamGone { key })
     }
 
     /// Binds the local proxy and starts the session manager. Returns the
@@ -708,7 +727,11 @@ async fn drive_sessions(
         };
         inner.set_state(SessionState::Reconnecting {
             attempt,
-            max_attempts: policy.max_attempts,
+            max_attempts: if policy.keep_trying {
+                0
+            } else {
+                policy.max_attempts
+            },
             retry_in_secs: delay.as_secs_f64(),
             last_error,
         });

@@ -35,7 +35,7 @@ pub enum SessionState {
     Reconnecting {
         /// The attempt about to be made (1-based).
         attempt: u32,
-        /// The policy's limit.
+        /// The policy's limit; 0 when it keeps trying without one.
         max_attempts: u32,
         /// Seconds until the attempt.
         retry_in_secs: f64,

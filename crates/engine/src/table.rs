@@ -6,13 +6,23 @@
 //! reader ([`StreamTable::snapshot`], events) sees the same numbers and
 //! changes nothing, so what one front-end shows never depends on when
 //! another one looked.
+//!
+//! A row can be closed on request ([`StreamTable::request_close`], the app's
+//! × and `httvps streams --close`): the request is a flag in the row's
+//! [`Counters`], which its [`Counted`] wrapper checks on every read and
+//! write and which wakes the task parked on it, so that the copy loop that
+//! drives the stream fails at once and drops both ends. The cost is a
+//! relaxed atomic load per I/O call, and a short lock only when the inner
+//! stream is not ready (to leave the waker). A copy loop that is blocked on
+//! the other side only (a client that reads nothing and sends nothing)
+//! notices when it next touches the stream.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -22,6 +32,9 @@ use crate::state::unix_now;
 
 /// Closed streams kept for the UI's history, newest last.
 const CLOSED_HISTORY: usize = 200;
+
+/// The close reason of a row closed on request ([`StreamTable::request_close`]).
+pub const CLOSED_ON_REQUEST: &str = "closed from the app";
 
 /// A stream's state in the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -98,14 +111,77 @@ pub struct Totals {
     pub evictions: u64,
 }
 
-/// Counters shared between a row and its stream wrapper.
+/// Counters shared between a row and its stream wrapper, and the row's
+/// close request.
 #[derive(Debug, Default)]
 pub struct Counters {
     up: AtomicU64,
     down: AtomicU64,
+    /// Set once the row was asked to close.
+    closing: AtomicBool,
+    /// The tasks waiting on the stream, by [`Waiter`]: woken by a close
+    /// request.
+    wakers: Mutex<[Option<Waker>; 3]>,
+}
+
+/// Who waits on a row's close request: a stream's reads, its writes, or
+/// something else (the open in progress, a datagram association).
+#[derive(Debug, Clone, Copy)]
+pub enum Waiter {
+    /// A read that is not ready.
+    Read = 0,
+    /// A write that is not ready.
+    Write = 1,
+    /// Anything else (one at a time).
+    Other = 2,
 }
 
 impl Counters {
+    /// Whether the row was asked to close.
+    pub fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+    }
+
+    /// Asks the row's stream to end: sets the flag and wakes the tasks
+    /// waiting on it.
+    pub fn request_close(&self) {
+        self.closing.store(true, Ordering::Release);
+        let wakers = std::mem::take(&mut *self.wakers.lock().unwrap_or_else(|e| e.into_inner()));
+        for waker in wakers.into_iter().flatten() {
+            waker.wake();
+        }
+    }
+
+    /// Whether the row was asked to close; if not, `cx` is woken when it
+    /// is. The waker is stored before the flag is read again, and
+    /// [`Counters::request_close`] sets the flag before it takes the
+    /// wakers (both under the same lock), so no request is missed.
+    pub fn poll_closing(&self, cx: &mut Context<'_>, waiter: Waiter) -> bool {
+        if self.is_closing() {
+            return true;
+        }
+        {
+            let mut wakers = self.wakers.lock().unwrap_or_else(|e| e.into_inner());
+            let slot = &mut wakers[waiter as usize];
+            if !slot.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *slot = Some(cx.waker().clone());
+            }
+        }
+        self.is_closing()
+    }
+
+    /// Resolves once the row is asked to close.
+    pub async fn closing(&self) {
+        std::future::poll_fn(|cx| {
+            if self.poll_closing(cx, Waiter::Other) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
+    }
+
     /// Counts `n` bytes sent towards the target.
     pub fn add_up(&self, n: usize) {
         self.up.fetch_add(n as u64, Ordering::Relaxed);
@@ -224,6 +300,21 @@ impl StreamTable {
         Some(row.info)
     }
 
+    /// Asks open row `key` to close: its stream fails with
+    /// [`CLOSED_ON_REQUEST`] at its next read or write (at once if it
+    /// waits on one), which ends the connection both ways, and the row
+    /// closes with that reason. A row still opening gives up its wait.
+    /// Returns the row as it is now; `None` if no open row has that key.
+    pub fn request_close(&self, key: u64) -> Option<StreamInfo> {
+        let (counters, info) = {
+            let inner = self.lock();
+            let row = inner.open.get(&key)?;
+            (row.counters.clone(), row.info.clone())
+        };
+        counters.request_close();
+        Some(info)
+    }
+
     /// Measures every open row's rates since the previous sample and stores
     /// them. Only the sampler (the engine's stats ticker) calls this; readers
     /// take [`StreamTable::snapshot`].
@@ -313,6 +404,35 @@ impl<S> Counted<S> {
             self.outcome.get_or_insert_with(|| e.to_string());
         }
     }
+
+    /// The error every I/O call returns once the row was asked to close;
+    /// the request is the outcome, whatever came before (an `eof` one way).
+    fn closed_on_request<T>(&mut self) -> Poll<io::Result<T>> {
+        self.outcome = Some(CLOSED_ON_REQUEST.to_owned());
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::ConnectionAborted,
+            CLOSED_ON_REQUEST,
+        )))
+    }
+
+    /// Checks the close request around an I/O call: before it, and, when
+    /// the call is not ready, again with the waker left (so that a request
+    /// wakes the task).
+    fn guarded<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        waiter: Waiter,
+        io: impl FnOnce(&mut S, &mut Context<'_>) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if self.counters.is_closing() {
+            return self.closed_on_request();
+        }
+        let result = io(&mut self.inner, cx);
+        if result.is_pending() && self.counters.poll_closing(cx, waiter) {
+            return self.closed_on_request();
+        }
+        result
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
@@ -322,7 +442,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
-        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let result = self.guarded(cx, Waiter::Read, |inner, cx| {
+            Pin::new(inner).poll_read(cx, buf)
+        });
         let n = buf.filled().len() - before;
         self.counters.add_down(n);
         if matches!(result, Poll::Ready(Ok(()))) && n == 0 && buf.remaining() > 0 {
@@ -339,7 +461,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
+        let result = self.guarded(cx, Waiter::Write, |inner, cx| {
+            Pin::new(inner).poll_write(cx, buf)
+        });
         if let Poll::Ready(Ok(n)) = &result {
             self.counters.add_up(*n);
         }
@@ -348,7 +472,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        self.guarded(cx, Waiter::Write, |inner, cx| {
+            Pin::new(inner).poll_flush(cx)
+        })
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -437,6 +563,61 @@ mod tests {
         assert_eq!(open[0].bytes_down, 5_000);
         assert_eq!(totals.rate_down, 1_000.0);
         assert_eq!(table.snapshot().0, open);
+    }
+
+    #[tokio::test]
+    async fn a_close_request_wakes_a_waiting_read_and_is_the_outcome() {
+        let table = StreamTable::default();
+        let (key, counters) =
+            table.insert("example.com:80".into(), "127.0.0.1:5000".into(), "socks5");
+        table.opened(key, "s1", 0).unwrap();
+        let (a, mut b) = tokio::io::duplex(64);
+        let closer = table.clone();
+        let mut counted =
+            Counted::new(a, counters.clone()).on_close(move |r| drop(closer.close(key, r)));
+        // One way ends first: the request still names the outcome.
+        b.write_all(b"hi").await.unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(counted.read(&mut buf).await.unwrap(), 2);
+        let reader = tokio::spawn(async move {
+            let mut buf = [0u8; 8];
+            let err = counted.read(&mut buf).await.unwrap_err();
+            (err, counted)
+        });
+        // The read parks on the empty pipe (the test runtime has one thread).
+        tokio::task::yield_now().await;
+        assert!(!reader.is_finished());
+        assert_eq!(table.request_close(key).unwrap().key, key);
+        let (err, mut counted) = tokio::time::timeout(Duration::from_secs(5), reader)
+            .await
+            .expect("the read was woken")
+            .unwrap();
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionAborted);
+        assert_eq!(err.to_string(), CLOSED_ON_REQUEST);
+        // Every later call fails the same way, writes included.
+        assert!(counted.write_all(b"more").await.is_err());
+        assert!(table.snapshot().1.is_empty(), "closed only when dropped");
+        drop(counted);
+        let (open, closed, _) = table.snapshot();
+        assert!(open.is_empty());
+        assert_eq!(closed[0].close_reason.as_deref(), Some(CLOSED_ON_REQUEST));
+        assert_eq!(closed[0].bytes_down, 2);
+        assert!(table.request_close(key).is_none(), "no open row any more");
+    }
+
+    #[tokio::test]
+    async fn closing_resolves_on_request() {
+        let counters = Arc::new(Counters::default());
+        let waiter = counters.clone();
+        let task = tokio::spawn(async move { waiter.closing().await });
+        tokio::task::yield_now().await;
+        assert!(!task.is_finished());
+        counters.request_close();
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("woken")
+            .unwrap();
+        assert!(counters.is_closing());
     }
 
     #[tokio::test]

@@ -288,3 +288,53 @@ async fn a_network_change_cuts_a_reconnect_wait_short() {
     active_session(&engine, "s2").await;
     engine.stop().await;
 }
+
+/// Fails its first `failures` connects (a server not up yet), then works.
+struct LateServer {
+    failures: u32,
+    inner: Arc<Probed>,
+}
+
+impl Transport for LateServer {
+    fn server(&self) -> String {
+        "late".into()
+    }
+
+    fn connect(&self) -> BoxFuture<'_, Result<Arc<dyn TunnelSession>, TransportError>> {
+        Box::pin(async move {
+            use std::sync::atomic::Ordering::SeqCst;
+            if self.inner.probes.fetch_add(1, SeqCst) < self.failures {
+                return Err(TransportError::new(
+                    ErrorCode::HandshakeFailed,
+                    "not up yet",
+                ));
+            }
+            ProbedTransport(self.inner.clone()).connect().await
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_trying_goes_on_past_the_attempts() {
+    let engine = Engine::new();
+    let mut options = options(free_port(), false);
+    let late = Arc::new(Probed::default());
+    options.transport = Arc::new(LateServer {
+        failures: 5,
+        inner: late.clone(),
+    });
+    options.retry_initial = true;
+    options.reconnect = ReconnectPolicy {
+        initial_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(20),
+        max_attempts: 2,
+        keep_trying: true,
+        ..ReconnectPolicy::default()
+    };
+    engine.start(options).await.unwrap();
+    // Without keep_trying the engine gives up after attempt 2; with it,
+    // the sixth connect (the first to work) comes.
+    active_session(&engine, "s1").await;
+    assert_eq!(late.probes.load(std::sync::atomic::Ordering::SeqCst), 6);
+    engine.stop().await;
+}

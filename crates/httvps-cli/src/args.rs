@@ -70,8 +70,9 @@ pub enum Command {
     Profiles,
     /// Show the state of the running instance.
     Status(StatusArgs),
-    /// Show the live stream table of the running instance.
-    Streams(StatusArgs),
+    /// Show the live stream table of the running instance (or close one
+    /// of its connections with --close KEY).
+    Streams(StreamsArgs),
 }
 
 /// Where the server is and how to trust it (command-line profile).
@@ -157,6 +158,10 @@ pub struct ConnectArgs {
     /// retried; refused credentials never are).
     #[arg(long)]
     pub reconnect: bool,
+    /// Never give up: after the 10 reconnect attempts, keep trying every
+    /// 30 s (for a machine left unattended; refused credentials still stop).
+    #[arg(long)]
+    pub keep_trying: bool,
     /// Routing rules for this run, from a TOML file (`default = "tunnel"`
     /// and a `rules` list; docs/routing.md), instead of the profile's.
     #[arg(long, value_name = "FILE")]
@@ -344,6 +349,17 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct StreamsArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Close the connection of this row (the KEY column) instead: both of
+    /// its ends are dropped and the row closes as "closed from the app".
+    #[arg(long, value_name = "KEY")]
+    pub close: Option<u64>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -358,6 +374,22 @@ mod tests {
             Command::Login(args) => args.server,
             other => panic!("not connect or login: {other:?}"),
         }
+    }
+
+    #[test]
+    fn streams_closes_one_row_by_its_key() {
+        let Command::Streams(args) = parse(&["streams", "--close", "42"]).unwrap().command else {
+            panic!("not streams")
+        };
+        assert_eq!((args.close, args.json), (Some(42), false));
+        let Command::Streams(args) = parse(&["streams", "--json"]).unwrap().command else {
+            panic!("not streams")
+        };
+        assert_eq!((args.close, args.json), (None, true));
+        assert!(
+            parse(&["streams", "--close", "s1"]).is_err(),
+            "a row key, not a stream id"
+        );
     }
 
     #[test]

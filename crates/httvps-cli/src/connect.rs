@@ -51,7 +51,7 @@ pub async fn run(global: &Global, args: ConnectArgs) -> anyhow::Result<ExitCode>
     }
     let secrets = KeyringStore::with_service(&global.keyring_service);
     let keychain = saved.then_some(&secrets as &dyn SecretStore);
-    let (options, dns_listen) = match profile {
+    let (mut options, dns_listen) = match profile {
         Profile::Httvps(mut profile) => {
             if args.dns_listen.is_some() {
                 bail!(
@@ -101,6 +101,7 @@ pub async fn run(global: &Global, args: ConnectArgs) -> anyhow::Result<ExitCode>
             other.protocol().title()
         ),
     };
+    options.reconnect.keep_trying = args.keep_trying;
     supervise(global, options, args.json, None, dns_listen).await
 }
 

@@ -5,6 +5,7 @@
 
 use app::CommandCode;
 use engine::EngineError;
+use engine::control::ControlError;
 use httvps_client::launch::LaunchError;
 use profiles::{ProfileError, SecretError};
 
@@ -39,6 +40,9 @@ pub fn code_of(error: &anyhow::Error) -> CommandCode {
                 EngineError::Listen { .. } => CommandCode::ListenFailed,
                 _ => CommandCode::Engine,
             };
+        }
+        if let Some(ControlError::StreamGone(_)) = cause.downcast_ref::<ControlError>() {
+            return CommandCode::NotFound;
         }
     }
     CommandCode::Engine

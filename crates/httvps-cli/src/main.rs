@@ -38,7 +38,8 @@ fn main() -> ExitCode {
         Command::Demo(args) => args.json,
         Command::Publish(args) => args.json,
         Command::Share(args) => args.json,
-        Command::Status(args) | Command::Streams(args) => args.json,
+        Command::Status(args) => args.json,
+        Command::Streams(args) => args.json,
         Command::Login(_) | Command::Link(_) | Command::Logout(_) | Command::Profiles => false,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()

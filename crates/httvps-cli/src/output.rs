@@ -62,6 +62,14 @@ pub fn describe_state(state: &SessionState) -> String {
             max_attempts,
             retry_in_secs,
             last_error,
+        } if *max_attempts == 0 => format!(
+            "↻ connection lost ({last_error}); attempt {attempt} (keeps trying) in {retry_in_secs:.1} s"
+        ),
+        SessionState::Reconnecting {
+            attempt,
+            max_attempts,
+            retry_in_secs,
+            last_error,
         } => format!(
             "↻ connection lost ({last_error}); attempt {attempt}/{max_attempts} in {retry_in_secs:.1} s"
         ),

@@ -1,20 +1,24 @@
-//! `httvps status` and `httvps streams`: read the running instance's table.
+//! `httvps status` and `httvps streams`: read the running instance's table
+//! (`httvps streams --close KEY` closes one of its connections).
 
 use std::process::ExitCode;
 
 use anyhow::Context;
-use engine::control::{default_control_file, fetch_snapshot};
+use engine::control::{self, ControlError, default_control_file, fetch_snapshot};
 use serde_json::Value;
 
-use crate::args::{Global, StatusArgs};
+use crate::args::{Global, StatusArgs, StreamsArgs};
 use crate::output::human_bytes;
 
-async fn snapshot(global: &Global) -> anyhow::Result<Value> {
-    let file = global
+fn control_file(global: &Global) -> std::path::PathBuf {
+    global
         .control_file
         .clone()
-        .unwrap_or_else(default_control_file);
-    fetch_snapshot(&file)
+        .unwrap_or_else(default_control_file)
+}
+
+async fn snapshot(global: &Global) -> anyhow::Result<Value> {
+    fetch_snapshot(&control_file(global))
         .await
         .context("is `httvps connect` or `httvps demo` running?")
 }
@@ -57,7 +61,36 @@ pub async fn status(global: &Global, args: StatusArgs) -> anyhow::Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn streams(global: &Global, args: StatusArgs) -> anyhow::Result<ExitCode> {
+/// `httvps streams --close KEY`: asks the running instance to close that
+/// row's connection.
+async fn close(global: &Global, key: u64, json: bool) -> anyhow::Result<ExitCode> {
+    let row = match control::close_stream(&control_file(global), key).await {
+        Ok(row) => row,
+        Err(e @ ControlError::StreamGone(_)) => {
+            return Err(anyhow::Error::new(e).context("see `httvps streams` for the open rows"));
+        }
+        Err(e) => {
+            return Err(
+                anyhow::Error::new(e).context("is `httvps connect` or `httvps demo` running?")
+            );
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&row)?);
+    } else {
+        println!(
+            "closing {key} ({}); it ends as \"{}\"",
+            row["target"].as_str().unwrap_or("?"),
+            engine::table::CLOSED_ON_REQUEST
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn streams(global: &Global, args: StreamsArgs) -> anyhow::Result<ExitCode> {
+    if let Some(key) = args.close {
+        return close(global, key, args.json).await;
+    }
     let snap = snapshot(global).await?;
     if args.json {
         println!(
@@ -69,8 +102,8 @@ pub async fn streams(global: &Global, args: StatusArgs) -> anyhow::Result<ExitCo
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{:<6} {:<36} {:<16} {:>10} {:>10} {:>12} {:<8} REASON",
-        "ID", "TARGET", "ROUTE", "UP", "DOWN", "RATE ↓/s", "STATE"
+        "{:<6} {:<6} {:<36} {:<16} {:>10} {:>10} {:>12} {:<8} REASON",
+        "KEY", "ID", "TARGET", "ROUTE", "UP", "DOWN", "RATE ↓/s", "STATE"
     );
     let rows = snap["open"].as_array().into_iter().flatten().chain(
         snap["closed"]
@@ -82,7 +115,8 @@ pub async fn streams(global: &Global, args: StatusArgs) -> anyhow::Result<ExitCo
     );
     for s in rows {
         println!(
-            "{:<6} {:<36} {:<16} {:>10} {:>10} {:>12} {:<8} {}",
+            "{:<6} {:<6} {:<36} {:<16} {:>10} {:>10} {:>12} {:<8} {}",
+            num(&s["key"]),
             s["stream_id"].as_str().unwrap_or("-"),
             s["target"].as_str().unwrap_or("?"),
             route_column(s),

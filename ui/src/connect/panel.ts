@@ -23,6 +23,7 @@ import { ErrorBox } from "./errors";
 import { SECRETS, TRANSPORTS } from "./fields";
 import { ThroughputGraph } from "./graph";
 import { ProfilesView } from "./profiles";
+import { RulesView } from "./rules";
 import { StreamTable } from "./streams";
 
 /** Log lines shown. */
@@ -78,15 +79,29 @@ const TEMPLATE = `
   <button role="tab" id="tab-streams" aria-controls="panel-streams" aria-selected="true" data-testid="tab-streams">Streams</button>
   <button role="tab" id="tab-log" aria-controls="panel-log" aria-selected="false" data-testid="tab-log">Log</button>
   <button role="tab" id="tab-profiles" aria-controls="panel-profiles" aria-selected="false" data-testid="tab-profiles">Profiles</button>
+  <button role="tab" id="tab-rules" aria-controls="panel-rules" aria-selected="false" data-testid="tab-rules">Rules</button>
   <button role="tab" id="tab-settings" aria-controls="panel-settings" aria-selected="false" data-testid="tab-settings">Settings</button>
 </nav>
 <section id="panel-streams" role="tabpanel" aria-labelledby="tab-streams" class="panel">
+  <div class="table-tools">
+    <label class="visually-hidden" for="streams-search">Filter the connections</label>
+    <input id="streams-search" type="search" placeholder="Filter: target, protocol, route, rule, state" autocomplete="off" spellcheck="false" data-testid="streams-search" />
+    <label class="check"><input type="checkbox" id="streams-hide-closed" data-testid="streams-hide-closed" /> Hide closed</label>
+    <span id="streams-count" class="hint" role="status" data-testid="streams-count">0 of 0</span>
+    <button id="streams-export" data-testid="streams-export" title="Save the connections (CSV) and the log (text) in the Downloads folder">Export log</button>
+  </div>
+  <p id="streams-exported" class="hint" data-testid="streams-exported" hidden>Saved <code id="streams-exported-csv" data-testid="streams-exported-csv"></code> and <code id="streams-exported-log" data-testid="streams-exported-log"></code>
+    <button id="streams-exported-copy" data-testid="streams-exported-copy">Copy paths</button></p>
   <div class="table-wrap">
     <table class="streams" data-testid="streams">
       <thead><tr>
         <th scope="col" title="How the application reached the proxy: SOCKS5, HTTP, UDP (SOCKS5 UDP) or DNS">Protocol</th>
-        <th scope="col">Target</th><th scope="col">ID</th><th scope="col">Up</th><th scope="col">Down</th>
+        <th scope="col">Target</th>
+        <th scope="col" title="Where the routing rules sent the connection: tunnel, direct or block">Route</th>
+        <th scope="col" title="The rule that decided (hover a cell for the whole rule)">Rule</th>
+        <th scope="col">ID</th><th scope="col">Up</th><th scope="col">Down</th>
         <th scope="col">↑ rate</th><th scope="col">↓ rate</th><th scope="col">Age</th><th scope="col">State</th><th scope="col">Close reason</th>
+        <th scope="col" aria-label="Close"></th>
       </tr></thead>
       <tbody id="streams-body"></tbody>
     </table>
@@ -111,6 +126,7 @@ const TEMPLATE = `
     <p id="profile-status" class="hint" role="status" data-testid="profile-status"></p>
   </form>
 </section>
+<section id="panel-rules" role="tabpanel" aria-labelledby="tab-rules" class="panel rules-panel" data-testid="rules" hidden></section>
 <section id="panel-settings" role="tabpanel" aria-labelledby="tab-settings" class="panel" hidden>
   <form id="settings-form" class="form" data-testid="settings-form">
     <label>Local proxy port <input name="proxy_port" type="number" min="1" max="65535" required data-testid="settings-port" /></label>
@@ -170,15 +186,18 @@ export class ConnectPanel {
   private busy = false;
   private tabs: Tabs;
   private profiles: ProfilesView;
+  private rules: RulesView;
   private errors: ErrorBox;
 
   constructor(private host: ConnectHost) {
     this.element = document.createElement("div");
     this.element.className = "connect";
     this.element.innerHTML = TEMPLATE;
-    this.table = new StreamTable(this.el("#streams-body") as HTMLTableSectionElement, this.el("#streams-empty"));
+    this.table = new StreamTable(this.el("#panel-streams"), (error) => this.showError(error));
     this.graph = new ThroughputGraph(this.el("#graph") as HTMLCanvasElement);
-    this.tabs = new Tabs(this.el("#connect-tabs"), this.element);
+    // The Rules tab rereads the saved rules each time it is shown.
+    this.tabs = new Tabs(this.el("#connect-tabs"), this.element, (id) => id === "tab-rules" && this.rules.opened());
+    this.rules = new RulesView(this.el("#panel-rules"), { apply: (o) => this.host.apply(o) });
     this.errors = new ErrorBox(this.el("#error"), () => this.selectTab("tab-profiles"));
     this.profiles = new ProfilesView(
       this.el("#profile-form") as HTMLFormElement,
@@ -444,6 +463,7 @@ export class ConnectPanel {
     select.hidden = o.profiles.length === 0;
     select.disabled = this.state.state !== "disconnected" && !this.inbound();
     this.profiles.render(o);
+    this.rules.render(all);
   }
 
   private renderSettings(): void {
