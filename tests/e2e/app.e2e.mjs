@@ -380,6 +380,7 @@ async function main() {
 
   await step("the publish demo serves a page through a queen and logs the request", async () => {
     await (await browser.$("#mode-tab-publish")).click();
+    await waitUntil("Try the demo enabled", async () => (await tid(browser, "publish-demo")).isEnabled());
     await (await tid(browser, "publish-demo")).click();
     await waitUntil("Published", async () => (await text(browser, "publish-state")) === "Published");
     const url = await text(browser, "public-url");
@@ -399,6 +400,8 @@ async function main() {
 
   await step("the remote access demo shares a page through a relay and lists the connection", async () => {
     await (await browser.$("#mode-tab-remote_access")).click();
+    // Enabled once the publication's stop has settled (one run at a time).
+    await waitUntil("Try the demo enabled", async () => (await tid(browser, "share-demo")).isEnabled());
     await (await tid(browser, "share-demo")).click();
     await waitUntil("Active", async () => (await text(browser, "share-state")) === "Active");
     const forward = await waitUntil("the public forward", async () => text(browser, "forward-public"));
