@@ -8,6 +8,7 @@ import { App } from "./app";
 import { readFileSync } from "node:fs";
 import type { Channel } from "@tauri-apps/api/core";
 import type { EngineEvent, Overview, ProfileInput, ProfileView, ProtocolInfo, StreamInfo, StreamsUpdate } from "./bindings";
+import { idleOverview } from "./test-fixtures";
 
 const none = { streams: false, datagrams: false, dns: false };
 
@@ -23,26 +24,13 @@ const PROTOCOLS: ProtocolInfo[] = [
 ];
 
 function overview(over: Partial<Overview> = {}): Overview {
-  return {
+  return idleOverview({
     protocols: PROTOCOLS,
     profiles: [],
     selected: null,
-    preferences: { proxy_port: 1080, start_minimized: false, autostart: false, system_proxy: false, fast_connect: false },
     system_proxy_available: true,
-    snapshot: {
-      state: { state: "disconnected", reason: null },
-      proxy_addr: null,
-      endpoints: [],
-      warnings: [],
-      open: [],
-      closed: [],
-      totals: { streams_total: 0, streams_open: 0, bytes_up: 0, bytes_down: 0, rate_up: 0, rate_down: 0, connections: 1, slot_waits: 0, evictions: 0 },
-    },
-    connection: null,
-    share: null,
-    log: [],
     ...over,
-  };
+  });
 }
 
 function stream(key: number, over: Partial<StreamInfo> = {}): StreamInfo {

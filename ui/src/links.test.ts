@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { App } from "./app";
 import type { LinkAdded, LinkShare, Overview, ProfileView, ProtocolInfo } from "./bindings";
 import { SECRET_WARNING, addedText, leftOutText, looksLikeLink, qrSource } from "./links";
+import { idleOverview } from "./test-fixtures";
 
 const none = { streams: false, datagrams: false, dns: false };
 const PROTOCOLS: ProtocolInfo[] = [
@@ -25,25 +26,12 @@ const LINK = "httvps://add?v=1&p=eyJwcm90b2NvbCI6Imh0dHZwcyJ9";
 const SECRET_LINK = `${LINK}&s=dG9rLTEyMw`;
 
 function overview(profiles: ProfileView[] = [WORK]): Overview {
-  return {
+  return idleOverview({
     protocols: PROTOCOLS,
     profiles,
     selected: profiles[0]?.name ?? null,
-    preferences: { proxy_port: 1080, start_minimized: false, autostart: false, system_proxy: false, fast_connect: false },
     system_proxy_available: true,
-    snapshot: {
-      state: { state: "disconnected", reason: null },
-      proxy_addr: null,
-      endpoints: [],
-      warnings: [],
-      open: [],
-      closed: [],
-      totals: { streams_total: 0, streams_open: 0, bytes_up: 0, bytes_down: 0, rate_up: 0, rate_down: 0, connections: 1, slot_waits: 0, evictions: 0 },
-    },
-    connection: null,
-    share: null,
-    log: [],
-  };
+  });
 }
 
 const tick = () => new Promise((r) => setTimeout(r, 0));

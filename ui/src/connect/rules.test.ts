@@ -18,6 +18,7 @@ import {
   sameRules,
   updateRule,
 } from "./rules";
+import { idleOverview } from "../test-fixtures";
 
 const none = { streams: false, datagrams: false, dns: false };
 const PROTOCOLS: ProtocolInfo[] = [
@@ -105,26 +106,13 @@ const SITE: ProfileView = {
 const HOME: ProfileView = { ...WORK, name: "home", protocol: "relay", kind: "relay_token", server: "relay.example:443", transport: null };
 
 function overview(over: Partial<Overview> = {}): Overview {
-  return {
+  return idleOverview({
     protocols: PROTOCOLS,
     profiles: [FAST, HOME, SITE, WORK],
     selected: "work",
-    preferences: { proxy_port: 1080, start_minimized: false, autostart: false, system_proxy: false, fast_connect: false },
     system_proxy_available: false,
-    snapshot: {
-      state: { state: "disconnected", reason: null },
-      proxy_addr: null,
-      endpoints: [],
-      warnings: [],
-      open: [],
-      closed: [],
-      totals: { streams_total: 0, streams_open: 0, bytes_up: 0, bytes_down: 0, rate_up: 0, rate_down: 0, connections: 1, slot_waits: 0, evictions: 0 },
-    },
-    connection: null,
-    share: null,
-    log: [],
     ...over,
-  };
+  });
 }
 
 /** The app's answers: the saved rules per profile, a stand-in for its checks and matching. */

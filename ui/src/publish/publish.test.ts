@@ -9,6 +9,7 @@ import type { EngineEvent, Overview, ProfileInput, ProfileView, ProtocolInfo, Se
 import { fromProfileView, toProfileInput, validatePublish, type PublishValues } from "./form";
 import { parseOutcome, requestCells, splitTarget, statusClass } from "./requests";
 import { publishStateLabel } from "./panel";
+import { idleOverview } from "../test-fixtures";
 
 const none = { streams: false, datagrams: false, dns: false };
 const PROTOCOLS: ProtocolInfo[] = [
@@ -148,26 +149,13 @@ const WORK: ProfileView = { ...SITE, name: "work", protocol: "httvps", kind: "ga
 const ACTIVE: SessionState = { state: "active", session_id: "cell-uuid-1", gateway: "queen.example:2001", max_streams: 0, since_unix: Math.floor(Date.now() / 1000) - 3 };
 
 function overview(over: Partial<Overview> = {}): Overview {
-  return {
+  return idleOverview({
     protocols: PROTOCOLS,
     profiles: [SITE, WORK],
     selected: "work",
-    preferences: { proxy_port: 1080, start_minimized: false, autostart: false, system_proxy: false, fast_connect: false },
     system_proxy_available: false,
-    snapshot: {
-      state: { state: "disconnected", reason: null },
-      proxy_addr: null,
-      endpoints: [],
-      warnings: [],
-      open: [],
-      closed: [],
-      totals: { streams_total: 0, streams_open: 0, bytes_up: 0, bytes_down: 0, rate_up: 0, rate_down: 0, connections: 1, slot_waits: 0, evictions: 0 },
-    },
-    connection: null,
-    share: null,
-    log: [],
     ...over,
-  };
+  });
 }
 
 const publishing = (state: SessionState = ACTIVE, endpoints = ["https://demo.example/app/"]) =>

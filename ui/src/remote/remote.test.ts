@@ -8,6 +8,7 @@ import { App } from "../app";
 import type { Overview, ProfileInput, ProfileView, ProtocolInfo, ShareStatus, StreamInfo, StreamsUpdate } from "../bindings";
 import { fromProfileView, parsePorts, relayDetail, toProfileInput, validateRelay, type RelayValues } from "./form";
 import { handshakeAge, isShareConnection, problemText, servicePort } from "./connections";
+import { idleOverview } from "../test-fixtures";
 
 const none = { streams: false, datagrams: false, dns: false };
 const PROTOCOLS: ProtocolInfo[] = [
@@ -150,26 +151,13 @@ describe("a share's status in words", () => {
 // The panel in the window.
 
 function overview(over: Partial<Overview> = {}): Overview {
-  return {
+  return idleOverview({
     protocols: PROTOCOLS,
     profiles: [OFFICE, WORK],
     selected: "work",
-    preferences: { proxy_port: 1080, start_minimized: false, autostart: false, system_proxy: false, fast_connect: false },
     system_proxy_available: false,
-    snapshot: {
-      state: { state: "disconnected", reason: null },
-      proxy_addr: null,
-      endpoints: [],
-      warnings: [],
-      open: [],
-      closed: [],
-      totals: { streams_total: 0, streams_open: 0, bytes_up: 0, bytes_down: 0, rate_up: 0, rate_down: 0, connections: 1, slot_waits: 0, evictions: 0 },
-    },
-    connection: null,
-    share: null,
-    log: [],
     ...over,
-  };
+  });
 }
 
 const sharing = (share: ShareStatus = status(), name: string | null = "office") =>
