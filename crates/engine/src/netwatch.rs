@@ -5,8 +5,12 @@
 //!
 //! Linux: an rtnetlink socket subscribed to link, address and route
 //! changes; the messages are not parsed (any change is worth a probe: a
-//! probe of a live session costs one ping). Elsewhere nothing is watched
-//! yet, and sessions rely on their keepalive.
+//! probe of a live session costs one ping). Elsewhere no route changes are
+//! watched yet, and sessions rely on their keepalive.
+//!
+//! Everywhere: a wake-up from sleep, noticed as the wall clock running
+//! ahead of the monotonic one (which stands still while the machine
+//! sleeps), checked every 30 s: one timer, no measurable work.
 
 use std::time::Duration;
 
@@ -30,17 +34,15 @@ impl NetworkChanges {
         (tx, NetworkChanges { rx })
     }
 
-    /// Watches this machine's network (see the module docs); `None` where
-    /// it cannot (another platform, or the socket was refused).
+    /// Watches this machine's network and its wake-ups (see the module
+    /// docs). Call inside a tokio runtime.
     pub fn system() -> Option<NetworkChanges> {
         let (tx, rx) = watch::channel(0);
-        match platform::watch(tx) {
-            Ok(()) => Some(NetworkChanges { rx }),
-            Err(e) => {
-                tracing::debug!(error = %e, "network changes are not watched");
-                None
-            }
+        if let Err(e) = platform::watch(tx.clone()) {
+            tracing::debug!(error = %e, "route changes are not watched");
         }
+        tokio::spawn(watch_wake_ups(tx));
+        Some(NetworkChanges { rx })
     }
 
     /// Resolves at the next change after the last one seen; never when the
@@ -49,6 +51,36 @@ impl NetworkChanges {
         if self.rx.changed().await.is_err() {
             std::future::pending::<()>().await;
         }
+    }
+}
+
+/// How often the clocks are compared.
+const WAKE_CHECK: Duration = Duration::from_secs(30);
+/// How far the wall clock may run ahead of the monotonic one between two
+/// checks before it counts as a sleep (a clock step by NTP is usually less;
+/// a false alarm costs one probe).
+const SLEEP_GAP: Duration = Duration::from_secs(5);
+
+/// Whether the machine slept between two checks: the wall clock moved
+/// `wall` while the monotonic clock moved `monotonic`.
+fn slept(monotonic: Duration, wall: Duration) -> bool {
+    wall > monotonic + SLEEP_GAP
+}
+
+async fn watch_wake_ups(tx: watch::Sender<u64>) {
+    let mut last = (std::time::Instant::now(), std::time::SystemTime::now());
+    loop {
+        tokio::time::sleep(WAKE_CHECK).await;
+        if tx.is_closed() {
+            return;
+        }
+        let now = (std::time::Instant::now(), std::time::SystemTime::now());
+        let wall = now.1.duration_since(last.1).unwrap_or_default();
+        if slept(now.0 - last.0, wall) {
+            tracing::info!("woke up from sleep: checking the session");
+            tx.send_modify(|n| *n += 1);
+        }
+        last = now;
     }
 }
 
@@ -104,6 +136,22 @@ mod platform {
             std::io::ErrorKind::Unsupported,
             "no network watcher on this platform yet",
         ))
+    }
+}
+
+#[cfg(test)]
+mod wake_tests {
+    use std::time::Duration;
+
+    use super::slept;
+
+    #[test]
+    fn a_wall_clock_far_ahead_of_the_monotonic_one_is_a_sleep() {
+        let s = Duration::from_secs;
+        assert!(!slept(s(30), s(30)), "awake");
+        assert!(!slept(s(30), s(33)), "a small clock step");
+        assert!(!slept(s(30), s(0)), "the wall clock set back");
+        assert!(slept(s(30), s(600)), "ten minutes asleep");
     }
 }
 
