@@ -10,7 +10,7 @@ use serde_json::Value;
 mod cli;
 use cli::{HTTVPS, JsonClient as Client, gateway_bin, headless_chromium};
 use testkit::{
-    EchoServer, Grant, HttpServer, SsServer, TestBackend, TestGateway, closed_port,
+    EchoServer, FreezingRelay, Grant, HttpServer, SsServer, TestBackend, TestGateway, closed_port,
     closes_without_data, socks5_connect,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -339,6 +339,66 @@ async fn killing_the_gateway_mid_transfer_reconnects_when_it_returns() {
     let small = format!("{}/bytes/1000", http.url());
     let (code, body) = curl(&["--socks5-hostname", &client.proxy.to_string(), &small]).await;
     assert_eq!((code, body.len()), (0, 1000));
+}
+
+/// The path to the gateway dies silently (the relay in between freezes its
+/// connections, as when the laptop moves to another network) and the
+/// network changes (a veth pair appears: a real rtnetlink event). The
+/// client probes at once and is active again over the new path in a few
+/// seconds, where its keepalive alone would take 45 s. Needs root for the
+/// link (skipped otherwise).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_network_change_recovers_a_silently_dead_session_in_seconds() {
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    if !root {
+        println!("skipping: adding a link needs root");
+        return;
+    }
+    let gateway = direct_gateway(&["--allow-private-targets"]).await;
+    let relay = FreezingRelay::start(gateway.addr()).await;
+    let url = format!("wss://127.0.0.1:{}/ws", relay.addr().port());
+    let client = Client::connect(&url, gateway.ca(), TOKEN, &[], &[]).await;
+    client.wait_state("active", Duration::from_secs(20)).await;
+
+    relay.freeze_current();
+    let name = format!("hrc{}", std::process::id() % 100_000);
+    let ip = |args: &[&str]| {
+        let status = std::process::Command::new("ip")
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(status.success(), "ip {args:?}");
+    };
+    let changed = Instant::now();
+    ip(&[
+        "link",
+        "add",
+        &name,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &format!("{name}p"),
+    ]);
+    let actives = || client.states().iter().filter(|s| *s == "active").count();
+    let deadline = changed + Duration::from_secs(15);
+    while actives() < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    ip(&["link", "del", &name]);
+    assert!(
+        actives() >= 2,
+        "active again well before the 45 s keepalive: {:?}",
+        client.states()
+    );
+    println!("recovered {:?} after the network change", changed.elapsed());
+    let http = HttpServer::start().await;
+    let small = format!("{}/bytes/1000", http.url());
+    let (code, body) = curl(&["--socks5-hostname", &client.proxy.to_string(), &small]).await;
+    assert_eq!((code, body.len()), (0, 1000), "the new session carries");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

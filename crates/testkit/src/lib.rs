@@ -27,7 +27,7 @@ pub use dns::dig;
 pub use gateway::TestGateway;
 pub use ht::TestHtServer;
 pub use process::{GatewayProcess, wait_for_port};
-pub use relay::CuttingRelay;
+pub use relay::{CuttingRelay, FreezingRelay};
 pub use servers::{
     BYTES_SEED, EchoServer, HangingTarget, HttpServer, ServerFirst, TcpBlackhole, UdpEchoServer,
     bytes_sha256, closed_port, free_port, pseudo_random_bytes, sha256_hex,

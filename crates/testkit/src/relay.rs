@@ -60,6 +60,65 @@ impl Drop for CuttingRelay {
     }
 }
 
+/// A TCP relay whose current connections can go silent at once: their
+/// bytes stop both ways while the sockets stay open, as when the client
+/// moves to another network and the old path dies without a word.
+/// Connections made afterwards pass as usual (the new path).
+pub struct FreezingRelay {
+    addr: SocketAddr,
+    generation: Arc<tokio::sync::watch::Sender<u64>>,
+    task: JoinHandle<()>,
+}
+
+impl FreezingRelay {
+    /// Starts on 127.0.0.1:0, relaying to `upstream`.
+    pub async fn start(upstream: SocketAddr) -> FreezingRelay {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind relay");
+        let addr = listener.local_addr().expect("relay address");
+        let generation = Arc::new(tokio::sync::watch::Sender::new(0u64));
+        let frozen = generation.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let mine = *frozen.borrow();
+                let mut freeze = frozen.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut server) = TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = async { freeze.wait_for(|g| *g > mine).await.map(|_| ()) } => {
+                            // Silent from now on, both sockets still open.
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                });
+            }
+        });
+        FreezingRelay {
+            addr,
+            generation,
+            task,
+        }
+    }
+
+    /// Where clients connect.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Silences every connection made so far.
+    pub fn freeze_current(&self) {
+        self.generation.send_modify(|g| *g += 1);
+    }
+}
+
+impl Drop for FreezingRelay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// Relays both ways; returns whether the connection was cut (rather than
 /// ended by a peer).
 async fn relay_until(client: TcpStream, server: TcpStream, cut_after: u64) -> bool {
