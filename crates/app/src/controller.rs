@@ -9,6 +9,7 @@
 mod accounts;
 pub mod links;
 mod publish;
+mod resume;
 pub mod rules;
 mod share;
 pub mod streams;
@@ -171,6 +172,11 @@ struct Inner {
     lifecycle: tokio::sync::Mutex<()>,
     /// Set while the user disconnects, so that no notice is shown.
     user_stopping: AtomicBool,
+    /// The engine gave up on the user's tunnel: the next network change
+    /// connects it again (resume.rs).
+    gave_up: AtomicBool,
+    /// The task following network changes for that.
+    network_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// The controller. Cheap to clone.
@@ -213,11 +219,7 @@ impl Controller {
         };
         let controller = Controller {
             inner: Arc::new(Inner {
-                engine: {
-                    let engine = Engine::new();
-                    engine.watch_system_network();
-                    engine
-                },
+                engine: Engine::new(),
                 storage: Arc::from(parts.storage),
                 settings: Mutex::new(settings),
                 settings_writer: Arc::new(tokio::sync::Mutex::new(())),
@@ -233,10 +235,13 @@ impl Controller {
                 stream_feed: Mutex::new(None),
                 lifecycle: tokio::sync::Mutex::new(()),
                 user_stopping: AtomicBool::new(false),
+                gave_up: AtomicBool::new(false),
+                network_task: Mutex::new(None),
             }),
         };
         controller.restore_system_proxy_at_start();
         controller.spawn_watcher();
+        controller.watch_network(engine::NetworkChanges::system());
         controller
     }
 
@@ -325,6 +330,7 @@ impl Controller {
     /// Connects with the selected profile.
     pub async fn connect(&self) -> Result<Overview, CommandError> {
         let _guard = self.inner.lifecycle.lock().await;
+        self.inner.gave_up.store(false, Ordering::SeqCst);
         self.wind_down_finished().await;
         let settings = self.settings();
         let profile = settings.current_profile().cloned().ok_or_else(|| {
@@ -456,6 +462,7 @@ impl Controller {
     /// desktop's proxy settings back, stops the demo.
     pub async fn disconnect(&self) -> Overview {
         let _guard = self.inner.lifecycle.lock().await;
+        self.inner.gave_up.store(false, Ordering::SeqCst);
         self.inner.user_stopping.store(true, Ordering::SeqCst);
         let was_connected = self.wind_down().await;
         if was_connected {

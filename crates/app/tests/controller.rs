@@ -70,14 +70,19 @@ fn controller(storage: &SharedStorage, secrets: &Arc<MemoryStore>) -> Controller
 }
 
 fn profile_input(name: &str, fixture: &Fixture) -> ProfileInput {
+    profile_input_at(name, &fixture.url, &fixture.ca)
+}
+
+/// A gateway profile for `url`, trusting the CA file `ca`.
+fn profile_input_at(name: &str, url: &str, ca: &std::path::Path) -> ProfileInput {
     ProfileInput {
         name: name.into(),
         protocol: None,
         kind: ProfileKind::Gateway,
-        server: fixture.url.clone(),
+        server: url.to_owned(),
         device_id: None,
         region: None,
-        ca_file: Some(fixture.ca.display().to_string()),
+        ca_file: Some(ca.display().to_string()),
         pin_sha256: None,
         sni: None,
         connections: None,
@@ -652,6 +657,103 @@ async fn a_proxy_open_to_the_network_is_a_warning_in_the_overview_and_the_log() 
             .log
             .iter()
             .all(|e| e.code.as_deref() != Some("open_proxy"))
+    );
+    c.disconnect().await;
+}
+
+/// After the engine gives up on the user's tunnel (the gateway gone for
+/// all its attempts), the next network change connects it again, as the
+/// user would; a change while nothing was given up does nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_network_change_after_giving_up_connects_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = TestCert::generate(&["localhost", "127.0.0.1"]).write_to(dir.path());
+    let start_gateway = |listen: SocketAddr| {
+        let (cert, key) = (cert.clone(), key.clone());
+        async move {
+            let mut config = GatewayConfig::new(
+                listen,
+                TlsSource::Files { cert, key },
+                AuthSource::Tokens(HashSet::from([TOKEN.to_owned()])),
+            );
+            config.allow_private_targets = true;
+            Gateway::bind(config).await.unwrap()
+        }
+    };
+    let gateway = start_gateway("127.0.0.1:0".parse().unwrap()).await;
+    let listen = gateway.local_addr();
+    let gateway = gateway.spawn();
+
+    // The profile saved as the app saves it, then given a short reconnect
+    // policy in its settings (one quick attempt) and read by a new
+    // controller, as after a restart.
+    let storage = SharedStorage::default();
+    let secrets = Arc::new(MemoryStore::default());
+    let first = controller(&storage, &secrets);
+    first
+        .set_preferences(prefs(free_port(), false))
+        .await
+        .unwrap();
+    first
+        .save_profile(profile_input_at(
+            "work",
+            &format!("wss://{listen}/ws"),
+            &cert,
+        ))
+        .await
+        .unwrap();
+    first.sign_in("work".into(), TOKEN.into()).await.unwrap();
+    drop(first);
+    let mut settings = storage.load().unwrap().unwrap();
+    for profile in &mut settings.profiles {
+        if let app::Profile::Httvps(p) = profile {
+            p.reconnect = engine::ReconnectPolicy {
+                initial_delay: Duration::from_millis(10),
+                max_delay: Duration::from_millis(20),
+                max_attempts: 1,
+                ..engine::ReconnectPolicy::default()
+            };
+        }
+    }
+    storage.save(&settings).unwrap();
+    let c = controller(&storage, &secrets);
+    let (changes, network) = engine::NetworkChanges::manual();
+    c.watch_network(Some(network));
+
+    // A change while connected does not reconnect anything.
+    assert!(matches!(
+        connect_outcome(&c).await.unwrap(),
+        SessionState::Active { .. }
+    ));
+    changes.send_modify(|n| *n += 1);
+
+    // The gateway goes away for good: one attempt, then the engine gives up.
+    let mut state = c.engine().watch_state();
+    gateway.shutdown().await.unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        state.wait_for(|s| matches!(s, SessionState::Disconnected { reason: Some(r) } if r.contains("gave up"))),
+    )
+    .await
+    .expect("the engine gives up")
+    .unwrap();
+
+    // It is back, on the same address; the network changes: connected again.
+    let _back = start_gateway(listen).await.spawn();
+    let mut state = c.engine().watch_state();
+    changes.send_modify(|n| *n += 1);
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        state.wait_for(|s| matches!(s, SessionState::Active { .. })),
+    )
+    .await
+    .expect("a new cycle on the network change")
+    .unwrap();
+    let log = c.overview().await.log;
+    assert!(
+        log.iter()
+            .any(|e| e.message.contains("The network changed: connecting again")),
+        "{log:?}"
     );
     c.disconnect().await;
 }

@@ -37,6 +37,9 @@ impl Controller {
                         previous = state;
                     }
                     EngineEvent::Error { code, message } => {
+                        if code == net::ErrorCode::ReconnectFailed {
+                            this.note_gave_up();
+                        }
                         this.log(LogLevel::Error, Some(code.as_str()), message);
                     }
                     _ => {}
