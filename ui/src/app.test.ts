@@ -161,6 +161,19 @@ afterEach(() => {
 });
 
 describe("the main window", () => {
+  it("refreshes once a second only while it is shown", () => {
+    expect(app.ticking).toBe(true);
+    const hidden = (value: boolean) => {
+      Object.defineProperty(document, "hidden", { configurable: true, get: () => value });
+      document.dispatchEvent(new Event("visibilitychange"));
+    };
+    hidden(true);
+    expect(app.ticking).toBe(false);
+    hidden(false);
+    expect(app.ticking).toBe(true);
+    delete (document as { hidden?: boolean }).hidden;
+  });
+
   it("starts disconnected with the demo offered and Connect disabled without a profile", () => {
     expect(q("state").textContent).toBe("Disconnected");
     expect((q("connect") as HTMLButtonElement).disabled).toBe(true);

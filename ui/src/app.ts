@@ -43,15 +43,35 @@ export class App {
     };
     await call("watch_streams", { feed });
     this.apply(await call("overview", {}));
-    this.timer = setInterval(() => {
-      this.connect.tick();
-      this.publish.tick();
-      this.remote.tick();
-    }, 1000);
+    // The once-a-second refresh (ages, uptimes) runs only while the window
+    // is shown: a window hidden to the tray costs no timer and no redraw.
+    document.addEventListener("visibilitychange", this.onVisibility);
+    this.onVisibility();
+  }
+
+  private tick(): void {
+    this.connect.tick();
+    this.publish.tick();
+    this.remote.tick();
+  }
+
+  private readonly onVisibility = (): void => {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    if (document.hidden) return;
+    this.tick();
+    this.timer = setInterval(() => this.tick(), 1000);
+  };
+
+  /** Whether the once-a-second refresh runs. */
+  get ticking(): boolean {
+    return this.timer !== undefined;
   }
 
   stop(): void {
     clearInterval(this.timer);
+    this.timer = undefined;
+    document.removeEventListener("visibilitychange", this.onVisibility);
   }
 
   /** Applies a full overview from a command or the `changed` event. */

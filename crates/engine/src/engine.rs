@@ -554,13 +554,26 @@ async fn drive_stats(inner: Arc<Inner>, cancel: CancellationToken) {
     let mut tick = tokio::time::interval(STATS_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut last: Option<(u64, u64, u64, u64)> = None;
+    // Nothing is open and the last figures are out: the sampler sleeps
+    // until a row opens, so an idle engine has no timer waking it.
+    let mut settled = false;
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tick.tick() => {}
         }
+        if settled && inner.table.open_count() == 0 {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = inner.table.row_opened() => {}
+            }
+            settled = false;
+            tick.reset();
+            continue;
+        }
         inner.table.sample();
         if inner.events.receiver_count() == 0 {
+            settled = inner.table.open_count() == 0;
             continue;
         }
         let (open, _, mut totals) = inner.table.snapshot();
@@ -574,8 +587,10 @@ async fn drive_stats(inner: Arc<Inner>, cancel: CancellationToken) {
         // Publish while anything moves, plus once after it stops (rates drop to zero).
         if last == Some(fingerprint) && open.iter().all(|s| s.rate_up == 0.0 && s.rate_down == 0.0)
         {
+            settled = open.is_empty();
             continue;
         }
+        settled = false;
         last = Some(fingerprint);
         let _ = inner.events.send(EngineEvent::Streams { open, totals });
     }

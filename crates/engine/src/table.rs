@@ -216,6 +216,8 @@ struct Inner {
 #[derive(Debug, Clone, Default)]
 pub struct StreamTable {
     inner: Arc<Mutex<Inner>>,
+    /// Told when a row opens, so an idle sampler can sleep until then.
+    opened: Arc<tokio::sync::Notify>,
 }
 
 impl StreamTable {
@@ -223,8 +225,20 @@ impl StreamTable {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Resolves once a row has opened since the last call returned (a row
+    /// opened meanwhile counts: no opening is missed).
+    pub async fn row_opened(&self) {
+        self.opened.notified().await;
+    }
+
+    /// How many rows are open.
+    pub fn open_count(&self) -> usize {
+        self.lock().open.len()
+    }
+
     /// Adds a row for a connection that is being opened.
     pub fn insert(&self, target: String, client: String, protocol: &str) -> (u64, Arc<Counters>) {
+        self.opened.notify_one();
         let mut inner = self.lock();
         inner.next_key += 1;
         let key = inner.next_key;
@@ -499,6 +513,30 @@ mod tests {
     use super::*;
     use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn an_idle_sampler_wakes_for_each_opened_row() {
+        let table = StreamTable::default();
+        let waiting = tokio::time::timeout(Duration::from_millis(50), table.row_opened()).await;
+        assert!(waiting.is_err(), "nothing opened: no wake-up");
+        // Opened before anyone waits: the next wait returns at once.
+        table.insert("a.example:443".into(), "127.0.0.1:1".into(), "socks5");
+        tokio::time::timeout(Duration::from_secs(5), table.row_opened())
+            .await
+            .expect("the opened row wakes the sampler");
+        assert_eq!(table.open_count(), 1);
+        // And while one waits.
+        let waiter = {
+            let table = table.clone();
+            tokio::spawn(async move { table.row_opened().await })
+        };
+        tokio::task::yield_now().await;
+        table.insert("b.example:443".into(), "127.0.0.1:2".into(), "socks5");
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("woken")
+            .unwrap();
+    }
 
     #[tokio::test]
     async fn counts_bytes_and_keeps_history() {
