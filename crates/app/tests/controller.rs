@@ -737,6 +737,20 @@ async fn a_network_change_after_giving_up_connects_again() {
     .await
     .expect("the engine gives up")
     .unwrap();
+    // The app has taken it in (its log says so) before the network changes.
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while !c
+            .overview()
+            .await
+            .log
+            .iter()
+            .any(|e| e.code.as_deref() == Some("reconnect_failed"))
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the app notes that the engine gave up");
 
     // It is back, on the same address; the network changes: connected again.
     let _back = start_gateway(listen).await.spawn();
