@@ -90,8 +90,8 @@ impl TraySummary {
         let totals = &snapshot.totals;
         let count = snapshot.open.len();
         let traffic = format!(
-            "{count} stream{} · ↓ {} ↑ {}",
-            if count == 1 { "" } else { "s" },
+            "{} · ↓ {} ↑ {}",
+            counted(count as u64, "stream"),
             human_rate(totals.rate_down),
             human_rate(totals.rate_up)
         );
@@ -143,8 +143,8 @@ impl TraySummary {
         let count = snapshot.open.len();
         // A request's response is what goes up to the public client.
         let traffic = format!(
-            "{count} request{} · ↑ {} ↓ {}",
-            if count == 1 { "" } else { "s" },
+            "{} · ↑ {} ↓ {}",
+            counted(count as u64, "request"),
             human_rate(totals.rate_up),
             human_rate(totals.rate_down)
         );
@@ -204,8 +204,8 @@ impl TraySummary {
         };
         let count = share.open_connections;
         let traffic = format!(
-            "{count} connection{} · ↓ {} ↑ {}",
-            if count == 1 { "" } else { "s" },
+            "{} · ↓ {} ↑ {}",
+            counted(count, "connection"),
             human_bytes(share.bytes_in),
             human_bytes(share.bytes_out)
         );
@@ -231,6 +231,11 @@ impl TraySummary {
             format!("httvps — {}", self.status)
         }
     }
+}
+
+/// "1 stream", "3 streams".
+fn counted(count: u64, noun: &str) -> String {
+    format!("{count} {noun}{}", if count == 1 { "" } else { "s" })
 }
 
 /// The busiest open rows, fastest first, as `line` writes them.

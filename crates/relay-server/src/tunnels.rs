@@ -290,14 +290,6 @@ impl Tunnels {
         }
     }
 
-    /// Tears a tunnel down at once (it was released or replaced).
-    pub fn remove(&self, tunnel_id: &str) {
-        let removed = lock(&self.inner.running).remove(tunnel_id);
-        if let Some(running) = removed {
-            self.stop_running(tunnel_id, &running);
-        }
-    }
-
     fn remove_if(&self, tunnel_id: &str, generation: usize) {
         let removed = {
             let mut map = lock(&self.inner.running);
