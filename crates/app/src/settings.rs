@@ -117,6 +117,17 @@ pub trait SettingsStorage: Send + Sync {
     fn save(&self, settings: &Settings) -> Result<(), String>;
 }
 
+/// A shared store: several controllers (tests, or one across a restart)
+/// read and write the same settings.
+impl<T: SettingsStorage + ?Sized> SettingsStorage for std::sync::Arc<T> {
+    fn load(&self) -> Result<Option<Settings>, String> {
+        (**self).load()
+    }
+    fn save(&self, settings: &Settings) -> Result<(), String> {
+        (**self).save(settings)
+    }
+}
+
 /// Settings kept in memory (tests, and a fallback when the store cannot be
 /// opened).
 #[derive(Debug, Default)]

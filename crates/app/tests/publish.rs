@@ -14,17 +14,8 @@ use engine::{SessionState, StreamInfo};
 use profiles::{MemoryStore, SecretStore, account};
 
 fn controller(storage: &Arc<MemoryStorage>, secrets: &Arc<MemoryStore>) -> Controller {
-    struct Shared(Arc<MemoryStorage>);
-    impl SettingsStorage for Shared {
-        fn load(&self) -> Result<Option<app::Settings>, String> {
-            self.0.load()
-        }
-        fn save(&self, settings: &app::Settings) -> Result<(), String> {
-            self.0.save(settings)
-        }
-    }
     Controller::new(Parts {
-        storage: Box::new(Shared(storage.clone())),
+        storage: Box::new(storage.clone()),
         secrets: secrets.clone() as Arc<dyn SecretStore>,
         system_proxy: None,
         autostart: None,

@@ -22,17 +22,8 @@ use tokio::sync::broadcast;
 const WAIT: Duration = Duration::from_secs(30);
 
 fn controller(storage: &Arc<MemoryStorage>, secrets: &Arc<MemoryStore>) -> Controller {
-    struct Shared(Arc<MemoryStorage>);
-    impl SettingsStorage for Shared {
-        fn load(&self) -> Result<Option<app::Settings>, String> {
-            self.0.load()
-        }
-        fn save(&self, settings: &app::Settings) -> Result<(), String> {
-            self.0.save(settings)
-        }
-    }
     Controller::new(Parts {
-        storage: Box::new(Shared(storage.clone())),
+        storage: Box::new(storage.clone()),
         secrets: secrets.clone() as Arc<dyn SecretStore>,
         system_proxy: None,
         autostart: None,
