@@ -201,9 +201,11 @@ impl Controller {
     /// Loads the settings, restores a system proxy left behind by a crash,
     /// and starts watching the engine. Must run inside a tokio runtime.
     pub fn new(parts: Parts) -> Controller {
-        // The crypto library's one-time set-up (30-50 ms of random-generator
-        // seeding) done now on a thread, not inside the first handshake.
-        client_kit::warm_up_in_background();
+        // Before any TLS configuration: the client's provider draws a
+        // handshake's random numbers from the operating system, so the first
+        // handshake does not wait 30–50 ms for aws-lc to seed its generator
+        // (httvps_client::crypto). An existing default is kept.
+        let _ = httvps_client::crypto::install_default_provider();
         let (events, _) = broadcast::channel(APP_EVENT_BUFFER);
         let log = LogBook::default();
         let settings = match parts.storage.load() {

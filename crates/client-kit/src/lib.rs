@@ -15,5 +15,4 @@ pub use profile::{DEFAULT_LISTEN, MissingProxyPassword, decode_pin, proxy_config
 
 pub use tls::{
     TlsError, TlsOptions, client_config, client_config_with_versions, provider, spki_sha256,
-    warm_up_in_background,
 };

@@ -31,19 +31,6 @@ pub struct TlsOptions {
     pub sni: Option<String>,
 }
 
-/// Starts, on a thread of its own, the crypto library's one-time set-up
-/// (aws-lc seeds its random generator on first use: 30–50 ms measured on
-/// this machine), so that it runs while the program starts instead of in
-/// the first TLS or QUIC handshake, where it delayed every cold connect.
-pub fn warm_up_in_background() {
-    let _ = std::thread::Builder::new()
-        .name("crypto-warm-up".into())
-        .spawn(|| {
-            let mut byte = [0u8; 1];
-            let _ = provider().secure_random.fill(&mut byte);
-        });
-}
-
 /// The process-wide provider: aws-lc-rs (the shadowsocks crate forces it).
 /// Installed on first use so that `ClientConfig::builder()` never panics on an
 /// ambiguous choice; an existing default is kept.

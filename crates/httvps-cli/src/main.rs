@@ -30,7 +30,13 @@ use crate::args::{Cli, Command};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    client_kit::warm_up_in_background();
+    // Before any TLS configuration is built: the client's provider draws a
+    // handshake's random numbers from the operating system, so the first
+    // handshake no longer waits 30–50 ms for aws-lc to seed its generator
+    // from CPU jitter (httvps_client::crypto). Nothing on the way to the
+    // first byte asks aws-lc for random numbers any more, so no seeding
+    // thread is started either.
+    let _ = httvps_client::crypto::install_default_provider();
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let json = match &cli.command {

@@ -26,6 +26,7 @@ mod carrier;
 mod config;
 mod connect;
 mod control;
+pub mod crypto;
 mod error;
 pub mod launch;
 mod pool;
