@@ -140,12 +140,16 @@ pub async fn add_from_link(
 
 /// The live stream table, over a channel (a few updates a second while
 /// anything moves) rather than an event: channels are ordered and built for
-/// throughput. A second call (the window reloaded) replaces the first.
+/// throughput. A second call (the window reloaded, or built again after it
+/// was released to the tray) replaces the first.
 #[tauri::command]
 pub async fn watch_streams(
     c: State<'_, Controller>,
     feed: Channel<StreamsUpdate>,
 ) -> Result<(), CommandError> {
+    // The window's first call: tests/e2e/idle.mjs waits for this line to
+    // know a rebuilt window loaded and reached the app.
+    tracing::debug!("the window is loaded and follows the streams");
     c.watch_streams(move |update| feed.send(update).is_ok());
     Ok(())
 }

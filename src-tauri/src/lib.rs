@@ -4,14 +4,15 @@
 //! - Events: engine events are emitted as `httvps://engine`, controller
 //!   events as `httvps://app` (types generated into `ui/src/bindings.ts`);
 //!   the high-rate stream table goes over the `watch_streams` channel instead.
-//! - `tray`: the tray icon and menu. Closing the window hides it; the app
-//!   keeps running in the tray until Quit.
+//! - `tray`: the tray icon and menu. Closing the window releases it
+//!   (`window`); the app keeps running in the tray until Quit.
 //! - Plugins: store (settings), single instance (a second launch focuses the
 //!   first), autostart, notifications.
 
 mod commands;
 mod storage;
 mod tray;
+mod window;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,15 +39,6 @@ const APP_EVENT: &str = "httvps://app";
 
 /// How often the tray's rates may be redrawn.
 const TRAY_REFRESH: Duration = Duration::from_secs(1);
-
-/// Shows, restores and focuses the main window.
-pub fn show_main_window(app: &AppHandle) {
-    if let Some(window) = app.get_webview_window("main") {
-        let _ = window.show();
-        let _ = window.unminimize();
-        let _ = window.set_focus();
-    }
-}
 
 /// Shows a desktop notification (quietly does nothing without a
 /// notification service).
@@ -139,13 +131,20 @@ fn init_logging() {
 
 /// Runs the app until Quit.
 pub fn run() {
+    window::prefer_software_drawing();
     init_logging();
     let minimized_arg = std::env::args().any(|a| a == MINIMIZED_ARG);
     let demo_arg = std::env::args().any(|a| a == DEMO_ARG);
     let app = tauri::Builder::default()
         // First, so that a second launch exits before doing anything else.
-        .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
-            show_main_window(app);
+        // A second launch shows this one's window, or with `--minimized`
+        // sends it to the tray.
+        .plugin(tauri_plugin_single_instance::init(|app, args, _cwd| {
+            if args.iter().any(|a| a == MINIMIZED_ARG) && app.tray_by_id(tray::TRAY_ID).is_some() {
+                window::release(app);
+            } else {
+                window::show(app);
+            }
         }))
         .plugin(tauri_plugin_store::Builder::default().build())
         .plugin(tauri_plugin_autostart::init(
@@ -182,23 +181,20 @@ pub fn run() {
                     }
                 });
             }
+            // The window is built only when shown (`window`): started
+            // minimized, the app never loads a web view until asked.
             if let Err(e) = tray::create(&handle) {
                 // Without a tray the window is the only way in: never hide it.
                 tracing::warn!("no tray icon: {e}");
-                show_main_window(&handle);
+                window::show(&handle);
             } else if !start_minimized {
-                show_main_window(&handle);
+                window::show(&handle);
             }
             Ok(())
         })
         .on_window_event(|window, event| {
-            // Closing the window keeps the app (and the tunnel) running in
-            // the tray.
-            if let WindowEvent::CloseRequested { api, .. } = event
-                && window.app_handle().tray_by_id("main").is_some()
-            {
-                api.prevent_close();
-                let _ = window.hide();
+            if let WindowEvent::Destroyed = event {
+                window::destroyed(window.app_handle());
             }
         })
         .invoke_handler(tauri::generate_handler![
@@ -229,11 +225,21 @@ pub fn run() {
         ])
         .build(tauri::generate_context!())
         .expect("error while building the httvps app");
-    app.run(|app, event| {
-        if let RunEvent::Exit = event {
+    app.run(|app, event| match event {
+        // Closing the window destroys it (and its web view, see `window`);
+        // with a tray the app, the tunnel and the tray stay. Quit asks to
+        // exit with a code and goes through.
+        RunEvent::ExitRequested {
+            code: None, api, ..
+        } if app.tray_by_id(tray::TRAY_ID).is_some() => {
+            api.prevent_exit();
+            tracing::info!("the window is closed; running in the tray");
+        }
+        RunEvent::Exit => {
             // Quit: close the tunnel and put the system proxy back.
             let controller = app.state::<Controller>().inner().clone();
             tauri::async_runtime::block_on(controller.shutdown());
         }
+        _ => {}
     });
 }

@@ -11,7 +11,8 @@ use tauri::menu::{CheckMenuItem, Menu, MenuItem, PredefinedMenuItem, Submenu};
 use tauri::tray::TrayIconBuilder;
 use tauri::{AppHandle, Manager, Wry};
 
-const TRAY_ID: &str = "main";
+/// The tray icon's id (the app asks for it to know whether it has a tray).
+pub const TRAY_ID: &str = "main";
 
 /// What the tray showed last and the menu items whose text changes while
 /// streams move, so that a transfer updates those texts in place: a rebuilt
@@ -228,7 +229,7 @@ pub fn refresh(app: &AppHandle) {
 fn on_menu(app: &AppHandle, id: &str) {
     let app = app.clone();
     match id {
-        "show" => crate::show_main_window(&app),
+        "show" => crate::window::show(&app),
         "quit" => app.exit(0),
         "toggle" => {
             tauri::async_runtime::spawn(async move {

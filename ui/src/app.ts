@@ -45,6 +45,7 @@ export class App {
     this.apply(await call("overview", {}));
     // The once-a-second refresh (ages, uptimes) runs only while the window
     // is shown: a window hidden to the tray costs no timer and no redraw.
+    // It writes only what changed (dom.ts), so idle it redraws nothing.
     document.addEventListener("visibilitychange", this.onVisibility);
     this.onVisibility();
   }

@@ -117,6 +117,11 @@ protocol: string,
  */
 started_unix: number, 
 /**
+ * Seconds since the Unix epoch when it closed (`None` while open): a
+ * closed row's age is how long it lived, which no longer changes.
+ */
+ended_unix: number | null, 
+/**
  * Client → target bytes.
  */
 bytes_up: number, 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { bytes, duration, rate } from "./format";
+import { bytes, duration, rate, upFor } from "./format";
 
 describe("formatting", () => {
   it("reads sizes, rates and durations like people do", () => {
@@ -8,7 +8,9 @@ describe("formatting", () => {
     expect(bytes(2_500_000_000)).toBe("2.5 GB");
     expect(rate(-5)).toBe("0 B/s");
     expect(duration(59)).toBe("59 s");
-    expect(duration(185)).toBe("3 min 05 s");
+    expect(duration(185)).toBe("3 min");
     expect(duration(7500)).toBe("2 h 05 min");
+    expect(upFor(59)).toBe("less than a minute");
+    expect(upFor(61)).toBe("1 min");
   });
 });

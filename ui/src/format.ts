@@ -15,12 +15,21 @@ export function rate(bytesPerSec: number): string {
   return `${bytes(Math.max(0, Math.round(bytesPerSec)))}/s`;
 }
 
-/** A duration in seconds as `5 s`, `3 min 04 s`, `2 h 05 min`. */
+/** A duration in seconds as `5 s`, `3 min`, `2 h 05 min`. Seconds only
+ * in the first minute: an age then changes once a minute, so an idle
+ * window redraws nothing the rest of the time (see `dom.ts`). */
 export function duration(seconds: number): string {
   const s = Math.max(0, Math.floor(seconds));
   if (s < 60) return `${s} s`;
-  if (s < 3600) return `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, "0")} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min`;
   return `${Math.floor(s / 3600)} h ${String(Math.floor((s % 3600) / 60)).padStart(2, "0")} min`;
+}
+
+/** How long something has been so, for what stays on screen while nothing
+ * happens (a session's uptime, the last handshake): `less than a minute`,
+ * then as `duration`, so an idle window changes once a minute at most. */
+export function upFor(seconds: number): string {
+  return seconds < 60 ? "less than a minute" : duration(seconds);
 }
 
 export function clock(ms: number): string {

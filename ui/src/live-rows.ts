@@ -6,6 +6,7 @@
 // focus. A filter hides rows (they stay in place, updated, and come back
 // as they were) rather than removing them.
 import type { StreamInfo } from "./bindings";
+import { setData, setHidden, setText } from "./dom";
 
 /** What a view makes of one row: its cells, by column. `row` is the table
  * row, for data attributes the view's styles use. */
@@ -53,6 +54,7 @@ export class LiveRows<C extends string> {
     this.render();
   }
 
+
   /** Refreshes ages and durations. */
   tick(): void {
     this.render();
@@ -90,20 +92,20 @@ export class LiveRows<C extends string> {
         }
         this.rows.set(s.key, row);
       }
-      row.dataset.state = s.state;
+      setData(row, "state", s.state);
       const visible = this.shows(s);
-      if (row.hidden === visible) row.hidden = !visible;
+      setHidden(row, !visible);
       if (visible) shown += 1;
       const values = this.fill(s, row, nowMs);
       this.columns.forEach((column, i) => {
         const cell = row!.children[i] as HTMLTableCellElement;
-        if (cell.textContent !== values[column]) cell.textContent = values[column];
+        setText(cell, values[column]);
       });
       const expected: ChildNode | null = previous ? previous.nextSibling : this.body.firstChild;
       if (expected !== row) this.body.insertBefore(row, expected);
       previous = row;
     }
-    this.empty.hidden = ordered.length > 0;
+    setHidden(this.empty, ordered.length > 0);
     this.rendered(shown, ordered.length);
   }
 }

@@ -259,6 +259,7 @@ mod tests {
             client: "127.0.0.1:5000".into(),
             protocol: "socks5".into(),
             started_unix: 0,
+            ended_unix: None,
             bytes_up: 0,
             bytes_down: 0,
             rate_up: 0.0,

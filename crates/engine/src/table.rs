@@ -65,6 +65,9 @@ pub struct StreamInfo {
     pub protocol: String,
     /// Seconds since the Unix epoch when the connection arrived.
     pub started_unix: u64,
+    /// Seconds since the Unix epoch when it closed (`None` while open): a
+    /// closed row's age is how long it lived, which no longer changes.
+    pub ended_unix: Option<u64>,
     /// Client → target bytes.
     pub bytes_up: u64,
     /// Target → client bytes.
@@ -250,6 +253,7 @@ impl StreamTable {
             client,
             protocol: protocol.to_owned(),
             started_unix: unix_now(),
+            ended_unix: None,
             bytes_up: 0,
             bytes_down: 0,
             rate_up: 0.0,
@@ -305,6 +309,7 @@ impl StreamTable {
         row.info.rate_down = 0.0;
         row.info.state = StreamState::Closed;
         row.info.close_reason = Some(reason);
+        row.info.ended_unix = Some(unix_now());
         inner.closed_up += up;
         inner.closed_down += down;
         if inner.closed.len() == CLOSED_HISTORY {

@@ -16,7 +16,8 @@ import type {
   Totals,
   Warning,
 } from "../bindings";
-import { bytes, clock, duration, rate } from "../format";
+import { setData, setDisabled, setHidden, setText, setTitle } from "../dom";
+import { bytes, clock, rate, upFor } from "../format";
 import { titleOf } from "../protocols";
 import { Tabs } from "../tabs";
 import { ErrorBox } from "./errors";
@@ -100,7 +101,7 @@ const TEMPLATE = `
         <th scope="col" title="Where the routing rules sent the connection: tunnel, direct or block">Route</th>
         <th scope="col" title="The rule that decided (hover a cell for the whole rule)">Rule</th>
         <th scope="col">ID</th><th scope="col">Up</th><th scope="col">Down</th>
-        <th scope="col">↑ rate</th><th scope="col">↓ rate</th><th scope="col">Age</th><th scope="col">State</th><th scope="col">Close reason</th>
+        <th scope="col">↑ rate</th><th scope="col">↓ rate</th><th scope="col" title="How long the connection has been open (for a closed one: how long it was)">Age</th><th scope="col">State</th><th scope="col">Close reason</th>
         <th scope="col" aria-label="Close"></th>
       </tr></thead>
       <tbody id="streams-body"></tbody>
@@ -184,6 +185,8 @@ export class ConnectPanel {
   private graph: ThroughputGraph;
   private log: LogEntry[] = [];
   private busy = false;
+  /** The exposure warnings on the page, to rebuild them only on change. */
+  private shownWarnings = "";
   private tabs: Tabs;
   private profiles: ProfilesView;
   private rules: RulesView;
@@ -370,6 +373,7 @@ export class ConnectPanel {
     this.table.tick();
   }
 
+
   private renderAll(): void {
     this.renderSession();
     this.renderControls();
@@ -384,42 +388,45 @@ export class ConnectPanel {
     const inbound = this.inbound();
     const s: SessionState = inbound ? { state: "disconnected", reason: null } : this.state;
     const pill = this.el("#state");
-    pill.textContent = inbound ? `Disconnected (${inbound})` : stateLabel(s);
-    pill.dataset.state = s.state === "disconnected" && s.reason ? "error" : s.state;
-    pill.title = s.state === "disconnected" && s.reason ? s.reason : "";
+    setText(pill, inbound ? `Disconnected (${inbound})` : stateLabel(s));
+    setData(pill, "state", s.state === "disconnected" && s.reason ? "error" : s.state);
+    setTitle(pill, s.state === "disconnected" && s.reason ? s.reason : "");
     const active = s.state === "active" ? s : null;
-    this.el("#gateway").textContent =
-      active?.gateway ?? (s.state === "authenticating" ? s.server : "—");
-    this.el("#session-id").textContent = active?.session_id ?? "—";
+    setText(this.el("#gateway"), active?.gateway ?? (s.state === "authenticating" ? s.server : "—"));
+    setText(this.el("#session-id"), active?.session_id ?? "—");
     // What this run was started with (Automatic: HTTP/3 or HTTP/1.1).
     const connection = this.overview?.connection;
     const transport =
       s.state !== "disconnected" && connection?.kind === "profile" ? connection.transport : null;
     const transportCell = this.el("#transport");
-    transportCell.textContent = transport ? TRANSPORTS[transport] : "—";
-    transportCell.title = transport === "auto" ? "HTTP/3, falling back to HTTP/1.1 when UDP is blocked" : "";
-    this.el("#uptime").textContent = active ? duration(Date.now() / 1000 - active.since_unix) : "—";
+    setText(transportCell, transport ? TRANSPORTS[transport] : "—");
+    setTitle(transportCell, transport === "auto" ? "HTTP/3, falling back to HTTP/1.1 when UDP is blocked" : "");
+    setText(this.el("#uptime"), active ? upFor(Date.now() / 1000 - active.since_unix) : "—");
     const addr = this.overview?.snapshot.proxy_addr ?? null;
-    this.el("#proxy-addr").textContent = addr ?? "not running";
+    setText(this.el("#proxy-addr"), addr ?? "not running");
     // A proxy (or DNS server) open to the network: said while it runs.
     const warnings = this.overview?.snapshot.warnings ?? [];
     const exposure = this.el("#exposure");
-    exposure.hidden = warnings.length === 0;
-    exposure.replaceChildren(
-      ...warnings.map((w) => {
-        const line = document.createElement("p");
-        line.dataset.code = w.code;
-        line.textContent = exposureText(w);
-        return line;
-      }),
-    );
-    (this.el("#copy-proxy") as HTMLButtonElement).disabled = !addr;
+    setHidden(exposure, warnings.length === 0);
+    const shownWarnings = JSON.stringify(warnings);
+    if (shownWarnings !== this.shownWarnings) {
+      this.shownWarnings = shownWarnings;
+      exposure.replaceChildren(
+        ...warnings.map((w) => {
+          const line = document.createElement("p");
+          line.dataset.code = w.code;
+          line.textContent = exposureText(w);
+          return line;
+        }),
+      );
+    }
+    setDisabled(this.el("#copy-proxy") as HTMLButtonElement, !addr);
     const page = this.el("#demo-page");
-    page.hidden = connection?.kind !== "demo";
-    page.textContent =
-      connection?.kind === "demo" && addr
-        ? `Demo: try curl --socks5-hostname ${addr} ${connection.page}`
-        : "";
+    setHidden(page, connection?.kind !== "demo");
+    setText(
+      page,
+      connection?.kind === "demo" && addr ? `Demo: try curl --socks5-hostname ${addr} ${connection.page}` : "",
+    );
   }
 
   private renderControls(): void {

@@ -4,6 +4,7 @@
 // and the export of the table and the log to the Downloads folder.
 import { call, type ShownError } from "../api";
 import type { ExportedLog, StreamInfo } from "../bindings";
+import { setData } from "../dom";
 import { bytes, duration, rate } from "../format";
 import { LiveRows } from "../live-rows";
 
@@ -64,7 +65,7 @@ function cells(s: StreamInfo, nowSec: number): Record<Column, string> {
     down: bytes(s.bytes_down),
     rate_up: open ? rate(s.rate_up) : "—",
     rate_down: open ? rate(s.rate_down) : "—",
-    age: duration(nowSec - s.started_unix),
+    age: duration((s.ended_unix ?? nowSec) - s.started_unix),
     state: s.state,
     reason: s.close_reason ?? "",
   };
@@ -131,9 +132,9 @@ export class StreamTable extends LiveRows<Column> {
       isStream,
       CLOSED_SHOWN,
       (s, row, nowMs) => {
-        row.dataset.target = s.target;
-        row.dataset.protocol = s.protocol;
-        row.dataset.route = s.route ?? "";
+        setData(row, "target", s.target);
+        setData(row, "protocol", s.protocol);
+        setData(row, "route", s.route ?? "");
         closeButton(row, s);
         const values = cells(s, nowMs / 1000);
         const rule = row.querySelector<HTMLElement>('[data-col="rule"]');

@@ -8,7 +8,8 @@
 // "inbound_http" rows). Dynamic text is only ever set with textContent.
 import { call } from "../api";
 import type { EngineEvent, Overview, SessionState, StreamsUpdate } from "../bindings";
-import { bytes, duration } from "../format";
+import { setData, setDisabled, setHidden, setText, setTitle } from "../dom";
+import { bytes, upFor } from "../format";
 import { type InboundForm, InboundPanel, type InboundWords } from "../inbound-panel";
 import {
   FORM,
@@ -206,6 +207,7 @@ export class PublishPanel extends InboundPanel<PublishValues> {
     this.log.render();
   }
 
+
   private renderAll(): void {
     this.renderSession();
     this.renderControls();
@@ -220,24 +222,26 @@ export class PublishPanel extends InboundPanel<PublishValues> {
     const s: SessionState = publication ? this.state : { state: "disconnected", reason: null };
     const pill = this.q("publish-state");
     const other = connection?.kind === "share" ? "this computer's ports are being shared" : "a tunnel is connected";
-    pill.textContent = connection && !publication ? `Not published (${other})` : publishStateLabel(s);
-    pill.dataset.state = s.state === "disconnected" && s.reason ? "error" : s.state;
-    pill.title = s.state === "disconnected" && s.reason ? s.reason : "";
-    this.q("publish-to").textContent = publication?.to ?? "—";
-    this.q("publish-queen").textContent = publication?.queen ?? "—";
-    this.q("publish-mount").textContent = publication ? `${publication.mount}${publication.name ? "" : " (demo)"}` : "—";
+    setText(pill, connection && !publication ? `Not published (${other})` : publishStateLabel(s));
+    setData(pill, "state", s.state === "disconnected" && s.reason ? "error" : s.state);
+    setTitle(pill, s.state === "disconnected" && s.reason ? s.reason : "");
+    setText(this.q("publish-to"), publication?.to ?? "—");
+    setText(this.q("publish-queen"), publication?.queen ?? "—");
+    setText(this.q("publish-mount"), publication ? `${publication.mount}${publication.name ? "" : " (demo)"}` : "—");
     const active = s.state === "active" ? s : null;
-    this.q("publish-cell").textContent = active?.session_id ?? "—";
-    this.q("publish-uptime").textContent = active ? duration(Date.now() / 1000 - active.since_unix) : "—";
+    setText(this.q("publish-cell"), active?.session_id ?? "—");
+    setText(this.q("publish-uptime"), active ? upFor(Date.now() / 1000 - active.since_unix) : "—");
     const retry = this.q("publish-retry");
-    retry.hidden = s.state !== "reconnecting";
-    retry.textContent =
+    setHidden(retry, s.state !== "reconnecting");
+    setText(
+      retry,
       s.state === "reconnecting"
         ? `${s.last_error}. Trying again in ${s.retry_in_secs.toFixed(1)} s (attempt ${s.attempt} of ${s.max_attempts}).`
-        : "";
+        : "",
+    );
     const url = (publication && active && this.overview?.snapshot.endpoints[0]) || null;
-    this.q("public-url").textContent = url ?? "not published";
-    (this.q("copy-public-url") as HTMLButtonElement).disabled = !url;
+    setText(this.q("public-url"), url ?? "not published");
+    setDisabled(this.q("copy-public-url") as HTMLButtonElement, !url);
   }
 
   protected renderControls(): void {

@@ -25,6 +25,7 @@ function row(key: number, over: Partial<StreamInfo> = {}): StreamInfo {
     client: "203.0.113.7:51000",
     protocol: "inbound_http",
     started_unix: 1_700_000_000,
+    ended_unix: null,
     bytes_up: 0,
     bytes_down: 0,
     rate_up: 0,

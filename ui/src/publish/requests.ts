@@ -6,6 +6,7 @@
 // close reason "STATUS in N ms" once answered. Rows are updated in place,
 // as in the Connect panel's stream table (see LiveRows).
 import type { StreamInfo } from "../bindings";
+import { setData } from "../dom";
 import { bytes, clock } from "../format";
 import { LiveRows } from "../live-rows";
 
@@ -97,7 +98,7 @@ export interface RequestTotals {
 export class RequestLog extends LiveRows<Column> {
   constructor(body: HTMLTableSectionElement, empty: HTMLElement) {
     super(body, empty, COLUMNS, isRequest, REQUESTS_SHOWN, (s, row, nowMs) => {
-      row.dataset.status = statusClass(parseOutcome(s.close_reason)?.status ?? null);
+      setData(row, "status", statusClass(parseOutcome(s.close_reason)?.status ?? null));
       return requestCells(s, nowMs);
     });
   }

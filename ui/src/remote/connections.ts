@@ -7,7 +7,8 @@
 // id `TUNNEL#N`, bytes down what the colleague sent and bytes up what the
 // service answered. Rows are updated in place (see LiveRows).
 import type { ShareStatus, StreamInfo } from "../bindings";
-import { bytes, duration } from "../format";
+import { setData } from "../dom";
+import { bytes, duration, upFor } from "../format";
 import { LiveRows } from "../live-rows";
 
 /** A share's state: seed 004's five names. */
@@ -42,7 +43,7 @@ export function isShareConnection(s: StreamInfo, ports: ReadonlySet<number>): bo
 
 /** The last WireGuard handshake as an age ("12 s ago"), or "never". */
 export function handshakeAge(lastUnix: number | null, nowMs: number): string {
-  return lastUnix === null ? "never" : `${duration(nowMs / 1000 - lastUnix)} ago`;
+  return lastUnix === null ? "never" : `${upFor(nowMs / 1000 - lastUnix)} ago`;
 }
 
 /** What is said under the state: the share's error sentence, and while
@@ -67,7 +68,7 @@ export const HEADERS: Record<Column, [string, string]> = {
   id: ["ID", "The tunnel and the connection's number in it"],
   received: ["Received", "Bytes the colleague sent to this computer"],
   sent: ["Sent", "Bytes the local service answered"],
-  age: ["Age", "Since the connection opened"],
+  age: ["Age", "How long the connection has been open (for a closed one: how long it was)"],
   state: ["State", ""],
   reason: ["Close reason", ""],
 };
@@ -86,7 +87,7 @@ export function connectionCells(
     id: s.stream_id ?? "—",
     received: bytes(s.bytes_down),
     sent: bytes(s.bytes_up),
-    age: duration(nowMs / 1000 - s.started_unix),
+    age: duration((s.ended_unix ?? nowMs / 1000) - s.started_unix),
     state: s.state,
     reason: s.close_reason ?? "",
   };
@@ -104,7 +105,7 @@ export class ConnectionTable extends LiveRows<Column> {
     publicOf: (port: number) => string | undefined,
   ) {
     super(body, empty, COLUMNS, (s) => isShareConnection(s, ports()), CONNECTIONS_SHOWN, (s, row, nowMs) => {
-      row.dataset.port = String(servicePort(s.target) ?? "");
+      setData(row, "port", String(servicePort(s.target) ?? ""));
       return connectionCells(s, nowMs, publicOf);
     });
   }

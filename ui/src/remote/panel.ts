@@ -10,6 +10,7 @@
 // textContent.
 import { call } from "../api";
 import type { AppEvent, EngineEvent, Overview, ShareStatus, StreamsUpdate } from "../bindings";
+import { setData, setHidden, setText, setTitle } from "../dom";
 import { bytes } from "../format";
 import { type InboundForm, InboundPanel, type InboundWords } from "../inbound-panel";
 import { ConnectionTable, SHARE_STATE_LABELS, handshakeAge, headerRow, problemText } from "./connections";
@@ -232,26 +233,27 @@ export class RemotePanel extends InboundPanel<RelayValues> {
     this.table.render();
   }
 
+
   private renderSession(nowMs = Date.now()): void {
     const connection = this.overview?.connection;
     const share = connection?.kind === "share" ? connection : null;
     const s = this.current();
     const pill = this.q("share-state");
     const label = SHARE_STATE_LABELS[s.state] ?? s.state;
-    pill.textContent = connection && !share ? `${label} (${otherRun(connection.kind)})` : label;
-    pill.dataset.state = s.state === "disconnected" && s.error ? "error" : s.state;
-    pill.title = s.error ?? "";
-    this.q("share-relay").textContent = share?.relay ?? (s.relay || "—");
-    this.q("share-tunnel").textContent = share ? `${share.tunnel}${share.name ? "" : " (demo)"}` : "—";
-    this.q("share-tunnel-id").textContent = s.tunnel_id ?? "—";
-    this.q("share-address").textContent = s.address ?? "—";
+    setText(pill, connection && !share ? `${label} (${otherRun(connection.kind)})` : label);
+    setData(pill, "state", s.state === "disconnected" && s.error ? "error" : s.state);
+    setTitle(pill, s.error ?? "");
+    setText(this.q("share-relay"), share?.relay ?? (s.relay || "—"));
+    setText(this.q("share-tunnel"), share ? `${share.tunnel}${share.name ? "" : " (demo)"}` : "—");
+    setText(this.q("share-tunnel-id"), s.tunnel_id ?? "—");
+    setText(this.q("share-address"), s.address ?? "—");
     const live = s.state !== "disconnected";
-    this.q("share-handshake").textContent = live ? handshakeAge(s.last_handshake_unix, nowMs) : "—";
+    setText(this.q("share-handshake"), live ? handshakeAge(s.last_handshake_unix, nowMs) : "—");
     const problem = this.q("share-problem");
-    problem.textContent = problemText(s);
-    problem.hidden = problem.textContent === "";
-    this.q("share-open").textContent = String(s.open_connections);
-    this.q("share-bytes").textContent = `${bytes(s.bytes_in)} / ${bytes(s.bytes_out)}`;
+    setText(problem, problemText(s));
+    setHidden(problem, problem.textContent === "");
+    setText(this.q("share-open"), String(s.open_connections));
+    setText(this.q("share-bytes"), `${bytes(s.bytes_in)} / ${bytes(s.bytes_out)}`);
     this.renderForwards(s);
   }
 
@@ -284,7 +286,7 @@ export class RemotePanel extends InboundPanel<RelayValues> {
         }),
       );
     }
-    this.q("share-forwards-empty").hidden = shown.length > 0;
+    setHidden(this.q("share-forwards-empty"), shown.length > 0);
     this.renderForwardCounts();
   }
 

@@ -148,7 +148,7 @@ fn now_ms() -> u64 {
 
 /// The CSV columns, in order: every field of a row.
 const CSV_HEADER: &str = "key,stream_id,protocol,target,client,route,rule,state,started_utc,\
-                          started_unix,bytes_up,bytes_down,rate_up,rate_down,wait_ms,close_reason";
+                          started_unix,ended_unix,bytes_up,bytes_down,rate_up,rate_down,wait_ms,close_reason";
 
 /// The table as CSV (RFC 4180: CRLF line ends, fields quoted when needed).
 pub fn connections_csv(rows: &[StreamInfo]) -> String {
@@ -171,6 +171,7 @@ pub fn connections_csv(rows: &[StreamInfo]) -> String {
             state.to_owned(),
             utc(s.started_unix * 1000, false),
             s.started_unix.to_string(),
+            s.ended_unix.map(|t| t.to_string()).unwrap_or_default(),
             s.bytes_up.to_string(),
             s.bytes_down.to_string(),
             format!("{:.0}", s.rate_up),

@@ -11,6 +11,7 @@ fn row(key: u64, target: &str, state: StreamState, reason: Option<&str>) -> Stre
         client: "127.0.0.1:50000".into(),
         protocol: "socks5".into(),
         started_unix: 1_796_643_082,
+        ended_unix: (state == StreamState::Closed).then_some(1_796_643_090),
         bytes_up: 10,
         bytes_down: 2_000,
         rate_up: 1.4,
@@ -44,15 +45,15 @@ fn the_csv_has_every_column_and_quotes_what_needs_it() {
     let csv = connections_csv(&rows);
     let lines: Vec<&str> = csv.split("\r\n").collect();
     assert_eq!(lines[0], CSV_HEADER);
-    assert_eq!(lines[0].split(',').count(), 16);
+    assert_eq!(lines[0].split(',').count(), 17);
     assert_eq!(
         lines[1],
         "7,s7,socks5,example.com:443,127.0.0.1:50000,direct,\
          rule 2: domain-suffix corp.example → direct,open,2026-12-07 11:31:22,\
-         1796643082,10,2000,1,100,3,"
+         1796643082,,10,2000,1,100,3,"
     );
     assert!(
-        lines[2].ends_with(",closed,2026-12-07 11:31:22,1796643082,10,2000,1,100,3,\"read failed: \"\"reset\"\", twice\""),
+        lines[2].ends_with(",closed,2026-12-07 11:31:22,1796643082,1796643090,10,2000,1,100,3,\"read failed: \"\"reset\"\", twice\""),
         "{}",
         lines[2]
     );
