@@ -16,7 +16,7 @@ use proto_ht::{ChunkCipher, Direction};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_rustls::TlsConnector;
 
 use crate::error::HtError;
@@ -29,6 +29,13 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 
 /// Read buffer growth step.
 const READ_CHUNK: usize = 64 * 1024;
+/// What a read buffer grows by when it has less than [`READ_CHUNK`] free.
+/// Its old allocation is usually still held by answers being delivered, so
+/// growing copies the part of a chunk read so far into a new one: growing by
+/// one chunk did that for nearly every chunk (4 % of the client's CPU in a
+/// download, bench/README.md issue 12); four chunks make it a quarter as
+/// often.
+const READ_GROW: usize = 4 * READ_CHUNK;
 /// Bytes of queries gathered into one write.
 const WRITE_BATCH: usize = 256 * 1024;
 
@@ -61,6 +68,7 @@ async fn dial(shared: &Shared) -> Result<Box<dyn Io>, HtError> {
 /// good (its status was 200 and an answer came) and why it ended.
 async fn run_connection(shared: &Arc<Shared>) -> (bool, HtError) {
     let (tx, rx) = mpsc::unbounded_channel();
+    let (kill, killed) = oneshot::channel();
     let conn = {
         let mut inner = shared.lock();
         if inner.machine.ended().is_some() {
@@ -68,13 +76,23 @@ async fn run_connection(shared: &Arc<Shared>) -> (bool, HtError) {
         }
         let conn = inner.machine.add_connection();
         inner.writers.insert(conn, tx);
+        inner.kills.insert(conn, kill);
         shared.pump(&mut inner);
         conn
     };
     let mut good = false;
-    let error = drive(shared, conn, rx, &mut good).await;
+    let error = tokio::select! {
+        // First: a connection dropped by a check ends for that reason, even
+        // if its writer noticed the same instant.
+        biased;
+        // Only a failed check sends; the sender is otherwise dropped only
+        // below, after this select.
+        Ok(()) = killed => HtError::Unanswered,
+        e = drive(shared, conn, rx, &mut good) => e,
+    };
     let mut inner = shared.lock();
     inner.writers.remove(&conn);
+    inner.kills.remove(&conn);
     inner.machine.connection_lost(conn);
     shared.pump(&mut inner);
     (good, error)
@@ -146,7 +164,9 @@ async fn write_loop(
 /// Reads into `buf` once; end of stream is an error here (the response
 /// always ends with its last chunk first).
 async fn fill(rd: &mut (impl AsyncRead + Unpin), buf: &mut BytesMut) -> Result<(), HtError> {
-    buf.reserve(READ_CHUNK);
+    if buf.capacity() - buf.len() < READ_CHUNK {
+        buf.reserve(READ_GROW);
+    }
     match rd.read_buf(buf).await {
         Ok(0) => Err(HtError::Io(std::io::ErrorKind::UnexpectedEof.into())),
         Ok(_) => Ok(()),

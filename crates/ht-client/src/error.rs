@@ -51,6 +51,11 @@ pub enum HtError {
     /// The connection ended (by the server, or the session closed).
     #[error("the HT server ended the connection")]
     Ended,
+    /// A check after a network change went unanswered: on a connection,
+    /// that connection is given up (and replaced); when no connection
+    /// answered, the session.
+    #[error("the HT server did not answer a check after a network change")]
+    Unanswered,
 }
 
 impl HtError {
@@ -63,7 +68,7 @@ impl HtError {
                 ErrorCode::ConfigError
             }
             HtError::WrongKey => ErrorCode::AuthFailed,
-            HtError::Reclaimed | HtError::Ended => ErrorCode::SessionLost,
+            HtError::Reclaimed | HtError::Ended | HtError::Unanswered => ErrorCode::SessionLost,
             HtError::Busy | HtError::Status(_) => ErrorCode::ServerError,
             HtError::Io(_) | HtError::Timeout(_) => ErrorCode::HandshakeFailed,
             HtError::Http(_) | HtError::Protocol(_) => ErrorCode::ProtocolError,
@@ -80,6 +85,7 @@ impl From<&EndReason> for HtError {
             EndReason::Reclaimed => HtError::Reclaimed,
             EndReason::Status(503) => HtError::Busy,
             EndReason::Status(status) => HtError::Status(*status),
+            EndReason::Unanswered(_) => HtError::Unanswered,
             EndReason::Local(_) => HtError::Ended,
         }
     }
@@ -109,5 +115,11 @@ mod tests {
         assert!(!fatal(HtError::Io(io::Error::other("reset"))));
         assert!(!fatal(HtError::Timeout("connecting")));
         assert_eq!(HtError::Busy.code(), ErrorCode::ServerError);
+        // A path gone silent is worth a new session at once, not a stop.
+        assert!(!fatal(HtError::Unanswered));
+        assert_eq!(
+            HtError::from(&EndReason::Unanswered(std::time::Duration::from_secs(3))).code(),
+            ErrorCode::SessionLost
+        );
     }
 }

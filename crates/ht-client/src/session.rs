@@ -65,6 +65,16 @@ impl TunnelSession for HtSession {
             .end(EndReason::Local("the HT session was closed".into()));
     }
 
+    /// Every transport connection carries the probe query `q{q} 0` (close
+    /// stream `0`, which never exists: no effect at the server, no DNS, an
+    /// answer straight from its machine) and must answer within `deadline`.
+    /// A silent one is closed and replaced, its batches resuming on the
+    /// others; when none answers, the session ends with a reason that says
+    /// so (see `proto_ht::client::Client::check`).
+    fn probe(&self, deadline: Duration) -> bool {
+        self.shared.check(deadline)
+    }
+
     fn datagrams(&self) -> Option<&dyn DatagramSession> {
         Some(self)
     }

@@ -55,6 +55,10 @@ pub(crate) struct Slot {
 pub(crate) struct Inner {
     pub(crate) machine: Client,
     pub(crate) writers: HashMap<ConnId, mpsc::UnboundedSender<Vec<u8>>>,
+    /// Ends a connection at once, whatever it is doing: one that did not
+    /// answer a check may sit on a dead path with a write or a read that
+    /// would never return.
+    pub(crate) kills: HashMap<ConnId, oneshot::Sender<()>>,
     pub(crate) streams: HashMap<StreamKey, Slot>,
     opening: HashMap<StreamKey, oneshot::Sender<Option<String>>>,
     lookups: HashMap<LookupKey, oneshot::Sender<Option<Vec<String>>>>,
@@ -85,6 +89,7 @@ impl Shared {
             inner: Mutex::new(Inner {
                 machine,
                 writers: HashMap::new(),
+                kills: HashMap::new(),
                 streams: HashMap::new(),
                 opening: HashMap::new(),
                 lookups: HashMap::new(),
@@ -119,6 +124,40 @@ impl Shared {
         self.pump(&mut inner);
     }
 
+    /// Checks every connection now (after a network change): each must
+    /// answer within `deadline`. One that does not is closed and replaced;
+    /// when none does, the session ends. Returns false when no check can
+    /// run (the session ended, or there is no runtime to time it).
+    pub(crate) fn check(self: &Arc<Self>, deadline: std::time::Duration) -> bool {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return false;
+        };
+        let round = {
+            let mut inner = self.lock();
+            if inner.machine.ended().is_some() {
+                return false;
+            }
+            let round = inner.machine.check();
+            self.pump(&mut inner);
+            round
+        };
+        // `None`: a round is running already and keeps its own deadline.
+        if let Some(round) = round {
+            // Weak: a pending deadline must not keep a dropped session.
+            let shared = Arc::downgrade(self);
+            runtime.spawn(async move {
+                tokio::time::sleep(deadline).await;
+                let Some(shared) = shared.upgrade() else {
+                    return;
+                };
+                let mut inner = shared.lock();
+                inner.machine.check_expired(round, deadline);
+                shared.pump(&mut inner);
+            });
+        }
+        true
+    }
+
     /// Carries out what the machine asks after a change.
     pub(crate) fn pump(&self, inner: &mut Inner) {
         while let Some((conn, chunk)) = inner.machine.poll_transmit() {
@@ -131,6 +170,16 @@ impl Shared {
         while let Some(event) = inner.machine.poll_event() {
             match event {
                 Event::ConnectionReady(_) => {}
+                Event::ConnectionDropped(conn) => {
+                    tracing::info!(
+                        session = self.session.as_str(),
+                        "an HT connection did not answer the check: replacing it"
+                    );
+                    inner.writers.remove(&conn);
+                    if let Some(kill) = inner.kills.remove(&conn) {
+                        let _ = kill.send(());
+                    }
+                }
                 Event::Opened { stream, id } => {
                     if let Some(tx) = inner.opening.remove(&stream) {
                         let _ = tx.send(Some(id));

@@ -63,10 +63,16 @@ impl Drop for CuttingRelay {
 /// A TCP relay whose current connections can go silent at once: their
 /// bytes stop both ways while the sockets stay open, as when the client
 /// moves to another network and the old path dies without a word.
-/// Connections made afterwards pass as usual (the new path).
+/// Connections made afterwards pass as usual (the new path). Single
+/// connections can be silenced too ([`FreezingRelay::freeze_connection`]),
+/// as when one of several paths dies.
 pub struct FreezingRelay {
     addr: SocketAddr,
     generation: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Indices (in accept order, from 0) of connections silenced one by one.
+    frozen_ones: Arc<tokio::sync::watch::Sender<Vec<u64>>>,
+    /// Connections accepted so far.
+    accepted: Arc<tokio::sync::watch::Sender<u64>>,
     task: JoinHandle<()>,
 }
 
@@ -76,18 +82,34 @@ impl FreezingRelay {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind relay");
         let addr = listener.local_addr().expect("relay address");
         let generation = Arc::new(tokio::sync::watch::Sender::new(0u64));
+        let frozen_ones = Arc::new(tokio::sync::watch::Sender::new(Vec::new()));
+        let accepted = Arc::new(tokio::sync::watch::Sender::new(0u64));
         let frozen = generation.clone();
+        let singles = frozen_ones.clone();
+        let counted = accepted.clone();
         let task = tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
                 let mine = *frozen.borrow();
                 let mut freeze = frozen.subscribe();
+                let mut freeze_me = singles.subscribe();
+                let mut index = 0;
+                counted.send_modify(|n| {
+                    index = *n;
+                    *n += 1;
+                });
                 tokio::spawn(async move {
                     let Ok(mut server) = TcpStream::connect(upstream).await else {
                         return;
                     };
+                    let silenced = async {
+                        tokio::select! {
+                            _ = freeze.wait_for(|g| *g > mine) => {}
+                            _ = freeze_me.wait_for(|ones| ones.contains(&index)) => {}
+                        }
+                    };
                     tokio::select! {
                         _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        _ = async { freeze.wait_for(|g| *g > mine).await.map(|_| ()) } => {
+                        () = silenced => {
                             // Silent from now on, both sockets still open.
                             std::future::pending::<()>().await;
                         }
@@ -98,6 +120,8 @@ impl FreezingRelay {
         FreezingRelay {
             addr,
             generation,
+            frozen_ones,
+            accepted,
             task,
         }
     }
@@ -110,6 +134,24 @@ impl FreezingRelay {
     /// Silences every connection made so far.
     pub fn freeze_current(&self) {
         self.generation.send_modify(|g| *g += 1);
+    }
+
+    /// Silences the `index`-th connection accepted (from 0), now or when
+    /// it comes; the others pass as before.
+    pub fn freeze_connection(&self, index: u64) {
+        self.frozen_ones.send_modify(|ones| ones.push(index));
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> u64 {
+        *self.accepted.borrow()
+    }
+
+    /// Waits until at least `n` connections were accepted.
+    pub async fn wait_accepted(&self, n: u64) {
+        let mut accepted = self.accepted.subscribe();
+        // The sender lives as long as `self`: `wait_for` cannot fail here.
+        let _ = accepted.wait_for(|a| *a >= n).await;
     }
 }
 
@@ -192,5 +234,39 @@ mod tests {
         })
         .await
         .expect("both connections counted as cut");
+    }
+
+    #[tokio::test]
+    async fn freezes_one_connection_and_lets_the_others_pass() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let upstream = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let (mut rd, mut wr) = tcp.split();
+                    let _ = tokio::io::copy(&mut rd, &mut wr).await;
+                });
+            }
+        });
+        let relay = FreezingRelay::start(upstream).await;
+        let mut first = TcpStream::connect(relay.addr()).await.unwrap();
+        let mut second = TcpStream::connect(relay.addr()).await.unwrap();
+        relay.wait_accepted(2).await;
+        assert_eq!(relay.accepted(), 2);
+        relay.freeze_connection(0);
+        let mut back = [0u8; 4];
+        second.write_all(b"ping").await.unwrap();
+        second.read_exact(&mut back).await.unwrap();
+        assert_eq!(&back, b"ping", "the other connection passes");
+        first.write_all(b"ping").await.unwrap();
+        let silent = tokio::time::timeout(
+            std::time::Duration::from_millis(300),
+            first.read_exact(&mut back),
+        )
+        .await;
+        assert!(
+            silent.is_err(),
+            "the frozen one carries nothing: {silent:?}"
+        );
     }
 }

@@ -33,6 +33,12 @@ impl Client {
                     c.live = true;
                 }
                 self.events.push_back(Event::ConnectionReady(conn));
+                self.check_answered(conn, &q);
+            }
+            Pending::Check => {
+                // `!{q}` (no stream `0`) and `.{q}` both prove the path.
+                self.queries.remove(&q);
+                self.check_answered(conn, &q);
             }
             Pending::Connect(key) => {
                 self.queries.remove(&q);

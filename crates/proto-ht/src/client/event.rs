@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::ops::Range;
+use std::time::Duration;
 
 use super::{ConnId, LookupKey, StreamKey};
 
@@ -15,6 +16,9 @@ pub enum EndReason {
     WrongKey,
     /// Another HTTP status where `200` was expected.
     Status(u16),
+    /// No connection answered a check ([`super::Client::check`]) within
+    /// this deadline: the path to the server is gone.
+    Unanswered(Duration),
     /// The driver ended it (closed by the user, every connection lost).
     Local(String),
 }
@@ -29,6 +33,10 @@ impl fmt::Display for EndReason {
                 f.write_str("the server answered 404: wrong key or not an HT server")
             }
             EndReason::Status(code) => write!(f, "the server answered HTTP {code}"),
+            EndReason::Unanswered(waited) => write!(
+                f,
+                "the HT server did not answer a check within {waited:?} after a network change"
+            ),
             EndReason::Local(why) => f.write_str(why),
         }
     }
@@ -65,6 +73,10 @@ pub fn classify_status(status: u16) -> StatusClass {
 pub enum Event {
     /// A connection's probe was answered: key and session are good.
     ConnectionReady(ConnId),
+    /// A connection did not answer a check in time: the machine treats it
+    /// as broken (its batches moved to the others already), and the driver
+    /// must close it and may replace it.
+    ConnectionDropped(ConnId),
     /// The server opened the stream under `id`.
     Opened {
         /// The stream.

@@ -8,7 +8,9 @@
 //! windows and their acknowledgements (at least every `ceil(w/2)` packets,
 //! and whenever the application has read everything), resuming a broken
 //! connection's batches on another one with nothing lost or duplicated,
-//! stream close, DNS and the status codes that end a session.
+//! stream close, DNS and the status codes that end a session, and the
+//! on-demand check of every connection ([`Client::check`]) that a driver
+//! runs after a network change.
 //!
 //! It opens no socket, encrypts nothing and never reads the clock; a driver
 //! feeds it and carries out what it asks:
@@ -32,8 +34,9 @@
 //! resume, whose `d` starts from the last packet received).
 //!
 //! Time plays no part in the protocol's client rules (HT has no keepalive),
-//! so the machine takes none; deadlines for opens and lookups are the
-//! driver's.
+//! so the machine takes none; deadlines for opens, lookups and checks are
+//! the driver's (a check's deadline is the driver calling
+//! [`Client::check_expired`]).
 
 mod answers;
 mod config;
@@ -46,6 +49,7 @@ mod tests;
 
 use crate::query::{DnsType, MAX_PAYLOAD, Proto, Query};
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::Duration;
 
 pub use config::Config;
 pub use error::{ConnError, OpenError, SendError};
@@ -65,10 +69,22 @@ pub struct StreamKey(u64);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct LookupKey(u64);
 
+/// A round of [`Client::check`], for its [`Client::check_expired`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CheckId(u64);
+
+/// The stream the probe and the checks close: our server's stream ids are
+/// hex counters from `1`, so `0` never names a stream (docs/ht.md), and
+/// closing it changes nothing at the server. Its answer (`!{q}`) is
+/// computed by the server's machine at once, with no resolver, no target
+/// and no state touched, so it measures the path and nothing else.
+const PROBE_STREAM: &str = "0";
+
 /// What an open query waits for.
 #[derive(Debug, Clone)]
 enum Pending {
     Probe,
+    Check,
     Connect(StreamKey),
     Disconnect(StreamKey),
     Dns(LookupKey),
@@ -89,6 +105,19 @@ struct OpenQuery {
 #[derive(Debug)]
 struct Conn {
     live: bool,
+    /// The query whose answer the running check waits for from this
+    /// connection: its check, or its opening probe when it was added
+    /// during the round. `None`: answered, or no check running.
+    awaited: Option<String>,
+}
+
+/// A running [`Client::check`].
+#[derive(Debug)]
+struct Check {
+    round: CheckId,
+    /// Whether some connection answered since the round (or its latest
+    /// refresh) started.
+    answered: bool,
 }
 
 /// The client's session machine. See the module documentation.
@@ -104,6 +133,8 @@ pub struct Client {
     next_conn: u64,
     next_stream: u64,
     next_lookup: u64,
+    next_check: u64,
+    check: Option<Check>,
     ended: Option<EndReason>,
 }
 
@@ -122,6 +153,8 @@ impl Client {
             next_conn: 0,
             next_stream: 0,
             next_lookup: 0,
+            next_check: 0,
+            check: None,
             ended: None,
         }
     }
@@ -191,25 +224,136 @@ impl Client {
     }
 
     /// A new transport connection: its first chunk is the probe `q{q} 0`,
-    /// and queries waiting for a connection go on it.
+    /// and queries waiting for a connection go on it. During a check, the
+    /// probe's answer counts as this connection's answer: it was sent after
+    /// the check started, over whatever path is there now.
     pub fn add_connection(&mut self) -> ConnId {
         let conn = ConnId(self.next_conn);
         self.next_conn += 1;
-        self.conns.insert(conn, Conn { live: false });
-        let q = self.fresh_id();
-        let mut text = Vec::new();
-        Query::Disconnect { q: &q, stream: "0" }.encode(&mut text);
-        self.transmit.push_back((conn, text));
-        self.queries.insert(
-            q,
-            OpenQuery {
-                what: Pending::Probe,
-                conn: Some(conn),
-                text: Vec::new(),
+        let q = self.send_probe(conn, Pending::Probe);
+        let awaited = self.check.is_some().then_some(q);
+        self.conns.insert(
+            conn,
+            Conn {
+                live: false,
+                awaited,
             },
         );
         self.place_waiting();
         conn
+    }
+
+    /// Puts `q{q} 0` on `conn`, waiting as `what`; returns the query id.
+    fn send_probe(&mut self, conn: ConnId, what: Pending) -> String {
+        let q = self.fresh_id();
+        let mut text = Vec::new();
+        Query::Disconnect {
+            q: &q,
+            stream: PROBE_STREAM,
+        }
+        .encode(&mut text);
+        self.transmit.push_back((conn, text));
+        self.queries.insert(
+            q.clone(),
+            OpenQuery {
+                what,
+                conn: Some(conn),
+                text: Vec::new(),
+            },
+        );
+        q
+    }
+
+    /// Checks every connection now (the path may have changed): each gets
+    /// the probe query `q{q} 0`, which has no effect at the server, and
+    /// must answer before the driver's deadline, when the driver calls
+    /// [`Client::check_expired`]. Only an answer to a query sent by this
+    /// call counts: bytes already on their way prove nothing about the
+    /// path now.
+    ///
+    /// Returns the round to expire, or `None` when there is no new round:
+    /// the session ended, or a round is running already. That round then
+    /// keeps its (earlier) deadline but waits for answers to the new
+    /// queries, so a network that keeps changing cannot postpone the
+    /// verdict.
+    pub fn check(&mut self) -> Option<CheckId> {
+        if self.ended.is_some() {
+            return None;
+        }
+        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        for conn in conns {
+            // An older check still unanswered stays among the open queries,
+            // so its id is not reused while the server may still answer it;
+            // its answer no longer counts.
+            let q = self.send_probe(conn, Pending::Check);
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.awaited = Some(q);
+            }
+        }
+        match &mut self.check {
+            Some(check) => {
+                check.answered = false;
+                None
+            }
+            None => {
+                let round = CheckId(self.next_check);
+                self.next_check += 1;
+                self.check = Some(Check {
+                    round,
+                    answered: false,
+                });
+                Some(round)
+            }
+        }
+    }
+
+    /// Whether a check is running (some connection has not answered yet).
+    pub fn checking(&self) -> bool {
+        self.check.is_some()
+    }
+
+    /// The deadline of `round` passed (a round that finished already,
+    /// every connection having answered, is ignored). Every connection that did not answer is
+    /// treated as broken: [`Event::ConnectionDropped`] tells the driver to
+    /// close it, and its batches resume on the others, as after any break.
+    /// When no connection answered, the session ends with
+    /// [`EndReason::Unanswered`] (`waited` is the deadline, for the reason).
+    pub fn check_expired(&mut self, round: CheckId, waited: Duration) {
+        let Some(check) = self.check.take_if(|c| c.round == round) else {
+            return;
+        };
+        let silent: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.awaited.is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        for conn in silent {
+            self.connection_lost(conn);
+            self.events.push_back(Event::ConnectionDropped(conn));
+        }
+        if !check.answered {
+            self.end(EndReason::Unanswered(waited));
+        }
+    }
+
+    /// `q` from `conn` was answered: if the running check waited for it,
+    /// the connection passed; the round is over once every one did.
+    fn check_answered(&mut self, conn: ConnId, q: &str) {
+        let Some(check) = &mut self.check else {
+            return;
+        };
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if c.awaited.as_deref() != Some(q) {
+            return;
+        }
+        c.awaited = None;
+        check.answered = true;
+        if self.conns.values().all(|c| c.awaited.is_none()) {
+            self.check = None;
+        }
     }
 
     /// A connection broke (or ended): everything it carried moves to the
@@ -232,7 +376,7 @@ impl Client {
                 continue;
             };
             match open.what {
-                Pending::Probe => {}
+                Pending::Probe | Pending::Check => {}
                 Pending::Connect(_) | Pending::Disconnect(_) | Pending::Dns(_) => {
                     let q = self.fresh_id();
                     let text = retag(&open.text, &q);
@@ -605,7 +749,7 @@ impl Client {
         };
         open.conn = Some(conn);
         match open.what.clone() {
-            Pending::Probe => {}
+            Pending::Probe | Pending::Check => {}
             Pending::Connect(_) | Pending::Disconnect(_) | Pending::Dns(_) => {
                 self.transmit.push_back((conn, open.text.clone()));
             }

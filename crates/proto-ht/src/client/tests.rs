@@ -788,3 +788,213 @@ fn a_refused_upload_ends_the_stream_for_its_reader_too() {
     assert!(events.contains(&Event::Eof(key)), "{events:?}");
     assert_eq!(client.send(key, b"more"), Err(SendError::Closed));
 }
+
+/// The queries `client` put on the wire since the last call, per
+/// connection, without delivering them.
+fn drain(client: &mut Client) -> Vec<(ConnId, Vec<u8>)> {
+    std::iter::from_fn(|| client.poll_transmit()).collect()
+}
+
+fn events(client: &mut Client) -> Vec<Event> {
+    std::iter::from_fn(|| client.poll_event()).collect()
+}
+
+/// A client with `n` live connections (their probes answered), nothing
+/// left to send.
+fn live_client(n: usize) -> (Client, Vec<ConnId>) {
+    let mut client = Client::new(Config::default());
+    let conns: Vec<ConnId> = (0..n).map(|_| client.add_connection()).collect();
+    for (conn, probe) in drain(&mut client) {
+        let q = crate::query::query_id(&probe).unwrap().to_owned();
+        client.handle_chunk(conn, &answer(false, &q, None)).unwrap();
+    }
+    events(&mut client);
+    assert_eq!(client.live_connections(), n);
+    (client, conns)
+}
+
+/// The check query `client` sent on `conn`: must be `q{q} 0`.
+fn check_query(sent: &[(ConnId, Vec<u8>)], conn: ConnId) -> String {
+    let chunks: Vec<&Vec<u8>> = sent
+        .iter()
+        .filter(|(c, _)| *c == conn)
+        .map(|(_, t)| t)
+        .collect();
+    assert_eq!(chunks.len(), 1, "one check per connection");
+    let Query::Disconnect { q, stream } = Query::decode(chunks[0]).unwrap() else {
+        panic!("a check is the probe query");
+    };
+    assert_eq!(stream, PROBE_STREAM, "it names no stream the server has");
+    q.to_owned()
+}
+
+const WAITED: Duration = Duration::from_secs(3);
+
+#[test]
+fn a_check_goes_on_every_connection_and_passes_when_they_answer() {
+    let mut pair = Pair::new(config(), 3);
+    let (key, id) = pair.opened("example.com");
+    let round = pair.client.check().expect("a new round");
+    assert!(pair.client.checking());
+    pair.collect();
+    let sent: Vec<(ConnId, Vec<u8>)> = pair
+        .server
+        .to_server
+        .iter()
+        .flat_map(|(c, q)| q.iter().map(|t| (*c, t.clone())))
+        .collect();
+    for conn in pair.client.conns.keys().copied().collect::<Vec<_>>() {
+        check_query(&sent, conn);
+    }
+    pair.settle();
+    assert!(!pair.client.checking(), "every connection answered");
+    pair.events.clear();
+    pair.client.check_expired(round, WAITED);
+    pair.collect();
+    assert_eq!(pair.events, [], "nothing dropped, nothing ended");
+    assert_eq!(pair.client.live_connections(), 3);
+    assert!(pair.server.disconnected.is_empty(), "no stream was closed");
+    // The stream still carries.
+    let s = pair.server.streams.get_mut(&id).unwrap();
+    s.packets = vec![b"after".to_vec()];
+    pair.server.pump(&id);
+    pair.settle();
+    assert_eq!(pair.read[&key], b"after");
+}
+
+#[test]
+fn a_silent_connection_is_dropped_and_its_batches_resume_elsewhere() {
+    let mut pair = Pair::new(config(), 2);
+    let (key, id) = pair.opened("example.com");
+    let silent = pair.client.streams[&key]
+        .down
+        .batch
+        .as_ref()
+        .unwrap()
+        .conn
+        .unwrap();
+    let other = *pair.client.conns.keys().find(|c| **c != silent).unwrap();
+    let round = pair.client.check().unwrap();
+    pair.collect();
+    // Only `other` carries anything: `silent` is a path that died.
+    while pair.step(other) {}
+    assert!(pair.client.checking(), "silent has not answered");
+    pair.client.check_expired(round, WAITED);
+    // What was in flight on the dead path is lost.
+    pair.server.to_server.remove(&silent);
+    pair.server.to_client.remove(&silent);
+    pair.collect();
+    assert!(pair.events.contains(&Event::ConnectionDropped(silent)));
+    assert!(!pair.events.contains(&Event::ConnectionDropped(other)));
+    assert_eq!(pair.client.ended(), None, "one connection answered");
+    assert_eq!(pair.client.connections(), 1);
+    // The download resumed on `other`, from the last packet received.
+    let s = pair.server.streams.get_mut(&id).unwrap();
+    s.packets = vec![b"one".to_vec(), b"two".to_vec()];
+    pair.server.pump(&id);
+    pair.settle();
+    assert_eq!(pair.read[&key], b"onetwo");
+    assert_eq!(
+        pair.client.streams[&key].down.batch.as_ref().unwrap().conn,
+        Some(other)
+    );
+}
+
+#[test]
+fn no_answer_at_all_ends_the_session_with_its_reason() {
+    let (mut client, conns) = live_client(2);
+    let round = client.check().unwrap();
+    drain(&mut client);
+    client.check_expired(round, WAITED);
+    let seen = events(&mut client);
+    for conn in conns {
+        assert!(seen.contains(&Event::ConnectionDropped(conn)));
+    }
+    assert!(seen.contains(&Event::SessionEnded(EndReason::Unanswered(WAITED))));
+    assert_eq!(client.ended(), Some(&EndReason::Unanswered(WAITED)));
+    assert!(
+        EndReason::Unanswered(WAITED)
+            .to_string()
+            .contains("did not answer a check within 3s after a network change")
+    );
+    assert_eq!(client.check(), None, "nothing to check once ended");
+}
+
+#[test]
+fn a_second_check_keeps_the_round_and_only_its_own_answers_count() {
+    let (mut client, conns) = live_client(1);
+    let a = conns[0];
+    let round = client.check().unwrap();
+    let first = check_query(&drain(&mut client), a);
+    assert_eq!(client.check(), None, "the running round goes on");
+    let second = check_query(&drain(&mut client), a);
+    assert_ne!(first, second);
+    // The answer to the first check left before the second change: it
+    // proves nothing about the path now.
+    client
+        .handle_chunk(a, &answer(false, &first, None))
+        .unwrap();
+    assert!(client.checking());
+    client
+        .handle_chunk(a, &answer(false, &second, None))
+        .unwrap();
+    assert!(!client.checking());
+    client.check_expired(round, WAITED);
+    assert_eq!(client.ended(), None);
+    // Answered late, the first round's query was stale; after the first
+    // round the next check is a new round.
+    assert!(client.check().is_some());
+}
+
+#[test]
+fn an_expiry_counts_only_answers_to_the_latest_check() {
+    let (mut client, conns) = live_client(1);
+    let a = conns[0];
+    let round = client.check().unwrap();
+    let first = check_query(&drain(&mut client), a);
+    client.check();
+    drain(&mut client);
+    client
+        .handle_chunk(a, &answer(false, &first, None))
+        .unwrap();
+    client.check_expired(round, WAITED);
+    assert_eq!(client.ended(), Some(&EndReason::Unanswered(WAITED)));
+}
+
+#[test]
+fn a_connection_opened_during_a_check_answers_with_its_probe() {
+    let (mut client, conns) = live_client(1);
+    let round = client.check().unwrap();
+    drain(&mut client);
+    // The old connection breaks (a reset from the old path), its slot opens
+    // a new one over the new path.
+    client.connection_lost(conns[0]);
+    let b = client.add_connection();
+    let sent = drain(&mut client);
+    let probe = check_query(&sent, b);
+    client
+        .handle_chunk(b, &answer(false, &probe, None))
+        .unwrap();
+    assert!(!client.checking());
+    client.check_expired(round, WAITED);
+    assert_eq!(client.ended(), None);
+    assert!(!events(&mut client).contains(&Event::ConnectionDropped(b)));
+}
+
+#[test]
+fn the_late_deadline_of_a_finished_round_is_ignored() {
+    let (mut client, conns) = live_client(1);
+    let first = client.check().unwrap();
+    let q = check_query(&drain(&mut client), conns[0]);
+    client
+        .handle_chunk(conns[0], &answer(false, &q, None))
+        .unwrap();
+    let second = client.check().unwrap();
+    assert_ne!(first, second);
+    // The first round's timer fires late: the second round is untouched.
+    client.check_expired(first, WAITED);
+    assert!(client.checking());
+    assert_eq!(client.ended(), None);
+    client.check_expired(second, WAITED);
+    assert_eq!(client.ended(), Some(&EndReason::Unanswered(WAITED)));
+}
