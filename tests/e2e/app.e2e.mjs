@@ -12,6 +12,7 @@ import { spawn, spawnSync, execFileSync } from "node:child_process";
 import { mkdtempSync, writeFileSync, readFileSync, existsSync, readdirSync, mkdirSync } from "node:fs";
 import { createServer } from "node:http";
 import net from "node:net";
+import { freePort } from "./net.mjs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { remote } from "webdriverio";
@@ -62,17 +63,6 @@ async function waitUntil(what, fn, timeoutMs = 20000, everyMs = 100) {
     await new Promise((r) => setTimeout(r, everyMs));
   }
   throw new Error(`timed out waiting for ${what} (last: ${last})`);
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-    server.on("error", reject);
-  });
 }
 
 /** A target web server: /slow/N sends N bytes at about 640 kB/s. */

@@ -11,7 +11,8 @@
 // WebKit's network process were stopped must load like the first.
 // (WebDriver cannot follow this: its session ends with the window.)
 // For each phase: CPU over IDLE_SECONDS (default 60) of the app and every
-// process it started (the WebKit processes), and memory at the end: RSS
+// process it started (the WebKit processes; time on a CPU from schedstat,
+// all threads), and memory at the end: RSS
 // (resident, shared library pages counted in full in every process), PSS
 // (shared pages divided among the processes that map them) and USS (pages
 // private to the process). Figures are reported, not asserted (the targets:
@@ -22,17 +23,16 @@
 //
 // Environment: APP_RELEASE_BIN (the release httvps-desktop), IDLE_SECONDS,
 // IDLE_REPORT (where the Markdown table goes; a .json twin beside it).
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdtempSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
-import net from "node:net";
+import { freePort } from "./net.mjs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 
 const APP = process.env.APP_RELEASE_BIN;
 const SECONDS = Number(process.env.IDLE_SECONDS ?? 60);
 const REPORT = process.env.IDLE_REPORT;
-const TICKS_PER_SECOND = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim() || 100);
 
 const log = (msg) => console.log(`[idle] ${msg}`);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -46,30 +46,38 @@ async function waitUntil(what, fn, timeoutMs = 30000) {
   throw new Error(`timed out waiting for ${what}`);
 }
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-    server.on("error", reject);
-  });
-}
-
-/** `/proc/PID/stat` as { comm, ppid, ticks } (user + system time). */
+/** `/proc/PID/stat` as { comm, ppid }. */
 function stat(pid) {
   try {
     const text = readFileSync(`/proc/${pid}/stat`, "utf8");
     const close = text.lastIndexOf(")");
     const fields = text.slice(close + 2).split(" ");
-    return { comm: text.slice(text.indexOf("(") + 1, close), ppid: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) };
+    return { comm: text.slice(text.indexOf("(") + 1, close), ppid: Number(fields[1]) };
   } catch {
     return null; // ended meanwhile
   }
 }
 
-/** `pid` and its descendants: [{ pid, comm, ticks }]. */
+/** Nanoseconds on a CPU, all threads of `pid` (schedstat: exact, where the
+ * user and system ticks of /proc/PID/stat count in 10 ms steps, too coarse
+ * for an idle minute). */
+function cpuNs(pid) {
+  let total = 0;
+  try {
+    for (const task of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        total += Number(readFileSync(`/proc/${pid}/task/${task}/schedstat`, "utf8").split(" ")[0]);
+      } catch {
+        // the thread ended meanwhile
+      }
+    }
+  } catch {
+    // the process ended meanwhile
+  }
+  return total;
+}
+
+/** `pid` and its descendants: [{ pid, comm, ns }]. */
 function tree(pid) {
   const all = readdirSync("/proc").filter((d) => /^\d+$/.test(d)).map(Number);
   const stats = new Map(all.map((p) => [p, stat(p)]).filter(([, s]) => s));
@@ -77,7 +85,7 @@ function tree(pid) {
   const visit = (p) => {
     const s = stats.get(p);
     if (!s) return;
-    out.push({ pid: p, comm: s.comm, ticks: s.ticks });
+    out.push({ pid: p, comm: s.comm, ns: cpuNs(p) });
     for (const [child, cs] of stats) if (cs.ppid === p) visit(child);
   };
   visit(pid);
@@ -93,21 +101,23 @@ function memory(pid) {
 
 /** One phase: CPU over SECONDS, then memory, for the app and its children. */
 async function measure(name, pid) {
-  const before = new Map(tree(pid).map((p) => [p.pid, p.ticks]));
+  const before = new Map(tree(pid).map((p) => [p.pid, p.ns]));
   await sleep(SECONDS * 1000);
   const after = tree(pid);
-  const ticks = after.reduce((sum, p) => sum + p.ticks - (before.get(p.pid) ?? p.ticks), 0);
+  const percent = (ns) => (100 * ns) / 1e9 / SECONDS;
+  const ns = after.reduce((sum, p) => sum + Math.max(0, p.ns - (before.get(p.pid) ?? p.ns)), 0);
   const processes = after.map((p) => ({
     pid: p.pid,
     comm: p.comm,
-    cpu_percent: (100 * (p.ticks - (before.get(p.pid) ?? p.ticks))) / TICKS_PER_SECOND / SECONDS,
+    // A thread that ended during the phase takes its time with it.
+    cpu_percent: percent(Math.max(0, p.ns - (before.get(p.pid) ?? p.ns))),
     ...memory(p.pid),
   }));
   const total = (key) => processes.reduce((sum, p) => sum + p[key], 0) / 1024;
   const result = {
     phase: name,
     seconds: SECONDS,
-    cpu_percent: (100 * ticks) / TICKS_PER_SECOND / SECONDS,
+    cpu_percent: percent(ns),
     rss_mib: total("rss"),
     pss_mib: total("pss"),
     uss_mib: total("uss"),

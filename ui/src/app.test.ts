@@ -162,16 +162,30 @@ afterEach(() => {
 });
 
 describe("the main window", () => {
-  it("refreshes once a second only while it is shown", () => {
-    expect(app.ticking).toBe(true);
+  it("refreshes only when something shown changes with time, and never while hidden", async () => {
+    // Disconnected with no rows: nothing shown depends on the time.
+    expect(app.ticking).toBe(false);
+    const now = Math.floor(Date.now() / 1000);
+    const active = { state: "active" as const, session_id: "abc123", gateway: "wss://gw.example/ws", max_streams: 8, since_unix: now - 125 };
+    current = overview({ snapshot: { ...overview().snapshot, state: active, proxy_addr: "127.0.0.1:1080" } });
+    await engine({ type: "state", data: active });
+    await tick();
+    // The uptime shows "2 min": the next change is at 3 min.
+    expect(app.nextRefreshIn).toBeGreaterThan(50000);
+    expect(app.nextRefreshIn).toBeLessThanOrEqual(55020);
+    // An open row's age counts seconds.
+    await engine({ type: "stream_opened", data: stream(1) });
+    expect(app.nextRefreshIn).toBeLessThanOrEqual(1020);
     const hidden = (value: boolean) => {
       Object.defineProperty(document, "hidden", { configurable: true, get: () => value });
       document.dispatchEvent(new Event("visibilitychange"));
     };
     hidden(true);
     expect(app.ticking).toBe(false);
+    await engine({ type: "stream_opened", data: stream(2) });
+    expect(app.ticking).toBe(false);
     hidden(false);
-    expect(app.ticking).toBe(true);
+    expect(app.nextRefreshIn).toBeLessThanOrEqual(1020);
     delete (document as { hidden?: boolean }).hidden;
   });
 

@@ -17,7 +17,9 @@ export class App {
   readonly connect: ConnectPanel;
   readonly publish: PublishPanel;
   readonly remote: RemotePanel;
-  private timer: ReturnType<typeof setInterval> | undefined;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  /** When the scheduled refresh runs (ms since the epoch). */
+  private due = 0;
 
   constructor(root: HTMLElement) {
     this.connect = new ConnectPanel(this);
@@ -40,12 +42,12 @@ export class App {
       this.connect.onStreams(update);
       this.publish.onStreams(update);
       this.remote.onStreams(update);
+      this.schedule();
     };
     await call("watch_streams", { feed });
     this.apply(await call("overview", {}));
-    // The once-a-second refresh (ages, uptimes) runs only while the window
-    // is shown: a window hidden to the tray costs no timer and no redraw.
-    // It writes only what changed (dom.ts), so idle it redraws nothing.
+    // The refresh of what changes with time alone (ages, uptimes) runs only
+    // while the window is shown, and only when something shown changes.
     document.addEventListener("visibilitychange", this.onVisibility);
     this.onVisibility();
   }
@@ -56,21 +58,53 @@ export class App {
     this.remote.tick();
   }
 
+  /** Schedules the refresh for when something shown next changes with
+   * time alone: in a second while an open row's age counts seconds, at
+   * the next whole minute of an uptime otherwise, never while nothing
+   * shown depends on the time or the window is hidden. An idle window then
+   * wakes once a minute at most (measured: bench/README.md, "The quiet
+   * app"). Events render what they change themselves. */
+  private schedule(): void {
+    if (document.hidden) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+      return;
+    }
+    const now = Date.now();
+    const wait = Math.min(this.connect.nextChangeMs(now), this.publish.nextChangeMs(now), this.remote.nextChangeMs(now));
+    if (!Number.isFinite(wait)) return; // a refresh already due still runs, then finds nothing
+    // A little after the change, so that the shown value has moved on.
+    const due = now + wait + 20;
+    if (this.timer !== undefined && this.due <= due) return;
+    clearTimeout(this.timer);
+    this.due = due;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.tick();
+      this.schedule();
+    }, due - now);
+  }
+
   private readonly onVisibility = (): void => {
-    clearInterval(this.timer);
+    clearTimeout(this.timer);
     this.timer = undefined;
     if (document.hidden) return;
     this.tick();
-    this.timer = setInterval(() => this.tick(), 1000);
+    this.schedule();
   };
 
-  /** Whether the once-a-second refresh runs. */
+  /** Whether a refresh is scheduled. */
   get ticking(): boolean {
     return this.timer !== undefined;
   }
 
+  /** Milliseconds until the scheduled refresh (null when none is). */
+  get nextRefreshIn(): number | null {
+    return this.timer === undefined ? null : this.due - Date.now();
+  }
+
   stop(): void {
-    clearInterval(this.timer);
+    clearTimeout(this.timer);
     this.timer = undefined;
     document.removeEventListener("visibilitychange", this.onVisibility);
   }
@@ -82,17 +116,20 @@ export class App {
     this.connect.apply(overview);
     this.publish.apply(overview);
     this.remote.apply(overview);
+    this.schedule();
   }
 
   onEngine(event: EngineEvent): void {
     this.connect.onEngine(event);
     this.publish.onEngine(event);
     this.remote.onEngine(event);
+    this.schedule();
   }
 
   onApp(event: AppEvent): void {
     this.connect.onApp(event);
     this.remote.onApp(event);
+    this.schedule();
   }
 
   showError(error: ShownError | null): void {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { bytes, duration, rate, upFor } from "./format";
+import { bytes, duration, rate, untilNextMinute, upFor } from "./format";
 
 describe("formatting", () => {
   it("reads sizes, rates and durations like people do", () => {
@@ -12,5 +12,8 @@ describe("formatting", () => {
     expect(duration(7500)).toBe("2 h 05 min");
     expect(upFor(59)).toBe("less than a minute");
     expect(upFor(61)).toBe("1 min");
+    // 2 min 05 s up: "2 min" until 3 min, 55 s from now.
+    expect(untilNextMinute(125_000, 0)).toBe(55_000);
+    expect(untilNextMinute(1_000, 10)).toBe(60_000);
   });
 });

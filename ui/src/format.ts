@@ -32,6 +32,13 @@ export function upFor(seconds: number): string {
   return seconds < 60 ? "less than a minute" : duration(seconds);
 }
 
+/** Milliseconds until `upFor` of the time since `sinceUnix` next changes:
+ * it counts whole minutes, so at the next whole minute of that time. */
+export function untilNextMinute(nowMs: number, sinceUnix: number): number {
+  const elapsed = Math.max(0, nowMs - sinceUnix * 1000);
+  return 60000 - (elapsed % 60000);
+}
+
 export function clock(ms: number): string {
   return new Date(ms).toLocaleTimeString(undefined, { hour12: false });
 }

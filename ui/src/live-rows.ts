@@ -55,6 +55,11 @@ export class LiveRows<C extends string> {
   }
 
 
+  /** Whether any row is open (its age or duration counts seconds). */
+  get hasOpen(): boolean {
+    return this.open.size > 0;
+  }
+
   /** Refreshes ages and durations. */
   tick(): void {
     this.render();

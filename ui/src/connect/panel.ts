@@ -17,7 +17,7 @@ import type {
   Warning,
 } from "../bindings";
 import { setData, setDisabled, setHidden, setText, setTitle } from "../dom";
-import { bytes, clock, rate, upFor } from "../format";
+import { bytes, clock, rate, untilNextMinute, upFor } from "../format";
 import { titleOf } from "../protocols";
 import { Tabs } from "../tabs";
 import { ErrorBox } from "./errors";
@@ -371,6 +371,14 @@ export class ConnectPanel {
   tick(): void {
     this.renderSession();
     this.table.tick();
+  }
+
+  /** Milliseconds until something shown here changes with time alone: an
+   * open row's age counts seconds, the uptime whole minutes. */
+  nextChangeMs(nowMs: number): number {
+    if (this.table.hasOpen) return 1000;
+    const s = this.inbound() ? null : this.state;
+    return s?.state === "active" ? untilNextMinute(nowMs, s.since_unix) : Infinity;
   }
 
 

@@ -9,7 +9,7 @@
 import { call } from "../api";
 import type { EngineEvent, Overview, SessionState, StreamsUpdate } from "../bindings";
 import { setData, setDisabled, setHidden, setText, setTitle } from "../dom";
-import { bytes, upFor } from "../format";
+import { bytes, untilNextMinute, upFor } from "../format";
 import { type InboundForm, InboundPanel, type InboundWords } from "../inbound-panel";
 import {
   FORM,
@@ -205,6 +205,14 @@ export class PublishPanel extends InboundPanel<PublishValues> {
   tick(): void {
     this.renderSession();
     this.log.render();
+  }
+
+  /** Milliseconds until something shown here changes with time alone: a
+   * request in flight counts its duration, the uptime whole minutes. */
+  nextChangeMs(nowMs: number): number {
+    if (this.log.hasOpen) return 1000;
+    const published = this.overview?.connection?.kind === "publish";
+    return published && this.state.state === "active" ? untilNextMinute(nowMs, this.state.since_unix) : Infinity;
   }
 
 

@@ -11,7 +11,7 @@
 import { call } from "../api";
 import type { AppEvent, EngineEvent, Overview, ShareStatus, StreamsUpdate } from "../bindings";
 import { setData, setHidden, setText, setTitle } from "../dom";
-import { bytes } from "../format";
+import { bytes, untilNextMinute } from "../format";
 import { type InboundForm, InboundPanel, type InboundWords } from "../inbound-panel";
 import { ConnectionTable, SHARE_STATE_LABELS, handshakeAge, headerRow, problemText } from "./connections";
 import {
@@ -231,6 +231,16 @@ export class RemotePanel extends InboundPanel<RelayValues> {
   tick(): void {
     this.renderSession();
     this.table.render();
+  }
+
+  /** Milliseconds until something shown here changes with time alone: an
+   * open connection's age counts seconds, the handshake's whole minutes. */
+  nextChangeMs(nowMs: number): number {
+    if (this.table.hasOpen) return 1000;
+    const s = this.current();
+    return s.state !== "disconnected" && s.last_handshake_unix !== null
+      ? untilNextMinute(nowMs, s.last_handshake_unix)
+      : Infinity;
   }
 
 
