@@ -169,11 +169,7 @@ mod tests {
     /// root (skipped otherwise).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_system_watcher_sees_a_link_come_and_go() {
-        let root = std::process::Command::new("id")
-            .arg("-u")
-            .output()
-            .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-        if !root {
+        if !testkit::is_root() {
             println!("skipping: adding a link needs root");
             return;
         }

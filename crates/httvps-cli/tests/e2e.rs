@@ -349,11 +349,7 @@ async fn killing_the_gateway_mid_transfer_reconnects_when_it_returns() {
 /// link (skipped otherwise).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_network_change_recovers_a_silently_dead_session_in_seconds() {
-    let root = std::process::Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-    if !root {
+    if !testkit::is_root() {
         println!("skipping: adding a link needs root");
         return;
     }

@@ -37,3 +37,10 @@ pub use socks::{Socks5Udp, closes_without_data, socks5_connect, socks5_udp_assoc
 
 #[cfg(test)]
 mod test_http;
+
+/// Whether the tests run as root (network namespaces, links and nginx's
+/// `user` need it; tests that need root skip themselves otherwise).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}

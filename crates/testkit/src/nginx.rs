@@ -46,12 +46,7 @@ impl Nginx {
         let addr = listener.local_addr().unwrap();
         // As root, nginx would hand its work to `nobody`, who cannot read
         // our private temp dirs.
-        // SAFETY: geteuid has no preconditions.
-        let user = if unsafe { libc::geteuid() } == 0 {
-            "user root;"
-        } else {
-            ""
-        };
+        let user = if crate::is_root() { "user root;" } else { "" };
         let (d, t, r) = (dir.path().display(), temp.display(), root.display());
         let (c, k) = (cert_path.display(), key_path.display());
         let conf = format!(

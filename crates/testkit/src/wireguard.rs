@@ -135,8 +135,7 @@ impl WireguardGo {
     /// Why this machine cannot run the peer (not root, a program missing),
     /// or `None` when it can.
     pub fn unavailable() -> Option<String> {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
+        if !crate::is_root() {
             return Some("not root (network namespaces need it)".into());
         }
         for program in ["wireguard-go", "wg", "ip"] {
