@@ -20,7 +20,7 @@ ensure_packages() {
 
 # What the desktop app (Tauri v2 on WebKitGTK) needs to build and run, and
 # Node.js for its web UI (Debian's nodejs when none is installed).
-APP_PACKAGES=(libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev
+APP_PACKAGES=(libwebkit2gtk-4.1-dev librsvg2-dev libxdo-dev
   libssl-dev libsoup-3.0-dev file)
 command -v node >/dev/null 2>&1 || APP_PACKAGES+=(nodejs npm)
 

@@ -1,22 +1,15 @@
-//! The main window, built when it is shown and destroyed when it is hidden.
-//!
-//! Why: the web view is most of the app's memory. Measured with the release
-//! build idle under `--demo` (bench/README.md, "The quiet app"): with the
-//! window open, its web process held 180 MiB resident and WebKit's network
-//! process 61 MiB, against 82 MiB for the whole app started in the tray. So closing the window
-//! (or autostart's `--minimized`) releases the web view and everything it
-//! drew, as the lightweight modes of other proxy clients do; showing it
-//! builds a fresh one from `tauri.conf.json` (`create: false` there), which
-//! reads the whole state back from the controller (`overview`,
-//! `watch_streams`): nothing the window showed lives only in the window.
+//! The main window, built when the process starts (`create: false` in
+//! tauri.conf.json: this process is started to show it, see the crate doc).
+//! Everything it shows is read back from the controller in the tray process
+//! (`overview`, `watch_streams`), so closing it, which ends this process
+//! and its WebKit processes, loses nothing.
 
 use tauri::{AppHandle, Manager, WebviewWindow, WebviewWindowBuilder};
 
 /// The window's label in `tauri.conf.json`.
 pub const MAIN: &str = "main";
 
-/// Shows, restores and focuses the main window, building it first when it
-/// was released.
+/// Shows, restores and focuses the main window, building it first.
 pub fn show(app: &AppHandle) {
     let window = match app.get_webview_window(MAIN) {
         Some(window) => window,
@@ -24,6 +17,7 @@ pub fn show(app: &AppHandle) {
             Ok(window) => window,
             Err(e) => {
                 tracing::error!("cannot open the window: {e}");
+                app.exit(1);
                 return;
             }
         },
@@ -31,25 +25,6 @@ pub fn show(app: &AppHandle) {
     let _ = window.show();
     let _ = window.unminimize();
     let _ = window.set_focus();
-}
-
-/// Destroys the main window and its web view; the app keeps running in the
-/// tray.
-pub fn release(app: &AppHandle) {
-    if let Some(window) = app.get_webview_window(MAIN)
-        && let Err(e) = window.destroy()
-    {
-        tracing::warn!("cannot close the window: {e}");
-    }
-}
-
-/// After the window is gone (closed by the user or released): what it
-/// alone needed goes too.
-pub fn destroyed(app: &AppHandle) {
-    #[cfg(target_os = "linux")]
-    stop_network_process_later(app);
-    #[cfg(not(target_os = "linux"))]
-    let _ = app;
 }
 
 fn build(app: &AppHandle) -> tauri::Result<WebviewWindow> {
@@ -62,58 +37,6 @@ fn build(app: &AppHandle) -> tauri::Result<WebviewWindow> {
         .cloned()
         .ok_or_else(|| tauri::Error::WindowNotFound)?;
     WebviewWindowBuilder::from_config(app, &config)?.build()
-}
-
-/// Stops WebKit's network process once no web view is left, a moment after
-/// the window is destroyed. WebKit keeps that process for the app's life
-/// (tauri-runtime-wry keeps the web context alive on Linux for the same
-/// reason) although it serves only the web views; it holds 62 MiB resident.
-/// WebKit starts a new one with the next web view, as it does after a crash
-/// of that process (the end-to-end test shows the window again after this).
-#[cfg(target_os = "linux")]
-fn stop_network_process_later(app: &AppHandle) {
-    let app = app.clone();
-    std::thread::spawn(move || {
-        // The web view is torn down over the next turns of the event loop.
-        std::thread::sleep(std::time::Duration::from_secs(1));
-        if app.get_webview_window(MAIN).is_some() {
-            return; // shown again meanwhile
-        }
-        for pid in children_named(std::process::id(), "WebKitNetworkPr") {
-            // SAFETY: a plain kill(2) of our own child process.
-            if unsafe { libc::kill(pid, libc::SIGTERM) } == 0 {
-                tracing::debug!(pid, "stopped WebKit's network process");
-            }
-        }
-    });
-}
-
-/// Our child processes whose command name (`/proc/PID/comm`, at most 15
-/// bytes) is `comm`.
-#[cfg(target_os = "linux")]
-fn children_named(parent: u32, comm: &str) -> Vec<i32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                return false;
-            };
-            // `pid (comm) state ppid …`: comm may hold spaces and parentheses.
-            let Some((head, tail)) = stat.rsplit_once(')') else {
-                return false;
-            };
-            let name = head.split_once('(').map(|(_, n)| n);
-            let ppid = tail
-                .split_whitespace()
-                .nth(1)
-                .and_then(|p| p.parse::<u32>().ok());
-            name == Some(comm) && ppid == Some(parent)
-        })
-        .collect()
 }
 
 /// Draws without OpenGL unless the user chose otherwise (either variable

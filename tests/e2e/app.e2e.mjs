@@ -5,6 +5,9 @@
 // as the target. Run by tests/e2e/run, which sets up Xvfb, D-Bus and the
 // keyring; see README "Desktop app".
 //
+// The app is two processes: WebDriver launches the window (APP_BIN), which
+// starts the tray process (httvps-tray beside it) that runs the tunnel.
+//
 // Environment: APP_BIN, GATEWAY_BIN (absolute paths), TAURI_DRIVER,
 // E2E_HOME (the app's private home: settings and autostart files),
 // SCREENSHOT (where to save the main window with live streams).
@@ -18,6 +21,7 @@ import { dirname, join } from "node:path";
 import { remote } from "webdriverio";
 
 const APP_BIN = process.env.APP_BIN;
+const TRAY_BIN = join(dirname(APP_BIN ?? "."), "httvps-tray");
 const GATEWAY_BIN = process.env.GATEWAY_BIN;
 const TAURI_DRIVER = process.env.TAURI_DRIVER ?? "tauri-driver";
 const HOME = process.env.E2E_HOME;
@@ -126,6 +130,18 @@ async function startGateway(dir) {
   return { url: `wss://127.0.0.1:${port}/ws`, ca, logs: () => stderr };
 }
 
+/** The tray process's pids (the one this test's window started). */
+function trayPids() {
+  const out = spawnSync("pgrep", ["-x", "-f", `${TRAY_BIN}( .*)?`], { encoding: "utf8" });
+  return out.stdout.split("\n").filter(Boolean);
+}
+
+/** Ends the tray process (the app's Quit, from outside) and waits for it. */
+async function stopTray() {
+  spawnSync("pkill", ["-TERM", "-x", "-f", `${TRAY_BIN}( .*)?`]);
+  await waitUntil("the tray process to end", async () => trayPids().length === 0);
+}
+
 async function startDriver() {
   const port = 4444;
   const driver = spawn(TAURI_DRIVER, ["--port", String(port)], { stdio: ["ignore", "inherit", "inherit"] });
@@ -210,6 +226,7 @@ async function main() {
   const target = `127.0.0.1:${targetPort}`;
   const proxyPort = await freePort();
   const driverPort = await startDriver();
+  cleanups.push(() => spawnSync("pkill", ["-KILL", "-x", "-f", `${TRAY_BIN}( .*)?`]));
   log(`gateway ${gateway.url}, target ${target}, proxy port ${proxyPort}`);
 
   let browser = await openApp(driverPort);
@@ -415,9 +432,11 @@ async function main() {
   });
 
   await step("a second launch exits and leaves the first running", async () => {
+    assert(trayPids().length === 1, `one tray process runs the app (${trayPids()})`);
     const second = spawnSync(APP_BIN, [], { timeout: 20000, env: process.env });
     assert(second.status === 0, `the second instance exits at once (status ${second.status}, signal ${second.signal})`);
     assert((await text(browser, "state")) === "Disconnected", "the first instance still answers");
+    assert(trayPids().length === 1, "still one tray process");
   });
 
   await step("autostart writes a login entry", async () => {
@@ -433,8 +452,10 @@ async function main() {
   });
 
   await step("after a restart the profile is there and the token only in the keychain", async () => {
+    // The window's process ends with the session; the tray's is ended too,
+    // so the next launch starts the whole app afresh from its files.
     await browser.deleteSession();
-    await new Promise((r) => setTimeout(r, 1000));
+    await stopTray();
     browser = await openApp(driverPort);
     await (await tid(browser, "tab-profiles")).click();
     await waitUntil("the profile list", async () => (await text(browser, "profiles")).includes("e2e"));
@@ -453,6 +474,7 @@ async function main() {
   });
 
   await browser.deleteSession();
+  await stopTray();
 }
 
 main()

@@ -1,18 +1,20 @@
 // The quiet app, measured: the release build of the desktop app idle under
 // --demo, in three phases of one run, each after a few fetches through its
 // proxy:
-//   1. started in the tray (`--minimized`, as autostart starts it): no window;
-//   2. the window open (a second launch shows it);
-//   3. the window closed to the tray again (a second launch with
-//      `--minimized`): its web view released.
+//   1. started in the tray (`httvps-tray --demo --minimized`, as autostart
+//      starts it): the tray process alone;
+//   2. the window open (a launch of the window binary, httvps-desktop, shows
+//      it: that process hosts the window);
+//   3. the window closed to the tray again (a launch with `--minimized`):
+//      the window's process and its WebKit processes end.
 // Then the window is shown once more. Each time it is shown, the test waits
-// for the page to reach the app (the app's debug line for the window's
-// `watch_streams` call): a window built again after its web view and
-// WebKit's network process were stopped must load like the first.
+// for the page to reach the app (the tray's debug line for the window's
+// `watch_streams` call): a second window must load like the first.
 // (WebDriver cannot follow this: its session ends with the window.)
-// For each phase: CPU over IDLE_SECONDS (default 60) of the app and every
-// process it started (the WebKit processes; time on a CPU from schedstat,
-// all threads), and memory at the end: RSS
+// For each phase: CPU over IDLE_SECONDS (default 60) of the tray process,
+// the window's process and every process they started (the WebKit
+// processes; time on a CPU from schedstat, all threads), and memory at the
+// end: RSS
 // (resident, shared library pages counted in full in every process), PSS
 // (shared pages divided among the processes that map them) and USS (pages
 // private to the process). Figures are reported, not asserted (the targets:
@@ -21,7 +23,8 @@
 // it. Run by tests/e2e/run inside its Xvfb and D-Bus session, without
 // WebDriver (an automation session would be measured too).
 //
-// Environment: APP_RELEASE_BIN (the release httvps-desktop), IDLE_SECONDS,
+// Environment: APP_RELEASE_BIN (the release httvps-desktop; httvps-tray is
+// beside it), IDLE_SECONDS,
 // IDLE_REPORT (where the Markdown table goes; a .json twin beside it).
 import { spawn } from "node:child_process";
 import { mkdtempSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
@@ -31,6 +34,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 
 const APP = process.env.APP_RELEASE_BIN;
+const TRAY = APP && join(dirname(APP), "httvps-tray");
 const SECONDS = Number(process.env.IDLE_SECONDS ?? 60);
 const REPORT = process.env.IDLE_REPORT;
 
@@ -99,11 +103,14 @@ function memory(pid) {
   return { rss: kib("Rss"), pss: kib("Pss"), uss: kib("Private_Clean") + kib("Private_Dirty") };
 }
 
-/** One phase: CPU over SECONDS, then memory, for the app and its children. */
-async function measure(name, pid) {
-  const before = new Map(tree(pid).map((p) => [p.pid, p.ns]));
+/** One phase: CPU over SECONDS, then memory, for the app's processes (the
+ * trees of `pids()`, read at each end: a process that ended meanwhile counts
+ * no more). */
+async function measure(name, pids) {
+  const all = () => pids().flatMap((pid) => tree(pid));
+  const before = new Map(all().map((p) => [p.pid, p.ns]));
   await sleep(SECONDS * 1000);
-  const after = tree(pid);
+  const after = all();
   const percent = (ns) => (100 * ns) / 1e9 / SECONDS;
   const ns = after.reduce((sum, p) => sum + Math.max(0, p.ns - (before.get(p.pid) ?? p.ns)), 0);
   const processes = after.map((p) => ({
@@ -148,51 +155,66 @@ async function main() {
   const target = createServer((_req, res) => res.end("hello through the tunnel\n"));
   await new Promise((r) => target.listen(0, "127.0.0.1", r));
   const url = `http://127.0.0.1:${target.address().port}/`;
-  const env = { ...process.env, HTTVPS_LOG: "info,httvps_desktop=debug", HOME: home, XDG_DATA_HOME: data, XDG_CONFIG_HOME: join(home, ".config"), XDG_CACHE_HOME: join(home, ".cache") };
+  const env = { ...process.env, HTTVPS_LOG: "info,app::remote=debug", HOME: home, XDG_DATA_HOME: data, XDG_CONFIG_HOME: join(home, ".config"), XDG_CACHE_HOME: join(home, ".cache") };
+  // The socket in this test's own home, whatever XDG_RUNTIME_DIR says: the
+  // WebDriver run's app may not be quite gone.
+  env.HTTVPS_APP_SOCKET = join(home, "app.sock");
   const launch = (args) => new Promise((resolve) => spawn(APP, args, { env, stdio: "ignore" }).on("close", resolve));
 
-  const app = spawn(APP, ["--demo", "--minimized"], { env, stdio: ["ignore", "ignore", "pipe"] });
+  const tray = spawn(TRAY, ["--demo", "--minimized"], { env, stdio: ["ignore", "ignore", "pipe"] });
   let logs = "";
-  app.stderr.on("data", (d) => (logs += d));
+  tray.stderr.on("data", (d) => (logs += d));
   let exited = null;
-  app.on("exit", (code) => (exited = code));
+  tray.on("exit", (code) => (exited = code));
   const loads = () => logs.split("the window is loaded and follows the streams").length - 1;
+  // The window's process: launched below, it hosts the window until it closes.
+  let window = null;
+  const pids = () => [tray.pid, ...(window && window.exitCode === null && window.signalCode === null ? [window.pid] : [])];
+  const showWindow = async (count) => {
+    window = spawn(APP, [], { env, stdio: "ignore" });
+    await waitUntil("the window to load", () => loads() === count);
+  };
   const results = [];
   try {
     await waitUntil("the demo tunnel", async () => {
-      if (exited !== null) throw new Error(`the app exited (status ${exited}): is another instance running?`);
+      if (exited !== null) throw new Error(`the tray exited (status ${exited}): is another instance running?`);
       return (await curl(proxyPort, url)) === "200";
     });
     const fetches = async () => {
       for (let i = 0; i < 5; i++) if ((await curl(proxyPort, url)) !== "200") throw new Error("a fetch through the demo failed");
     };
-    const webkit = () => tree(app.pid).filter((p) => p.comm.startsWith("WebKit"));
+    const webkit = () => pids().flatMap((pid) => tree(pid)).filter((p) => p.comm.startsWith("WebKit"));
     await fetches();
     await sleep(3000);
     if (webkit().length !== 0) throw new Error("started in the tray, the app started a web view");
-    results.push(await measure("in the tray from the start (no window yet)", app.pid));
+    results.push(await measure("in the tray from the start (no window yet)", pids));
 
     if (loads() !== 0) throw new Error("started in the tray, a window loaded");
-    if ((await launch([])) !== 0) throw new Error("the second launch (show) failed");
-    await waitUntil("the window to load", () => loads() === 1);
+    await showWindow(1);
     await fetches();
     // The page loads and draws its first frames.
     await sleep(5000);
-    results.push(await measure("window open", app.pid));
+    results.push(await measure("window open", pids));
 
-    if ((await launch(["--minimized"])) !== 0) throw new Error("the second launch (--minimized) failed");
+    const closing = window;
+    if ((await launch(["--minimized"])) !== 0) throw new Error("the launch with --minimized failed");
+    await waitUntil("the window's process to end", () => closing.exitCode !== null || closing.signalCode !== null);
+    if (closing.exitCode !== 0) throw new Error(`the window's process ended with ${closing.exitCode ?? closing.signalCode}`);
     await waitUntil("the web view's processes to end", () => webkit().length === 0);
     await fetches();
     await sleep(3000);
-    results.push(await measure("window closed to the tray", app.pid));
+    results.push(await measure("window closed to the tray", pids));
 
-    if ((await launch([])) !== 0) throw new Error("the second launch (show again) failed");
-    await waitUntil("the window, built again, to load", () => loads() === 2);
+    await showWindow(2);
+    // A second launch while it is open focuses it and exits at once.
+    if ((await launch([])) !== 0) throw new Error("a second launch failed");
+    if (window.exitCode !== null) throw new Error("the second launch closed the window");
   } catch (e) {
-    console.log(`[idle] the app's log:\n${logs}`);
+    console.log(`[idle] the tray's log:\n${logs}`);
     throw e;
   } finally {
-    app.kill("SIGTERM");
+    window?.kill("SIGTERM");
+    tray.kill("SIGTERM");
     target.close();
   }
   const mib = (v) => v.toFixed(1);

@@ -753,7 +753,7 @@ rows: number,
  */
 entries: number, };
 
-export type CommandCode = "invalid_input" | "not_found" | "no_profile" | "not_signed_in" | "busy" | "already_running" | "listen_failed" | "unsupported" | "keychain" | "settings" | "autostart" | "demo_failed" | "engine";
+export type CommandCode = "invalid_input" | "not_found" | "no_profile" | "not_signed_in" | "busy" | "already_running" | "listen_failed" | "unsupported" | "keychain" | "settings" | "autostart" | "demo_failed" | "engine" | "service_gone";
 
 export type CommandError = { 
 /**

@@ -35,6 +35,9 @@ pub enum CommandCode {
     DemoFailed,
     /// The engine failed in another way.
     Engine,
+    /// The app's background process (the tray, which runs the engine) does
+    /// not answer the window.
+    ServiceGone,
 }
 
 impl CommandCode {
@@ -54,6 +57,7 @@ impl CommandCode {
             CommandCode::Autostart => "autostart",
             CommandCode::DemoFailed => "demo_failed",
             CommandCode::Engine => "engine",
+            CommandCode::ServiceGone => "service_gone",
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod log;
 pub mod notice;
 pub mod profile;
 pub mod registry;
+pub mod remote;
 pub mod settings;
 pub mod sysproxy;
 pub mod tray;
