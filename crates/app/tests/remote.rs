@@ -222,3 +222,52 @@ async fn bad_input_closes_only_that_connection() {
     assert!(remote.call("overview", Value::Null).await.is_ok());
     assert!(tray.hub.has_window());
 }
+
+/// Another user never gets an answer, even where the file modes would let
+/// them in (the peer's credentials are checked too). Needs root to run a
+/// process as `nobody`.
+#[tokio::test]
+async fn another_user_is_refused() {
+    if !testkit::is_root() {
+        eprintln!("skipped: needs root to connect as another user");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt as _;
+    use std::os::unix::process::CommandExt as _;
+    let tray = tray();
+    let open = |p: &std::path::Path| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o777)).unwrap()
+    };
+    open(tray._dir.path());
+    open(tray.socket.parent().unwrap());
+    open(&tray.socket);
+    let script = "import socket,sys\n\
+        s=socket.socket(socket.AF_UNIX)\n\
+        s.connect(sys.argv[1])\n\
+        try:\n\
+        \x20   s.sendall(b'{\"type\":\"open\",\"minimized\":false}\\n')\n\
+        \x20   s.settimeout(10)\n\
+        \x20   print(repr(s.recv(100)))\n\
+        except (BrokenPipeError, ConnectionResetError):\n\
+        \x20   print(repr(b''))\n";
+    let socket = tray.socket.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .arg(&socket)
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "b''");
+    assert!(!tray.hub.has_window());
+}

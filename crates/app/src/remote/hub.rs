@@ -38,6 +38,8 @@ pub enum Bound {
 pub struct Listener {
     listener: UnixListener,
     path: PathBuf,
+    /// Our user: the socket file's owner.
+    uid: u32,
 }
 
 impl Drop for Listener {
@@ -73,10 +75,12 @@ pub fn bind(path: &Path) -> io::Result<Bound> {
     }
     let listener = std::os::unix::net::UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    let uid = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(path)?);
     listener.set_nonblocking(true)?;
     Ok(Bound::Listening(Listener {
         listener: UnixListener::from_std(listener)?,
         path: path.to_owned(),
+        uid,
     }))
 }
 
@@ -117,6 +121,23 @@ impl Hub {
         loop {
             match listener.listener.accept().await {
                 Ok((stream, _)) => {
+                    // The file's mode already keeps other users out; the
+                    // peer's credentials say so again (a command can read
+                    // a secret back: `share_link` with the secret).
+                    match stream.peer_cred() {
+                        Ok(peer) if peer.uid() == listener.uid => {}
+                        Ok(peer) => {
+                            tracing::warn!(
+                                uid = peer.uid(),
+                                "refused a connection from another user"
+                            );
+                            continue;
+                        }
+                        Err(e) => {
+                            tracing::warn!("refused a connection without credentials: {e}");
+                            continue;
+                        }
+                    }
                     let hub = self.clone();
                     tokio::spawn(async move {
                         if let Err(e) = hub.connection(stream).await {
