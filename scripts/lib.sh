@@ -40,7 +40,8 @@ TEST_PACKAGES=(shadowsocks-libev curl ca-certificates chromium build-essential p
   wireguard-go wireguard-tools iproute2 redis-server
   libdbus-1-dev dbus dbus-x11 gnome-keyring libsecret-tools openssl
   "${APP_PACKAGES[@]}"
-  # The system-proxy test uses real GSettings with the dconf backend.
+  # The system-proxy test uses real GSettings with the dconf backend; the
+  # end-to-end test drives the tray's menu with gdbus (libglib2.0-bin).
   libglib2.0-bin gsettings-desktop-schemas dconf-gsettings-backend dconf-service
   # The desktop app's end-to-end test: a virtual display and WebKit's
   # WebDriver (driven through tauri-driver).

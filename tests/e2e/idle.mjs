@@ -7,7 +7,10 @@
 //      it: that process hosts the window);
 //   3. the window closed to the tray again (a launch with `--minimized`):
 //      the window's process and its WebKit processes end.
-// Then the window is shown once more. Each time it is shown, the test waits
+// Then the window is shown once more by a launch (a further launch only
+// focuses it), and once from the tray's menu (Show window, clicked over
+// D-Bus as a tray host does), and the tray's Quit ends the app: the tray
+// process and the window's. Each time the window is shown, the test waits
 // for the page to reach the app (the tray's debug line for the window's
 // `watch_streams` call): a second window must load like the first.
 // (WebDriver cannot follow this: its session ends with the window.)
@@ -30,6 +33,7 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { freePort } from "./net.mjs";
+import { clickTray, trayItem } from "./tray.mjs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 
@@ -50,13 +54,13 @@ async function waitUntil(what, fn, timeoutMs = 30000) {
   throw new Error(`timed out waiting for ${what}`);
 }
 
-/** `/proc/PID/stat` as { comm, ppid }. */
+/** `/proc/PID/stat` as { comm, state, ppid }. */
 function stat(pid) {
   try {
     const text = readFileSync(`/proc/${pid}/stat`, "utf8");
     const close = text.lastIndexOf(")");
     const fields = text.slice(close + 2).split(" ");
-    return { comm: text.slice(text.indexOf("(") + 1, close), ppid: Number(fields[1]) };
+    return { comm: text.slice(text.indexOf("(") + 1, close), state: fields[0], ppid: Number(fields[1]) };
   } catch {
     return null; // ended meanwhile
   }
@@ -209,6 +213,24 @@ async function main() {
     // A second launch while it is open focuses it and exits at once.
     if ((await launch([])) !== 0) throw new Error("a second launch failed");
     if (window.exitCode !== null) throw new Error("the second launch closed the window");
+    const second = window;
+    if ((await launch(["--minimized"])) !== 0) throw new Error("the launch with --minimized failed");
+    await waitUntil("the window's process to end", () => second.exitCode !== null || second.signalCode !== null);
+
+    // The tray's menu: Show window starts the window's process (the tray's
+    // child) and its page loads; Quit ends the window and the tray.
+    let item = null;
+    await waitUntil("the tray item on the bus", () => (item = trayItem(tray.pid)) !== null);
+    clickTray(item, "Show window");
+    await waitUntil("the window shown from the tray to load", () => loads() === 3);
+    const fromTray = tree(tray.pid).find((p) => p.comm === "httvps-desktop");
+    if (!fromTray) throw new Error("Show window started no window process");
+    clickTray(item, "Quit httvps");
+    await waitUntil("the tray process to quit", () => exited !== null);
+    if (exited !== 0) throw new Error(`the tray quit with status ${exited}`);
+    // Ended: gone, or a zombie left to whoever adopted it.
+    const ended = (pid) => ["Z", "X", undefined].includes(stat(pid)?.state);
+    await waitUntil("the window's process to end with it", () => ended(fromTray.pid));
   } catch (e) {
     console.log(`[idle] the tray's log:\n${logs}`);
     throw e;

@@ -1,5 +1,6 @@
 //! The desktop app's controller: every command the UI and the tray can give,
-//! over one [`Engine`]. The Tauri shell only translates commands and events.
+//! over one [`Engine`]. The desktop app only translates commands and events
+//! (`remote`).
 //!
 //! The engine has one run slot: a tunnel (Connect, the demo), a
 //! publication (Publish, its demo; `publish`) or a share (Remote access,
@@ -45,7 +46,7 @@ pub const MAX_TOKEN_LEN: usize = 4096;
 /// Events kept for a slow subscriber.
 const APP_EVENT_BUFFER: usize = 256;
 
-/// Turns "start on login" on or off (tauri-plugin-autostart in the shell).
+/// Turns "start on login" on or off (the tray process's login item).
 pub trait Autostart: Send + Sync {
     /// Enables or disables.
     fn set(&self, enabled: bool) -> Result<(), String>;

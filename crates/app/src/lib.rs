@@ -3,9 +3,10 @@
 //! protocol [`registry`], and on top of them settings, sign-in to the
 //! keychain, connect / demo / disconnect over the [`engine`], the tray's
 //! summary, desktop notices, the log, and "set as system proxy". The CLI and
-//! the Tauri shell only call it.
+//! the desktop app only call it.
 //!
-//! The Tauri shell (`src-tauri/`) is a thin layer over [`Controller`]; this
+//! The desktop app's tray process (`crates/desktop-tray`) runs the
+//! [`Controller`]; its window (`src-tauri/`) reaches it over [`remote`]. This
 //! crate builds and tests without a display. [`bindings`] generates the
 //! UI's TypeScript types from the types here and in the engine.
 #![warn(missing_docs)]

@@ -1,9 +1,9 @@
 //! What the desktop app persists, and the views the UI gets of it.
 //!
 //! Settings hold profiles and preferences only: tokens live in the keychain
-//! and never pass through these types. The shell persists [`Settings`] with
-//! tauri-plugin-store through a [`SettingsStorage`]; tests use
-//! [`MemoryStorage`].
+//! and never pass through these types. The tray process persists [`Settings`] in
+//! a JSON file (`desktop_tray::storage`) through a [`SettingsStorage`];
+//! tests use [`MemoryStorage`].
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
