@@ -42,11 +42,7 @@ fn notifications_reach_the_service() {
         return;
     };
     bus.make_session_bus();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = bus.runtime();
     runtime.block_on(async {
         // No service yet: an error (which `notify` logs at debug level).
         let error = show("Nobody", "is listening").await.unwrap_err();

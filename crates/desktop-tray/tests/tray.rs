@@ -164,31 +164,19 @@ fn labels(menu: &[Entry]) -> Vec<&str> {
         .collect()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn the_tray_is_served_read_and_clicked_over_dbus() {
     let Some(bus) = common::Bus::start() else {
         return;
     };
     bus.make_session_bus();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = bus.runtime();
     runtime.block_on(async {
         // The demo's local proxy on a free port, not the default 1080.
         let storage = MemoryStorage::default();
         storage
             .save(&Settings {
-                proxy_port: free_port(),
+                proxy_port: testkit::free_port(),
                 ..Settings::default()
             })
             .unwrap();

@@ -68,6 +68,16 @@ impl Bus {
         })
     }
 
+    /// A runtime for a test on this bus (two workers: the D-Bus tasks and
+    /// the test's own run side by side).
+    pub fn runtime(&self) -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime")
+    }
+
     /// Makes this bus the session bus of the whole test process.
     ///
     /// Call it first thing in the file's only test, before any thread
