@@ -339,6 +339,36 @@ async fn handshake_times_out_on_a_silent_server() {
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
+/// Stops process `pid` (SIGSTOP) and waits until every one of its threads
+/// is stopped. `kill` returns before that: a thread running on another CPU
+/// goes on until the stop reaches it, and under load it once answered the
+/// probe's ping in that window, so the session rightly stayed up and the
+/// probe test failed.
+async fn freeze(pid: i32) {
+    // SAFETY: a plain kill(2) of the test's own child process.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let stopped = || {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return false;
+        };
+        tasks.flatten().all(|task| {
+            std::fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| {
+                // `tid (comm) STATE …`: comm may hold spaces or parentheses.
+                stat.rsplit_once(") ")
+                    .is_some_and(|(_, rest)| rest.starts_with('T') || rest.starts_with('t'))
+            })
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !stopped() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the gateway did not stop"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_gateway_is_detected_by_keepalive() {
     let gateway = Gateway::direct(&[]).await;
@@ -350,7 +380,7 @@ async fn a_frozen_gateway_is_detected_by_keepalive() {
     let tunnel = Tunnel::connect(config, &Secret::from(TOKEN)).await.unwrap();
     let pid = gateway.process().pid().expect("pid") as i32;
     // SIGSTOP freezes the gateway with its sockets open: only keepalive notices.
-    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    freeze(pid).await;
     let reason = tokio::time::timeout(Duration::from_secs(10), tunnel.closed()).await;
     unsafe { libc::kill(pid, libc::SIGCONT) };
     assert_eq!(
@@ -380,7 +410,7 @@ async fn a_probe_finds_a_frozen_gateway_at_its_deadline() {
     assert!(tunnel.is_active());
 
     let pid = gateway.process().pid().expect("pid") as i32;
-    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    freeze(pid).await;
     tunnel.probe(Duration::from_millis(500));
     let reason = tokio::time::timeout(Duration::from_secs(10), tunnel.closed()).await;
     unsafe { libc::kill(pid, libc::SIGCONT) };
