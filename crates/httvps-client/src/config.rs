@@ -77,7 +77,9 @@ pub struct ClientConfig {
     /// tunnel round trip sooner (what ss-local does), at a price: a target
     /// that cannot be reached shows up as a connection closed with an error
     /// on first read, not as the precise refusal (SOCKS "connection refused",
-    /// HTTP 502/504) before any byte. Off by default.
+    /// HTTP 502/504) before any byte. Such a client does not offer the
+    /// `stream_ready` extension, which it would never wait for: the gateway
+    /// sends one message less per stream. Off by default.
     pub optimistic_open: bool,
     /// What carries the WebSocket: HTTP/1.1 over TLS over TCP, HTTP/3 over
     /// QUIC (RFC 9220, to UDP on the URL's port), or HTTP/3 with a quick

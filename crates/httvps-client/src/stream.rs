@@ -15,7 +15,7 @@ use tokio::sync::{Notify, mpsc};
 use crate::config::ClientConfig;
 use crate::connect::now;
 use crate::error::StreamEnd;
-use crate::tunnel::{Guard, LocalClose};
+use crate::tunnel::Guard;
 
 /// Where the driver puts a stream's bytes.
 #[derive(Clone)]
@@ -357,10 +357,9 @@ impl AsyncWrite for Stream {
 
 impl Drop for Stream {
     fn drop(&mut self) {
-        let _ = self.guard.0.close_tx.send(LocalClose {
-            id: std::mem::take(&mut self.id),
-            reason: self.close_reason.take(),
-        });
+        self.guard
+            .0
+            .close_local(&self.id, self.close_reason.as_deref());
     }
 }
 

@@ -48,7 +48,7 @@ use server_kit::admission::Ticket;
 use crate::Shared;
 use crate::auth::AuthError;
 use crate::inbox::{Credit, Inbox, StreamCredit, Written};
-use crate::metrics as m;
+use crate::metrics::{self as m, StreamMetrics};
 use crate::outbox::Outbox;
 use crate::session::{Action, Handshake, Session, SessionParams, StreamId, close_code};
 use crate::stream::{StreamCtx, StreamEvent, stream_task};
@@ -485,6 +485,8 @@ impl Drop for ActiveSession {
 struct Streams {
     shared: Arc<Shared>,
     mode: UpstreamMode,
+    /// The metric handles of this session's streams.
+    metrics: Arc<StreamMetrics>,
     /// Announce each stream's upstream connection (`stream_ready`).
     stream_ready: bool,
     /// Send stream bytes as binary messages (`binary_data`).
@@ -511,6 +513,7 @@ impl Streams {
         let (events_tx, events_rx) = mpsc::channel(max_streams as usize + 1);
         Streams {
             shared: conn.shared.clone(),
+            metrics: Arc::new(StreamMetrics::new(mode.label())),
             mode,
             stream_ready: params.stream_ready,
             binary_data: params.binary_data,
@@ -641,8 +644,8 @@ impl Streams {
                     }
                 },
                 Action::Open { id, target } => {
-                    metrics::counter!(m::STREAMS_TOTAL).increment(1);
-                    metrics::gauge!(m::STREAMS_ACTIVE).increment(1.0);
+                    self.metrics.total.increment(1);
+                    self.metrics.active.increment(1.0);
                     debug!(stream = %id, %target, "stream open");
                 }
                 Action::Dial {
@@ -658,7 +661,7 @@ impl Streams {
                     }
                 }
                 Action::Finish { id } => {
-                    metrics::gauge!(m::STREAMS_ACTIVE).decrement(1.0);
+                    self.metrics.active.decrement(1.0);
                     if let Some(h) = self.handles.remove(&id) {
                         // The task writes what is queued, then shuts the
                         // upstream down. It gets the drain timeout for that,
@@ -678,7 +681,7 @@ impl Streams {
                     }
                 }
                 Action::Abort { id } => {
-                    metrics::gauge!(m::STREAMS_ACTIVE).decrement(1.0);
+                    self.metrics.active.decrement(1.0);
                     if let Some(h) = self.handles.remove(&id) {
                         // Wait for the task to be gone so that none of its
                         // data frames can follow the stream_close queued next.
@@ -705,11 +708,11 @@ impl Streams {
             match action {
                 // Keeps the gauge even: every Open is matched by one end.
                 Action::Open { .. } => {
-                    metrics::counter!(m::STREAMS_TOTAL).increment(1);
-                    metrics::gauge!(m::STREAMS_ACTIVE).increment(1.0);
+                    self.metrics.total.increment(1);
+                    self.metrics.active.increment(1.0);
                 }
                 Action::Abort { id } | Action::Finish { id } => {
-                    metrics::gauge!(m::STREAMS_ACTIVE).decrement(1.0);
+                    self.metrics.active.decrement(1.0);
                     if let Some(h) = self.handles.remove(&id) {
                         h.task.abort();
                         let _ = h.task.await;
@@ -817,6 +820,7 @@ impl Streams {
             mode: self.mode.clone(),
             announce_ready: self.stream_ready,
             shared: self.shared.clone(),
+            metrics: self.metrics.clone(),
             out: self.out.clone(),
             inbox: inbox.clone(),
             credit: credit.clone(),

@@ -52,6 +52,40 @@ fn describe() {
     metrics::describe_histogram!(DIAL_SECONDS, "Upstream connect time");
 }
 
+/// The handles a session's streams count into, looked up once per session.
+///
+/// `metrics::counter!(name, labels)` builds the key, hashes it and finds it
+/// in the registry on every call; each new stream made five such lookups
+/// (opened, active, dial time, bytes up and down): 2.4 % of the gateway's
+/// CPU in a profile of sequential 1 KiB fetches through new streams, more
+/// than its AES-GCM both ways (1.7 %); with the handles, 0.3 % is left. They
+/// are made when the session starts, long after the recorder is installed.
+pub(crate) struct StreamMetrics {
+    /// [`STREAMS_TOTAL`].
+    pub(crate) total: metrics::Counter,
+    /// [`STREAMS_ACTIVE`].
+    pub(crate) active: metrics::Gauge,
+    /// [`DIAL_SECONDS`] of the session's mode.
+    pub(crate) dial: metrics::Histogram,
+    /// [`BYTES_TOTAL`], `dir` = `up`.
+    pub(crate) bytes_up: metrics::Counter,
+    /// [`BYTES_TOTAL`], `dir` = `down`.
+    pub(crate) bytes_down: metrics::Counter,
+}
+
+impl StreamMetrics {
+    /// The handles for a session whose upstreams are dialed in `mode`.
+    pub(crate) fn new(mode: &'static str) -> StreamMetrics {
+        StreamMetrics {
+            total: metrics::counter!(STREAMS_TOTAL),
+            active: metrics::gauge!(STREAMS_ACTIVE),
+            dial: metrics::histogram!(DIAL_SECONDS, "mode" => mode),
+            bytes_up: metrics::counter!(BYTES_TOTAL, "dir" => "up"),
+            bytes_down: metrics::counter!(BYTES_TOTAL, "dir" => "down"),
+        }
+    }
+}
+
 /// Counts one handshake outcome.
 pub fn handshake(result: &'static str) {
     metrics::counter!(HANDSHAKES_TOTAL, "result" => result).increment(1);

@@ -19,7 +19,7 @@ use tracing::debug;
 
 use crate::Shared;
 use crate::inbox::{Inbox, Next, StreamCredit, Written};
-use crate::metrics as m;
+use crate::metrics::StreamMetrics;
 use crate::outbox::Outbox;
 use crate::session::{CloseReason, StreamEnd, StreamId};
 use crate::upstream::{self, Upstream, UpstreamMode};
@@ -40,6 +40,8 @@ pub(crate) struct StreamCtx {
     /// Send `stream_ready` once the upstream is connected (negotiated).
     pub(crate) announce_ready: bool,
     pub(crate) shared: Arc<Shared>,
+    /// The session's metric handles.
+    pub(crate) metrics: Arc<StreamMetrics>,
     pub(crate) out: Arc<Outbox>,
     pub(crate) inbox: Arc<Inbox>,
     /// The client's credit (`flow_control`); `None`: read freely.
@@ -86,8 +88,7 @@ pub(crate) async fn stream_task(ctx: StreamCtx) {
         }
         Ok((up, took)) => {
             debug!(stream = %ctx.id, target = %ctx.target, ?took, "upstream connected");
-            metrics::histogram!(m::DIAL_SECONDS, "mode" => ctx.mode.label())
-                .record(took.as_secs_f64());
+            ctx.metrics.dial.record(took.as_secs_f64());
             // Sent before any data frame of this stream, through the same queue.
             let ready = Frame::StreamReady {
                 stream_id: (*ctx.id).into(),
@@ -120,8 +121,8 @@ pub(crate) async fn stream_task(ctx: StreamCtx) {
 /// (the client closed the stream, or the session is gone).
 async fn pump(up: Upstream, ctx: &StreamCtx) -> Option<StreamEnd> {
     let (mut rd, mut wr) = tokio::io::split(up);
-    let bytes_up = metrics::counter!(m::BYTES_TOTAL, "dir" => "up");
-    let bytes_down = metrics::counter!(m::BYTES_TOTAL, "dir" => "down");
+    let bytes_up = &ctx.metrics.bytes_up;
+    let bytes_down = &ctx.metrics.bytes_down;
     // Only `write_all`, never `tokio::io::copy`: copy may retry a pending
     // write with a longer buffer, and the Shadowsocks AEAD writer then reports
     // the longer length while it sent the shorter one (bytes vanish).

@@ -15,7 +15,9 @@
 //!   metadata…), one policy for every server we ship;
 //! - `log_filter` (feature `log-filter`): the log filter every binary
 //!   installs, which keeps wire payloads (and the token in the hello) out of
-//!   the logs at any level.
+//!   the logs at any level;
+//! - `sink` (feature `sink`): a WebSocket writer's flush without a stale
+//!   waker (the HTTVPS client and gateway).
 #![warn(missing_docs)]
 
 pub mod code;
@@ -24,6 +26,8 @@ pub mod datagram;
 pub mod log_filter;
 pub mod policy;
 pub mod secret;
+#[cfg(feature = "sink")]
+pub mod sink;
 pub mod target;
 
 pub use code::ErrorCode;
