@@ -232,7 +232,14 @@ impl Driver {
             };
             let handshake = async {
                 match awaiting_handshake.as_mut() {
-                    Some(w) => w.changed().await.is_ok(),
+                    // `wait_for`, not `changed`: the watch was taken after the
+                    // peer was added, and a handshake that completed in
+                    // between (the relay answers within a millisecond, this
+                    // task can be preempted longer under load) would never
+                    // count as a change: the share stayed "registered" until
+                    // WireGuard's next rekey, two minutes later (seen once in
+                    // CI as a test timing out after 30 s).
+                    Some(w) => w.wait_for(|done| *done > 0).await.is_ok(),
                     None => std::future::pending().await,
                 }
             };

@@ -144,6 +144,8 @@ impl Tunnels {
             if *peer != key {
                 self.inner.node.remove_peer(&peer);
                 self.add_peer(&key, record)?;
+                // The old key's watcher ends with its peer.
+                self.watch_handshakes(&key);
                 *peer = key;
             }
             *lock(&old.record) = record.clone();
