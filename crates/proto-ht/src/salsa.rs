@@ -16,6 +16,24 @@
 
 use wide::u32x8;
 
+/// Salsa20's twenty rounds: ten double rounds, each a column round then a
+/// row round (Salsa20 spec §4–§6). One schedule for every lane width:
+/// `$quarter!(x, a, b, c, d)` is the quarter-round of that width.
+macro_rules! twenty_rounds {
+    ($quarter:ident, $x:ident) => {
+        for _ in 0..10 {
+            $quarter!($x, 0, 4, 8, 12);
+            $quarter!($x, 5, 9, 13, 1);
+            $quarter!($x, 10, 14, 2, 6);
+            $quarter!($x, 15, 3, 7, 11);
+            $quarter!($x, 0, 1, 2, 3);
+            $quarter!($x, 5, 6, 7, 4);
+            $quarter!($x, 10, 11, 8, 9);
+            $quarter!($x, 15, 12, 13, 14);
+        }
+    };
+}
+
 /// Blocks computed at once.
 const LANES: usize = 8;
 /// Keystream bytes per refill.
@@ -182,17 +200,12 @@ impl Keystream {
         start[8] = blocks.map(|block| block as u32);
         start[9] = blocks.map(|block| (block >> 32) as u32);
         let mut x: [u32x8; 16] = start.map(u32x8::new);
-        for _ in 0..10 {
-            // Column round, then row round (Salsa20 spec §4–§6).
-            quarter(&mut x, 0, 4, 8, 12);
-            quarter(&mut x, 5, 9, 13, 1);
-            quarter(&mut x, 10, 14, 2, 6);
-            quarter(&mut x, 15, 3, 7, 11);
-            quarter(&mut x, 0, 1, 2, 3);
-            quarter(&mut x, 5, 6, 7, 4);
-            quarter(&mut x, 10, 11, 8, 9);
-            quarter(&mut x, 15, 12, 13, 14);
+        macro_rules! portable_quarter {
+            ($x:ident, $a:literal, $b:literal, $c:literal, $d:literal) => {
+                quarter(&mut $x, $a, $b, $c, $d)
+            };
         }
+        twenty_rounds!(portable_quarter, x);
         for (word, (mixed, initial)) in x.iter().zip(start.map(u32x8::new)).enumerate() {
             let out = (*mixed + initial).to_array();
             for (lane, value) in out.iter().enumerate() {
@@ -362,16 +375,7 @@ mod avx2 {
                     high[0], high[1], high[2], high[3], high[4], high[5], high[6], high[7],
                 );
                 let mut x = start;
-                for _ in 0..10 {
-                    quarter!(x, 0, 4, 8, 12);
-                    quarter!(x, 5, 9, 13, 1);
-                    quarter!(x, 10, 14, 2, 6);
-                    quarter!(x, 15, 3, 7, 11);
-                    quarter!(x, 0, 1, 2, 3);
-                    quarter!(x, 5, 6, 7, 4);
-                    quarter!(x, 10, 11, 8, 9);
-                    quarter!(x, 15, 12, 13, 14);
-                }
+                twenty_rounds!(quarter, x);
                 for word in 0..16 {
                     x[word] = _mm256_add_epi32(x[word], start[word]);
                 }
@@ -477,16 +481,7 @@ mod avx2 {
             start[9] = _mm512_loadu_si512(high.as_ptr().cast());
         }
         let mut x = start;
-        for _ in 0..10 {
-            quarter!(x, 0, 4, 8, 12);
-            quarter!(x, 5, 9, 13, 1);
-            quarter!(x, 10, 14, 2, 6);
-            quarter!(x, 15, 3, 7, 11);
-            quarter!(x, 0, 1, 2, 3);
-            quarter!(x, 5, 6, 7, 4);
-            quarter!(x, 10, 11, 8, 9);
-            quarter!(x, 15, 12, 13, 14);
-        }
+        twenty_rounds!(quarter, x);
         for word in 0..16 {
             x[word] = _mm512_add_epi32(x[word], start[word]);
         }
