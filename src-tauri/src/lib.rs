@@ -16,8 +16,6 @@
 mod commands;
 mod window;
 
-use std::path::PathBuf;
-
 use app::remote::client::{self, Opened, Push};
 use tauri::{AppHandle, Emitter, Manager, WindowEvent};
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -33,34 +31,12 @@ const DEMO_ARG: &str = "--demo";
 /// Overrides where the tray binary is (default: beside this one).
 const TRAY_BIN_ENV: &str = "HTTVPS_TRAY_BIN";
 
-/// Logs on stderr, filtered by `HTTVPS_LOG` (default `info`) under
-/// [`net::log_filter`]'s cap.
-fn init_logging() {
-    use tracing_subscriber::Layer as _;
-    use tracing_subscriber::layer::SubscriberExt as _;
-    use tracing_subscriber::util::SubscriberInitExt as _;
-    let layer = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_filter(net::log_filter::from_env("HTTVPS_LOG", "info"));
-    let _ = tracing_subscriber::registry().with(layer).try_init();
-}
-
-/// `httvps-tray` beside this executable, or `$HTTVPS_TRAY_BIN`.
-fn tray_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os(TRAY_BIN_ENV).filter(|p| !p.is_empty()) {
-        return PathBuf::from(path);
-    }
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().map(|dir| dir.join("httvps-tray")))
-        .unwrap_or_else(|| PathBuf::from("httvps-tray"))
-}
-
 /// Runs a launch: returns when the window is closed, or at once when the
 /// tray did what the launch asked.
 pub fn run() {
     window::prefer_software_drawing();
-    init_logging();
+    // HTTVPS_LOG (default info), under net::log_filter's cap.
+    net::log_filter::init_stderr("HTTVPS_LOG", "info");
     let args: Vec<String> = std::env::args().skip(1).collect();
     let minimized = args.iter().any(|a| a == MINIMIZED_ARG);
     // The tray we may start never opens a window itself: this launch does.
@@ -71,7 +47,7 @@ pub fn run() {
     let socket = app::remote::default_socket();
     let opened = tauri::async_runtime::block_on(client::launch(
         &socket,
-        &tray_binary(),
+        &app::remote::sibling_binary(TRAY_BIN_ENV, "httvps-tray"),
         &tray_args,
         minimized,
     ));

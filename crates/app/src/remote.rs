@@ -65,6 +65,19 @@ pub fn default_socket() -> PathBuf {
     }
 }
 
+/// The app's other binary, `name` (`httvps-tray` or `httvps-desktop`): the
+/// path in the environment variable `env` when set, else beside this
+/// executable (both are built into one directory and installed into one).
+pub fn sibling_binary(env: &str, name: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os(env).filter(|p| !p.is_empty()) {
+        return PathBuf::from(path);
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join(name)))
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
 /// From the window binary to the tray.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

@@ -32,7 +32,9 @@ const WINDOW_BIN_ENV: &str = "HTTVPS_WINDOW_BIN";
 const TRAY_REFRESH: Duration = Duration::from_secs(1);
 
 fn main() -> std::process::ExitCode {
-    init_logging();
+    // HTTVPS_LOG (default info), under net::log_filter's cap: the
+    // WebSocket library never above DEBUG (at TRACE it logs the token).
+    net::log_filter::init_stderr("HTTVPS_LOG", "info");
     let args: Vec<String> = std::env::args().skip(1).collect();
     let flag = |name: &str| args.iter().any(|a| a == name);
     for arg in &args {
@@ -68,19 +70,6 @@ struct Options {
     minimized: bool,
     demo: bool,
     print_ready: bool,
-}
-
-/// Logs on stderr, filtered by `HTTVPS_LOG` (default `info`) under
-/// [`net::log_filter`]'s cap (the WebSocket library never above DEBUG: at
-/// TRACE it prints the hello with the session token).
-fn init_logging() {
-    use tracing_subscriber::Layer as _;
-    use tracing_subscriber::layer::SubscriberExt as _;
-    use tracing_subscriber::util::SubscriberInitExt as _;
-    let layer = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_filter(net::log_filter::from_env("HTTVPS_LOG", "info"));
-    let _ = tracing_subscriber::registry().with(layer).try_init();
 }
 
 fn ready(options: &Options) {
@@ -228,14 +217,10 @@ struct WindowBinary(PathBuf);
 
 impl WindowBinary {
     fn beside_this_exe() -> WindowBinary {
-        if let Some(path) = std::env::var_os(WINDOW_BIN_ENV).filter(|p| !p.is_empty()) {
-            return WindowBinary(PathBuf::from(path));
-        }
-        let dir = std::env::current_exe()
-            .ok()
-            .and_then(|exe| exe.parent().map(PathBuf::from))
-            .unwrap_or_default();
-        WindowBinary(dir.join("httvps-desktop"))
+        WindowBinary(app::remote::sibling_binary(
+            WINDOW_BIN_ENV,
+            "httvps-desktop",
+        ))
     }
 }
 

@@ -150,19 +150,45 @@ impl View {
 
     /// The item that connects or stops, as the state has it.
     fn toggle_label(&self) -> &'static str {
-        let summary = &self.summary;
+        Toggle::of(&self.summary, !self.profiles.is_empty()).label()
+    }
+}
+
+/// What the toggle item does: one decision for its label (when the menu is
+/// built) and its action (on the state at the click).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Toggle {
+    Demo,
+    Connect,
+    StopPublishing,
+    StopSharing,
+    Disconnect,
+}
+
+impl Toggle {
+    fn of(summary: &TraySummary, has_profiles: bool) -> Toggle {
         if summary.can_connect {
-            if self.profiles.is_empty() {
-                "Try the demo"
+            if has_profiles {
+                Toggle::Connect
             } else {
-                "Connect"
+                Toggle::Demo
             }
         } else if summary.publishing {
-            "Stop publishing"
+            Toggle::StopPublishing
         } else if summary.sharing {
-            "Stop sharing"
+            Toggle::StopSharing
         } else {
-            "Disconnect"
+            Toggle::Disconnect
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Toggle::Demo => "Try the demo",
+            Toggle::Connect => "Connect",
+            Toggle::StopPublishing => "Stop publishing",
+            Toggle::StopSharing => "Stop sharing",
+            Toggle::Disconnect => "Disconnect",
         }
     }
 }
@@ -195,18 +221,16 @@ impl Item {
         let controller = self.controller();
         let views = self.views.clone();
         self.runtime.spawn(async move {
-            let summary = controller.tray_summary();
-            let result = if summary.publishing && !summary.can_connect {
-                controller.stop_publishing().await.map(drop)
-            } else if summary.sharing && !summary.can_connect {
-                controller.stop_share().await.map(drop)
-            } else if !summary.can_connect {
-                controller.disconnect().await;
-                Ok(())
-            } else if controller.settings().connect_profiles().next().is_none() {
-                controller.start_demo().await.map(drop)
-            } else {
-                controller.connect().await.map(drop)
+            let has_profiles = controller.settings().connect_profiles().next().is_some();
+            let result = match Toggle::of(&controller.tray_summary(), has_profiles) {
+                Toggle::StopPublishing => controller.stop_publishing().await.map(drop),
+                Toggle::StopSharing => controller.stop_share().await.map(drop),
+                Toggle::Disconnect => {
+                    controller.disconnect().await;
+                    Ok(())
+                }
+                Toggle::Demo => controller.start_demo().await.map(drop),
+                Toggle::Connect => controller.connect().await.map(drop),
             };
             if let Err(e) = result {
                 crate::notify::notify("Cannot connect", &e.message);

@@ -92,16 +92,10 @@ fn main() -> ExitCode {
 /// the WebSocket library never logs above DEBUG, since at TRACE it prints
 /// every frame, the hello with the session token included.
 fn init_logging(verbose: u8) {
-    use tracing_subscriber::Layer as _;
-    use tracing_subscriber::layer::SubscriberExt as _;
-    use tracing_subscriber::util::SubscriberInitExt as _;
     let default = match verbose {
         0 => "warn",
         1 => "info",
         _ => "debug",
     };
-    let layer = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_filter(net::log_filter::from_env("RUST_LOG", default));
-    tracing_subscriber::registry().with(layer).init();
+    net::log_filter::init_stderr("RUST_LOG", default);
 }

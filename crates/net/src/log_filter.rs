@@ -71,6 +71,19 @@ pub fn from_env<S>(var: &str, default: &str) -> LogFilter<S> {
     capped(env)
 }
 
+/// Installs the binaries' one subscriber: human-readable lines on stderr
+/// (stdout stays for `--json` output and the tray's ready line), filtered
+/// by [`from_env`]. Does nothing if a subscriber is already installed.
+pub fn init_stderr(var: &str, default: &str) {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_filter(from_env(var, default));
+    let _ = tracing_subscriber::registry().with(layer).try_init();
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Write;
