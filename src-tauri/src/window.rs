@@ -46,8 +46,9 @@ fn build(app: &AppHandle) -> tauri::Result<WebviewWindow> {
 /// app"): with WebKit's compositing off, the web process held 294 → 184 MiB
 /// and the app's idle CPU with the window open fell 4.7 % → 1.2 % of a core
 /// (the rest went when the window stopped redrawing unchanged text, see
-/// ui/src/dom.ts); with GTK's GL off, the app started in the tray holds 137
-/// → 84 MiB (GTK otherwise loads Mesa and LLVM at start to choose a visual).
+/// ui/src/dom.ts); with GTK's GL off, the single-process app started in the
+/// tray held 137 → 84 MiB (GTK otherwise loads Mesa and LLVM at start to
+/// choose a visual; this process still starts GTK before its window).
 ///
 /// Must run before any thread starts (it writes the environment).
 pub fn prefer_software_drawing() {
