@@ -57,7 +57,7 @@ async fn share_serves_a_local_port_through_the_relay_binary() {
     let (cert_path, key_path) = cert.write_to(dir.path());
     let secret_file = dir.path().join("jwt.secret");
     std::fs::write(&secret_file, SECRET).unwrap();
-    let first = 20_000 + (std::process::id() % 800) as u16 * 50 + 25;
+    let first = testkit::port_range_below_ephemeral(50) + 25;
     let bin = cli::sibling_bin("relay-server", "relay-server");
     let args: Vec<String> = [
         "--listen",

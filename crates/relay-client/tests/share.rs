@@ -34,9 +34,7 @@ struct Fixture {
 impl Fixture {
     fn new() -> Fixture {
         testkit::certs::install_crypto_provider();
-        // nextest runs each test in its own process: the pid spreads the
-        // forwards' port ranges apart.
-        let first_port = 20_000 + (std::process::id() % 800) as u16 * 50;
+        let first_port = testkit::port_range_below_ephemeral(50);
         Fixture {
             cert: TestCert::generate(&["localhost"]),
             first_port,

@@ -30,7 +30,8 @@ pub use process::{GatewayProcess, wait_for_port};
 pub use relay::{CuttingRelay, FreezingRelay};
 pub use servers::{
     BYTES_SEED, EchoServer, HangingTarget, HttpServer, ServerFirst, TcpBlackhole, UdpEchoServer,
-    bytes_sha256, closed_port, free_port, pseudo_random_bytes, sha256_hex,
+    bytes_sha256, closed_port, free_port, port_range_below_ephemeral, pseudo_random_bytes,
+    sha256_hex,
 };
 pub use shadowsocks::{InProcessSsServer, SsEndpoint, SsServer};
 pub use socks::{Socks5Udp, closes_without_data, socks5_connect, socks5_udp_associate};

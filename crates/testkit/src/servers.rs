@@ -243,6 +243,22 @@ pub fn free_port() -> u16 {
     closed_port().port()
 }
 
+/// The first of `len` loopback ports for a server that binds a fixed range
+/// (the relay's public forwards): below the kernel's ephemeral range, where
+/// every outgoing connection's local port comes from (a port there can be
+/// held by another test's connection at the moment the range is bound: the
+/// relay then refuses the forwards and the share never gets active), and
+/// spread by pid across nextest's one-process-per-test runs.
+pub fn port_range_below_ephemeral(len: u16) -> u16 {
+    const BASE: u16 = 10_000;
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    let slots = (ephemeral_low.saturating_sub(BASE) / len.max(1)).max(1);
+    BASE + (std::process::id() % u32::from(slots)) as u16 * len
+}
+
 /// The `x-sha256` of `GET /bytes/N`: hex SHA-256 of `pseudo_random_bytes(BYTES_SEED, len)`.
 pub fn bytes_sha256(len: usize) -> String {
     pseudo_random_sha256(BYTES_SEED, len)
