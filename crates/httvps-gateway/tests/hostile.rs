@@ -349,6 +349,9 @@ impl Metrics {
     fn evicted(&self) -> f64 {
         self.get("httvps_gateway_connections_evicted_total", "")
     }
+    fn spared(&self) -> f64 {
+        self.get("httvps_gateway_connections_spared_total", "")
+    }
     fn refused_per_source(&self) -> f64 {
         self.get(
             "httvps_gateway_connections_refused_total",
@@ -485,8 +488,10 @@ async fn burst(f: &Fixture, notes: &mut Vec<String>) -> anyhow::Result<()> {
     let last = attack.stop().await;
     notes.push(last.to_string());
     notes.push(format!(
-        "gateway: pending {}; listen queue overflows +{} (whole machine)",
+        "gateway: pending {}; spared once with their first bytes unread {} (all phases); \
+         listen queue overflows +{} (whole machine)",
         during.pending(),
+        during.spared() as u64,
         listen_overflows().saturating_sub(overflows)
     ));
     notes.push(client_note(&client));

@@ -70,7 +70,7 @@ impl<'a, S: Future<Output = ()>> Acceptor<'a, S> {
             tokio::select! {
                 _ = self.shutdown.as_mut() => return None,
                 r = self.listener.accept() => match r {
-                    Ok((tcp, peer)) => match self.admission.admit(peer.ip()) {
+                    Ok((tcp, peer)) => match self.admission.admit_socket(peer.ip(), &tcp) {
                         Ok(ticket) => return Some((tcp, peer, ticket)),
                         Err(why) => debug!(%peer, reason = why.label(), "connection refused"),
                     },

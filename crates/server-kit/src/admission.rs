@@ -38,11 +38,13 @@
 //! The bookkeeping is a plain type behind a mutex held for a map update; no
 //! I/O happens under it. Metrics, under the server's prefix:
 //! `{prefix}_connections_pending` and `{prefix}_connections_admitted`
-//! (gauges), `{prefix}_connections_evicted_total` and
+//! (gauges), `{prefix}_connections_evicted_total`,
+//! `{prefix}_connections_spared_total` and
 //! `{prefix}_connections_refused_total{reason="per_source"|"full"}`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio_util::sync::CancellationToken;
@@ -117,15 +119,77 @@ pub enum Progress {
     Claimed,
 }
 
+/// How many connections one arrival may spare (see the module doc) before
+/// it evicts regardless: keeps the time under the lock bounded when a whole
+/// burst spoke at once.
+const MAX_SPARED_PER_ARRIVAL: usize = 32;
+
+/// A pending connection's place.
+struct Pending {
+    /// Its position in the eviction order: the sequence number of its last
+    /// step.
+    order: u64,
+    progress: Progress,
+    evict: CancellationToken,
+    /// Its socket, to ask the kernel whether its first bytes are waiting.
+    /// Only a number: the connection owns the socket and may close it
+    /// before its ticket is dropped; then the question goes to a closed
+    /// (or reused) descriptor, which at worst spares one connection once.
+    socket: Option<RawFd>,
+}
+
+impl Pending {
+    /// Whether the connection spoke although the server has not read it.
+    fn spoke_unread(&self) -> bool {
+        if let (Progress::Accepted, Some(fd)) = (self.progress, self.socket) {
+            let mut unread: libc::c_int = 0;
+            // SAFETY: FIONREAD writes one int through a pointer to a live
+            // local; a stale descriptor makes the call fail (EBADF) or
+            // answer for another file, never touch memory of ours.
+            let r = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut unread) };
+            return r == 0 && unread > 0;
+        }
+        false
+    }
+}
+
 #[derive(Default)]
 struct State {
     per_source: HashMap<Source, usize>,
-    /// Pending connections by the sequence number of their last step
-    /// (arrival or progress): the first goes first.
-    pending: BTreeMap<u64, CancellationToken>,
+    /// Pending connections by ticket id.
+    pending: HashMap<u64, Pending>,
+    /// Ticket ids of the pending connections by the sequence number of
+    /// their last step (arrival or progress): the first goes first.
+    order: BTreeMap<u64, u64>,
     admitted: usize,
     next_seq: u64,
+    next_id: u64,
     evicted_total: u64,
+    spared_total: u64,
+}
+
+impl State {
+    /// Records a step of pending connection `id`: it goes to the back.
+    fn step(&mut self, id: u64, to: Progress) {
+        let Some(entry) = self.pending.get_mut(&id) else {
+            return;
+        };
+        if to <= entry.progress {
+            return;
+        }
+        entry.progress = to;
+        self.order.remove(&entry.order);
+        entry.order = self.next_seq;
+        self.next_seq += 1;
+        self.order.insert(entry.order, id);
+    }
+
+    /// Removes pending connection `id`.
+    fn forget(&mut self, id: u64) -> Option<Pending> {
+        let entry = self.pending.remove(&id)?;
+        self.order.remove(&entry.order);
+        Some(entry)
+    }
 }
 
 /// The stages of one server. Shared by its accept loop and its connections.
@@ -140,6 +204,7 @@ struct Names {
     pending: String,
     admitted: String,
     evicted: String,
+    spared: String,
     refused: String,
 }
 
@@ -149,6 +214,7 @@ impl Names {
             pending: format!("{prefix}_connections_pending"),
             admitted: format!("{prefix}_connections_admitted"),
             evicted: format!("{prefix}_connections_evicted_total"),
+            spared: format!("{prefix}_connections_spared_total"),
             refused: format!("{prefix}_connections_refused_total"),
         }
     }
@@ -172,6 +238,9 @@ pub struct Occupancy {
     pub admitted: usize,
     /// Pending connections evicted so far.
     pub evicted_total: u64,
+    /// Pending connections spared once because their first bytes were
+    /// waiting unread.
+    pub spared_total: u64,
 }
 
 impl Admission {
@@ -202,32 +271,79 @@ impl Admission {
     /// Lets a new connection from `peer` into the pending stage, evicting
     /// the one that progressed least recently when the stage is full.
     pub fn admit(self: &Arc<Self>, peer: IpAddr) -> Result<Ticket, Refusal> {
+        self.admit_with(peer, None)
+    }
+
+    /// As [`admit`](Self::admit), for a connection on `socket`: it is not
+    /// evicted before the server read it if its first bytes are already
+    /// waiting (see the module doc).
+    pub fn admit_socket(
+        self: &Arc<Self>,
+        peer: IpAddr,
+        socket: &impl AsRawFd,
+    ) -> Result<Ticket, Refusal> {
+        self.admit_with(peer, Some(socket.as_raw_fd()))
+    }
+
+    fn admit_with(
+        self: &Arc<Self>,
+        peer: IpAddr,
+        socket: Option<RawFd>,
+    ) -> Result<Ticket, Refusal> {
         let source = Source::of(peer);
-        let mut state = self.lock();
+        let mut guard = self.lock();
+        let state = &mut *guard;
         let count = state.per_source.entry(source).or_insert(0);
         if *count >= self.limits.max_per_source {
             self.names.refused(Refusal::PerSource);
             return Err(Refusal::PerSource);
         }
         *count += 1;
+        let mut spared = 0;
         while state.pending.len() >= self.limits.max_pending {
-            let Some((_, oldest)) = state.pending.pop_first() else {
+            let Some((_, id)) = state.order.pop_first() else {
                 break;
             };
-            oldest.cancel();
+            let Some(entry) = state.pending.get_mut(&id) else {
+                continue;
+            };
+            if spared < MAX_SPARED_PER_ARRIVAL && entry.spoke_unread() {
+                // Its step happened; the server had not seen it yet.
+                entry.progress = Progress::Spoke;
+                entry.order = state.next_seq;
+                state.next_seq += 1;
+                state.order.insert(entry.order, id);
+                state.spared_total += 1;
+                metrics::counter!(self.names.spared.clone()).increment(1);
+                spared += 1;
+                continue;
+            }
+            if let Some(entry) = state.pending.remove(&id) {
+                entry.evict.cancel();
+            }
             state.evicted_total += 1;
             metrics::counter!(self.names.evicted.clone()).increment(1);
         }
-        let seq = state.next_seq;
+        let id = state.next_id;
+        state.next_id += 1;
+        let order = state.next_seq;
         state.next_seq += 1;
         let evict = CancellationToken::new();
-        state.pending.insert(seq, evict.clone());
-        self.names.record(&state);
+        state.pending.insert(
+            id,
+            Pending {
+                order,
+                progress: Progress::Accepted,
+                evict: evict.clone(),
+                socket,
+            },
+        );
+        state.order.insert(order, id);
+        self.names.record(state);
         Ok(Ticket {
             admission: self.clone(),
             source,
-            seq,
-            progress: Progress::Accepted,
+            id,
             admitted: false,
             evict,
         })
@@ -240,6 +356,7 @@ impl Admission {
             pending: state.pending.len(),
             admitted: state.admitted,
             evicted_total: state.evicted_total,
+            spared_total: state.spared_total,
         }
     }
 }
@@ -248,9 +365,8 @@ impl Admission {
 pub struct Ticket {
     admission: Arc<Admission>,
     source: Source,
-    /// Its place in the pending order: the sequence number of its last step.
-    seq: u64,
-    progress: Progress,
+    /// Its id in the pending stage.
+    id: u64,
     admitted: bool,
     evict: CancellationToken,
 }
@@ -260,16 +376,10 @@ impl Ticket {
     /// to the back of the eviction order. Repeating a step or going back, or
     /// calling it after eviction or promotion, does nothing.
     pub fn progressed(&mut self, to: Progress) {
-        if self.admitted || to <= self.progress {
+        if self.admitted {
             return;
         }
-        self.progress = to;
-        let mut state = self.admission.lock();
-        if let Some(evict) = state.pending.remove(&self.seq) {
-            self.seq = state.next_seq;
-            state.next_seq += 1;
-            state.pending.insert(self.seq, evict);
-        }
+        self.admission.lock().step(self.id, to);
     }
 
     /// Cancelled when this pending connection is evicted to make room for a
@@ -296,7 +406,7 @@ impl Ticket {
             self.admission.names.refused(Refusal::Full);
             return Err(Refusal::Full);
         }
-        state.pending.remove(&self.seq);
+        state.forget(self.id);
         state.admitted += 1;
         self.admitted = true;
         self.admission.names.record(&state);
@@ -310,7 +420,7 @@ impl Drop for Ticket {
         if self.admitted {
             state.admitted -= 1;
         } else {
-            state.pending.remove(&self.seq);
+            state.forget(self.id);
         }
         if let Some(count) = state.per_source.get_mut(&self.source) {
             *count -= 1;
@@ -325,8 +435,7 @@ impl Drop for Ticket {
 impl std::fmt::Debug for Ticket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ticket")
-            .field("seq", &self.seq)
-            .field("progress", &self.progress)
+            .field("id", &self.id)
             .field("admitted", &self.admitted)
             .finish()
     }
@@ -381,7 +490,8 @@ mod tests {
             Occupancy {
                 pending: 1,
                 admitted: 1,
-                evicted_total: 4
+                evicted_total: 4,
+                spared_total: 0,
             }
         );
         // The admitted stage is full: a second proven connection is refused.
@@ -420,6 +530,38 @@ mod tests {
         assert!(client.eviction().is_cancelled());
         client.progressed(Progress::Claimed);
         assert_eq!(a.occupancy().pending, 3, "an evicted ticket stays out");
+    }
+
+    #[test]
+    fn a_connection_whose_first_bytes_wait_unread_is_spared_once() {
+        use std::io::Write as _;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut talker = std::net::TcpStream::connect(addr).unwrap();
+        let (talked, _) = listener.accept().unwrap();
+        let _silent_client = std::net::TcpStream::connect(addr).unwrap();
+        let (silent, _) = listener.accept().unwrap();
+        talker.write_all(b"hello").unwrap();
+        // The byte is in the kernel's queue before the stage asks.
+        let mut peek = [0u8; 1];
+        assert_eq!(talked.peek(&mut peek).unwrap(), 1);
+
+        let a = limits(2, 10, 10);
+        let spoke = a.admit_socket(ip("10.0.0.1"), &talked).unwrap();
+        let quiet = a.admit_socket(ip("10.0.0.2"), &silent).unwrap();
+        let _third = a.admit(ip("10.0.0.3")).unwrap();
+        assert!(
+            !spoke.eviction().is_cancelled(),
+            "its bytes wait: the server is behind, not the client"
+        );
+        assert!(quiet.eviction().is_cancelled(), "the next in line went");
+        assert_eq!(a.occupancy().spared_total, 1);
+        // Spared once, its step dated when the stage asked (before the
+        // third arrived): its bytes still unread, it goes next.
+        let _fourth = a.admit(ip("10.0.0.4")).unwrap();
+        assert!(spoke.eviction().is_cancelled());
+        assert_eq!(a.occupancy().spared_total, 1);
+        assert_eq!(a.occupancy().pending, 2);
     }
 
     #[test]
