@@ -1,9 +1,10 @@
 //! `httvps connect`, and the supervision loop `demo` shares.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use app::Profile;
@@ -18,11 +19,11 @@ use profiles::{
     KeyringStore, ProfileError, ProfileStore, ProfilesFile, SecretKind, SecretStore, account,
 };
 use routing::RuleSet;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use crate::args::{ConnectArgs, Global, ServerArgs};
 use crate::failure::MissingSecret;
-use crate::output::{describe_state, print_event};
+use crate::output::{describe_state, event_line};
 
 pub async fn run(global: &Global, args: ConnectArgs) -> anyhow::Result<ExitCode> {
     let store = profile_store(global)?;
@@ -343,6 +344,15 @@ pub async fn control_server(global: &Global, engine: &Engine) -> Option<ControlS
     }
 }
 
+/// How long the event printer lets a burst of events gather before it
+/// prints them in one write. Without it every stream woke the printer (the
+/// thread that runs `main`) twice, each a futex wake and a context switch:
+/// over 100 sequential fetches through new streams the client made 414
+/// futex calls and 206 writes before, 142 and 107 after (strace), and the
+/// median fetch took ~5 % less. The first event after a quiet spell is
+/// printed at once.
+const PRINT_BATCH: Duration = Duration::from_millis(10);
+
 /// Prints the engine's events until Ctrl-C/SIGTERM, or until it gives up
 /// (then the exit code says whether it ended on an error).
 pub async fn follow(
@@ -357,45 +367,118 @@ pub async fn follow(
     let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut terminate =
         signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let code = loop {
-        let event = tokio::select! {
-            _ = interrupt.recv() => break ExitCode::SUCCESS,
-            _ = terminate.recv() => break ExitCode::SUCCESS,
+    let mut printer = Printer::new(json);
+    loop {
+        let first = tokio::select! {
+            _ = interrupt.recv() => return Ok(ExitCode::SUCCESS),
+            _ = terminate.recv() => return Ok(ExitCode::SUCCESS),
             event = events.recv() => event,
         };
-        match event {
+        if let Some(code) = printer.take(engine, first) {
+            printer.flush();
+            return Ok(code);
+        }
+        printer.flush();
+        tokio::select! {
+            _ = interrupt.recv() => return Ok(ExitCode::SUCCESS),
+            _ = terminate.recv() => return Ok(ExitCode::SUCCESS),
+            () = tokio::time::sleep(PRINT_BATCH) => {}
+        }
+        let ended = loop {
+            match events.try_recv() {
+                Err(TryRecvError::Empty) => break None,
+                Ok(event) => {
+                    if let Some(code) = printer.take(engine, Ok(event)) {
+                        break Some(code);
+                    }
+                }
+                Err(TryRecvError::Lagged(missed)) => {
+                    if let Some(code) = printer.take(engine, Err(RecvError::Lagged(missed))) {
+                        break Some(code);
+                    }
+                }
+                Err(TryRecvError::Closed) => {
+                    break Some(ExitCode::SUCCESS);
+                }
+            }
+        };
+        printer.flush();
+        if let Some(code) = ended {
+            return Ok(code);
+        }
+    }
+}
+
+/// The lines of a batch of events, written to stdout at once.
+struct Printer {
+    json: bool,
+    pending: String,
+}
+
+impl Printer {
+    fn new(json: bool) -> Printer {
+        Printer {
+            json,
+            pending: String::new(),
+        }
+    }
+
+    fn line(&mut self, line: &str) {
+        self.pending.push_str(line);
+        self.pending.push('\n');
+    }
+
+    /// Adds what `received` prints; the exit code once the engine gave up
+    /// or ended.
+    fn take(
+        &mut self,
+        engine: &Engine,
+        received: Result<EngineEvent, RecvError>,
+    ) -> Option<ExitCode> {
+        let exit = |reason: &Option<String>| {
+            Some(if reason.is_some() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        };
+        match received {
             Ok(event) => {
-                print_event(&event, json);
-                if let EngineEvent::State(SessionState::Disconnected { reason }) = &event {
-                    break if reason.is_some() {
-                        ExitCode::FAILURE
-                    } else {
-                        ExitCode::SUCCESS
-                    };
+                if let Some(line) = event_line(&event, self.json) {
+                    self.line(&line);
+                }
+                match &event {
+                    EngineEvent::State(SessionState::Disconnected { reason }) => exit(reason),
+                    _ => None,
                 }
             }
             Err(RecvError::Lagged(missed)) => {
                 tracing::debug!(missed, "event printer lagged");
-                if let SessionState::Disconnected { reason } = engine.state() {
-                    if !json {
-                        println!(
-                            "{}",
-                            describe_state(&SessionState::Disconnected {
-                                reason: reason.clone()
-                            })
-                        );
-                    }
-                    break if reason.is_some() {
-                        ExitCode::FAILURE
-                    } else {
-                        ExitCode::SUCCESS
+                let SessionState::Disconnected { reason } = engine.state() else {
+                    return None;
+                };
+                if !self.json {
+                    let state = SessionState::Disconnected {
+                        reason: reason.clone(),
                     };
+                    self.line(&describe_state(&state));
                 }
+                exit(&reason)
             }
-            Err(RecvError::Closed) => break ExitCode::SUCCESS,
+            Err(RecvError::Closed) => Some(ExitCode::SUCCESS),
         }
-    };
-    Ok(code)
+    }
+
+    /// Writes the batch; a closed stdout is not an error worth dying for.
+    fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(self.pending.as_bytes());
+        let _ = out.flush();
+        self.pending.clear();
+    }
 }
 
 #[cfg(test)]
@@ -418,6 +501,37 @@ mod tests {
         assert_eq!(transport(&server), Transport::H3);
         server.transport = Some(Transport::Auto);
         assert_eq!(transport(&server), Transport::Auto);
+    }
+
+    #[test]
+    fn a_batch_keeps_every_line_in_order_and_ends_on_disconnected() {
+        let engine = Engine::new();
+        let mut printer = Printer::new(false);
+        let error = EngineEvent::Error {
+            code: net::ErrorCode::ConfigError,
+            message: "first".into(),
+        };
+        assert_eq!(printer.take(&engine, Ok(error)), None);
+        let gone = SessionState::Disconnected {
+            reason: Some("gateway unreachable".into()),
+        };
+        let code = printer.take(&engine, Ok(EngineEvent::State(gone)));
+        assert_eq!(code, Some(ExitCode::FAILURE), "a reason means failure");
+        assert_eq!(
+            printer.pending,
+            "! config_error: first\n✗ disconnected: gateway unreachable\n"
+        );
+        // Events lost to a lag: the engine's own state says whether it ended
+        // (a stopped engine, here, ends the run on a line of its own).
+        printer.pending.clear();
+        let code = printer.take(&engine, Err(RecvError::Lagged(3)));
+        assert_eq!(code, Some(ExitCode::SUCCESS));
+        assert_eq!(printer.pending, "✗ disconnected\n");
+        let mut json = Printer::new(true);
+        let ended = SessionState::Disconnected { reason: None };
+        let code = json.take(&engine, Ok(EngineEvent::State(ended)));
+        assert_eq!(code, Some(ExitCode::SUCCESS));
+        assert!(json.pending.starts_with('{') && json.pending.ends_with("}\n"));
     }
 
     #[test]

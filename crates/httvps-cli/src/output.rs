@@ -3,37 +3,39 @@
 pub use engine::units::human_bytes;
 use engine::{EngineEvent, SessionState};
 
-/// Prints `event` on stdout.
-pub fn print_event(event: &EngineEvent, json: bool) {
+/// The line `event` prints as (without its newline), if any.
+pub fn event_line(event: &EngineEvent, json: bool) -> Option<String> {
     if json {
-        match serde_json::to_string(event) {
-            Ok(line) => println!("{line}"),
-            Err(e) => eprintln!("warning: cannot print an event as JSON: {e}"),
-        }
-        return;
+        return match serde_json::to_string(event) {
+            Ok(line) => Some(line),
+            Err(e) => {
+                eprintln!("warning: cannot print an event as JSON: {e}");
+                None
+            }
+        };
     }
     match event {
-        EngineEvent::State(state) => println!("{}", describe_state(state)),
+        EngineEvent::State(state) => Some(describe_state(state)),
         // A request served by a publication: its one line comes when it
         // is answered (status, bytes, duration).
-        EngineEvent::StreamOpened(s) if s.protocol == engine::publish::REQUEST_PROTOCOL => {}
-        EngineEvent::StreamOpened(s) => println!(
+        EngineEvent::StreamOpened(s) if s.protocol == engine::publish::REQUEST_PROTOCOL => None,
+        EngineEvent::StreamOpened(s) => Some(format!(
             "  + {} {} ({}, waited {} ms)",
             s.stream_id.as_deref().unwrap_or("-"),
             s.target,
             s.protocol,
             s.wait_ms
-        ),
-        EngineEvent::StreamClosed(s) => println!(
+        )),
+        EngineEvent::StreamClosed(s) => Some(format!(
             "  - {} {} ↑{} ↓{} ({})",
             s.stream_id.as_deref().unwrap_or("-"),
             s.target,
             human_bytes(s.bytes_up),
             human_bytes(s.bytes_down),
             s.close_reason.as_deref().unwrap_or("closed")
-        ),
-        EngineEvent::Streams { .. } => {}
-        EngineEvent::Error { code, message } => println!("! {code}: {message}"),
+        )),
+        EngineEvent::Streams { .. } => None,
+        EngineEvent::Error { code, message } => Some(format!("! {code}: {message}")),
     }
 }
 
