@@ -10,13 +10,16 @@
 //!   (the payload of its DATA frames), which is what a WebSocket runs on
 //!   (RFC 9220 §3: RFC 6455 framing, as over TCP);
 //! - [`quic`]: endpoint and transport settings both sides share (ALPN `h3`,
-//!   TLS 1.3, idle timeout and keep-alive).
+//!   TLS 1.3, idle timeout and keep-alive);
+//! - [`udp`]: the UDP socket under quinn, its batched sends kept within
+//!   what the kernel accepts.
 
 pub mod client;
 mod conn;
 pub mod quic;
 pub mod server;
 pub mod stream;
+pub mod udp;
 
 pub use proto_h3ws::connect;
 pub use proto_h3ws::fields::{Request, Response};

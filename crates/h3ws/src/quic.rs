@@ -38,6 +38,15 @@ pub enum QuicError {
     },
 }
 
+/// The largest UDP payload we accept, advertised to the peer
+/// (`max_udp_payload_size`), so that MTU discovery can use what the path
+/// carries: 65,536 bytes on loopback, 9,000 with jumbo frames. quinn's
+/// default, 1,472, held HTTP/3 on loopback to 1,472-byte packets, each
+/// encrypted, tracked and acknowledged on its own. Receive buffers grow
+/// with it in address space only (quinn sizes them for 64 GRO segments of
+/// this size; the kernel fills at most 64 KiB of each).
+pub const MAX_UDP_PAYLOAD: u16 = 65_527;
+
 fn transport(timing: Timing, max_bidi_streams: u32) -> Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
     t.max_idle_timeout(timing.idle_timeout.try_into().ok());
@@ -49,13 +58,9 @@ fn transport(timing: Timing, max_bidi_streams: u32) -> Arc<quinn::TransportConfi
     // link (quinn's defaults assume 100 Mbit/s at 100 ms).
     // Discovery may go past quinn's 1452-byte default on paths that carry
     // more (quinn: any bound is safe, a higher one only makes discovery take
-    // longer). It never goes past the peer's `max_udp_payload_size`, which
-    // for quinn's endpoints (ours included) stays at its default, 1472: we
-    // tried raising ours to the UDP maximum, and 64 KB packets made HTTP/3
-    // downloads on loopback slower (~350 against ~450 MB/s, A/B interleaved;
-    // the kernel's default socket buffer holds only a few such datagrams).
+    // longer), up to what the peer accepts (`MAX_UDP_PAYLOAD`, ours).
     let mut mtu = quinn::MtuDiscoveryConfig::default();
-    mtu.upper_bound(65_527);
+    mtu.upper_bound(MAX_UDP_PAYLOAD);
     t.mtu_discovery_config(Some(mtu));
     t.stream_receive_window((8u32 << 20).into());
     t.receive_window((32u32 << 20).into());
@@ -107,10 +112,39 @@ fn endpoint(
     server: Option<quinn::ServerConfig>,
 ) -> Result<quinn::Endpoint, QuicError> {
     let bind = |source| QuicError::Bind { addr, source };
-    let socket = udp_socket(addr).map_err(bind)?;
     let runtime = quinn::default_runtime()
         .ok_or_else(|| bind(std::io::Error::other("no async runtime for QUIC")))?;
-    quinn::Endpoint::new(quinn::EndpointConfig::default(), server, socket, runtime).map_err(bind)
+    let socket = wrap_socket(&*runtime, udp_socket(addr).map_err(bind)?).map_err(bind)?;
+    let mut config = quinn::EndpointConfig::default();
+    config
+        .max_udp_payload_size(MAX_UDP_PAYLOAD)
+        .expect("a UDP payload size within QUIC's bounds");
+    quinn::Endpoint::new_with_abstract_socket(config, server, socket, runtime).map_err(bind)
+}
+
+/// `socket` as quinn's I/O, its sends cut to what the kernel takes
+/// ([`crate::udp::BatchLimited`]).
+fn wrap_socket(
+    runtime: &dyn quinn::Runtime,
+    socket: std::net::UdpSocket,
+) -> std::io::Result<Arc<dyn quinn::AsyncUdpSocket>> {
+    Ok(crate::udp::BatchLimited::new(
+        runtime.wrap_udp_socket(socket)?,
+    ))
+}
+
+/// Moves `endpoint` to a fresh UDP socket on `addr` (connections migrate,
+/// RFC 9000 §9); returns the new local address.
+pub fn rebind(
+    endpoint: &quinn::Endpoint,
+    addr: std::net::SocketAddr,
+) -> std::io::Result<std::net::SocketAddr> {
+    let runtime = quinn::default_runtime()
+        .ok_or_else(|| std::io::Error::other("no async runtime for QUIC"))?;
+    let socket = udp_socket(addr)?;
+    let bound = socket.local_addr()?;
+    endpoint.rebind_abstract(wrap_socket(&*runtime, socket)?)?;
+    Ok(bound)
 }
 
 /// A client configuration from `tls` (its ALPN set to `h3` here).

@@ -454,10 +454,7 @@ impl Tunnel {
             ));
         };
         let any = h3ws::quic::unspecified_for(endpoint.local_addr()?);
-        let socket = h3ws::quic::udp_socket(any)?;
-        let bound = socket.local_addr()?;
-        endpoint.rebind(socket)?;
-        Ok(bound)
+        h3ws::quic::rebind(endpoint, any)
     }
 
     /// Idle streams closed so far to free a slot for a waiting one.
