@@ -42,9 +42,8 @@ pub enum QuicError {
 /// (`max_udp_payload_size`), so that MTU discovery can use what the path
 /// carries: 65,536 bytes on loopback, 9,000 with jumbo frames. quinn's
 /// default, 1,472, held HTTP/3 on loopback to 1,472-byte packets, each
-/// encrypted, tracked and acknowledged on its own. Receive buffers grow
-/// with it in address space only (quinn sizes them for 64 GRO segments of
-/// this size; the kernel fills at most 64 KiB of each).
+/// encrypted, tracked and acknowledged on its own. The receive buffer
+/// stays at 2 MiB ([`crate::udp::BatchLimited`]).
 pub const MAX_UDP_PAYLOAD: u16 = 65_527;
 
 fn transport(timing: Timing, max_bidi_streams: u32) -> Arc<quinn::TransportConfig> {
