@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::conn::FrameStream;
 use crate::error::HlhvError;
-use crate::local::{LocalError, LocalResponse, bad_gateway_page, error_page};
+use crate::local::{AppLink, LocalError, bad_gateway_page, error_page};
 use crate::publisher::Shared;
 
 /// What every band of one publication shares.
@@ -117,6 +117,8 @@ async fn serve(bands: &Bands, name: &str) -> Result<(), HlhvError> {
     let shared = &bands.shared;
     let mut stream = shared.dialer.dial().await?;
     let mut band = Band::new(Instant::now(), &bands.session, shared.band_config());
+    // This band's own connection to the local app.
+    let mut app = AppLink::new(&shared.local);
     let mut logged_in = false;
     loop {
         flush(&mut stream, &mut band).await?;
@@ -127,7 +129,7 @@ async fn serve(bands: &Bands, name: &str) -> Result<(), HlhvError> {
                     tracing::debug!(band = %name, "band logged in");
                 }
                 BandEvent::Request(request) => {
-                    serve_request(bands, name, &mut stream, &mut band, request).await?;
+                    serve_request(bands, name, &mut stream, &mut band, &mut app, request).await?;
                 }
                 BandEvent::Refused {
                     head,
@@ -155,7 +157,9 @@ async fn serve(bands: &Bands, name: &str) -> Result<(), HlhvError> {
                     continue;
                 }
             },
-            None => stream.read_frame().await?,
+            // Waiting for a request drives the app connection too: an app
+            // closing an idle connection is seen before the next request.
+            None => app.drive(stream.read_frame()).await?,
         };
         match frame {
             Some(frame) => band.handle_frame(frame)?,
@@ -202,6 +206,7 @@ async fn serve_request(
     name: &str,
     stream: &mut FrameStream,
     band: &mut Band,
+    app: &mut AppLink<'_>,
     request: Request,
 ) -> Result<(), HlhvError> {
     let shared = &bands.shared;
@@ -213,14 +218,10 @@ async fn serve_request(
     if let Some(record) = &record {
         record.add_received(body_len.unwrap_or(0));
     }
-    let LocalResponse { response, conn } = match shared
-        .local
-        .send(&local, body.unwrap_or_default())
-        .await
-    {
+    let response = match app.send(&local, body.unwrap_or_default()).await {
         Ok(response) => response,
         Err(e) => {
-            let url = &shared.local.target.url;
+            let url = app.url();
             tracing::warn!(band = %name, request = %line, error = %e, "local app did not answer");
             let (status, page) = match &e {
                 LocalError::BadRequest(why) => (400, error_page(400, "Bad Request", why)),
@@ -244,21 +245,17 @@ async fn serve_request(
         // protocols anyway cannot be carried (and the Go queen turns any
         // status below 200 into 502 itself).
         let why = format!("it answered {status}, which cannot be passed on");
-        let page = bad_gateway_page(&shared.local.target.url, &why);
+        let page = bad_gateway_page(app.url(), &why);
+        app.close();
         return answer_page(stream, band, 502, &page, record).await;
     }
-    let headers: Vec<(String, String)> = parts
+    // Copied only when a value is not UTF-8 (then made so, lossily).
+    let headers: Vec<(&str, std::borrow::Cow<'_, str>)> = parts
         .headers
         .iter()
-        .map(|(n, v)| {
-            let value = String::from_utf8_lossy(v.as_bytes()).into_owned();
-            (n.as_str().to_owned(), value)
-        })
+        .map(|(n, v)| (n.as_str(), String::from_utf8_lossy(v.as_bytes())))
         .collect();
-    let res_head = map_response(
-        status,
-        headers.iter().map(|(n, v)| (n.as_str(), v.as_str())),
-    );
+    let res_head = map_response(status, headers.iter().map(|(n, v)| (*n, v.as_ref())));
     band.send_head(&res_head)?;
     // What is queued goes out before each wait for more of the body, so a
     // stream flows as the app produces it; but a small page that is all
@@ -269,16 +266,16 @@ async fn serve_request(
     while !incoming.is_end_stream() {
         let next = if !waited_for_first {
             waited_for_first = true;
-            match tokio::time::timeout(HEAD_WAIT, incoming.frame()).await {
+            match tokio::time::timeout(HEAD_WAIT, app.drive(incoming.frame())).await {
                 Ok(next) => next,
                 Err(_) => {
                     flush(stream, band).await?;
-                    incoming.frame().await
+                    app.drive(incoming.frame()).await
                 }
             }
         } else {
             flush(stream, band).await?;
-            incoming.frame().await
+            app.drive(incoming.frame()).await
         };
         let Some(frame) = next else {
             break;
@@ -309,7 +306,7 @@ async fn serve_request(
     }
     band.send_end()?;
     flush(stream, band).await?;
-    shared.local.give_back(conn);
+    app.done();
     tracing::debug!(band = %name, request = %line, status, "served");
     if let Some(record) = record {
         record.finish(status);

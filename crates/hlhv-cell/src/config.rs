@@ -45,7 +45,9 @@ pub struct CellConfig {
     pub login_timeout: Duration,
     /// Connecting to the local app and receiving its response head.
     pub local_timeout: Duration,
-    /// Idle keep-alive connections to the local app kept for reuse.
+    /// Keep-alive connections to the local app kept for reuse between
+    /// requests: each band keeps its own, as long as no more than this
+    /// many are kept in all.
     pub local_idle: usize,
 }
 

@@ -1,26 +1,34 @@
 //! The local app: HTTP/1.1 to `http://HOST:PORT` with hyper's connection
-//! API, keeping a few idle keep-alive connections for reuse.
+//! API. Each band keeps its own keep-alive connection to the app and drives
+//! it in the band's own task ([`AppLink::drive`]): a request, its response
+//! head and every body piece stay on one task instead of hopping to a
+//! connection task and back (the HLHV bench row, issue 14).
 //!
-//! A pooled connection may have been closed by the app while idle. A
-//! request that hyper hands back unsent is retried on another connection;
-//! one that failed after being sent is retried only when its method is
-//! idempotent (RFC 9110 §9.2.2), so a POST is never sent twice.
+//! A kept connection may have been closed by the app while idle. A request
+//! that hyper hands back unsent is retried on a new connection; one that
+//! failed after being sent is retried only when its method is idempotent
+//! (RFC 9110 §9.2.2), so a POST is never sent twice.
 
-use std::sync::Mutex;
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Request, Response, Uri};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::client::conn::http1::{self, SendRequest};
+use hyper::client::conn::http1::{self, Connection, SendRequest};
 use hyper_util::rt::TokioIo;
 use proto_hlhv::cell::map::LocalHead;
 use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
 
 use crate::config::LocalTarget;
 
 type Sender = SendRequest<Full<Bytes>>;
+type Conn = Connection<TokioIo<TcpStream>, Full<Bytes>>;
 
 /// Why the local app gave no response.
 #[derive(Debug, thiserror::Error)]
@@ -40,99 +48,248 @@ pub(crate) enum LocalError {
     Timeout(u64),
 }
 
-/// The local app's HTTP client.
+/// The local app, as every band of a publisher shares it.
 pub(crate) struct LocalApp {
     pub target: LocalTarget,
-    idle: Mutex<Vec<Sender>>,
+    /// Connections the bands keep between requests at most.
     max_idle: usize,
+    /// Connections the bands hold now.
+    open: AtomicUsize,
     timeout: Duration,
-}
-
-/// A response and the connection to give back once its body is read.
-pub(crate) struct LocalResponse {
-    pub response: Response<Incoming>,
-    pub conn: Sender,
 }
 
 impl LocalApp {
     pub fn new(target: LocalTarget, max_idle: usize, timeout: Duration) -> LocalApp {
         LocalApp {
             target,
-            idle: Mutex::new(Vec::new()),
             max_idle,
+            open: AtomicUsize::new(0),
             timeout,
         }
     }
+}
 
-    /// Sends a request and waits for the response head.
-    pub async fn send(&self, head: &LocalHead, body: Bytes) -> Result<LocalResponse, LocalError> {
-        let secs = self.timeout.as_secs();
-        tokio::time::timeout(self.timeout, self.send_inner(head, body))
-            .await
-            .map_err(|_| LocalError::Timeout(secs))?
+/// One band's connection to the local app, dialled when the band first
+/// needs it and driven only by the band's task: while the band waits for
+/// a request ([`drive`](Self::drive) around the read), so an app that
+/// closes an idle connection is noticed, and while it waits for the app.
+pub(crate) struct AppLink<'a> {
+    app: &'a LocalApp,
+    sender: Option<Sender>,
+    conn: Option<Pin<Box<Conn>>>,
+    deadline: Deadline,
+}
+
+impl<'a> AppLink<'a> {
+    pub fn new(app: &'a LocalApp) -> AppLink<'a> {
+        AppLink {
+            app,
+            sender: None,
+            conn: None,
+            deadline: Deadline::new(app.timeout),
+        }
     }
 
-    async fn send_inner(&self, head: &LocalHead, body: Bytes) -> Result<LocalResponse, LocalError> {
-        let mut request = build(head, body.clone())?;
-        let idempotent = is_idempotent(request.method());
-        loop {
-            let (mut conn, pooled) = match self.checkout() {
-                Some(conn) => (conn, true),
-                None => (self.dial().await?, false),
-            };
-            if let Err(e) = conn.ready().await {
-                if pooled {
-                    continue;
+    /// The app's address, for messages.
+    pub fn url(&self) -> &str {
+        &self.app.target.url
+    }
+
+    /// Runs `fut` to its end while driving the connection (if any).
+    pub async fn drive<F: Future>(&mut self, fut: F) -> F::Output {
+        drive(&mut self.conn, fut).await
+    }
+
+    /// Sends a request and waits for the response head, within the
+    /// response timeout. Read its body through [`drive`](Self::drive),
+    /// then call [`done`](Self::done).
+    pub async fn send(
+        &mut self,
+        head: &LocalHead,
+        body: Bytes,
+    ) -> Result<Response<Incoming>, LocalError> {
+        let request = build(head, body.clone())?;
+        self.deadline.start();
+        let AppLink {
+            app,
+            sender,
+            conn,
+            deadline,
+        } = self;
+        let result = {
+            let mut send = pin!(send(app, sender, conn, head, body, request));
+            poll_fn(|cx| {
+                if let Poll::Ready(result) = send.as_mut().poll(cx) {
+                    return Poll::Ready(result);
                 }
-                return Err(LocalError::Http(e));
-            }
-            match conn.try_send_request(request).await {
-                Ok(response) => return Ok(LocalResponse { response, conn }),
-                Err(mut e) => match e.take_message() {
-                    // Never written: safe to send elsewhere.
-                    Some(unsent) if pooled => request = unsent,
-                    _ if pooled && idempotent => request = build(head, body.clone())?,
-                    _ => return Err(LocalError::Http(e.into_error())),
-                },
-            }
-        }
-    }
-
-    /// Keeps a connection whose response body has been read to its end.
-    pub fn give_back(&self, conn: Sender) {
-        if conn.is_closed() {
-            return;
-        }
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if idle.len() < self.max_idle {
-            idle.push(conn);
-        }
-    }
-
-    fn checkout(&self) -> Option<Sender> {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        while let Some(conn) = idle.pop() {
-            if !conn.is_closed() {
-                return Some(conn);
-            }
-        }
-        None
-    }
-
-    async fn dial(&self) -> Result<Sender, LocalError> {
-        let tcp = TcpStream::connect((self.target.host.as_str(), self.target.port))
+                if deadline.poll_expired(cx) {
+                    return Poll::Ready(Err(LocalError::Timeout(app.timeout.as_secs())));
+                }
+                Poll::Pending
+            })
             .await
-            .map_err(LocalError::Connect)?;
-        let _ = tcp.set_nodelay(true);
-        let (sender, conn) = http1::handshake(TokioIo::new(tcp))
-            .await
-            .map_err(LocalError::Http)?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
+        };
+        if result.is_err() {
+            // Whatever the connection was doing, it is not reused.
+            self.close();
+        }
+        result
+    }
+
+    /// The response body has been read to its end: the connection is kept
+    /// for the next request, within the idle bound.
+    pub fn done(&mut self) {
+        let closed = self.sender.as_ref().is_none_or(Sender::is_closed);
+        if closed || self.app.open.load(Ordering::Relaxed) > self.app.max_idle {
+            self.close();
+        }
+    }
+
+    /// Drops the connection.
+    pub fn close(&mut self) {
+        self.conn = None;
+        if self.sender.take().is_some() {
+            self.app.open.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for AppLink<'_> {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Polls `fut` to its end; meanwhile polls the connection too (it reads
+/// and writes only when polled), and drops it once it has ended.
+async fn drive<F: Future>(conn: &mut Option<Pin<Box<Conn>>>, fut: F) -> F::Output {
+    let mut fut = pin!(fut);
+    poll_fn(|cx| {
+        if let Poll::Ready(out) = fut.as_mut().poll(cx) {
+            return Poll::Ready(out);
+        }
+        let Some(driven) = conn.as_mut() else {
+            return Poll::Pending;
+        };
+        if let Poll::Ready(result) = driven.as_mut().poll(cx) {
+            if let Err(e) = result {
                 tracing::debug!(error = %e, "local app connection ended");
             }
-        });
-        Ok(sender)
+            // Dropping it fails whatever still waits on it.
+            *conn = None;
+        }
+        // What the connection just did (a response head, body bytes, the
+        // end) is there now: no need to wait for a wake-up to see it.
+        fut.as_mut().poll(cx)
+    })
+    .await
+}
+
+/// Sends `request` on the kept connection or a new one, with the retry on
+/// a kept connection the app had closed.
+async fn send(
+    app: &LocalApp,
+    sender: &mut Option<Sender>,
+    conn: &mut Option<Pin<Box<Conn>>>,
+    head: &LocalHead,
+    body: Bytes,
+    mut request: Request<Full<Bytes>>,
+) -> Result<Response<Incoming>, LocalError> {
+    let idempotent = is_idempotent(request.method());
+    loop {
+        let kept = match sender {
+            Some(s) if !s.is_closed() => true,
+            _ => {
+                if sender.take().is_some() {
+                    app.open.fetch_sub(1, Ordering::Relaxed);
+                }
+                *conn = None;
+                let (s, c) = dial(&app.target).await?;
+                app.open.fetch_add(1, Ordering::Relaxed);
+                *sender = Some(s);
+                *conn = Some(Box::pin(c));
+                false
+            }
+        };
+        let s = sender.as_mut().expect("set above");
+        if let Err(e) = drive(conn, poll_fn(|cx| s.poll_ready(cx))).await {
+            if kept {
+                drop_link(app, sender, conn);
+                continue;
+            }
+            return Err(LocalError::Http(e));
+        }
+        let sent = s.try_send_request(request);
+        match drive(conn, sent).await {
+            Ok(response) => return Ok(response),
+            Err(mut e) => {
+                drop_link(app, sender, conn);
+                match e.take_message() {
+                    // Never written: safe to send elsewhere.
+                    Some(unsent) if kept => request = unsent,
+                    _ if kept && idempotent => request = build(head, body.clone())?,
+                    _ => return Err(LocalError::Http(e.into_error())),
+                }
+            }
+        }
+    }
+}
+
+fn drop_link(app: &LocalApp, sender: &mut Option<Sender>, conn: &mut Option<Pin<Box<Conn>>>) {
+    *conn = None;
+    if sender.take().is_some() {
+        app.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+async fn dial(target: &LocalTarget) -> Result<(Sender, Conn), LocalError> {
+    let tcp = TcpStream::connect((target.host.as_str(), target.port))
+        .await
+        .map_err(LocalError::Connect)?;
+    let _ = tcp.set_nodelay(true);
+    http1::handshake(TokioIo::new(tcp))
+        .await
+        .map_err(LocalError::Http)
+}
+
+/// The response timeout of a band, without a timer registration per
+/// request: one [`Sleep`] stays armed at an earlier request's deadline,
+/// and when it fires it moves on to the current one (requests on a band
+/// follow each other, so deadlines only grow).
+struct Deadline {
+    timeout: Duration,
+    /// The current request's deadline.
+    at: Instant,
+    sleep: Pin<Box<Sleep>>,
+}
+
+impl Deadline {
+    fn new(timeout: Duration) -> Deadline {
+        let at = Instant::now() + timeout;
+        Deadline {
+            timeout,
+            at,
+            sleep: Box::pin(tokio::time::sleep_until(at)),
+        }
+    }
+
+    /// A request starts now.
+    fn start(&mut self) {
+        self.at = Instant::now() + self.timeout;
+    }
+
+    /// Whether the current request's deadline has passed.
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> bool {
+        loop {
+            if self.sleep.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+            if self.sleep.deadline() >= self.at {
+                return true;
+            }
+            let at = self.at;
+            self.sleep.as_mut().reset(at);
+        }
     }
 }
 

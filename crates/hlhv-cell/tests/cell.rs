@@ -277,6 +277,75 @@ async fn keep_alive_connections_to_the_app_are_reused() {
     .await
 }
 
+/// The app closes idle keep-alive connections (nginx's keepalive_timeout):
+/// the band notices, and its next request goes out on a new connection,
+/// a POST as well (never sent twice).
+#[tokio::test]
+async fn a_connection_the_app_closed_while_idle_is_replaced() {
+    bounded(async {
+        let cert = queen_cert();
+        let queen = TestQueen::start(&cert).await;
+        let app = LocalApp::start_closing_idle(Duration::from_millis(100)).await;
+        let _publication = publisher(config(&queen, &cert, &app.url()))
+            .connect_cell(None)
+            .await
+            .unwrap();
+        let first = queen.request(PublicRequest::get("/app/bytes/10")).await;
+        assert_eq!((first.status, first.body.len()), (200, 10));
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let post = queen
+            .request(PublicRequest::post("/app/echo", "after the close"))
+            .await;
+        assert_eq!(post.status, 200);
+        assert_eq!(post.text(), "after the close");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let get = queen.request(PublicRequest::get("/app/bytes/3")).await;
+        assert_eq!((get.status, get.body.len()), (200, 3));
+        assert_eq!(app.connections(), 3);
+        assert_eq!(queen.bands_bound(), 1);
+    })
+    .await
+}
+
+/// An app that takes the request and never answers: 504 after the
+/// response timeout, and the band serves the next request.
+#[tokio::test]
+async fn an_app_that_never_answers_gets_a_504_in_time() {
+    bounded(async {
+        let cert = queen_cert();
+        let queen = TestQueen::start(&cert).await;
+        let app = LocalApp::start().await;
+        let mut config = config(&queen, &cert, &app.url());
+        config.local_timeout = Duration::from_millis(300);
+        let _publication = publisher(config).connect_cell(None).await.unwrap();
+        let fine = queen.request(PublicRequest::get("/app/bytes/4")).await;
+        assert_eq!(fine.status, 200);
+        // `/wait` answers only once enough requests wait together, which
+        // (by default) never happens.
+        let started = std::time::Instant::now();
+        let stuck = queen.request(PublicRequest::get("/app/wait")).await;
+        assert_eq!(stuck.status, 504, "{}", stuck.text());
+        assert!(
+            stuck.text().contains("gave no response in time"),
+            "{}",
+            stuck.text()
+        );
+        let took = started.elapsed();
+        assert!(took >= Duration::from_millis(300), "{took:?}");
+        assert!(took < Duration::from_secs(5), "{took:?}");
+        // Long after the first deadline, the same band times out anew.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let next = queen.request(PublicRequest::get("/app/bytes/5")).await;
+        assert_eq!((next.status, next.body.len()), (200, 5));
+        let started = std::time::Instant::now();
+        let stuck = queen.request(PublicRequest::get("/app/wait")).await;
+        assert_eq!(stuck.status, 504);
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        assert_eq!(queen.bands_bound(), 1);
+    })
+    .await
+}
+
 #[tokio::test]
 async fn headers_are_mapped_both_ways() {
     bounded(async {

@@ -125,7 +125,10 @@ async fn band(
     ::metrics::gauge!(metrics::BANDS).increment(1.0);
     conn.on_drop(|| ::metrics::gauge!(metrics::BANDS).decrement(1.0));
     let id = ctx.hub.next_id();
-    if let Err(e) = cell.joined(Band { id, conn }) {
+    if let Err(e) = cell.joined(Band {
+        id,
+        conn: Box::new(conn),
+    }) {
         debug!(cell = %cell.uuid, reason = e.reason(), "band refused after login");
         return Err(LoginError::Full);
     }
@@ -158,14 +161,13 @@ async fn leash(ctx: &CellsCtx, mut conn: FrameConn, peer: SocketAddr) {
 
 async fn drive_leash(ctx: &CellsCtx, cell: &Arc<Cell>, conn: &mut FrameConn) -> &'static str {
     loop {
-        let need = cell.take_need_band();
+        let (need, timer) = cell.leash_work();
         if need > 0 {
             let frames = vec![Frame::NeedBand(NeedBand { count: 1 }); need];
             if conn.write_frames(&frames).await.is_err() {
                 return "write failed";
             }
         }
-        let timer = cell.poll_timeout();
         let sleep = async {
             match timer {
                 Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,

@@ -12,6 +12,7 @@ use proto_hlhv::{Frame, FrameError, FrameReader};
 use server_kit::admission::Ticket;
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
 
 /// The TLS stream of a cell connection.
 pub(crate) type Tls = tokio_rustls::server::TlsStream<TcpStream>;
@@ -40,6 +41,54 @@ pub(crate) struct FrameConn {
     _ticket: Option<Ticket>,
     /// Runs when a band is dropped (the open-bands gauge).
     on_drop: Option<Box<dyn FnOnce() + Send + Sync>>,
+    /// The bound on waiting for the peer, one timer for the connection's
+    /// life.
+    pub(crate) deadline: Deadline,
+}
+
+/// A deadline that costs no timer registration when it is set, only when
+/// it is waited on: its one timer stays armed at an earlier deadline and,
+/// when that fires, moves on to the current one. Deadlines only grow (each
+/// is "now + a fixed bound"), so the timer is never late.
+pub(crate) struct Deadline {
+    due: Instant,
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+impl Deadline {
+    fn new() -> Deadline {
+        Deadline {
+            due: Instant::now(),
+            sleep: None,
+        }
+    }
+
+    /// Waiting ends at `due`.
+    pub(crate) fn set(&mut self, due: Instant) {
+        self.due = due;
+        if let Some(sleep) = self.sleep.as_mut()
+            && sleep.deadline() > due
+        {
+            sleep.as_mut().reset(due);
+        }
+    }
+
+    /// Whether `due` has passed; otherwise `cx` is woken when it may have.
+    pub(crate) fn poll_expired(&mut self, cx: &mut Context<'_>) -> bool {
+        let due = self.due;
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+        loop {
+            if sleep.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+            if sleep.deadline() >= due {
+                return true;
+            }
+            sleep.as_mut().reset(due);
+        }
+    }
 }
 
 impl Drop for FrameConn {
@@ -59,6 +108,7 @@ impl FrameConn {
             reader: FrameReader::new(max_frame),
             _ticket: Some(ticket),
             on_drop: None,
+            deadline: Deadline::new(),
         }
     }
 
@@ -93,6 +143,19 @@ impl FrameConn {
                 return Poll::Ready(Ok(None));
             }
         }
+    }
+
+    /// Whether a free connection is still open and silent: reads without
+    /// waiting; the end of the stream, an error or any byte means it is not.
+    pub(crate) fn is_open_and_silent(&mut self) -> bool {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        self.poll_frame(&mut cx).is_pending() && self.rbuf.is_empty()
+    }
+
+    /// The next frame if it is already read in whole, without reading the
+    /// socket.
+    pub(crate) fn buffered_frame(&mut self) -> Result<Option<Frame>, ReadError> {
+        Ok(self.reader.decode(&mut self.rbuf)?)
     }
 
     /// [`poll_frame`](Self::poll_frame) as a future. Cancel-safe.

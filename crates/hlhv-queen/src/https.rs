@@ -205,23 +205,25 @@ fn cell_response(head: ResHead, body: BandBody) -> Response<QueenBody> {
         .ok()
         .and_then(|s| StatusCode::from_u16(s).ok())
         .unwrap_or(StatusCode::BAD_GATEWAY);
-    let connection_named: Vec<String> = head
+    let connection_named: Vec<&str> = head
         .headers
         .iter()
         .filter(|(name, _)| name.eq_ignore_ascii_case("connection"))
         .flat_map(|(_, values)| values.iter())
         .flat_map(|v| v.split(','))
-        .map(|v| v.trim().to_ascii_lowercase())
+        .map(str::trim)
         .collect();
     let mut response = Response::new(QueenBody::Band(Box::new(body)));
     *response.status_mut() = status;
     let headers = response.headers_mut();
+    headers.reserve(head.headers.len());
     for (name, values) in &head.headers {
-        let lower = name.to_ascii_lowercase();
-        if HOP_BY_HOP.contains(&lower.as_str()) || connection_named.contains(&lower) {
+        let hop = |named: &str| name.eq_ignore_ascii_case(named);
+        if HOP_BY_HOP.iter().copied().any(hop) || connection_named.iter().copied().any(hop) {
             continue;
         }
-        let Ok(name) = HeaderName::from_bytes(lower.as_bytes()) else {
+        // Lower-cased by `HeaderName` itself.
+        let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
             continue;
         };
         for value in values {

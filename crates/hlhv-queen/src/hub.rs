@@ -2,12 +2,14 @@
 //! of band connections between the tasks that use them.
 //!
 //! `proto_hlhv::queen::BandPool` decides; this module carries its decisions
-//! out. A free band's connection is held by an *idle task* that notices the
-//! cell closing it (or sending anything, which a free band must not do); a
-//! request takes it through a oneshot channel, and gives it back through a
-//! [`Lease`] that closes it unless the exchange ended cleanly. The leash
-//! task of each cell runs the pool's timer and sends its NeedBand frames
-//! ([`Cell::wake`] tells it something changed).
+//! out. A free band's connection waits in its cell's state; a request takes
+//! it there (no task hand-over: the per-request cost of the HLHV bench
+//! row), after checking without waiting that the cell has neither closed
+//! it nor sent anything on it, which a free band must not do; and gives it
+//! back through a [`Lease`] that closes it unless the exchange ended
+//! cleanly. A request that finds no free band waits for one through a
+//! oneshot channel. The leash task of each cell runs the pool's timer and
+//! sends its NeedBand frames ([`Cell::wake`] tells it when it has to).
 //!
 //! Locks are plain mutexes held for map and pool updates, never across an
 //! await; oneshot sends under them never block.
@@ -28,10 +30,12 @@ use tracing::debug;
 use crate::conn::FrameConn;
 use crate::metrics;
 
-/// A band: its id in its cell's pool and its connection.
+/// A band: its id in its cell's pool and its connection (boxed: a TLS
+/// connection is large, and a band moves between the pool, a lease and
+/// the request's futures at every request).
 pub(crate) struct Band {
     pub id: BandId,
-    pub conn: FrameConn,
+    pub conn: Box<FrameConn>,
 }
 
 type Grantee = oneshot::Sender<Result<Band, Failure>>;
@@ -90,6 +94,7 @@ impl Hub {
                 free: HashMap::new(),
                 waiters: HashMap::new(),
                 need_band: 0,
+                armed: None,
                 next_waiter: 0,
             }),
             wake: Notify::new(),
@@ -182,11 +187,14 @@ pub(crate) struct Cell {
 
 struct CellState {
     pool: BandPool,
-    /// Free bands: the channel to each one's idle task.
-    free: HashMap<BandId, oneshot::Sender<Grantee>>,
+    /// Free bands.
+    free: HashMap<BandId, Band>,
     waiters: HashMap<WaiterId, Grantee>,
     /// NeedBand frames the leash task has yet to send.
     need_band: usize,
+    /// When the leash task's timer is set for (the pool's timeout when it
+    /// last looked): it is woken only for an earlier one.
+    armed: Option<Instant>,
     next_waiter: WaiterId,
 }
 
@@ -194,31 +202,45 @@ impl Cell {
     /// A band for one request: a free one at once, or one the cell opens
     /// (NeedBand), within the pool's bounds.
     pub(crate) async fn take(self: &Arc<Self>) -> Result<Lease, Failure> {
-        // A free band that died just as it was taken is retried: nothing
-        // of the request was sent on it.
+        // A granted band that died just as it was handed over is retried:
+        // nothing of the request was sent on it.
         for _ in 0..3 {
-            let (tx, rx) = oneshot::channel();
-            let mut waited = false;
-            let id = {
-                let mut st = lock(&self.state);
-                st.next_waiter += 1;
-                let id = st.next_waiter;
-                match st.pool.take(Instant::now(), id)? {
-                    Some(band) => match st.free.remove(&band).map(|idle| idle.send(tx)) {
-                        Some(Ok(())) => {}
-                        _ => {
-                            st.pool.handle_band_closed(Instant::now(), band);
+            let (id, rx) = loop {
+                let taken = {
+                    let mut st = lock(&self.state);
+                    st.next_waiter += 1;
+                    let id = st.next_waiter;
+                    match st.pool.take(Instant::now(), id)? {
+                        Some(band) => Ok((band, st.free.remove(&band))),
+                        None => {
+                            let (tx, rx) = oneshot::channel();
+                            st.waiters.insert(id, tx);
                             self.settle(&mut st, None);
-                            continue;
+                            Err((id, rx))
                         }
-                    },
-                    None => {
-                        waited = true;
-                        st.waiters.insert(id, tx);
-                        self.settle(&mut st, None);
                     }
-                }
-                id
+                };
+                let (band, dead) = match taken {
+                    // Checked outside the lock: it may read the socket.
+                    Ok((band, Some(mut free))) => {
+                        if free.conn.is_open_and_silent() {
+                            return Ok(Lease {
+                                cell: self.clone(),
+                                band: Some(free),
+                            });
+                        }
+                        (band, Some(free))
+                    }
+                    Ok((band, None)) => (band, None),
+                    Err(waiting) => break waiting,
+                };
+                // Closed by the cell while free (or speaking out of turn):
+                // it goes, and the next free band is tried.
+                debug!(cell = %self.uuid, band, "free band closed by the cell");
+                drop(dead);
+                let mut st = lock(&self.state);
+                st.pool.handle_band_closed(Instant::now(), band);
+                self.settle(&mut st, None);
             };
             let mut wait = Wait {
                 cell: self.clone(),
@@ -238,10 +260,8 @@ impl Cell {
                 Ok(Err(_)) => Err(Failure::CellGone),
                 Err(_) => Err(Failure::BandWait),
             };
-            if waited {
-                let how = if result.is_ok() { "granted" } else { "failed" };
-                ::metrics::counter!(metrics::BAND_WAITS, "result" => how).increment(1);
-            }
+            let how = if result.is_ok() { "granted" } else { "failed" };
+            ::metrics::counter!(metrics::BAND_WAITS, "result" => how).increment(1);
             match result {
                 Ok(band) => {
                     return Ok(Lease {
@@ -277,14 +297,14 @@ impl Cell {
         self.settle(&mut st, reusable.then_some(band));
     }
 
-    /// NeedBand frames to send now.
-    pub(crate) fn take_need_band(&self) -> usize {
-        std::mem::take(&mut lock(&self.state).need_band)
-    }
-
-    /// When the pool next has timed work.
-    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        lock(&self.state).pool.poll_timeout()
+    /// For the leash task: the NeedBand frames to send now, and when the
+    /// pool next has timed work (the leash's timer is set for it from now).
+    pub(crate) fn leash_work(&self) -> (usize, Option<Instant>) {
+        let mut st = lock(&self.state);
+        let need = std::mem::take(&mut st.need_band);
+        let timer = st.pool.poll_timeout();
+        st.armed = timer;
+        (need, timer)
     }
 
     /// Runs the pool's timed work (waits over, idle bands).
@@ -330,55 +350,32 @@ impl Cell {
                         let _ = tx.send(Err(failure));
                     }
                 }
-                // Dropping the sender ends the idle task, which closes it.
-                PoolAction::CloseBand(band) => drop(st.free.remove(&band)),
+                PoolAction::CloseBand(band) => {
+                    // Closed politely (TLS close_notify) on the side;
+                    // without a runtime (the process is exiting) just
+                    // dropped.
+                    if let Some(band) = st.free.remove(&band)
+                        && let Ok(runtime) = tokio::runtime::Handle::try_current()
+                    {
+                        runtime.spawn(band.conn.close());
+                    }
+                }
             }
         }
         if let Some(band) = held
             && st.pool.is_free(band.id)
         {
-            let (tx, rx) = oneshot::channel();
-            st.free.insert(band.id, tx);
-            tokio::spawn(self.clone().idle(band, rx));
+            st.free.insert(band.id, band);
         }
-        self.wake.notify_one();
-    }
-
-    /// Holds a free band until a request takes it, the pool closes it, or
-    /// it closes (or speaks, which a free band must not do).
-    async fn idle(self: Arc<Self>, mut band: Band, mut rx: oneshot::Receiver<Grantee>) {
-        let grant = tokio::select! {
-            grant = &mut rx => grant,
-            _ = band.conn.read_frame() => {
-                let was_free = {
-                    let mut st = lock(&self.state);
-                    let was_free = st.free.remove(&band.id).is_some();
-                    if was_free {
-                        st.pool.handle_band_closed(Instant::now(), band.id);
-                        self.settle(&mut st, None);
-                    }
-                    was_free
-                };
-                if !was_free {
-                    // Taken just now: the taker retries with another band.
-                    if let Ok(grantee) = rx.await {
-                        let _ = grantee.send(Err(Failure::BandBroken));
-                    }
-                    let mut st = lock(&self.state);
-                    st.pool.release(Instant::now(), band.id, false);
-                    self.settle(&mut st, None);
-                }
-                debug!(cell = %self.uuid, band = band.id, "idle band closed by the cell");
-                return;
-            }
+        // The leash task is woken for NeedBand frames to send and for a
+        // timer earlier than the one it has; not for every band taken or
+        // given back.
+        let earlier = match (st.pool.poll_timeout(), st.armed) {
+            (Some(next), Some(armed)) => next < armed,
+            (next, _) => next.is_some(),
         };
-        match grant {
-            Ok(grantee) => {
-                if let Err(Ok(back)) = grantee.send(Ok(band)) {
-                    self.release(back, true);
-                }
-            }
-            Err(_) => band.conn.close().await,
+        if st.need_band > 0 || earlier {
+            self.wake.notify_one();
         }
     }
 }

@@ -6,6 +6,7 @@
 //! from the band only when hyper asks for the next piece, so a slow client
 //! slows the cell down instead of filling the queen's memory.
 
+use std::future::poll_fn;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -15,7 +16,8 @@ use http_body_util::BodyExt as _;
 use hyper::body::{Body, Frame as BodyFrame, Incoming, SizeHint};
 use proto_hlhv::queen::{Exchange, Failure, Step};
 use proto_hlhv::{Frame, ReqHead, ResHead};
-use tokio::time::Sleep;
+use tokio::time::Instant;
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use crate::conn::ReadError;
 use crate::hub::Lease;
@@ -38,14 +40,19 @@ fn read_failure(e: ReadError) -> Failure {
     }
 }
 
-/// The cell's next frame, within the idle bound.
+/// The cell's next frame, within the idle bound (the band's own timer, not
+/// one per request).
 async fn next_frame(lease: &mut Lease, idle: Duration) -> Result<Frame, Failure> {
-    match tokio::time::timeout(idle, lease.conn().read_frame()).await {
-        Err(_) => Err(Failure::Timeout),
-        Ok(Ok(Some(frame))) => Ok(frame),
-        Ok(Ok(None)) => Err(Failure::BandBroken),
-        Ok(Err(e)) => Err(read_failure(e)),
-    }
+    let conn = lease.conn();
+    conn.deadline.set(Instant::now() + idle);
+    poll_fn(|cx| match conn.poll_frame(cx) {
+        Poll::Ready(Ok(Some(frame))) => Poll::Ready(Ok(frame)),
+        Poll::Ready(Ok(None)) => Poll::Ready(Err(Failure::BandBroken)),
+        Poll::Ready(Err(e)) => Poll::Ready(Err(read_failure(e))),
+        Poll::Pending if conn.deadline.poll_expired(cx) => Poll::Ready(Err(Failure::Timeout)),
+        Poll::Pending => Poll::Pending,
+    })
+    .await
 }
 
 /// Runs the exchange up to the response head. On error the lease is
@@ -88,10 +95,10 @@ pub(crate) async fn exchange(
     };
     let body = BandBody {
         lease: Some(lease),
+        next: None,
         exchange,
         idle: limits.idle,
-        sleep: Box::pin(tokio::time::sleep(limits.idle)),
-        gone: Box::pin(gone.cancelled_owned()),
+        gone: None,
     };
     Ok((head, body))
 }
@@ -145,10 +152,15 @@ async fn send_body(
 /// away, a HEAD request) or failed, the band is closed.
 pub(crate) struct BandBody {
     lease: Option<Lease>,
+    /// A body piece (or the failure) read ahead, after the one before it.
+    next: Option<Result<Bytes, Failure>>,
     exchange: Exchange,
+    /// The bound on the cell's silence, counted by the band's deadline
+    /// from the head and from each piece.
     idle: Duration,
-    sleep: Pin<Box<Sleep>>,
-    gone: Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
+    /// The leash's end, waited on only once the body has to wait for the
+    /// cell (a small response is all there at once).
+    gone: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
 }
 
 /// Why a response body ended early (the client sees a cut response).
@@ -165,11 +177,19 @@ impl Body for BandBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<BodyFrame<Bytes>, BodyError>>> {
         let this = &mut *self;
+        match this.next.take() {
+            Some(Ok(data)) => {
+                this.look_ahead();
+                return this.data(data);
+            }
+            Some(Err(failure)) => return this.fail(failure),
+            None => {}
+        }
         loop {
             let Some(lease) = this.lease.as_mut() else {
                 return Poll::Ready(None);
             };
-            if this.gone.as_mut().poll(cx).is_ready() {
+            if lease.cell().gone.is_cancelled() {
                 return this.fail(Failure::BandBroken);
             }
             let frame = match lease.conn().poll_frame(cx) {
@@ -177,7 +197,13 @@ impl Body for BandBody {
                 Poll::Ready(Ok(None)) => return this.fail(Failure::BandBroken),
                 Poll::Ready(Err(e)) => return this.fail(read_failure(e)),
                 Poll::Pending => {
-                    if this.sleep.as_mut().poll(cx).is_ready() {
+                    let gone = this.gone.get_or_insert_with(|| {
+                        Box::pin(lease.cell().gone.clone().cancelled_owned())
+                    });
+                    if gone.as_mut().poll(cx).is_ready() {
+                        return this.fail(Failure::BandBroken);
+                    }
+                    if lease.conn().deadline.poll_expired(cx) {
                         return this.fail(Failure::Timeout);
                     }
                     return Poll::Pending;
@@ -185,13 +211,15 @@ impl Body for BandBody {
             };
             match this.exchange.handle_frame(frame) {
                 Ok(Step::Data(data)) => {
-                    let deadline = tokio::time::Instant::now() + this.idle;
-                    this.sleep.as_mut().reset(deadline);
+                    let due = Instant::now() + this.idle;
+                    if let Some(lease) = this.lease.as_mut() {
+                        lease.conn().deadline.set(due);
+                    }
                     if data.is_empty() {
                         continue;
                     }
-                    metrics::bytes(false, data.len());
-                    return Poll::Ready(Some(Ok(BodyFrame::data(data))));
+                    this.look_ahead();
+                    return this.data(data);
                 }
                 Ok(Step::End) => {
                     if let Some(lease) = this.lease.take() {
@@ -206,7 +234,7 @@ impl Body for BandBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.lease.is_none()
+        self.lease.is_none() && self.next.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -260,6 +288,52 @@ async fn drain(mut lease: Lease, mut exchange: Exchange) {
 }
 
 impl BandBody {
+    fn data(&mut self, data: Bytes) -> Poll<Option<Result<BodyFrame<Bytes>, BodyError>>> {
+        metrics::bytes(false, data.len());
+        Poll::Ready(Some(Ok(BodyFrame::data(data))))
+    }
+
+    /// Takes the frames after a body piece that are already read: a small
+    /// response comes with its ResEnd in the same read, and hyper stops
+    /// asking at `content-length`, before it. Seen here, the ResEnd gives
+    /// the band back at once (and the body reports its end), instead of a
+    /// drain task reading it later; a further piece is kept for the next
+    /// poll. Nothing more is read from the socket for this.
+    fn look_ahead(&mut self) {
+        let Some(lease) = self.lease.as_mut() else {
+            return;
+        };
+        loop {
+            let frame = match lease.conn().buffered_frame() {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return,
+                Err(e) => {
+                    self.broke(read_failure(e));
+                    return;
+                }
+            };
+            match self.exchange.handle_frame(frame) {
+                Ok(Step::Data(data)) if data.is_empty() => continue,
+                Ok(Step::Data(data)) => self.next = Some(Ok(data)),
+                Ok(Step::End) => {
+                    if let Some(lease) = self.lease.take() {
+                        lease.finish();
+                    }
+                }
+                Ok(_) => self.broke(Failure::Unexpected(proto_hlhv::Kind::ResHead)),
+                Err(e) => self.broke(e),
+            }
+            return;
+        }
+    }
+
+    /// The cell broke the exchange after a piece still to be passed on:
+    /// the band closes now, the client sees the failure at its next read.
+    fn broke(&mut self, failure: Failure) {
+        self.lease = None;
+        self.next = Some(Err(failure));
+    }
+
     fn fail(&mut self, failure: Failure) -> Poll<Option<Result<BodyFrame<Bytes>, BodyError>>> {
         ::metrics::counter!(metrics::FAILURES, "reason" => failure.reason()).increment(1);
         tracing::debug!(reason = failure.reason(), "response body broke off");

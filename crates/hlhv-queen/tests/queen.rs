@@ -100,6 +100,89 @@ async fn a_large_response_streams_byte_identical() {
     q.queen.shutdown().await.unwrap();
 }
 
+/// A response whose head, body and end arrive in one read, with a
+/// `content-length` (hyper stops reading the body there, before the end):
+/// the queen takes the end with the last piece it passes on, and the band
+/// goes back for the next request (one band serves every request in turn).
+#[tokio::test]
+async fn a_response_read_in_one_go_gives_its_band_back_at_once() {
+    let q = queen(|_| {}).await;
+    let cell = TestCell::start(&q, "one", "demo.example", "/", Mode::OneWrite).await;
+    for size in [1usize, 1024, 65_536, 65_537, 200_000] {
+        for h2 in [false, true] {
+            let r = curl(
+                q.port(),
+                "demo.example",
+                &format!("/n/{size}.bin"),
+                h2,
+                None,
+            )
+            .await;
+            assert_eq!(r.status, 200, "{size} bytes, h2={h2}");
+            assert!(
+                r.body == testkit::pseudo_random_bytes(size as u64, size),
+                "{size} bytes, h2={h2}: got {} bytes",
+                r.body.len()
+            );
+        }
+    }
+    let bands = cell.bands.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(bands, 1, "every request went to the band the first left");
+    assert_eq!(cell.requests.load(std::sync::atomic::Ordering::SeqCst), 10);
+    q.queen.shutdown().await.unwrap();
+}
+
+/// A cell that closes a band the queen holds as free: the next request
+/// notices before sending anything on it, and gets a new band instead of a
+/// 502.
+#[tokio::test]
+async fn a_free_band_the_cell_closed_is_not_used() {
+    let q = queen(|_| {}).await;
+    let cell = TestCell::start(&q, "once", "demo.example", "/", Mode::OneRequestPerBand).await;
+    for i in 0..3 {
+        for h2 in [false, true] {
+            let r = curl(q.port(), "demo.example", &format!("/r{i}.txt"), h2, None).await;
+            assert_eq!(r.status, 200, "request {i}, h2={h2}: {}", r.text());
+            // The close reaches the queen (loopback: at once).
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    assert_eq!(cell.bands.load(std::sync::atomic::Ordering::SeqCst), 6);
+    q.queen.shutdown().await.unwrap();
+}
+
+/// A cell that goes silent gets the response timeout, before the head
+/// (504) and inside the body (a cut response), the same on every band and
+/// every request, however long the bands have lived.
+#[tokio::test]
+async fn a_silent_cell_times_out_every_time() {
+    let q = queen(|c| c.limits.response_timeout = Duration::from_millis(300)).await;
+    let _cell = TestCell::start(&q, "stall", "demo.example", "/", Mode::Stalling).await;
+    for round in 0..2 {
+        let r = curl(q.port(), "demo.example", "/fine.txt", false, None).await;
+        assert_eq!(r.status, 200, "round {round}: {}", r.text());
+        let started = Instant::now();
+        let r = curl(q.port(), "demo.example", "/silent.txt", false, None).await;
+        assert_eq!(r.status, 504, "round {round}: {}", r.text());
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(300) && took < Duration::from_secs(5),
+            "round {round}: {took:?}"
+        );
+        let started = Instant::now();
+        let r = curl(q.port(), "demo.example", "/stall.txt", true, None).await;
+        assert_eq!(r.text(), "first", "round {round}");
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(300) && took < Duration::from_secs(5),
+            "round {round}: {took:?}"
+        );
+        // Long enough for the first timers to have fired.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    q.queen.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn concurrent_requests_grow_the_bands() {
     let q = queen(|_| {}).await;

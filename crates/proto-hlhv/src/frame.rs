@@ -200,6 +200,14 @@ pub struct ResHead {
     pub headers: Multimap,
 }
 
+impl ResHead {
+    /// Writes this head as a ResHead frame, length prefix included: what
+    /// `Frame::ResHead(head).write` writes, without a copy of the head.
+    pub fn write_frame(&self, out: &mut BytesMut) {
+        put_json(out, Kind::ResHead as u8, self);
+    }
+}
+
 /// One frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
@@ -347,14 +355,41 @@ fn put_json<T: Serialize>(out: &mut BytesMut, kind: u8, value: &T) {
     out[start..start + 4].copy_from_slice(&len.to_be_bytes());
 }
 
-/// Go writes a nil map as `null` and a nil value list as `null` too.
+/// Go writes a nil map as `null` and a nil value list as `null` too. Read
+/// straight into the map (every request and response head has one or
+/// three), a repeated name keeping its last list as a map would.
 fn nullable_multimap<'de, D: Deserializer<'de>>(d: D) -> Result<Multimap, D::Error> {
-    let raw: Option<BTreeMap<String, Option<Vec<String>>>> = Option::deserialize(d)?;
-    Ok(raw
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(name, values)| (name, values.unwrap_or_default()))
-        .collect())
+    struct Nullable;
+
+    impl<'de> serde::de::Visitor<'de> for Nullable {
+        type Value = Multimap;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a map of string lists, or null")
+        }
+
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Multimap, E> {
+            Ok(Multimap::new())
+        }
+
+        fn visit_none<E: serde::de::Error>(self) -> Result<Multimap, E> {
+            Ok(Multimap::new())
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Multimap, D::Error> {
+            d.deserialize_map(self)
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Multimap, A::Error> {
+            let mut out = Multimap::new();
+            while let Some((name, values)) = map.next_entry::<String, Option<Vec<String>>>()? {
+                out.insert(name, values.unwrap_or_default());
+            }
+            Ok(out)
+        }
+    }
+
+    d.deserialize_option(Nullable)
 }
 
 #[cfg(test)]
@@ -393,6 +428,23 @@ mod tests {
         assert_eq!(head.status_code, 204);
         assert_eq!(head.headers["x"], Vec::<String>::new());
         assert_eq!(parse(0x00, b"{}").unwrap(), Frame::IAm(IAm::default()));
+        // A null map is empty; a repeated name keeps its last list.
+        let Frame::ResHead(head) = parse(
+            0x39,
+            br#"{"statusCode":200,"headers":{"a":["1"],"b":["2"],"a":["3","4"]}}"#,
+        )
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(head.headers.len(), 2);
+        assert_eq!(head.headers["a"], vec!["3", "4"]);
+        let Frame::ResHead(head) = parse(0x39, br#"{"statusCode":200,"headers":null}"#).unwrap()
+        else {
+            panic!()
+        };
+        assert!(head.headers.is_empty());
+        assert!(parse(0x39, br#"{"statusCode":200,"headers":5}"#).is_err());
+        assert!(parse(0x39, br#"{"statusCode":200,"headers":{"a":"1"}}"#).is_err());
     }
 
     #[test]
@@ -425,6 +477,19 @@ mod tests {
             &head.to_bytes()[4..],
             b"\x39{\"statusCode\":200,\"headers\":{}}"
         );
+    }
+
+    #[test]
+    fn a_head_written_alone_is_the_frame() {
+        let head = ResHead {
+            status_code: 200,
+            headers: [("a".to_owned(), vec!["1".to_owned()])]
+                .into_iter()
+                .collect(),
+        };
+        let mut out = BytesMut::new();
+        head.write_frame(&mut out);
+        assert_eq!(out.freeze(), Frame::ResHead(head).to_bytes());
     }
 
     #[test]

@@ -78,6 +78,16 @@ pub struct LocalApp {
 
 impl LocalApp {
     pub async fn start() -> LocalApp {
+        Self::start_with(None).await
+    }
+
+    /// An app that closes a keep-alive connection on which no request
+    /// comes within `idle` (as nginx's `keepalive_timeout`).
+    pub async fn start_closing_idle(idle: std::time::Duration) -> LocalApp {
+        Self::start_with(Some(idle)).await
+    }
+
+    async fn start_with(idle: Option<std::time::Duration>) -> LocalApp {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(State {
@@ -93,9 +103,13 @@ impl LocalApp {
                 let state = serving.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req| handle(state.clone(), req));
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(tcp), service)
-                        .await;
+                    let mut builder = http1::Builder::new();
+                    if let Some(idle) = idle {
+                        builder
+                            .timer(hyper_util::rt::TokioTimer::new())
+                            .header_read_timeout(idle);
+                    }
+                    let _ = builder.serve_connection(TokioIo::new(tcp), service).await;
                 });
             }
         });

@@ -141,6 +141,16 @@ pub enum Mode {
     NoBands,
     /// The first answer announces a frame over any cap.
     Oversized,
+    /// GET `/n/N.bin`: N pseudo-random bytes (seed N) with a `content-length`,
+    /// head, body pieces and end in one write (as the cell sends a small
+    /// response).
+    OneWrite,
+    /// As `Echo`, but each band closes after its first response, while
+    /// the queen holds it as free.
+    OneRequestPerBand,
+    /// `/silent…`: no answer at all; `/stall…`: the head and a first piece
+    /// of an unended body, then nothing; anything else as `Echo`.
+    Stalling,
 }
 
 /// A cell serving one mount.
@@ -256,7 +266,7 @@ async fn band(ctx: BandCtx) {
             panic!("band got {frame:?}")
         };
         ctx.requests.fetch_add(1, Ordering::SeqCst);
-        if serve(&ctx, &mut f, *head).await.is_err() {
+        if serve(&ctx, &mut f, *head).await.is_err() || ctx.mode == Mode::OneRequestPerBand {
             return;
         }
     }
@@ -265,6 +275,36 @@ async fn band(ctx: BandCtx) {
 async fn serve(ctx: &BandCtx, f: &mut Framed, head: proto_hlhv::ReqHead) -> std::io::Result<()> {
     let body: Bytes = match ctx.mode {
         Mode::Big(n) => Bytes::from(testkit::pseudo_random_bytes(7, n)),
+        Mode::Stalling if head.path.starts_with("/silent") => {
+            return std::future::pending().await;
+        }
+        Mode::Stalling if head.path.starts_with("/stall") => {
+            f.send(&Frame::ResHead(ResHead {
+                status_code: 200,
+                headers: Default::default(),
+            }))
+            .await?;
+            f.send(&Frame::ResBody(Bytes::from_static(b"first")))
+                .await?;
+            return std::future::pending().await;
+        }
+        Mode::OneWrite => {
+            let n: usize = head.path[3..].trim_end_matches(".bin").parse().unwrap();
+            let body = testkit::pseudo_random_bytes(n as u64, n);
+            let mut out = Frame::ResHead(ResHead {
+                status_code: 200,
+                headers: [("content-length".to_owned(), vec![n.to_string()])]
+                    .into_iter()
+                    .collect(),
+            })
+            .to_bytes()
+            .to_vec();
+            for piece in body.chunks(64 * 1024) {
+                out.extend_from_slice(&Frame::ResBody(Bytes::copy_from_slice(piece)).to_bytes());
+            }
+            out.extend_from_slice(&Frame::ResEnd.to_bytes());
+            return f.send_raw(&out).await;
+        }
         Mode::Oversized => {
             // 64 MiB announced: over the cap, whatever it is in the test.
             return f.send_raw(&[0x04, 0, 0, 0, 0x39]).await;

@@ -373,7 +373,7 @@ impl Band {
                     return Err(CellError::ApiMisuse("response status outside 200..=999"));
                 }
                 *head_sent = true;
-                Frame::ResHead(head.clone()).write(&mut self.out);
+                head.write_frame(&mut self.out);
                 Ok(())
             }
             _ => Err(CellError::ApiMisuse(
