@@ -331,12 +331,7 @@ fn client_endpoint(peer: SocketAddr) -> io::Result<quinn::Endpoint> {
     };
     let socket = std::net::UdpSocket::bind(local)?;
     crate::delay::enlarge_udp_buffers(&socket);
-    quinn::Endpoint::new(
-        quinn::EndpointConfig::default(),
-        None,
-        socket,
-        Arc::new(quinn::TokioRuntime),
-    )
+    h3ws::quic::endpoint_on(socket, None)
 }
 
 /// A rustls client configuration trusting the system's roots and `ca`.

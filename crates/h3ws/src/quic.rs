@@ -111,14 +111,27 @@ fn endpoint(
     server: Option<quinn::ServerConfig>,
 ) -> Result<quinn::Endpoint, QuicError> {
     let bind = |source| QuicError::Bind { addr, source };
+    endpoint_on(udp_socket(addr).map_err(bind)?, server).map_err(bind)
+}
+
+/// An endpoint on `socket` (bound by the caller, its buffers as it wants
+/// them), with what every endpoint of ours needs: the datagram size we
+/// accept ([`MAX_UDP_PAYLOAD`]) and sends cut to what the kernel takes
+/// ([`crate::udp::BatchLimited`]). An endpoint made without them but with
+/// [`client_config`]'s MTU discovery stalls against a server of ours: it
+/// discovers 64 KB datagrams and every batch of them fails.
+pub fn endpoint_on(
+    socket: std::net::UdpSocket,
+    server: Option<quinn::ServerConfig>,
+) -> std::io::Result<quinn::Endpoint> {
     let runtime = quinn::default_runtime()
-        .ok_or_else(|| bind(std::io::Error::other("no async runtime for QUIC")))?;
-    let socket = wrap_socket(&*runtime, udp_socket(addr).map_err(bind)?).map_err(bind)?;
+        .ok_or_else(|| std::io::Error::other("no async runtime for QUIC"))?;
+    let socket = wrap_socket(&*runtime, socket)?;
     let mut config = quinn::EndpointConfig::default();
     config
         .max_udp_payload_size(MAX_UDP_PAYLOAD)
         .expect("a UDP payload size within QUIC's bounds");
-    quinn::Endpoint::new_with_abstract_socket(config, server, socket, runtime).map_err(bind)
+    quinn::Endpoint::new_with_abstract_socket(config, server, socket, runtime)
 }
 
 /// `socket` as quinn's I/O, its sends cut to what the kernel takes
