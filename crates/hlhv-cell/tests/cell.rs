@@ -292,13 +292,14 @@ async fn a_connection_the_app_closed_while_idle_is_replaced() {
             .unwrap();
         let first = queen.request(PublicRequest::get("/app/bytes/10")).await;
         assert_eq!((first.status, first.body.len()), (200, 10));
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        // The app closes the idle connection after 100 ms.
+        app.connections_closed(1).await;
         let post = queen
             .request(PublicRequest::post("/app/echo", "after the close"))
             .await;
         assert_eq!(post.status, 200);
         assert_eq!(post.text(), "after the close");
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        app.connections_closed(2).await;
         let get = queen.request(PublicRequest::get("/app/bytes/3")).await;
         assert_eq!((get.status, get.body.len()), (200, 3));
         assert_eq!(app.connections(), 3);

@@ -139,12 +139,15 @@ async fn a_response_read_in_one_go_gives_its_band_back_at_once() {
 async fn a_free_band_the_cell_closed_is_not_used() {
     let q = queen(|_| {}).await;
     let cell = TestCell::start(&q, "once", "demo.example", "/", Mode::OneRequestPerBand).await;
+    let mut closed = cell.bands_closed.clone();
     for i in 0..3 {
         for h2 in [false, true] {
             let r = curl(q.port(), "demo.example", &format!("/r{i}.txt"), h2, None).await;
             assert_eq!(r.status, 200, "request {i}, h2={h2}: {}", r.text());
-            // The close reaches the queen (loopback: at once).
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            // The cell has closed the band (on loopback its FIN is at the
+            // queen's socket once the close returns).
+            let served = 2 * i + usize::from(h2) + 1;
+            closed.wait_for(|n| *n >= served).await.unwrap();
         }
     }
     assert_eq!(cell.bands.load(std::sync::atomic::Ordering::SeqCst), 6);

@@ -67,6 +67,8 @@ struct State {
     waiters: watch::Sender<usize>,
     expected_waiters: AtomicUsize,
     connections: AtomicUsize,
+    /// Connections ended so far.
+    closed: watch::Sender<usize>,
 }
 
 /// The app; stops when dropped.
@@ -95,12 +97,14 @@ impl LocalApp {
             waiters: watch::channel(0).0,
             expected_waiters: AtomicUsize::new(usize::MAX),
             connections: AtomicUsize::new(0),
+            closed: watch::channel(0).0,
         });
         let serving = state.clone();
         let task = tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
                 serving.connections.fetch_add(1, Ordering::SeqCst);
                 let state = serving.clone();
+                let ended = serving.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req| handle(state.clone(), req));
                     let mut builder = http1::Builder::new();
@@ -110,6 +114,7 @@ impl LocalApp {
                             .header_read_timeout(idle);
                     }
                     let _ = builder.serve_connection(TokioIo::new(tcp), service).await;
+                    ended.closed.send_modify(|n| *n += 1);
                 });
             }
         });
@@ -133,6 +138,13 @@ impl LocalApp {
     /// TCP connections accepted so far.
     pub fn connections(&self) -> usize {
         self.state.connections.load(Ordering::SeqCst)
+    }
+
+    /// Waits until `n` connections have ended (closed by the app, as an
+    /// idle one, or by the peer).
+    pub async fn connections_closed(&self, n: usize) {
+        let mut closed = self.state.closed.subscribe();
+        closed.wait_for(|c| *c >= n).await.unwrap();
     }
 }
 

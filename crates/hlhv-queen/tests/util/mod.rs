@@ -158,6 +158,8 @@ pub struct TestCell {
     pub name: String,
     pub accept: Accept,
     pub bands: Arc<AtomicUsize>,
+    /// Bands this cell closed (their sockets dropped) so far.
+    pub bands_closed: tokio::sync::watch::Receiver<usize>,
     pub requests: Arc<AtomicUsize>,
     /// NeedBand frames received so far.
     pub need_bands: tokio::sync::watch::Receiver<usize>,
@@ -194,6 +196,7 @@ impl TestCell {
         .unwrap();
         let bands = Arc::new(AtomicUsize::new(0));
         let requests = Arc::new(AtomicUsize::new(0));
+        let (closed, bands_closed) = tokio::sync::watch::channel(0);
         let ctx = BandCtx {
             addr: cells,
             cert,
@@ -206,6 +209,7 @@ impl TestCell {
             name: name.into(),
             mode,
             bands: bands.clone(),
+            closed: Arc::new(closed),
             requests: requests.clone(),
         };
         let (asked, need_bands) = tokio::sync::watch::channel(0);
@@ -223,6 +227,7 @@ impl TestCell {
             name: name.into(),
             accept,
             bands,
+            bands_closed,
             requests,
             need_bands,
             leash,
@@ -244,10 +249,18 @@ struct BandCtx {
     name: String,
     mode: Mode,
     bands: Arc<AtomicUsize>,
+    closed: Arc<tokio::sync::watch::Sender<usize>>,
     requests: Arc<AtomicUsize>,
 }
 
+/// Runs a band; counts it closed once its socket is gone.
 async fn band(ctx: BandCtx) {
+    let closed = ctx.closed.clone();
+    serve_band(ctx).await;
+    closed.send_modify(|n| *n += 1);
+}
+
+async fn serve_band(ctx: BandCtx) {
     let mut f = dial(ctx.addr, &ctx.cert).await;
     f.send(&Frame::IAm(IAm {
         conn_kind: 1,
