@@ -146,14 +146,18 @@ pub fn endpoint_on(
     socket: std::net::UdpSocket,
     server: Option<quinn::ServerConfig>,
 ) -> std::io::Result<quinn::Endpoint> {
-    let runtime = quinn::default_runtime()
-        .ok_or_else(|| std::io::Error::other("no async runtime for QUIC"))?;
+    let runtime = runtime()?;
     let socket = wrap_socket(&*runtime, socket)?;
     let mut config = quinn::EndpointConfig::default();
     config
         .max_udp_payload_size(MAX_UDP_PAYLOAD)
         .expect("a UDP payload size within QUIC's bounds");
     quinn::Endpoint::new_with_abstract_socket(config, server, socket, runtime)
+}
+
+/// The tokio runtime quinn runs on (the caller's).
+fn runtime() -> std::io::Result<Arc<dyn quinn::Runtime>> {
+    quinn::default_runtime().ok_or_else(|| std::io::Error::other("no async runtime for QUIC"))
 }
 
 /// `socket` as quinn's I/O, its sends cut to what the kernel takes
@@ -173,8 +177,7 @@ pub fn rebind(
     endpoint: &quinn::Endpoint,
     addr: std::net::SocketAddr,
 ) -> std::io::Result<std::net::SocketAddr> {
-    let runtime = quinn::default_runtime()
-        .ok_or_else(|| std::io::Error::other("no async runtime for QUIC"))?;
+    let runtime = runtime()?;
     let socket = udp_socket(addr)?;
     let bound = socket.local_addr()?;
     endpoint.rebind_abstract(wrap_socket(&*runtime, socket)?)?;
