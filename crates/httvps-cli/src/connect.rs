@@ -385,21 +385,14 @@ pub async fn follow(
             () = tokio::time::sleep(PRINT_BATCH) => {}
         }
         let ended = loop {
-            match events.try_recv() {
+            let received = match events.try_recv() {
                 Err(TryRecvError::Empty) => break None,
-                Ok(event) => {
-                    if let Some(code) = printer.take(engine, Ok(event)) {
-                        break Some(code);
-                    }
-                }
-                Err(TryRecvError::Lagged(missed)) => {
-                    if let Some(code) = printer.take(engine, Err(RecvError::Lagged(missed))) {
-                        break Some(code);
-                    }
-                }
-                Err(TryRecvError::Closed) => {
-                    break Some(ExitCode::SUCCESS);
-                }
+                Ok(event) => Ok(event),
+                Err(TryRecvError::Lagged(missed)) => Err(RecvError::Lagged(missed)),
+                Err(TryRecvError::Closed) => Err(RecvError::Closed),
+            };
+            if let Some(code) = printer.take(engine, received) {
+                break Some(code);
             }
         };
         printer.flush();
