@@ -286,7 +286,8 @@ async fn open_h3(url: &WsUrl, opts: &WsOptions) -> Result<H3Open, WsError> {
         .next()
         .ok_or_else(|| connect(format!("{}: no address", url.host)))?;
     let tls = tls_config(opts.ca.as_deref()).map_err(connect)?;
-    let quic = h3ws::quic::client_config(tls, h3ws::quic::Timing::default())
+    let path = h3ws::quic::Path::toward(addr);
+    let quic = h3ws::quic::client_config(tls, h3ws::quic::Timing::default(), path)
         .map_err(|e| connect(e.to_string()))?;
     let endpoint = client_endpoint(addr).map_err(|e| connect(e.to_string()))?;
     let mut conn = h3ws::client::ClientConnection::connect(
@@ -324,12 +325,7 @@ async fn open_h3(url: &WsUrl, opts: &WsOptions) -> Result<H3Open, WsError> {
 /// `h3ws::quic::client_endpoint` makes it but with large socket buffers: the
 /// load generator's own socket must not be where datagrams are dropped.
 fn client_endpoint(peer: SocketAddr) -> io::Result<quinn::Endpoint> {
-    let local: SocketAddr = if peer.is_ipv4() {
-        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
-    } else {
-        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-    };
-    let socket = std::net::UdpSocket::bind(local)?;
+    let socket = std::net::UdpSocket::bind(h3ws::quic::unspecified_for(peer))?;
     crate::delay::enlarge_udp_buffers(&socket);
     h3ws::quic::endpoint_on(socket, None)
 }

@@ -67,6 +67,7 @@ struct Shared {
 /// A bound proxy, ready to run.
 pub struct Proxy {
     endpoint: quinn::Endpoint,
+    configs: h3ws::quic::ServerConfigs,
     shared: Arc<Shared>,
     metrics: Option<(tokio::net::TcpListener, SocketAddr)>,
 }
@@ -89,7 +90,7 @@ impl Proxy {
         let tls = server_kit::tls::server_config(&cert, &key, &[h3ws::quic::ALPN])
             .map_err(|e| ProxyError::Tls(e.0))?;
         let backend = backend::Backend::new(&config)?;
-        let endpoint = h3ws::quic::server_endpoint(
+        let (endpoint, configs) = h3ws::quic::server_endpoint(
             config.listen,
             (*tls).clone(),
             h3ws::quic::Timing::default(),
@@ -109,6 +110,7 @@ impl Proxy {
         };
         Ok(Proxy {
             endpoint,
+            configs,
             shared: Arc::new(Shared {
                 config,
                 backend,
@@ -137,6 +139,7 @@ impl Proxy {
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         let Proxy {
             endpoint,
+            configs,
             shared,
             metrics,
         } = self;
@@ -159,8 +162,9 @@ impl Proxy {
             };
             let Some(incoming) = incoming else { break };
             let shared2 = shared.clone();
+            let configs = configs.clone();
             shared.tracker.spawn(async move {
-                match h3ws::server::accept_early(incoming) {
+                match h3ws::server::accept_early(incoming, &configs) {
                     Ok(conn) => serve_connection(conn, shared2).await,
                     Err(e) => {
                         m::error("handshake");

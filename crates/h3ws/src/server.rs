@@ -24,11 +24,14 @@ use crate::{Limits, quic_code as code};
 /// server's first flight: a client may not send an extended CONNECT before
 /// it has them (RFC 8441 §4), and waiting for the handshake to end first
 /// cost every connect half a round trip. Nothing secret is sent that early;
-/// requests only arrive after the client finished its handshake.
+/// requests only arrive after the client finished its handshake. The
+/// connection gets the configuration for the path toward its peer.
 pub fn accept_early(
     incoming: quinn::Incoming,
+    configs: &crate::quic::ServerConfigs,
 ) -> Result<quinn::Connection, quinn::ConnectionError> {
-    match incoming.accept()?.into_0rtt() {
+    let config = configs.for_peer(incoming.remote_address());
+    match incoming.accept_with(config)?.into_0rtt() {
         Ok((conn, _)) => Ok(conn),
         // quinn documents that an incoming connection always converts.
         Err(_) => Err(quinn::ConnectionError::LocallyClosed),

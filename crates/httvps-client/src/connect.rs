@@ -219,7 +219,8 @@ async fn dial_h3(
         .next()
         .ok_or_else(|| failed("no address".into()))?;
     let tls = client_kit::client_config(&config.tls, &[h3ws::quic::ALPN])?;
-    let quic = h3ws::quic::client_config(tls, h3ws::quic::Timing::default())
+    let path = h3ws::quic::Path::toward(addr);
+    let quic = h3ws::quic::client_config(tls, h3ws::quic::Timing::default(), path)
         .map_err(|e| failed(e.to_string()))?;
     let quic_endpoint = h3ws::quic::client_endpoint(addr).map_err(|e| failed(e.to_string()))?;
     let name = server_name(config, endpoint);

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use h3ws::connect::{self, Verdict};
+use h3ws::quic::ServerConfigs;
 use h3ws::server::{IncomingRequest, ServerConnection};
 use server_kit::admission::{Progress, Ticket};
 use tokio_tungstenite::WebSocketStream;
@@ -27,7 +28,7 @@ pub(crate) fn bind(
     addr: SocketAddr,
     tls: &rustls::ServerConfig,
     max_streams_per_connection: u32,
-) -> Result<quinn::Endpoint, h3ws::quic::QuicError> {
+) -> Result<(quinn::Endpoint, ServerConfigs), h3ws::quic::QuicError> {
     h3ws::quic::server_endpoint(
         addr,
         tls.clone(),
@@ -37,7 +38,7 @@ pub(crate) fn bind(
 }
 
 /// Accepts QUIC connections until shutdown begins.
-pub(crate) async fn serve(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
+pub(crate) async fn serve(endpoint: quinn::Endpoint, configs: ServerConfigs, shared: Arc<Shared>) {
     loop {
         let incoming = tokio::select! {
             i = endpoint.accept() => i,
@@ -53,7 +54,7 @@ pub(crate) async fn serve(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
                 continue;
             }
         };
-        match h3ws::server::accept_early(incoming) {
+        match h3ws::server::accept_early(incoming, &configs) {
             Ok(conn) => {
                 shared
                     .tracker

@@ -142,7 +142,7 @@ pub struct Gateway {
     listener: TcpListener,
     local_addr: SocketAddr,
     /// The HTTP/3 endpoint (`h3_listen`) and its bound address.
-    h3: Option<(quinn::Endpoint, SocketAddr)>,
+    h3: Option<(quinn::Endpoint, h3ws::quic::ServerConfigs, SocketAddr)>,
     metrics: Option<(TcpListener, SocketAddr)>,
     prometheus: metrics_exporter_prometheus::PrometheusHandle,
 }
@@ -227,13 +227,13 @@ impl Gateway {
             Some(addr) => {
                 let tls = tls::server_config(&config.tls)?;
                 let max_streams = u32::try_from(config.limits.max_per_source).unwrap_or(u32::MAX);
-                let endpoint = h3::bind(addr, &tls, max_streams)
+                let (endpoint, configs) = h3::bind(addr, &tls, max_streams)
                     .map_err(|e| GatewayError::Config(format!("HTTP/3 listener: {e}")))?;
                 let bound = endpoint
                     .local_addr()
                     .map_err(|source| GatewayError::Bind { addr, source })?;
                 info!(addr = %bound, path = %config.ws_path, "h3 listening");
-                Some((endpoint, bound))
+                Some((endpoint, configs, bound))
             }
             None => None,
         };
@@ -290,7 +290,7 @@ impl Gateway {
 
     /// The bound HTTP/3 (UDP) address, when `h3_listen` is set.
     pub fn h3_addr(&self) -> Option<SocketAddr> {
-        self.h3.as_ref().map(|(_, a)| *a)
+        self.h3.as_ref().map(|(_, _, a)| *a)
     }
 
     /// The bound metrics address, when metrics are served.
@@ -321,10 +321,10 @@ impl Gateway {
             h3,
             ..
         } = self;
-        let h3_endpoint = h3.map(|(endpoint, _)| {
+        let h3_endpoint = h3.map(|(endpoint, configs, _)| {
             shared
                 .tracker
-                .spawn(h3::serve(endpoint.clone(), shared.clone()));
+                .spawn(h3::serve(endpoint.clone(), configs, shared.clone()));
             endpoint
         });
         let background = CancellationToken::new();
