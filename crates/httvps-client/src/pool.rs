@@ -6,7 +6,11 @@
 //! another session to the same gateway (with device login each fetches its
 //! own token), up to [`ClientConfig::max_connections`]; past that the new
 //! stream waits, and the tunnel it waits on closes its longest-idle stream
-//! for it ([`ClientConfig::evict_idle_after`]). The first session is the
+//! for it ([`ClientConfig::evict_idle_after`]). A burst of waiting streams
+//! opens as many sessions at once as it needs (one per `max_streams`
+//! waiting streams): a page opening 48 connections used to set up its
+//! extra sessions one after the other, each a TCP, TLS and `hello` round
+//! trip, while the whole page waited. The first session is the
 //! pool's identity: its id is the engine's session id and its loss ends the
 //! pool (the engine then reconnects); an extra session that ends is dropped,
 //! and one left without streams for [`ClientConfig::retire_extra_after`] is
@@ -31,14 +35,48 @@ struct Extra {
     empty_since: Option<Instant>,
 }
 
+/// How far the pool is growing.
+#[derive(Debug, Default)]
+struct Growth {
+    /// Streams that found every slot busy and wait for a session.
+    waiting: usize,
+    /// Sessions being opened.
+    opening: usize,
+    /// The gateway refused an extra session (a single-use token): the pool
+    /// stops growing.
+    refused: bool,
+}
+
+/// Counts its stream as waiting while it lives.
+struct Waiting<'a>(&'a Pool);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.growth().waiting -= 1;
+    }
+}
+
+/// One session being opened: counted while it lives, and its end (ready,
+/// failed, or abandoned with the stream that opened it) wakes the waiting
+/// streams.
+struct Opening<'a>(&'a Pool);
+
+impl Drop for Opening<'_> {
+    fn drop(&mut self) {
+        self.0.growth().opening -= 1;
+        self.0.grown.notify_waiters();
+    }
+}
+
 /// Sessions to one gateway, opened as stream slots run out.
 pub(crate) struct Pool {
     primary: Tunnel,
     /// Sessions opened because every slot was busy.
     extra: Mutex<Vec<Extra>>,
-    /// Serialises growth, so a burst of waiting streams opens one session at
-    /// a time; `true` once the gateway refused an extra session.
-    growth: tokio::sync::Mutex<bool>,
+    /// Streams waiting for a slot and sessions being opened for them.
+    growth: Mutex<Growth>,
+    /// Signalled when a session being opened is ready or has failed.
+    grown: tokio::sync::Notify,
     config: ClientConfig,
     auth: HttvpsAuth,
     /// Rotates which full session a waiting stream queues on.
@@ -51,7 +89,8 @@ impl Pool {
         Pool {
             primary,
             extra: Mutex::new(Vec::new()),
-            growth: tokio::sync::Mutex::new(false),
+            growth: Mutex::new(Growth::default()),
+            grown: tokio::sync::Notify::new(),
             config,
             auth,
             next: AtomicUsize::new(0),
@@ -90,18 +129,54 @@ impl Pool {
         self.tunnels().into_iter().find(Tunnel::has_free_slot)
     }
 
-    /// Opens another session when the pool may grow; `None` when it may
-    /// not (full, or the gateway refused one before).
+    fn growth(&self) -> std::sync::MutexGuard<'_, Growth> {
+        self.growth.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A session with a free slot, opening another one when the sessions
+    /// already being opened cannot serve every waiting stream; `None` when
+    /// the pool may not grow (full, or the gateway refused one before) and
+    /// nothing is on its way.
     async fn grow(&self) -> Option<Tunnel> {
-        let mut refused = self.growth.lock().await;
-        // Another stream may have grown the pool (or a slot freed) meanwhile.
-        if let Some(tunnel) = self.with_free_slot() {
-            return Some(tunnel);
+        self.growth().waiting += 1;
+        let _waiting = Waiting(self);
+        let slots = usize::try_from(self.primary.max_streams())
+            .unwrap_or(usize::MAX)
+            .max(1);
+        loop {
+            // Armed before looking, so that a session ready meanwhile wakes us.
+            let grown = self.grown.notified();
+            tokio::pin!(grown);
+            grown.as_mut().enable();
+            // Another stream may have grown the pool (or a slot freed) meanwhile.
+            if let Some(tunnel) = self.with_free_slot() {
+                return Some(tunnel);
+            }
+            let live = self.tunnels().len();
+            let opening = {
+                let mut growth = self.growth();
+                let may_grow =
+                    !growth.refused && live + growth.opening < self.config.max_connections.max(1);
+                if may_grow && growth.opening.saturating_mul(slots) < growth.waiting {
+                    growth.opening += 1;
+                    Some(Opening(self))
+                } else if growth.opening == 0 {
+                    return None;
+                } else {
+                    None
+                }
+            };
+            match opening {
+                Some(opening) => return self.open_extra(opening).await,
+                None => grown.await,
+            }
         }
-        if *refused || self.tunnels().len() >= self.config.max_connections.max(1) {
-            return None;
-        }
-        match connect_tunnel(&self.config, &self.auth).await {
+    }
+
+    /// Opens one more session (counted by `opening`) and adds it to the pool.
+    async fn open_extra(&self, opening: Opening<'_>) -> Option<Tunnel> {
+        let opened = connect_tunnel(&self.config, &self.auth).await;
+        let tunnel = match opened {
             Ok(tunnel) => {
                 info!(session = %tunnel.session_id(), pool = %self.primary.session_id(), "every stream slot busy: opened another session");
                 self.extra
@@ -115,12 +190,14 @@ impl Pool {
             }
             Err(e) => {
                 // A single-use token cannot open a second session; the
-                // waiting stream falls back to the busy ones.
+                // waiting streams fall back to the busy ones.
                 warn!(error = %e, "could not open another session; streams wait for a slot instead");
-                *refused = true;
+                self.growth().refused = true;
                 None
             }
-        }
+        };
+        drop(opening);
+        tunnel
     }
 
     async fn open_stream(
