@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 use bytes::{BufMut, BytesMut};
+use net::read_size::ReadSize;
 use proto_httvps::binary::{binary_header_len, encode_binary_header};
 use proto_httvps::{Frame, encode_stream_data, encode_to_string};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -173,10 +174,14 @@ async fn pump(up: Upstream, ctx: &StreamCtx) -> Option<StreamEnd> {
             // `reserve` takes their memory back.
             let header_len = binary_header_len(&ctx.id);
             let mut buf = BytesMut::new();
+            // Small reads first: an idle keep-alive upstream holds no 64 KiB.
+            let mut size = ReadSize::up_to(ctx.read_len);
             loop {
-                buf.reserve(header_len + ctx.read_len);
+                let want = size.next();
+                buf.reserve(header_len + want);
                 encode_binary_header(&ctx.id, &mut buf);
-                let n = rd.read_buf(&mut (&mut buf).limit(ctx.read_len)).await?;
+                let n = rd.read_buf(&mut (&mut buf).limit(want)).await?;
+                size.record(want, n);
                 if n == 0 {
                     return Ok::<bool, std::io::Error>(true);
                 }
@@ -199,10 +204,16 @@ async fn pump(up: Upstream, ctx: &StreamCtx) -> Option<StreamEnd> {
                 }
             }
         }
-        // One reused read buffer; the only allocation per frame is its text.
-        let mut buf = vec![0u8; ctx.read_len];
+        // One reused read buffer, grown while reads fill it; the only
+        // allocation per frame is its text.
+        let mut size = ReadSize::up_to(ctx.read_len);
+        let mut buf = vec![0u8; size.next()];
         loop {
             let n = rd.read(&mut buf).await?;
+            size.record(buf.len(), n);
+            if size.next() > buf.len() {
+                buf.resize(size.next(), 0);
+            }
             if n == 0 {
                 return Ok::<bool, std::io::Error>(true);
             }

@@ -17,7 +17,9 @@
 //!   installs, which keeps wire payloads (and the token in the hello) out of
 //!   the logs at any level;
 //! - `sink` (feature `sink`): a WebSocket writer's flush without a stale
-//!   waker (the HTTVPS client and gateway).
+//!   waker (the HTTVPS client and gateway);
+//! - [`read_size`]: how much a relay's next read asks for (small first,
+//!   growing while reads come back full).
 #![warn(missing_docs)]
 
 pub mod code;
@@ -25,6 +27,7 @@ pub mod datagram;
 #[cfg(feature = "log-filter")]
 pub mod log_filter;
 pub mod policy;
+pub mod read_size;
 pub mod secret;
 #[cfg(feature = "sink")]
 pub mod sink;

@@ -3,6 +3,7 @@
 use std::io;
 
 use bytes::{Buf, BytesMut};
+use net::read_size::ReadSize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 
 use crate::BoxStream;
@@ -12,8 +13,9 @@ pub(crate) struct Reader<R> {
     io: R,
     /// Bytes read but not consumed yet.
     pub(crate) buf: BytesMut,
-    /// Most bytes asked for in one read.
-    chunk: usize,
+    /// Bytes the next read asks for: small first, growing toward the chunk
+    /// while reads come back full (idle keep-alive connections stay cheap).
+    size: ReadSize,
     /// Most bytes ever held.
     cap: usize,
 }
@@ -23,7 +25,7 @@ impl<R: AsyncRead + Unpin> Reader<R> {
         Reader {
             io,
             buf: BytesMut::new(),
-            chunk: chunk.max(1),
+            size: ReadSize::up_to(chunk),
             cap: cap.max(chunk).max(1),
         }
     }
@@ -35,12 +37,14 @@ impl<R: AsyncRead + Unpin> Reader<R> {
         if room == 0 {
             return Err(io::Error::other("read buffer full"));
         }
-        let want = room.min(self.chunk);
+        let want = room.min(self.size.next());
         self.buf.reserve(want);
-        (&mut self.io)
+        let read = (&mut self.io)
             .take(want as u64)
             .read_buf(&mut self.buf)
-            .await
+            .await?;
+        self.size.record(want, read);
+        Ok(read)
     }
 
     /// Reads until `decode` finds a whole message, then consumes it.
@@ -177,5 +181,52 @@ impl RelayError {
         match self {
             RelayError::Read(e) | RelayError::Write(e) => is_disconnect(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn reads_start_small_and_double_while_they_fill_up() {
+        let data = vec![7u8; 300 * 1024];
+        let mut reader = Reader::new(&data[..], 64 * 1024, 64 * 1024);
+        let mut sizes = Vec::new();
+        loop {
+            let n = reader.fill().await.unwrap();
+            if n == 0 {
+                break;
+            }
+            sizes.push(n);
+            reader.buf.clear();
+        }
+        assert_eq!(sizes[..5], [8192, 16384, 32768, 65536, 65536]);
+        assert_eq!(sizes.iter().sum::<usize>(), data.len());
+    }
+
+    #[tokio::test]
+    async fn a_small_exchange_never_reserves_a_full_chunk() {
+        let data = vec![1u8; 1024];
+        let mut reader = Reader::new(&data[..], 64 * 1024, 64 * 1024);
+        assert_eq!(reader.fill().await.unwrap(), 1024);
+        assert!(
+            reader.buf.capacity() < 16 * 1024,
+            "{}",
+            reader.buf.capacity()
+        );
+        // A short read does not grow the next one.
+        reader.buf.clear();
+        assert_eq!(reader.fill().await.unwrap(), 0);
+        assert_eq!(reader.size.next(), net::read_size::FIRST_READ);
+    }
+
+    #[tokio::test]
+    async fn a_chunk_smaller_than_the_first_read_is_kept() {
+        let data = vec![1u8; 4096];
+        let mut reader = Reader::new(&data[..], 1000, 1000);
+        assert_eq!(reader.fill().await.unwrap(), 1000);
+        reader.buf.clear();
+        assert_eq!(reader.fill().await.unwrap(), 1000);
     }
 }
