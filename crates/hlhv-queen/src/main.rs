@@ -219,12 +219,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// mimalloc instead of glibc's malloc, as in `httvps` and `ht-server`:
-/// malloc was about 9 % of the queen's CPU in the HLHV bench row.
+/// The allocator of every binary we ship (why: the `allocator` crate).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: allocator::Allocator = allocator::Allocator;
 
 fn main() -> ExitCode {
+    allocator::keep_small_pages();
     let args = Args::parse();
     server_kit::binary::run_server("hlhv-queen", run(args))
 }

@@ -153,14 +153,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// mimalloc instead of glibc's malloc: at full speed the tunnel frees and
-/// allocates 64 KiB buffers across threads, and glibc's per-thread arenas
-/// kept giving the memory back and faulting it in again (page faults and
-/// page clearing were ~10 % of the CPU in the profile, bench/README.md).
+/// The allocator of every binary we ship (why: the `allocator` crate).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: allocator::Allocator = allocator::Allocator;
 
 fn main() -> ExitCode {
+    allocator::keep_small_pages();
     let args = Args::parse();
     server_kit::binary::run_server("ht-server", run(args))
 }

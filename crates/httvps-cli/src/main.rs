@@ -22,14 +22,12 @@ use clap::Parser;
 
 use crate::args::{Cli, Command};
 
-/// mimalloc instead of glibc's malloc: at full speed the tunnel frees and
-/// allocates 64 KiB buffers across threads, and glibc's per-thread arenas
-/// kept giving the memory back and faulting it in again (page faults and
-/// page clearing were ~10 % of the CPU in the profile, bench/README.md).
+/// The allocator of every binary we ship (why: the `allocator` crate).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: allocator::Allocator = allocator::Allocator;
 
 fn main() -> ExitCode {
+    allocator::keep_small_pages();
     // Before any TLS configuration is built: the client's provider draws a
     // handshake's random numbers from the operating system, so the first
     // handshake no longer waits 30–50 ms for aws-lc to seed its generator

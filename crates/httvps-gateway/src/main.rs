@@ -16,11 +16,9 @@ use server_kit::signal::ShutdownSignals;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::info;
 
-/// mimalloc instead of glibc's malloc, as `httvps` and `ht-server` have: in
-/// an HTTP/3 download glibc returned the 64 KiB packet buffers to the system
-/// and faulted them in again (page faults ~11 % of the gateway's CPU).
+/// The allocator of every binary we ship (why: the `allocator` crate).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: allocator::Allocator = allocator::Allocator;
 
 /// HTTVPS gateway: multiplexed TCP streams as JSON frames over a TLS
 /// WebSocket, carried out through Shadowsocks (Outline) or dialed directly.
@@ -323,6 +321,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
+    allocator::keep_small_pages();
     let args = Args::from_command_line();
     server_kit::binary::run_server("httvps-gateway", run(args))
 }
