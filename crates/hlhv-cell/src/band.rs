@@ -16,14 +16,14 @@ use engine::Inbound;
 use engine::publish::InboundRequest;
 use http_body_util::BodyExt;
 use hyper::body::Body as _;
-use proto_hlhv::cell::map::{client_ip, encode_path, encode_query, map_request, map_response};
+use proto_hlhv::cell::map::{client_ip_str, encode_path, encode_query};
 use proto_hlhv::cell::{Band, BandEvent, Request, Session};
 use proto_hlhv::frame::Multimap;
 use tokio_util::sync::CancellationToken;
 
 use crate::conn::FrameStream;
 use crate::error::HlhvError;
-use crate::local::{AppLink, LocalError, bad_gateway_page, error_page};
+use crate::local::{AppHead as _, AppLink, LocalError, MappedHead, bad_gateway_page, error_page};
 use crate::publisher::Shared;
 
 /// What every band of one publication shares.
@@ -183,8 +183,8 @@ fn record(
     line: &str,
     band: &str,
 ) -> Option<InboundRequest> {
-    let peer = client_ip(head).unwrap_or_else(|| "-".to_owned());
-    Some(bands.inbound.as_ref()?.request(&peer, line, band))
+    let peer = client_ip_str(head).unwrap_or("-");
+    Some(bands.inbound.as_ref()?.request(peer, line, band))
 }
 
 /// How long a response head waits for the first piece of its body, to go
@@ -212,8 +212,8 @@ async fn serve_request(
     let shared = &bands.shared;
     let Request { head, body } = request;
     let body_len = body.as_ref().map(Bytes::len);
-    let local = map_request(&head, body_len.map(|n| n as u64), &shared.forwarding);
-    let line = format!("{} {}", local.method, local.target);
+    let local = MappedHead::new(&head, body_len.map(|n| n as u64), &shared.forwarding);
+    let line = format!("{} {}", local.method(), local.target);
     let record = record(bands, &head, &line, name);
     if let Some(record) = &record {
         record.add_received(body_len.unwrap_or(0));
@@ -255,8 +255,7 @@ async fn serve_request(
         .iter()
         .map(|(n, v)| (n.as_str(), String::from_utf8_lossy(v.as_bytes())))
         .collect();
-    let res_head = map_response(status, headers.iter().map(|(n, v)| (*n, v.as_ref())));
-    band.send_head(&res_head)?;
+    band.send_app_head(status, headers.iter().map(|(n, v)| (*n, v.as_ref())))?;
     // What is queued goes out before each wait for more of the body, so a
     // stream flows as the app produces it; but a small page that is all
     // there goes out with its head and end in one write (one TLS record

@@ -7,7 +7,7 @@ use std::future::poll_fn;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use proto_hlhv::{Frame, FrameError, FrameReader};
 use server_kit::admission::Ticket;
 use tokio::io::AsyncWriteExt as _;
@@ -127,9 +127,21 @@ impl FrameConn {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Option<Frame>, ReadError>> {
+        let body = ready!(self.poll_raw_frame(cx))?;
+        Poll::Ready(Ok(body.map(Frame::parse).transpose()?))
+    }
+
+    /// The next frame's body (kind byte and payload), not parsed: the
+    /// exchange reads a response head from it without an owned copy
+    /// (`proto_hlhv::ResHeadRef`). `None` at the end of the stream.
+    /// Cancel-safe.
+    pub(crate) fn poll_raw_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<Bytes>, ReadError>> {
         loop {
-            if let Some(frame) = self.reader.decode(&mut self.rbuf)? {
-                return Poll::Ready(Ok(Some(frame)));
+            if let Some(body) = self.reader.split(&mut self.rbuf)? {
+                return Poll::Ready(Ok(Some(body)));
             }
             if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 4 {
                 self.rbuf.reserve(READ_CHUNK);
@@ -169,6 +181,17 @@ impl FrameConn {
         for frame in frames {
             frame.write(&mut self.wbuf);
         }
+        self.stream.write_all(&self.wbuf).await?;
+        self.stream.flush().await
+    }
+
+    /// Writes what `write` appends (whole frames) and flushes it.
+    pub(crate) async fn write_with(
+        &mut self,
+        write: impl FnOnce(&mut BytesMut),
+    ) -> std::io::Result<()> {
+        self.wbuf.clear();
+        write(&mut self.wbuf);
         self.stream.write_all(&self.wbuf).await?;
         self.stream.flush().await
     }

@@ -3,16 +3,19 @@
 //! its numbers, lower-cased merged headers, cookies) plus what it leaves
 //! empty: scheme (`https`), host (without port) and port (ours).
 
-use std::net::SocketAddr;
+use std::borrow::Cow;
 
 use http::Version;
 use http::request::Parts;
-use proto_hlhv::ReqHead;
+
+use proto_hlhv::ReqHeadRef;
 use proto_hlhv::frame::Multimap;
+use proto_hlhv::head_ref::CowMultimap;
 
 /// Everything about the request the head needs besides its parts.
 pub(crate) struct Origin<'a> {
-    pub peer: SocketAddr,
+    /// The client's `ip:port`.
+    pub peer: &'a str,
     /// The host from `Host` or `:authority`, without port.
     pub host: &'a str,
     pub https_port: u16,
@@ -20,7 +23,11 @@ pub(crate) struct Origin<'a> {
     pub path: String,
 }
 
-pub(crate) fn build(parts: &Parts, origin: Origin<'_>) -> ReqHead {
+/// The head, its text borrowed from `parts` where it can be: it is
+/// written into the band's buffer at once, and the owned copies of every
+/// header were the queen's largest cost after TLS and the socket (the HLHV
+/// bench row, issue 14).
+pub(crate) fn build<'a>(parts: &'a Parts, origin: Origin<'a>) -> ReqHeadRef<'a> {
     let (proto, major, minor) = match parts.version {
         Version::HTTP_09 => ("HTTP/0.9", 0, 9),
         Version::HTTP_10 => ("HTTP/1.0", 1, 0),
@@ -28,18 +35,18 @@ pub(crate) fn build(parts: &Parts, origin: Origin<'_>) -> ReqHead {
         Version::HTTP_3 => ("HTTP/3.0", 3, 0),
         _ => ("HTTP/1.1", 1, 1),
     };
-    let mut headers = Multimap::new();
+    let mut headers = CowMultimap::new();
     for (name, value) in &parts.headers {
         headers
-            .entry(name.as_str().to_owned())
+            .entry(Cow::Borrowed(name.as_str()))
             .or_default()
-            .push(String::from_utf8_lossy(value.as_bytes()).into_owned());
+            .push(String::from_utf8_lossy(value.as_bytes()));
     }
     // HTTP/2 carries the host as :authority, which is not a header.
     if !headers.contains_key("host")
         && let Some(authority) = parts.uri.authority()
     {
-        headers.insert("host".into(), vec![authority.as_str().to_owned()]);
+        headers.insert("host".into(), vec![authority.as_str().into()]);
     }
     let mut cookies = Multimap::new();
     for value in parts.headers.get_all(http::header::COOKIE) {
@@ -47,15 +54,15 @@ pub(crate) fn build(parts: &Parts, origin: Origin<'_>) -> ReqHead {
             cookies.entry(name).or_default().push(value);
         }
     }
-    ReqHead {
-        remote_addr_real: String::new(),
-        remote_addr: origin.peer.to_string(),
-        method: parts.method.as_str().to_owned(),
+    ReqHeadRef {
+        remote_addr_real: Cow::Borrowed(""),
+        remote_addr: origin.peer.into(),
+        method: parts.method.as_str().into(),
         scheme: "https".into(),
-        host: origin.host.to_owned(),
+        host: origin.host.into(),
         port: i64::from(origin.https_port),
-        path: origin.path,
-        fragment: String::new(),
+        path: origin.path.into(),
+        fragment: Cow::Borrowed(""),
         query: parse_query(parts.uri.query().unwrap_or("")),
         proto: proto.into(),
         proto_major: major,
@@ -151,7 +158,7 @@ mod tests {
         let head = build(
             &parts,
             Origin {
-                peer: "192.0.2.1:5000".parse().unwrap(),
+                peer: "192.0.2.1:5000",
                 host: "demo.example",
                 https_port: 8443,
                 path: "/x".into(),
@@ -163,7 +170,7 @@ mod tests {
         assert_eq!(head.headers["host"], vec!["Demo.example:8443"]);
         assert_eq!(head.cookies["sid"], vec!["abc"]);
         assert_eq!(head.query["k"], vec!["v"]);
-        assert_eq!((head.scheme.as_str(), head.port), ("https", 8443));
+        assert_eq!((&*head.scheme, head.port), ("https", 8443));
         assert_eq!(head.remote_addr, "192.0.2.1:5000");
         assert_eq!(head.path, "/x");
     }

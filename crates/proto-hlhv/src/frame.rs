@@ -335,7 +335,7 @@ impl Frame {
     }
 }
 
-fn json<T: for<'de> Deserialize<'de>>(kind: Kind, payload: &[u8]) -> Result<T, FrameError> {
+pub(crate) fn json<'a, T: Deserialize<'a>>(kind: Kind, payload: &'a [u8]) -> Result<T, FrameError> {
     serde_json::from_slice(payload).map_err(|e| FrameError::Json {
         kind,
         reason: e.to_string(),
@@ -344,12 +344,25 @@ fn json<T: for<'de> Deserialize<'de>>(kind: Kind, payload: &[u8]) -> Result<T, F
 
 /// Writes the length prefix after the JSON, so the JSON is encoded once,
 /// straight into `out`.
-fn put_json<T: Serialize>(out: &mut BytesMut, kind: u8, value: &T) {
+pub(crate) fn put_json<T: Serialize>(out: &mut BytesMut, kind: u8, value: &T) {
+    put_frame_with(out, kind, |w| {
+        serde_json::to_writer(w, value).map_err(std::io::Error::other)
+    });
+}
+
+/// Appends one frame of `kind` whose payload `write` writes straight into
+/// `out`; the length prefix is filled in after it.
+pub(crate) fn put_frame_with(
+    out: &mut BytesMut,
+    kind: u8,
+    write: impl FnOnce(&mut bytes::buf::Writer<&mut BytesMut>) -> std::io::Result<()>,
+) {
     let start = out.len();
     out.put_u32(0);
     out.put_u8(kind);
     let mut writer = out.writer();
-    serde_json::to_writer(&mut writer, value).expect("frame types always serialize");
+    // Writing into memory cannot fail, and frame types always serialize.
+    write(&mut writer).expect("frames are written into memory");
     let out = writer.into_inner();
     let len = (out.len() - start - 4) as u32;
     out[start..start + 4].copy_from_slice(&len.to_be_bytes());

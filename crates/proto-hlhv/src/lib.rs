@@ -11,7 +11,8 @@
 //!   a cap on the frame size (the original has none).
 //! - [`frame`]: every frame as a plain type ([`Frame`]), parsed and written
 //!   exactly as the public Go implementation does, including what it sends
-//!   that the seed does not describe (empty fields, `null` maps).
+//!   that the seed does not describe (empty fields, `null` maps);
+//!   [`head_ref`]: the two heads on the hot path with borrowed text.
 //!
 //! Like the other `proto-*` crates, this one opens no socket and never reads
 //! the clock: the cell (`hlhv-cell`) and the queen (`hlhv-queen`) are
@@ -21,6 +22,7 @@
 pub mod cell;
 pub mod frame;
 pub mod fsock;
+pub mod head_ref;
 pub mod queen;
 pub mod route;
 
@@ -28,3 +30,4 @@ pub use frame::{
     Accept, ConnKind, Frame, FrameError, IAm, Kind, Mount, NeedBand, ReqHead, ResHead, ResWant,
 };
 pub use fsock::{DEFAULT_MAX_FRAME, FrameReader};
+pub use head_ref::{ReqHeadRef, ResHeadRef};

@@ -26,6 +26,7 @@
 //! one cell holds one mount (a new Mount replaces its old one, where the Go
 //! queen leaks the old one); `[::1]` loses its brackets.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::Hash;
 
@@ -84,6 +85,19 @@ impl Aliases {
             (Some(to), _) => to.clone(),
             (None, Some(fallback)) => fallback.clone(),
             (None, None) => host,
+        }
+    }
+
+    /// [`resolve_request`](Self::resolve_request), copying `host` only when
+    /// it is not in lower case.
+    pub fn resolve_request_borrowed<'a>(&'a self, host: &'a str) -> Cow<'a, str> {
+        if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            return self.resolve_request(host).into();
+        }
+        match (self.map.get(host), &self.fallback) {
+            (Some(to), _) => to.as_str().into(),
+            (None, Some(fallback)) => fallback.as_str().into(),
+            (None, None) => host.into(),
         }
     }
 
@@ -242,12 +256,27 @@ impl<K: Clone + Eq + Hash> MountTable<K> {
     /// Routes a request for `host` (the `Host` header or `:authority`, port
     /// allowed), `raw_path` (percent-encoded, as on the request line) and
     /// `raw_query` (without `?`; kept as is in redirects).
+    ///
+    /// Every public request is routed: a path without escapes that is
+    /// already clean, and a host in lower case, are used as they are
+    /// instead of copied (the HLHV bench row, issue 14).
     pub fn route(&self, host: &str, raw_path: &str, raw_query: Option<&str>) -> Route<K> {
-        let Some(decoded) = decode_path(raw_path) else {
+        let decoded: Cow<'_, str> = if raw_path.contains('%') {
+            match decode_path(raw_path) {
+                Some(decoded) => decoded.into(),
+                None => return Route::BadRequest,
+            }
+        } else if raw_path.is_empty() || raw_path.starts_with('/') {
+            raw_path.into()
+        } else {
             return Route::BadRequest;
         };
-        let host = self.aliases.resolve_request(strip_port(host));
-        let path = clean_path(&decoded);
+        let host = self.aliases.resolve_request_borrowed(strip_port(host));
+        let path: Cow<'_, str> = if is_clean(&decoded) {
+            Cow::Borrowed(&decoded)
+        } else {
+            clean_path(&decoded).into()
+        };
         let redirect = |to: &str| {
             let mut location = escape_path(to);
             if let Some(q) = raw_query.filter(|q| !q.is_empty()) {
@@ -262,10 +291,12 @@ impl<K: Clone + Eq + Hash> MountTable<K> {
         if path != decoded {
             return redirect(&path);
         }
-        let Some(mounts) = self.hosts.get(&host) else {
-            return Route::NotFound { path };
+        let Some(mounts) = self.hosts.get(&*host) else {
+            return Route::NotFound {
+                path: path.into_owned(),
+            };
         };
-        let found = mounts.exact.get_key_value(path.as_str()).or_else(|| {
+        let found = mounts.exact.get_key_value(&*path).or_else(|| {
             mounts
                 .prefixes
                 .iter()
@@ -278,9 +309,24 @@ impl<K: Clone + Eq + Hash> MountTable<K> {
                 path: format!("/{}", &path[mount_path.len().min(path.len())..]),
                 pattern: format!("{host}{mount_path}"),
             },
-            None => Route::NotFound { path },
+            None => Route::NotFound {
+                path: path.into_owned(),
+            },
         }
     }
+}
+
+/// Whether [`clean_path`] leaves `path` as it is: rooted, without empty,
+/// `.` or `..` segments (a trailing slash allowed).
+pub fn is_clean(path: &str) -> bool {
+    let Some(rest) = path.strip_prefix('/') else {
+        return false;
+    };
+    if rest.is_empty() {
+        return true;
+    }
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    rest.split('/').all(|part| !matches!(part, "" | "." | ".."))
 }
 
 /// `host` without a trailing `:port` and without IPv6 brackets. Like Go's
@@ -319,7 +365,10 @@ pub fn decode_path(raw: &str) -> Option<String> {
             i += 1;
         }
     }
-    Some(String::from_utf8_lossy(&out).into_owned())
+    Some(
+        String::from_utf8(out)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+    )
 }
 
 /// Go's `cleanPath`: a rooted path without `.`, `..` or repeated slashes,
@@ -570,6 +619,29 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn clean_paths_are_told_without_cleaning(
+            request in prop_oneof![path(), "[/.a%]{0,10}"],
+        ) {
+            prop_assert_eq!(is_clean(&request), clean_path(&request) == request, "{}", request);
+        }
+
+        #[test]
+        fn lower_case_hosts_resolve_alike_borrowed(
+            host in prop_oneof![Just("localhost".to_owned()), Just("LocalHost".to_owned()), "[a-zA-Z.:]{0,8}"],
+            fallback in any::<bool>(),
+        ) {
+            let mut aliases = Aliases::default();
+            aliases.set("Www.Demo", "demo");
+            if fallback {
+                aliases.set_fallback("@");
+            }
+            prop_assert_eq!(
+                aliases.resolve_request_borrowed(&host).into_owned(),
+                aliases.resolve_request(&host)
+            );
+        }
+
         #[test]
         fn routing_matches_the_reference(
             mounts in prop::collection::vec(path(), 0..6),

@@ -382,6 +382,31 @@ impl Band {
         }
     }
 
+    /// Queues the response head for the local app's `status` and headers,
+    /// as [`send_head`](Self::send_head) of
+    /// [`map_response`](super::map::map_response)`(status, headers)` would,
+    /// without building that head (see
+    /// [`write_response_head`](super::map::write_response_head)).
+    pub fn send_app_head<'a>(
+        &mut self,
+        status: u16,
+        headers: impl IntoIterator<Item = (&'a str, &'a str)> + Clone,
+    ) -> Result<(), CellError> {
+        match &mut self.state {
+            State::Responding { head_sent } if !*head_sent => {
+                if !(200..=999).contains(&status) {
+                    return Err(CellError::ApiMisuse("response status outside 200..=999"));
+                }
+                *head_sent = true;
+                super::map::write_response_head(status, headers, &mut self.out);
+                Ok(())
+            }
+            _ => Err(CellError::ApiMisuse(
+                "response head without a request, or twice",
+            )),
+        }
+    }
+
     /// Queues response body bytes, in pieces of at most `max_piece`.
     pub fn send_body(&mut self, data: &[u8]) -> Result<(), CellError> {
         if !matches!(self.state, State::Responding { head_sent: true }) {

@@ -17,7 +17,7 @@
 use bytes::Bytes;
 
 use super::Failure;
-use crate::frame::{Frame, ReqHead, ResHead};
+use crate::frame::{Frame, Kind, ReqHead, ResHead};
 
 /// What the driver does next.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,12 +65,18 @@ impl Exchange {
     /// Starts an exchange: the returned frame (ReqHead) goes on the band
     /// first. Request body pieces are at most `max_piece` bytes.
     pub fn start(head: ReqHead, max_piece: usize) -> (Exchange, Frame) {
-        let exchange = Exchange {
+        (Exchange::begin(max_piece), Frame::ReqHead(Box::new(head)))
+    }
+
+    /// Starts an exchange whose ReqHead the driver writes itself (as a
+    /// [`ReqHeadRef`](crate::frame::ReqHeadRef), without the copies of an
+    /// owned head); otherwise as [`start`](Self::start).
+    pub fn begin(max_piece: usize) -> Exchange {
+        Exchange {
             phase: Phase::AwaitFirst,
             room: 0,
             max_piece: max_piece.max(1),
-        };
-        (exchange, Frame::ReqHead(Box::new(head)))
+        }
     }
 
     /// Whether ResEnd arrived (the band may carry another request).
@@ -102,6 +108,27 @@ impl Exchange {
                 Ok(Step::End)
             }
             (_, other) => Err(Failure::Unexpected(other.kind())),
+        };
+        if step.is_err() {
+            self.phase = Phase::Failed;
+        }
+        step
+    }
+
+    /// Takes a ResHead the driver read itself (as a
+    /// [`ResHeadRef`](crate::frame::ResHeadRef), without the copies of an
+    /// owned head), by its status: what [`handle_frame`](Self::handle_frame)
+    /// does with that head, [`Step::Head`] being `Ok` here.
+    pub fn handle_res_head(&mut self, status_code: i64) -> Result<(), Failure> {
+        let step = match self.phase {
+            Phase::AwaitFirst | Phase::AwaitHead if !(200..=999).contains(&status_code) => {
+                Err(Failure::BadStatus(status_code))
+            }
+            Phase::AwaitFirst | Phase::AwaitHead => {
+                self.phase = Phase::Body;
+                Ok(())
+            }
+            _ => Err(Failure::Unexpected(Kind::ResHead)),
         };
         if step.is_err() {
             self.phase = Phase::Failed;
@@ -141,13 +168,42 @@ impl Exchange {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::{Kind, ResWant};
+    use crate::frame::ResWant;
 
     fn head(status: i64) -> Frame {
         Frame::ResHead(ResHead {
             status_code: status,
             ..ResHead::default()
         })
+    }
+
+    #[test]
+    fn a_head_read_by_the_driver_moves_on_alike() {
+        for status in [199, 200, 999, 1000] {
+            for want_first in [false, true] {
+                let (mut by_frame, _) = Exchange::start(ReqHead::default(), 4);
+                let (mut by_status, _) = Exchange::start(ReqHead::default(), 4);
+                if want_first {
+                    let want = Frame::ResWant(ResWant { max_size: 1 });
+                    by_frame.handle_frame(want.clone()).unwrap();
+                    by_status.handle_frame(want).unwrap();
+                    assert_eq!(by_frame.handle_body_end(), by_status.handle_body_end());
+                }
+                let a = by_frame.handle_frame(head(status)).map(|_| ());
+                let b = by_status.handle_res_head(status);
+                assert_eq!(a, b);
+                let end = [by_frame, by_status].map(|mut x| x.handle_frame(Frame::ResEnd));
+                assert_eq!(end[0], end[1]);
+            }
+        }
+        // Out of turn: as a ResHead frame out of turn.
+        let (mut x, _) = Exchange::start(ReqHead::default(), 4);
+        x.handle_frame(Frame::ResWant(ResWant { max_size: 1 }))
+            .unwrap();
+        assert_eq!(
+            x.handle_res_head(200),
+            Err(Failure::Unexpected(Kind::ResHead))
+        );
     }
 
     #[test]
